@@ -1,0 +1,184 @@
+"""Effect values: descriptions of side effects that a handler asks the interpreter to perform.
+
+A handler never performs I/O; it yields (or awaits, or returns in a ``Command``) an effect value
+and receives the result. Every effect type has a registered name, which is what a trace stores, so
+a trace never names a Python import path.
+
+This module imports nothing else of prodture's: it is the bottom of the dependency graph.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import sys
+import threading
+from typing import Any, Callable, ClassVar
+
+__all__ = [
+    "Effect",
+    "Command",
+    "Now",
+    "MonotonicNow",
+    "RandomFloat",
+    "RandomInt",
+    "NewUUID",
+    "Sleep",
+    "GetEnv",
+    "TypeRegistry",
+    "registry",
+    "register",
+    "secret",
+]
+
+
+class TypeRegistry:
+    """Names <-> classes for everything a trace may reconstruct.
+
+    Decoding a trace only ever instantiates classes found here, so a hostile trace cannot make the
+    decoder import a module or call an arbitrary callable: an unknown name stays an inert
+    placeholder value.
+    """
+
+    def __init__(self) -> None:
+        self._by_name: dict[str, type] = {}
+        self._by_type: dict[type, str] = {}
+        self._lock = threading.Lock()
+
+    def add(self, cls: type, name: str | None = None) -> type:
+        name = name or f"{cls.__module__}.{cls.__qualname__}"
+        with self._lock:
+            existing = self._by_name.get(name)
+            if existing is not None and existing is not cls and _origin(existing) != _origin(cls):
+                raise ValueError(
+                    f"type name {name!r} is already registered for {_origin(existing)}; "
+                    f"give {_origin(cls)} another name"
+                )
+            self._by_name[name] = cls
+            self._by_type[cls] = name
+        return cls
+
+    def name_of(self, cls: type) -> str | None:
+        return self._by_type.get(cls)
+
+    def lookup(self, name: str) -> type | None:
+        return self._by_name.get(name)
+
+    def names(self) -> list[str]:
+        return sorted(self._by_name)
+
+
+def _origin(cls: type) -> str:
+    return f"{cls.__module__}.{cls.__qualname__}"
+
+
+#: The process-wide registry of effect, value and exception types a trace may name.
+registry = TypeRegistry()
+
+
+def register(cls: type | None = None, *, name: str | None = None) -> Any:
+    """Register a dataclass, enum or exception so traces can carry it by ``name``.
+
+    Usable bare (``@register``) or with a stable name (``@register(name="shop.Cart")``); a stable
+    name keeps old traces readable when the class moves to another module.
+    """
+
+    def apply(c: type) -> type:
+        return registry.add(c, name)
+
+    return apply(cls) if cls is not None else apply
+
+
+def secret(**kwargs: Any) -> Any:
+    """A dataclass field whose value is redacted before it reaches any trace."""
+    metadata = dict(kwargs.pop("metadata", None) or {})
+    metadata["prodture.secret"] = True
+    return dataclasses.field(metadata=metadata, **kwargs)
+
+
+class Effect:
+    """Base class of effect values.
+
+    Subclasses are frozen dataclasses; each is registered under ``name`` (a class keyword) or
+    ``<module>.<qualname>``. Awaiting an effect inside an ``async def`` handler hands it to the
+    interpreter, exactly like ``yield`` in a generator handler.
+    """
+
+    __slots__ = ()
+    effect_name: ClassVar[str]
+
+    def __init_subclass__(cls, name: str | None = None, **kwargs: Any) -> None:
+        super().__init_subclass__(**kwargs)
+        cls.effect_name = name or f"{cls.__module__}.{cls.__qualname__}"
+        registry.add(cls, cls.effect_name)
+
+    def __await__(self):  # type: ignore[no-untyped-def]
+        result = yield self
+        return result
+
+
+@dataclasses.dataclass(frozen=True, slots=True)
+class Command:
+    """The seed-000 form: a pure function returns ``Command(effect, then)``.
+
+    The interpreter performs ``effect`` and calls ``then(result)``, which returns the next
+    ``Command`` or a plain final value. ``on_error(exc)`` (optional) handles a failed effect the
+    same way; without it the error fails the handler.
+    """
+
+    effect: Effect
+    then: Callable[[Any], Any] | None = None
+    on_error: Callable[[BaseException], Any] | None = None
+    #: (file, line, function) where the command was built: the effect's call site in traces.
+    site: tuple[str, int, str] | None = dataclasses.field(default=None, compare=False, repr=False)
+
+    def __post_init__(self) -> None:
+        if self.site is None:
+            frame = sys._getframe(2)  # 0: __post_init__, 1: __init__, 2: the pure function
+            code = frame.f_code
+            object.__setattr__(self, "site", (code.co_filename, frame.f_lineno, code.co_name))
+
+
+# Built-in effects: every usual source of non-determinism is one, so replay is deterministic.
+
+
+@dataclasses.dataclass(frozen=True, slots=True)
+class Now(Effect, name="prodture.Now"):
+    """The current wall-clock time as an aware ``datetime`` (UTC)."""
+
+
+@dataclasses.dataclass(frozen=True, slots=True)
+class MonotonicNow(Effect, name="prodture.MonotonicNow"):
+    """A monotonic clock reading in seconds (``time.monotonic()``)."""
+
+
+@dataclasses.dataclass(frozen=True, slots=True)
+class RandomFloat(Effect, name="prodture.RandomFloat"):
+    """A float in [0, 1)."""
+
+
+@dataclasses.dataclass(frozen=True, slots=True)
+class RandomInt(Effect, name="prodture.RandomInt"):
+    """An int in [low, high], both ends included."""
+
+    low: int
+    high: int
+
+
+@dataclasses.dataclass(frozen=True, slots=True)
+class NewUUID(Effect, name="prodture.NewUUID"):
+    """A fresh random ``uuid.UUID`` (version 4)."""
+
+
+@dataclasses.dataclass(frozen=True, slots=True)
+class Sleep(Effect, name="prodture.Sleep"):
+    """Sleep for ``seconds``; replay returns at once."""
+
+    seconds: float
+
+
+@dataclasses.dataclass(frozen=True, slots=True)
+class GetEnv(Effect, name="prodture.GetEnv"):
+    """Read an environment variable (``default`` when unset)."""
+
+    name: str
+    default: str | None = None

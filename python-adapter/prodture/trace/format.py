@@ -1,0 +1,524 @@
+"""Trace file format v1: records, the encoder that writes them, the reader that checks them.
+
+A trace is a stream of msgpack arrays, one record each, the first element the record kind. The
+normative description is ``protocol/trace-format.md``; this module is its reference
+implementation. Records are self-delimiting and written one ``write`` each, so a process killed
+mid-way leaves a readable prefix that the reader reports as incomplete.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import datetime as _dt
+import hashlib
+import operator
+import os
+import platform
+import uuid
+from typing import IO, Any, Callable, Iterator
+
+import msgpack
+
+from ..effects import Effect
+from .codec import (
+    REDACTED,
+    Redactor,
+    TraceFormatError,
+    ext_hook,
+    new_packer,
+    type_name,
+)
+
+__all__ = [
+    "FORMAT_NAME",
+    "FORMAT_VERSION",
+    "RecordKind",
+    "TraceHeader",
+    "EffectRecord",
+    "OutcomeRecord",
+    "Trace",
+    "TraceEncoder",
+    "TraceReader",
+    "read_trace",
+    "code_fingerprint",
+]
+
+FORMAT_NAME = "prodture-trace"
+FORMAT_VERSION = 1
+
+
+class RecordKind:
+    HEADER = 0
+    INPUT = 1
+    TYPE = 2
+    SITE = 3
+    EFFECT = 4
+    OUTCOME = 5
+
+
+@dataclasses.dataclass(frozen=True)
+class TraceHeader:
+    version: int
+    handler: str
+    trace_id: str
+    started_at: _dt.datetime | None
+    fingerprint: str
+    python: str
+    prodture: str
+    meta: dict[str, Any]
+
+
+@dataclasses.dataclass(slots=True)
+class EffectRecord:
+    """One performed effect: its request, its result or error, when, how long, and where."""
+
+    seq: int
+    type: str
+    fields: tuple[str, ...]
+    values: list[Any]
+    ok: bool
+    result: Any
+    error: BaseException | None
+    start_ns: int
+    duration_ns: int
+    site: tuple[str, int, str] | None
+
+    @property
+    def request(self) -> dict[str, Any]:
+        return dict(zip(self.fields, self.values))
+
+    @property
+    def short_type(self) -> str:
+        return self.type.rsplit(".", 1)[-1]
+
+    def describe_request(self, limit: int = 80) -> str:
+        inner = ", ".join(f"{k}={_short(v)}" for k, v in zip(self.fields, self.values))
+        return _clip(f"{self.short_type}({inner})", limit)
+
+    def describe_result(self, limit: int = 80) -> str:
+        if self.ok:
+            return _clip(_short(self.result, 400), limit)
+        return _clip(describe_error(self.error), limit)
+
+
+@dataclasses.dataclass(frozen=True)
+class OutcomeRecord:
+    ok: bool
+    value: Any
+    error: BaseException | None
+    traceback: str
+    failed_effect: int | None
+    duration_ns: int
+
+    def describe(self, limit: int = 120) -> str:
+        if self.ok:
+            return _clip(f"Success: {_short(self.value, 400)}", limit)
+        return _clip(f"Failure: {describe_error(self.error)}", limit)
+
+
+@dataclasses.dataclass
+class Trace:
+    """A decoded trace. ``complete`` is False when the file ends before its outcome record."""
+
+    header: TraceHeader
+    input: Any
+    effects: list[EffectRecord]
+    outcome: OutcomeRecord | None
+    complete: bool
+    truncated: bool
+    source: str
+
+    @property
+    def handler(self) -> str:
+        return self.header.handler
+
+    @property
+    def failed_effect(self) -> EffectRecord | None:
+        if self.outcome is not None and self.outcome.failed_effect is not None:
+            index = self.outcome.failed_effect - 1
+            if 0 <= index < len(self.effects):
+                return self.effects[index]
+        return next((e for e in self.effects if not e.ok), None)
+
+
+def describe_error(error: BaseException | None) -> str:
+    if error is None:
+        return "error"
+    name = getattr(error, "type_name", None) or type(error).__name__
+    name = name.rsplit(".", 1)[-1]
+    message = getattr(error, "message", None) or str(error)
+    return f"{name}: {message}" if message else name
+
+
+def _short(value: Any, limit: int = 60) -> str:
+    try:
+        text = repr(value)
+    except Exception:
+        text = f"<{type(value).__name__}>"
+    return _clip(text, limit)
+
+
+def _clip(text: str, limit: int) -> str:
+    text = " ".join(text.split())
+    return text if len(text) <= limit else text[: max(limit - 1, 1)] + "…"
+
+
+_fingerprints: dict[str, str] = {}
+
+
+def code_fingerprint(filename: str) -> str:
+    """sha256 (first 16 hex digits) of a source file: tells whether code changed since recording."""
+    cached = _fingerprints.get(filename)
+    if cached is None:
+        try:
+            with open(filename, "rb") as f:
+                cached = hashlib.sha256(f.read()).hexdigest()[:16]
+        except OSError:
+            cached = ""
+        _fingerprints[filename] = cached
+    return cached
+
+
+# ---------------------------------------------------------------------------------------------
+# Writing
+
+
+@dataclasses.dataclass(slots=True)
+class _EffectType:
+    type_id: int
+    getter: Callable[[Any], Any] | None
+    arity: int
+    secret: tuple[bool, ...]
+
+
+class TraceEncoder:
+    """Turns one execution into record bytes. One per trace; not shared between threads.
+
+    Effect types and call sites are interned (defined once by a TYPE / SITE record) so each
+    effect record is a short array of ids and values.
+    """
+
+    def __init__(self, redactor: Redactor | None = None) -> None:
+        self._packer = new_packer()
+        self._types: dict[type, _EffectType] = {}
+        self._sites: dict[tuple[str, int, str], int] = {}
+        self.redactor = redactor
+
+    def header(
+        self,
+        handler: str,
+        *,
+        trace_id: str | None = None,
+        started_at: _dt.datetime | None = None,
+        fingerprint: str = "",
+        meta: dict[str, Any] | None = None,
+    ) -> bytes:
+        from .. import __version__
+
+        body = {
+            "format": FORMAT_NAME,
+            "version": FORMAT_VERSION,
+            "handler": handler,
+            "trace_id": trace_id or uuid.uuid4().hex,
+            "started_at": started_at or _dt.datetime.now(_dt.timezone.utc),
+            "fingerprint": fingerprint,
+            "python": platform.python_version(),
+            "prodture": __version__,
+            "meta": meta or {},
+        }
+        return self._packer.pack([RecordKind.HEADER, body])
+
+    def input(self, value: Any) -> bytes:
+        if self.redactor is not None:
+            value = self.redactor.scrub(value)
+        return self._packer.pack([RecordKind.INPUT, value])
+
+    def _effect_type(self, cls: type) -> tuple[_EffectType, bytes]:
+        names = tuple(f.name for f in dataclasses.fields(cls)) if dataclasses.is_dataclass(cls) else ()
+        getter: Callable[[Any], Any] | None = None
+        if len(names) == 1:
+            single = operator.attrgetter(names[0])
+            getter = lambda e: (single(e),)  # noqa: E731
+        elif names:
+            getter = operator.attrgetter(*names)
+        secret = self.redactor.secret_fields(cls) if (self.redactor and names) else ()
+        info = _EffectType(len(self._types), getter, len(names), secret)
+        self._types[cls] = info
+        name = getattr(cls, "effect_name", None) or type_name(cls)
+        return info, self._packer.pack([RecordKind.TYPE, info.type_id, name, list(names)])
+
+    def effect(
+        self,
+        seq: int,
+        effect: Effect,
+        ok: bool,
+        value: Any,
+        start_ns: int,
+        duration_ns: int,
+        site: tuple[str, int, str] | None,
+    ) -> bytes:
+        prefix = b""
+        info = self._types.get(type(effect))
+        if info is None:
+            info, prefix = self._effect_type(type(effect))
+        values: Any = info.getter(effect) if info.getter is not None else ()
+        redactor = self.redactor
+        if redactor is not None:
+            if True in info.secret:
+                values = tuple(REDACTED if s else v for v, s in zip(values, info.secret))
+            values = redactor.scrub(values)
+            if ok:
+                value = redactor.scrub(value)
+        site_id = None
+        if site is not None:
+            site_id = self._sites.get(site)
+            if site_id is None:
+                site_id = self._sites[site] = len(self._sites)
+                prefix += self._packer.pack([RecordKind.SITE, site_id, site[0], site[1], site[2]])
+        pack = self._packer.pack
+        try:
+            body = pack([RecordKind.EFFECT, seq, info.type_id, values, ok, value, start_ns, duration_ns, site_id])
+        except Exception:
+            # A value msgpack refuses outright (e.g. an int beyond 64 bits): keep the record.
+            self._packer.reset()
+            from .codec import Opaque, _safe_repr
+
+            body = pack([RecordKind.EFFECT, seq, info.type_id, [Opaque(type(v).__name__, _safe_repr(v)) for v in values],
+                         ok, Opaque(type(value).__name__, _safe_repr(value)), start_ns, duration_ns, site_id])
+        return prefix + body
+
+    def outcome(self, ok: bool, value: Any, traceback: str, failed_effect: int | None, duration_ns: int) -> bytes:
+        if ok and self.redactor is not None:
+            value = self.redactor.scrub(value)
+        try:
+            return self._packer.pack([RecordKind.OUTCOME, ok, value, traceback, failed_effect, duration_ns])
+        except Exception:
+            self._packer.reset()
+            from .codec import Opaque, _safe_repr
+
+            return self._packer.pack(
+                [RecordKind.OUTCOME, ok, Opaque(type(value).__name__, _safe_repr(value)), traceback, failed_effect, duration_ns]
+            )
+
+
+# ---------------------------------------------------------------------------------------------
+# Reading
+
+#: Traces larger than this are refused rather than read into memory.
+MAX_TRACE_BYTES = 2 * 1024 * 1024 * 1024
+
+
+class TraceReader:
+    """Reads and validates a trace from a path, bytes, or a binary file object.
+
+    Every problem — not msgpack, not a trace, a newer format version, a malformed record, a
+    hostile length or nesting — raises :class:`TraceFormatError` with a one-line message. A file
+    that simply stops (a killed writer) is not an error: the readable prefix is returned with
+    ``complete=False``.
+    """
+
+    def __init__(self, source: str | os.PathLike[str] | bytes | IO[bytes], *, name: str | None = None) -> None:
+        self._source = source
+        if isinstance(source, (bytes, bytearray, memoryview)):
+            self.name = name or "<bytes>"
+        elif hasattr(source, "read"):
+            self.name = name or getattr(source, "name", "<stream>")
+        else:
+            self.name = name or os.fspath(source)
+
+    def _data(self) -> bytes:
+        source = self._source
+        if isinstance(source, (bytes, bytearray, memoryview)):
+            return bytes(source)
+        if hasattr(source, "read"):
+            return source.read()  # type: ignore[union-attr]
+        try:
+            size = os.path.getsize(source)  # type: ignore[arg-type]
+            if size > MAX_TRACE_BYTES:
+                raise TraceFormatError(f"{self.name}: {size} bytes is larger than the {MAX_TRACE_BYTES} bytes a trace may be")
+            with open(source, "rb") as f:  # type: ignore[arg-type]
+                return f.read()
+        except FileNotFoundError:
+            raise TraceFormatError(f"{self.name}: no such trace file; check the path") from None
+        except IsADirectoryError:
+            raise TraceFormatError(f"{self.name}: is a directory, not a trace file") from None
+        except PermissionError:
+            raise TraceFormatError(f"{self.name}: permission denied reading the trace") from None
+
+    def _fail(self, what: str) -> TraceFormatError:
+        return TraceFormatError(f"{self.name}: {what}")
+
+    def raw_records(self, data: bytes | None = None) -> Iterator[tuple[list[Any], int]]:
+        """(record, end offset) pairs; stops quietly at a truncated tail."""
+        if data is None:
+            data = self._data()
+        if not data:
+            raise self._fail("the file is empty: the recording process wrote nothing (nothing to replay)")
+        size = len(data)
+        unpacker = msgpack.Unpacker(
+            ext_hook=ext_hook,
+            raw=False,
+            strict_map_key=False,
+            use_list=True,
+            max_buffer_size=max(size, 1),
+            max_str_len=size,
+            max_bin_len=size,
+            max_array_len=size,
+            max_map_len=size // 2 or 1,
+            max_ext_len=size,
+        )
+        unpacker.feed(data)
+        while True:
+            try:
+                record = unpacker.unpack()
+            except msgpack.OutOfData:
+                return
+            except TraceFormatError as e:
+                raise self._fail(f"{e} (at byte {unpacker.tell()}); the file is corrupt") from None
+            except (msgpack.StackError, RecursionError):
+                raise self._fail("a value is nested too deeply: the file is corrupt or hostile") from None
+            except Exception as e:
+                raise self._fail(f"not valid msgpack at byte {unpacker.tell()} ({_reason(e)}); the file is corrupt") from None
+            yield record, unpacker.tell()
+
+    def read(self) -> Trace:
+        header: TraceHeader | None = None
+        input_value: Any = None
+        have_input = False
+        effects: list[EffectRecord] = []
+        outcome: OutcomeRecord | None = None
+        types: dict[int, tuple[str, tuple[str, ...]]] = {}
+        sites: dict[int, tuple[str, int, str]] = {}
+        end = 0
+        data = self._data()
+        for index, (record, end) in enumerate(self.raw_records(data)):
+            if not isinstance(record, list) or not record or not isinstance(record[0], int) or isinstance(record[0], bool):
+                if index == 0:
+                    raise self._fail("not a prodture trace (it does not start with a header record)")
+                raise self._fail(f"record {index} is not a prodture record; the file is corrupt")
+            kind = record[0]
+            try:
+                if index == 0:
+                    if kind != RecordKind.HEADER:
+                        raise self._fail("not a prodture trace (it does not start with a header record)")
+                    header = self._header(record)
+                elif kind == RecordKind.INPUT:
+                    _arity(record, 2)
+                    input_value, have_input = record[1], True
+                elif kind == RecordKind.TYPE:
+                    _arity(record, 4)
+                    _, type_id, name, fields = record
+                    if not isinstance(name, str) or not isinstance(fields, list) or not all(isinstance(f, str) for f in fields):
+                        raise ValueError("bad type definition")
+                    types[_int(type_id)] = (name, tuple(fields))
+                elif kind == RecordKind.SITE:
+                    _arity(record, 5)
+                    _, site_id, file, line, function = record
+                    if not isinstance(file, str) or not isinstance(function, str):
+                        raise ValueError("bad site definition")
+                    sites[_int(site_id)] = (file, _int(line), function)
+                elif kind == RecordKind.EFFECT:
+                    _arity(record, 9)
+                    _, seq, type_id, values, ok, payload, start, duration, site_id = record
+                    name, fields = types[_int(type_id)]
+                    seq = _int(seq)
+                    if seq != len(effects) + 1:
+                        raise ValueError(f"effect number {seq} out of order (expected {len(effects) + 1})")
+                    if not isinstance(values, list) or len(values) != len(fields):
+                        raise ValueError("request does not match its type's fields")
+                    ok = bool(ok)
+                    error = None if ok else _as_error(payload)
+                    effects.append(
+                        EffectRecord(
+                            seq, name, fields, values, ok, payload if ok else None, error,
+                            _int(start), _int(duration), sites[_int(site_id)] if site_id is not None else None,
+                        )
+                    )
+                elif kind == RecordKind.OUTCOME:
+                    _arity(record, 6)
+                    _, ok, payload, tb, failed, duration = record
+                    ok = bool(ok)
+                    outcome = OutcomeRecord(
+                        ok,
+                        payload if ok else None,
+                        None if ok else _as_error(payload),
+                        tb if isinstance(tb, str) else "",
+                        _int(failed) if failed is not None else None,
+                        _int(duration),
+                    )
+                # Unknown record kinds are skipped: later v1 writers may add informational ones.
+            except TraceFormatError:
+                raise
+            except (KeyError, ValueError, TypeError) as e:
+                raise self._fail(f"record {index} (kind {kind}) is malformed: {_reason(e)}; the file is corrupt") from None
+        if header is None:
+            raise self._fail("the file ends inside its header record: nothing was recorded")
+        truncated = end != len(data)
+        return Trace(
+            header=header,
+            input=input_value if have_input else None,
+            effects=effects,
+            outcome=outcome,
+            complete=outcome is not None and not truncated,
+            truncated=truncated,
+            source=self.name,
+        )
+
+    def _header(self, record: list[Any]) -> TraceHeader:
+        if len(record) < 2 or not isinstance(record[1], dict):
+            raise self._fail("not a prodture trace (malformed header record)")
+        body = record[1]
+        if body.get("format") != FORMAT_NAME:
+            raise self._fail("not a prodture trace (its header names another format)")
+        version = body.get("version")
+        if not isinstance(version, int) or isinstance(version, bool):
+            raise self._fail("header has no format version; the file is corrupt")
+        if version > FORMAT_VERSION:
+            raise self._fail(
+                f"trace format version {version} is newer than this prodture reads ({FORMAT_VERSION}); "
+                "upgrade prodture (pip install -U prodture)"
+            )
+        if version < 1:
+            raise self._fail(f"trace format version {version} is not supported")
+        handler = body.get("handler")
+        if not isinstance(handler, str) or ":" not in handler:
+            raise self._fail("header names no handler (module:qualname); the file is corrupt")
+        started = body.get("started_at")
+        meta = body.get("meta")
+        return TraceHeader(
+            version=version,
+            handler=handler,
+            trace_id=str(body.get("trace_id", "")),
+            started_at=started if isinstance(started, _dt.datetime) else None,
+            fingerprint=str(body.get("fingerprint", "")),
+            python=str(body.get("python", "")),
+            prodture=str(body.get("prodture", "")),
+            meta=meta if isinstance(meta, dict) else {},
+        )
+
+
+def _reason(e: BaseException) -> str:
+    text = str(e).splitlines()[0] if str(e) else type(e).__name__
+    return text[:160]
+
+
+def _arity(record: list[Any], n: int) -> None:
+    if len(record) < n:
+        raise ValueError(f"expected {n} fields, found {len(record)}")
+
+
+def _int(value: Any) -> int:
+    if not isinstance(value, int) or isinstance(value, bool):
+        raise ValueError(f"expected an integer, found {type(value).__name__}")
+    return value
+
+
+def _as_error(payload: Any) -> BaseException:
+    if isinstance(payload, BaseException):
+        return payload
+    raise ValueError("an error record does not hold an error value")
+
+
+def read_trace(source: str | os.PathLike[str] | bytes | IO[bytes], *, name: str | None = None) -> Trace:
+    """Read and validate a whole trace (see :class:`TraceReader`)."""
+    return TraceReader(source, name=name).read()
