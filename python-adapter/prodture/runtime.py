@@ -18,8 +18,9 @@ import asyncio
 import dataclasses
 import inspect
 import logging
-import random
 import os
+import random
+import sysconfig
 import threading
 import time
 import traceback as _traceback
@@ -169,12 +170,43 @@ def _site_of(obj: Any) -> tuple[str, int, str] | None:
     return (code.co_filename, frame.f_lineno, code.co_name)
 
 
-def _not_an_effect(value: Any, site: tuple[str, int, str] | None) -> TypeError:
-    where = f"{site[0]}:{site[1]} in {site[2]}" if site else "an unknown line"
+_LIBRARY_DIRS = tuple(
+    {os.path.join(os.path.abspath(p), "") for k, p in sysconfig.get_paths().items()
+     if k in ("stdlib", "platstdlib", "purelib", "platlib")} | {PACKAGE_DIR}
+)
+
+
+def _not_an_effect(value: Any, gen: Any) -> TypeError:
+    """The error for a non-effect: names the handler's own line (``await asyncio.sleep(0)``),
+    not the library frame that actually yielded, and that frame too when they differ."""
+    frames = []
+    obj = gen
+    while obj is not None:
+        f = getattr(obj, "gi_frame", None) or getattr(obj, "cr_frame", None)
+        if f is None:
+            break
+        frames.append(f)
+        obj = getattr(obj, "gi_yieldfrom", None) or getattr(obj, "cr_await", None)
+    user = [f for f in frames if not f.f_code.co_filename.startswith(_LIBRARY_DIRS)]
+    where = "an unknown line"
+    if frames:
+        site = (user or frames)[-1]
+        where = f"{site.f_code.co_filename}:{site.f_lineno} in {site.f_code.co_name}"
+        inner = frames[-1]
+        if inner is not site:
+            where += f" (via {inner.f_code.co_filename}:{inner.f_lineno} in {inner.f_code.co_name})"
     return TypeError(
-        f"handler awaited/yielded {value!r} at {where}, which is not a prodture effect; "
+        f"handler awaited/yielded {_short_repr(value)} at {where}, which is not a prodture effect; "
         "wrap that I/O in an Effect so it can be recorded and replayed"
     )
+
+
+def _short_repr(value: Any) -> str:
+    try:
+        text = repr(value)
+    except Exception:
+        text = f"<{type(value).__name__}>"
+    return text if len(text) <= 80 else text[:79] + "…"
 
 
 class _Run:
@@ -219,7 +251,7 @@ def _drive_suspendable(gen: Any, perform: Perform, state: _Run) -> Any:
                 return stop.value
             site = _site_of(gen)
             if not isinstance(yielded, Effect):
-                to_throw = _not_an_effect(yielded, site)
+                to_throw = _not_an_effect(yielded, gen)
                 continue
             state.seq += 1
             call = EffectCall(state.seq, yielded, site)
@@ -441,7 +473,7 @@ class Interpreter:
                     return stop.value
                 site = _site_of(gen)
                 if not isinstance(yielded, Effect):
-                    to_throw = _not_an_effect(yielded, site)
+                    to_throw = _not_an_effect(yielded, gen)
                     continue
                 state.seq += 1
                 call = EffectCall(state.seq, yielded, site)

@@ -331,7 +331,7 @@ def _safe_repr(obj: Any) -> str:
 
 def _pack(obj: Any) -> bytes:
     try:
-        return msgpack.packb(obj, default=_default, use_bin_type=True, datetime=False)
+        return msgpack.packb(obj, default=_default, use_bin_type=True, datetime=False, strict_types=True)
     except (TypeError, ValueError, OverflowError):
         # An int too large, a dict with unhashable keys after scrubbing, a cycle...
         return msgpack.packb(
@@ -346,7 +346,7 @@ def encode_value(value: Any) -> bytes:
 
 
 def new_packer() -> msgpack.Packer:
-    return msgpack.Packer(default=_default, use_bin_type=True, datetime=False)
+    return msgpack.Packer(default=_default, use_bin_type=True, datetime=False, strict_types=True)
 
 
 # ---------------------------------------------------------------------------------------------

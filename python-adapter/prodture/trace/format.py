@@ -235,12 +235,14 @@ class TraceEncoder:
 
     def _effect_type(self, cls: type) -> tuple[_EffectType, bytes]:
         names = tuple(f.name for f in dataclasses.fields(cls)) if dataclasses.is_dataclass(cls) else ()
+        # Lists, not tuples: the packer is strict about types, and a tuple would become an ext value.
         getter: Callable[[Any], Any] | None = None
         if len(names) == 1:
             single = operator.attrgetter(names[0])
-            getter = lambda e: (single(e),)  # noqa: E731
+            getter = lambda e: [single(e)]  # noqa: E731
         elif names:
-            getter = operator.attrgetter(*names)
+            many = operator.attrgetter(*names)
+            getter = lambda e: list(many(e))  # noqa: E731
         secret = self.redactor.secret_fields(cls) if (self.redactor and names) else ()
         info = _EffectType(len(self._types), getter, len(names), secret)
         self._types[cls] = info
@@ -261,11 +263,11 @@ class TraceEncoder:
         info = self._types.get(type(effect))
         if info is None:
             info, prefix = self._effect_type(type(effect))
-        values: Any = info.getter(effect) if info.getter is not None else ()
+        values: Any = info.getter(effect) if info.getter is not None else []
         redactor = self.redactor
         if redactor is not None:
             if True in info.secret:
-                values = tuple(REDACTED if s else v for v, s in zip(values, info.secret))
+                values = [REDACTED if s else v for v, s in zip(values, info.secret)]
             values = redactor.scrub(values)
             if ok:
                 value = redactor.scrub(value)

@@ -1,0 +1,97 @@
+# prodture — one entry point for set-up, the demo, the tests and the benchmarks.
+# Everything is installed from the project's own files; nothing needs to be set up by hand.
+
+SHELL := /bin/bash
+.ONESHELL:
+.SHELLFLAGS := -eu -o pipefail -c
+
+PYTHON ?= python3
+VENV := .venv
+PY := $(VENV)/bin/python
+# Python versions the test suite also runs on, besides the default interpreter.
+EXTRA_PYTHONS ?= 3.10 3.13
+CHECKOUT := examples/checkout
+
+.PHONY: all venv demo test test-python test-python-extra test-node test-vscode bench fuzz vsix clean
+
+all: demo
+
+$(VENV)/.installed: pyproject.toml
+	@echo "==> creating $(VENV) and installing prodture[debug,otel,test]"
+	$(PYTHON) -m venv $(VENV)
+	$(PY) -m pip install --quiet --upgrade pip
+	$(PY) -m pip install --quiet -e '.[debug,otel,test]'
+	touch $@
+
+venv: $(VENV)/.installed
+
+node_modules/.installed: package.json $(wildcard package-lock.json) $(wildcard vscode-extension/package.json) $(wildcard tests/dap-ts/package.json)
+	@echo "==> installing node packages (npm ci)"
+	if [ -f package-lock.json ]; then npm ci --no-audit --no-fund; else npm install --no-audit --no-fund; fi
+	touch $@
+
+vsix: node_modules/.installed
+	npm run package
+
+demo: venv
+	@echo "==> running the checkout example with recording on (SQLite + HTTP payment gateway)"
+	(cd $(CHECKOUT) && ../../$(PY) run_orders.py)
+	failing=$$(cd $(CHECKOUT) && ../../$(PY) -c 'import glob, prodture; print(next(p for p in sorted(glob.glob("traces/*.prodtrace")) if not prodture.read_trace(p).outcome.ok))')
+	echo
+	echo "==> prodture show $(CHECKOUT)/$$failing"
+	(cd $(CHECKOUT) && ../../$(VENV)/bin/prodture show "$$failing")
+	echo
+	echo "==> prodture replay $(CHECKOUT)/$$failing   (database deleted, gateway stopped: everything comes from the trace)"
+	(cd $(CHECKOUT) && ../../$(VENV)/bin/prodture replay "$$failing")
+	echo
+	echo "==> building the VS Code extension (.vsix)"
+	$(MAKE) --no-print-directory vsix
+	echo
+	echo "Open $(CHECKOUT) in VS Code with the extension installed and double-click $$failing to debug it."
+
+test: venv node_modules/.installed
+	$(MAKE) --no-print-directory test-python test-python-extra test-node test-vscode
+
+test-python: venv
+	@echo "==> Python tests on $$($(PY) -V)"
+	$(PY) -m pytest
+
+# The suite again on each extra interpreter found (pyenv or PATH); a missing one is reported.
+test-python-extra:
+	for v in $(EXTRA_PYTHONS); do
+	  interp=$$(scripts/find-python.sh $$v) || { echo "==> SKIPPED Python $$v tests: no python$$v interpreter found (pyenv or PATH)"; continue; }
+	  venv=.venv-$$v
+	  if [ ! -f $$venv/.installed ] || [ pyproject.toml -nt $$venv/.installed ]; then
+	    echo "==> creating $$venv from $$interp"
+	    "$$interp" -m venv $$venv
+	    $$venv/bin/python -m pip install --quiet -e '.[debug,test]'
+	    touch $$venv/.installed
+	  fi
+	  echo "==> Python tests on $$($$venv/bin/python -V)"
+	  $$venv/bin/python -m pytest
+	done
+
+test-node: node_modules/.installed venv
+	@echo "==> extension unit tests"
+	npm test --workspace vscode-extension
+	for v in default $(EXTRA_PYTHONS); do
+	  if [ $$v = default ]; then interp=$(PY); elif [ -x .venv-$$v/bin/python ]; then interp=.venv-$$v/bin/python; else echo "==> SKIPPED DebugClient tests on Python $$v: no .venv-$$v"; continue; fi
+	  echo "==> @vscode/debugadapter-testsupport DebugClient tests on $$($$interp -V)"
+	  PRODTURE_PYTHON=$$PWD/$$interp npm test --workspace tests/dap-ts
+	done
+
+test-vscode: venv node_modules/.installed
+	@echo "==> end-to-end test in a real VS Code (code-server + Chromium)"
+	bash scripts/vscode-e2e/install.sh
+	bash scripts/vscode-e2e/run.sh
+
+bench: venv
+	$(PY) benchmarks/bench_foundation.py
+	$(PY) benchmarks/bench_adapter.py
+	$(PY) benchmarks/bench_lsp.py
+
+fuzz: venv
+	$(PY) scripts/fuzz_reader.py
+
+clean:
+	rm -rf $(VENV) .venv-* node_modules vscode-extension/node_modules vscode-extension/dist tests/dap-ts/node_modules $(CHECKOUT)/traces $(CHECKOUT)/var artifacts
