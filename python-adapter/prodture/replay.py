@@ -412,7 +412,9 @@ def resolve_handler(
         sys.path.insert(0, cwd)
     for m in allowed:
         _import(m)
-    if name not in handlers and (explicit or any(module == m or module.startswith(m + ".") for m in allowed)):
+    # Imported even when a handler of that name is registered: the module may have been
+    # removed from sys.modules to pick up edited code, and importing re-registers it.
+    if explicit or any(module == m or module.startswith(m + ".") for m in allowed):
         _import(module)
         allowed.append(module)
     allow_modules(allowed)
