@@ -1,0 +1,37 @@
+"""Short human renderings of recorded values, shared by hover, inlay hints and the summary."""
+
+from __future__ import annotations
+
+import datetime as _dt
+
+#: Longest inlay hint label (characters); hovers and the summary get more room.
+HINT_LIMIT = 60
+
+
+def clip(text: str, limit: int) -> str:
+    """One line of at most ``limit`` characters: whitespace collapsed, ``…`` where cut."""
+    text = " ".join(text.split())
+    return text if len(text) <= limit else text[: max(limit - 1, 1)] + "…"
+
+
+def duration(ns: int) -> str:
+    if ns < 1_000:
+        return f"{ns} ns"
+    if ns < 1_000_000:
+        return f"{ns / 1_000:.0f} µs"
+    if ns < 1_000_000_000:
+        return f"{ns / 1_000_000:.2f} ms"
+    return f"{ns / 1_000_000_000:.2f} s"
+
+
+def when(started: _dt.datetime | None) -> str:
+    if started is None:
+        return "unknown time"
+    if started.tzinfo is not None:
+        started = started.astimezone(_dt.timezone.utc)
+        return started.strftime("%Y-%m-%d %H:%M:%S UTC")
+    return started.strftime("%Y-%m-%d %H:%M:%S")
+
+
+def short_id(trace_id: str) -> str:
+    return trace_id[:8] if trace_id else "?"

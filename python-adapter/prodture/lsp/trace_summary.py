@@ -1,0 +1,155 @@
+"""``prodture/traceSummary``: a decoded, paginated summary of a trace file for the extension's
+trace viewer, so the trace format has one decoder, in Python (``protocol/lsp.md``).
+
+Params ``{path, offset?: 0, limit?: 200}``; result ``{header, input, effects[offset:offset+limit],
+total, offset, outcome, complete, truncated, failedEffect}``. Values are short human renderings.
+An unreadable trace is an error response whose message is the reader's one-line error.
+Decoded traces are cached (by path, size and modification time) so paging is cheap.
+"""
+
+from __future__ import annotations
+
+import collections
+import os
+from typing import Any
+
+from pygls.exceptions import JsonRpcInvalidParams, JsonRpcException
+
+from ..trace import Trace, TraceFormatError, read_trace
+from .active_traces import _field
+from .index import file_stamp
+from .render import clip
+
+TRACE_SUMMARY = "prodture/traceSummary"
+DEFAULT_LIMIT = 200
+MAX_LIMIT = 5_000
+#: Renderings in the summary are cut at this many characters.
+TEXT_LIMIT = 300
+_CACHE_SIZE = 2
+
+
+class TraceReadError(JsonRpcException):
+    """The trace could not be read; the message says why and what to do."""
+
+    CODE = -32001
+    MESSAGE = "trace unreadable"
+
+
+class _Cache:
+    def __init__(self) -> None:
+        self._items: collections.OrderedDict[str, tuple[tuple[int, int], Trace]] = collections.OrderedDict()
+
+    def get(self, path: str) -> Trace:
+        stamp = file_stamp(path)
+        hit = self._items.get(path)
+        if hit is not None and hit[0] == stamp:
+            self._items.move_to_end(path)
+            return hit[1]
+        trace = read_trace(path)
+        self._items[path] = (stamp, trace)
+        while len(self._items) > _CACHE_SIZE:
+            self._items.popitem(last=False)
+        return trace
+
+
+def _local_file(recorded: str, roots: list[str], memo: dict[str, str | None]) -> str | None:
+    """The workspace file a recorded (possibly other machine's) path most likely is: the path
+    itself if it is inside the workspace, else the workspace file sharing the longest path
+    suffix with it, else the path itself if it exists here."""
+    if recorded in memo:
+        return memo[recorded]
+    absolute = [os.path.abspath(r) for r in roots]
+    found = None
+    if any(recorded.startswith(r + os.sep) for r in absolute) and os.path.isfile(recorded):
+        found = recorded
+    if found is None:
+        parts = [p for p in recorded.replace("\\", "/").split("/") if p]
+        for k in range(len(parts), 0, -1):
+            for root in absolute:
+                candidate = os.path.join(root, *parts[-k:])
+                if os.path.isfile(candidate):
+                    found = candidate
+                    break
+            if found:
+                break
+    if found is None and os.path.isfile(recorded):
+        found = recorded
+    memo[recorded] = found
+    return found
+
+
+def summary(trace: Trace, offset: int, limit: int, roots: list[str]) -> dict[str, Any]:
+    h = trace.header
+    memo: dict[str, str | None] = {}
+    effects = []
+    for e in trace.effects[offset: offset + limit]:
+        site = e.site
+        local = _local_file(site[0], roots, memo) if site else None
+        effects.append({
+            "seq": e.seq,
+            "type": e.type,
+            "request": e.describe_request(TEXT_LIMIT),
+            "ok": e.ok,
+            "result": e.describe_result(TEXT_LIMIT) if e.ok else None,
+            "error": e.describe_result(TEXT_LIMIT) if not e.ok else None,
+            "durationMs": round(e.duration_ns / 1e6, 3),
+            "path": local or (site[0] if site else None),
+            "recordedPath": site[0] if site else None,
+            "line": site[1] if site else None,
+            "function": site[2] if site else None,
+        })
+    outcome = None
+    if trace.outcome is not None:
+        o = trace.outcome
+        outcome = {
+            "ok": o.ok,
+            "value": clip(repr(o.value), TEXT_LIMIT) if o.ok else None,
+            "error": o.describe(TEXT_LIMIT).removeprefix("Failure: ") if not o.ok else None,
+            "traceback": o.traceback if not o.ok else None,
+        }
+    failed = trace.failed_effect if trace.outcome is not None and not trace.outcome.ok else None
+    return {
+        "header": {
+            "handler": h.handler,
+            "traceId": h.trace_id,
+            "startedAt": h.started_at.isoformat() if h.started_at else None,
+            "python": h.python,
+            "formatVersion": h.version,
+            "fingerprint": h.fingerprint,
+        },
+        "input": clip(repr(trace.input), TEXT_LIMIT),
+        "effects": effects,
+        "total": len(trace.effects),
+        "offset": offset,
+        "outcome": outcome,
+        "complete": trace.complete,
+        "truncated": trace.truncated,
+        "failedEffect": failed.seq if failed is not None else None,
+    }
+
+
+def _int(value: Any, default: int) -> int:
+    return value if isinstance(value, int) and not isinstance(value, bool) else default
+
+
+def register(server: Any) -> None:
+    cache = _Cache()
+
+    @server.feature(TRACE_SUMMARY)
+    def trace_summary(ls: Any, params: Any) -> dict[str, Any]:
+        path = _field(params, "path")
+        if not isinstance(path, str) or not path:
+            raise JsonRpcInvalidParams(message="prodture/traceSummary needs {path: string}")
+        if not os.path.isabs(path) and ls.workspace.root_path:
+            path = os.path.join(ls.workspace.root_path, path)
+        offset = max(_int(_field(params, "offset"), 0), 0)
+        limit = min(max(_int(_field(params, "limit"), DEFAULT_LIMIT), 0), MAX_LIMIT)
+        try:
+            trace = cache.get(os.path.abspath(path))
+        except FileNotFoundError:
+            raise TraceReadError(message=f"{path}: no such trace file; check the path") from None
+        except TraceFormatError as e:
+            raise TraceReadError(message=str(e).splitlines()[0]) from None
+        except OSError as e:
+            raise TraceReadError(message=f"{path}: cannot read the trace ({e.strerror})") from None
+        return summary(trace, offset, limit, ls.roots())
