@@ -1,0 +1,676 @@
+"""The step engine: time travel over a deterministic replay, with no DAP and no debugpy in sight.
+
+The engine owns the replay thread's tracing (``sys.settrace``; on 3.12+ that is the legacy-trace
+tool of ``sys.monitoring``, which coexists with pydevd's own tool). It counts *steps* — line events
+in user code — and keeps a compact history (location and user-call depth per step). Going back to
+step *k* means: raise :class:`Rewind` from the trace function to unwind the handler, re-run the
+handler from the start answering effects from the trace, fast-forward to step *k* with tracing
+narrowed to the code object of step *k*, and stop there. Replay is deterministic because every
+source of non-determinism is an effect answered from the recording.
+
+A stop is *presented* through ``presenter(stop) -> command``: the runner hands it to pydevd so a
+client can look at the stack; tests hand it to a script. The engine never blocks on anything else.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import dis
+import os
+import re
+import sys
+import sysconfig
+from array import array
+from typing import Any, Callable
+
+from ..replay import STRICT, ReplayDiverged, TracePerformer
+from ..runtime import EffectCall, Success, is_runtime_file, run_sync
+from ..trace.format import EffectRecord, Trace, describe_error
+
+__all__ = ["StepEngine", "Stop", "Rewind", "Breakpoint", "Terminate", "COMMANDS"]
+
+COMMANDS = ("next", "stepIn", "stepOut", "continue", "stepBack", "reverseContinue", "jumpToEffect", "terminate")
+
+_LINE_BITS = 24
+_LINE_MASK = (1 << _LINE_BITS) - 1
+_NEVER = 1 << 62  # a step number never reached
+_RETURN_OPS = {dis.opmap[name] for name in ("RETURN_VALUE", "RETURN_CONST") if name in dis.opmap}
+_YIELD_VALUE = dis.opmap["YIELD_VALUE"]
+
+_RESUME = dis.opmap.get("RESUME", -1)
+# 3.10 suspends `await` / `yield from` with f_lasti on the instruction before YIELD_FROM
+_YIELD_FROM = dis.opmap.get("YIELD_FROM", -1)
+_GEN_FLAGS = 0x20 | 0x80 | 0x200  # CO_GENERATOR | CO_COROUTINE | CO_ASYNC_GENERATOR
+_DEBUG_DIR = os.path.dirname(os.path.abspath(__file__)) + os.sep
+
+
+class Rewind(BaseException):
+    """Unwinds the handler so the engine can re-run it to ``step``. A BaseException so a
+    handler's ``except Exception`` cannot swallow it."""
+
+    def __init__(self, step: int, reason: str = "step", text: str | None = None, scan_until: int = 0) -> None:
+        super().__init__(step)
+        self.step = step
+        self.reason = reason
+        self.text = text
+        self.scan_until = scan_until
+
+
+class Terminate(BaseException):
+    """Ends the replay (the client disconnected)."""
+
+
+@dataclasses.dataclass
+class Breakpoint:
+    line: int
+    condition: str | None = None
+    hit_condition: str | None = None
+    log_message: str | None = None
+    hits: int = 0
+
+
+@dataclasses.dataclass
+class Stop:
+    """One presented stop. ``frame`` is the user frame to show; ``step`` the step index."""
+
+    reason: str  # breakpoint | step | entry | exception | goto | pause
+    step: int
+    effect: int
+    frame: Any
+    text: str | None = None
+    description: str | None = None
+    end: bool = False
+
+
+def _norm(path: str) -> str:
+    return os.path.normcase(os.path.realpath(path))
+
+
+def _library_roots() -> tuple[str, ...]:
+    roots = set()
+    for key in ("stdlib", "platstdlib", "purelib", "platlib"):
+        try:
+            roots.add(os.path.realpath(sysconfig.get_paths()[key]) + os.sep)
+        except KeyError:
+            pass
+    for p in (sys.prefix, sys.base_prefix, sys.exec_prefix):
+        roots.add(os.path.realpath(os.path.join(p, "lib")) + os.sep)
+    return tuple(sorted(roots))
+
+
+class StepEngine:
+    """Time-travel stepping over one trace and one handler.
+
+    ``presenter(stop)`` is called at every stop and returns the next command as a tuple
+    ``(name, arg)``: ``next`` / ``stepIn`` / ``stepOut`` / ``continue`` / ``stepBack`` /
+    ``reverseContinue`` / ``jumpToEffect`` (arg = effect number) / ``terminate``.
+    ``output(text)`` receives log-point messages.
+    """
+
+    def __init__(
+        self,
+        trace: Trace,
+        handler: Callable[..., Any],
+        presenter: Callable[[Stop], tuple[str, Any]],
+        *,
+        mode: str = STRICT,
+        just_my_code: bool = True,
+        stop_on_entry: bool = False,
+        output: Callable[[str], None] | None = None,
+        warn: Callable[[str], None] | None = None,
+        settrace: Callable[[Any], None] | None = None,
+    ) -> None:
+        # pydevd wraps sys.settrace with a warning: the runner passes the original one
+        self._settrace = settrace or sys.settrace
+        self.trace = trace
+        self.handler = handler
+        self.presenter = presenter
+        self.mode = mode
+        self.just_my_code = just_my_code
+        self.stop_on_entry = stop_on_entry
+        self.output = output or (lambda text: None)
+        self.warn = warn or (lambda text: None)
+        self.performer = TracePerformer(trace, mode=mode, observer=self._observe)
+        self.root_code = getattr(getattr(handler, "__wrapped__", handler), "__code__", None)
+        self._library = _library_roots()
+        # code object -> local tracer (None: not user code); index <-> code for history entries
+        self._tracers: dict[Any, Any] = {}
+        self._codes: list[Any] = []
+        self._code_files: list[str] = []
+        self._code_lines: list[frozenset[int]] = []
+        # history: step i (1-based) is entry i-1
+        self.hist_loc = array("q")
+        self.hist_depth = array("i")
+        self.effect_steps = array("q")  # step at which effect n (1-based) was yielded
+        self.step = 0
+        self.depth = 0
+        self.effects_done = 0
+        # stepping state read by the hot path
+        self.stop_depth = -1
+        self.check_step = _NEVER
+        self.bp_locs: frozenset[int] | set[int] = frozenset()
+        # breakpoints: normalized file -> {line: Breakpoint}
+        self.breakpoints: dict[str, dict[int, Breakpoint]] = {}
+        self._bp_by_loc: dict[int, Breakpoint] = {}
+        self.filters: set[str] = set()
+        self.pause_requested = False
+        # per-run state
+        self._ff = False
+        self._quiet = False
+        self._scan_until = 0
+        self._scan_hit = 0
+        self._jump_effect = 0
+        self._pending_effect: tuple[EffectCall, EffectRecord | None] | None = None
+        self._exc_frame: Any = None
+        self._last_exc: Any = None
+        self._last_exc_stop: tuple[int, int] | None = None
+        self._divergence_step = 0
+        self.divergence: Any = None
+        self._base_frame: Any = None
+        self.finished: Any = None  # the Outcome once the handler ran to its end
+        self.stops = 0
+
+    # -- configuration (may be called from another thread while the replay thread is stopped) ---
+
+    def set_breakpoints(self, path: str, bps: list[Breakpoint]) -> None:
+        self.breakpoints[_norm(path)] = {bp.line: bp for bp in bps}
+        self._rebuild_bp_locs()
+
+    def set_filters(self, filters: list[str]) -> None:
+        self.filters = set(filters)
+
+    def request_pause(self) -> None:
+        self.pause_requested = True
+        self.stop_depth = _NEVER  # the next user line stops
+
+    def _rebuild_bp_locs(self) -> None:
+        by_loc: dict[int, Breakpoint] = {}
+        for index, path in enumerate(self._code_files):
+            file_bps = self.breakpoints.get(path)
+            if not file_bps:
+                continue
+            lines = self._code_lines[index]
+            for line, bp in file_bps.items():
+                if line in lines:
+                    by_loc[(index << _LINE_BITS) | line] = bp
+        self._bp_by_loc = by_loc
+        self.bp_locs = frozenset(by_loc)
+
+    # -- user code ----------------------------------------------------------------------------
+
+    def is_user_code(self, filename: str) -> bool:
+        if filename.startswith("<") or is_runtime_file(filename):
+            return False
+        real = os.path.realpath(filename)
+        if real.startswith(_DEBUG_DIR) or is_runtime_file(real):
+            return False
+        if "debugpy" in real.split(os.sep):
+            return False
+        if self.just_my_code:
+            if real.startswith(self._library) or os.sep + "site-packages" + os.sep in real:
+                return False
+        return True
+
+    def _register(self, code: Any) -> Any:
+        """The local tracer of ``code`` (creating it), or None when it is not user code."""
+        if not self.is_user_code(code.co_filename):
+            self._tracers[code] = None
+            return None
+        index = len(self._codes)
+        self._codes.append(code)
+        self._code_files.append(_norm(code.co_filename))
+        self._code_lines.append(frozenset(line for _, _, line in code.co_lines() if line is not None))
+        local = self._make_local(index)
+        self._tracers[code] = local
+        if self.breakpoints.get(self._code_files[index]):
+            self._rebuild_bp_locs()
+        return local
+
+    def code_index(self, code: Any) -> int:
+        if code not in self._tracers:
+            self._register(code)
+        return self._codes.index(code) if self._tracers.get(code) is not None else -1
+
+    # -- the hot path -------------------------------------------------------------------------
+
+    def _global(self, frame: Any, event: str, arg: Any) -> Any:
+        code = frame.f_code
+        try:
+            local = self._tracers[code]
+        except KeyError:
+            local = self._register(code)
+        if local is None:
+            return None
+        self.depth += 1
+        if self._pending_effect is not None:
+            self._on_resume(frame)
+        return local
+
+    def _make_local(self, index: int) -> Any:
+        base = index << _LINE_BITS
+        engine = self
+        hist_loc = self.hist_loc
+        hist_depth = self.hist_depth
+
+        def local(frame: Any, event: str, arg: Any) -> Any:
+            if event == "line":
+                step = engine.step + 1
+                engine.step = step
+                loc = base | frame.f_lineno
+                hist_loc.append(loc)
+                depth = engine.depth
+                hist_depth.append(depth)
+                if depth <= engine.stop_depth or loc in engine.bp_locs or step >= engine.check_step:
+                    engine._on_line(frame, step, loc)
+                elif engine._exc_frame is frame:
+                    engine._exc_frame = None
+            elif event == "return":
+                if frame.f_code is engine.root_code and engine.depth == 1 and not (engine._ff or engine._scan_until):
+                    engine._on_root_return(frame, arg)  # before the depth drops: the frame is still there
+                engine.depth -= 1
+            elif event == "exception":
+                engine._on_exception(frame, arg)
+            return local
+
+        return local
+
+    # -- stops --------------------------------------------------------------------------------
+
+    def _on_line(self, frame: Any, step: int, loc: int) -> None:
+        if self._exc_frame is frame:
+            self._exc_frame = None
+        if step >= self.check_step and not self._scan_until:
+            self.check_step = _NEVER
+            if self._quiet:
+                self._quiet = False
+                self.bp_locs = frozenset(self._bp_by_loc)
+            self._stop(Stop(self._check_reason, step, self.effects_done, frame, text=self._check_text))
+            return
+        if self._scan_until:
+            if step >= self._scan_until:
+                target = self._scan_hit or 1
+                raise self._rewind(Rewind(target, "breakpoint" if self._scan_hit else "entry"))
+            bp = self._bp_by_loc.get(loc)
+            if bp is not None and bp.log_message is None and self._bp_true(bp, frame) is not False:
+                self._scan_hit = step
+            return
+        bp = self._bp_by_loc.get(loc) if loc in self.bp_locs else None
+        if bp is not None:
+            hit = self._bp_true(bp, frame)
+            if hit is not False:
+                if bp.log_message is not None:
+                    self._log(bp, frame)
+                else:
+                    text = hit if isinstance(hit, str) else None
+                    self._stop(Stop("breakpoint", step, self.effects_done, frame, description=text))
+                    return
+        if self.depth <= self.stop_depth:
+            reason = "pause" if self.pause_requested else "step"
+            self.pause_requested = False
+            self._stop(Stop(reason, step, self.effects_done, frame))
+
+    def _bp_true(self, bp: Breakpoint, frame: Any) -> bool | str:
+        """Whether ``bp`` fires here (counting its hits); a string when its condition failed to
+        evaluate (pydevd also stops then, with the error)."""
+        if bp.condition:
+            try:
+                if not eval(bp.condition, frame.f_globals, frame.f_locals):
+                    return False
+            except Exception as e:
+                bp.hits += 1
+                return f"breakpoint condition error: {type(e).__name__}: {e}"
+        bp.hits += 1
+        if bp.hit_condition:
+            return _hit_matches(bp.hit_condition, bp.hits)
+        return True
+
+    def _log(self, bp: Breakpoint, frame: Any) -> None:
+        def value(m: re.Match[str]) -> str:
+            try:
+                return str(eval(m.group(1), frame.f_globals, frame.f_locals))
+            except Exception as e:
+                return f"<{type(e).__name__}: {e}>"
+
+        self.output(re.sub(r"\{([^{}]+)\}", value, bp.log_message or "") + "\n")
+
+    def _on_resume(self, frame: Any) -> None:
+        call, record = self._pending_effect  # type: ignore[misc]
+        site = call.site
+        code = frame.f_code
+        if site is not None and (code.co_filename != site[0] or frame.f_lineno != site[1]):
+            return
+        if record is not None and not record.ok:
+            return  # the error is thrown in next: the exception event stops
+        self._pending_effect = None
+        if "everyEffect" in self.filters and not (self._ff or self._scan_until or self._quiet):
+            text = f"effect #{call.seq} {_describe_record(record, call)}"
+            if record is not None:
+                text += f" → {record.describe_result(200)}"
+            self._stop(Stop("exception", self.step, self.effects_done, frame, text=text, description="Effect performed"))
+
+    def _on_exception(self, frame: Any, arg: Any) -> None:
+        self._exc_frame = frame
+        self._last_exc = arg[1]
+        if self._ff or self._scan_until or self._quiet:
+            return
+        exc = arg[1]
+        pending = self._pending_effect
+        if pending is not None:
+            call, record = pending
+            self._pending_effect = None
+            if record is not None and not record.ok and ({"everyEffect", "effectFailed"} & self.filters):
+                self._last_exc_stop = (id(exc), self.step)
+                text = f"effect #{call.seq} {record.short_type} failed (recorded error): {describe_error(record.error)}"
+                self._stop(Stop("exception", self.step, self.effects_done, frame, text=text,
+                                description="Effect failed (recorded error)"))
+                return
+        if "raised" in self.filters and self._last_exc_stop != (id(exc), self.step):
+            self._last_exc_stop = (id(exc), self.step)
+            self._stop(Stop("exception", self.step, self.effects_done, frame,
+                            text=f"{type(exc).__name__}: {exc}", description="Exception raised"))
+
+    def _on_root_return(self, frame: Any, arg: Any) -> None:
+        code = frame.f_code
+        offset = frame.f_lasti
+        co_code = code.co_code
+        op = co_code[offset]
+        if (op == _YIELD_VALUE or (op == _RESUME and co_code[offset + 1] & 3)
+                or (offset + 2 < len(co_code) and co_code[offset + 2] == _YIELD_FROM)):
+            return  # a yield / await suspends the handler: not its end
+        failed = op not in _RETURN_OPS  # left by an exception
+        recorded = self.trace.outcome.describe(200) if self.trace.outcome is not None else "none (incomplete recording)"
+        if failed and "uncaught" in self.filters:
+            exc = self._last_exc
+            text = f"{type(exc).__name__}: {exc}" if exc is not None else "the handler raised"
+            self._stop(Stop("exception", self.step, self.effects_done, frame, text=text,
+                            description=f"Uncaught exception (end of replay; recorded {recorded})", end=True))
+        else:
+            self._stop(Stop("step", self.step, self.effects_done, frame,
+                            description=f"End of replay (recorded {recorded})", end=True))
+
+    def _stop(self, stop: Stop) -> None:
+        self.stop_depth = -1
+        self.stops += 1
+        command = self.presenter(stop)
+        self._apply(command, stop)
+
+    def _apply(self, command: tuple[str, Any], stop: Stop) -> None:
+        name, arg = command
+        if name == "next":
+            self.stop_depth = self.depth
+        elif name == "stepIn":
+            self.stop_depth = _NEVER
+        elif name == "stepOut":
+            self.stop_depth = self.depth - 1
+        elif name == "continue":
+            self.stop_depth = -1
+        elif name == "stepBack":
+            raise self._rewind(Rewind(self._step_back_target(), "step"))
+        elif name == "reverseContinue":
+            raise self._rewind(self._reverse_target())
+        elif name == "jumpToEffect":
+            n = int(arg)
+            if 1 <= n <= len(self.effect_steps):
+                raise self._rewind(Rewind(self.effect_steps[n - 1], "goto"))
+            self._jump_effect = n
+            self.stop_depth = -1
+            self.bp_locs = frozenset()  # a jump does not stop at breakpoints on the way
+        elif name == "terminate":
+            self._settrace(None)
+            raise Terminate()
+        else:
+            raise ValueError(f"unknown engine command {name!r}")
+        if self.pause_requested:
+            self.stop_depth = _NEVER
+
+    def _rewind(self, rewind: Rewind) -> Rewind:
+        self._settrace(None)  # nothing of the unwinding (finally blocks) is a step
+        return rewind
+
+    def _step_back_target(self) -> int:
+        """The latest earlier step at the current call depth or an outer one."""
+        depth = self.depth
+        hist_depth = self.hist_depth
+        j = self.step - 1
+        while j >= 1:
+            if hist_depth[j - 1] <= depth:
+                return j
+            j -= 1
+        return 1
+
+    def _reverse_target(self) -> Rewind:
+        """The latest earlier step where a breakpoint fires, or the start."""
+        current = self.step
+        bp_by_loc = self._bp_by_loc
+        if not bp_by_loc:
+            return Rewind(1, "entry")
+        if any(bp.condition or bp.hit_condition for bp in bp_by_loc.values()):
+            return Rewind(0, "breakpoint", scan_until=current)  # conditions need a re-run
+        hist_loc = self.hist_loc
+        for j in range(current - 1, 0, -1):
+            bp = bp_by_loc.get(hist_loc[j - 1])
+            if bp is not None and bp.log_message is None:
+                return Rewind(j, "breakpoint")
+        return Rewind(1, "entry")
+
+    # -- effects ------------------------------------------------------------------------------
+
+    def _perform(self, call: EffectCall) -> Any:
+        if not self._ff:
+            if call.seq > len(self.effect_steps):
+                self.effect_steps.append(self.step)
+            if call.seq == self._jump_effect:
+                self._jump_effect = 0
+                self._rebuild_bp_locs()
+                raise self._rewind(Rewind(self.step, "goto"))
+        try:
+            return self.performer(call)
+        except ReplayDiverged as stop:
+            self.divergence = stop.divergence
+            if self._ff or self._scan_until or self._divergence_step == self.step:
+                raise
+            self._divergence_step = self.step
+            raise self._rewind(Rewind(self.step, "exception", text=f"divergence: {stop.divergence.message}"))
+
+    def _observe(self, call: EffectCall, record: EffectRecord | None) -> None:
+        self.effects_done = call.seq
+        if not (self._ff or self._scan_until or self._quiet) and self.filters & {"everyEffect", "effectFailed"}:
+            self._pending_effect = (call, record)
+
+    # -- running ------------------------------------------------------------------------------
+
+    def run(self) -> Any:
+        """Replay until the client terminates or the handler runs past its end; returns the
+        Outcome (or None after a terminate / an unrecoverable divergence)."""
+        self._clear_outer_traces()
+        self._base_frame = sys._getframe()  # frames at or below this one are not the handler's
+        target: Rewind | None = Rewind(1, "entry") if self.stop_on_entry else None
+        self._check_reason, self._check_text = "entry", None
+        while True:
+            self._reset_run()
+            if target is not None and target.scan_until:
+                self._clear_history()  # a full re-run from the start records it again
+                self._scan_until, self._scan_hit = target.scan_until, 0
+                self.check_step = target.scan_until
+                self.bp_locs = frozenset(self._bp_by_loc)
+                self._settrace(self._global)
+            elif target is not None:
+                self._start_fast_forward(target)
+            else:
+                self._settrace(self._global)
+            target = None
+            try:
+                outcome = run_sync(self.handler, self.trace.input, self._perform)
+            except Rewind as rewind:
+                target = rewind
+                continue
+            except Terminate:
+                return None
+            except ReplayDiverged:
+                self._settrace(None)
+                return None
+            finally:
+                self._settrace(None)
+            if self._ff or self.check_step != _NEVER:
+                self.warn("the re-run ended before reaching its target step: the handler is not deterministic "
+                          "(module-level state?)")
+            self.finished = outcome
+            divergence = self.performer.finish(outcome)
+            if divergence is not None and self.divergence is None:
+                self.divergence = divergence
+            return outcome
+
+    def _reset_run(self) -> None:
+        self.performer.reset()
+        self.step = 0
+        self.depth = 0
+        self.effects_done = 0
+        self.stop_depth = -1
+        self.check_step = _NEVER
+        self._ff = False
+        self._quiet = False
+        self._scan_until = 0
+        self._pending_effect = None
+        self._exc_frame = None
+        self._last_exc = None
+        self._jump_effect = 0
+        self.bp_locs = frozenset(self._bp_by_loc)
+
+    def _clear_history(self) -> None:
+        del self.hist_loc[:]
+        del self.hist_depth[:]
+
+    def _clear_outer_traces(self) -> None:
+        # frames below the handler (the runner's) may carry pydevd's tracer: no events there
+        frame = sys._getframe(1)
+        while frame is not None:
+            frame.f_trace = None
+            frame = frame.f_back
+
+    def _start_fast_forward(self, target: Rewind) -> None:
+        """Re-run to ``target.step`` tracing only the code object of that step."""
+        k = max(1, target.step)
+        if k > len(self.hist_loc):
+            # never seen: run with full tracing and stop when step k is reached
+            self._clear_history()  # a full re-run from the start records it again
+            self.check_step, self._check_reason, self._check_text = k, target.reason, target.text
+            self._quiet = True  # no breakpoint or effect stops on the way
+            self.bp_locs = frozenset()
+            self._settrace(self._global)
+            return
+        loc = self.hist_loc[k - 1]
+        nth = self.hist_loc[:k].count(loc)
+        code = self._codes[loc >> _LINE_BITS]
+        line = loc & _LINE_MASK
+        self._ff = True
+        engine = self
+        seen = 0
+
+        def ff_local(frame: Any, event: str, arg: Any) -> Any:
+            nonlocal seen
+            if event == "line" and frame.f_lineno == line:
+                seen += 1
+                if seen == nth:
+                    return engine._arrive(frame, k, target)
+            return ff_local
+
+        def ff_global(frame: Any, event: str, arg: Any) -> Any:
+            if frame.f_code is code:
+                return ff_local
+            return None
+
+        self._settrace(ff_global)
+
+    def _arrive(self, frame: Any, k: int, target: Rewind) -> Any:
+        """Fast-forward reached step ``k``: restore full tracing and present the stop."""
+        self._ff = False
+        self.step = k
+        del self.hist_loc[k:]
+        del self.hist_depth[k:]
+        depth = 0
+        f = frame
+        frames = []
+        while f is not None and f is not self._base_frame:
+            local = self._tracers.get(f.f_code)
+            if local is None and f.f_code not in self._tracers:
+                local = self._register(f.f_code)
+            if local is not None:
+                depth += 1
+                frames.append((f, local))
+            f = f.f_back
+        self.depth = depth
+        if depth != self.hist_depth[k - 1]:
+            self.warn(f"step {k}: the re-run reached call depth {depth}, the first run {self.hist_depth[k - 1]}: "
+                      "the handler is not deterministic (module-level state?)")
+        for f, local in frames:
+            f.f_trace = local
+            f.f_trace_lines = True
+        self._settrace(self._global)
+        self._recount_hits(k)
+        self._stop(Stop(target.reason, k, self.effects_done, frame, text=target.text))
+        return frames[0][1]  # the frame's tracer from now on (a tracer's return value is f_trace)
+
+    def _recount_hits(self, k: int) -> None:
+        for loc, bp in self._bp_by_loc.items():
+            if bp.hit_condition:
+                bp.hits = self.hist_loc[:k].count(loc)
+
+    # -- views the presenters use ------------------------------------------------------------
+
+    def user_frames(self, frame: Any) -> list[Any]:
+        out = []
+        while frame is not None and frame is not self._base_frame:
+            if self._tracers.get(frame.f_code) is not None:
+                out.append(frame)
+            frame = frame.f_back
+        return out
+
+    def position(self, stop: Stop) -> dict[str, Any]:
+        count = len(self.trace.effects)
+        nxt = stop.effect + 1
+        return {
+            "step": stop.step,
+            "effect": stop.effect,
+            "effectCount": count,
+            "path": stop.frame.f_code.co_filename if stop.frame is not None else None,
+            "line": stop.frame.f_lineno if stop.frame is not None else None,
+            "nextEffect": nxt if nxt <= count else None,
+        }
+
+    def replay_view(self, stop: Stop) -> dict[str, Any]:
+        """What the Replay scope shows: short renderings only."""
+        effects = self.trace.effects
+        view: dict[str, Any] = {"step": stop.step, "effect": f"{stop.effect} of {len(effects)}", "mode": self.mode}
+        if stop.effect >= 1 and stop.effect <= len(effects):
+            last = effects[stop.effect - 1]
+            view["lastEffect"] = f"#{last.seq} {last.describe_request(200)}"
+            view["lastResult" if last.ok else "lastError"] = last.describe_result(200)
+        else:
+            view["lastEffect"] = "none yet"
+        if stop.effect < len(effects):
+            nxt = effects[stop.effect]
+            view["nextEffect"] = f"#{nxt.seq} {nxt.describe_request(200)}"
+        else:
+            view["nextEffect"] = "none (all recorded effects performed)"
+        view["outcome"] = self.trace.outcome.describe(200) if self.trace.outcome is not None else "none (incomplete recording)"
+        if self.divergence is not None:
+            view["divergence"] = self.divergence.message
+        return view
+
+
+def _describe_record(record: EffectRecord | None, call: EffectCall) -> str:
+    if record is not None:
+        return record.describe_request(200)
+    return type(call.effect).__name__
+
+
+def _hit_matches(condition: str, hits: int) -> bool:
+    """VS Code / debugpy hit conditions: ``N``, ``== N``, ``>= N``, ``> N``, ``% N``…"""
+    text = condition.strip()
+    m = re.fullmatch(r"(==|>=|<=|>|<|%)?\s*(\d+)", text)
+    if not m:
+        return True
+    op, n = m.group(1) or ">=", int(m.group(2))
+    if op == "%":
+        return n > 0 and hits % n == 0
+    return {"==": hits == n, ">=": hits >= n, "<=": hits <= n, ">": hits > n, "<": hits < n}[op]

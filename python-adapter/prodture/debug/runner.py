@@ -1,0 +1,312 @@
+"""The debuggee: hosts the step engine under debugpy (in-process adapter) for one trace.
+
+    python -m prodture.debug.runner --control-fd FD --trace PATH [--handler module:function]
+        [--cwd DIR] [--mode strict|speculative] [--just-my-code 1|0] [--stop-on-entry 0|1]
+
+Started by ``python -m prodture.adapter``, never by hand. Two channels go back to the adapter:
+pydevd's DAP socket (debugpy, in-process: the client's stack / scopes / variables / evaluate) and
+the inherited control socket (newline-delimited JSON: engine commands in, stops and errors out).
+pydevd only *presents* stops: the engine owns the replay thread's tracing, and the replay
+thread is marked so pydevd never traces it (``pydev_do_not_trace`` under ``sys.settrace``,
+the per-thread ``stop_monitoring()`` switch under ``sys.monitoring`` on 3.12+).
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import os
+import socket
+import sys
+import threading
+from typing import Any
+
+DEBUGPY_VERSION = "1.8.22"
+
+
+class Control:
+    """The control socket: one JSON object per line, both ways."""
+
+    def __init__(self, fd: int) -> None:
+        self.sock = socket.socket(fileno=fd)
+        self._lock = threading.Lock()
+        self._file = self.sock.makefile("rb")
+
+    def send(self, message: dict[str, Any]) -> None:
+        data = (json.dumps(message, default=str) + "\n").encode()
+        with self._lock:
+            self.sock.sendall(data)
+
+    def receive(self) -> dict[str, Any] | None:
+        line = self._file.readline()
+        return json.loads(line) if line else None
+
+
+def fail(control: Control, message: str, code: int = 2) -> None:
+    """End the debuggee with one line the adapter shows the user."""
+    try:
+        control.send({"event": "error", "message": message})
+    finally:
+        print(f"prodture: {message}", file=sys.stderr, flush=True)
+        os._exit(code)
+
+
+def self_test() -> str | None:
+    """The pydevd internals we rely on; a pinned debugpy keeps them. None when all is there."""
+    try:
+        import debugpy
+    except ImportError:
+        return (f"debugpy is not installed in {sys.executable}; "
+                f"run: {sys.executable} -m pip install 'prodture[debug]'")
+    if debugpy.__version__ != DEBUGPY_VERSION:
+        return (f"debugpy {debugpy.__version__} is installed in {sys.executable}, prodture needs "
+                f"{DEBUGPY_VERSION}; run: {sys.executable} -m pip install debugpy=={DEBUGPY_VERSION}")
+    try:
+        import debugpy.server  # noqa: F401  (puts the vendored pydevd on sys.path)
+        import pydevd
+        from _pydevd_bundle import pydevd_constants, pydevd_thread_lifecycle
+        from _pydevd_bundle.pydevd_comm_constants import CMD_SET_BREAK  # noqa: F401
+
+        missing = [name for name in ("do_wait_suspend", "set_suspend", "post_method_as_internal_command")
+                   if not hasattr(pydevd.PyDB, name)]
+        if not hasattr(pydevd_thread_lifecycle, "internal_run_thread"):
+            missing.append("internal_run_thread")
+        if not hasattr(pydevd_constants, "get_current_thread_id"):
+            missing.append("get_current_thread_id")
+        if getattr(pydevd_constants, "PYDEVD_USE_SYS_MONITORING", False):
+            from _pydevd_sys_monitoring import pydevd_sys_monitoring
+
+            if not hasattr(pydevd_sys_monitoring, "stop_monitoring"):
+                missing.append("stop_monitoring")
+    except Exception as e:  # pragma: no cover - only with a broken debugpy
+        return f"debugpy's pydevd in {sys.executable} is not usable ({type(e).__name__}: {e}); reinstall debugpy=={DEBUGPY_VERSION}"
+    if missing:
+        return f"debugpy's pydevd lacks {', '.join(missing)}; reinstall debugpy=={DEBUGPY_VERSION}"
+    return None
+
+
+class Runner:
+    def __init__(self, args: argparse.Namespace, control: Control) -> None:
+        self.args = args
+        self.control = control
+        self.started = threading.Event()
+        self._lock = threading.Lock()
+        self.stopped = False
+        self.pending: tuple[str, Any] | None = None
+        self.engine: Any = None
+        self.thread: threading.Thread | None = None
+
+    # -- setup --------------------------------------------------------------------------------
+
+    def setup(self) -> None:
+        from ..replay import ReplayError, load_trace
+        from .engine import StepEngine
+
+        args = self.args
+        try:
+            trace, fn = load_trace(args.trace, cwd=args.cwd, handler=args.handler or None)
+        except ReplayError as e:
+            fail(self.control, str(e))
+        self.engine = StepEngine(
+            trace, fn, self.present, mode=args.mode, just_my_code=args.just_my_code == "1",
+            stop_on_entry=args.stop_on_entry == "1",
+            output=lambda text: self.control.send({"event": "output", "category": "console", "output": text}),
+            warn=lambda text: self.control.send({"event": "output", "category": "important", "output": f"prodture: {text}\n"}),
+        )
+        import debugpy
+
+        host, port = debugpy.listen(("127.0.0.1", 0), in_process_debug_adapter=True)
+        import pydevd_tracing
+
+        self.engine._settrace = pydevd_tracing.TracingFunctionHolder._original_tracing or sys.settrace
+        import pydevd
+        from socket import IPPROTO_TCP, TCP_NODELAY
+
+        self.py_db = pydevd.get_global_debugger()
+        # pydevd writes header and body in two sendall calls: without TCP_NODELAY each message
+        # waits ~40 ms for a delayed ACK. Accepted sockets inherit the option from the listener.
+        waiter = getattr(self.py_db, "_waiting_for_connection_thread", None)
+        server = getattr(waiter, "_server_socket", None)
+        if server is not None:
+            server.setsockopt(IPPROTO_TCP, TCP_NODELAY, 1)
+        from ..runtime import PACKAGE_DIR
+
+        self.control.send({
+            "event": "hello", "port": port, "host": host, "pid": os.getpid(),
+            "runtimeDir": os.path.realpath(PACKAGE_DIR), "python": sys.version.split()[0],
+            "effectCount": len(trace.effects),
+        })
+
+    # -- the control thread -------------------------------------------------------------------
+
+    def serve_control(self) -> None:
+        threading.current_thread().is_pydev_daemon_thread = True  # type: ignore[attr-defined]
+        while True:
+            try:
+                message = self.control.receive()
+            except OSError:
+                message = None
+            if message is None:
+                os._exit(0)  # the adapter is gone: never outlive it
+            try:
+                reply = self.handle(message)
+            except Exception as e:
+                reply = {"ok": False, "message": f"{type(e).__name__}: {e}"}
+            if "id" in message:
+                self.control.send({"event": "reply", "id": message["id"], **reply})
+
+    def handle(self, message: dict[str, Any]) -> dict[str, Any]:
+        from .engine import Breakpoint
+
+        cmd = message.get("cmd")
+        engine = self.engine
+        if cmd == "breakpoints":
+            bps = [Breakpoint(int(b["line"]), b.get("condition") or None, b.get("hitCondition") or None,
+                              b.get("logMessage") or None) for b in message.get("breakpoints", [])]
+            engine.set_breakpoints(message["path"], bps)
+            return {"ok": True}
+        if cmd == "filters":
+            engine.set_filters(message.get("filters", []))
+            return {"ok": True}
+        if cmd == "start":
+            self.started.set()
+            return {"ok": True}
+        if cmd == "effects":
+            return {"ok": True, "body": effects_body(engine)}
+        if cmd == "pause":
+            with self._lock:
+                if not self.stopped:
+                    engine.request_pause()
+            return {"ok": True}
+        if cmd == "terminate" and not self.stopped:
+            os._exit(0)
+        with self._lock:
+            if not self.stopped:
+                return {"ok": False, "message": f"cannot {cmd} while the replay is running; pause first"}
+            self.stopped = False
+            self.pending = (cmd, message.get("arg"))
+        self._resume()
+        return {"ok": True}
+
+    def _resume(self) -> None:
+        from _pydevd_bundle.pydevd_additional_thread_info import set_additional_thread_info
+        from _pydevd_bundle.pydevd_constants import get_current_thread_id
+        from _pydevd_bundle.pydevd_thread_lifecycle import internal_run_thread
+
+        thread = self.thread
+        thread_id = get_current_thread_id(thread)
+
+        def resume(py_db: Any) -> None:
+            internal_run_thread(thread, set_additional_thread_info)
+            # pydevd's wait loop sleeps up to 0.2 s after running a command before it looks at
+            # the thread state again: wake it so it sees the state change at once
+            py_db.get_internal_queue_and_event(thread_id)[1].set()
+
+        # Runs on the suspended thread itself, inside pydevd's wait loop, which it then leaves.
+        self.py_db.post_method_as_internal_command(thread_id, resume)
+
+    # -- the replay thread --------------------------------------------------------------------
+
+    def present(self, stop: Any) -> tuple[str, Any]:
+        from _pydevd_bundle.pydevd_comm_constants import CMD_SET_BREAK
+
+        engine = self.engine
+        thread = self.thread
+        with self._lock:
+            self.stopped = True
+            self.pending = None
+        self.control.send({
+            "event": "stop", "reason": stop.reason, "text": stop.text, "description": stop.description,
+            "end": stop.end, "position": engine.position(stop), "replay": engine.replay_view(stop),
+        })
+        self.py_db.set_suspend(thread, CMD_SET_BREAK)
+        self.py_db.do_wait_suspend(thread, stop.frame, "line", None)
+        self._untrace_pydevd()
+        pending = self.pending
+        if pending is None:  # pydevd resumed on its own (client sent a plain continue to debugpy)
+            pending = ("continue", None)
+        return pending
+
+    def _untrace_pydevd(self) -> None:
+        """Keep pydevd's tracing off the replay thread (it may re-enable it after a suspend)."""
+        from _pydevd_bundle import pydevd_constants
+
+        if getattr(pydevd_constants, "PYDEVD_USE_SYS_MONITORING", False):
+            from _pydevd_sys_monitoring import pydevd_sys_monitoring
+
+            pydevd_sys_monitoring.stop_monitoring(all_threads=False)
+
+    def run(self) -> int:
+        self.thread = threading.current_thread()
+        self.thread.pydev_do_not_trace = True  # type: ignore[attr-defined]
+        if not self.started.wait(60):
+            fail(self.control, "the debug adapter never finished configuring the session (timeout)")
+        sock = getattr(getattr(self.py_db, "writer", None), "sock", None)
+        if sock is not None:
+            try:
+                from socket import IPPROTO_TCP, TCP_NODELAY
+
+                sock.setsockopt(IPPROTO_TCP, TCP_NODELAY, 1)
+            except OSError:
+                pass
+        self._untrace_pydevd()
+        self.engine._settrace(None)
+        outcome = self.engine.run()
+        engine = self.engine
+        divergence = engine.divergence
+        message: dict[str, Any] = {"event": "exited", "exitCode": 0}
+        if divergence is not None:
+            message.update(exitCode=1, summary=f"replay diverged: {divergence.message}")
+        elif outcome is None:
+            message.update(summary="replay terminated")
+        else:
+            from ..trace.format import describe_error
+
+            message["summary"] = ("replay reproduced the recording: "
+                                  + (f"Success: {outcome.value!r}"[:200] if outcome.ok else f"Failure: {describe_error(outcome.error)}"))
+        self.control.send(message)
+        return message["exitCode"]
+
+
+def effects_body(engine: Any) -> dict[str, Any]:
+    trace = engine.trace
+    effects = []
+    for e in trace.effects:
+        effects.append({
+            "seq": e.seq, "type": e.type, "request": e.describe_request(200), "ok": e.ok,
+            "result": e.describe_result(200) if e.ok else None,
+            "error": None if e.ok else e.describe_result(200),
+            "durationMs": round(e.duration_ns / 1e6, 3),
+            "path": e.site[0] if e.site else None, "line": e.site[1] if e.site else None,
+        })
+    outcome = None
+    if trace.outcome is not None:
+        outcome = {"ok": trace.outcome.ok, "summary": trace.outcome.describe(200)}
+    return {"effects": effects, "outcome": outcome, "complete": trace.complete}
+
+
+def main(argv: list[str] | None = None) -> int:
+    parser = argparse.ArgumentParser(prog="python -m prodture.debug.runner")
+    parser.add_argument("--control-fd", type=int, required=True)
+    parser.add_argument("--trace", required=True)
+    parser.add_argument("--handler", default="")
+    parser.add_argument("--cwd", default=None)
+    parser.add_argument("--mode", default="strict")
+    parser.add_argument("--just-my-code", default="1")
+    parser.add_argument("--stop-on-entry", default="0")
+    args = parser.parse_args(argv)
+    control = Control(args.control_fd)
+    problem = self_test()
+    if problem:
+        fail(control, problem, 3)
+    runner = Runner(args, control)
+    runner.setup()
+    threading.Thread(target=runner.serve_control, name="prodture-control", daemon=True).start()
+    code = runner.run()
+    # the adapter ends the session (exited/terminated) and then closes the control socket
+    threading.Event().wait(10)
+    return code
+
+
+if __name__ == "__main__":
+    sys.exit(main())

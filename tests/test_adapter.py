@@ -1,0 +1,390 @@
+"""DAP-level tests of ``python -m prodture.adapter`` on the checkout example, through a real client."""
+
+from __future__ import annotations
+
+import os
+import sys
+from pathlib import Path
+
+import pytest
+
+from adapter_support import (
+    CHARGE_LINE,
+    DECLINED_SAVE_LINE,
+    EXCEPT_LINE,
+    LOAD_LINE,
+    PROMO_LINE,
+    SERVICE,
+    copy_checkout,
+    start_session,
+)
+from dap_client import DapClient, DapError
+
+
+
+@pytest.fixture
+def charge_stop(checkout_dir: Path, checkout_traces: dict):
+    """A session stopped at the breakpoint on the ChargeCard line of the failing ($0) order."""
+    client = start_session(checkout_traces["failing"], checkout_dir,
+                           breakpoints={str(checkout_dir / SERVICE): [CHARGE_LINE]})
+    stop = client.stopped()
+    yield client, stop
+    client.close()
+
+
+def test_initialize_advertises_step_back_and_effect_filters():
+    """The adapter tells any DAP client it can step back and stop on effects."""
+    with DapClient.start() as client:
+        caps = client.initialize()
+    assert caps["supportsStepBack"] and caps["supportsRestartRequest"]
+    assert caps["supportsConditionalBreakpoints"] and caps["supportsHitConditionalBreakpoints"] and caps["supportsLogPoints"]
+    assert {f["filter"] for f in caps["exceptionBreakpointFilters"]} == {"effectFailed", "everyEffect", "raised", "uncaught"}
+
+
+def test_breakpoint_on_charge_line_shows_zero_total(charge_stop, checkout_dir):
+    """A breakpoint on the charge line stops there with the recorded promo result: total is $0.00."""
+    client, stop = charge_stop
+    assert stop["reason"] == "breakpoint"
+    frames = client.frames()
+    assert frames[0]["line"] == CHARGE_LINE and frames[0]["source"]["path"] == str(checkout_dir / SERVICE)
+    assert client.locals()["total"] == "Decimal('0.00')"
+    assert client.evaluate("str(total)") == "'0.00'"
+    assert stop["position"] == {"step": stop["position"]["step"], "effect": 2, "effectCount": 4,
+                                "path": str(checkout_dir / SERVICE), "line": CHARGE_LINE, "nextEffect": 3}
+
+
+def test_runtime_frames_never_appear_in_the_stack(charge_stop):
+    """The call stack shows only the handler's frames, never prodture's runtime or runner."""
+    client, _ = charge_stop
+    frames = client.frames()
+    assert [f["name"] for f in frames] == ["place_order"]
+    assert all("prodture" not in (f.get("source") or {}).get("path", "") for f in frames)
+
+
+def test_step_over_yield_lands_on_next_handler_line(checkout_dir, checkout_traces):
+    """Stepping over `x = yield Effect(...)` lands on the next handler line with x bound to the recorded result."""
+    client = start_session(checkout_traces["failing"], checkout_dir,
+                           breakpoints={str(checkout_dir / SERVICE): [PROMO_LINE]})
+    try:
+        stop = client.stopped()
+        assert client.frames()[0]["line"] == PROMO_LINE and "total" not in client.locals()
+        stop = client.stopped("next")
+        assert stop["reason"] == "step"
+        assert client.frames()[0]["line"] == PROMO_LINE + 1
+        assert client.locals()["total"] == "Decimal('0.00')"
+        assert stop["position"]["effect"] == 2
+    finally:
+        client.close()
+
+
+def test_step_back_restores_the_state_of_the_previous_step(charge_stop):
+    """next then stepBack returns to the charge line with exactly the state it had; next again reaches the same state."""
+    client, first = charge_stop
+    before = client.locals()
+    after_next = client.stopped("next")
+    assert client.frames()[0]["line"] == EXCEPT_LINE
+    assert after_next["position"]["effect"] == 3
+    back = client.stopped("stepBack")
+    assert back["reason"] == "step"
+    assert client.frames()[0]["line"] == CHARGE_LINE
+    assert client.locals() == before
+    assert back["position"] == first["position"]
+    again = client.stopped("next")
+    assert again["position"] == after_next["position"]
+
+
+def test_step_back_from_the_charge_reaches_the_promo_line(charge_stop):
+    """Stepping back from the charge line goes through the promo line, where total is not yet bound."""
+    client, _ = charge_stop
+    lines = []
+    for _ in range(3):
+        client.stopped("stepBack")
+        lines.append(client.frames()[0]["line"])
+        if lines[-1] == PROMO_LINE:
+            break
+    assert PROMO_LINE in lines
+    assert "total" not in client.locals() and client.locals()["subtotal"] == "Decimal('15.00')"
+
+
+def test_reverse_continue_runs_back_to_the_previous_breakpoint(checkout_dir, checkout_traces):
+    """reverseContinue goes back to the last breakpoint hit before now, or to the start without one."""
+    service = str(checkout_dir / SERVICE)
+    client = start_session(checkout_traces["failing"], checkout_dir,
+                           breakpoints={service: [PROMO_LINE, DECLINED_SAVE_LINE]})
+    try:
+        assert client.stopped()["position"]["line"] == PROMO_LINE
+        assert client.stopped("continue")["position"]["line"] == DECLINED_SAVE_LINE
+        stop = client.stopped("reverseContinue")
+        assert stop["reason"] == "breakpoint" and stop["position"]["line"] == PROMO_LINE
+        client.set_breakpoints(service, [])
+        stop = client.stopped("reverseContinue")
+        assert stop["position"]["step"] == 1 and stop["position"]["line"] == LOAD_LINE
+    finally:
+        client.close()
+
+
+def test_reverse_continue_respects_breakpoint_conditions(checkout_dir, checkout_traces):
+    """A conditional breakpoint whose condition is false where it was passed is skipped going backwards too."""
+    service = str(checkout_dir / SERVICE)
+    client = start_session(checkout_traces["failing"], checkout_dir, breakpoints={service: [DECLINED_SAVE_LINE]})
+    try:
+        client.stopped()
+        client.request("setBreakpoints", {"source": {"path": service}, "breakpoints": [
+            {"line": PROMO_LINE, "condition": "subtotal > 100"}, {"line": LOAD_LINE}]})
+        stop = client.stopped("reverseContinue")
+        assert stop["position"]["line"] == LOAD_LINE
+    finally:
+        client.close()
+
+
+def test_jump_to_effect_moves_forward_and_backward(charge_stop):
+    """prodture/jumpToEffect pauses on the line that yields effect N, before it is performed, either way."""
+    client, _ = charge_stop
+    client.request("prodture/jumpToEffect", {"effect": 4})
+    stop = client.stopped()
+    assert stop["reason"] == "goto"
+    assert stop["position"]["line"] == DECLINED_SAVE_LINE and stop["position"]["effect"] == 3
+    client.request("prodture/jumpToEffect", {"effect": 1})
+    stop = client.stopped()
+    assert stop["position"]["line"] == LOAD_LINE and stop["position"]["effect"] == 0
+    assert stop["position"]["nextEffect"] == 1
+    with pytest.raises(DapError, match="effect 9 is not in the trace"):
+        client.request("prodture/jumpToEffect", {"effect": 9})
+
+
+def test_replay_scope_shows_step_effects_and_outcome(charge_stop):
+    """The Replay scope shows the step, the last effect with its recorded result, the next effect and the outcome."""
+    client, stop = charge_stop
+    replay = next(s for s in client.scopes() if s["name"] == "Replay")
+    view = client.variables(replay["variablesReference"])
+    assert view["step"] == str(stop["position"]["step"])
+    assert view["lastEffect"].startswith("#2 ApplyPromo(") and view["lastResult"] == "Decimal('0.00')"
+    assert view["nextEffect"].startswith("#3 ChargeCard(")
+    assert view["outcome"] == "Failure: PaymentDeclined: amount must be greater than zero"
+
+
+def test_effects_request_lists_the_recording(charge_stop):
+    """prodture/effects returns every recorded effect and the outcome as short renderings."""
+    client, _ = charge_stop
+    body = client.request("prodture/effects")["body"]
+    assert [e["type"] for e in body["effects"]] == ["checkout.LoadCart", "checkout.ApplyPromo", "checkout.ChargeCard", "checkout.SaveOrder"]
+    assert body["effects"][2]["ok"] is False and "amount must be greater than zero" in body["effects"][2]["error"]
+    assert body["outcome"]["ok"] is False and body["complete"] is True
+
+
+def test_effect_failed_filter_stops_where_the_recorded_error_arrives(checkout_dir, checkout_traces):
+    """With the "effect failed" filter the replay stops on the charge line when the recorded decline is thrown in."""
+    client = start_session(checkout_traces["failing"], checkout_dir, filters=["effectFailed"])
+    try:
+        stop = client.stopped()
+        assert stop["reason"] == "exception"
+        assert "ChargeCard failed (recorded error): PaymentDeclined: amount must be greater than zero" in stop["text"]
+        assert stop["position"]["line"] == CHARGE_LINE and stop["position"]["effect"] == 3
+        info = client.request("exceptionInfo", {"threadId": client.thread_id()})["body"]
+        assert "PaymentDeclined" in info["description"]
+    finally:
+        client.close()
+
+
+def test_every_effect_filter_stops_after_each_effect(checkout_dir, checkout_traces):
+    """With the "every effect" filter the replay stops once per effect, in order."""
+    client = start_session(checkout_traces["ok"], checkout_dir, filters=["everyEffect"])
+    try:
+        effects = [client.stopped()["position"]["effect"]]
+        while len(effects) < 4:
+            effects.append(client.stopped("continue")["position"]["effect"])
+        assert effects == [1, 2, 3, 4]
+    finally:
+        client.close()
+
+
+def test_uncaught_handler_exception_stops_where_it_leaves_the_handler(checkout_dir, checkout_traces):
+    """The handler's own exception stops (reason exception) at the line it is raised from, then the session ends."""
+    client = start_session(checkout_traces["failing"], checkout_dir, filters=["uncaught"])
+    try:
+        stop = client.stopped()
+        assert stop["reason"] == "exception" and stop["text"] == "PaymentDeclined: amount must be greater than zero"
+        assert stop["position"]["line"] == DECLINED_SAVE_LINE + 1
+        client.request("continue", {"threadId": client.thread_id()})
+        assert client.wait_event("exited")["body"]["exitCode"] == 0
+        client.wait_event("terminated")
+    finally:
+        client.close()
+
+
+def test_stop_on_entry_pauses_on_the_first_handler_line(checkout_dir, checkout_traces):
+    """stopOnEntry pauses on the handler's first line before any effect."""
+    client = start_session(checkout_traces["ok"], checkout_dir, stopOnEntry=True)
+    try:
+        stop = client.stopped()
+        assert stop["reason"] == "entry"
+        assert stop["position"] == {"step": 1, "effect": 0, "effectCount": 4, "path": stop["position"]["path"],
+                                    "line": LOAD_LINE, "nextEffect": 1}
+    finally:
+        client.close()
+
+
+def test_strict_mode_refuses_requests_that_leave_the_recording(charge_stop):
+    """setVariable, setExpression and goto are refused in strict mode with a message naming the fix."""
+    client, _ = charge_stop
+    scope = next(s for s in client.scopes() if s["name"].lower().startswith("locals"))
+    for command, args in [
+        ("setVariable", {"variablesReference": scope["variablesReference"], "name": "total", "value": "1"}),
+        ("setExpression", {"expression": "total", "value": "1"}),
+        ("goto", {"threadId": client.thread_id(), "targetId": 1}),
+    ]:
+        with pytest.raises(DapError, match="refused in a strict replay.*speculative"):
+            client.request(command, args)
+    assert client.locals()["total"] == "Decimal('0.00')"
+
+
+def test_divergence_after_editing_the_handler_stops_with_the_precise_message(tmp_path, checkout_dir, checkout_traces):
+    """After an edit that charges a different amount, the replay stops at the charge with recorded-vs-now."""
+    project = copy_checkout(checkout_dir, tmp_path / "edited")
+    service = project / SERVICE
+    source = service.read_text()
+    service.write_text(source.replace("amount=total)", "amount=total + 1)"))
+    client = start_session(checkout_traces["failing"], project)
+    try:
+        stop = client.stopped()
+        assert stop["reason"] == "exception"
+        assert stop["text"] == ("divergence: effect #3 ChargeCard: request differs — amount: recorded "
+                                "Decimal('0.00'), now Decimal('1.00')")
+        assert stop["position"]["line"] == CHARGE_LINE and stop["position"]["effect"] == 2
+        assert client.locals()["total"] == "Decimal('0.00')"
+        back = client.stopped("stepBack")
+        assert back["position"]["line"] == CHARGE_LINE - 1
+    finally:
+        client.close()
+
+
+def test_restart_reruns_edited_code_and_keeps_breakpoints(tmp_path, checkout_dir, checkout_traces):
+    """restart re-runs from the start with the edited code, and the breakpoints still stop."""
+    project = copy_checkout(checkout_dir, tmp_path / "restart")
+    service = project / SERVICE
+    client = start_session(checkout_traces["failing"], project, breakpoints={str(service): [CHARGE_LINE]})
+    try:
+        assert client.stopped()["position"]["line"] == CHARGE_LINE
+        service.write_text(service.read_text().replace("amount=total)", "amount=total + 1)"))
+        client.request("restart", {})
+        stop = client.stopped()
+        assert stop["reason"] == "breakpoint" and stop["position"]["line"] == CHARGE_LINE
+        stop = client.stopped("continue")
+        assert stop["text"].startswith("divergence: effect #3 ChargeCard: request differs")
+    finally:
+        client.close()
+
+
+# -- bad input ---------------------------------------------------------------------------------
+
+
+def _launch_error(cwd, **launch) -> tuple[str, DapClient]:
+    client = DapClient.start()
+    client.initialize()
+    response = client.launch(check=False, cwd=str(cwd), **launch)
+    assert response["success"] is False
+    client.wait_event("terminated")
+    return response["message"], client
+
+
+def test_missing_trace_attribute_fails_the_launch_with_one_line(tmp_path):
+    """A launch without "trace" ends the session with one line naming the attribute."""
+    message, client = _launch_error(tmp_path)
+    client.close()
+    assert message == 'the launch configuration has no "trace": set it to the path of a .prodtrace file'
+
+
+def test_missing_trace_file_fails_the_launch(tmp_path):
+    """A trace path that does not exist ends the session with the path in the message."""
+    message, client = _launch_error(tmp_path, trace="nope.prodtrace")
+    client.close()
+    assert message.startswith("nope.prodtrace: no such trace file")
+
+
+def test_corrupt_trace_fails_the_launch_with_the_decoder_message(tmp_path, checkout_dir):
+    """A trace that fails to decode ends the session with the reader's one-line error and no process left."""
+    bad = tmp_path / "bad.prodtrace"
+    bad.write_bytes(b"\xc1 this is not msgpack")
+    message, client = _launch_error(checkout_dir, trace=str(bad))
+    client.close()
+    assert "bad.prodtrace" in message and "\n" not in message
+    assert "corrupt" in message or "not a prodture trace" in message
+
+
+def test_handler_that_no_longer_imports_fails_the_launch(tmp_path, checkout_dir, checkout_traces):
+    """A handler module with a syntax error ends the session naming the file and line."""
+    project = copy_checkout(checkout_dir, tmp_path / "broken")
+    (project / SERVICE).write_text((project / SERVICE).read_text().replace("def place_order(", "def place_order(("))
+    message, client = _launch_error(project, trace=str(checkout_traces["failing"]))
+    client.close()
+    assert message.startswith("handler module 'checkout'") or message.startswith("handler module 'checkout.service'")
+    assert "SyntaxError" in message and "fix the code" in message
+
+
+def test_missing_python_interpreter_fails_the_launch(tmp_path, checkout_traces, checkout_dir):
+    """A "python" attribute naming no interpreter ends the session saying which attribute to fix."""
+    message, client = _launch_error(checkout_dir, trace=str(checkout_traces["ok"]), python=str(tmp_path / "nopython"))
+    client.close()
+    assert message.startswith("Python interpreter not found") and '"python" launch attribute' in message
+
+
+def test_interpreter_without_prodture_fails_the_launch(tmp_path, checkout_traces, checkout_dir):
+    """An interpreter where prodture is not installed ends the session with the pip command to fix it."""
+    bare = tmp_path / "bare"
+    import venv
+
+    venv.EnvBuilder(with_pip=False).create(bare)
+    python = str(bare / "bin" / "python")
+    message, client = _launch_error(checkout_dir, trace=str(checkout_traces["ok"]), python=python)
+    client.close()
+    assert message == f"prodture is not installed in {python}; run: {python} -m pip install 'prodture[debug]'"
+
+
+def test_interpreter_without_debugpy_fails_the_launch(tmp_path, checkout_traces, checkout_dir):
+    """When debugpy cannot be imported the session ends with the pip command to install it."""
+    shadow = tmp_path / "shadow" / "debugpy"
+    shadow.mkdir(parents=True)
+    (shadow / "__init__.py").write_text("raise ImportError('no debugpy here')\n")
+    message, client = _launch_error(checkout_dir, trace=str(checkout_traces["ok"]),
+                                    env={"PYTHONPATH": str(shadow.parent)})
+    client.close()
+    assert message == f"debugpy is not installed in {sys.executable}; run: {sys.executable} -m pip install 'prodture[debug]'"
+
+
+def _runner_pids(adapter_pid: int) -> list[int]:
+    pids = []
+    for entry in os.listdir("/proc"):
+        if not entry.isdigit():
+            continue
+        try:
+            stat = open(f"/proc/{entry}/stat").read()
+            cmdline = open(f"/proc/{entry}/cmdline", "rb").read()
+        except OSError:
+            continue
+        ppid = int(stat.rsplit(")", 1)[1].split()[1])
+        if ppid == adapter_pid and b"prodture.debug.runner" in cmdline:
+            pids.append(int(entry))
+    return pids
+
+
+def test_debuggee_crash_ends_the_session(charge_stop):
+    """If the debuggee dies the client gets exited and terminated instead of waiting forever."""
+    client, _ = charge_stop
+    pids = _runner_pids(client.proc.pid)
+    assert len(pids) == 1
+    os.kill(pids[0], 9)
+    assert client.wait_event("exited")["body"]["exitCode"] != 0
+    client.wait_event("terminated")
+
+
+@pytest.mark.skipif(not sys.platform.startswith("linux"), reason="reads /proc")
+def test_disconnect_leaves_no_debuggee_process(checkout_dir, checkout_traces):
+    """After disconnect the adapter exits and its debuggee process is gone."""
+    client = start_session(checkout_traces["failing"], checkout_dir,
+                           breakpoints={str(checkout_dir / SERVICE): [CHARGE_LINE]})
+    client.stopped()
+    pids = _runner_pids(client.proc.pid)
+    assert pids
+    assert client.close() == 0
+    for pid in pids:
+        assert not os.path.exists(f"/proc/{pid}") or "Z" in open(f"/proc/{pid}/stat").read().split()[2]
