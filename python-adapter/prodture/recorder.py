@@ -82,10 +82,11 @@ class _FileStream:
         self.fd = os.open(path, os.O_WRONLY | os.O_CREAT | os.O_EXCL | os.O_APPEND, 0o644)
 
     def write(self, data: bytes) -> None:
-        view = memoryview(data)
-        while view:
-            written = os.write(self.fd, view)
-            view = view[written:]
+        written = os.write(self.fd, data)
+        if written != len(data):  # a short write (signal, full disk): finish the record
+            view = memoryview(data)[written:]
+            while view:
+                view = view[os.write(self.fd, view):]
 
     def close(self) -> None:
         os.close(self.fd)
@@ -239,6 +240,13 @@ class _Session:
         except Exception:
             self.recorder._count("encode_errors")
             log.warning("prodture: could not encode effect #%d of %s", call.seq, self.info.handler, exc_info=True)
+            return
+        stream = self.stream
+        if stream is not None:  # the common case: the sink is open, write straight through
+            try:
+                stream.write(data)
+            except Exception:
+                self._sink_failed()
             return
         self._emit(data)
 

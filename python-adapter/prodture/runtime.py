@@ -24,6 +24,7 @@ import sysconfig
 import threading
 import time
 import traceback as _traceback
+import types
 import uuid
 from datetime import datetime, timezone
 from typing import Any, Callable, Mapping, Protocol, Union
@@ -92,9 +93,12 @@ class Failure:
 Outcome = Union[Success, Failure]
 
 
-@dataclasses.dataclass(frozen=True, slots=True)
+@dataclasses.dataclass(slots=True)
 class EffectCall:
-    """One effect as the interpreter sees it: its number (from 1), value and call site."""
+    """One effect as the interpreter sees it: its number (from 1), value and call site.
+
+    Treat it as immutable (not ``frozen=True`` only because a frozen dataclass costs a third of a
+    microsecond more per effect to build)."""
 
     seq: int
     effect: Effect
@@ -153,10 +157,15 @@ def handler(fn: Callable[..., Any] | None = None, *, name: str | None = None) ->
 # The driver.
 
 _AWAIT_CODE = Effect.__await__.__code__
+_GENERATOR = types.GeneratorType
 
 
 def _site_of(obj: Any) -> tuple[str, int, str] | None:
     """The innermost user frame suspended in a generator/coroutine chain."""
+    if type(obj) is _GENERATOR and obj.gi_yieldfrom is None:  # the common case, fast
+        frame = obj.gi_frame
+        code = frame.f_code
+        return (code.co_filename, frame.f_lineno, code.co_name)
     frame = None
     while obj is not None:
         f = getattr(obj, "gi_frame", None) or getattr(obj, "cr_frame", None)
@@ -249,16 +258,14 @@ def _drive_suspendable(gen: Any, perform: Perform, state: _Run) -> Any:
                     yielded = gen.send(send_value)
             except StopIteration as stop:
                 return stop.value
-            site = _site_of(gen)
             if not isinstance(yielded, Effect):
                 to_throw = _not_an_effect(yielded, gen)
                 continue
-            state.seq += 1
-            call = EffectCall(state.seq, yielded, site)
+            seq = state.seq = state.seq + 1
             try:
-                send_value = perform(call)
+                send_value = perform(EffectCall(seq, yielded, _site_of(gen)))
             except Exception as error:  # thrown into the handler at the yield
-                state.last_error, state.last_error_seq = error, call.seq
+                state.last_error, state.last_error_seq = error, seq
                 to_throw = error
     finally:
         gen.close()

@@ -12,12 +12,14 @@ from __future__ import annotations
 import dataclasses
 import datetime as _dt
 import enum
+import inspect
+import operator
 import re
 import sys
 import threading
 import uuid
 from decimal import Decimal, InvalidOperation
-from typing import Any, Iterable
+from typing import Any, Callable, Iterable
 
 import msgpack
 
@@ -187,7 +189,10 @@ DEFAULT_SECRET_PATTERNS = (
     "card_number", "cvv", "cvc", "ssn",
 )
 
-_PLAIN = (str, int, float, bool, type(None), bytes, Decimal, uuid.UUID, _dt.datetime, _dt.date)
+_PLAIN = (
+    str, int, float, bool, type(None), bytes, Decimal, uuid.UUID, _dt.datetime, _dt.date, _dt.time,
+    _dt.timedelta, Redacted,
+)
 
 
 class Redactor:
@@ -202,9 +207,16 @@ class Redactor:
             else None
         )
         self._field_cache: dict[type, tuple[bool, ...]] = {}
+        self._plans: dict[type, tuple[tuple[str, ...], tuple[bool, ...]] | None] = {}
+        self._name_cache: dict[str, bool] = {}
 
     def is_secret_name(self, name: str) -> bool:
-        return self._regex is not None and self._regex.search(name) is not None
+        cached = self._name_cache.get(name)
+        if cached is None:
+            cached = self._regex is not None and self._regex.search(name) is not None
+            if len(self._name_cache) < 10_000:  # dict keys may be unbounded data, not names
+                self._name_cache[name] = cached
+        return cached
 
     def secret_fields(self, cls: type) -> tuple[bool, ...]:
         """For a dataclass: which of its fields (in order) are secret."""
@@ -217,6 +229,18 @@ class Redactor:
             self._field_cache[cls] = cached
         return cached
 
+    def _plan(self, t: type) -> tuple[tuple[str, ...], tuple[bool, ...]] | None:
+        """(field names, secret flags) for a dataclass type; None for any other type."""
+        try:
+            return self._plans[t]
+        except KeyError:
+            pass
+        plan = None
+        if dataclasses.is_dataclass(t):
+            plan = (tuple(f.name for f in dataclasses.fields(t)), self.secret_fields(t))
+        self._plans[t] = plan
+        return plan
+
     def scrub(self, value: Any, depth: int = 0) -> Any:
         """``value`` with secrets replaced by :data:`REDACTED`; the same object when clean."""
         t = type(value)
@@ -224,9 +248,12 @@ class Redactor:
             return value
         if t is dict:
             out = None
+            is_secret = self.is_secret_name
             for k, v in value.items():
-                if isinstance(k, str) and self.is_secret_name(k):
+                if isinstance(k, str) and is_secret(k):
                     nv: Any = REDACTED
+                elif type(v) in _PLAIN_SET:
+                    continue
                 else:
                     nv = self.scrub(v, depth + 1)
                 if nv is not v:
@@ -235,21 +262,37 @@ class Redactor:
                     out[k] = nv
             return value if out is None else out
         if t is list or t is tuple:
-            items = [self.scrub(v, depth + 1) for v in value]
-            if all(a is b for a, b in zip(items, value)):
+            items = None
+            for i, v in enumerate(value):
+                if type(v) in _PLAIN_SET:
+                    continue
+                nv = self.scrub(v, depth + 1)
+                if nv is not v:
+                    if items is None:
+                        items = list(value)
+                    items[i] = nv
+            if items is None:
                 return value
             return items if t is list else tuple(items)
-        if dataclasses.is_dataclass(value) and not isinstance(value, type):
-            secret = self.secret_fields(t)
-            changed: dict[str, Any] = {}
-            for f, is_secret in zip(dataclasses.fields(value), secret):
-                v = getattr(value, f.name)
-                nv = REDACTED if is_secret else self.scrub(v, depth + 1)
+        plan = self._plan(t)
+        if plan is not None:
+            names, secret = plan
+            changed: dict[str, Any] | None = None
+            for name, is_secret in zip(names, secret):
+                v = getattr(value, name)
+                if is_secret:
+                    nv: Any = REDACTED
+                elif type(v) in _PLAIN_SET:
+                    continue
+                else:
+                    nv = self.scrub(v, depth + 1)
                 if nv is not v:
-                    changed[f.name] = nv
-            if not changed:
+                    if changed is None:
+                        changed = {}
+                    changed[name] = nv
+            if changed is None:
                 return value
-            fields = {f.name: getattr(value, f.name) for f in dataclasses.fields(value)}
+            fields = {name: getattr(value, name) for name in names}
             fields.update(changed)
             return _ScrubbedObject(type_name(t), fields)
         return value
@@ -269,56 +312,105 @@ class _ScrubbedObject:
 
 
 def _default(obj: Any) -> Any:
+    """msgpack's hook for every non-plain value: an ext value; an Opaque one when it cannot be
+    represented (an int beyond 64 bits inside, a cycle, nesting deeper than the reader accepts),
+    so that one odd value never costs the whole record."""
+    try:
+        fast = _FAST.get(type(obj))
+        return fast(obj) if fast is not None else _to_ext(obj)
+    except (TypeError, ValueError, OverflowError, RecursionError, _TooDeep):
+        return msgpack.ExtType(ExtCode.OPAQUE, _plain_pack([type_name(type(obj)), _safe_repr(obj)]))
+
+
+class _TooDeep(Exception):
+    pass
+
+
+_ExtType = msgpack.ExtType
+_new_tuple = tuple.__new__
+
+
+def _ext(code: int, data: bytes) -> msgpack.ExtType:
+    """``ExtType(code, data)`` without its argument checks (the hot path; ours are right)."""
+    return _new_tuple(_ExtType, (code, data))
+
+
+_REDACTED_EXT = msgpack.ExtType(ExtCode.REDACTED, b"")
+
+
+def _object_encoder(t: type) -> Callable[[Any], Any]:
+    names = tuple(f.name for f in dataclasses.fields(t))
+    default_name = f"{t.__module__}.{t.__qualname__}"
+    name_of = registry.name_of
+    if len(names) > 1:
+        many = operator.attrgetter(*names)
+
+        def encode(obj: Any) -> Any:
+            return _new_tuple(_ExtType, (ExtCode.OBJECT, _pack([name_of(t) or default_name, dict(zip(names, many(obj)))])))
+    else:
+        def encode(obj: Any) -> Any:
+            fields = {n: getattr(obj, n) for n in names}
+            return _new_tuple(_ExtType, (ExtCode.OBJECT, _pack([name_of(t) or default_name, fields])))
+
+    return encode
+
+
+#: Exact type -> encoder, for the common types (dataclass types are added as they are first met).
+_FAST: dict[type, Callable[[Any], Any]] = {
+    Decimal: lambda o: _new_tuple(_ExtType, (ExtCode.DECIMAL, str(o).encode())),
+    _dt.datetime: lambda o: _new_tuple(_ExtType, (ExtCode.DATETIME, o.isoformat().encode())),
+    _dt.date: lambda o: _ext(ExtCode.DATE, o.isoformat().encode()),
+    _dt.time: lambda o: _ext(ExtCode.TIME, o.isoformat().encode()),
+    _dt.timedelta: lambda o: _ext(ExtCode.TIMEDELTA, _pack([o.days, o.seconds, o.microseconds])),
+    uuid.UUID: lambda o: _new_tuple(_ExtType, (ExtCode.UUID, o.bytes)),
+    tuple: lambda o: _ext(ExtCode.TUPLE, _pack(list(o))),
+    Redacted: lambda o: _REDACTED_EXT,
+}
+
+
+def _to_ext(obj: Any) -> Any:
     t = type(obj)
-    if t is Decimal:
-        return msgpack.ExtType(ExtCode.DECIMAL, str(obj).encode())
-    if t is _dt.datetime:
-        return msgpack.ExtType(ExtCode.DATETIME, obj.isoformat().encode())
-    if t is _dt.date:
-        return msgpack.ExtType(ExtCode.DATE, obj.isoformat().encode())
-    if t is _dt.time:
-        return msgpack.ExtType(ExtCode.TIME, obj.isoformat().encode())
-    if t is _dt.timedelta:
-        return msgpack.ExtType(
-            ExtCode.TIMEDELTA, _pack([obj.days, obj.seconds, obj.microseconds])
-        )
-    if t is uuid.UUID:
-        return msgpack.ExtType(ExtCode.UUID, obj.bytes)
-    if t is tuple:
-        return msgpack.ExtType(ExtCode.TUPLE, _pack(list(obj)))
+    fast = _FAST.get(t)
+    if fast is not None:
+        return fast(obj)
     if t is set or t is frozenset:
+        # Items in ascending order of their encoded bytes: deterministic for any item types.
         code = ExtCode.SET if t is set else ExtCode.FROZENSET
-        try:
-            items = sorted(obj)
-        except TypeError:
-            items = list(obj)
-        return msgpack.ExtType(code, _pack(items))
-    if obj is REDACTED:
-        return msgpack.ExtType(ExtCode.REDACTED, b"")
+        packed = sorted(_pack(item) for item in obj)
+        return _ext(code, _array_header(len(packed)) + b"".join(packed))
     if t is _ScrubbedObject:
-        return msgpack.ExtType(ExtCode.OBJECT, _pack([obj.name, obj.fields]))
+        return _ext(ExtCode.OBJECT, _pack([obj.name, obj.fields]))
+    # Decoded placeholders re-encode as what they stand for (they are dataclasses themselves).
+    if t is UnknownValue:
+        return _ext(ExtCode.OBJECT, _pack([obj.type_name, obj.fields]))
+    if t is Opaque:
+        return _ext(ExtCode.OPAQUE, _pack([obj.type_name, obj.repr]))
     if isinstance(obj, enum.Enum):
-        return msgpack.ExtType(ExtCode.OBJECT, _pack([type_name(t), obj.value]))
-    if dataclasses.is_dataclass(obj) and not isinstance(obj, type):
-        fields = {f.name: getattr(obj, f.name) for f in dataclasses.fields(obj)}
-        return msgpack.ExtType(ExtCode.OBJECT, _pack([type_name(t), fields]))
-    if isinstance(obj, BaseException):
-        return msgpack.ExtType(ExtCode.ERROR, _pack(_error_payload(obj)))
-    if isinstance(obj, (UnknownValue,)):
-        return msgpack.ExtType(ExtCode.OBJECT, _pack([obj.type_name, obj.fields]))
-    if isinstance(obj, Opaque):
-        return msgpack.ExtType(ExtCode.OPAQUE, _pack([obj.type_name, obj.repr]))
+        return _ext(ExtCode.OBJECT, _pack([type_name(t), obj.value]))
+    if isinstance(obj, BaseException):  # before dataclasses: a dataclass exception is an error
+        return _ext(ExtCode.ERROR, _pack(_error_payload(obj)))
+    if dataclasses.is_dataclass(t):
+        encoder = _FAST[t] = _object_encoder(t)
+        return encoder(obj)
     if isinstance(obj, (str, int, float, bytes, list, dict)):  # subclasses of plain types
         base = next(b for b in (str, bool, int, float, bytes, list, dict) if isinstance(obj, b))
         return base(obj)
-    return msgpack.ExtType(ExtCode.OPAQUE, _pack([type_name(t), _safe_repr(obj)]))
+    if isinstance(obj, _dt.datetime):  # subclasses (e.g. a test clock's datetime)
+        return _ext(ExtCode.DATETIME, _dt.datetime.isoformat(obj).encode())
+    if isinstance(obj, _dt.date):
+        return _ext(ExtCode.DATE, _dt.date.isoformat(obj).encode())
+    return _ext(ExtCode.OPAQUE, _plain_pack([type_name(t), _safe_repr(obj)]))
 
 
 def _error_payload(error: BaseException) -> list[Any]:
     if isinstance(error, RecordedError):
         return [error.type_name, list(error.recorded_args), {}, error.message]
     attrs = {k: v for k, v in vars(error).items() if not k.startswith("_")}
-    return [type_name(type(error)), list(error.args), attrs, str(error)]
+    try:
+        message = str(error)
+    except Exception:
+        message = _safe_repr(error)
+    return [type_name(type(error)), list(error.args), attrs, message]
 
 
 def _safe_repr(obj: Any) -> str:
@@ -329,20 +421,57 @@ def _safe_repr(obj: Any) -> str:
     return text[:1000]
 
 
+def _plain_pack(obj: Any) -> bytes:
+    return msgpack.packb(obj, use_bin_type=True)
+
+
+def _array_header(n: int) -> bytes:
+    if n < 16:
+        return bytes([0x90 | n])
+    if n < 0x10000:
+        return b"\xdc" + n.to_bytes(2, "big")
+    return b"\xdd" + n.to_bytes(4, "big")
+
+
+class _EncodeState(threading.local):
+    """Per thread: the ext nesting level being packed, and one reusable packer per level."""
+
+    def __init__(self) -> None:
+        self.level = 0
+        self.packers: list[msgpack.Packer] = []
+
+
+_enc = _EncodeState()
+
+
 def _pack(obj: Any) -> bytes:
+    """An ext payload. Raises when ``obj`` cannot be packed (the caller's ``_default`` then
+    records the enclosing value as Opaque) or when ext values nest deeper than a reader accepts."""
+    state = _enc
+    level = state.level
+    if level + 1 >= MAX_DEPTH:
+        raise _TooDeep()
+    packers = state.packers
+    if level >= len(packers):
+        packers.append(new_packer())
+    packer = packers[level]
+    state.level = level + 1
     try:
-        return msgpack.packb(obj, default=_default, use_bin_type=True, datetime=False, strict_types=True)
-    except (TypeError, ValueError, OverflowError):
-        # An int too large, a dict with unhashable keys after scrubbing, a cycle...
-        return msgpack.packb(
-            msgpack.ExtType(ExtCode.OPAQUE, msgpack.packb([type(obj).__name__, _safe_repr(obj)])),
-            use_bin_type=True,
-        )
+        return packer.pack(obj)
+    except BaseException:
+        packer.reset()
+        raise
+    finally:
+        state.level = level
 
 
 def encode_value(value: Any) -> bytes:
     """One value as a msgpack document (ext types for the non-plain ones)."""
-    return _pack(value)
+    try:
+        return msgpack.packb(value, default=_default, use_bin_type=True, datetime=False, strict_types=True)
+    except (TypeError, ValueError, OverflowError):
+        # An int too large or a cycle at the top level: the whole value becomes Opaque.
+        return _plain_pack(msgpack.ExtType(ExtCode.OPAQUE, _plain_pack([type_name(type(value)), _safe_repr(value)])))
 
 
 def new_packer() -> msgpack.Packer:
@@ -357,19 +486,19 @@ MAX_DEPTH = 64
 _depth = threading.local()
 
 
+#: How every msgpack document of a trace is unpacked (ext -1, the msgpack timestamp, which v1
+#: writers never write, decodes as an aware UTC datetime).
+UNPACK_OPTIONS: dict[str, Any] = dict(ext_hook=None, raw=False, strict_map_key=False, use_list=True, timestamp=3)
+
+
 def _unpack(payload: bytes) -> Any:
+    """An ext value's payload; the outermost ext value of a document is at depth 1."""
     level = getattr(_depth, "level", 0)
     if level >= MAX_DEPTH:
         raise TraceFormatError(f"value nested deeper than {MAX_DEPTH} levels")
     _depth.level = level + 1
     try:
-        return msgpack.unpackb(
-            payload,
-            ext_hook=ext_hook,
-            raw=False,
-            strict_map_key=False,
-            use_list=True,
-        )
+        return msgpack.unpackb(payload, **UNPACK_OPTIONS)
     finally:
         _depth.level = level
 
@@ -386,7 +515,8 @@ def ext_hook(code: int, payload: bytes) -> Any:
     except RecursionError:
         raise TraceFormatError(f"value nested deeper than {MAX_DEPTH} levels") from None
     except Exception as e:
-        raise TraceFormatError(f"malformed ext value (type {code}): {type(e).__name__}: {e}") from None
+        reason = " ".join(str(e).split())[:160]
+        raise TraceFormatError(f"malformed ext value (type {code}): {type(e).__name__}: {reason}") from None
 
 
 def _decode_ext(code: int, payload: bytes) -> Any:
@@ -429,13 +559,13 @@ def _decode_ext(code: int, payload: bytes) -> Any:
 
 def _str(value: Any) -> str:
     if not isinstance(value, str):
-        raise TraceFormatError(f"expected a type name string, found {type(value).__name__}")
+        raise TraceFormatError(f"malformed ext value: expected a type name string, found {type(value).__name__}")
     return value
 
 
 def _list(value: Any) -> list[Any]:
     if not isinstance(value, list):
-        raise TraceFormatError(f"expected an array, found {type(value).__name__}")
+        raise TraceFormatError(f"malformed ext value: expected an array, found {type(value).__name__}")
     return value
 
 
@@ -444,47 +574,75 @@ def _rebuild_object(name: str, fields: Any) -> Any:
     if cls is None:
         return UnknownValue(name, fields)
     if issubclass(cls, enum.Enum):
+        # By value, without calling the enum (its _missing_ is the application's code).
         try:
-            return cls(fields)
-        except ValueError:
-            return UnknownValue(name, fields)
-    if dataclasses.is_dataclass(cls) and isinstance(fields, dict):
+            member = cls._value2member_map_.get(fields)
+        except TypeError:  # an unhashable recorded value
+            member = None
+        return member if member is not None else UnknownValue(name, fields)
+    if isinstance(fields, dict) and dataclasses.is_dataclass(cls):
         # Rebuilt without calling __init__/__post_init__: the recorded state, exactly.
+        known = _known_fields.get(cls)
+        if known is None:
+            known = _known_fields[cls] = {f.name: f.default for f in dataclasses.fields(cls)}
+        if len(fields) != len(known) or not all(k in known for k in fields):
+            if not all(isinstance(k, str) and k in known for k in fields):
+                return UnknownValue(name, fields)  # a field the class no longer has
         obj = object.__new__(cls)
-        known = {f.name for f in dataclasses.fields(cls)}
-        if not all(isinstance(k, str) for k in fields) or set(fields) - known:
-            return UnknownValue(name, fields)
+        setattr_ = object.__setattr__
         for key, value in fields.items():
-            object.__setattr__(obj, key, value)
-        for f in dataclasses.fields(cls):
-            if f.name not in fields:  # field added since recording: its default, if any
-                if f.default is dataclasses.MISSING:
-                    return UnknownValue(name, fields)
-                object.__setattr__(obj, f.name, f.default)
+            setattr_(obj, key, value)
+        if len(fields) != len(known):
+            for key, default in known.items():
+                if key not in fields:  # field added since recording: its default, if any
+                    if default is dataclasses.MISSING:
+                        return UnknownValue(name, fields)
+                    setattr_(obj, key, default)
         return obj
     return UnknownValue(name, fields)
+
+
+_known_fields: dict[type, dict[str, Any]] = {}
 
 
 def _rebuild_error(name: str, args: list[Any], attrs: dict[Any, Any], message: str) -> BaseException:
     cls = _resolve(name)
     if cls is None or not (isinstance(cls, type) and issubclass(cls, Exception)):
         return RecordedError(name, message, tuple(args))
-    error = cls.__new__(cls, *args)
+    # Built like a dataclass is: no __new__ / __init__ of the application's class runs, only
+    # the nearest built-in one (OSError's for OSError subclasses).
+    base_new = next(b.__new__ for b in cls.__mro__ if b.__module__ == "builtins" and "__new__" in b.__dict__)
+    try:
+        error = base_new(cls)
+    except Exception:
+        return RecordedError(name, message, tuple(args))
     error.args = tuple(args)
     for key, value in attrs.items():
-        if isinstance(key, str) and not key.startswith("_"):
-            try:
-                setattr(error, key, value)
-            except Exception:
-                pass
+        if not isinstance(key, str) or key.startswith("_"):
+            continue
+        # Only plain instance state: never shadow a method (with_traceback...) or go through a
+        # property or descriptor of the class.
+        static = inspect.getattr_static(cls, key, None)
+        if key == "args" or callable(static) or hasattr(type(static), "__set__") or hasattr(type(static), "__get__"):
+            continue
+        try:
+            object.__setattr__(error, key, value)
+        except Exception:
+            pass
     return error
 
 
 def decode_value(data: bytes) -> Any:
     """Inverse of :func:`encode_value`; raises :class:`TraceFormatError` on malformed input."""
     try:
-        return _unpack(data)
+        return msgpack.unpackb(data, **UNPACK_OPTIONS)
     except TraceFormatError:
         raise
+    except (msgpack.StackError, RecursionError):
+        raise TraceFormatError("malformed value: nested too deeply") from None
     except Exception as e:
-        raise TraceFormatError(f"malformed value: {type(e).__name__}: {e}") from None
+        reason = " ".join(str(e).split())[:160]
+        raise TraceFormatError(f"malformed value: {type(e).__name__}: {reason}") from None
+
+
+UNPACK_OPTIONS["ext_hook"] = ext_hook

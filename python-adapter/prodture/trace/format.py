@@ -22,7 +22,9 @@ import msgpack
 from ..effects import Effect
 from .codec import (
     REDACTED,
+    Opaque,
     Redactor,
+    _safe_repr,
     TraceFormatError,
     ext_hook,
     new_packer,
@@ -146,7 +148,12 @@ def describe_error(error: BaseException | None) -> str:
         return "error"
     name = getattr(error, "type_name", None) or type(error).__name__
     name = name.rsplit(".", 1)[-1]
-    message = getattr(error, "message", None) or str(error)
+    message = getattr(error, "message", None)
+    if not isinstance(message, str) or not message:
+        try:
+            message = str(error)
+        except Exception:  # a rebuilt exception whose __str__ needs state it was not given
+            message = ", ".join(_short(a) for a in error.args)
     return f"{name}: {message}" if message else name
 
 
@@ -189,6 +196,7 @@ class _EffectType:
     getter: Callable[[Any], Any] | None
     arity: int
     secret: tuple[bool, ...]
+    has_secret: bool = False
 
 
 class TraceEncoder:
@@ -212,7 +220,11 @@ class TraceEncoder:
         started_at: _dt.datetime | None = None,
         fingerprint: str = "",
         meta: dict[str, Any] | None = None,
+        python: str | None = None,
+        prodture: str | None = None,
     ) -> bytes:
+        """The header record. Every field can be given, so that the same arguments always
+        give the same bytes (the golden vectors rely on it)."""
         from .. import __version__
 
         body = {
@@ -222,8 +234,8 @@ class TraceEncoder:
             "trace_id": trace_id or uuid.uuid4().hex,
             "started_at": started_at or _dt.datetime.now(_dt.timezone.utc),
             "fingerprint": fingerprint,
-            "python": platform.python_version(),
-            "prodture": __version__,
+            "python": python if python is not None else platform.python_version(),
+            "prodture": prodture if prodture is not None else __version__,
             "meta": meta or {},
         }
         return self._packer.pack([RecordKind.HEADER, body])
@@ -231,7 +243,11 @@ class TraceEncoder:
     def input(self, value: Any) -> bytes:
         if self.redactor is not None:
             value = self.redactor.scrub(value)
-        return self._packer.pack([RecordKind.INPUT, value])
+        try:
+            return self._packer.pack([RecordKind.INPUT, value])
+        except Exception:
+            self._packer.reset()
+            return self._packer.pack([RecordKind.INPUT, self._or_opaque(value)])
 
     def _effect_type(self, cls: type) -> tuple[_EffectType, bytes]:
         names = tuple(f.name for f in dataclasses.fields(cls)) if dataclasses.is_dataclass(cls) else ()
@@ -244,7 +260,7 @@ class TraceEncoder:
             many = operator.attrgetter(*names)
             getter = lambda e: list(many(e))  # noqa: E731
         secret = self.redactor.secret_fields(cls) if (self.redactor and names) else ()
-        info = _EffectType(len(self._types), getter, len(names), secret)
+        info = _EffectType(len(self._types), getter, len(names), secret, True in secret)
         self._types[cls] = info
         name = getattr(cls, "effect_name", None) or type_name(cls)
         return info, self._packer.pack([RecordKind.TYPE, info.type_id, name, list(names)])
@@ -266,7 +282,7 @@ class TraceEncoder:
         values: Any = info.getter(effect) if info.getter is not None else []
         redactor = self.redactor
         if redactor is not None:
-            if True in info.secret:
+            if info.has_secret:
                 values = [REDACTED if s else v for v, s in zip(values, info.secret)]
             values = redactor.scrub(values)
             if ok:
@@ -281,13 +297,20 @@ class TraceEncoder:
         try:
             body = pack([RecordKind.EFFECT, seq, info.type_id, values, ok, value, start_ns, duration_ns, site_id])
         except Exception:
-            # A value msgpack refuses outright (e.g. an int beyond 64 bits): keep the record.
+            # A value msgpack refuses outright (e.g. an int beyond 64 bits): keep the record,
+            # with just that value as Opaque.
             self._packer.reset()
-            from .codec import Opaque, _safe_repr
-
-            body = pack([RecordKind.EFFECT, seq, info.type_id, [Opaque(type(v).__name__, _safe_repr(v)) for v in values],
-                         ok, Opaque(type(value).__name__, _safe_repr(value)), start_ns, duration_ns, site_id])
+            body = pack([RecordKind.EFFECT, seq, info.type_id, [self._or_opaque(v) for v in values],
+                         ok, self._or_opaque(value), start_ns, duration_ns, site_id])
         return prefix + body
+
+    def _or_opaque(self, value: Any) -> Any:
+        try:
+            self._packer.pack(value)
+            return value
+        except Exception:
+            self._packer.reset()
+            return Opaque(type_name(type(value)), _safe_repr(value))
 
     def outcome(self, ok: bool, value: Any, traceback: str, failed_effect: int | None, duration_ns: int) -> bytes:
         if ok and self.redactor is not None:
@@ -296,11 +319,7 @@ class TraceEncoder:
             return self._packer.pack([RecordKind.OUTCOME, ok, value, traceback, failed_effect, duration_ns])
         except Exception:
             self._packer.reset()
-            from .codec import Opaque, _safe_repr
-
-            return self._packer.pack(
-                [RecordKind.OUTCOME, ok, Opaque(type(value).__name__, _safe_repr(value)), traceback, failed_effect, duration_ns]
-            )
+            return self._packer.pack([RecordKind.OUTCOME, ok, self._or_opaque(value), traceback, failed_effect, duration_ns])
 
 
 # ---------------------------------------------------------------------------------------------
@@ -362,6 +381,7 @@ class TraceReader:
             raw=False,
             strict_map_key=False,
             use_list=True,
+            timestamp=3,
             max_buffer_size=max(size, 1),
             max_str_len=size,
             max_bin_len=size,
@@ -379,6 +399,12 @@ class TraceReader:
                 raise self._fail(f"{e} (at byte {unpacker.tell()}); the file is corrupt") from None
             except (msgpack.StackError, RecursionError):
                 raise self._fail("a value is nested too deeply: the file is corrupt or hostile") from None
+            except ValueError as e:
+                if "exceeds max_" in str(e):
+                    # A declared length or count larger than the whole file: like a record cut
+                    # off by a killed writer, it runs past the end of the data (a truncated tail).
+                    return
+                raise self._fail(f"not valid msgpack at byte {unpacker.tell()} ({_reason(e)}); the file is corrupt") from None
             except Exception as e:
                 raise self._fail(f"not valid msgpack at byte {unpacker.tell()} ({_reason(e)}); the file is corrupt") from None
             yield record, unpacker.tell()
@@ -404,51 +430,78 @@ class TraceReader:
                     if kind != RecordKind.HEADER:
                         raise self._fail("not a prodture trace (it does not start with a header record)")
                     header = self._header(record)
+                elif kind > RecordKind.OUTCOME or kind < 0:
+                    continue  # an unknown record kind (a later v1 writer's addition) is skipped
+                elif kind == RecordKind.HEADER:
+                    raise ValueError("a second header record (two traces concatenated?)")
+                elif outcome is not None:
+                    raise ValueError("a record follows the outcome record")
                 elif kind == RecordKind.INPUT:
                     _arity(record, 2)
+                    if have_input or effects or types or sites:
+                        raise ValueError("the input record must come once, right after the header")
                     input_value, have_input = record[1], True
+                elif not have_input:
+                    raise ValueError("the input record is missing after the header")
                 elif kind == RecordKind.TYPE:
                     _arity(record, 4)
-                    _, type_id, name, fields = record
+                    _, type_id, name, fields = record[:4]
                     if not isinstance(name, str) or not isinstance(fields, list) or not all(isinstance(f, str) for f in fields):
                         raise ValueError("bad type definition")
-                    types[_int(type_id)] = (name, tuple(fields))
+                    type_id = _int(type_id)
+                    if type_id in types:
+                        raise ValueError(f"type id {type_id} is defined twice")
+                    types[type_id] = (name, tuple(fields))
                 elif kind == RecordKind.SITE:
                     _arity(record, 5)
-                    _, site_id, file, line, function = record
+                    _, site_id, file, line, function = record[:5]
                     if not isinstance(file, str) or not isinstance(function, str):
                         raise ValueError("bad site definition")
-                    sites[_int(site_id)] = (file, _int(line), function)
+                    site_id = _int(site_id)
+                    if site_id in sites:
+                        raise ValueError(f"site id {site_id} is defined twice")
+                    sites[site_id] = (file, _int(line), function)
                 elif kind == RecordKind.EFFECT:
                     _arity(record, 9)
-                    _, seq, type_id, values, ok, payload, start, duration, site_id = record
-                    name, fields = types[_int(type_id)]
+                    _, seq, type_id, values, ok, payload, start, duration, site_id = record[:9]
+                    type_id = _int(type_id)
+                    if type_id not in types:
+                        raise ValueError(f"type id {type_id} is used before its type record")
+                    name, fields = types[type_id]
                     seq = _int(seq)
                     if seq != len(effects) + 1:
                         raise ValueError(f"effect number {seq} out of order (expected {len(effects) + 1})")
                     if not isinstance(values, list) or len(values) != len(fields):
                         raise ValueError("request does not match its type's fields")
-                    ok = bool(ok)
-                    error = None if ok else _as_error(payload)
+                    ok = _bool(ok)
+                    if site_id is not None:
+                        site_id = _int(site_id)
+                        if site_id not in sites:
+                            raise ValueError(f"site id {site_id} is used before its site record")
                     effects.append(
                         EffectRecord(
-                            seq, name, fields, values, ok, payload if ok else None, error,
-                            _int(start), _int(duration), sites[_int(site_id)] if site_id is not None else None,
+                            seq, name, fields, values, ok, payload if ok else None, None if ok else _as_error(payload),
+                            _int(start), _int(duration), sites[site_id] if site_id is not None else None,
                         )
                     )
-                elif kind == RecordKind.OUTCOME:
+                else:  # RecordKind.OUTCOME
                     _arity(record, 6)
-                    _, ok, payload, tb, failed, duration = record
-                    ok = bool(ok)
+                    _, ok, payload, tb, failed, duration = record[:6]
+                    ok = _bool(ok)
+                    if not isinstance(tb, str):
+                        raise ValueError("the traceback is not a string")
+                    if failed is not None:
+                        failed = _int(failed)
+                        if not 1 <= failed <= len(effects):
+                            raise ValueError(f"the failed effect #{failed} was not recorded")
                     outcome = OutcomeRecord(
                         ok,
                         payload if ok else None,
                         None if ok else _as_error(payload),
-                        tb if isinstance(tb, str) else "",
-                        _int(failed) if failed is not None else None,
+                        tb,
+                        failed,
                         _int(duration),
                     )
-                # Unknown record kinds are skipped: later v1 writers may add informational ones.
             except TraceFormatError:
                 raise
             except (KeyError, ValueError, TypeError) as e:
@@ -490,13 +543,17 @@ class TraceReader:
         return TraceHeader(
             version=version,
             handler=handler,
-            trace_id=str(body.get("trace_id", "")),
+            trace_id=_text(body.get("trace_id")),
             started_at=started if isinstance(started, _dt.datetime) else None,
-            fingerprint=str(body.get("fingerprint", "")),
-            python=str(body.get("python", "")),
-            prodture=str(body.get("prodture", "")),
+            fingerprint=_text(body.get("fingerprint")),
+            python=_text(body.get("python")),
+            prodture=_text(body.get("prodture")),
             meta=meta if isinstance(meta, dict) else {},
         )
+
+
+def _text(value: Any) -> str:
+    return value if isinstance(value, str) else ""
 
 
 def _reason(e: BaseException) -> str:
@@ -512,6 +569,12 @@ def _arity(record: list[Any], n: int) -> None:
 def _int(value: Any) -> int:
     if not isinstance(value, int) or isinstance(value, bool):
         raise ValueError(f"expected an integer, found {type(value).__name__}")
+    return value
+
+
+def _bool(value: Any) -> bool:
+    if not isinstance(value, bool):
+        raise ValueError(f"expected true or false, found {type(value).__name__}")
     return value
 
 

@@ -1,0 +1,387 @@
+"""The interpreter: the three handler forms, errors thrown at the yield, Success / Failure, async."""
+
+from __future__ import annotations
+
+import asyncio
+import dataclasses
+import datetime as dt
+import inspect
+import uuid
+
+import pytest
+
+import prodture
+from prodture import Command, Effect, Failure, Interpreter, Success, pipeline
+from prodture.runtime import EffectCall, drive, handler_name, handlers, run_sync
+
+
+@dataclasses.dataclass(frozen=True)
+class Load(Effect, name="test_rt.Load"):
+    key: str
+
+
+@dataclasses.dataclass(frozen=True)
+class Store(Effect, name="test_rt.Store"):
+    key: str
+    value: int
+
+
+@dataclasses.dataclass(frozen=True)
+class Unperformed(Effect, name="test_rt.Unperformed"):
+    pass
+
+
+class Boom(Exception):
+    pass
+
+
+class Abort(BaseException):
+    pass
+
+
+DB = {"a": 1, "b": 2}
+
+
+def load(effect: Load) -> int:
+    if effect.key not in DB:
+        raise Boom(f"no key {effect.key}")
+    return DB[effect.key]
+
+
+def performers(log: list | None = None) -> dict:
+    def store(effect: Store) -> str:
+        if log is not None:
+            log.append(effect)
+        return f"stored {effect.key}"
+
+    return {Load: load, Store: store}
+
+
+def line_of(fn, marker: str) -> int:
+    lines, start = inspect.getsourcelines(fn)
+    for i, text in enumerate(lines):
+        if marker in text:
+            return start + i
+    raise AssertionError(marker)
+
+
+# -- generator handlers ------------------------------------------------------------------------
+
+
+def gen_handler(keys):
+    total = 0
+    for key in keys:
+        total += yield Load(key)
+    receipt = yield Store("total", total)
+    return total, receipt
+
+
+def test_generator_handler_receives_each_result_and_returns_success():
+    """A generator handler gets every performer result at its yield and its return value is the Success value."""
+    log: list = []
+    outcome = Interpreter(performers(log)).run(gen_handler, ["a", "b"])
+    assert outcome == Success((3, "stored total"))
+    assert outcome.ok and log == [Store("total", 3)]
+
+
+def catching_handler(key):
+    try:
+        value = yield Load(key)
+    except Boom as error:
+        value = f"fallback after {error}"
+    yield Store("k", 0)
+    return value
+
+
+def test_performer_error_is_thrown_into_the_handler_at_the_yield():
+    """An Exception raised by a performer is raised at the handler's yield, where the handler may catch it."""
+    outcome = Interpreter(performers()).run(catching_handler, "missing")
+    assert outcome == Success("fallback after no key missing")
+
+
+def uncaught_handler(key):
+    yield Load("a")
+    yield Load(key)  # fails here
+    return "unreachable"
+
+
+def test_uncaught_performer_error_is_a_failure_naming_the_effect():
+    """An uncaught performer error becomes Failure(error) with effect_seq = that effect's number and a user traceback."""
+    outcome = Interpreter(performers()).run(uncaught_handler, "missing")
+    assert isinstance(outcome, Failure) and not outcome.ok
+    assert isinstance(outcome.error, Boom) and str(outcome.error) == "no key missing"
+    assert outcome.effect_seq == 2
+    assert f"line {line_of(uncaught_handler, '# fails here')}" in outcome.traceback
+    assert "prodture/runtime.py" not in outcome.traceback
+    assert outcome.traceback.rstrip().endswith("Boom: no key missing")
+
+
+def own_error_handler(_):
+    yield Load("a")
+    raise ValueError("bad input")
+
+
+def test_handler_own_error_is_a_failure_without_effect_seq():
+    """A handler that raises by itself gives Failure with effect_seq None."""
+    outcome = Interpreter(performers()).run(own_error_handler, None)
+    assert isinstance(outcome, Failure) and isinstance(outcome.error, ValueError)
+    assert outcome.effect_seq is None
+
+
+def rewrapping_handler(_):
+    try:
+        yield Load("missing")
+    except Boom as error:
+        raise RuntimeError("wrapped") from error
+
+
+def test_error_raised_while_handling_an_effect_error_has_no_effect_seq():
+    """When the handler turns an effect error into another exception, the Failure is the handler's own (effect_seq None)."""
+    outcome = Interpreter(performers()).run(rewrapping_handler, None)
+    assert isinstance(outcome.error, RuntimeError) and outcome.effect_seq is None
+
+
+def yields_a_number(_):
+    yield Load("a")
+    yield 42  # not an effect
+    return "unreachable"
+
+
+def test_yielding_a_non_effect_fails_with_the_line():
+    """Yielding something that is not an Effect fails the handler with a TypeError naming the file and line."""
+    outcome = Interpreter(performers()).run(yields_a_number, None)
+    assert isinstance(outcome.error, TypeError)
+    message = str(outcome.error)
+    assert f"{__file__}:{line_of(yields_a_number, '# not an effect')} in yields_a_number" in message
+    assert "42" in message and "wrap that I/O in an Effect" in message and "\n" not in message
+
+
+def test_missing_performer_is_thrown_into_the_handler_with_the_fix():
+    """An effect with no performer fails at its yield with a LookupError that says how to register one."""
+
+    def h(_):
+        yield Unperformed()
+
+    outcome = Interpreter({}).run(h, None)
+    assert isinstance(outcome.error, LookupError)
+    assert "Unperformed" in str(outcome.error) and "performers=" in str(outcome.error)
+    assert outcome.effect_seq == 1
+
+
+def test_base_exception_from_a_performer_aborts_the_run():
+    """A BaseException that is not an Exception (a divergence, a rewind) is not caught as a Failure: it aborts the run."""
+
+    def abort(_):
+        raise Abort()
+
+    with pytest.raises(Abort):
+        Interpreter({Load: abort}).run(catching_handler, "a")
+
+
+def test_subclass_effect_uses_the_base_class_performer():
+    """A performer registered for an effect class also performs its subclasses."""
+
+    @dataclasses.dataclass(frozen=True)
+    class SpecialLoad(Load, name="test_rt.SpecialLoad"):
+        pass
+
+    def h(_):
+        return (yield SpecialLoad("b"))
+
+    assert Interpreter(performers()).run(h, None) == Success(2)
+
+
+def test_effect_call_site_is_the_yield_line():
+    """Each EffectCall carries the handler's file, line and function of the yield."""
+    calls: list[EffectCall] = []
+
+    def perform(call: EffectCall):
+        calls.append(call)
+        return load(call.effect) if isinstance(call.effect, Load) else "ok"
+
+    assert drive(gen_handler, ["a"], perform) == (1, "ok")
+    assert [c.seq for c in calls] == [1, 2]
+    assert calls[0].site == (__file__, line_of(gen_handler, "total += yield"), "gen_handler")
+    assert calls[1].site == (__file__, line_of(gen_handler, "receipt = yield"), "gen_handler")
+
+
+# -- async handlers ----------------------------------------------------------------------------
+
+
+async def async_handler(keys):
+    total = 0
+    for key in keys:
+        total += await Load(key)
+    try:
+        await Load("missing")
+    except Boom:
+        total += 100
+    return total
+
+
+def test_async_handler_awaits_effects_under_run():
+    """An async def handler awaiting effects runs to completion under the synchronous Interpreter.run."""
+    assert Interpreter(performers()).run(async_handler, ["a", "b"]) == Success(103)
+
+
+def test_async_handler_under_run_async_with_async_performers():
+    """run_async awaits awaitable performer results, and thrown errors reach the handler's except."""
+    seen: list[str] = []
+
+    async def async_load(effect: Load) -> int:
+        await asyncio.sleep(0)
+        seen.append(effect.key)
+        return load(effect)
+
+    outcome = asyncio.run(Interpreter({Load: async_load}).run_async(async_handler, ["a", "b"]))
+    assert outcome == Success(103)
+    assert seen == ["a", "b", "missing"]
+
+
+def test_run_async_failure_names_the_effect():
+    """run_async turns an uncaught async performer error into Failure with its effect_seq."""
+
+    async def failing(effect: Load) -> int:
+        await asyncio.sleep(0)
+        raise Boom("gateway down")
+
+    async def h(_):
+        await Load("x")
+
+    outcome = asyncio.run(Interpreter({Load: failing}).run_async(h, None))
+    assert isinstance(outcome.error, Boom) and outcome.effect_seq == 1
+
+
+async def awaits_a_non_effect(_):
+    await Load("a")
+    await asyncio.sleep(0)  # not an effect
+    return "unreachable"
+
+
+def test_awaiting_a_non_effect_names_the_handler_line():
+    """Awaiting a non-effect (asyncio.sleep) fails with a one-line TypeError naming the handler's own line."""
+    for outcome in (
+        Interpreter(performers()).run(awaits_a_non_effect, None),
+        asyncio.run(Interpreter(performers()).run_async(awaits_a_non_effect, None)),
+    ):
+        assert isinstance(outcome.error, TypeError)
+        message = str(outcome.error)
+        line = line_of(awaits_a_non_effect, "# not an effect")
+        assert f" at {__file__}:{line} in awaits_a_non_effect" in message
+        assert "not a prodture effect" in message and "\n" not in message
+
+
+def test_run_async_accepts_generator_and_command_handlers():
+    """run_async drives generator and Command handlers as well as coroutines."""
+    interpreter = Interpreter(performers())
+    assert asyncio.run(interpreter.run_async(gen_handler, ["b"])) == Success((2, "stored total"))
+    assert asyncio.run(interpreter.run_async(price, "a")) == Success(10)
+
+
+# -- pure functions returning Command ----------------------------------------------------------
+
+
+def price(key):
+    return Command(Load(key), then=lambda value: value * 10)
+
+
+def save(amount):
+    return Command(Store("price", amount), then=lambda receipt: (amount, receipt))
+
+
+def test_command_handler_performs_effect_then_continues():
+    """A pure function returning Command(effect, then) gets the effect performed and its continuation called."""
+    assert Interpreter(performers()).run(price, "b") == Success(20)
+
+
+def test_pipeline_composes_command_steps_in_order():
+    """pipeline(step1, step2) feeds each step's final value to the next, performing effects in order."""
+    log: list = []
+    calls: list[int] = []
+    handler = pipeline(price, save)
+
+    def perform(call: EffectCall):
+        calls.append(call.seq)
+        return performers(log)[type(call.effect)](call.effect)
+
+    assert drive(handler, "a", perform) == (10, "stored price")
+    assert calls == [1, 2] and log == [Store("price", 10)]
+    assert Interpreter(performers()).run(handler, "b") == Success((20, "stored price"))
+
+
+def test_pipeline_passes_plain_values_through():
+    """A pipeline step that returns a plain value (no Command) passes it straight to the next step."""
+    handler = pipeline(lambda x: x + 1, price)
+    assert Interpreter({Load: lambda e: int(e.key)}).run(handler, 4) == Success(50)
+
+
+def test_command_on_error_handles_a_failed_effect():
+    """Command.on_error receives the performer's error and its result continues the handler."""
+
+    def h(key):
+        return Command(Load(key), then=lambda v: v, on_error=lambda e: Command(Store("err", 0), then=lambda r: str(e)))
+
+    assert Interpreter(performers()).run(h, "missing") == Success("no key missing")
+
+
+def test_command_without_on_error_fails_with_effect_seq():
+    """A failed effect in a Command chain without on_error is a Failure naming that effect."""
+    outcome = Interpreter(performers()).run(pipeline(price, lambda v: Command(Load("missing"))), "a")
+    assert isinstance(outcome.error, Boom) and outcome.effect_seq == 2
+
+
+def test_command_site_is_where_the_command_was_built():
+    """A Command's call site is the line of the pure function that built it."""
+    calls: list[EffectCall] = []
+
+    def perform(call):
+        calls.append(call)
+        return 1
+
+    drive(price, "a", perform)
+    assert calls[0].site == (__file__, line_of(price, "return Command"), "price")
+
+
+# -- registration and built-ins ------------------------------------------------------------------
+
+
+def test_handler_decorator_registers_under_module_qualname():
+    """@prodture.handler registers a handler under module:qualname (or the given name)."""
+
+    @prodture.handler
+    def plain(_):
+        return 1
+
+    @prodture.handler(name="tests.custom")
+    def named(_):
+        return 2
+
+    assert handlers[handler_name(plain)] is plain
+    assert handler_name(plain) == f"{__name__}:test_handler_decorator_registers_under_module_qualname.<locals>.plain"
+    assert handlers["tests.custom"] is named
+
+
+def test_builtin_effects_have_production_performers():
+    """Now, RandomInt, RandomFloat, NewUUID, GetEnv, MonotonicNow and Sleep work without any performer given."""
+
+    def h(_):
+        now = yield prodture.Now()
+        n = yield prodture.RandomInt(3, 3)
+        f = yield prodture.RandomFloat()
+        u = yield prodture.NewUUID()
+        env = yield prodture.GetEnv("PRODTURE_SURELY_UNSET_VAR", "dflt")
+        mono = yield prodture.MonotonicNow()
+        slept = yield prodture.Sleep(0)
+        return now, n, f, u, env, mono, slept
+
+    outcome = Interpreter().run(h, None)
+    now, n, f, u, env, mono, slept = outcome.value
+    assert isinstance(now, dt.datetime) and now.tzinfo is not None
+    assert n == 3 and 0.0 <= f < 1.0 and isinstance(u, uuid.UUID) and u.version == 4
+    assert env == "dflt" and isinstance(mono, float) and slept is None
+
+
+def test_run_sync_wraps_the_result_as_an_outcome():
+    """run_sync (replay's driver) returns Success or Failure like Interpreter.run."""
+    assert run_sync(gen_handler, [], lambda call: "r") == Success((0, "r"))
+    assert isinstance(run_sync(own_error_handler, None, lambda call: 1), Failure)
