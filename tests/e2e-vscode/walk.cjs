@@ -1,0 +1,654 @@
+// End-to-end walk of the user's path in a real VS Code (code-server), driven by playwright-core.
+// Started by scripts/vscode-e2e/run.sh, which sets E2E_* and starts code-server with the .vsix
+// installed and examples/checkout open. Every stage asserts what the screen shows and saves a
+// screenshot in E2E_ARTIFACTS. Prints the figures as `name: value` lines.
+'use strict';
+const fs = require('fs');
+const path = require('path');
+
+const env = (k, d) => {
+  const v = process.env[k] ?? d;
+  if (v === undefined) throw new Error(`${k} is not set (run scripts/vscode-e2e/run.sh)`);
+  return v;
+};
+const URL = env('E2E_URL');
+const WORKSPACE = env('E2E_WORKSPACE');
+const ARTIFACTS = env('E2E_ARTIFACTS');
+const CHROMIUM = env('E2E_CHROMIUM', '/usr/bin/chromium');
+const { chromium } = require(env('E2E_PLAYWRIGHT'));
+const TOTAL_TIMEOUT_MS = Number(process.env.E2E_TIMEOUT_MS || 300_000);
+const STOP_TIMEOUT_MS = 30_000;
+const BIG_TRACE = process.env.E2E_BIG_TRACE || '';
+
+const HANDLER_REL = 'checkout/service.py';
+const HANDLER_FILE = path.join(WORKSPACE, HANDLER_REL);
+
+const figures = {};
+const results = [];
+let shotNo = 0;
+let page;
+let browser;
+
+function log(...a) {
+  console.log('[walk]', ...a);
+}
+
+function lineOf(file, needle) {
+  const lines = fs.readFileSync(file, 'utf8').split('\n');
+  const i = lines.findIndex((l) => l.includes(needle));
+  if (i < 0) throw new Error(`"${needle}" not found in ${file}`);
+  return i + 1;
+}
+
+/** The trace of the failing order: the one that recorded promo FREE100 (msgpack keeps strings as bytes). */
+function failingTrace() {
+  const dir = path.join(WORKSPACE, 'traces');
+  const files = fs.readdirSync(dir).filter((f) => f.endsWith('.prodtrace')).sort();
+  const hit = files.find((f) => fs.readFileSync(path.join(dir, f)).includes('FREE100'));
+  if (!hit) throw new Error(`no trace with promo FREE100 in ${dir} (run examples/checkout/run_orders.py)`);
+  return path.join(dir, hit);
+}
+
+async function shot(name) {
+  const file = path.join(ARTIFACTS, `${String(++shotNo).padStart(2, '0')}-${name}.png`);
+  await page.screenshot({ path: file });
+  return file;
+}
+
+async function stage(name, fn) {
+  const t0 = Date.now();
+  try {
+    await fn();
+    results.push({ name, ok: true });
+    log(`ok   ${name} (${Date.now() - t0} ms)`);
+  } catch (e) {
+    results.push({ name, ok: false, error: e });
+    log(`FAIL ${name}: ${e && e.stack ? e.stack : e}`);
+    try {
+      await shot(`FAILED-${name.replace(/[^a-z0-9]+/gi, '-')}`);
+    } catch {
+      /* page gone */
+    }
+    throw e;
+  }
+}
+
+function assert(cond, msg) {
+  if (!cond) throw new Error(`assertion failed: ${msg}`);
+}
+
+async function until(fn, what, timeout = 10_000, every = 50) {
+  const end = Date.now() + timeout;
+  let last;
+  for (;;) {
+    try {
+      last = await fn();
+      if (last) return last;
+    } catch (e) {
+      if (e && e.fatal) throw e;
+      last = e;
+    }
+    if (Date.now() > end) throw new Error(`timed out after ${timeout} ms waiting for ${what} (last: ${last instanceof Error ? last.message : JSON.stringify(last)})`);
+    await page.waitForTimeout(every);
+  }
+}
+
+// ---------------------------------------------------------------- workbench helpers
+
+async function quickInput(prefixText) {
+  await page.keyboard.press('F1');
+  const input = page.locator('.quick-input-widget input').first();
+  await input.waitFor({ state: 'visible', timeout: 10_000 });
+  await input.fill(prefixText);
+  await page.waitForTimeout(150);
+  return input;
+}
+
+async function runCommand(title) {
+  await quickInput(`>${title}`);
+  const row = page.locator('.quick-input-list .monaco-list-row', { hasText: title }).first();
+  await row.waitFor({ state: 'visible', timeout: 10_000 });
+  await page.keyboard.press('Enter');
+}
+
+async function openFile(rel) {
+  await quickInput(rel);
+  const row = page.locator('.quick-input-list .monaco-list-row', { hasText: path.basename(rel) }).first();
+  await row.waitFor({ state: 'visible', timeout: 10_000 });
+  await page.keyboard.press('Enter');
+  await page.locator(`.tab[aria-label^="${path.basename(rel)}"]`).first().waitFor({ timeout: 10_000 });
+}
+
+async function gotoLine(n) {
+  await quickInput(`:${n}`);
+  await page.waitForTimeout(150);
+  await page.keyboard.press('Enter');
+  await until(async () => (await cursorLine()) === n, `cursor on line ${n}`, 5_000);
+}
+
+async function cursorLine() {
+  const t = await page.locator('.statusbar-item[id="status.editor.selection"]').first().innerText({ timeout: 2_000 });
+  const m = /Ln (\d+)/.exec(t);
+  return m ? Number(m[1]) : undefined;
+}
+
+async function explorerRow(name) {
+  return page.locator(`.explorer-folders-view .monaco-list-row[aria-label="${name}"]`).first();
+}
+
+/** The frame of the trace viewer showing `fileName` (webviews are nested iframes). */
+async function viewerFrame(fileName) {
+  for (const f of page.frames()) {
+    try {
+      const ok = await f.evaluate((name) => {
+        const r = document.getElementById('prodture-viewer');
+        return !!r && (r.dataset.state !== 'ready' || document.body.innerText.includes(name));
+      }, fileName);
+      if (ok) return f;
+    } catch {
+      /* detached or cross-origin frame */
+    }
+  }
+  return undefined;
+}
+
+async function debugToolbarButton(label) {
+  const b = page.locator(`.debug-toolbar .action-label[aria-label^="${label}"]`).first();
+  await b.waitFor({ state: 'visible', timeout: 10_000 });
+  return b;
+}
+
+/** What the debugger shows now: the stop reason and top frame from Call Stack, the position from our status bar item. */
+async function debugState() {
+  return page.evaluate(() => {
+    const header = [...document.querySelectorAll('.pane-header')].find((h) => /^Call Stack/.test(h.getAttribute('aria-label') || ''));
+    const msg = header ? header.querySelector('.call-stack-state-message') : null;
+    const rows = [...document.querySelectorAll('.debug-call-stack .monaco-list-row')];
+    const thread = rows.find((r) => r.querySelector('.thread'));
+    const frame = rows.find((r) => r.querySelector('.stack-frame'));
+    let state = msg ? msg.textContent.trim() : '';
+    if (thread) state = state || ((thread.querySelector('.state') || thread).textContent || '').trim();
+    let line;
+    let fn = '';
+    if (frame) {
+      const m = /line (\d+)/.exec(frame.getAttribute('aria-label') || '');
+      line = m ? Number(m[1]) : undefined;
+      fn = ((frame.querySelector('.expression') || frame).textContent || '').trim();
+    }
+    const sb = [...document.querySelectorAll('.statusbar-item')].find((e) => /effect \d+\/\d+/.test(e.textContent || ''));
+    const status = sb ? sb.textContent.trim() : '';
+    const m2 = /effect (\d+)\/(\d+) · (next #(\d+)|end) · step (\d+)/.exec(status);
+    // its aria-label ends with "..., service.py line L"
+    const aria = sb ? [sb, ...sb.querySelectorAll('[aria-label]')].map((e) => e.getAttribute('aria-label') || '').join(' ') : '';
+    const m3 = /line (\d+)/.exec(aria);
+    return {
+      positionLine: m3 ? Number(m3[1]) : undefined,
+      paused: !!frame && !/running/i.test(state),
+      state,
+      line,
+      fn,
+      status,
+      effect: m2 ? Number(m2[1]) : undefined,
+      nextEffect: m2 ? (m2[4] ? Number(m2[4]) : null) : undefined,
+      step: m2 ? Number(m2[5]) : undefined,
+    };
+  });
+}
+
+/** Wait for a stop different from `before` (by step), paused, with a top frame. */
+async function waitStop(before, what, timeout = STOP_TIMEOUT_MS) {
+  return until(
+    async () => {
+      const s = await debugState();
+      if (!s.paused || s.line === undefined || s.step === undefined) return false;
+      if (before && s.step === before.step && s.line === before.line && s.state === before.state) return false;
+      // the position event and the Call Stack view update separately: wait until they agree
+      if (s.positionLine !== undefined && s.positionLine !== s.line) return false;
+      return s;
+    },
+    what,
+    timeout,
+    30,
+  );
+}
+
+async function variables() {
+  return page.evaluate(() =>
+    [...document.querySelectorAll('.debug-variables .monaco-list-row')].map((r) => {
+      // rows are labelled "NAME, value VALUE" (variables) or "Scope NAME" (scopes)
+      const label = r.getAttribute('aria-label') || '';
+      const m = /^(.*?), value (.*)$/s.exec(label);
+      return {
+        text: r.textContent.trim(),
+        name: m ? m[1] : '',
+        value: m ? m[2] : '',
+        scope: /^Scope /.test(label),
+        expanded: r.getAttribute('aria-expanded'),
+        label,
+      };
+    }),
+  );
+}
+
+async function ensurePaneExpanded(title) {
+  const header = page.locator(`.pane-header[aria-label^="${title}"]`).first();
+  await header.waitFor({ timeout: 10_000 });
+  if ((await header.getAttribute('aria-expanded')) === 'false') await header.click();
+  return header;
+}
+
+async function ensurePaneCollapsed(title) {
+  const header = page.locator(`.pane-header[aria-label^="${title}"]`).first();
+  if ((await header.count()) && (await header.getAttribute('aria-expanded')) === 'true') await header.click();
+}
+
+/** The row of an effect (by type name) in the Replay Timeline view. */
+function timelineRow(effectType) {
+  return page
+    .locator('.pane', { has: page.locator('.pane-header[aria-label^="Replay Timeline"]') })
+    .locator('.monaco-list-row', { has: page.locator('.monaco-highlighted-label, .label-name', { hasText: effectType }) })
+    .first();
+}
+
+async function timelineRows() {
+  return page.evaluate(() => {
+    const header = [...document.querySelectorAll('.pane-header')].find((h) => /Replay Timeline/i.test(h.getAttribute('aria-label') || h.textContent));
+    const pane = header ? header.closest('.pane') : null;
+    if (!pane) return [];
+    return [...pane.querySelectorAll('.monaco-list-row')].map((r) => r.getAttribute('aria-label') || r.textContent.trim());
+  });
+}
+
+// ---------------------------------------------------------------- the walk
+
+async function main() {
+  fs.mkdirSync(ARTIFACTS, { recursive: true });
+  const trace = failingTrace();
+  const traceName = path.basename(trace);
+  const chargeLine = lineOf(HANDLER_FILE, 'yield ChargeCard(');
+  const promoLine = lineOf(HANDLER_FILE, 'yield ApplyPromo(');
+  log(`trace ${traceName}; ChargeCard on line ${chargeLine}, ApplyPromo on line ${promoLine}`);
+
+  browser = await chromium.launch({
+    executablePath: CHROMIUM,
+    args: ['--headless', '--no-sandbox', '--disable-gpu', '--disable-quic', '--no-first-run', '--disable-background-networking', '--disable-component-update', '--disable-sync'],
+  });
+  page = await browser.newPage({ viewport: { width: 1600, height: 1000 } });
+  page.setDefaultTimeout(15_000);
+
+  await stage('workbench loads with the extension', async () => {
+    await page.goto(URL);
+    await page.locator('.explorer-folders-view .monaco-list-row').first().waitFor({ timeout: 60_000 });
+    // the extension is installed: its commands are in the palette (contributions arrive once the
+    // extension host has scanned the extensions, a moment after the workbench paints)
+    const want = ['Prodture: Debug Trace', 'Prodture: Replay Trace', 'Prodture: Show Trace'];
+    await until(
+      async () => {
+        await quickInput('>Prodture');
+        await page.waitForTimeout(300);
+        const labels = await page.locator('.quick-input-list .monaco-list-row').allInnerTexts();
+        await page.keyboard.press('Escape');
+        return want.every((t) => labels.some((l) => l.includes(t))) ? labels : false;
+      },
+      'the Prodture commands in the command palette',
+      30_000,
+      500,
+    );
+    await shot('workbench');
+  });
+
+  let actions = 0; // user actions from opening the trace to paused on the failing line, error visible
+  let viewer;
+  await stage('double-click the failing trace: the viewer shows the failing effect', async () => {
+    const folder = await explorerRow('traces');
+    if ((await folder.getAttribute('aria-expanded')) !== 'true') await folder.click();
+    const row = await explorerRow(traceName);
+    await row.waitFor();
+    const t0 = Date.now();
+    await row.dblclick();
+    actions++;
+    viewer = await until(async () => {
+      const f = await viewerFrame(traceName);
+      if (!f) return false;
+      const st = await f.evaluate(() => {
+        const r = document.getElementById('prodture-viewer');
+        return r.dataset.state === 'error' ? 'error: ' + r.innerText : r.dataset.painted === 'true' ? 'painted' : '';
+      });
+      if (st.startsWith('error')) throw Object.assign(new Error(st), { fatal: true });
+      return st === 'painted' ? f : false;
+    }, 'the trace viewer to paint', 20_000, 20).catch((e) => {
+      throw e;
+    });
+    figures.viewer_paint_s = ((Date.now() - t0) / 1000).toFixed(2);
+    const info = await viewer.evaluate(() => {
+      const r = document.getElementById('prodture-viewer');
+      const failing = r.querySelector('.row.failing');
+      return {
+        text: r.innerText,
+        outcome: r.dataset.outcome,
+        failing: failing ? failing.innerText : null,
+        failingBg: failing ? getComputedStyle(failing).backgroundColor : null,
+        rows: r.querySelectorAll('.spacer .row').length,
+        handler: (r.querySelector('.handler') || {}).textContent,
+      };
+    });
+    log('viewer:', JSON.stringify({ ...info, text: info.text.slice(0, 400) }));
+    assert(/place_order/.test(info.handler || ''), `handler shown (${info.handler})`);
+    assert(info.outcome === 'failure', `outcome is Failure (${info.outcome})`);
+    assert(/Failure/.test(info.text), 'the outcome says Failure');
+    assert(info.failing && /ChargeCard/.test(info.failing), `the failing effect ChargeCard is highlighted (${info.failing})`);
+    assert(/FREE100/.test(info.text), 'the input / requests show the promo FREE100');
+    assert(info.rows >= 4, `the timeline lists the effects (${info.rows} rows)`);
+    await shot('viewer-failing-effect');
+  });
+
+  await stage('the viewer opens fast once VS Code has shown a webview (re-open)', async () => {
+    // the first webview of a fresh browser profile waits for VS Code's webview service worker to
+    // install; a user's VS Code has it already — measure a second open as well
+    await page.locator(`.tab[aria-label^="${traceName}"]`).first().click();
+    await runCommand('View: Close Editor');
+    await until(async () => (await page.locator(`.tab[aria-label^="${traceName}"]`).count()) === 0, 'the viewer tab to close', 5_000);
+    const row = await explorerRow(traceName);
+    const t0 = Date.now();
+    await row.dblclick();
+    viewer = await until(async () => {
+      const f = await viewerFrame(traceName);
+      if (!f) return false;
+      return (await f.evaluate(() => document.getElementById('prodture-viewer').dataset.painted === 'true')) ? f : false;
+    }, 'the trace viewer to paint again', 20_000, 20);
+    figures.viewer_paint_warm_s = ((Date.now() - t0) / 1000).toFixed(2);
+  });
+
+  await stage('Replay prints the replay result', async () => {
+    await viewer.locator('#replay-button').click();
+    const toast = await until(async () => {
+      const texts = await page.locator('.notifications-toasts .notification-toast').allInnerTexts();
+      return texts.find((t) => /Replay of/.test(t)) || false;
+    }, 'the replay notification', 20_000);
+    log('replay:', JSON.stringify(toast));
+    assert(/reproduced/.test(toast), `the replay reproduced the recording (${toast})`);
+    const out = await page.locator('.output-view .view-lines, .panel .monaco-editor .view-lines').first().innerText().catch(() => '');
+    log('replay output:', JSON.stringify(out.slice(0, 300)));
+    await shot('replay-result');
+    await page.keyboard.press('Escape');
+  });
+
+  let firstStop;
+  await stage('Debug: the session pauses and shows the recorded error; the failing line is one click away', async () => {
+    // the Run and Debug view is where the harness reads the call stack (not a user action: it is
+    // what VS Code shows while debugging)
+    await runCommand('View: Show Run and Debug');
+    await page.locator('.debug-viewlet, .pane-header').first().waitFor({ timeout: 10_000 });
+    const t0 = Date.now();
+    await viewer.locator('#debug-button').click();
+    actions++;
+    firstStop = await waitStop(undefined, 'the first stop');
+    figures.debug_first_stop_s = ((Date.now() - t0) / 1000).toFixed(2);
+    // room for the Replay timeline in the sidebar
+    await ensurePaneCollapsed('Watch');
+    await ensurePaneExpanded('Replay Timeline');
+    log('first stop:', JSON.stringify(firstStop));
+    // the exception widget (when the stop is an exception) shows the recorded error
+    const errText = /exception/i.test(firstStop.state)
+      ? await until(async () => {
+          const w = page.locator('.exception-widget').first();
+          return (await w.isVisible()) ? (await w.innerText()) || false : false;
+        }, 'the exception widget', 3_000).catch(() => '')
+      : '';
+    log('exception widget:', JSON.stringify(errText.slice(0, 300)));
+    await shot('first-stop');
+    if (firstStop.line === chargeLine) {
+      // the adapter stopped on the failed effect itself
+      assert(/greater than zero/i.test(errText) || /PaymentDeclined/.test(firstStop.state), 'the recorded gateway error is shown');
+    } else {
+      // stopped where the handler raised: the recorded error is in the exception widget; the
+      // failing effect is one click away in the Replay timeline
+      assert(
+        /greater than zero/i.test(errText) || /greater than zero/i.test(firstStop.state),
+        `the recorded gateway error is shown (exception widget: ${JSON.stringify(errText)}, Call Stack: ${JSON.stringify(firstStop.state)})`,
+      );
+      await ensurePaneExpanded('Replay Timeline');
+      const row = timelineRow('ChargeCard');
+      await row.waitFor({ timeout: 10_000 });
+      const label = await row.getAttribute('aria-label');
+      assert(/failed/.test(label) && /greater than zero/.test(label), `the timeline shows ChargeCard failed with the recorded error (${label})`);
+      await row.click();
+      actions++;
+      const s = await waitStop(firstStop, 'a stop on the failing effect');
+      log('on the failing effect:', JSON.stringify(s));
+      assert(s.line === chargeLine, `paused on the ChargeCard line ${chargeLine} (got ${s.line})`);
+    }
+    figures.user_actions_to_failure = actions;
+    await shot('paused-on-failing-line');
+  });
+
+  await stage('breakpoint on the ChargeCard line, Debug again: stop there, total is 0.00, Replay scope', async () => {
+    await page.keyboard.press('Shift+F5');
+    await until(async () => (await page.locator('.debug-toolbar').count()) === 0 || !(await page.locator('.debug-toolbar').first().isVisible()), 'the session to end', 15_000);
+    await openFile(HANDLER_REL);
+    await gotoLine(chargeLine);
+    await page.keyboard.press('F9');
+    await page.locator('.monaco-editor .codicon-debug-breakpoint').first().waitFor({ timeout: 5_000 });
+    await shot('breakpoint-set');
+    // back to the viewer, Debug
+    await page.locator(`.tab[aria-label^="${traceName}"]`).first().click();
+    viewer = await until(() => viewerFrame(traceName), 'the viewer frame');
+    const t0 = Date.now();
+    await viewer.locator('#debug-button').click();
+    const s = await waitStop(undefined, 'the breakpoint stop');
+    figures.debug_to_breakpoint_s = ((Date.now() - t0) / 1000).toFixed(2);
+    log('breakpoint stop:', JSON.stringify(s));
+    assert(s.line === chargeLine, `stopped on line ${chargeLine} (got ${s.line})`);
+    assert(/breakpoint/i.test(s.state), `paused on breakpoint (${s.state})`);
+    firstStop = s;
+    const vars = await until(async () => {
+      const v = await variables();
+      return v.some((x) => x.name === 'total') ? v : false;
+    }, 'the variable total', 10_000);
+    const total = vars.find((x) => x.name === 'total');
+    log('total =', total.value);
+    assert(/0\.00/.test(total.value), `total shows 0.00 (${total.value})`);
+    const replay = vars.find((x) => x.scope && /Replay/i.test(x.text));
+    assert(replay, `a Replay scope is shown (${vars.filter((x) => x.scope).map((x) => x.text).join(', ')})`);
+    if (replay.expanded === 'false') {
+      await page.locator('.debug-variables .monaco-list-row', { hasText: 'Replay' }).first().click();
+      await page.waitForTimeout(300);
+    }
+    const after = await variables();
+    const replayText = after.map((v) => v.text).join('\n');
+    log('variables:', replayText.slice(0, 500));
+    assert(/effect/i.test(replayText), 'the Replay scope shows the effect position');
+    await shot('breakpoint-total-0.00');
+  });
+
+  let afterOver;
+  let afterOver2;
+  await stage('Step Over (twice)', async () => {
+    await (await debugToolbarButton('Step Over')).click();
+    afterOver = await waitStop(firstStop, 'a stop after Step Over');
+    log('after step over:', JSON.stringify(afterOver));
+    assert(afterOver.step > firstStop.step, `the step advanced (${firstStop.step} -> ${afterOver.step})`);
+    await shot('step-over-1');
+    await (await debugToolbarButton('Step Over')).click();
+    afterOver2 = await waitStop(afterOver, 'a stop after the second Step Over');
+    log('after step over 2:', JSON.stringify(afterOver2));
+    assert(afterOver2.step > afterOver.step, `the step advanced (${afterOver.step} -> ${afterOver2.step})`);
+    await shot('step-over-2');
+  });
+
+  await stage('Step Back returns to the earlier line', async () => {
+    await (await debugToolbarButton('Step Back')).click();
+    const s = await waitStop(afterOver2, 'a stop after Step Back');
+    log('after step back:', JSON.stringify(s));
+    assert(s.step < afterOver2.step, `the step went back (${afterOver2.step} -> ${s.step})`);
+    assert(s.line === afterOver.line && s.step === afterOver.step, `back on line ${afterOver.line} at step ${afterOver.step} (got line ${s.line}, step ${s.step})`);
+    afterOver2 = s;
+    await shot('step-back');
+  });
+
+  await stage('Reverse continue goes back to the breakpoint', async () => {
+    await (await debugToolbarButton('Step Over')).click();
+    const fwd = await waitStop(afterOver2, 'a stop after Step Over');
+    await (await debugToolbarButton('Reverse')).click();
+    const s = await waitStop(fwd, 'a stop after Reverse');
+    log('after reverse:', JSON.stringify(s));
+    assert(s.line === chargeLine, `back on the breakpoint line ${chargeLine} (got ${s.line})`);
+    assert(s.step === firstStop.step, `at the breakpoint's step ${firstStop.step} (got ${s.step})`);
+    afterOver2 = s;
+    await shot('reverse-continue');
+  });
+
+  await stage('Replay timeline: lists the effects, marks the position, jumps on click', async () => {
+    await ensurePaneExpanded('Replay Timeline');
+    const rows = await until(async () => {
+      const r = await timelineRows();
+      return r.length >= 4 ? r : false;
+    }, 'the timeline rows', 10_000);
+    log('timeline:', JSON.stringify(rows));
+    assert(rows.some((r) => /ChargeCard/.test(r) && /current position/.test(r)), 'the ChargeCard effect is marked as the current position');
+    assert(rows.some((r) => /ChargeCard/.test(r) && /failed/.test(r)), 'the ChargeCard effect is marked failed');
+    await shot('timeline-at-breakpoint');
+    // jump backward to ApplyPromo
+    const promo = timelineRow('ApplyPromo');
+    await promo.click();
+    const s = await waitStop(afterOver2, 'a stop after jumping to ApplyPromo');
+    log('after jump to ApplyPromo:', JSON.stringify(s));
+    assert(s.line === promoLine, `on the ApplyPromo line ${promoLine} (got ${s.line})`);
+    const rows2 = await until(async () => {
+      const r = await timelineRows();
+      return r.some((x) => /ApplyPromo/.test(x) && /current position/.test(x)) ? r : false;
+    }, 'ApplyPromo marked current', 5_000);
+    log('timeline:', JSON.stringify(rows2));
+    const vars2 = await until(async () => {
+      const v = await variables();
+      return v.some((x) => x.name === 'subtotal') ? v : false;
+    }, 'the variables at ApplyPromo', 5_000);
+    log('variables at ApplyPromo:', vars2.filter((x) => !x.scope).map((x) => x.label).join(' | ').slice(0, 300));
+    await shot('timeline-jump-back-applypromo');
+    // and forward again to ChargeCard
+    await timelineRow('ChargeCard').click();
+    const s2 = await waitStop(s, 'a stop after jumping to ChargeCard');
+    assert(s2.line === chargeLine, `on the ChargeCard line ${chargeLine} (got ${s2.line})`);
+    await until(async () => (await timelineRows()).some((x) => /ChargeCard/.test(x) && /current position/.test(x)), 'ChargeCard marked current', 5_000);
+    // the Variables view shows the state at the new position (not an error from the adapter)
+    const vars = await until(async () => {
+      const v = await variables();
+      return v.some((x) => x.name === 'total') ? v : false;
+    }, 'the variable total after the jump', 5_000).catch(async (e) => {
+      const v = await variables();
+      throw new Error(`${e.message}; Variables show: ${v.map((x) => x.label).join(' | ')}`);
+    });
+    const total = vars.find((x) => x.name === 'total');
+    assert(/0\.00/.test(total.value), `total is 0.00 after the jump (${total.value})`);
+    await shot('timeline-jump-forward-chargecard');
+  });
+
+  await stage('stop the session: the timeline and the status bar item clear', async () => {
+    await page.keyboard.press('Shift+F5');
+    await until(async () => (await page.locator('.debug-toolbar').count()) === 0 || !(await page.locator('.debug-toolbar').first().isVisible()), 'the session to end', 15_000);
+    await until(async () => (await timelineRows()).length === 0, 'the timeline to clear', 5_000);
+    await until(async () => (await debugState()).status === '', 'the status bar item to hide', 5_000);
+    await shot('session-ended');
+  });
+
+  await stage('the lens "Debug latest trace" in the handler starts the same kind of session', async () => {
+    await page.locator(`.tab[aria-label^="service.py"]`).first().click();
+    const lens = page.locator('.monaco-editor .codelens-decoration a', { hasText: 'Debug latest trace' }).first();
+    await lens.waitFor({ timeout: 15_000 });
+    const hover = await page.locator('.monaco-editor .codelens-decoration').allInnerTexts();
+    log('lenses:', JSON.stringify(hover));
+    await shot('handler-lenses-inlay-hints');
+    await lens.click();
+    const s = await waitStop(undefined, 'a stop after the lens');
+    log('lens session stop:', JSON.stringify(s));
+    assert(s.line === chargeLine && /breakpoint/i.test(s.state), `stopped at the breakpoint on line ${chargeLine} (got ${s.line}, ${s.state})`);
+    // the timeline follows the new session
+    await until(async () => (await timelineRows()).some((r) => /ChargeCard/.test(r) && /current position/.test(r)), 'the timeline of the new session', 10_000);
+    await shot('lens-debug-latest-trace');
+    await page.keyboard.press('Shift+F5');
+    await until(async () => (await page.locator('.debug-toolbar').count()) === 0 || !(await page.locator('.debug-toolbar').first().isVisible()), 'the session to end', 15_000);
+  });
+
+  if (BIG_TRACE) {
+    await stage('a 100,000-effect trace opens fast and scrolls (virtualized list)', async () => {
+      await page.keyboard.press('Control+Shift+E');
+      const rel = path.relative(WORKSPACE, BIG_TRACE).split(path.sep);
+      for (const dir of rel.slice(0, -1)) {
+        const r = await explorerRow(dir);
+        await r.waitFor();
+        if ((await r.getAttribute('aria-expanded')) !== 'true') await r.click();
+      }
+      const name = rel[rel.length - 1];
+      const row = await explorerRow(name);
+      await row.waitFor();
+      const t0 = Date.now();
+      await row.dblclick();
+      const f = await until(async () => {
+        const fr = await viewerFrame(name);
+        if (!fr) return false;
+        const st = await fr.evaluate(() => {
+          const r = document.getElementById('prodture-viewer');
+          return r.dataset.state === 'error' ? 'error: ' + r.innerText : r.dataset.painted === 'true' ? 'painted' : '';
+        });
+        if (st.startsWith('error')) throw new Error(st);
+        return st === 'painted' ? fr : false;
+      }, 'the big trace viewer to paint', 30_000, 20);
+      figures.big_viewer_paint_s = ((Date.now() - t0) / 1000).toFixed(2);
+      const total = await f.evaluate(() => Number(document.getElementById('effects').getAttribute('aria-rowcount')));
+      assert(total >= 100_000, `the viewer counts ${total} effects`);
+      const t1 = Date.now();
+      await f.evaluate(() => {
+        const s = document.getElementById('effects');
+        s.scrollTop = s.scrollHeight;
+      });
+      const lastSeq = await until(
+        () =>
+          f.evaluate((n) => {
+            const rows = [...document.querySelectorAll('.spacer .row')];
+            const last = rows[rows.length - 1];
+            const seq = last && last.dataset.seq ? Number(last.dataset.seq) : 0;
+            return seq >= n - 1 ? seq : false;
+          }, total),
+        'the last rows to load',
+        15_000,
+        20,
+      );
+      figures.big_scroll_to_end_s = ((Date.now() - t1) / 1000).toFixed(2);
+      const domRows = await f.evaluate(() => document.querySelectorAll('.spacer .row').length);
+      log(`big trace: ${total} effects, last row #${lastSeq}, ${domRows} rows in the DOM`);
+      assert(domRows < 150, `only the visible rows are rendered (${domRows})`);
+      assert(lastSeq >= total - 1, `the end of the list is shown (last #${lastSeq} of ${total})`);
+      await shot('viewer-100k-effects-end');
+    });
+  }
+}
+
+const killer = setTimeout(() => {
+  log(`the walk took longer than ${TOTAL_TIMEOUT_MS} ms: giving up`);
+  finish(1);
+}, TOTAL_TIMEOUT_MS);
+
+async function finish(code) {
+  clearTimeout(killer);
+  try {
+    if (browser) await browser.close();
+  } catch {
+    /* already closed */
+  }
+  figures.vsix_bytes = process.env.E2E_VSIX_BYTES;
+  for (const [k, v] of Object.entries(figures)) if (v !== undefined) console.log(`${k}: ${v}`);
+  const passed = results.filter((r) => r.ok).length;
+  const failed = results.length - passed;
+  console.log(`screenshots: ${ARTIFACTS}`);
+  console.log(`vscode-e2e: ${passed} passed, ${failed} failed`);
+  process.exit(code || (failed ? 1 : 0));
+}
+
+main().then(
+  () => finish(0),
+  (e) => {
+    if (!results.some((r) => !r.ok)) results.push({ name: 'setup', ok: false, error: e });
+    log(`walk stopped: ${e && e.message ? e.message : e}`);
+    finish(1);
+  },
+);

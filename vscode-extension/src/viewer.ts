@@ -1,0 +1,185 @@
+// The trace viewer: a read-only custom editor for *.prodtrace whose data comes from the language
+// server (`prodture/traceSummary`, paged as the user scrolls).
+import * as vscode from 'vscode';
+import * as fs from 'fs';
+import { LanguageServer } from './lsp';
+import { ReplaySessions } from './sessions';
+import { FromWebview, ToWebview, TraceSummary, VIEW_TYPE } from './lib/protocol';
+import { baseName } from './lib/launch';
+
+const FIRST_PAGE = 200;
+
+export class TraceViewerProvider implements vscode.CustomReadonlyEditorProvider, vscode.Disposable {
+  private panels = new Map<vscode.WebviewPanel, string>();
+  private readonly openChanged = new vscode.EventEmitter<void>();
+  /** fires when the set of traces open in viewers changes */
+  readonly onDidChangeOpenTraces = this.openChanged.event;
+  private disposables: vscode.Disposable[] = [];
+
+  constructor(
+    private readonly context: vscode.ExtensionContext,
+    private readonly lsp: LanguageServer,
+    private readonly sessions: ReplaySessions,
+    private readonly log: vscode.OutputChannel,
+  ) {
+    this.disposables.push(
+      this.openChanged,
+      vscode.window.registerCustomEditorProvider(VIEW_TYPE, this, {
+        webviewOptions: { retainContextWhenHidden: true, enableFindWidget: true },
+        supportsMultipleEditorsPerDocument: true,
+      }),
+      sessions.onDidChange(() => this.postPositions()),
+    );
+  }
+
+  dispose(): void {
+    this.disposables.forEach((d) => d.dispose());
+  }
+
+  openTraces(): string[] {
+    return [...new Set(this.panels.values())];
+  }
+
+  openCustomDocument(uri: vscode.Uri): vscode.CustomDocument {
+    return { uri, dispose: () => undefined };
+  }
+
+  resolveCustomEditor(document: vscode.CustomDocument, panel: vscode.WebviewPanel): void {
+    const trace = document.uri.fsPath;
+    const opened = Date.now();
+    this.panels.set(panel, trace);
+    this.openChanged.fire();
+    const webview = panel.webview;
+    webview.options = {
+      enableScripts: true,
+      localResourceRoots: [vscode.Uri.joinPath(this.context.extensionUri, 'dist'), vscode.Uri.joinPath(this.context.extensionUri, 'media')],
+    };
+    webview.html = this.html(webview, baseName(trace));
+    const post = (m: ToWebview) => void webview.postMessage(m);
+
+    // ask the language server while the webview loads; the first 'ready' uses this answer
+    let prefetched: Promise<TraceSummary> | undefined = this.lsp.traceSummary(trace, 0, FIRST_PAGE);
+    prefetched.catch(() => undefined);
+    const sendSummary = async () => {
+      try {
+        const t0 = Date.now();
+        const pending = prefetched;
+        prefetched = undefined;
+        const summary = await (pending ?? this.lsp.traceSummary(trace, 0, FIRST_PAGE));
+        this.log.appendLine(`[viewer] ${baseName(trace)}: summary in ${Date.now() - t0} ms (${Date.now() - opened} ms after open)`);
+        post({ type: 'summary', summary, fileName: baseName(trace) });
+        this.postPosition(panel, trace);
+      } catch (e) {
+        const message = String((e as Error)?.message ?? e);
+        this.log.appendLine(`[viewer] ${trace}: ${message}`);
+        post({ type: 'error', message });
+      }
+    };
+
+    const watcher = vscode.workspace.createFileSystemWatcher(new vscode.RelativePattern(vscode.Uri.joinPath(document.uri, '..'), baseName(trace)));
+    const disposables: vscode.Disposable[] = [
+      watcher,
+      watcher.onDidChange(() => void sendSummary()),
+      webview.onDidReceiveMessage(async (m: FromWebview) => {
+        switch (m.type) {
+          case 'ready':
+            this.log.appendLine(`[viewer] ${baseName(trace)}: page ready ${Date.now() - opened} ms after open`);
+            await sendSummary();
+            break;
+          case 'fetch':
+            try {
+              const s = await this.lsp.traceSummary(trace, m.offset, m.limit);
+              post({ type: 'page', offset: s.offset ?? m.offset, effects: s.effects, total: s.total });
+            } catch (e) {
+              post({ type: 'error', message: String((e as Error)?.message ?? e) });
+            }
+            break;
+          case 'debug':
+            await vscode.commands.executeCommand('prodture.debugTrace', trace);
+            break;
+          case 'replay':
+            await vscode.commands.executeCommand('prodture.replayTrace', trace);
+            break;
+          case 'open':
+            await this.openSource(m.path, m.line ?? undefined, trace);
+            break;
+          case 'jump': {
+            const st = this.sessions.forTrace(trace);
+            if (st) await this.sessions.jumpToEffect(m.seq, st);
+            break;
+          }
+          case 'painted':
+            this.log.appendLine(`[viewer] ${baseName(trace)} painted ${Date.now() - opened} ms after open`);
+            break;
+        }
+      }),
+    ];
+    panel.onDidDispose(() => {
+      disposables.forEach((d) => d.dispose());
+      this.panels.delete(panel);
+      this.openChanged.fire();
+    });
+  }
+
+  private async openSource(path: string, line: number | undefined, trace: string): Promise<void> {
+    let uri = vscode.Uri.file(path);
+    if (!path.startsWith('/') && !/^[A-Za-z]:[\\/]/.test(path)) {
+      const folder = vscode.workspace.getWorkspaceFolder(vscode.Uri.file(trace));
+      if (folder) uri = vscode.Uri.joinPath(folder.uri, path);
+    }
+    try {
+      const pos = new vscode.Position(Math.max(0, (line ?? 1) - 1), 0);
+      await vscode.window.showTextDocument(uri, { selection: new vscode.Range(pos, pos), preview: true, viewColumn: vscode.ViewColumn.Beside });
+    } catch (e) {
+      void vscode.window.showWarningMessage(`prodture: cannot open ${path}: ${String((e as Error)?.message ?? e)}`);
+    }
+  }
+
+  private postPositions(): void {
+    for (const [panel, trace] of this.panels) this.postPosition(panel, trace);
+  }
+
+  private postPosition(panel: vscode.WebviewPanel, trace: string): void {
+    const st = this.sessions.forTrace(trace);
+    const m: ToWebview = {
+      type: 'position',
+      active: !!st,
+      effect: st?.position?.effect ?? null,
+      nextEffect: st?.position?.nextEffect ?? null,
+    };
+    void panel.webview.postMessage(m);
+  }
+
+  private assets: { js: string; css: string } | undefined;
+
+  /** The page's script and style, inlined: in a remote window every resource is a round trip. */
+  private inlineAssets(): { js: string; css: string } {
+    if (!this.assets) {
+      const read = (...p: string[]) => fs.readFileSync(vscode.Uri.joinPath(this.context.extensionUri, ...p).fsPath, 'utf8');
+      this.assets = { js: read('dist', 'webview.js').replace(/<\/script/gi, '<\\/script'), css: read('media', 'viewer.css') };
+    }
+    return this.assets;
+  }
+
+  private html(webview: vscode.Webview, title: string): string {
+    const nonce = [...Array(32)].map(() => Math.floor(Math.random() * 36).toString(36)).join('');
+    const { js, css } = this.inlineAssets();
+    const esc = (s: string) => s.replace(/[&<>"]/g, (c) => ({ '&': '&amp;', '<': '&lt;', '>': '&gt;', '"': '&quot;' })[c] as string);
+    return `<!DOCTYPE html>
+<html lang="en">
+<head>
+<meta charset="UTF-8">
+<meta http-equiv="Content-Security-Policy" content="default-src 'none'; style-src 'nonce-${nonce}'; img-src ${webview.cspSource} data:; font-src ${webview.cspSource}; script-src 'nonce-${nonce}';">
+<meta name="viewport" content="width=device-width, initial-scale=1.0">
+<style nonce="${nonce}">${css}</style>
+<title>${esc(title)}</title>
+</head>
+<body>
+<div id="prodture-viewer" data-state="loading">
+  <div class="loading">Loading ${esc(title)}…</div>
+</div>
+<script nonce="${nonce}">${js}</script>
+</body>
+</html>`;
+  }
+}
