@@ -88,6 +88,9 @@ test-vscode: venv node_modules/.installed
 bench: venv
 	$(PY) benchmarks/bench_foundation.py
 	$(PY) benchmarks/bench_adapter.py
+	for v in $(EXTRA_PYTHONS); do
+	  if [ -x .venv-$$v/bin/python ]; then $(PY) benchmarks/bench_adapter.py --python .venv-$$v/bin/python; else echo "# SKIPPED adapter benchmarks on Python $$v: run make test-python-extra first"; fi
+	done
 	$(PY) benchmarks/bench_lsp.py
 
 fuzz: venv

@@ -388,3 +388,120 @@ def test_disconnect_leaves_no_debuggee_process(checkout_dir, checkout_traces):
     assert client.close() == 0
     for pid in pids:
         assert not os.path.exists(f"/proc/{pid}") or "Z" in open(f"/proc/{pid}/stat").read().split()[2]
+
+
+# -- divergences known only at the end; speculative stubs ------------------------------------
+
+
+def test_missing_effects_stop_on_the_early_return_and_allow_stepping_back(tmp_path, checkout_dir, checkout_traces):
+    """A handler that now returns before the recorded effects end stops on its return line (reason exception) with the replayer's message; one can step back from there."""
+    project = copy_checkout(checkout_dir, tmp_path / "early")
+    service = project / SERVICE
+    service.write_text(service.read_text().replace(
+        "    order_id = yield SaveOrder(", "    return None  # early\n    order_id = yield SaveOrder("))
+    client = start_session(checkout_traces["ok"], project)
+    try:
+        stop = client.stopped()
+        assert stop["reason"] == "exception"
+        assert stop["text"].startswith("divergence: effect #4: recorded SaveOrder(")
+        assert "the code now finishes after 3 effects (Success: None)" in stop["text"]
+        assert stop["position"]["line"] == CHARGE_LINE + 4 and stop["position"]["effect"] == 3
+        replay = next(s for s in client.scopes() if s["name"] == "Replay")
+        assert client.variables(replay["variablesReference"])["divergence"] == stop["text"][len("divergence: "):]
+        back = client.stopped("stepBack")
+        assert back["position"]["line"] < CHARGE_LINE + 4 and back["position"]["step"] == stop["position"]["step"] - 1
+        assert client.stopped("continue")["text"] == stop["text"]
+        client.request("continue", {"threadId": client.thread_id()})
+        assert client.wait_event("exited")["body"]["exitCode"] == 1
+    finally:
+        client.close()
+
+
+def test_different_outcome_stops_on_the_return_line(tmp_path, checkout_dir, checkout_traces):
+    """A handler that now returns another value stops on its return line with recorded-vs-now outcome."""
+    project = copy_checkout(checkout_dir, tmp_path / "outcome")
+    service = project / SERVICE
+    service.write_text(service.read_text().replace('"total": str(total),', '"total": str(total) + "!",'))
+    client = start_session(checkout_traces["ok"], project)
+    try:
+        stop = client.stopped()
+        assert stop["reason"] == "exception" and stop["position"]["line"] == CHARGE_LINE + 5
+        assert stop["text"].startswith("divergence: outcome: recorded Success: {") and "!'" in stop["text"]
+        assert client.locals()["order_id"]
+    finally:
+        client.close()
+
+
+STUBS = '''
+from checkout.effects import ChargeCard
+from checkout.model import Charge
+
+
+def stubs():
+    return {ChargeCard: lambda e: Charge("ch_stub", e.amount), "checkout.SaveOrder": lambda e: "ord_stub"}
+'''
+
+
+def test_speculative_replay_continues_past_the_divergence_with_stubs(tmp_path, checkout_dir, checkout_traces):
+    """With replayMode speculative and "stubs", the divergence stops once, then new effects are answered by the stubs to the end."""
+    project = copy_checkout(checkout_dir, tmp_path / "speculative")
+    service = project / SERVICE
+    service.write_text(service.read_text().replace("amount=total)", "amount=total + 1)"))
+    (project / "stubs_for_replay.py").write_text(STUBS)
+    client = start_session(checkout_traces["failing"], project, replayMode="speculative",
+                           stubs="stubs_for_replay:stubs")
+    try:
+        stop = client.stopped()
+        assert stop["reason"] == "exception" and stop["position"]["line"] == CHARGE_LINE
+        assert stop["text"].startswith("divergence: effect #3 ChargeCard: request differs")
+        after = client.stopped("next")
+        assert after["reason"] == "step" and client.locals()["charge"].startswith("Charge(charge_id='ch_stub'")
+        end = client.stopped("continue")
+        assert end["reason"] == "step" and end["description"].startswith("End of replay")
+        assert client.locals()["order_id"] == "'ord_stub'"
+        back = client.stopped("stepBack")
+        assert back["position"]["step"] == end["position"]["step"] - 1
+        assert client.stopped("continue")["description"].startswith("End of replay")
+        client.request("continue", {"threadId": client.thread_id()})
+        assert client.wait_event("exited")["body"]["exitCode"] == 1
+    finally:
+        client.close()
+
+
+def test_stubs_that_do_not_import_fail_the_launch(tmp_path, checkout_dir, checkout_traces):
+    """A "stubs" module:function that cannot be loaded ends the launch with one line naming the attribute."""
+    message, client = _launch_error(checkout_dir, trace=str(checkout_traces["failing"]), replayMode="speculative",
+                                    stubs="no_such_stubs_module:stubs")
+    client.close()
+    assert message.startswith("stubs module 'no_such_stubs_module' does not import") and '"stubs"' in message
+    message, client = _launch_error(checkout_dir, trace=str(checkout_traces["failing"]), stubs="m:f")
+    client.close()
+    assert message.startswith('"stubs" answer new effects only in a speculative replay')
+
+
+def test_effect_failed_filter_is_on_by_default(checkout_dir, checkout_traces):
+    """Without any setExceptionBreakpoints the first stop of the failing trace is the recorded decline on the charge line."""
+    client = DapClient.start()
+    try:
+        client.initialize()
+        client.launch(trace=str(checkout_traces["failing"]), cwd=str(checkout_dir))
+        client.configuration_done()
+        stop = client.stopped()
+        assert stop["reason"] == "exception" and "ChargeCard failed (recorded error)" in stop["text"]
+        assert stop["position"]["line"] == CHARGE_LINE
+    finally:
+        client.close()
+
+
+def test_variables_of_a_previous_stop_never_produce_a_user_visible_error(charge_stop):
+    """A variables request for the previous stop, in flight while jumpToEffect runs, gets a quiet answer; the new stop's variables are right."""
+    client, _ = charge_stop
+    scope = next(s for s in client.scopes() if s["name"].lower().startswith("locals"))
+    jump = client.send("prodture/jumpToEffect", {"effect": 1})
+    stale = client.send("variables", {"variablesReference": scope["variablesReference"]})
+    for seq in (jump, stale):
+        response = client.response(seq, check=False)
+        assert response["success"] or not response["body"]["error"]["showUser"], response
+    stop = client.stopped()
+    assert stop["position"]["line"] == LOAD_LINE
+    assert "total" not in client.locals() and "request" in client.locals()

@@ -59,16 +59,59 @@ async def async_walk(request):
     return z
 
 
-_calls = {"count": 0}
+class _Calls:
+    count = 0  # a class attribute: state re-runs cannot put back
 
 
 @prodture.handler(name="tests.engine:stateful")
 def stateful(request):
-    _calls["count"] += 1  # module-level state: each run loops once less
+    _Calls.count += 1  # each run loops once less
     total = 0
-    for i in range(4 - _calls["count"]):
+    for i in range(4 - _Calls.count):
         total += i
     return total
+
+
+SEEN: list = []
+TALLY = 0
+
+
+@prodture.handler(name="tests.engine:module_state")
+def module_state(request):
+    global TALLY
+    for i in range(3):
+        got = yield Fetch(i)
+        SEEN.append(got)
+        TALLY += got
+    return len(SEEN)
+
+
+@prodture.handler(name="tests.engine:shapes")
+def shapes(request):
+    got = yield Fetch(1)
+    n = 0
+    while n < 40: n += 1  # noqa: E701 - a one-line loop: its backward jumps stay on one line
+    squares = [square(i) for i in range(4)]
+    for j in range(3): n += accumulate([j, n])  # noqa: E701
+    k = 0
+    while True:
+        k += 1
+        if k > 5:
+            break
+    more = yield Fetch(2)
+    return n + got + more + sum(squares) + k
+
+
+@prodture.handler(name="tests.engine:bare_except")
+def bare_except(request):
+    values = []
+    for i in range(3):
+        try:
+            got = yield Fetch(i)
+        except:  # noqa: E722 - the point of the test: it also catches the engine's unwind
+            got = -1
+        values.append(got)
+    return values
 
 
 def line_of(fn: Any, text: str) -> int:
@@ -236,7 +279,7 @@ def test_history_is_compact(tmp_path):
 def test_non_deterministic_handler_is_reported(tmp_path):
     """A handler whose loop depends on module-level state gets a warning when a re-run cannot reach the step."""
     trace = record(tmp_path, stateful, {})
-    _calls["count"] = 0
+    _Calls.count = 0
     warnings: list[str] = []
     script = Script(["stepBack"])
     engine_for(trace, stateful, script, warn=warnings.append).run()
@@ -273,3 +316,85 @@ def test_random_walk_revisits_are_identical(tmp_path, seed):
     engine = StepEngine(trace, walk, present, stop_on_entry=True)
     engine.run()
     assert len(seen) > 20
+
+
+def test_revisited_step_shows_the_module_state_of_the_first_visit(tmp_path):
+    """Module globals the handler mutates are put back before a re-run, so stepping back shows them as they were."""
+    global TALLY
+    trace = record(tmp_path, module_state, {})
+    SEEN.clear()
+    TALLY = 0
+    printed: list[str] = []
+    views: list[tuple[str, int]] = []
+    script = Script(["continue", "stepBack", "stepBack", "continue", "continue", "continue", "continue"])
+
+    def present(stop: Stop) -> tuple[str, Any]:
+        views.append((repr(SEEN), TALLY))
+        return script(stop)
+
+    engine = engine_for(trace, module_state, script, output=printed.append)
+    engine.presenter = present
+    engine.set_breakpoints(HERE, [Breakpoint(line_of(module_state, "SEEN.append(got)"))])
+    outcome = engine.run()
+    first, second, back1, back2 = views[:4]
+    assert (first, second) == (("[]", 0), ("[1]", 1))
+    assert back1 == back2 == ("[1]", 1)  # the yield and for lines of i=1: SEEN as it was there, not [1, 1]
+    assert outcome.ok and outcome.value == 3 and engine.divergence is None
+    assert any("module-level state" in p and "SEEN" in p for p in printed)
+
+
+def test_bare_except_around_yield_cannot_swallow_a_step_back(tmp_path):
+    """A bare `except:` around the yield does not lose a step back: revisits match and the replay still reproduces."""
+    trace = record(tmp_path, bare_except, {})
+    yield_line = line_of(bare_except, "got = yield")
+    script = Script(["continue", "stepBack", "stepBack", "stepBack", "continue", "continue", "continue", "continue"])
+    engine = engine_for(trace, bare_except, script)
+    engine.set_breakpoints(HERE, [Breakpoint(yield_line)])
+    outcome = engine.run()
+    stops = script.stops
+    assert stops[1]["locals"]["i"] == "1"
+    by_step: dict[int, dict] = {}
+    for s in stops:
+        assert by_step.setdefault(s["step"], s)["locals"] == s["locals"]
+    assert outcome is not None and outcome.ok and outcome.value == [1, 4, 7]
+    assert engine.divergence is None and stops[-1]["end"]
+
+
+def test_missing_effects_stop_at_the_end_with_the_replayers_message(tmp_path):
+    """A handler that now returns before the recorded effects end stops on its return line with reason exception."""
+    trace = record(tmp_path, walk, {"n": 3})
+    short = dataclasses.replace(trace, input={"n": 2})
+    script = Script(["stepBack"])
+    engine_for(short, walk, script).run()
+    end, back = script.stops[:2]
+    assert end["reason"] == "exception" and end["end"]
+    assert end["text"].startswith("divergence: effect #3: recorded ") and "finishes after 2 effects" in end["text"]
+    assert end["line"] == line_of(walk, "return result")
+    assert back["line"] == line_of(walk, "result = accumulate(items)")
+
+
+@pytest.mark.parametrize("seed", range(4))
+def test_fast_forward_lands_on_the_same_state_in_one_line_loops_and_comprehensions(tmp_path, seed):
+    """Revisits through one-line loops, comprehensions and loops without effects show the state of the first visit."""
+    trace = record(tmp_path, shapes, {})
+    rng = random.Random(seed)
+    seen: dict[int, tuple] = {}
+    reached_end: list[int] = []
+    engine: StepEngine
+
+    def present(stop: Stop) -> tuple[str, Any]:
+        state = (stop.frame.f_lineno, sorted((k, repr(v)) for k, v in stop.frame.f_locals.items()),
+                 [(f.f_code.co_name, f.f_lineno) for f in engine.user_frames(stop.frame)])
+        assert seen.setdefault(stop.step, state) == state, f"step {stop.step} differs on a revisit"
+        if engine.stops > 400:
+            return ("terminate", None)
+        if stop.end:
+            reached_end.append(stop.step)
+            return (rng.choice(["stepBack", "reverseContinue"]), None)
+        if not reached_end:  # first every step once, forward; then back and forth at random
+            return ("stepIn", None)
+        return (rng.choice(["stepIn", "next", "stepBack", "stepBack", "stepOut"]), None)
+
+    engine = StepEngine(trace, shapes, present, stop_on_entry=True)
+    engine.run()
+    assert len(seen) > 100 and engine.stops > 400

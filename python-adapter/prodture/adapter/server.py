@@ -36,7 +36,7 @@ REQUEST_TIMEOUT = 30.0
 STOP_PAIR_TIMEOUT = 2.0
 
 EXCEPTION_FILTERS = [
-    {"filter": "effectFailed", "label": "Effect failed (recorded error)", "default": False,
+    {"filter": "effectFailed", "label": "Effect failed (recorded error)", "default": True,
      "description": "Stop where an effect's recorded error is thrown into the handler"},
     {"filter": "everyEffect", "label": "Every effect", "default": False,
      "description": "Stop each time the handler receives an effect's recorded result"},
@@ -67,6 +67,13 @@ CAPABILITIES = {
 
 # requests that would move execution away from the recording
 _DIVERGING = {"setVariable", "setExpression", "goto", "gotoTargets"}
+# inspection requests that only make sense while the replay thread is suspended at a stop: while it
+# runs (or for references of an earlier stop, which pydevd no longer knows) they get an empty
+# success instead of pydevd's "Unable to find thread…" error, which a client shows as a toast
+_QUIET_EMPTY: dict[str, dict[str, Any]] = {
+    "variables": {"variables": []}, "scopes": {"scopes": []}, "stackTrace": {"stackFrames": [], "totalFrames": 0},
+}
+_INSPECTION = set(_QUIET_EMPTY) | {"evaluate", "setVariable", "setExpression", "completions"}
 _ENGINE_COMMANDS = {
     "next": "next", "stepIn": "stepIn", "stepOut": "stepOut", "continue": "continue",
     "stepBack": "stepBack", "reverseContinue": "reverseContinue", "prodture/jumpToEffect": "jumpToEffect",
@@ -116,6 +123,8 @@ class Debuggee:
             "--just-my-code", "0" if args.get("justMyCode") is False else "1",
             "--stop-on-entry", "1" if args.get("stopOnEntry") else "0",
         ]
+        if args.get("stubs"):
+            command += ["--stubs", args["stubs"]]
         try:
             self.proc = subprocess.Popen(
                 command, cwd=cwd, env=env, stdin=subprocess.DEVNULL, stdout=subprocess.PIPE,
@@ -242,6 +251,8 @@ class Adapter:
         self.terminated_sent = False
         self.launch_done: Callable[[str | None], None] | None = None
         self.configured = False
+        self.suspended = False  # a stop is presented: pydevd can answer inspection requests
+        self.closing = False  # disconnect / terminate started
 
     # -- client side --------------------------------------------------------------------------
 
@@ -319,7 +330,10 @@ class Adapter:
         command = message.get("command", "")
         handler = getattr(self, f"{command.replace('/', '_')}_request", None)
         try:
-            if handler is not None:
+            if command in _INSPECTION and (self.closing or not self.suspended) and not (
+                    command == "variables" and (message.get("arguments") or {}).get("variablesReference") == REPLAY_REF):
+                self._answer_quietly(message)
+            elif handler is not None:
                 handler(message)
             elif command in _ENGINE_COMMANDS:
                 self.engine_request(message)
@@ -329,6 +343,16 @@ class Adapter:
                 self.forward(message)
         except Exception as e:  # a bug here must not kill the session silently
             self.respond(message, message=f"prodture adapter error in {command}: {type(e).__name__}: {e}")
+
+    def _answer_quietly(self, request: dict[str, Any]) -> None:
+        """A request for a stop that is gone: empty success, or an error the client does not show."""
+        empty = _QUIET_EMPTY.get(request["command"])
+        if empty is not None:
+            self.respond(request, dict(empty))
+            return
+        self.send({"type": "response", "request_seq": request["seq"], "command": request["command"],
+                   "success": False, "message": "the replay is running: no stop to inspect",
+                   "body": {"error": {"id": 2, "format": "the replay is running: no stop to inspect", "showUser": False}}})
 
     def forward(self, request: dict[str, Any], arguments: Any = None,
                 transform: Callable[[dict[str, Any]], Any] | None = None) -> None:
@@ -343,6 +367,10 @@ class Adapter:
                 return
             answered[0] = True
             if not response.get("success", False):
+                if request["command"] in _QUIET_EMPTY:
+                    # a reference of an earlier stop that reached pydevd after the thread resumed
+                    self._answer_quietly(request)
+                    return
                 self.respond(request, message=response.get("message") or f"{request['command']} failed")
                 return
             body = response.get("body")
@@ -406,6 +434,11 @@ class Adapter:
         handler = args.get("handler")
         if handler and (not isinstance(handler, str) or ":" not in handler):
             return f"handler {handler!r} is not of the form module:function; fix the \"handler\" launch attribute"
+        stubs = args.get("stubs")
+        if stubs and (not isinstance(stubs, str) or ":" not in stubs):
+            return f"stubs {stubs!r} is not of the form module:function; fix the \"stubs\" launch attribute"
+        if stubs and mode != "speculative":
+            return "\"stubs\" answer new effects only in a speculative replay; add \"replayMode\": \"speculative\" or remove \"stubs\""
         return None
 
     def _fail_launch(self, request: dict[str, Any], message: str) -> None:
@@ -419,6 +452,7 @@ class Adapter:
         debuggee = Debuggee(self, self.generation, self.launch_args)
         self.debuggee = debuggee
         self.configured = False
+        self.suspended = False
         self.engine_stop = self.pydevd_stop = self.last_stop = None
         finished = [False]
 
@@ -463,6 +497,8 @@ class Adapter:
 
         def on_done(body: Any) -> Any:
             if debuggee is not None:
+                # the filters' defaults apply even when the client never sent setExceptionBreakpoints
+                debuggee.command({"cmd": "filters", "filters": self.filters})
                 debuggee.command({"cmd": "start"})
             self.configured = True
             return body
@@ -510,6 +546,7 @@ class Adapter:
             if not 1 <= arg <= debuggee.effect_count:
                 self.respond(request, message=f"effect {arg} is not in the trace: it has effects 1 to {debuggee.effect_count}")
                 return
+        self.suspended = False  # from now on the old stop's references are stale
 
         def on_reply(reply: dict[str, Any]) -> None:
             if not reply.get("ok"):
@@ -627,6 +664,7 @@ class Adapter:
         debuggee.request("configurationDone", None, on_done)
 
     def disconnect_request(self, request: dict[str, Any]) -> None:
+        self.closing = True
         if self.debuggee is not None:
             self.debuggee.command({"cmd": "terminate"})
             self.debuggee.kill()
@@ -636,6 +674,7 @@ class Adapter:
         self.running = False
 
     def terminate_request(self, request: dict[str, Any]) -> None:
+        self.closing = True
         if self.debuggee is not None:
             self.debuggee.kill()
         self.respond(request)
@@ -704,6 +743,7 @@ class Adapter:
     def _unpaired_stop(self) -> None:
         if self.pydevd_stop is not None and self.engine_stop is None:
             body, self.pydevd_stop = self.pydevd_stop, None
+            self.suspended = True
             self.event("stopped", body)
 
     def _pair_stop(self) -> None:
@@ -714,6 +754,7 @@ class Adapter:
         engine, pydevd = self.engine_stop, self.pydevd_stop
         self.engine_stop = self.pydevd_stop = None
         self.last_stop = engine
+        self.suspended = True
         reason = engine.get("reason") or "step"
         body: dict[str, Any] = {"reason": reason, "threadId": pydevd.get("threadId", self.thread_id),
                                 "allThreadsStopped": True, "preserveFocusHint": False}

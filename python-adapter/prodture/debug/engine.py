@@ -14,6 +14,7 @@ client can look at the stack; tests hand it to a script. The engine never blocks
 
 from __future__ import annotations
 
+import bisect
 import dataclasses
 import dis
 import os
@@ -24,8 +25,9 @@ from array import array
 from typing import Any, Callable
 
 from ..replay import STRICT, ReplayDiverged, TracePerformer
-from ..runtime import EffectCall, Success, is_runtime_file, run_sync
+from ..runtime import EffectCall, Failure, Success, is_runtime_file, run_sync
 from ..trace.format import EffectRecord, Trace, describe_error
+from .modstate import ModuleState
 
 __all__ = ["StepEngine", "Stop", "Rewind", "Breakpoint", "Terminate", "COMMANDS"]
 
@@ -42,6 +44,8 @@ _RESUME = dis.opmap.get("RESUME", -1)
 _YIELD_FROM = dis.opmap.get("YIELD_FROM", -1)
 _GEN_FLAGS = 0x20 | 0x80 | 0x200  # CO_GENERATOR | CO_COROUTINE | CO_ASYNC_GENERATOR
 _DEBUG_DIR = os.path.dirname(os.path.abspath(__file__)) + os.sep
+# 3.12+: the fast-forward watches one code object with sys.monitoring instead of sys.settrace
+_MONITORING = sys.version_info >= (3, 12)
 
 
 class Rewind(BaseException):
@@ -119,6 +123,7 @@ class StepEngine:
         output: Callable[[str], None] | None = None,
         warn: Callable[[str], None] | None = None,
         settrace: Callable[[Any], None] | None = None,
+        stubs: Any = None,
     ) -> None:
         # pydevd wraps sys.settrace with a warning: the runner passes the original one
         self._settrace = settrace or sys.settrace
@@ -130,9 +135,14 @@ class StepEngine:
         self.stop_on_entry = stop_on_entry
         self.output = output or (lambda text: None)
         self.warn = warn or (lambda text: None)
-        self.performer = TracePerformer(trace, mode=mode, observer=self._observe)
+        self.performer = TracePerformer(trace, mode=mode, stubs=stubs, observer=self._observe)
         self.root_code = getattr(getattr(handler, "__wrapped__", handler), "__code__", None)
         self._library = _library_roots()
+        # the stubs stand in for the outside world: their files are never stepped through
+        self._stub_files = frozenset(
+            os.path.realpath(code.co_filename) for code in
+            (getattr(getattr(stub, "__wrapped__", stub), "__code__", None) for stub in (stubs or {}).values())
+            if code is not None)
         # code object -> local tracer (None: not user code); index <-> code for history entries
         self._tracers: dict[Any, Any] = {}
         self._codes: list[Any] = []
@@ -169,6 +179,15 @@ class StepEngine:
         self._base_frame: Any = None
         self.finished: Any = None  # the Outcome once the handler ran to its end
         self.stops = 0
+        # a Rewind / Terminate on its way out of the handler; kept so a handler that swallows it
+        # (bare `except:`) cannot lose it: see _perform and run
+        self._unwinding: BaseException | None = None
+        # fast-forward from an effect checkpoint: (effect number, installs the narrowed watcher)
+        self._ff_install: tuple[int, Callable[[], None]] | None = None
+        self._tool: int | None = None  # our sys.monitoring tool id (3.12+)
+        self._monitored: Any = None  # the code object the fast-forward watches
+        self._modules = ModuleState(self.is_project_file)
+        self._restored_reported: set[str] = set()
 
     # -- configuration (may be called from another thread while the replay thread is stopped) ---
 
@@ -204,12 +223,22 @@ class StepEngine:
         real = os.path.realpath(filename)
         if real.startswith(_DEBUG_DIR) or is_runtime_file(real):
             return False
-        if "debugpy" in real.split(os.sep):
+        if "debugpy" in real.split(os.sep) or real in self._stub_files:
             return False
         if self.just_my_code:
             if real.startswith(self._library) or os.sep + "site-packages" + os.sep in real:
                 return False
         return True
+
+    def is_project_file(self, filename: str) -> bool:
+        """User code under the just-my-code rule whatever the launch said: whose module-level
+        state re-runs put back."""
+        if filename.startswith("<") or is_runtime_file(filename):
+            return False
+        real = os.path.realpath(filename)
+        if real.startswith(_DEBUG_DIR) or is_runtime_file(real) or "debugpy" in real.split(os.sep):
+            return False
+        return not (real.startswith(self._library) or os.sep + "site-packages" + os.sep in real)
 
     def _register(self, code: Any) -> Any:
         """The local tracer of ``code`` (creating it), or None when it is not user code."""
@@ -379,7 +408,14 @@ class StepEngine:
             return  # a yield / await suspends the handler: not its end
         failed = op not in _RETURN_OPS  # left by an exception
         recorded = self.trace.outcome.describe(200) if self.trace.outcome is not None else "none (incomplete recording)"
-        if failed and "uncaught" in self.filters:
+        divergence = self._end_divergence(failed, arg)
+        if divergence is not None:
+            # known only now (the code stops before the recorded effects end, or ends otherwise):
+            # a stop on the line the handler leaves from, so one can step back to see why
+            self.divergence = divergence
+            self._stop(Stop("exception", self.step, self.effects_done, frame, text=f"divergence: {divergence.message}",
+                            description=f"Divergence at the end of the replay (recorded {recorded})", end=True))
+        elif failed and "uncaught" in self.filters:
             exc = self._last_exc
             text = f"{type(exc).__name__}: {exc}" if exc is not None else "the handler raised"
             self._stop(Stop("exception", self.step, self.effects_done, frame, text=text,
@@ -387,6 +423,22 @@ class StepEngine:
         else:
             self._stop(Stop("step", self.step, self.effects_done, frame,
                             description=f"End of replay (recorded {recorded})", end=True))
+
+    def _end_divergence(self, failed: bool, value: Any) -> Any:
+        """The divergence the replayer finds at the end (missing effects, other outcome), or None.
+        A divergence already announced during the run (speculative mode) is not repeated."""
+        performer = self.performer
+        if performer.divergence is not None:
+            return None
+        exc = self._last_exc
+        if failed and not isinstance(exc, Exception):
+            return None  # not an outcome (a BaseException leaves run_sync as is)
+        outcome = Failure(exc) if failed else Success(value)
+        divergence = performer.finish(outcome)
+        performer.divergence = None  # run() asks again with the real outcome; the answer is the same
+        if divergence is None or divergence.kind not in ("missing", "outcome"):
+            return None
+        return divergence
 
     def _stop(self, stop: Stop) -> None:
         self.stop_depth = -1
@@ -417,7 +469,8 @@ class StepEngine:
             self.bp_locs = frozenset()  # a jump does not stop at breakpoints on the way
         elif name == "terminate":
             self._settrace(None)
-            raise Terminate()
+            self._unwinding = Terminate()
+            raise self._unwinding
         else:
             raise ValueError(f"unknown engine command {name!r}")
         if self.pause_requested:
@@ -425,6 +478,7 @@ class StepEngine:
 
     def _rewind(self, rewind: Rewind) -> Rewind:
         self._settrace(None)  # nothing of the unwinding (finally blocks) is a step
+        self._unwinding = rewind
         return rewind
 
     def _step_back_target(self) -> int:
@@ -456,6 +510,15 @@ class StepEngine:
     # -- effects ------------------------------------------------------------------------------
 
     def _perform(self, call: EffectCall) -> Any:
+        if self._unwinding is not None:
+            # a bare `except:` / `except BaseException:` swallowed the rewind and the handler
+            # went on: raise it again (run() also catches a handler that ends instead)
+            raise self._unwinding
+        install = self._ff_install
+        if install is not None and call.seq == install[0]:
+            # the checkpoint: the handler resumes after this effect; watch from here on
+            self._ff_install = None
+            install[1]()
         if not self._ff:
             if call.seq > len(self.effect_steps):
                 self.effect_steps.append(self.step)
@@ -463,14 +526,32 @@ class StepEngine:
                 self._jump_effect = 0
                 self._rebuild_bp_locs()
                 raise self._rewind(Rewind(self.step, "goto"))
+        performer = self.performer
+        before = performer.divergence
         try:
-            return self.performer(call)
+            result = performer(call)
         except ReplayDiverged as stop:
             self.divergence = stop.divergence
             if self._ff or self._scan_until or self._divergence_step == self.step:
                 raise
             self._divergence_step = self.step
             raise self._rewind(Rewind(self.step, "exception", text=f"divergence: {stop.divergence.message}"))
+        except Exception:
+            if before is None and performer.divergence is not None:
+                self._announce_speculative(performer.divergence)
+            raise
+        if before is None and performer.divergence is not None:
+            self._announce_speculative(performer.divergence)
+        return result
+
+    def _announce_speculative(self, divergence: Any) -> None:
+        """Speculative mode went past a divergence (a stub answered): stop once on the line
+        that yields the diverging effect, as strict mode does; continuing goes on with the stubs."""
+        self.divergence = divergence
+        if self._ff or self._scan_until or self._divergence_step == self.step:
+            return
+        self._divergence_step = self.step
+        raise self._rewind(Rewind(self.step, "exception", text=f"divergence: {divergence.message}"))
 
     def _observe(self, call: EffectCall, record: EffectRecord | None) -> None:
         self.effects_done = call.seq
@@ -482,7 +563,14 @@ class StepEngine:
     def run(self) -> Any:
         """Replay until the client terminates or the handler runs past its end; returns the
         Outcome (or None after a terminate / an unrecoverable divergence)."""
+        try:
+            return self._run()
+        finally:
+            self._free_monitor_tool()
+
+    def _run(self) -> Any:
         self._clear_outer_traces()
+        self._modules.capture()
         self._base_frame = sys._getframe()  # frames at or below this one are not the handler's
         target: Rewind | None = Rewind(1, "entry") if self.stop_on_entry else None
         self._check_reason, self._check_text = "entry", None
@@ -508,9 +596,19 @@ class StepEngine:
                 return None
             except ReplayDiverged:
                 self._settrace(None)
+                if isinstance(self._unwinding, Rewind):
+                    target = self._unwinding
+                    continue
                 return None
             finally:
                 self._settrace(None)
+                self._stop_monitoring()
+            if self._unwinding is not None:
+                # the handler swallowed the rewind / terminate (bare `except:`) and ended anyway
+                if isinstance(self._unwinding, Terminate):
+                    return None
+                target = self._unwinding  # type: ignore[assignment]
+                continue
             if self._ff or self.check_step != _NEVER:
                 self.warn("the re-run ended before reaching its target step: the handler is not deterministic "
                           "(module-level state?)")
@@ -521,6 +619,11 @@ class StepEngine:
             return outcome
 
     def _reset_run(self) -> None:
+        if self._unwinding is not None:
+            self._restore_modules()
+        self._unwinding = None
+        self._ff_install = None
+        self._stop_monitoring()
         self.performer.reset()
         self.step = 0
         self.depth = 0
@@ -535,6 +638,16 @@ class StepEngine:
         self._last_exc = None
         self._jump_effect = 0
         self.bp_locs = frozenset(self._bp_by_loc)
+        for bp in self._bp_by_loc.values():  # a run from the start counts hits from zero
+            bp.hits = 0
+
+    def _restore_modules(self) -> None:
+        changed = self._modules.restore()
+        new = [name for name in changed if name not in self._restored_reported]
+        if new:
+            self._restored_reported.update(new)
+            self.output(f"prodture: the handler changed module-level state ({', '.join(new)}); "
+                        "it is put back before every re-run so revisited steps show the same values\n")
 
     def _clear_history(self) -> None:
         del self.hist_loc[:]
@@ -548,7 +661,14 @@ class StepEngine:
             frame = frame.f_back
 
     def _start_fast_forward(self, target: Rewind) -> None:
-        """Re-run to ``target.step`` tracing only the code object of that step."""
+        """Re-run to ``target.step`` watching only the code object of that step.
+
+        Two narrowings: (1) effect checkpoints — the lines before the last effect yielded before
+        step k run with no tracing at all (the count of the target location restarts after that
+        effect, see ``_perform``); (2) from there on only the target code object is watched:
+        ``sys.monitoring`` LINE/JUMP events on that code alone on 3.12+ (other lines DISABLEd),
+        a ``sys.settrace`` local tracer on that code alone before.
+        """
         k = max(1, target.step)
         if k > len(self.hist_loc):
             # never seen: run with full tracing and stop when step k is reached
@@ -559,10 +679,24 @@ class StepEngine:
             self._settrace(self._global)
             return
         loc = self.hist_loc[k - 1]
-        nth = self.hist_loc[:k].count(loc)
+        # effects yielded before step k: the last one is the checkpoint (steps after it are counted)
+        checkpoint = bisect.bisect_left(self.effect_steps, k)
+        first = self.effect_steps[checkpoint - 1] if checkpoint else 0
+        nth = self.hist_loc[first:k].count(loc)
         code = self._codes[loc >> _LINE_BITS]
         line = loc & _LINE_MASK
         self._ff = True
+        if _MONITORING and self._monitor_tool() is not None:
+            install = self._monitor_fast_forward(code, line, nth, k, target)
+        else:
+            install = self._trace_fast_forward(code, line, nth, k, target)
+        if checkpoint:
+            self._ff_install = (checkpoint, install)
+            self._settrace(None)
+        else:
+            install()
+
+    def _trace_fast_forward(self, code: Any, line: int, nth: int, k: int, target: Rewind) -> Callable[[], None]:
         engine = self
         seen = 0
 
@@ -579,7 +713,82 @@ class StepEngine:
                 return ff_local
             return None
 
-        self._settrace(ff_global)
+        return lambda: self._settrace(ff_global)
+
+    def _monitor_fast_forward(self, code: Any, line: int, nth: int, k: int, target: Rewind) -> Callable[[], None]:
+        """The 3.12+ fast-forward: events on the target code object only. Counts what the
+        legacy tracer (which recorded the history) reports as line events there: a LINE event
+        on the line, or a backward jump that stays on the line (the legacy tracer turns those
+        into line events; LINE does not fire for them)."""
+        mon = sys.monitoring
+        events = mon.events
+        disable = mon.DISABLE
+        tool = self._tool
+        engine = self
+        seen = 0
+        starts = [start for start, _, _ in code.co_lines()]
+        lines = [ln for _, _, ln in code.co_lines()]
+
+        def line_of(offset: int) -> Any:
+            return lines[bisect.bisect_right(starts, offset) - 1]
+
+        def arrive() -> None:
+            mon.set_local_events(tool, code, 0)
+            self._monitored = None
+            engine._arrive(sys._getframe(2), k, target)
+
+        def on_line(c: Any, lineno: int) -> Any:
+            nonlocal seen
+            if c is not code or lineno != line:
+                return disable
+            seen += 1
+            if seen == nth:
+                arrive()
+            return None
+
+        def on_jump(c: Any, source: int, destination: int) -> Any:
+            nonlocal seen
+            if c is not code or destination >= source or line_of(destination) != line or line_of(source) != line:
+                return disable  # a jump's ends never change: never ask again for this one
+            seen += 1
+            if seen == nth:
+                arrive()
+            return None
+
+        def install() -> None:
+            mon.restart_events()  # lines DISABLEd by an earlier fast-forward count again
+            mon.register_callback(tool, events.LINE, on_line)
+            mon.register_callback(tool, events.JUMP, on_jump)
+            self._monitored = code
+            mon.set_local_events(tool, code, events.LINE | events.JUMP)
+
+        return install
+
+    def _monitor_tool(self) -> int | None:
+        """Our sys.monitoring tool id, taken on first use and freed when run() ends; None when
+        every id is taken (coverage, profilers): the settrace fast-forward works then too."""
+        if self._tool is None:
+            mon = sys.monitoring
+            for tool in (4, 3, 5, 2, 1):  # 0 (debugger) is pydevd's
+                if mon.get_tool(tool) is None:
+                    mon.use_tool_id(tool, "prodture fast-forward")
+                    self._tool = tool
+                    break
+        return self._tool
+
+    def _free_monitor_tool(self) -> None:
+        if self._tool is not None:
+            self._stop_monitoring()
+            mon = sys.monitoring
+            for event in (mon.events.LINE, mon.events.JUMP):
+                mon.register_callback(self._tool, event, None)
+            mon.free_tool_id(self._tool)
+            self._tool = None
+
+    def _stop_monitoring(self) -> None:
+        if self._monitored is not None:
+            sys.monitoring.set_local_events(self._tool, self._monitored, 0)
+            self._monitored = None
 
     def _arrive(self, frame: Any, k: int, target: Rewind) -> Any:
         """Fast-forward reached step ``k``: restore full tracing and present the stop."""
@@ -645,6 +854,8 @@ class StepEngine:
             last = effects[stop.effect - 1]
             view["lastEffect"] = f"#{last.seq} {last.describe_request(200)}"
             view["lastResult" if last.ok else "lastError"] = last.describe_result(200)
+        elif stop.effect > len(effects):
+            view["lastEffect"] = f"#{stop.effect} (speculative: answered by a stub)"
         else:
             view["lastEffect"] = "none yet"
         if stop.effect < len(effects):
@@ -665,12 +876,14 @@ def _describe_record(record: EffectRecord | None, call: EffectCall) -> str:
 
 
 def _hit_matches(condition: str, hits: int) -> bool:
-    """VS Code / debugpy hit conditions: ``N``, ``== N``, ``>= N``, ``> N``, ``% N``…"""
+    """VS Code / debugpy hit conditions: ``N``, ``== N``, ``>= N``, ``> N``, ``% N``…
+
+    A plain ``N`` means ``== N``, as in debugpy (pydevd ``_get_hit_condition_expression``)."""
     text = condition.strip()
     m = re.fullmatch(r"(==|>=|<=|>|<|%)?\s*(\d+)", text)
     if not m:
         return True
-    op, n = m.group(1) or ">=", int(m.group(2))
+    op, n = m.group(1) or "==", int(m.group(2))
     if op == "%":
         return n > 0 and hits % n == 0
     return {"==": hits == n, ">=": hits >= n, "<=": hits <= n, ">": hits > n, "<": hits < n}[op]

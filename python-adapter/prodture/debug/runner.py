@@ -2,6 +2,7 @@
 
     python -m prodture.debug.runner --control-fd FD --trace PATH [--handler module:function]
         [--cwd DIR] [--mode strict|speculative] [--just-my-code 1|0] [--stop-on-entry 0|1]
+        [--stubs module:function]
 
 Started by ``python -m prodture.adapter``, never by hand. Two channels go back to the adapter:
 pydevd's DAP socket (debugpy, in-process: the client's stack / scopes / variables / evaluate) and
@@ -107,9 +108,12 @@ class Runner:
             trace, fn = load_trace(args.trace, cwd=args.cwd, handler=args.handler or None)
         except ReplayError as e:
             fail(self.control, str(e))
+        stubs = load_stubs(args.stubs) if args.stubs else None
+        if isinstance(stubs, str):
+            fail(self.control, stubs)
         self.engine = StepEngine(
             trace, fn, self.present, mode=args.mode, just_my_code=args.just_my_code == "1",
-            stop_on_entry=args.stop_on_entry == "1",
+            stop_on_entry=args.stop_on_entry == "1", stubs=stubs,
             output=lambda text: self.control.send({"event": "output", "category": "console", "output": text}),
             warn=lambda text: self.control.send({"event": "output", "category": "important", "output": f"prodture: {text}\n"}),
         )
@@ -268,6 +272,36 @@ class Runner:
         return message["exitCode"]
 
 
+def load_stubs(name: str) -> Any:
+    """The stubs mapping returned by ``module:function`` (the launch attribute ``stubs``), or a
+    one-line error. The module is imported because the user named it in their launch
+    configuration, as ``handler`` is; a trace never names it."""
+    import importlib
+    from collections.abc import Mapping
+
+    module, _, function = name.partition(":")
+    if not module or not function:
+        return f"stubs {name!r} is not of the form module:function; fix the \"stubs\" launch attribute"
+    try:
+        fn: Any = importlib.import_module(module)
+        for part in function.split("."):
+            fn = getattr(fn, part)
+    except SyntaxError as e:
+        return f"stubs module {module!r} does not import: SyntaxError at {e.filename}:{e.lineno}: {e.msg}; fix the code"
+    except AttributeError:
+        return f"stubs {name}: module {module!r} has no {function!r}; fix the \"stubs\" launch attribute"
+    except Exception as e:
+        return f"stubs module {module!r} does not import: {type(e).__name__}: {e}; fix the \"stubs\" launch attribute"
+    try:
+        stubs = fn()
+    except Exception as e:
+        return f"stubs {name}() raised {type(e).__name__}: {e}; fix the stubs function"
+    if not isinstance(stubs, Mapping) or not all(callable(v) for v in stubs.values()):
+        return (f"stubs {name}() must return a mapping {{EffectType or effect name: callable(effect) -> result}}, "
+                f"got {type(stubs).__name__}; fix the stubs function")
+    return dict(stubs)
+
+
 def effects_body(engine: Any) -> dict[str, Any]:
     trace = engine.trace
     effects = []
@@ -294,6 +328,7 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--mode", default="strict")
     parser.add_argument("--just-my-code", default="1")
     parser.add_argument("--stop-on-entry", default="0")
+    parser.add_argument("--stubs", default="")
     args = parser.parse_args(argv)
     control = Control(args.control_fd)
     problem = self_test()
