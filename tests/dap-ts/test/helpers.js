@@ -5,7 +5,7 @@
  * every process it started.
  *
  * PRODTURE_PYTHON chooses the interpreter that runs the adapter (and, by default, the
- * debuggee); default /work/main/.venv/bin/python. PRODTURE_DAP_STDERR=1 echoes the
+ * debuggee); default: the repository's .venv/bin/python. PRODTURE_DAP_STDERR=1 echoes the
  * adapter's stderr.
  */
 const assert = require('assert');
@@ -15,8 +15,8 @@ const os = require('os');
 const path = require('path');
 const { DebugClient } = require('@vscode/debugadapter-testsupport');
 
-const PYTHON = process.env.PRODTURE_PYTHON || '/work/main/.venv/bin/python';
 const REPO = path.resolve(__dirname, '..', '..', '..');
+const PYTHON = process.env.PRODTURE_PYTHON || path.join(REPO, '.venv', 'bin', 'python');
 const CHECKOUT = path.join(REPO, 'examples', 'checkout');
 
 /** Lines of examples/checkout/checkout/service.py the tests rely on (checked in `recordCheckout`). */
