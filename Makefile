@@ -58,7 +58,7 @@ test-python: venv
 
 # The suite again on each extra interpreter found (pyenv or PATH); a missing one is reported.
 test-python-extra:
-	for v in $(EXTRA_PYTHONS); do
+	@for v in $(EXTRA_PYTHONS); do
 	  interp=$$(scripts/find-python.sh $$v) || { echo "==> SKIPPED Python $$v tests: no python$$v interpreter found (pyenv or PATH)"; continue; }
 	  venv=.venv-$$v
 	  if [ ! -f $$venv/.installed ] || [ pyproject.toml -nt $$venv/.installed ]; then
@@ -88,8 +88,8 @@ test-vscode: venv node_modules/.installed
 bench: venv
 	$(PY) benchmarks/bench_foundation.py
 	$(PY) benchmarks/bench_adapter.py
-	for v in $(EXTRA_PYTHONS); do
-	  if [ -x .venv-$$v/bin/python ]; then $(PY) benchmarks/bench_adapter.py --python .venv-$$v/bin/python; else echo "# SKIPPED adapter benchmarks on Python $$v: run make test-python-extra first"; fi
+	@for v in $(EXTRA_PYTHONS); do
+	  if [ -x .venv-$$v/bin/python ]; then $(PY) benchmarks/bench_adapter.py --python "$$PWD/.venv-$$v/bin/python"; else echo "# SKIPPED adapter benchmarks on Python $$v: run make test-python-extra first"; fi
 	done
 	$(PY) benchmarks/bench_lsp.py
 
