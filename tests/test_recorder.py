@@ -109,6 +109,18 @@ def test_always_mode_writes_input_effects_and_outcome(tmp_path):
     assert recorder.stats.traces_written == 1 and recorder.stats.sink_errors == 0
 
 
+def test_trace_files_are_readable_by_their_owner_only(tmp_path):
+    """Trace files hold customer data: DirectorySink creates them 0600 unless told otherwise."""
+    record(two_fetches, ["ab", "cde"], sink=DirectorySink(tmp_path))
+    record(two_fetches, ["ab", "cde"], sink=DirectorySink(tmp_path / "shared", file_mode=0o640))
+    (private,) = glob.glob(str(tmp_path / "*.prodtrace"))
+    (shared,) = glob.glob(str(tmp_path / "shared" / "*.prodtrace"))
+    old_umask = os.umask(0)
+    os.umask(old_umask)
+    assert os.stat(private).st_mode & 0o777 == 0o600
+    assert os.stat(shared).st_mode & 0o777 == 0o640 & ~old_umask
+
+
 def test_failed_effect_is_recorded_with_its_error():
     """A failed effect is recorded with its exception type and message, and the outcome names it."""
     outcome, sink, _ = record(two_fetches, ["ok", "missing-1"])

@@ -76,10 +76,10 @@ class Sink(Protocol):
 class _FileStream:
     __slots__ = ("fd", "path")
 
-    def __init__(self, path: str) -> None:
+    def __init__(self, path: str, file_mode: int) -> None:
         self.path = path
         # O_EXCL: never overwrite; O_APPEND + one write per record: a kill leaves whole records.
-        self.fd = os.open(path, os.O_WRONLY | os.O_CREAT | os.O_EXCL | os.O_APPEND, 0o644)
+        self.fd = os.open(path, os.O_WRONLY | os.O_CREAT | os.O_EXCL | os.O_APPEND, file_mode)
 
     def write(self, data: bytes) -> None:
         written = os.write(self.fd, data)
@@ -99,18 +99,20 @@ class DirectorySink:
     """One file per execution in ``directory``: ``<UTC time>-<handler>-<id>.prodtrace``.
 
     Names sort by start time and never collide (the id is random and files are opened with
-    ``O_EXCL``). Each record reaches the kernel as soon as it is written.
+    ``O_EXCL``). Each record reaches the kernel as soon as it is written. Files are readable by
+    their owner only (``file_mode=0o600``) because traces hold customer data, redaction or not.
     """
 
-    def __init__(self, directory: str | os.PathLike[str]) -> None:
+    def __init__(self, directory: str | os.PathLike[str], *, file_mode: int = 0o600) -> None:
         self.directory = os.fspath(directory)
+        self.file_mode = file_mode
         os.makedirs(self.directory, exist_ok=True)
 
     def open(self, info: TraceInfo) -> _FileStream:
         stamp = info.started_at.strftime("%Y%m%dT%H%M%S.%fZ")
         short = _UNSAFE.sub("_", info.handler.rsplit(":", 1)[-1])[:40]
         name = f"{stamp}-{short}-{info.trace_id[:12]}.prodtrace"
-        return _FileStream(os.path.join(self.directory, name))
+        return _FileStream(os.path.join(self.directory, name), self.file_mode)
 
 
 class _MemoryStream:
