@@ -374,7 +374,7 @@ async function main() {
   });
 
   let firstStop;
-  await stage('Debug: the session pauses and shows the recorded error; the failing line is one click away', async () => {
+  await stage('Debug: the session pauses on the failing effect (or one timeline click from it) with the recorded error shown', async () => {
     // the Run and Debug view is where the harness reads the call stack (not a user action: it is
     // what VS Code shows while debugging)
     await runCommand('View: Show Run and Debug');
