@@ -1,8 +1,9 @@
 """Decoded trace values as JSON: the machine-readable view the CLI (``--json``) prints.
 
 Plain values stay plain; the others become one-key tagged objects (``{"$decimal": "0.00"}``),
-documented in ``protocol/trace-format.md`` ("JSON rendering"). Rendering never fails: anything
-unexpected becomes ``{"$repr": ...}``.
+documented in ``protocol/trace-format.md`` §8.1 ("Reading view"); the golden vectors use the
+lossless wire-level rendering of §8 instead. Rendering never fails: anything unexpected becomes
+``{"$repr": ...}``.
 """
 
 from __future__ import annotations
