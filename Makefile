@@ -9,7 +9,7 @@ PYTHON ?= python3
 VENV := .venv
 PY := $(VENV)/bin/python
 # Python versions the test suite also runs on, besides the default interpreter.
-EXTRA_PYTHONS ?= 3.10 3.13
+EXTRA_PYTHONS ?= 3.10 3.12 3.13
 CHECKOUT := examples/checkout
 
 .PHONY: all venv demo test test-python test-python-extra test-node test-vscode bench fuzz vsix clean
