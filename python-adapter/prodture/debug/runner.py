@@ -303,16 +303,10 @@ def load_stubs(name: str) -> Any:
 
 
 def effects_body(engine: Any) -> dict[str, Any]:
+    from ..trace.render import effect_view
+
     trace = engine.trace
-    effects = []
-    for e in trace.effects:
-        effects.append({
-            "seq": e.seq, "type": e.type, "request": e.describe_request(200), "ok": e.ok,
-            "result": e.describe_result(200) if e.ok else None,
-            "error": None if e.ok else e.describe_result(200),
-            "durationMs": round(e.duration_ns / 1e6, 3),
-            "path": e.site[0] if e.site else None, "line": e.site[1] if e.site else None,
-        })
+    effects = [effect_view(e, 200) for e in trace.effects]
     outcome = None
     if trace.outcome is not None:
         outcome = {"ok": trace.outcome.ok, "summary": trace.outcome.describe(200)}

@@ -16,6 +16,7 @@ from typing import Any
 from pygls.exceptions import JsonRpcInvalidParams, JsonRpcException
 
 from ..trace import Trace, TraceFormatError, read_trace
+from ..trace.render import effect_view
 from .active_traces import _field
 from .index import file_stamp
 from .render import clip
@@ -83,21 +84,11 @@ def summary(trace: Trace, offset: int, limit: int, roots: list[str]) -> dict[str
     memo: dict[str, str | None] = {}
     effects = []
     for e in trace.effects[offset: offset + limit]:
-        site = e.site
-        local = _local_file(site[0], roots, memo) if site else None
-        effects.append({
-            "seq": e.seq,
-            "type": e.type,
-            "request": e.describe_request(TEXT_LIMIT),
-            "ok": e.ok,
-            "result": e.describe_result(TEXT_LIMIT) if e.ok else None,
-            "error": e.describe_result(TEXT_LIMIT) if not e.ok else None,
-            "durationMs": round(e.duration_ns / 1e6, 3),
-            "path": local or (site[0] if site else None),
-            "recordedPath": site[0] if site else None,
-            "line": site[1] if site else None,
-            "function": site[2] if site else None,
-        })
+        view = effect_view(e, TEXT_LIMIT)
+        view["recordedPath"] = recorded = view["path"]
+        if recorded is not None:
+            view["path"] = _local_file(recorded, roots, memo) or recorded
+        effects.append(view)
     outcome = None
     if trace.outcome is not None:
         o = trace.outcome

@@ -19,7 +19,7 @@ from typing import Any
 from .codec import REDACTED, Opaque, RecordedError, UnknownValue, type_name
 from .format import EffectRecord, OutcomeRecord, Trace
 
-__all__ = ["to_json", "effect_to_json", "outcome_to_json", "trace_to_json"]
+__all__ = ["to_json", "effect_to_json", "effect_view", "outcome_to_json", "trace_to_json"]
 
 
 def to_json(value: Any, depth: int = 0) -> Any:
@@ -88,6 +88,24 @@ def effect_to_json(effect: EffectRecord) -> dict[str, Any]:
     else:
         out["error"] = to_json(effect.error)
     return out
+
+
+def effect_view(effect: EffectRecord, limit: int) -> dict[str, Any]:
+    """One effect as the timeline and the trace viewer show it: short human renderings (the shape
+    of both the DAP ``prodture/effects`` and the LSP ``prodture/traceSummary`` entries)."""
+    site = effect.site
+    return {
+        "seq": effect.seq,
+        "type": effect.type,
+        "request": effect.describe_request(limit),
+        "ok": effect.ok,
+        "result": effect.describe_result(limit) if effect.ok else None,
+        "error": None if effect.ok else effect.describe_result(limit),
+        "durationMs": round(effect.duration_ns / 1e6, 3),
+        "path": site[0] if site else None,
+        "line": site[1] if site else None,
+        "function": site[2] if site else None,
+    }
 
 
 def outcome_to_json(outcome: OutcomeRecord | None) -> dict[str, Any] | None:

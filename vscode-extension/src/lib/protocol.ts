@@ -43,18 +43,8 @@ export interface TraceSummary {
   failedEffect?: number | null;
 }
 
-/** One effect as the DAP custom request `prodture/effects` returns it. */
-export interface DapEffect {
-  seq: number;
-  type: string;
-  request?: string | null;
-  ok: boolean;
-  result?: string | null;
-  error?: string | null;
-  durationMs?: number | null;
-  path?: string | null;
-  line?: number | null;
-}
+/** One effect as the DAP custom request `prodture/effects` returns it: the same view as the LSP's. */
+export type DapEffect = SummaryEffect;
 
 export interface DapEffectsResponse {
   effects: DapEffect[];
