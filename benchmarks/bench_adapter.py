@@ -37,10 +37,9 @@ import statistics
 import subprocess
 import sys
 import tempfile
-import textwrap
 import time
 from pathlib import Path
-from typing import Any, Callable
+from typing import Any
 
 ROOT = Path(__file__).resolve().parent.parent
 CHECKOUT = ROOT / "examples" / "checkout"
@@ -48,7 +47,9 @@ CHARGE_LINE = 18  # examples/checkout/checkout/service.py: charge = yield Charge
 
 
 def _load_dap_client() -> Any:
-    spec = importlib.util.spec_from_file_location("prodture_tests_dap_client", ROOT / "tests" / "dap_client.py")
+    spec = importlib.util.spec_from_file_location(
+        "prodture_tests_dap_client", ROOT / "tests" / "dap_client.py"
+    )
     assert spec and spec.loader
     module = importlib.util.module_from_spec(spec)
     spec.loader.exec_module(module)
@@ -94,7 +95,7 @@ def crunch(request):
     return {"acc": acc, "hit": hit}
 '''
 
-RECORD = '''\
+RECORD = """\
 import sys
 sys.path.insert(0, sys.argv[1])
 import prodture
@@ -103,9 +104,9 @@ sink = prodture.DirectorySink(sys.argv[2])
 interpreter = prodture.Interpreter({benchmod.Tick: lambda e: e.i % 5}, recorder=prodture.Recorder(sink))
 outcome = interpreter.run(benchmod.crunch, {"n": int(sys.argv[3]), "every": int(sys.argv[4]), "marks": [int(m) for m in sys.argv[5].split(",")]})
 assert outcome.ok, outcome
-'''
+"""
 
-BASELINE = '''\
+BASELINE = """\
 import json, sys, time
 from prodture.replay import Replayer
 replayer = Replayer.from_file(sys.argv[1], cwd=sys.argv[2])
@@ -116,7 +117,7 @@ for _ in range(int(sys.argv[3])):
     times.append(time.perf_counter() - start)
     assert result.reproduced, result.divergence
 print(json.dumps(times))
-'''
+"""
 
 
 def make_synthetic(python: str, work: Path) -> tuple[Path, Path, int]:
@@ -126,8 +127,21 @@ def make_synthetic(python: str, work: Path) -> tuple[Path, Path, int]:
     (project / "benchmod.py").write_text(HANDLER_MODULE)
     (project / "pyproject.toml").write_text('[tool.prodture]\nmodules = ["benchmod"]\n')
     traces = work / "synthetic-traces"
-    subprocess.run([python, "-c", RECORD, str(project), str(traces), str(ITERATIONS), str(EVERY),
-                    ",".join(map(str, sorted(MARKS + [REVERSE_MARK])))], check=True, cwd=project, timeout=300)
+    subprocess.run(
+        [
+            python,
+            "-c",
+            RECORD,
+            str(project),
+            str(traces),
+            str(ITERATIONS),
+            str(EVERY),
+            ",".join(map(str, sorted(MARKS + [REVERSE_MARK]))),
+        ],
+        check=True,
+        cwd=project,
+        timeout=300,
+    )
     [trace] = traces.glob("*.prodtrace")
     mark_line = next(n for n, line in enumerate(HANDLER_MODULE.splitlines(), 1) if "# MARK" in line)
     return project, trace, mark_line
@@ -136,14 +150,30 @@ def make_synthetic(python: str, work: Path) -> tuple[Path, Path, int]:
 def record_checkout(python: str, work: Path) -> tuple[Path, Path]:
     """(example copy, failing trace): the checkout example run for real."""
     example = work / "checkout"
-    shutil.copytree(CHECKOUT, example, ignore=shutil.ignore_patterns("traces", "var", "__pycache__"))
+    shutil.copytree(
+        CHECKOUT, example, ignore=shutil.ignore_patterns("traces", "var", "__pycache__")
+    )
     traces = work / "checkout-traces"
-    subprocess.run([python, "run_orders.py", "--traces", str(traces)], cwd=example, check=True,
-                   capture_output=True, timeout=120)
+    subprocess.run(
+        [python, "run_orders.py", "--traces", str(traces)],
+        cwd=example,
+        check=True,
+        capture_output=True,
+        timeout=120,
+    )
     probe = subprocess.run(
-        [python, "-c", "import glob, json, sys, prodture; print(json.dumps([p for p in sorted(glob.glob(sys.argv[1] + "
-         "'/*.prodtrace')) if not prodture.read_trace(p).outcome.ok]))", str(traces)],
-        check=True, capture_output=True, text=True, timeout=60)
+        [
+            python,
+            "-c",
+            "import glob, json, sys, prodture; print(json.dumps([p for p in sorted(glob.glob(sys.argv[1] + "
+            "'/*.prodtrace')) if not prodture.read_trace(p).outcome.ok]))",
+            str(traces),
+        ],
+        check=True,
+        capture_output=True,
+        text=True,
+        timeout=60,
+    )
     [failing] = json.loads(probe.stdout)
     return example, Path(failing)
 
@@ -160,16 +190,25 @@ def p95(values: list[float]) -> float:
     return ordered[max(0, math.ceil(0.95 * len(ordered)) - 1)]
 
 
-def report(name: str, values: list[float], unit_scale: float, goal: float | None, where: str = "",
-           digits: int = 1) -> None:
+def report(
+    name: str,
+    values: list[float],
+    unit_scale: float,
+    goal: float | None,
+    where: str = "",
+    digits: int = 1,
+) -> None:
     scaled = [v * unit_scale for v in values]
     median = statistics.median(scaled)
     verdict = ""
     if goal is not None:
         verdict = f"; goal <= {goal:g}: {'met' if median <= goal else 'NOT met'}"
     at = f", {where}" if where else ""
-    print(f"{name}: {median:.{digits}f} (median of {len(scaled)}, p95 {p95(scaled):.{digits}f}, "
-          f"min {min(scaled):.{digits}f}{at}{verdict})", flush=True)
+    print(
+        f"{name}: {median:.{digits}f} (median of {len(scaled)}, p95 {p95(scaled):.{digits}f}, "
+        f"min {min(scaled):.{digits}f}{at}{verdict})",
+        flush=True,
+    )
     if SHOW_SAMPLES:
         print(f"  samples in order: {', '.join(f'{v:.{digits}f}' for v in scaled)}", flush=True)
 
@@ -187,8 +226,13 @@ def timed_stop(client: Any, command: str, arguments: Any = None) -> tuple[float,
     return elapsed, stop
 
 
-def start_session(python: str, trace: Path, cwd: Path, breakpoints: dict[Path, list[int]],
-                  filters: list[str] | None = None) -> Any:
+def start_session(
+    python: str,
+    trace: Path,
+    cwd: Path,
+    breakpoints: dict[Path, list[int]],
+    filters: list[str] | None = None,
+) -> Any:
     client = DapClient.start(python)
     client.initialize()
     client.launch(trace=str(trace), cwd=str(cwd))
@@ -215,7 +259,14 @@ def bench_launch(python: str, example: Path, failing: Path, repeat: int) -> None
             assert stop["reason"] == "breakpoint" and stop["position"]["line"] == CHARGE_LINE, stop
         finally:
             client.close()
-    report("launch_first_stop_s", times, 1, 0.5, "checkout failing trace, breakpoint on ChargeCard", digits=3)
+    report(
+        "launch_first_stop_s",
+        times,
+        1,
+        0.5,
+        "checkout failing trace, breakpoint on ChargeCard",
+        digits=3,
+    )
 
 
 def bench_stepping(python: str, project: Path, trace: Path, mark_line: int, repeat: int) -> None:
@@ -242,7 +293,10 @@ def bench_stepping(python: str, project: Path, trace: Path, mark_line: int, repe
                 assert back["position"]["step"] < step, (back, step)
                 samples.append(elapsed)
                 elapsed, fwd = timed_stop(client, "next")
-                assert fwd["position"]["step"] == step and fwd["position"]["line"] == mark_line, (fwd, step)
+                assert fwd["position"]["step"] == step and fwd["position"]["line"] == mark_line, (
+                    fwd,
+                    step,
+                )
                 nexts.append(elapsed)
             stepbacks[mark] = (samples, step)
 
@@ -262,12 +316,19 @@ def bench_stepping(python: str, project: Path, trace: Path, mark_line: int, repe
         client.close()
 
     report("next_ms", nexts, 1000, 5, "forward next in the loop")
-    for (mark, (samples, step)), (name, goal) in zip(
+    for (_mark, (samples, step)), (name, goal) in zip(
         sorted(stepbacks.items()),
         [("stepback_1k_ms", 10), ("stepback_100k_ms", 50), ("stepback_1m_ms", 300)],
+        strict=False,
     ):
         report(name, samples, 1000, goal, f"from step {step:,}")
-    report("reverse_continue_100k_ms", reverse, 1000, 60, f"from step {reverse_step:,} to step {target_step:,}")
+    report(
+        "reverse_continue_100k_ms",
+        reverse,
+        1000,
+        60,
+        f"from step {reverse_step:,} to step {target_step:,}",
+    )
 
 
 def bench_forward(python: str, project: Path, trace: Path, repeat: int) -> None:
@@ -282,18 +343,31 @@ def bench_forward(python: str, project: Path, trace: Path, repeat: int) -> None:
             assert stop["position"]["nextEffect"] is None, stop  # the end-of-replay pause
         finally:
             client.close()
-    out = subprocess.run([python, "-c", BASELINE, str(trace), str(project), str(repeat)], cwd=project,
-                         check=True, capture_output=True, text=True, timeout=600)
+    out = subprocess.run(
+        [python, "-c", BASELINE, str(trace), str(project), str(repeat)],
+        cwd=project,
+        check=True,
+        capture_output=True,
+        text=True,
+        timeout=600,
+    )
     plain = json.loads(out.stdout)
     ratio = statistics.median(under_adapter) / statistics.median(plain)
-    print(f"forward_slowdown: {ratio:.1f} (adapter, no breakpoints {statistics.median(under_adapter):.3f} s "
-          f"vs headless Replayer {statistics.median(plain):.3f} s, medians of {repeat}, ~1M steps)", flush=True)
+    print(
+        f"forward_slowdown: {ratio:.1f} (adapter, no breakpoints {statistics.median(under_adapter):.3f} s "
+        f"vs headless Replayer {statistics.median(plain):.3f} s, medians of {repeat}, ~1M steps)",
+        flush=True,
+    )
 
 
 def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-    parser.add_argument("--python", default=sys.executable, help="interpreter under test (default: this one)")
-    parser.add_argument("--repeat", type=int, default=9, help="samples per figure (launch and forward: fewer)")
+    parser.add_argument(
+        "--python", default=sys.executable, help="interpreter under test (default: this one)"
+    )
+    parser.add_argument(
+        "--repeat", type=int, default=9, help="samples per figure (launch and forward: fewer)"
+    )
     parser.add_argument("--keep", action="store_true", help="keep the temp dir (printed)")
     parser.add_argument("--samples", action="store_true", help="also print every sample, in order")
     args = parser.parse_args(argv)
@@ -301,10 +375,21 @@ def main(argv: list[str] | None = None) -> int:
     SHOW_SAMPLES = args.samples
     python = shutil.which(args.python) or args.python
 
-    version = subprocess.run([python, "-c", "import sys, debugpy; print(sys.version.split()[0], 'debugpy', debugpy.__version__)"],
-                             check=True, capture_output=True, text=True).stdout.strip()
+    version = subprocess.run(
+        [
+            python,
+            "-c",
+            "import sys, debugpy; print(sys.version.split()[0], 'debugpy', debugpy.__version__)",
+        ],
+        check=True,
+        capture_output=True,
+        text=True,
+    ).stdout.strip()
     print(f"python: {version} ({python})", flush=True)
-    print(f"loadavg_1m: {os.getloadavg()[0]:.2f} ({os.cpu_count()} cores; figures are noisy when this is high)", flush=True)
+    print(
+        f"loadavg_1m: {os.getloadavg()[0]:.2f} ({os.cpu_count()} cores; figures are noisy when this is high)",
+        flush=True,
+    )
 
     work = Path(tempfile.mkdtemp(prefix="prodture-bench-"))
     try:

@@ -107,8 +107,12 @@ def time_otel(tracer, exporter, n: int) -> float:
     for i in range(1, n + 1):
         span = tracer.start_span("bench.ChargeCard")
         span.set_attribute("prodture.seq", i)
-        span.set_attribute("prodture.request", dumps({"card_token": "<redacted>", "amount": str(EFFECT.amount)}))
-        span.set_attribute("prodture.result", dumps({"charge_id": RESULT.charge_id, "amount": str(RESULT.amount)}))
+        span.set_attribute(
+            "prodture.request", dumps({"card_token": "<redacted>", "amount": str(EFFECT.amount)})
+        )
+        span.set_attribute(
+            "prodture.result", dumps({"charge_id": RESULT.charge_id, "amount": str(RESULT.amount)})
+        )
         span.set_attribute("code.filepath", SITE[0])
         span.set_attribute("code.lineno", SITE[1])
         span.end()
@@ -119,9 +123,20 @@ def bare_record(seq: int) -> list:
     """The effect record the encoder writes, with its ext values prebuilt (same bytes, no hooks)."""
     decimal = msgpack.ExtType(ExtCode.DECIMAL, b"58.99")
     charge = msgpack.ExtType(
-        ExtCode.OBJECT, msgpack.packb(["bench.Charge", {"charge_id": RESULT.charge_id, "amount": decimal}])
+        ExtCode.OBJECT,
+        msgpack.packb(["bench.Charge", {"charge_id": RESULT.charge_id, "amount": decimal}]),
     )
-    return [RecordKind.EFFECT, seq, 0, [msgpack.ExtType(ExtCode.REDACTED, b""), decimal], True, charge, 1000, 2500, 0]
+    return [
+        RecordKind.EFFECT,
+        seq,
+        0,
+        [msgpack.ExtType(ExtCode.REDACTED, b""), decimal],
+        True,
+        charge,
+        1000,
+        2500,
+        0,
+    ]
 
 
 def time_msgpack(n: int) -> float:
@@ -138,7 +153,9 @@ def time_msgpack(n: int) -> float:
 
 def record_trace(n: int, directory: str) -> Path:
     sink_dir = Path(directory) / f"trace-{n}"
-    interpreter = Interpreter({ChargeCard: lambda e: RESULT}, recorder=Recorder(DirectorySink(sink_dir)))
+    interpreter = Interpreter(
+        {ChargeCard: lambda e: RESULT}, recorder=Recorder(DirectorySink(sink_dir))
+    )
     assert interpreter.run(charge_many, n).ok
     (path,) = sink_dir.glob("*.prodtrace")
     return path
@@ -162,7 +179,9 @@ def otlp_bytes_per_span(tracer, exporter, n: int) -> float:
 def main() -> int:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--rounds", type=int, default=7)
-    parser.add_argument("--effects", type=int, default=20_000, help="effects per round for the per-effect costs")
+    parser.add_argument(
+        "--effects", type=int, default=20_000, help="effects per round for the per-effect costs"
+    )
     parser.add_argument("--replay-effects", type=int, default=100_000)
     args = parser.parse_args()
 
@@ -174,7 +193,9 @@ def main() -> int:
         session = Recorder(probe).begin("bench:charge_many", 1)
         session.effect(EffectCall(1, EFFECT, SITE), True, RESULT, 1000 + session.t0, 2500)
         session.finish(prodture.Success("done"))
-        assert msgpack.packb(bare_record(1)) in probe.traces[0], "bare record differs from the encoder's"
+        assert msgpack.packb(bare_record(1)) in probe.traces[0], (
+            "bare record differs from the encoder's"
+        )
 
         vs_otel, vs_msgpack, rec_us, otel_us, mp_us = [], [], [], [], []
         for r in range(args.rounds):

@@ -18,7 +18,6 @@ from __future__ import annotations
 
 import argparse
 import asyncio
-import dataclasses
 import gc
 import glob
 import importlib
@@ -75,10 +74,17 @@ def record(directory: str, effects: int) -> tuple[str, str]:
     module = importlib.import_module("bench_job")
     traces = os.path.join(directory, f"traces-{effects}")
     recorder = prodture.Recorder(prodture.DirectorySink(traces))
-    interpreter = prodture.Interpreter({
-        module.LookupItem: lambda e: {"key": e.key, "price": len(e.key), "name": f"Item {e.key}"},
-        module.SaveReport: lambda e: "report-1",
-    }, recorder=recorder)
+    interpreter = prodture.Interpreter(
+        {
+            module.LookupItem: lambda e: {
+                "key": e.key,
+                "price": len(e.key),
+                "name": f"Item {e.key}",
+            },
+            module.SaveReport: lambda e: "report-1",
+        },
+        recorder=recorder,
+    )
     outcome = interpreter.run(module.crunch, effects - 1)
     assert outcome.ok, outcome
     [trace] = glob.glob(os.path.join(traces, "*.prodtrace"))
@@ -89,7 +95,9 @@ async def _session(root: str, trace: str):
     client = make_test_lsp_client()
     await client.start_io(sys.executable, "-m", "prodture.lsp")
     params = types.InitializeParams(
-        capabilities=types.ClientCapabilities(), root_uri="file://" + root, process_id=os.getpid(),
+        capabilities=types.ClientCapabilities(),
+        root_uri="file://" + root,
+        process_id=os.getpid(),
         initialization_options={"traces": [trace], "quickReplay": False},
     )
     client.capabilities = params.capabilities
@@ -101,11 +109,22 @@ async def _session(root: str, trace: str):
 
 
 async def _hints(client, uri: str, text: str, version: int) -> list:
-    client.text_document_did_open(types.DidOpenTextDocumentParams(
-        text_document=types.TextDocumentItem(uri=uri, language_id="python", version=version, text=text)))
-    return await client.text_document_inlay_hint_async(types.InlayHintParams(
-        text_document=types.TextDocumentIdentifier(uri=uri),
-        range=types.Range(start=types.Position(line=0, character=0), end=types.Position(line=10_000, character=0))))
+    client.text_document_did_open(
+        types.DidOpenTextDocumentParams(
+            text_document=types.TextDocumentItem(
+                uri=uri, language_id="python", version=version, text=text
+            )
+        )
+    )
+    return await client.text_document_inlay_hint_async(
+        types.InlayHintParams(
+            text_document=types.TextDocumentIdentifier(uri=uri),
+            range=types.Range(
+                start=types.Position(line=0, character=0),
+                end=types.Position(line=10_000, character=0),
+            ),
+        )
+    )
 
 
 async def measure_hints(root: str, source: str, trace: str, runs: int) -> tuple[float, float]:
@@ -115,20 +134,27 @@ async def measure_hints(root: str, source: str, trace: str, runs: int) -> tuple[
     client, _ = await _session(root, trace)
     try:
         # A first round trip: the trace is indexed while handling `initialized`.
-        await client.text_document_hover_async(types.HoverParams(
-            text_document=types.TextDocumentIdentifier(uri="file:///nowhere.py"), position=types.Position(line=0, character=0)))
+        await client.text_document_hover_async(
+            types.HoverParams(
+                text_document=types.TextDocumentIdentifier(uri="file:///nowhere.py"),
+                position=types.Position(line=0, character=0),
+            )
+        )
         for run in range(runs):
             t0 = time.perf_counter()
             hints = await _hints(client, uri, text, run + 1)
             warm.append((time.perf_counter() - t0) * 1000)
             assert hints and any("×" in h.label for h in hints), hints
-            client.text_document_did_close(types.DidCloseTextDocumentParams(
-                text_document=types.TextDocumentIdentifier(uri=uri)))
+            client.text_document_did_close(
+                types.DidCloseTextDocumentParams(
+                    text_document=types.TextDocumentIdentifier(uri=uri)
+                )
+            )
     finally:
         await client.shutdown_session()
         await client.stop()
     cold: list[float] = []
-    for run in range(runs):
+    for _run in range(runs):
         client, started = await _session(root, trace)
         try:
             hints = await _hints(client, uri, text, 1)
@@ -168,8 +194,12 @@ def main() -> int:
     print(f"lsp_hints_10k_ms: {warm:.1f}")
     print(f"lsp_cold_hints_10k_ms: {cold:.1f}")
     print(f"lsp_mem_per_100k_effects_mb: {mem:.2f}")
-    print(f"# transient peak while indexing (the decoded trace, released after): {peak:.1f} MB per 100k effects")
-    print(f"# 100k-effect trace file: {size_mb:.1f} MB; runs: {args.runs}; python {sys.version.split()[0]}")
+    print(
+        f"# transient peak while indexing (the decoded trace, released after): {peak:.1f} MB per 100k effects"
+    )
+    print(
+        f"# 100k-effect trace file: {size_mb:.1f} MB; runs: {args.runs}; python {sys.version.split()[0]}"
+    )
     return 0
 
 

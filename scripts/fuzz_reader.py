@@ -28,8 +28,8 @@ import random
 import resource
 import sys
 import time
-import tracemalloc
 import traceback
+import tracemalloc
 import uuid
 from decimal import Decimal
 from pathlib import Path
@@ -69,20 +69,42 @@ class Failed(Exception):
 
 
 VALUES = [
-    None, True, 7, -(2**63), 2**64 - 1, 1.5, "text", b"\x00\xff", Decimal("0.00"), Decimal("-1E+3"),
+    None,
+    True,
+    7,
+    -(2**63),
+    2**64 - 1,
+    1.5,
+    "text",
+    b"\x00\xff",
+    Decimal("0.00"),
+    Decimal("-1E+3"),
     dt.datetime(2026, 1, 2, 3, 4, 5, 6, tzinfo=dt.timezone(dt.timedelta(hours=5, minutes=30))),
-    dt.date(2026, 1, 2), dt.time(3, 4, 5), dt.timedelta(days=-1, seconds=5), uuid.UUID(int=12345),
-    (1, (2, "x")), {1, 2}, frozenset({"a"}), Item("sku-1", Decimal("9.99"), ("t",)), Kind.A, Kind.B,
-    {"nested": [{"deep": (Decimal("1"), {"k": [1, 2, 3]})}]}, REDACTED, ValueError("bad", 3),
+    dt.date(2026, 1, 2),
+    dt.time(3, 4, 5),
+    dt.timedelta(days=-1, seconds=5),
+    uuid.UUID(int=12345),
+    (1, (2, "x")),
+    {1, 2},
+    frozenset({"a"}),
+    Item("sku-1", Decimal("9.99"), ("t",)),
+    Kind.A,
+    Kind.B,
+    {"nested": [{"deep": (Decimal("1"), {"k": [1, 2, 3]})}]},
+    REDACTED,
+    ValueError("bad", 3),
 ]
 
 
 def seed_traces() -> list[bytes]:
-    seeds = [Path(p).read_bytes() for p in sorted(glob.glob(str(ROOT / "examples/checkout/traces/*.prodtrace")))]
+    seeds = [
+        Path(p).read_bytes()
+        for p in sorted(glob.glob(str(ROOT / "examples/checkout/traces/*.prodtrace")))
+    ]
 
     def handler(values):
         out = []
-        for i, v in enumerate(values):
+        for i, _v in enumerate(values):
             out.append((yield Lookup(f"k{i}", password="hunter2", pin="1234")))
         if len(values) > 3:
             yield Lookup("missing")
@@ -101,8 +123,21 @@ def seed_traces() -> list[bytes]:
     return seeds
 
 
-LENGTH_PREFIXES = {0xC4: 1, 0xC5: 2, 0xC6: 4, 0xD9: 1, 0xDA: 2, 0xDB: 4, 0xDC: 2, 0xDD: 4, 0xDE: 2, 0xDF: 4,
-                   0xC7: 1, 0xC8: 2, 0xC9: 4}
+LENGTH_PREFIXES = {
+    0xC4: 1,
+    0xC5: 2,
+    0xC6: 4,
+    0xD9: 1,
+    0xDA: 2,
+    0xDB: 4,
+    0xDC: 2,
+    0xDD: 4,
+    0xDE: 2,
+    0xDF: 4,
+    0xC7: 1,
+    0xC8: 2,
+    0xC9: 4,
+}
 
 
 def mutate(rng: random.Random, data: bytes, seeds: list[bytes]) -> bytes:
@@ -127,12 +162,16 @@ def mutate(rng: random.Random, data: bytes, seeds: list[bytes]) -> bytes:
         elif op < 0.80:  # truncation
             del buf[at:]
         else:  # length-field inflation
-            spots = [i for i in range(len(buf)) if buf[i] in LENGTH_PREFIXES or 0x90 <= buf[i] <= 0x9F]
+            spots = [
+                i for i in range(len(buf)) if buf[i] in LENGTH_PREFIXES or 0x90 <= buf[i] <= 0x9F
+            ]
             if spots:
                 i = rng.choice(spots)
                 width = LENGTH_PREFIXES.get(buf[i], 0)
                 if width:
-                    buf[i + 1 : i + 1 + width] = rng.choice([b"\xff" * width, (1 << (8 * width - 1)).to_bytes(width, "big")])
+                    buf[i + 1 : i + 1 + width] = rng.choice(
+                        [b"\xff" * width, (1 << (8 * width - 1)).to_bytes(width, "big")]
+                    )
                 else:
                     buf[i] = 0x9F  # fixarray claims 15 items
     return bytes(buf)
@@ -142,7 +181,9 @@ def main() -> int:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--cases", type=int, default=100_000)
     parser.add_argument("--seed", type=int, default=1)
-    parser.add_argument("--save-dir", default=None, help="write inputs that raised unexpected errors here")
+    parser.add_argument(
+        "--save-dir", default=None, help="write inputs that raised unexpected errors here"
+    )
     args = parser.parse_args()
 
     rng = random.Random(args.seed)

@@ -16,9 +16,15 @@ SERVICE = "checkout/service.py"
 LOAD_LINE, PROMO_LINE, CHARGE_LINE, EXCEPT_LINE, DECLINED_SAVE_LINE = 14, 16, 18, 19, 20
 
 
-def start_session(trace: Path | str, cwd: Path | str, *, python: str | None = None,
-                  breakpoints: dict[str, list[int]] | None = None, filters: list[str] | None = None,
-                  **launch: Any) -> DapClient:
+def start_session(
+    trace: Path | str,
+    cwd: Path | str,
+    *,
+    python: str | None = None,
+    breakpoints: dict[str, list[int]] | None = None,
+    filters: list[str] | None = None,
+    **launch: Any,
+) -> DapClient:
     """initialize → launch → breakpoints / exception filters → configurationDone."""
     client = DapClient.start(python=python)
     try:
@@ -26,7 +32,9 @@ def start_session(trace: Path | str, cwd: Path | str, *, python: str | None = No
         client.launch(trace=str(trace), cwd=str(cwd), **launch)
         for path, lines in (breakpoints or {}).items():
             client.set_breakpoints(path, lines)
-        client.request("setExceptionBreakpoints", {"filters": filters if filters is not None else []})
+        client.request(
+            "setExceptionBreakpoints", {"filters": filters if filters is not None else []}
+        )
         client.configuration_done()
     except BaseException:
         client.close()
@@ -70,7 +78,7 @@ def walk(request):
     return result
 '''
 
-RECORD_WALK = '''
+RECORD_WALK = """
 import sys
 sys.path.insert(0, ".")
 import prodture
@@ -79,7 +87,7 @@ from walkdemo import Fetch, walk
 recorder = prodture.Recorder(prodture.DirectorySink("traces"))
 interpreter = prodture.Interpreter({Fetch: lambda e: e.n * 3 + 1}, recorder=recorder)
 print(interpreter.run(walk, {"n": int(sys.argv[1])}))
-'''
+"""
 
 
 def make_walk_demo(root: Path, n: int = 6, python: str | None = None) -> tuple[Path, Path]:
@@ -88,12 +96,19 @@ def make_walk_demo(root: Path, n: int = 6, python: str | None = None) -> tuple[P
     (root / "walkdemo.py").write_text(textwrap.dedent(WALK_SOURCE))
     (root / "pyproject.toml").write_text('[tool.prodture]\nmodules = ["walkdemo"]\n')
     (root / "record.py").write_text(textwrap.dedent(RECORD_WALK))
-    subprocess.run([python or sys.executable, "record.py", str(n)], cwd=root, check=True,
-                   capture_output=True, timeout=60)
+    subprocess.run(
+        [python or sys.executable, "record.py", str(n)],
+        cwd=root,
+        check=True,
+        capture_output=True,
+        timeout=60,
+    )
     trace = next((root / "traces").glob("*.prodtrace"))
     return root, trace
 
 
 def copy_checkout(checkout_dir: Path, target: Path) -> Path:
-    shutil.copytree(checkout_dir, target, ignore=shutil.ignore_patterns("traces", "var", "__pycache__"))
+    shutil.copytree(
+        checkout_dir, target, ignore=shutil.ignore_patterns("traces", "var", "__pycache__")
+    )
     return target

@@ -34,7 +34,11 @@ def checkout_traces(checkout_dir: Path) -> dict[str, Path]:
     traces = checkout_dir / "traces"
     subprocess.run(
         [sys.executable, "run_orders.py", "--traces", str(traces)],
-        cwd=checkout_dir, check=True, capture_output=True, text=True, timeout=120,
+        cwd=checkout_dir,
+        check=True,
+        capture_output=True,
+        text=True,
+        timeout=120,
     )
     paths = sorted(Path(p) for p in glob.glob(os.path.join(traces, "*.prodtrace")))
     failing = [p for p in paths if not read_trace(p).outcome.ok]

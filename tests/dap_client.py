@@ -18,7 +18,6 @@ from __future__ import annotations
 
 import json
 import os
-import queue
 import subprocess
 import sys
 import threading
@@ -50,12 +49,17 @@ class DapClient:
         threading.Thread(target=self._read_stderr, daemon=True).start()
 
     @classmethod
-    def start(cls, python: str | None = None, env: dict[str, str] | None = None, cwd: str | None = None) -> "DapClient":
+    def start(
+        cls, python: str | None = None, env: dict[str, str] | None = None, cwd: str | None = None
+    ) -> DapClient:
         """Spawn ``python -m prodture.adapter`` (the current interpreter by default)."""
         proc = subprocess.Popen(
             [python or sys.executable, "-m", "prodture.adapter"],
-            stdin=subprocess.PIPE, stdout=subprocess.PIPE, stderr=subprocess.PIPE,
-            env={**os.environ, **(env or {})}, cwd=cwd,
+            stdin=subprocess.PIPE,
+            stdout=subprocess.PIPE,
+            stderr=subprocess.PIPE,
+            env={**os.environ, **(env or {})},
+            cwd=cwd,
         )
         return cls(proc)
 
@@ -112,20 +116,30 @@ class DapClient:
             self.proc.stdin.flush()
         return seq
 
-    def response(self, seq: int, timeout: float = DEFAULT_TIMEOUT, check: bool = True) -> dict[str, Any]:
+    def response(
+        self, seq: int, timeout: float = DEFAULT_TIMEOUT, check: bool = True
+    ) -> dict[str, Any]:
         deadline = time.monotonic() + timeout
         with self._cond:
             while seq not in self._responses:
                 remaining = deadline - time.monotonic()
                 if remaining <= 0 or self._closed:
-                    raise TimeoutError(f"no response to request {seq} (adapter {'closed' if self._closed else 'silent'})")
+                    raise TimeoutError(
+                        f"no response to request {seq} (adapter {'closed' if self._closed else 'silent'})"
+                    )
                 self._cond.wait(remaining)
             response = self._responses.pop(seq)
         if check and not response.get("success"):
             raise DapError(response)
         return response
 
-    def request(self, command: str, arguments: Any = None, timeout: float = DEFAULT_TIMEOUT, check: bool = True) -> dict[str, Any]:
+    def request(
+        self,
+        command: str,
+        arguments: Any = None,
+        timeout: float = DEFAULT_TIMEOUT,
+        check: bool = True,
+    ) -> dict[str, Any]:
         return self.response(self.send(command, arguments), timeout, check)
 
     def wait_event(self, name: str, timeout: float = DEFAULT_TIMEOUT) -> dict[str, Any]:
@@ -139,8 +153,10 @@ class DapClient:
                         return event
                 remaining = deadline - time.monotonic()
                 if remaining <= 0 or self._closed:
-                    raise TimeoutError(f"no {name!r} event (adapter {'closed' if self._closed else 'silent'}); "
-                                       f"events so far: {[e['event'] for e in self.events]}")
+                    raise TimeoutError(
+                        f"no {name!r} event (adapter {'closed' if self._closed else 'silent'}); "
+                        f"events so far: {[e['event'] for e in self.events]}"
+                    )
                 self._cond.wait(remaining)
 
     def drain(self, name: str) -> None:
@@ -151,29 +167,48 @@ class DapClient:
     # -- helpers ------------------------------------------------------------------------------
 
     def initialize(self) -> dict[str, Any]:
-        return self.request("initialize", {"clientID": "pytest", "adapterID": "prodture", "linesStartAt1": True,
-                                           "columnsStartAt1": True, "pathFormat": "path",
-                                           "supportsVariableType": True})["body"]
+        return self.request(
+            "initialize",
+            {
+                "clientID": "pytest",
+                "adapterID": "prodture",
+                "linesStartAt1": True,
+                "columnsStartAt1": True,
+                "pathFormat": "path",
+                "supportsVariableType": True,
+            },
+        )["body"]
 
-    def launch(self, check: bool = True, wait_initialized: bool = True, **arguments: Any) -> dict[str, Any]:
-        response = self.request("launch", {"type": "prodture", "request": "launch", "name": "test", **arguments},
-                                check=check)
+    def launch(
+        self, check: bool = True, wait_initialized: bool = True, **arguments: Any
+    ) -> dict[str, Any]:
+        response = self.request(
+            "launch",
+            {"type": "prodture", "request": "launch", "name": "test", **arguments},
+            check=check,
+        )
         if response.get("success") and wait_initialized:
             self.wait_event("initialized")
         return response
 
     def set_breakpoints(self, path: str, lines: list[int], **extra: Any) -> dict[str, Any]:
         bps = [{"line": line, **extra} for line in lines]
-        return self.request("setBreakpoints", {"source": {"path": str(path)}, "breakpoints": bps})["body"]
+        return self.request("setBreakpoints", {"source": {"path": str(path)}, "breakpoints": bps})[
+            "body"
+        ]
 
     def configuration_done(self) -> dict[str, Any]:
         return self.request("configurationDone")
 
-    def stopped(self, command: str | None = None, arguments: Any = None, timeout: float = DEFAULT_TIMEOUT) -> dict[str, Any]:
+    def stopped(
+        self, command: str | None = None, arguments: Any = None, timeout: float = DEFAULT_TIMEOUT
+    ) -> dict[str, Any]:
         """Send ``command`` (if given) and return the next ``stopped`` event's body, with the
         ``prodture/position`` event that follows it under ``position``."""
         if command is not None:
-            self.request(command, arguments if arguments is not None else {"threadId": self.thread_id()})
+            self.request(
+                command, arguments if arguments is not None else {"threadId": self.thread_id()}
+            )
         stop = self.wait_event("stopped", timeout)["body"]
         stop["position"] = self.wait_event("prodture/position", timeout)["body"]
         self._thread_id = stop.get("threadId")
@@ -194,7 +229,9 @@ class DapClient:
         return self.request("scopes", {"frameId": frame_id})["body"]["scopes"]
 
     def variables(self, reference: int) -> dict[str, str]:
-        variables = self.request("variables", {"variablesReference": reference})["body"]["variables"]
+        variables = self.request("variables", {"variablesReference": reference})["body"][
+            "variables"
+        ]
         return {v["name"]: v["value"] for v in variables}
 
     def locals(self) -> dict[str, str]:
@@ -204,7 +241,9 @@ class DapClient:
     def evaluate(self, expression: str, frame_id: int | None = None) -> str:
         if frame_id is None:
             frame_id = self.frames()[0]["id"]
-        return self.request("evaluate", {"expression": expression, "frameId": frame_id, "context": "watch"})["body"]["result"]
+        return self.request(
+            "evaluate", {"expression": expression, "frameId": frame_id, "context": "watch"}
+        )["body"]["result"]
 
     def close(self, timeout: float = 10.0) -> int | None:
         """Disconnect (if still running) and wait for the adapter to exit; kills it otherwise."""
@@ -224,7 +263,7 @@ class DapClient:
                 self.proc.wait()
         return self.proc.returncode
 
-    def __enter__(self) -> "DapClient":
+    def __enter__(self) -> DapClient:
         return self
 
     def __exit__(self, *exc: Any) -> None:

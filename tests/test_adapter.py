@@ -21,12 +21,14 @@ from adapter_support import (
 from dap_client import DapClient, DapError
 
 
-
 @pytest.fixture
 def charge_stop(checkout_dir: Path, checkout_traces: dict):
     """A session stopped at the breakpoint on the ChargeCard line of the failing ($0) order."""
-    client = start_session(checkout_traces["failing"], checkout_dir,
-                           breakpoints={str(checkout_dir / SERVICE): [CHARGE_LINE]})
+    client = start_session(
+        checkout_traces["failing"],
+        checkout_dir,
+        breakpoints={str(checkout_dir / SERVICE): [CHARGE_LINE]},
+    )
     stop = client.stopped()
     yield client, stop
     client.close()
@@ -37,8 +39,17 @@ def test_initialize_advertises_step_back_and_effect_filters():
     with DapClient.start() as client:
         caps = client.initialize()
     assert caps["supportsStepBack"] and caps["supportsRestartRequest"]
-    assert caps["supportsConditionalBreakpoints"] and caps["supportsHitConditionalBreakpoints"] and caps["supportsLogPoints"]
-    assert {f["filter"] for f in caps["exceptionBreakpointFilters"]} == {"effectFailed", "everyEffect", "raised", "uncaught"}
+    assert (
+        caps["supportsConditionalBreakpoints"]
+        and caps["supportsHitConditionalBreakpoints"]
+        and caps["supportsLogPoints"]
+    )
+    assert {f["filter"] for f in caps["exceptionBreakpointFilters"]} == {
+        "effectFailed",
+        "everyEffect",
+        "raised",
+        "uncaught",
+    }
 
 
 def test_breakpoint_on_charge_line_shows_zero_total(charge_stop, checkout_dir):
@@ -46,11 +57,19 @@ def test_breakpoint_on_charge_line_shows_zero_total(charge_stop, checkout_dir):
     client, stop = charge_stop
     assert stop["reason"] == "breakpoint"
     frames = client.frames()
-    assert frames[0]["line"] == CHARGE_LINE and frames[0]["source"]["path"] == str(checkout_dir / SERVICE)
+    assert frames[0]["line"] == CHARGE_LINE and frames[0]["source"]["path"] == str(
+        checkout_dir / SERVICE
+    )
     assert client.locals()["total"] == "Decimal('0.00')"
     assert client.evaluate("str(total)") == "'0.00'"
-    assert stop["position"] == {"step": stop["position"]["step"], "effect": 2, "effectCount": 4,
-                                "path": str(checkout_dir / SERVICE), "line": CHARGE_LINE, "nextEffect": 3}
+    assert stop["position"] == {
+        "step": stop["position"]["step"],
+        "effect": 2,
+        "effectCount": 4,
+        "path": str(checkout_dir / SERVICE),
+        "line": CHARGE_LINE,
+        "nextEffect": 3,
+    }
 
 
 def test_runtime_frames_never_appear_in_the_stack(charge_stop):
@@ -63,8 +82,11 @@ def test_runtime_frames_never_appear_in_the_stack(charge_stop):
 
 def test_step_over_yield_lands_on_next_handler_line(checkout_dir, checkout_traces):
     """Stepping over `x = yield Effect(...)` lands on the next handler line with x bound to the recorded result."""
-    client = start_session(checkout_traces["failing"], checkout_dir,
-                           breakpoints={str(checkout_dir / SERVICE): [PROMO_LINE]})
+    client = start_session(
+        checkout_traces["failing"],
+        checkout_dir,
+        breakpoints={str(checkout_dir / SERVICE): [PROMO_LINE]},
+    )
     try:
         stop = client.stopped()
         assert client.frames()[0]["line"] == PROMO_LINE and "total" not in client.locals()
@@ -109,8 +131,11 @@ def test_step_back_from_the_charge_reaches_the_promo_line(charge_stop):
 def test_reverse_continue_runs_back_to_the_previous_breakpoint(checkout_dir, checkout_traces):
     """reverseContinue goes back to the last breakpoint hit before now, or to the start without one."""
     service = str(checkout_dir / SERVICE)
-    client = start_session(checkout_traces["failing"], checkout_dir,
-                           breakpoints={service: [PROMO_LINE, DECLINED_SAVE_LINE]})
+    client = start_session(
+        checkout_traces["failing"],
+        checkout_dir,
+        breakpoints={service: [PROMO_LINE, DECLINED_SAVE_LINE]},
+    )
     try:
         assert client.stopped()["position"]["line"] == PROMO_LINE
         assert client.stopped("continue")["position"]["line"] == DECLINED_SAVE_LINE
@@ -126,11 +151,21 @@ def test_reverse_continue_runs_back_to_the_previous_breakpoint(checkout_dir, che
 def test_reverse_continue_respects_breakpoint_conditions(checkout_dir, checkout_traces):
     """A conditional breakpoint whose condition is false where it was passed is skipped going backwards too."""
     service = str(checkout_dir / SERVICE)
-    client = start_session(checkout_traces["failing"], checkout_dir, breakpoints={service: [DECLINED_SAVE_LINE]})
+    client = start_session(
+        checkout_traces["failing"], checkout_dir, breakpoints={service: [DECLINED_SAVE_LINE]}
+    )
     try:
         client.stopped()
-        client.request("setBreakpoints", {"source": {"path": service}, "breakpoints": [
-            {"line": PROMO_LINE, "condition": "subtotal > 100"}, {"line": LOAD_LINE}]})
+        client.request(
+            "setBreakpoints",
+            {
+                "source": {"path": service},
+                "breakpoints": [
+                    {"line": PROMO_LINE, "condition": "subtotal > 100"},
+                    {"line": LOAD_LINE},
+                ],
+            },
+        )
         stop = client.stopped("reverseContinue")
         assert stop["position"]["line"] == LOAD_LINE
     finally:
@@ -158,7 +193,9 @@ def test_replay_scope_shows_step_effects_and_outcome(charge_stop):
     replay = next(s for s in client.scopes() if s["name"] == "Replay")
     view = client.variables(replay["variablesReference"])
     assert view["step"] == str(stop["position"]["step"])
-    assert view["lastEffect"].startswith("#2 ApplyPromo(") and view["lastResult"] == "Decimal('0.00')"
+    assert (
+        view["lastEffect"].startswith("#2 ApplyPromo(") and view["lastResult"] == "Decimal('0.00')"
+    )
     assert view["nextEffect"].startswith("#3 ChargeCard(")
     assert view["outcome"] == "Failure: PaymentDeclined: amount must be greater than zero"
 
@@ -167,8 +204,16 @@ def test_effects_request_lists_the_recording(charge_stop):
     """prodture/effects returns every recorded effect and the outcome as short renderings."""
     client, _ = charge_stop
     body = client.request("prodture/effects")["body"]
-    assert [e["type"] for e in body["effects"]] == ["checkout.LoadCart", "checkout.ApplyPromo", "checkout.ChargeCard", "checkout.SaveOrder"]
-    assert body["effects"][2]["ok"] is False and "amount must be greater than zero" in body["effects"][2]["error"]
+    assert [e["type"] for e in body["effects"]] == [
+        "checkout.LoadCart",
+        "checkout.ApplyPromo",
+        "checkout.ChargeCard",
+        "checkout.SaveOrder",
+    ]
+    assert (
+        body["effects"][2]["ok"] is False
+        and "amount must be greater than zero" in body["effects"][2]["error"]
+    )
     assert body["outcome"]["ok"] is False and body["complete"] is True
 
 
@@ -178,7 +223,10 @@ def test_effect_failed_filter_stops_where_the_recorded_error_arrives(checkout_di
     try:
         stop = client.stopped()
         assert stop["reason"] == "exception"
-        assert "ChargeCard failed (recorded error): PaymentDeclined: amount must be greater than zero" in stop["text"]
+        assert (
+            "ChargeCard failed (recorded error): PaymentDeclined: amount must be greater than zero"
+            in stop["text"]
+        )
         assert stop["position"]["line"] == CHARGE_LINE and stop["position"]["effect"] == 3
         info = client.request("exceptionInfo", {"threadId": client.thread_id()})["body"]
         assert "PaymentDeclined" in info["description"]
@@ -198,12 +246,17 @@ def test_every_effect_filter_stops_after_each_effect(checkout_dir, checkout_trac
         client.close()
 
 
-def test_uncaught_handler_exception_stops_where_it_leaves_the_handler(checkout_dir, checkout_traces):
+def test_uncaught_handler_exception_stops_where_it_leaves_the_handler(
+    checkout_dir, checkout_traces
+):
     """The handler's own exception stops (reason exception) at the line it is raised from, then the session ends."""
     client = start_session(checkout_traces["failing"], checkout_dir, filters=["uncaught"])
     try:
         stop = client.stopped()
-        assert stop["reason"] == "exception" and stop["text"] == "PaymentDeclined: amount must be greater than zero"
+        assert (
+            stop["reason"] == "exception"
+            and stop["text"] == "PaymentDeclined: amount must be greater than zero"
+        )
         assert stop["position"]["line"] == DECLINED_SAVE_LINE + 1
         client.request("continue", {"threadId": client.thread_id()})
         assert client.wait_event("exited")["body"]["exitCode"] == 0
@@ -218,8 +271,14 @@ def test_stop_on_entry_pauses_on_the_first_handler_line(checkout_dir, checkout_t
     try:
         stop = client.stopped()
         assert stop["reason"] == "entry"
-        assert stop["position"] == {"step": 1, "effect": 0, "effectCount": 4, "path": stop["position"]["path"],
-                                    "line": LOAD_LINE, "nextEffect": 1}
+        assert stop["position"] == {
+            "step": 1,
+            "effect": 0,
+            "effectCount": 4,
+            "path": stop["position"]["path"],
+            "line": LOAD_LINE,
+            "nextEffect": 1,
+        }
     finally:
         client.close()
 
@@ -229,7 +288,10 @@ def test_strict_mode_refuses_requests_that_leave_the_recording(charge_stop):
     client, _ = charge_stop
     scope = next(s for s in client.scopes() if s["name"].lower().startswith("locals"))
     for command, args in [
-        ("setVariable", {"variablesReference": scope["variablesReference"], "name": "total", "value": "1"}),
+        (
+            "setVariable",
+            {"variablesReference": scope["variablesReference"], "name": "total", "value": "1"},
+        ),
         ("setExpression", {"expression": "total", "value": "1"}),
         ("goto", {"threadId": client.thread_id(), "targetId": 1}),
     ]:
@@ -238,7 +300,9 @@ def test_strict_mode_refuses_requests_that_leave_the_recording(charge_stop):
     assert client.locals()["total"] == "Decimal('0.00')"
 
 
-def test_divergence_after_editing_the_handler_stops_with_the_precise_message(tmp_path, checkout_dir, checkout_traces):
+def test_divergence_after_editing_the_handler_stops_with_the_precise_message(
+    tmp_path, checkout_dir, checkout_traces
+):
     """After an edit that charges a different amount, the replay stops at the charge with recorded-vs-now."""
     project = copy_checkout(checkout_dir, tmp_path / "edited")
     service = project / SERVICE
@@ -248,8 +312,10 @@ def test_divergence_after_editing_the_handler_stops_with_the_precise_message(tmp
     try:
         stop = client.stopped()
         assert stop["reason"] == "exception"
-        assert stop["text"] == ("divergence: effect #3 ChargeCard: request differs — amount: recorded "
-                                "Decimal('0.00'), now Decimal('1.00')")
+        assert stop["text"] == (
+            "divergence: effect #3 ChargeCard: request differs — amount: recorded "
+            "Decimal('0.00'), now Decimal('1.00')"
+        )
         assert stop["position"]["line"] == CHARGE_LINE and stop["position"]["effect"] == 2
         assert client.locals()["total"] == "Decimal('0.00')"
         back = client.stopped("stepBack")
@@ -262,7 +328,9 @@ def test_restart_reruns_edited_code_and_keeps_breakpoints(tmp_path, checkout_dir
     """restart re-runs from the start with the edited code, and the breakpoints still stop."""
     project = copy_checkout(checkout_dir, tmp_path / "restart")
     service = project / SERVICE
-    client = start_session(checkout_traces["failing"], project, breakpoints={str(service): [CHARGE_LINE]})
+    client = start_session(
+        checkout_traces["failing"], project, breakpoints={str(service): [CHARGE_LINE]}
+    )
     try:
         assert client.stopped()["position"]["line"] == CHARGE_LINE
         service.write_text(service.read_text().replace("amount=total)", "amount=total + 1)"))
@@ -291,7 +359,10 @@ def test_missing_trace_attribute_fails_the_launch_with_one_line(tmp_path):
     """A launch without "trace" ends the session with one line naming the attribute."""
     message, client = _launch_error(tmp_path)
     client.close()
-    assert message == 'the launch configuration has no "trace": set it to the path of a .prodtrace file'
+    assert (
+        message
+        == 'the launch configuration has no "trace": set it to the path of a .prodtrace file'
+    )
 
 
 def test_missing_trace_file_fails_the_launch(tmp_path):
@@ -314,18 +385,27 @@ def test_corrupt_trace_fails_the_launch_with_the_decoder_message(tmp_path, check
 def test_handler_that_no_longer_imports_fails_the_launch(tmp_path, checkout_dir, checkout_traces):
     """A handler module with a syntax error ends the session naming the file and line."""
     project = copy_checkout(checkout_dir, tmp_path / "broken")
-    (project / SERVICE).write_text((project / SERVICE).read_text().replace("def place_order(", "def place_order(("))
+    (project / SERVICE).write_text(
+        (project / SERVICE).read_text().replace("def place_order(", "def place_order((")
+    )
     message, client = _launch_error(project, trace=str(checkout_traces["failing"]))
     client.close()
-    assert message.startswith("handler module 'checkout'") or message.startswith("handler module 'checkout.service'")
+    assert message.startswith("handler module 'checkout'") or message.startswith(
+        "handler module 'checkout.service'"
+    )
     assert "SyntaxError" in message and "fix the code" in message
 
 
 def test_missing_python_interpreter_fails_the_launch(tmp_path, checkout_traces, checkout_dir):
     """A "python" attribute naming no interpreter ends the session saying which attribute to fix."""
-    message, client = _launch_error(checkout_dir, trace=str(checkout_traces["ok"]), python=str(tmp_path / "nopython"))
+    message, client = _launch_error(
+        checkout_dir, trace=str(checkout_traces["ok"]), python=str(tmp_path / "nopython")
+    )
     client.close()
-    assert message.startswith("Python interpreter not found") and '"python" launch attribute' in message
+    assert (
+        message.startswith("Python interpreter not found")
+        and '"python" launch attribute' in message
+    )
 
 
 def test_interpreter_without_prodture_fails_the_launch(tmp_path, checkout_traces, checkout_dir):
@@ -337,7 +417,10 @@ def test_interpreter_without_prodture_fails_the_launch(tmp_path, checkout_traces
     python = str(bare / "bin" / "python")
     message, client = _launch_error(checkout_dir, trace=str(checkout_traces["ok"]), python=python)
     client.close()
-    assert message == f"prodture is not installed in {python}; run: {python} -m pip install 'prodture[debug]'"
+    assert (
+        message
+        == f"prodture is not installed in {python}; run: {python} -m pip install 'prodture[debug]'"
+    )
 
 
 def test_interpreter_without_debugpy_fails_the_launch(tmp_path, checkout_traces, checkout_dir):
@@ -345,10 +428,14 @@ def test_interpreter_without_debugpy_fails_the_launch(tmp_path, checkout_traces,
     shadow = tmp_path / "shadow" / "debugpy"
     shadow.mkdir(parents=True)
     (shadow / "__init__.py").write_text("raise ImportError('no debugpy here')\n")
-    message, client = _launch_error(checkout_dir, trace=str(checkout_traces["ok"]),
-                                    env={"PYTHONPATH": str(shadow.parent)})
+    message, client = _launch_error(
+        checkout_dir, trace=str(checkout_traces["ok"]), env={"PYTHONPATH": str(shadow.parent)}
+    )
     client.close()
-    assert message == f"debugpy is not installed in {sys.executable}; run: {sys.executable} -m pip install 'prodture[debug]'"
+    assert (
+        message
+        == f"debugpy is not installed in {sys.executable}; run: {sys.executable} -m pip install 'prodture[debug]'"
+    )
 
 
 def _runner_pids(adapter_pid: int) -> list[int]:
@@ -380,25 +467,36 @@ def test_debuggee_crash_ends_the_session(charge_stop):
 @pytest.mark.skipif(not sys.platform.startswith("linux"), reason="reads /proc")
 def test_disconnect_leaves_no_debuggee_process(checkout_dir, checkout_traces):
     """After disconnect the adapter exits and its debuggee process is gone."""
-    client = start_session(checkout_traces["failing"], checkout_dir,
-                           breakpoints={str(checkout_dir / SERVICE): [CHARGE_LINE]})
+    client = start_session(
+        checkout_traces["failing"],
+        checkout_dir,
+        breakpoints={str(checkout_dir / SERVICE): [CHARGE_LINE]},
+    )
     client.stopped()
     pids = _runner_pids(client.proc.pid)
     assert pids
     assert client.close() == 0
     for pid in pids:
-        assert not os.path.exists(f"/proc/{pid}") or "Z" in open(f"/proc/{pid}/stat").read().split()[2]
+        assert (
+            not os.path.exists(f"/proc/{pid}") or "Z" in open(f"/proc/{pid}/stat").read().split()[2]
+        )
 
 
 # -- divergences known only at the end; speculative stubs ------------------------------------
 
 
-def test_missing_effects_stop_on_the_early_return_and_allow_stepping_back(tmp_path, checkout_dir, checkout_traces):
+def test_missing_effects_stop_on_the_early_return_and_allow_stepping_back(
+    tmp_path, checkout_dir, checkout_traces
+):
     """A handler that now returns before the recorded effects end stops on its return line (reason exception) with the replayer's message; one can step back from there."""
     project = copy_checkout(checkout_dir, tmp_path / "early")
     service = project / SERVICE
-    service.write_text(service.read_text().replace(
-        "    order_id = yield SaveOrder(", "    return None  # early\n    order_id = yield SaveOrder("))
+    service.write_text(
+        service.read_text().replace(
+            "    order_id = yield SaveOrder(",
+            "    return None  # early\n    order_id = yield SaveOrder(",
+        )
+    )
     client = start_session(checkout_traces["ok"], project)
     try:
         stop = client.stopped()
@@ -407,9 +505,15 @@ def test_missing_effects_stop_on_the_early_return_and_allow_stepping_back(tmp_pa
         assert "the code now finishes after 3 effects (Success: None)" in stop["text"]
         assert stop["position"]["line"] == CHARGE_LINE + 4 and stop["position"]["effect"] == 3
         replay = next(s for s in client.scopes() if s["name"] == "Replay")
-        assert client.variables(replay["variablesReference"])["divergence"] == stop["text"][len("divergence: "):]
+        assert (
+            client.variables(replay["variablesReference"])["divergence"]
+            == stop["text"][len("divergence: ") :]
+        )
         back = client.stopped("stepBack")
-        assert back["position"]["line"] < CHARGE_LINE + 4 and back["position"]["step"] == stop["position"]["step"] - 1
+        assert (
+            back["position"]["line"] < CHARGE_LINE + 4
+            and back["position"]["step"] == stop["position"]["step"] - 1
+        )
         assert client.stopped("continue")["text"] == stop["text"]
         client.request("continue", {"threadId": client.thread_id()})
         assert client.wait_event("exited")["body"]["exitCode"] == 1
@@ -421,41 +525,54 @@ def test_different_outcome_stops_on_the_return_line(tmp_path, checkout_dir, chec
     """A handler that now returns another value stops on its return line with recorded-vs-now outcome."""
     project = copy_checkout(checkout_dir, tmp_path / "outcome")
     service = project / SERVICE
-    service.write_text(service.read_text().replace('"total": str(total),', '"total": str(total) + "!",'))
+    service.write_text(
+        service.read_text().replace('"total": str(total),', '"total": str(total) + "!",')
+    )
     client = start_session(checkout_traces["ok"], project)
     try:
         stop = client.stopped()
         assert stop["reason"] == "exception" and stop["position"]["line"] == CHARGE_LINE + 5
-        assert stop["text"].startswith("divergence: outcome: recorded Success: {") and "!'" in stop["text"]
+        assert (
+            stop["text"].startswith("divergence: outcome: recorded Success: {")
+            and "!'" in stop["text"]
+        )
         assert client.locals()["order_id"]
     finally:
         client.close()
 
 
-STUBS = '''
+STUBS = """
 from checkout.effects import ChargeCard
 from checkout.model import Charge
 
 
 def stubs():
     return {ChargeCard: lambda e: Charge("ch_stub", e.amount), "checkout.SaveOrder": lambda e: "ord_stub"}
-'''
+"""
 
 
-def test_speculative_replay_continues_past_the_divergence_with_stubs(tmp_path, checkout_dir, checkout_traces):
+def test_speculative_replay_continues_past_the_divergence_with_stubs(
+    tmp_path, checkout_dir, checkout_traces
+):
     """With replayMode speculative and "stubs", the divergence stops once, then new effects are answered by the stubs to the end."""
     project = copy_checkout(checkout_dir, tmp_path / "speculative")
     service = project / SERVICE
     service.write_text(service.read_text().replace("amount=total)", "amount=total + 1)"))
     (project / "stubs_for_replay.py").write_text(STUBS)
-    client = start_session(checkout_traces["failing"], project, replayMode="speculative",
-                           stubs="stubs_for_replay:stubs")
+    client = start_session(
+        checkout_traces["failing"],
+        project,
+        replayMode="speculative",
+        stubs="stubs_for_replay:stubs",
+    )
     try:
         stop = client.stopped()
         assert stop["reason"] == "exception" and stop["position"]["line"] == CHARGE_LINE
         assert stop["text"].startswith("divergence: effect #3 ChargeCard: request differs")
         after = client.stopped("next")
-        assert after["reason"] == "step" and client.locals()["charge"].startswith("Charge(charge_id='ch_stub'")
+        assert after["reason"] == "step" and client.locals()["charge"].startswith(
+            "Charge(charge_id='ch_stub'"
+        )
         end = client.stopped("continue")
         assert end["reason"] == "step" and end["description"].startswith("End of replay")
         assert client.locals()["order_id"] == "'ord_stub'"
@@ -470,11 +587,20 @@ def test_speculative_replay_continues_past_the_divergence_with_stubs(tmp_path, c
 
 def test_stubs_that_do_not_import_fail_the_launch(tmp_path, checkout_dir, checkout_traces):
     """A "stubs" module:function that cannot be loaded ends the launch with one line naming the attribute."""
-    message, client = _launch_error(checkout_dir, trace=str(checkout_traces["failing"]), replayMode="speculative",
-                                    stubs="no_such_stubs_module:stubs")
+    message, client = _launch_error(
+        checkout_dir,
+        trace=str(checkout_traces["failing"]),
+        replayMode="speculative",
+        stubs="no_such_stubs_module:stubs",
+    )
     client.close()
-    assert message.startswith("stubs module 'no_such_stubs_module' does not import") and '"stubs"' in message
-    message, client = _launch_error(checkout_dir, trace=str(checkout_traces["failing"]), stubs="m:f")
+    assert (
+        message.startswith("stubs module 'no_such_stubs_module' does not import")
+        and '"stubs"' in message
+    )
+    message, client = _launch_error(
+        checkout_dir, trace=str(checkout_traces["failing"]), stubs="m:f"
+    )
     client.close()
     assert message.startswith('"stubs" answer new effects only in a speculative replay')
 
@@ -487,7 +613,9 @@ def test_effect_failed_filter_is_on_by_default(checkout_dir, checkout_traces):
         client.launch(trace=str(checkout_traces["failing"]), cwd=str(checkout_dir))
         client.configuration_done()
         stop = client.stopped()
-        assert stop["reason"] == "exception" and "ChargeCard failed (recorded error)" in stop["text"]
+        assert (
+            stop["reason"] == "exception" and "ChargeCard failed (recorded error)" in stop["text"]
+        )
         assert stop["position"]["line"] == CHARGE_LINE
     finally:
         client.close()

@@ -14,8 +14,20 @@ import pytest
 
 from adapter_support import make_walk_demo, start_session
 
-COMMANDS = ["next", "next", "stepIn", "stepIn", "stepOut", "stepBack", "stepBack", "stepBack",
-            "continue", "reverseContinue", "breakpoints", "jumpToEffect"]
+COMMANDS = [
+    "next",
+    "next",
+    "stepIn",
+    "stepIn",
+    "stepOut",
+    "stepBack",
+    "stepBack",
+    "stepBack",
+    "continue",
+    "reverseContinue",
+    "breakpoints",
+    "jumpToEffect",
+]
 BACKWARD = ["stepBack", "reverseContinue", "jumpToEffect", "breakpoints"]
 
 
@@ -28,14 +40,21 @@ def _snapshot(client) -> tuple:
     frames = client.frames()
     top = frames[0]
     scope = next(s for s in client.scopes(top["id"]) if s["name"].lower().startswith("locals"))
-    return (top["line"], tuple(sorted(client.variables(scope["variablesReference"]).items())),
-            tuple((f["name"], f["line"]) for f in frames))
+    return (
+        top["line"],
+        tuple(sorted(client.variables(scope["variablesReference"]).items())),
+        tuple((f["name"], f["line"]) for f in frames),
+    )
 
 
 def _code_lines(path: Path) -> list[int]:
     lines = path.read_text().splitlines()
-    return [i for i, text in enumerate(lines, 1)
-            if text.strip() and not text.strip().startswith(("#", '"""', "@", "import", "from", "def", "class"))]
+    return [
+        i
+        for i, text in enumerate(lines, 1)
+        if text.strip()
+        and not text.strip().startswith(("#", '"""', "@", "import", "from", "def", "class"))
+    ]
 
 
 @pytest.mark.slow
@@ -56,7 +75,9 @@ def test_random_walk_revisits_show_identical_state(walk_demo, seed):
             state = _snapshot(client)
             if step in seen:
                 revisits += 1
-                assert state == seen[step], f"seed {seed}: step {step} looked different on a revisit"
+                assert state == seen[step], (
+                    f"seed {seed}: step {step} looked different on a revisit"
+                )
             else:
                 seen[step] = state
             at_end = (stop.get("description") or "").startswith(("End of replay", "Uncaught"))
@@ -66,10 +87,15 @@ def test_random_walk_revisits_show_identical_state(walk_demo, seed):
                 client.set_breakpoints(str(source), lines)
                 command = "reverseContinue" if at_end or rng.random() < 0.5 else "continue"
             if command == "jumpToEffect":
-                client.request("prodture/jumpToEffect", {"effect": rng.randint(1, stop["position"]["effectCount"])})
+                client.request(
+                    "prodture/jumpToEffect",
+                    {"effect": rng.randint(1, stop["position"]["effectCount"])},
+                )
                 stop = client.stopped()
             else:
                 stop = client.stopped(command)
-        assert revisits >= 40, f"seed {seed}: only {revisits} revisits; the walk did not exercise time travel"
+        assert revisits >= 40, (
+            f"seed {seed}: only {revisits} revisits; the walk did not exercise time travel"
+        )
     finally:
         client.close()

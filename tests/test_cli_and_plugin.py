@@ -25,10 +25,21 @@ def test_show_prints_each_effect_and_the_failure(checkout_dir: Path, checkout_tr
     assert done.returncode == 0, done.stderr
     lines = done.stdout.splitlines()
     effect_lines = [line for line in lines if line.lstrip(" !").startswith("#")]
-    assert [line.split()[1].split("(")[0] for line in effect_lines] == ["LoadCart", "ApplyPromo", "ChargeCard", "SaveOrder"]
+    assert [line.split()[1].split("(")[0] for line in effect_lines] == [
+        "LoadCart",
+        "ApplyPromo",
+        "ChargeCard",
+        "SaveOrder",
+    ]
     charge = effect_lines[2]
-    assert "amount=Decimal('0.00')" in charge and "✗ PaymentDeclined: amount must be greater than zero" in charge
-    assert lines[-1] == "outcome  Failure at effect #3: PaymentDeclined: amount must be greater than zero"
+    assert (
+        "amount=Decimal('0.00')" in charge
+        and "✗ PaymentDeclined: amount must be greater than zero" in charge
+    )
+    assert (
+        lines[-1]
+        == "outcome  Failure at effect #3: PaymentDeclined: amount must be greater than zero"
+    )
 
 
 def test_show_json_is_machine_readable(checkout_dir: Path, checkout_traces: dict) -> None:
@@ -38,12 +49,16 @@ def test_show_json_is_machine_readable(checkout_dir: Path, checkout_traces: dict
     data = json.loads(done.stdout)
     assert data["header"]["handler"] == "checkout.service:place_order"
     charge = data["effects"][2]
-    assert charge["type"] == "checkout.ChargeCard" and charge["request"]["amount"] == {"$decimal": "0.00"}
+    assert charge["type"] == "checkout.ChargeCard" and charge["request"]["amount"] == {
+        "$decimal": "0.00"
+    }
     assert charge["error"]["$error"] == "checkout.PaymentDeclined"
     assert data["outcome"]["failed_effect"] == 3 and data["complete"] is True
 
 
-def test_replay_reproduces_without_database_or_gateway(checkout_dir: Path, checkout_traces: dict) -> None:
+def test_replay_reproduces_without_database_or_gateway(
+    checkout_dir: Path, checkout_traces: dict
+) -> None:
     """Every recorded order replays with exit 0 although the database is deleted and the gateway stopped."""
     assert not (checkout_dir / "var" / "shop.db").exists()
     for trace in checkout_traces["all"]:
@@ -66,7 +81,9 @@ def _diverging_copy(checkout_dir: Path, tmp_path: Path) -> Path:
     return copy
 
 
-def test_replay_reports_the_first_divergence_with_exit_1(checkout_dir: Path, checkout_traces: dict, tmp_path: Path) -> None:
+def test_replay_reports_the_first_divergence_with_exit_1(
+    checkout_dir: Path, checkout_traces: dict, tmp_path: Path
+) -> None:
     """After the handler changes, replay exits 1 naming the effect and the recorded-vs-now field."""
     copy = _diverging_copy(checkout_dir, tmp_path)
     done = run_cli("replay", str(checkout_traces["failing"]), cwd=copy)
@@ -75,7 +92,9 @@ def test_replay_reports_the_first_divergence_with_exit_1(checkout_dir: Path, che
         "DIVERGED: effect #3 ChargeCard: request differs — amount: recorded Decimal('0.00'), now Decimal('15.00')"
     )
     assert "service.py:18 in place_order" in done.stdout
-    as_json = json.loads(run_cli("replay", "--json", str(checkout_traces["failing"]), cwd=copy).stdout)
+    as_json = json.loads(
+        run_cli("replay", "--json", str(checkout_traces["failing"]), cwd=copy).stdout
+    )
     assert as_json["reproduced"] is False and as_json["divergence"]["effect"] == 3
     assert as_json["divergence"]["differences"] == [
         {"field": "amount", "recorded": {"$decimal": "0.00"}, "now": {"$decimal": "15.00"}}
@@ -85,13 +104,18 @@ def test_replay_reports_the_first_divergence_with_exit_1(checkout_dir: Path, che
 @pytest.mark.parametrize(
     ("args", "message"),
     [
-        (["replay", "missing.prodtrace"], "prodture: missing.prodtrace: no such trace file; check the path"),
+        (
+            ["replay", "missing.prodtrace"],
+            "prodture: missing.prodtrace: no such trace file; check the path",
+        ),
         (["show", "pyproject.toml"], "prodture: pyproject.toml: not a prodture trace"),
         (["replay"], "prodture: the following arguments are required: trace"),
         (["frobnicate"], "prodture: argument COMMAND: invalid choice"),
     ],
 )
-def test_bad_input_is_one_line_with_exit_2(checkout_dir: Path, args: list[str], message: str) -> None:
+def test_bad_input_is_one_line_with_exit_2(
+    checkout_dir: Path, args: list[str], message: str
+) -> None:
     """Bad input gives exactly one stderr line starting `prodture: `, exit 2, no traceback."""
     done = run_cli(*args, cwd=checkout_dir)
     assert done.returncode == 2
@@ -99,13 +123,17 @@ def test_bad_input_is_one_line_with_exit_2(checkout_dir: Path, args: list[str], 
     assert "Traceback" not in done.stderr
 
 
-def test_replay_refuses_a_handler_that_no_longer_imports(checkout_dir: Path, checkout_traces: dict, tmp_path: Path) -> None:
+def test_replay_refuses_a_handler_that_no_longer_imports(
+    checkout_dir: Path, checkout_traces: dict, tmp_path: Path
+) -> None:
     """A handler module with a syntax error is named with file and line, exit 2."""
     copy = _diverging_copy(checkout_dir, tmp_path)
     (copy / "checkout" / "service.py").write_text("def place_order(:\n")
     done = run_cli("replay", str(checkout_traces["failing"]), cwd=copy)
     assert done.returncode == 2
-    assert done.stderr.startswith("prodture: handler module 'checkout.service' no longer imports: SyntaxError at ")
+    assert done.stderr.startswith(
+        "prodture: handler module 'checkout.service' no longer imports: SyntaxError at "
+    )
     assert len(done.stderr.splitlines()) == 1
 
 
@@ -120,6 +148,15 @@ def test_pytest_plugin_turns_traces_into_regression_tests(
     shutil.copy(checkout_traces["ok"], traces / "ok.prodtrace")
     pytester.chdir()
     # pytest-lsp (a test dependency here) breaks on non-function test items: keep it out.
-    result = pytester.runpytest_subprocess("--prodture-replay", "-p", "no:cacheprovider", "-p", "no:pytest-lsp", "--rootdir", str(project), str(traces))
+    result = pytester.runpytest_subprocess(
+        "--prodture-replay",
+        "-p",
+        "no:cacheprovider",
+        "-p",
+        "no:pytest-lsp",
+        "--rootdir",
+        str(project),
+        str(traces),
+    )
     result.assert_outcomes(passed=1, failed=1)
     result.stdout.fnmatch_lines(["*failing.prodtrace: effect #3 ChargeCard: request differs*"])

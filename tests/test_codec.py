@@ -7,7 +7,6 @@ import dataclasses
 import datetime as dt
 import enum
 import math
-import uuid
 from decimal import Decimal
 from typing import Any
 
@@ -17,7 +16,15 @@ from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
 import prodture
-from prodture.trace import REDACTED, Opaque, RecordedError, TraceFormatError, UnknownValue, decode_value, encode_value
+from prodture.trace import (
+    REDACTED,
+    Opaque,
+    RecordedError,
+    TraceFormatError,
+    UnknownValue,
+    decode_value,
+    encode_value,
+)
 from prodture.trace.codec import MAX_DEPTH, ExtCode
 
 
@@ -53,16 +60,22 @@ def same(a: Any, b: Any) -> bool:
     if type(a) is not type(b):
         return False
     if isinstance(a, float):
-        return (math.isnan(a) and math.isnan(b)) or (a == b and math.copysign(1, a) == math.copysign(1, b))
+        return (math.isnan(a) and math.isnan(b)) or (
+            a == b and math.copysign(1, a) == math.copysign(1, b)
+        )
     if isinstance(a, Decimal):
         return str(a) == str(b)
     if isinstance(a, (list, tuple)):
-        return len(a) == len(b) and all(same(x, y) for x, y in zip(a, b))
+        return len(a) == len(b) and all(same(x, y) for x, y in zip(a, b, strict=False))
     if isinstance(a, dict):
         return list(a) == list(b) and all(same(a[k], b[k]) for k in a)
     if isinstance(a, (dt.datetime, dt.time)):
-        return a == b and a.utcoffset() == b.utcoffset() if not isinstance(a, dt.time) else (
-            a.replace(tzinfo=None) == b.replace(tzinfo=None) and a.utcoffset() == b.utcoffset()
+        return (
+            a == b and a.utcoffset() == b.utcoffset()
+            if not isinstance(a, dt.time)
+            else (
+                a.replace(tzinfo=None) == b.replace(tzinfo=None) and a.utcoffset() == b.utcoffset()
+            )
         )
     if isinstance(a, AppError):
         return same(a.args, b.args) and a.code == b.code
@@ -74,8 +87,13 @@ def same(a: Any, b: Any) -> bool:
 offsets = st.integers(-23 * 60, 23 * 60).map(lambda m: dt.timezone(dt.timedelta(minutes=m)))
 tzs = st.none() | st.just(dt.timezone.utc) | offsets
 hashable_scalars = (
-    st.none() | st.booleans() | st.integers(-(2**63), 2**64 - 1) | st.text(max_size=20)
-    | st.binary(max_size=20) | st.uuids() | st.dates()
+    st.none()
+    | st.booleans()
+    | st.integers(-(2**63), 2**64 - 1)
+    | st.text(max_size=20)
+    | st.binary(max_size=20)
+    | st.uuids()
+    | st.dates()
 )
 scalars = (
     hashable_scalars
@@ -86,7 +104,11 @@ scalars = (
     | st.timedeltas()
     | st.sampled_from([Color.RED, Color.GREEN, Level.LOW, Level.HIGH, REDACTED])
 )
-hashables = st.recursive(hashable_scalars, lambda inner: st.tuples(inner, inner) | st.frozensets(inner, max_size=3), max_leaves=6)
+hashables = st.recursive(
+    hashable_scalars,
+    lambda inner: st.tuples(inner, inner) | st.frozensets(inner, max_size=3),
+    max_leaves=6,
+)
 values = st.recursive(
     scalars,
     lambda inner: (
@@ -140,7 +162,11 @@ def test_unregistered_exception_decodes_as_recorded_error():
 
     decoded = decode_value(encode_value(Private("nope", 3)))
     assert isinstance(decoded, RecordedError)
-    assert decoded.type_name.endswith("Private") and decoded.message == "('nope', 3)" and decoded.recorded_args == ("nope", 3)
+    assert (
+        decoded.type_name.endswith("Private")
+        and decoded.message == "('nope', 3)"
+        and decoded.recorded_args == ("nope", 3)
+    )
     assert encode_value(decoded) == encode_value(Private("nope", 3))
 
 
@@ -153,9 +179,15 @@ def test_builtin_exceptions_decode_as_themselves():
 
 def test_dataclass_field_added_since_recording_takes_its_default():
     """A registered dataclass decodes with the default of a field added after recording; a field it lost makes it UnknownValue."""
-    data = msgpack.packb(msgpack.ExtType(ExtCode.OBJECT, msgpack.packb(["test_codec.Point", {"x": 1, "label": "a"}])))
+    data = msgpack.packb(
+        msgpack.ExtType(ExtCode.OBJECT, msgpack.packb(["test_codec.Point", {"x": 1, "label": "a"}]))
+    )
     assert decode_value(data) == Point(1, "a", None)
-    data = msgpack.packb(msgpack.ExtType(ExtCode.OBJECT, msgpack.packb(["test_codec.Point", {"x": 1, "label": "a", "gone": 2}])))
+    data = msgpack.packb(
+        msgpack.ExtType(
+            ExtCode.OBJECT, msgpack.packb(["test_codec.Point", {"x": 1, "label": "a", "gone": 2}])
+        )
+    )
     assert decode_value(data) == UnknownValue("test_codec.Point", {"x": 1, "label": "a", "gone": 2})
 
 
@@ -168,7 +200,9 @@ def test_values_msgpack_cannot_carry_become_opaque():
 
     cyclic: list = []
     cyclic.append(cyclic)
-    decoded = [decode_value(encode_value(v)) for v in (object(), 2**64, -(2**63) - 1, NoRepr(), cyclic)]
+    decoded = [
+        decode_value(encode_value(v)) for v in (object(), 2**64, -(2**63) - 1, NoRepr(), cyclic)
+    ]
     assert all(isinstance(v, Opaque) for v in decoded)
     assert decoded[1].repr == str(2**64) and "repr failed: RuntimeError" in decoded[3].repr
     inside = decode_value(encode_value(["fine", (1, 2**70), {2**70}]))
@@ -186,7 +220,9 @@ def test_subclasses_of_plain_types_are_recorded_as_the_plain_type():
         pass
 
     value = [MyStr("s"), collections.OrderedDict(a=1), FakeDatetime(2026, 1, 2, 3, 4, 5)]
-    assert same(decode_value(encode_value(value)), ["s", {"a": 1}, dt.datetime(2026, 1, 2, 3, 4, 5)])
+    assert same(
+        decode_value(encode_value(value)), ["s", {"a": 1}, dt.datetime(2026, 1, 2, 3, 4, 5)]
+    )
 
 
 def test_deeply_nested_values_stay_readable():

@@ -90,9 +90,11 @@ def module_state(request):
 def shapes(request):
     got = yield Fetch(1)
     n = 0
-    while n < 40: n += 1  # noqa: E701 - a one-line loop: its backward jumps stay on one line
+    while n < 40:
+        n += 1  # noqa: E701 - a one-line loop: its backward jumps stay on one line
     squares = [square(i) for i in range(4)]
-    for j in range(3): n += accumulate([j, n])  # noqa: E701
+    for j in range(3):
+        n += accumulate([j, n])  # noqa: E701
     k = 0
     while True:
         k += 1
@@ -142,12 +144,21 @@ class Script:
 
     def __call__(self, stop: Stop) -> tuple[str, Any]:
         frame = stop.frame
-        self.stops.append({
-            "reason": stop.reason, "step": stop.step, "effect": stop.effect, "line": frame.f_lineno,
-            "function": frame.f_code.co_name, "locals": {k: repr(v) for k, v in frame.f_locals.items()},
-            "stack": [f.f_code.co_name for f in self.engine.user_frames(frame)] if self.engine else [],
-            "text": stop.text, "end": stop.end,
-        })
+        self.stops.append(
+            {
+                "reason": stop.reason,
+                "step": stop.step,
+                "effect": stop.effect,
+                "line": frame.f_lineno,
+                "function": frame.f_code.co_name,
+                "locals": {k: repr(v) for k, v in frame.f_locals.items()},
+                "stack": [f.f_code.co_name for f in self.engine.user_frames(frame)]
+                if self.engine
+                else [],
+                "text": stop.text,
+                "end": stop.end,
+            }
+        )
         if not self.commands:
             return ("terminate", None)
         command = self.commands.pop(0)
@@ -187,9 +198,17 @@ def test_step_back_goes_to_the_previous_step_at_the_same_or_outer_depth(tmp_path
     engine.run()
     at_call, after_call, back, into, deeper, back1, back2 = script.stops
     assert after_call["line"] == line_of(walk, "return result")
-    assert back["line"] == target and back["locals"] == at_call["locals"] and back["step"] == at_call["step"]
+    assert (
+        back["line"] == target
+        and back["locals"] == at_call["locals"]
+        and back["step"] == at_call["step"]
+    )
     assert into["function"] == "accumulate" and into["stack"] == ["accumulate", "walk"]
-    assert (back1["line"], back1["step"], back1["locals"]) == (into["line"], into["step"], into["locals"])
+    assert (back1["line"], back1["step"], back1["locals"]) == (
+        into["line"],
+        into["step"],
+        into["locals"],
+    )
     assert back2["line"] == target and back2["stack"] == ["walk"]
 
 
@@ -198,12 +217,16 @@ def test_conditional_and_hit_count_breakpoints(tmp_path):
     trace = record(tmp_path, walk, {"n": 6})
     script = Script(["continue", "continue"])
     engine = engine_for(trace, walk, script)
-    engine.set_breakpoints(HERE, [Breakpoint(line_of(walk, "items.append(got)"), condition="i in (2, 4)")])
+    engine.set_breakpoints(
+        HERE, [Breakpoint(line_of(walk, "items.append(got)"), condition="i in (2, 4)")]
+    )
     engine.run()
     assert [s["locals"]["i"] for s in script.stops[:2]] == ["2", "4"]
     script = Script(["continue"])
     engine = engine_for(trace, walk, script)
-    engine.set_breakpoints(HERE, [Breakpoint(line_of(walk, "items.append(got)"), hit_condition=">= 5")])
+    engine.set_breakpoints(
+        HERE, [Breakpoint(line_of(walk, "items.append(got)"), hit_condition=">= 5")]
+    )
     engine.run()
     assert script.stops[0]["locals"]["i"] == "4"
 
@@ -239,7 +262,9 @@ def test_log_point_prints_without_stopping(tmp_path):
     printed: list[str] = []
     script = Script([])
     engine = engine_for(trace, walk, script, output=printed.append)
-    engine.set_breakpoints(HERE, [Breakpoint(line_of(walk, "items.append(got)"), log_message="got {got} at {i}")])
+    engine.set_breakpoints(
+        HERE, [Breakpoint(line_of(walk, "items.append(got)"), log_message="got {got} at {i}")]
+    )
     engine.run()
     assert printed == ["got 1 at 0\n", "got 4 at 1\n", "got 7 at 2\n"]
     assert all(s["end"] for s in script.stops)
@@ -292,22 +317,41 @@ def test_random_walk_revisits_are_identical(tmp_path, seed):
     """Random walks of every command: each revisit of a step index shows the same line, locals and stack."""
     trace = record(tmp_path, walk, {"n": 8})
     rng = random.Random(seed)
-    lines = [line_of(walk, t) for t in ("got = yield", "items.append", "if i % 2", "result =")] + \
-            [line_of(square, "y = x * x"), line_of(accumulate, "total += square")]
+    lines = [line_of(walk, t) for t in ("got = yield", "items.append", "if i % 2", "result =")] + [
+        line_of(square, "y = x * x"),
+        line_of(accumulate, "total += square"),
+    ]
     seen: dict[int, tuple] = {}
     engine: StepEngine
 
     def present(stop: Stop) -> tuple[str, Any]:
-        state = (stop.frame.f_lineno, sorted((k, repr(v)) for k, v in stop.frame.f_locals.items()),
-                 [(f.f_code.co_name, f.f_lineno) for f in engine.user_frames(stop.frame)])
+        state = (
+            stop.frame.f_lineno,
+            sorted((k, repr(v)) for k, v in stop.frame.f_locals.items()),
+            [(f.f_code.co_name, f.f_lineno) for f in engine.user_frames(stop.frame)],
+        )
         assert seen.setdefault(stop.step, state) == state, f"step {stop.step} differs on a revisit"
         if engine.stops > 300:
             return ("terminate", None)
-        options = ["stepBack", "reverseContinue", "jump"] if stop.end else \
-            ["next", "stepIn", "stepOut", "stepBack", "continue", "reverseContinue", "breakpoints", "jump"]
+        options = (
+            ["stepBack", "reverseContinue", "jump"]
+            if stop.end
+            else [
+                "next",
+                "stepIn",
+                "stepOut",
+                "stepBack",
+                "continue",
+                "reverseContinue",
+                "breakpoints",
+                "jump",
+            ]
+        )
         command = rng.choice(options)
         if command == "breakpoints":
-            engine.set_breakpoints(HERE, [Breakpoint(line) for line in rng.sample(lines, rng.randint(0, 3))])
+            engine.set_breakpoints(
+                HERE, [Breakpoint(line) for line in rng.sample(lines, rng.randint(0, 3))]
+            )
             command = "continue" if not stop.end else "reverseContinue"
         if command == "jump":
             return ("jumpToEffect", rng.randint(1, 8))
@@ -326,7 +370,9 @@ def test_revisited_step_shows_the_module_state_of_the_first_visit(tmp_path):
     TALLY = 0
     printed: list[str] = []
     views: list[tuple[str, int]] = []
-    script = Script(["continue", "stepBack", "stepBack", "continue", "continue", "continue", "continue"])
+    script = Script(
+        ["continue", "stepBack", "stepBack", "continue", "continue", "continue", "continue"]
+    )
 
     def present(stop: Stop) -> tuple[str, Any]:
         views.append((repr(SEEN), TALLY))
@@ -338,7 +384,9 @@ def test_revisited_step_shows_the_module_state_of_the_first_visit(tmp_path):
     outcome = engine.run()
     first, second, back1, back2 = views[:4]
     assert (first, second) == (("[]", 0), ("[1]", 1))
-    assert back1 == back2 == ("[1]", 1)  # the yield and for lines of i=1: SEEN as it was there, not [1, 1]
+    assert (
+        back1 == back2 == ("[1]", 1)
+    )  # the yield and for lines of i=1: SEEN as it was there, not [1, 1]
     assert outcome.ok and outcome.value == 3 and engine.divergence is None
     assert any("module-level state" in p and "SEEN" in p for p in printed)
 
@@ -347,7 +395,18 @@ def test_bare_except_around_yield_cannot_swallow_a_step_back(tmp_path):
     """A bare `except:` around the yield does not lose a step back: revisits match and the replay still reproduces."""
     trace = record(tmp_path, bare_except, {})
     yield_line = line_of(bare_except, "got = yield")
-    script = Script(["continue", "stepBack", "stepBack", "stepBack", "continue", "continue", "continue", "continue"])
+    script = Script(
+        [
+            "continue",
+            "stepBack",
+            "stepBack",
+            "stepBack",
+            "continue",
+            "continue",
+            "continue",
+            "continue",
+        ]
+    )
     engine = engine_for(trace, bare_except, script)
     engine.set_breakpoints(HERE, [Breakpoint(yield_line)])
     outcome = engine.run()
@@ -368,7 +427,10 @@ def test_missing_effects_stop_at_the_end_with_the_replayers_message(tmp_path):
     engine_for(short, walk, script).run()
     end, back = script.stops[:2]
     assert end["reason"] == "exception" and end["end"]
-    assert end["text"].startswith("divergence: effect #3: recorded ") and "finishes after 2 effects" in end["text"]
+    assert (
+        end["text"].startswith("divergence: effect #3: recorded ")
+        and "finishes after 2 effects" in end["text"]
+    )
     assert end["line"] == line_of(walk, "return result")
     assert back["line"] == line_of(walk, "result = accumulate(items)")
 
@@ -383,8 +445,11 @@ def test_fast_forward_lands_on_the_same_state_in_one_line_loops_and_comprehensio
     engine: StepEngine
 
     def present(stop: Stop) -> tuple[str, Any]:
-        state = (stop.frame.f_lineno, sorted((k, repr(v)) for k, v in stop.frame.f_locals.items()),
-                 [(f.f_code.co_name, f.f_lineno) for f in engine.user_frames(stop.frame)])
+        state = (
+            stop.frame.f_lineno,
+            sorted((k, repr(v)) for k, v in stop.frame.f_locals.items()),
+            [(f.f_code.co_name, f.f_lineno) for f in engine.user_frames(stop.frame)],
+        )
         assert seen.setdefault(stop.step, state) == state, f"step {stop.step} differs on a revisit"
         if engine.stops > 400:
             return ("terminate", None)

@@ -319,14 +319,20 @@ def test_command_on_error_handles_a_failed_effect():
     """Command.on_error receives the performer's error and its result continues the handler."""
 
     def h(key):
-        return Command(Load(key), then=lambda v: v, on_error=lambda e: Command(Store("err", 0), then=lambda r: str(e)))
+        return Command(
+            Load(key),
+            then=lambda v: v,
+            on_error=lambda e: Command(Store("err", 0), then=lambda r: str(e)),
+        )
 
     assert Interpreter(performers()).run(h, "missing") == Success("no key missing")
 
 
 def test_command_without_on_error_fails_with_effect_seq():
     """A failed effect in a Command chain without on_error is a Failure naming that effect."""
-    outcome = Interpreter(performers()).run(pipeline(price, lambda v: Command(Load("missing"))), "a")
+    outcome = Interpreter(performers()).run(
+        pipeline(price, lambda v: Command(Load("missing"))), "a"
+    )
     assert isinstance(outcome.error, Boom) and outcome.effect_seq == 2
 
 
@@ -357,7 +363,10 @@ def test_handler_decorator_registers_under_module_qualname():
         return 2
 
     assert handlers[handler_name(plain)] is plain
-    assert handler_name(plain) == f"{__name__}:test_handler_decorator_registers_under_module_qualname.<locals>.plain"
+    assert (
+        handler_name(plain)
+        == f"{__name__}:test_handler_decorator_registers_under_module_qualname.<locals>.plain"
+    )
     assert handlers["tests.custom"] is named
 
 

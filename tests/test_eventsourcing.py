@@ -23,7 +23,9 @@ def poker_copy(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> Path:
     """A private copy of the poker example with its traces recorded, importable as `poker`."""
     copy = tmp_path / "poker"
     shutil.copytree(POKER, copy, ignore=shutil.ignore_patterns("traces", "__pycache__"))
-    subprocess.run([sys.executable, "run_table.py"], cwd=copy, check=True, capture_output=True, timeout=60)
+    subprocess.run(
+        [sys.executable, "run_table.py"], cwd=copy, check=True, capture_output=True, timeout=60
+    )
     for name in [m for m in sys.modules if m == "poker" or m.startswith("poker.")]:
         monkeypatch.delitem(sys.modules, name)
     monkeypatch.syspath_prepend(str(copy))
@@ -62,7 +64,9 @@ def test_the_fix_check_names_the_changed_outcome(poker_copy: Path) -> None:
     )
 
 
-def test_speculation_runs_a_command_against_fetched_events_without_persisting(poker_copy: Path) -> None:
+def test_speculation_runs_a_command_against_fetched_events_without_persisting(
+    poker_copy: Path,
+) -> None:
     """speculate() answers LoadEvents from the given history and collects what would be appended."""
     _fix_reducer(poker_copy)
     player = importlib.import_module("poker.player")
@@ -70,7 +74,9 @@ def test_speculation_runs_a_command_against_fetched_events_without_persisting(po
     result = speculate(player.handle_player_command, player.PlaceBet("p-7", "hand-2", 250), history)
     assert result.outcome.value == {"chips": 750, "version": 2}
     assert result.would_append == (player.BetPlaced("hand-2", 250),)
-    refused = speculate(player.handle_player_command, player.PlaceBet("p-7", "hand-3", 5000), history)
+    refused = speculate(
+        player.handle_player_command, player.PlaceBet("p-7", "hand-3", 5000), history
+    )
     assert not refused.outcome.ok and type(refused.outcome.error).__name__ == "InsufficientChips"
     assert refused.would_append == ()
 

@@ -15,9 +15,8 @@ from hypothesis import given, settings
 from hypothesis import strategies as st
 
 from prodture import Effect, Interpreter, MemorySink, Recorder
-from prodture.replay import ReplayError, Replayer, load_trace
-from prodture.trace import Opaque, RecordedError, TraceFormatError, UnknownValue, read_trace
-from prodture.trace import codec
+from prodture.replay import Replayer, ReplayError, load_trace
+from prodture.trace import Opaque, RecordedError, TraceFormatError, UnknownValue, codec, read_trace
 from prodture.trace.codec import ExtCode, new_packer
 from prodture.trace.format import FORMAT_VERSION, RecordKind
 
@@ -35,7 +34,9 @@ def pinging(count):
 
 def _record() -> bytes:
     sink = MemorySink()
-    Interpreter({Ping: lambda e: {"n": e.n, "when": dt.date(2026, 1, e.n + 1)}}, recorder=Recorder(sink)).run(pinging, 4)
+    Interpreter(
+        {Ping: lambda e: {"n": e.n, "when": dt.date(2026, 1, e.n + 1)}}, recorder=Recorder(sink)
+    ).run(pinging, 4)
     return sink.traces[0]
 
 
@@ -52,15 +53,37 @@ def ext(code: int, payload) -> msgpack.ExtType:
 
 def trace_naming(handler: str, value) -> bytes:
     packer = new_packer()
-    body = {"format": "prodture-trace", "version": FORMAT_VERSION, "handler": handler, "trace_id": "evil",
-            "started_at": None, "fingerprint": "", "python": "", "prodture": "", "meta": {}}
-    return b"".join(packer.pack(r) for r in [
-        [RecordKind.HEADER, body],
-        [RecordKind.INPUT, value],
-        [RecordKind.TYPE, 0, "os.system", ["command"]],
-        [RecordKind.EFFECT, 1, 0, ["touch /tmp/pwned"], False, ext(ExtCode.ERROR, ["os.system", ["x"], {}, "m"]), 0, 0, None],
-        [RecordKind.OUTCOME, True, value, "", None, 0],
-    ])
+    body = {
+        "format": "prodture-trace",
+        "version": FORMAT_VERSION,
+        "handler": handler,
+        "trace_id": "evil",
+        "started_at": None,
+        "fingerprint": "",
+        "python": "",
+        "prodture": "",
+        "meta": {},
+    }
+    return b"".join(
+        packer.pack(r)
+        for r in [
+            [RecordKind.HEADER, body],
+            [RecordKind.INPUT, value],
+            [RecordKind.TYPE, 0, "os.system", ["command"]],
+            [
+                RecordKind.EFFECT,
+                1,
+                0,
+                ["touch /tmp/pwned"],
+                False,
+                ext(ExtCode.ERROR, ["os.system", ["x"], {}, "m"]),
+                0,
+                0,
+                None,
+            ],
+            [RecordKind.OUTCOME, True, value, "", None, 0],
+        ]
+    )
 
 
 @pytest.fixture()
@@ -69,7 +92,8 @@ def booby_trapped(tmp_path, monkeypatch):
     module = "booby_trap_" + os.urandom(4).hex()
     marker_import = tmp_path / "imported"
     marker_call = tmp_path / "called"
-    (tmp_path / f"{module}.py").write_text(textwrap.dedent(f"""
+    (tmp_path / f"{module}.py").write_text(
+        textwrap.dedent(f"""
         import dataclasses, enum
         open({str(marker_import)!r}, "w").close()
 
@@ -84,7 +108,8 @@ def booby_trapped(tmp_path, monkeypatch):
         class Side:
             def __init__(self, *args, **kwargs):
                 make_file()
-    """))
+    """)
+    )
     monkeypatch.syspath_prepend(str(tmp_path))
     monkeypatch.chdir(tmp_path)  # no pyproject.toml here or above /tmp allowing anything
     monkeypatch.delenv("PRODTURE_MODULES", raising=False)
@@ -105,9 +130,16 @@ def test_trace_naming_unregistered_code_runs_nothing(booby_trapped, tmp_path):
         path.write_bytes(trace_naming(handler, value))
         trace = read_trace(path)
         obj1, obj2, obj3, error = trace.input
-        assert isinstance(obj1, UnknownValue) and isinstance(obj2, UnknownValue) and isinstance(obj3, UnknownValue)
+        assert (
+            isinstance(obj1, UnknownValue)
+            and isinstance(obj2, UnknownValue)
+            and isinstance(obj3, UnknownValue)
+        )
         assert isinstance(error, RecordedError) and error.type_name == f"{module}.Trap"
-        assert isinstance(trace.effects[0].error, RecordedError) and trace.effects[0].type == "os.system"
+        assert (
+            isinstance(trace.effects[0].error, RecordedError)
+            and trace.effects[0].type == "os.system"
+        )
         with pytest.raises(ReplayError) as info:
             Replayer.from_file(path, cwd=str(tmp_path))
         assert "not a registered handler" in str(info.value) and "\n" not in str(info.value)
@@ -115,7 +147,9 @@ def test_trace_naming_unregistered_code_runs_nothing(booby_trapped, tmp_path):
     assert not marker_import.exists() and not marker_call.exists()
 
 
-def test_allowed_module_still_resolves_only_dataclasses_enums_and_exceptions(booby_trapped, monkeypatch):
+def test_allowed_module_still_resolves_only_dataclasses_enums_and_exceptions(
+    booby_trapped, monkeypatch
+):
     """Even in a module the user allowed (and imported), a trace can only name dataclasses, enums and exceptions: functions and plain classes stay inert."""
     module, marker_import, marker_call = booby_trapped
     __import__(module)
@@ -130,7 +164,9 @@ def test_allowed_module_still_resolves_only_dataclasses_enums_and_exceptions(boo
     ]
     decoded = codec.decode_value(msgpack.packb(value))
     assert all(isinstance(v, UnknownValue) for v in decoded[:3])
-    assert type(decoded[3]).__name__ == "Trap" and decoded[3].args == ("x",)  # rebuilt without its __new__
+    assert type(decoded[3]).__name__ == "Trap" and decoded[3].args == (
+        "x",
+    )  # rebuilt without its __new__
     assert not marker_call.exists() and not marker_import.exists()
 
 
@@ -140,7 +176,9 @@ def test_explicit_handler_that_is_not_registered_is_refused_without_running(monk
     monkeypatch.setattr(os, "system", lambda *a: calls.append(a))
     path = tmp_path / "t.prodtrace"
     path.write_bytes(trace_naming("os:system", None))
-    with pytest.raises(ReplayError, match="not a registered handler; decorate it with @prodture.handler"):
+    with pytest.raises(
+        ReplayError, match="not a registered handler; decorate it with @prodture.handler"
+    ):
         Replayer.from_file(path, handler="os:system", cwd=str(tmp_path))
     with pytest.raises(ReplayError, match="not a registered handler"):
         load_trace(path, cwd=str(tmp_path))
@@ -149,7 +187,12 @@ def test_explicit_handler_that_is_not_registered_is_refused_without_running(monk
 
 def test_recorded_error_attributes_cannot_shadow_methods():
     """A recorded exception's attributes never replace its methods or properties (with_traceback, args)."""
-    data = msgpack.packb(ext(ExtCode.ERROR, ["builtins.ValueError", ["x"], {"with_traceback": 1, "args": [9], "code": 3}, "x"]))
+    data = msgpack.packb(
+        ext(
+            ExtCode.ERROR,
+            ["builtins.ValueError", ["x"], {"with_traceback": 1, "args": [9], "code": 3}, "x"],
+        )
+    )
     error = codec.decode_value(data)
     assert type(error) is ValueError and error.args == ("x",) and error.code == 3
     assert callable(error.with_traceback)
@@ -192,7 +235,9 @@ def test_huge_declared_lengths_allocate_nothing(tail):
     assert peak < 10 * 1024 * 1024
 
 
-@pytest.mark.parametrize("kind, depth", [("arrays", 2000), ("arrays", 100_000), ("ext", 65), ("ext", 500)])
+@pytest.mark.parametrize(
+    "kind, depth", [("arrays", 2000), ("arrays", 100_000), ("ext", 65), ("ext", 500)]
+)
 def test_deep_nesting_is_refused(kind, depth):
     """Arrays nested thousands deep, or ext values nested beyond the limit, raise TraceFormatError (no RecursionError)."""
     base = recorded()
@@ -259,5 +304,10 @@ def test_random_corruption_raises_only_trace_format_error(data):
 
 def test_opaque_and_unknown_ext_never_become_live_objects():
     """Unknown ext codes and opaque values stay placeholders, whatever names they carry."""
-    decoded = codec.decode_value(msgpack.packb([ext(77, b"os.system"), ext(ExtCode.OPAQUE, ["os.system", "rm -rf /"])]))
-    assert decoded == [Opaque("ext77", "<unknown ext type 77, 9 bytes>"), Opaque("os.system", "rm -rf /")]
+    decoded = codec.decode_value(
+        msgpack.packb([ext(77, b"os.system"), ext(ExtCode.OPAQUE, ["os.system", "rm -rf /"])])
+    )
+    assert decoded == [
+        Opaque("ext77", "<unknown ext type 77, 9 bytes>"),
+        Opaque("os.system", "rm -rf /"),
+    ]

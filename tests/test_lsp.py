@@ -7,8 +7,9 @@ import asyncio
 import contextlib
 import shutil
 import sys
+from collections.abc import AsyncIterator
 from pathlib import Path
-from typing import Any, AsyncIterator
+from typing import Any
 
 import pytest
 from lsprotocol import types
@@ -57,12 +58,14 @@ async def server(root: Path, **options: Any) -> AsyncIterator[LanguageClient]:
             code_lens=types.CodeLensWorkspaceClientCapabilities(refresh_support=True),
         ),
     )
-    await client.initialize_session(types.InitializeParams(
-        capabilities=capabilities,
-        root_uri=root.as_uri(),
-        workspace_folders=[types.WorkspaceFolder(uri=root.as_uri(), name=root.name)],
-        initialization_options={k: v for k, v in options.items()},
-    ))
+    await client.initialize_session(
+        types.InitializeParams(
+            capabilities=capabilities,
+            root_uri=root.as_uri(),
+            workspace_folders=[types.WorkspaceFolder(uri=root.as_uri(), name=root.name)],
+            initialization_options={k: v for k, v in options.items()},
+        )
+    )
     try:
         yield client
     finally:
@@ -76,16 +79,26 @@ def service(project: Path) -> Path:
 
 def open_doc(client: LanguageClient, path: Path, text: str | None = None, version: int = 1) -> str:
     uri = path.as_uri()
-    client.text_document_did_open(types.DidOpenTextDocumentParams(
-        text_document=types.TextDocumentItem(uri=uri, language_id="python", version=version,
-                                             text=path.read_text() if text is None else text)))
+    client.text_document_did_open(
+        types.DidOpenTextDocumentParams(
+            text_document=types.TextDocumentItem(
+                uri=uri,
+                language_id="python",
+                version=version,
+                text=path.read_text() if text is None else text,
+            )
+        )
+    )
     return uri
 
 
 def change_doc(client: LanguageClient, uri: str, text: str, version: int) -> None:
-    client.text_document_did_change(types.DidChangeTextDocumentParams(
-        text_document=types.VersionedTextDocumentIdentifier(uri=uri, version=version),
-        content_changes=[types.TextDocumentContentChangeWholeDocument(text=text)]))
+    client.text_document_did_change(
+        types.DidChangeTextDocumentParams(
+            text_document=types.VersionedTextDocumentIdentifier(uri=uri, version=version),
+            content_changes=[types.TextDocumentContentChangeWholeDocument(text=text)],
+        )
+    )
 
 
 def line_of(text: str, needle: str) -> int:
@@ -94,30 +107,45 @@ def line_of(text: str, needle: str) -> int:
 
 
 async def hover(client: LanguageClient, uri: str, line: int) -> str | None:
-    result = await client.text_document_hover_async(types.HoverParams(
-        text_document=types.TextDocumentIdentifier(uri=uri), position=types.Position(line=line, character=8)))
+    result = await client.text_document_hover_async(
+        types.HoverParams(
+            text_document=types.TextDocumentIdentifier(uri=uri),
+            position=types.Position(line=line, character=8),
+        )
+    )
     return None if result is None else result.contents.value  # type: ignore[union-attr]
 
 
 async def hints(client: LanguageClient, uri: str) -> dict[int, str]:
-    result = await client.text_document_inlay_hint_async(types.InlayHintParams(
-        text_document=types.TextDocumentIdentifier(uri=uri),
-        range=types.Range(start=types.Position(line=0, character=0), end=types.Position(line=10_000, character=0))))
+    result = await client.text_document_inlay_hint_async(
+        types.InlayHintParams(
+            text_document=types.TextDocumentIdentifier(uri=uri),
+            range=types.Range(
+                start=types.Position(line=0, character=0),
+                end=types.Position(line=10_000, character=0),
+            ),
+        )
+    )
     return {h.position.line: h.label for h in result or []}  # type: ignore[misc]
 
 
-async def wait_for_diagnostics(client: LanguageClient, uri: str, predicate) -> list[types.Diagnostic]:
+async def wait_for_diagnostics(
+    client: LanguageClient, uri: str, predicate
+) -> list[types.Diagnostic]:
     async def loop() -> list[types.Diagnostic]:
         while not predicate(list(client.diagnostics.get(uri, []))):
             await client.wait_for_notification(types.TEXT_DOCUMENT_PUBLISH_DIAGNOSTICS)
         return list(client.diagnostics[uri])
+
     return await asyncio.wait_for(loop(), WAIT)
 
 
 # ---------------------------------------------------------------------------------------------
 
 
-async def test_hover_on_the_charge_line_shows_the_recorded_decline(project: Path, checkout_traces: dict[str, Any]) -> None:
+async def test_hover_on_the_charge_line_shows_the_recorded_decline(
+    project: Path, checkout_traces: dict[str, Any]
+) -> None:
     """Hovering the ChargeCard line shows what production sent and got back, from which trace."""
     trace = failing_trace(project, checkout_traces)
     async with server(project, traces=[str(trace)]) as client:
@@ -132,7 +160,9 @@ async def test_hover_on_the_charge_line_shows_the_recorded_decline(project: Path
     assert trace.name in value
 
 
-async def test_hover_lists_calls_from_every_active_trace_most_recent_first(project: Path, checkout_traces: dict[str, Any]) -> None:
+async def test_hover_lists_calls_from_every_active_trace_most_recent_first(
+    project: Path, checkout_traces: dict[str, Any]
+) -> None:
     """With several traces active, the hover lists each trace's call, the latest recording first."""
     paths = sorted((project / "traces").glob("*.prodtrace"))
     async with server(project, traces=[str(p) for p in paths]) as client:
@@ -145,39 +175,61 @@ async def test_hover_lists_calls_from_every_active_trace_most_recent_first(proje
     assert positions == sorted(positions, reverse=True)
 
 
-async def test_inlay_hints_show_the_recorded_results_of_the_active_trace(project: Path, checkout_traces: dict[str, Any]) -> None:
+async def test_inlay_hints_show_the_recorded_results_of_the_active_trace(
+    project: Path, checkout_traces: dict[str, Any]
+) -> None:
     """After each effect line the active trace's recorded result appears, shortened."""
     async with server(project, traces=[str(failing_trace(project, checkout_traces))]) as client:
         text = service(project).read_text()
         uri = open_doc(client, service(project))
         found = await hints(client, uri)
-    assert found[line_of(text, "yield ChargeCard")] == "→ PaymentDeclined: amount must be greater than zero"
+    assert (
+        found[line_of(text, "yield ChargeCard")]
+        == "→ PaymentDeclined: amount must be greater than zero"
+    )
     assert found[line_of(text, "yield ApplyPromo")] == "→ Decimal('0.00')"
     assert found[line_of(text, 'status="declined"')] == "→ 'order-3'"
-    assert found[line_of(text, "yield LoadCart")].endswith("…") and len(found[line_of(text, "yield LoadCart")]) <= 62
+    assert (
+        found[line_of(text, "yield LoadCart")].endswith("…")
+        and len(found[line_of(text, "yield LoadCart")]) <= 62
+    )
     # The failing order never reached the "paid" SaveOrder: no hint there.
     assert line_of(text, 'status="paid"') not in found
 
 
-async def test_code_lenses_offer_replay_and_debug_above_the_handler(project: Path, checkout_traces: dict[str, Any]) -> None:
+async def test_code_lenses_offer_replay_and_debug_above_the_handler(
+    project: Path, checkout_traces: dict[str, Any]
+) -> None:
     """Above place_order: "Replay (N traces)" and "Debug latest trace", wired to the extension's commands."""
     traces = sorted((project / "traces").glob("*.prodtrace"))
-    async with server(project, traces=[str(failing_trace(project, checkout_traces))],
-                      traceFolders=[str(project / "traces")]) as client:
+    async with server(
+        project,
+        traces=[str(failing_trace(project, checkout_traces))],
+        traceFolders=[str(project / "traces")],
+    ) as client:
         text = service(project).read_text()
         uri = open_doc(client, service(project))
         lenses = await client.text_document_code_lens_async(
-            types.CodeLensParams(text_document=types.TextDocumentIdentifier(uri=uri)))
+            types.CodeLensParams(text_document=types.TextDocumentIdentifier(uri=uri))
+        )
     assert lenses is not None and len(lenses) == 2
     replay, debug = lenses
     assert replay.range.start.line == debug.range.start.line == line_of(text, "def place_order")
-    assert replay.command.title == "Replay (4 traces)" and replay.command.command == "prodture.replayTrace"
+    assert (
+        replay.command.title == "Replay (4 traces)"
+        and replay.command.command == "prodture.replayTrace"
+    )
     assert sorted(replay.command.arguments) == sorted(str(p) for p in traces)
-    assert debug.command.title == "Debug latest trace" and debug.command.command == "prodture.debugTrace"
+    assert (
+        debug.command.title == "Debug latest trace"
+        and debug.command.command == "prodture.debugTrace"
+    )
     assert list(debug.command.arguments) == [str(traces[-1])]  # names sort by start time
 
 
-async def test_the_failing_effect_is_marked_at_its_line(project: Path, checkout_traces: dict[str, Any]) -> None:
+async def test_the_failing_effect_is_marked_at_its_line(
+    project: Path, checkout_traces: dict[str, Any]
+) -> None:
     """The effect whose error ended the recorded run is an error diagnostic on its current line."""
     async with server(project, traces=[str(failing_trace(project, checkout_traces))]) as client:
         text = service(project).read_text()
@@ -186,24 +238,38 @@ async def test_the_failing_effect_is_marked_at_its_line(project: Path, checkout_
     assert len(diagnostics) == 1
     d = diagnostics[0]
     assert d.range.start.line == line_of(text, "yield ChargeCard")
-    assert d.severity == types.DiagnosticSeverity.Error and d.code == "recorded-failure" and d.source == "prodture"
+    assert (
+        d.severity == types.DiagnosticSeverity.Error
+        and d.code == "recorded-failure"
+        and d.source == "prodture"
+    )
     assert "PaymentDeclined: amount must be greater than zero" in d.message
 
 
-async def test_hints_follow_code_that_moved_and_vanish_when_the_effect_is_gone(project: Path, checkout_traces: dict[str, Any]) -> None:
+async def test_hints_follow_code_that_moved_and_vanish_when_the_effect_is_gone(
+    project: Path, checkout_traces: dict[str, Any]
+) -> None:
     """Inserting lines moves the hints with their calls; removing a call removes its stale hint."""
     async with server(project, traces=[str(failing_trace(project, checkout_traces))]) as client:
         text = service(project).read_text()
         uri = open_doc(client, service(project))
-        moved = text.replace('    """Load the cart', '    # a comment\n    # and another\n\n    """Load the cart')
+        moved = text.replace(
+            '    """Load the cart', '    # a comment\n    # and another\n\n    """Load the cart'
+        )
         change_doc(client, uri, moved, 2)
         found = await hints(client, uri)
-        assert found[line_of(moved, "yield ChargeCard")] == "→ PaymentDeclined: amount must be greater than zero"
+        assert (
+            found[line_of(moved, "yield ChargeCard")]
+            == "→ PaymentDeclined: amount must be greater than zero"
+        )
         assert found[line_of(moved, 'status="declined"')] == "→ 'order-3'"
         value = await hover(client, uri, line_of(moved, "yield ChargeCard"))
         assert value is not None and "PaymentDeclined" in value
         diagnostics = await wait_for_diagnostics(
-            client, uri, lambda ds: any(d.range.start.line == line_of(moved, "yield ChargeCard") for d in ds))
+            client,
+            uri,
+            lambda ds: any(d.range.start.line == line_of(moved, "yield ChargeCard") for d in ds),
+        )
         assert len(diagnostics) == 1
 
         gone = moved.replace("yield ChargeCard(", "yield AuthorizeCard(")
@@ -214,19 +280,26 @@ async def test_hints_follow_code_that_moved_and_vanish_when_the_effect_is_gone(p
         await wait_for_diagnostics(client, uri, lambda ds: ds == [])
 
 
-async def test_hints_keep_to_the_right_call_when_an_effect_type_repeats(project: Path, checkout_traces: dict[str, Any]) -> None:
+async def test_hints_keep_to_the_right_call_when_an_effect_type_repeats(
+    project: Path, checkout_traces: dict[str, Any]
+) -> None:
     """Of two SaveOrder calls, the hint stays on the one the trace went through after code moves."""
     async with server(project, traces=[str(ok_trace(project, checkout_traces))]) as client:
         text = service(project).read_text()
         uri = open_doc(client, service(project))
-        moved = text.replace("    subtotal = cart.subtotal()\n", "    subtotal = cart.subtotal()\n    # note\n    # note\n")
+        moved = text.replace(
+            "    subtotal = cart.subtotal()\n",
+            "    subtotal = cart.subtotal()\n    # note\n    # note\n",
+        )
         change_doc(client, uri, moved, 2)
         found = await hints(client, uri)
     assert found[line_of(moved, 'status="paid"')].startswith("→ 'order-")
     assert line_of(moved, 'status="declined"') not in found
 
 
-async def test_saving_code_that_diverges_warns_at_the_line_that_differs(project: Path, checkout_traces: dict[str, Any]) -> None:
+async def test_saving_code_that_diverges_warns_at_the_line_that_differs(
+    project: Path, checkout_traces: dict[str, Any]
+) -> None:
     """After a save, a quick replay finds where the edited handler departs from the recording."""
     trace = failing_trace(project, checkout_traces)
     path = service(project)
@@ -243,20 +316,30 @@ async def test_saving_code_that_diverges_warns_at_the_line_that_differs(project:
         assert fixed != text
         path.write_text(fixed)
         change_doc(client, uri, fixed, 2)
-        client.text_document_did_save(types.DidSaveTextDocumentParams(text_document=types.TextDocumentIdentifier(uri=uri)))
-        diagnostics = await wait_for_diagnostics(client, uri, lambda ds: any(d.code == "divergence" for d in ds))
+        client.text_document_did_save(
+            types.DidSaveTextDocumentParams(text_document=types.TextDocumentIdentifier(uri=uri))
+        )
+        diagnostics = await wait_for_diagnostics(
+            client, uri, lambda ds: any(d.code == "divergence" for d in ds)
+        )
         found = await hints(client, uri)
     [warning] = [d for d in diagnostics if d.code == "divergence"]
     assert warning.severity == types.DiagnosticSeverity.Warning
     assert warning.range.start.line == line_of(fixed, 'status="free"')
-    assert "effect #3" in warning.message and "ChargeCard" in warning.message and "SaveOrder" in warning.message
+    assert (
+        "effect #3" in warning.message
+        and "ChargeCard" in warning.message
+        and "SaveOrder" in warning.message
+    )
     # The recording no longer describes the code from effect #3 on: its failure and hints go.
     assert not any(d.code == "recorded-failure" for d in diagnostics)
     assert not any("PaymentDeclined" in label for label in found.values())
     assert found[line_of(fixed, "yield ApplyPromo")] == "→ Decimal('0.00')"
 
 
-async def test_saving_a_request_change_shows_recorded_versus_now(project: Path, checkout_traces: dict[str, Any]) -> None:
+async def test_saving_a_request_change_shows_recorded_versus_now(
+    project: Path, checkout_traces: dict[str, Any]
+) -> None:
     """A changed request field is reported with the recorded and the new value."""
     trace = failing_trace(project, checkout_traces)
     path = service(project)
@@ -266,19 +349,27 @@ async def test_saving_a_request_change_shows_recorded_versus_now(project: Path, 
         changed = text.replace("subtotal=subtotal)", "subtotal=subtotal + 1)")
         path.write_text(changed)
         change_doc(client, uri, changed, 2)
-        client.text_document_did_save(types.DidSaveTextDocumentParams(text_document=types.TextDocumentIdentifier(uri=uri)))
-        diagnostics = await wait_for_diagnostics(client, uri, lambda ds: any(d.code == "divergence" for d in ds))
+        client.text_document_did_save(
+            types.DidSaveTextDocumentParams(text_document=types.TextDocumentIdentifier(uri=uri))
+        )
+        diagnostics = await wait_for_diagnostics(
+            client, uri, lambda ds: any(d.code == "divergence" for d in ds)
+        )
     [warning] = [d for d in diagnostics if d.code == "divergence"]
     assert warning.range.start.line == line_of(changed, "yield ApplyPromo")
     assert "subtotal: recorded Decimal('15.00'), now Decimal('16.00')" in warning.message
 
 
-async def test_saving_unchanged_code_reproduces_and_keeps_the_hints(project: Path, checkout_traces: dict[str, Any]) -> None:
+async def test_saving_unchanged_code_reproduces_and_keeps_the_hints(
+    project: Path, checkout_traces: dict[str, Any]
+) -> None:
     """Saving code that still does what production did leaves no divergence behind."""
     path = service(project)
     async with server(project, traces=[str(failing_trace(project, checkout_traces))]) as client:
         uri = open_doc(client, path)
-        client.text_document_did_save(types.DidSaveTextDocumentParams(text_document=types.TextDocumentIdentifier(uri=uri)))
+        client.text_document_did_save(
+            types.DidSaveTextDocumentParams(text_document=types.TextDocumentIdentifier(uri=uri))
+        )
         await asyncio.wait_for(_log_containing(client, "reproduced"), WAIT)
         diagnostics = list(client.diagnostics[uri])
         found = await hints(client, uri)
@@ -291,7 +382,9 @@ async def _log_containing(client: LanguageClient, text: str) -> None:
         await client.wait_for_notification(types.WINDOW_LOG_MESSAGE)
 
 
-async def test_a_corrupt_trace_is_reported_and_the_server_keeps_working(project: Path, checkout_traces: dict[str, Any]) -> None:
+async def test_a_corrupt_trace_is_reported_and_the_server_keeps_working(
+    project: Path, checkout_traces: dict[str, Any]
+) -> None:
     """A corrupt or missing trace gets a one-line showMessage error; the good ones still work."""
     bad = project / "traces" / "broken.prodtrace"
     bad.write_bytes(b"\x93\x00\x01garbage that is not a trace")
@@ -310,17 +403,23 @@ async def test_a_corrupt_trace_is_reported_and_the_server_keeps_working(project:
     assert value is not None and "PaymentDeclined" in value
 
 
-async def test_set_active_traces_replaces_the_set(project: Path, checkout_traces: dict[str, Any]) -> None:
+async def test_set_active_traces_replaces_the_set(
+    project: Path, checkout_traces: dict[str, Any]
+) -> None:
     """The prodture/setActiveTraces notification switches which trace the hints come from."""
     async with server(project) as client:
         text = service(project).read_text()
         uri = open_doc(client, service(project))
         assert await hints(client, uri) == {}
-        client.protocol.notify("prodture/setActiveTraces", {"traces": [str(failing_trace(project, checkout_traces))]})
+        client.protocol.notify(
+            "prodture/setActiveTraces", {"traces": [str(failing_trace(project, checkout_traces))]}
+        )
         found = await hints(client, uri)
         assert "PaymentDeclined" in found[line_of(text, "yield ChargeCard")]
         assert "inlayHint" in client.refreshes  # type: ignore[attr-defined]
-        client.protocol.notify("prodture/setActiveTraces", {"traces": [str(ok_trace(project, checkout_traces))]})
+        client.protocol.notify(
+            "prodture/setActiveTraces", {"traces": [str(ok_trace(project, checkout_traces))]}
+        )
         found = await hints(client, uri)
         assert found[line_of(text, "yield ChargeCard")].startswith("→ Charge(")
         client.protocol.notify("prodture/setActiveTraces", {"traces": []})
@@ -328,12 +427,18 @@ async def test_set_active_traces_replaces_the_set(project: Path, checkout_traces
         await wait_for_diagnostics(client, uri, lambda ds: ds == [])
 
 
-async def test_trace_summary_returns_a_decoded_page_of_the_trace(project: Path, checkout_traces: dict[str, Any]) -> None:
+async def test_trace_summary_returns_a_decoded_page_of_the_trace(
+    project: Path, checkout_traces: dict[str, Any]
+) -> None:
     """prodture/traceSummary decodes header, input, a page of effects and the outcome."""
     trace = failing_trace(project, checkout_traces)
     async with server(project) as client:
-        first = await client.protocol.send_request_async("prodture/traceSummary", {"path": str(trace), "limit": 3})
-        rest = await client.protocol.send_request_async("prodture/traceSummary", {"path": str(trace), "offset": 3})
+        first = await client.protocol.send_request_async(
+            "prodture/traceSummary", {"path": str(trace), "limit": 3}
+        )
+        rest = await client.protocol.send_request_async(
+            "prodture/traceSummary", {"path": str(trace), "offset": 3}
+        )
     assert first.header.handler == "checkout.service:place_order"
     assert "FREE100" in first.input
     assert first.total == 4 and first.offset == 0 and [e.seq for e in first.effects] == [1, 2, 3]
@@ -355,12 +460,21 @@ async def test_trace_summary_of_a_corrupt_file_is_an_error_response(project: Pat
         with pytest.raises(Exception) as info:
             await client.protocol.send_request_async("prodture/traceSummary", {"path": str(bad)})
         # The server is still there.
-        ok = await client.protocol.send_request_async("prodture/traceSummary", {"path": str(project / "traces" / sorted(p.name for p in (project / "traces").glob("2*.prodtrace"))[0])})
+        ok = await client.protocol.send_request_async(
+            "prodture/traceSummary",
+            {
+                "path": str(
+                    project
+                    / "traces"
+                    / sorted(p.name for p in (project / "traces").glob("2*.prodtrace"))[0]
+                )
+            },
+        )
     assert str(bad) in str(info.value)
     assert ok.total == 4
 
 
-LOOP_HANDLER = '''\
+LOOP_HANDLER = """\
 import dataclasses
 import prodture
 
@@ -377,13 +491,14 @@ def crunch(n):
         item = yield LookupItem(key=f"item-{i}")
         total += item
     return total
-'''
+"""
 
 
 @pytest.fixture
 def loop_project(tmp_path: Path) -> tuple[Path, Path]:
     """A handler that yields the same effect 30 times in a loop, recorded for real."""
     import importlib
+
     import prodture
 
     root = tmp_path / "batch"
@@ -395,7 +510,9 @@ def loop_project(tmp_path: Path) -> tuple[Path, Path]:
     try:
         module = importlib.import_module("lspbatch.jobs")
         recorder = prodture.Recorder(prodture.DirectorySink(root / "traces"))
-        prodture.Interpreter({module.LookupItem: lambda e: int(e.key.split("-")[1])}, recorder=recorder).run(module.crunch, 30)
+        prodture.Interpreter(
+            {module.LookupItem: lambda e: int(e.key.split("-")[1])}, recorder=recorder
+        ).run(module.crunch, 30)
     finally:
         sys.path.remove(str(root))
         for name in [m for m in sys.modules if m.startswith("lspbatch")]:
@@ -404,7 +521,9 @@ def loop_project(tmp_path: Path) -> tuple[Path, Path]:
     return source, trace
 
 
-async def test_a_site_in_a_loop_shows_its_last_result_and_a_count(loop_project: tuple[Path, Path]) -> None:
+async def test_a_site_in_a_loop_shows_its_last_result_and_a_count(
+    loop_project: tuple[Path, Path],
+) -> None:
     """A line run many times gets the last result with a count; its hover lists recent calls and counts the rest."""
     source, trace = loop_project
     async with server(source.parent.parent, traces=[str(trace)]) as client:
@@ -418,7 +537,9 @@ async def test_a_site_in_a_loop_shows_its_last_result_and_a_count(loop_project: 
     assert "and 18 earlier calls" in value
 
 
-async def test_saving_a_module_the_handler_calls_replays_the_handler(project: Path, checkout_traces: dict[str, Any]) -> None:
+async def test_saving_a_module_the_handler_calls_replays_the_handler(
+    project: Path, checkout_traces: dict[str, Any]
+) -> None:
     """Saving the pricing code (not the handler) replays the open handler's trace and warns there."""
     trace = failing_trace(project, checkout_traces)
     handler_path, model_path = service(project), project / "checkout" / "model.py"
@@ -429,41 +550,68 @@ async def test_saving_a_module_the_handler_calls_replays_the_handler(project: Pa
         changed = model_path.read_text().replace('Decimal("0.00"))', 'Decimal("1.00"))')
         model_path.write_text(changed)
         change_doc(client, model_uri, changed, 2)
-        client.text_document_did_save(types.DidSaveTextDocumentParams(text_document=types.TextDocumentIdentifier(uri=model_uri)))
-        diagnostics = await wait_for_diagnostics(client, uri, lambda ds: any(d.code == "divergence" for d in ds))
+        client.text_document_did_save(
+            types.DidSaveTextDocumentParams(
+                text_document=types.TextDocumentIdentifier(uri=model_uri)
+            )
+        )
+        diagnostics = await wait_for_diagnostics(
+            client, uri, lambda ds: any(d.code == "divergence" for d in ds)
+        )
     [warning] = [d for d in diagnostics if d.code == "divergence"]
     assert warning.range.start.line == line_of(text, "yield ApplyPromo")
     assert "subtotal: recorded Decimal('15.00'), now Decimal('16.00')" in warning.message
 
 
-async def test_a_replay_that_cannot_run_says_why_on_the_handler(project: Path, checkout_traces: dict[str, Any]) -> None:
+async def test_a_replay_that_cannot_run_says_why_on_the_handler(
+    project: Path, checkout_traces: dict[str, Any]
+) -> None:
     """Saving a handler that no longer imports gives a one-line note on the handler, not a crash."""
     path = service(project)
     async with server(project, traces=[str(failing_trace(project, checkout_traces))]) as client:
         text = path.read_text()
         uri = open_doc(client, path)
-        broken = text.replace("    subtotal = cart.subtotal()\n", "    subtotal = = cart.subtotal()\n")
+        broken = text.replace(
+            "    subtotal = cart.subtotal()\n", "    subtotal = = cart.subtotal()\n"
+        )
         path.write_text(broken)
         change_doc(client, uri, broken, 2)
-        client.text_document_did_save(types.DidSaveTextDocumentParams(text_document=types.TextDocumentIdentifier(uri=uri)))
-        diagnostics = await wait_for_diagnostics(client, uri, lambda ds: any(d.code == "replay-error" for d in ds))
-        assert await hover(client, uri, line_of(text, "yield ChargeCard")) is not None  # still serving
+        client.text_document_did_save(
+            types.DidSaveTextDocumentParams(text_document=types.TextDocumentIdentifier(uri=uri))
+        )
+        diagnostics = await wait_for_diagnostics(
+            client, uri, lambda ds: any(d.code == "replay-error" for d in ds)
+        )
+        assert (
+            await hover(client, uri, line_of(text, "yield ChargeCard")) is not None
+        )  # still serving
     [note] = [d for d in diagnostics if d.code == "replay-error"]
     assert note.severity == types.DiagnosticSeverity.Information
     assert note.range.start.line == line_of(text, "def place_order")
     assert "SyntaxError" in note.message and "\n" not in note.message
 
 
-async def test_a_replay_that_hangs_is_stopped(project: Path, checkout_traces: dict[str, Any]) -> None:
+async def test_a_replay_that_hangs_is_stopped(
+    project: Path, checkout_traces: dict[str, Any]
+) -> None:
     """A quick replay of code that never finishes is stopped at the time limit and reported."""
     path = service(project)
-    async with server(project, traces=[str(failing_trace(project, checkout_traces))], replayTimeout=2) as client:
+    async with server(
+        project, traces=[str(failing_trace(project, checkout_traces))], replayTimeout=2
+    ) as client:
         text = path.read_text()
         uri = open_doc(client, path)
-        hanging = text.replace("    subtotal = cart.subtotal()\n", "    while True:\n        pass\n    subtotal = cart.subtotal()\n")
+        hanging = text.replace(
+            "    subtotal = cart.subtotal()\n",
+            "    while True:\n        pass\n    subtotal = cart.subtotal()\n",
+        )
         path.write_text(hanging)
         change_doc(client, uri, hanging, 2)
-        client.text_document_did_save(types.DidSaveTextDocumentParams(text_document=types.TextDocumentIdentifier(uri=uri)))
-        diagnostics = await wait_for_diagnostics(client, uri, lambda ds: any(d.code == "replay-error" for d in ds))
+        client.text_document_did_save(
+            types.DidSaveTextDocumentParams(text_document=types.TextDocumentIdentifier(uri=uri))
+        )
+        diagnostics = await wait_for_diagnostics(
+            client, uri, lambda ds: any(d.code == "replay-error" for d in ds)
+        )
     [note] = [d for d in diagnostics if d.code == "replay-error"]
     assert "longer than 2 s" in note.message

@@ -8,7 +8,7 @@ from pathlib import Path
 from prodture.lsp.index import SiteCalls, TraceIndex
 from prodture.lsp.source_map import analyze, map_trace, module_name
 
-RECORDED = textwrap.dedent('''\
+RECORDED = textwrap.dedent("""\
     import prodture
 
     @prodture.handler
@@ -22,17 +22,32 @@ RECORDED = textwrap.dedent('''\
             raise
         order_id = yield SaveOrder(cart.cart_id, total, status="paid")
         return order_id
-''')
+""")
 
 
 def trace_of(sites: list[tuple[int, str]], handler: str = "shop.service:place_order") -> TraceIndex:
     """A trace that recorded these (line, effect type) sites, in a file on another machine."""
-    calls = [SiteCalls("/srv/app/shop/service.py", line, "place_order", f"shop.{t}", count=1, last_seq=i + 1)
-             for i, (line, t) in enumerate(sites)]
+    calls = [
+        SiteCalls(
+            "/srv/app/shop/service.py", line, "place_order", f"shop.{t}", count=1, last_seq=i + 1
+        )
+        for i, (line, t) in enumerate(sites)
+    ]
     return TraceIndex(
-        path="/t.prodtrace", stamp=(0, 0), handler=handler, trace_id="t", started_at=None,
-        fingerprint="recorded-elsewhere", effect_count=len(calls), complete=True, truncated=False,
-        outcome_ok=True, outcome="Success", failed=None, failed_site=None, sites=calls,
+        path="/t.prodtrace",
+        stamp=(0, 0),
+        handler=handler,
+        trace_id="t",
+        started_at=None,
+        fingerprint="recorded-elsewhere",
+        effect_count=len(calls),
+        complete=True,
+        truncated=False,
+        outcome_ok=True,
+        outcome="Success",
+        failed=None,
+        failed_site=None,
+        sites=calls,
         site_of_seq=None,  # type: ignore[arg-type]
     )
 
@@ -62,9 +77,15 @@ def test_unchanged_code_keeps_the_recorded_lines(tmp_path: Path) -> None:
 def test_sites_follow_lines_inserted_above_them(tmp_path: Path) -> None:
     """Lines added inside the handler move each hint with its call, the right SaveOrder included."""
     text = RECORDED.replace("    try:\n", "    log = 1\n    log += 1\n    try:\n")
-    assert placed_lines(trace_of(PAID), text, tmp_path)["SaveOrder@12"] == line(text, 'status="paid"')
-    assert placed_lines(trace_of(DECLINED), text, tmp_path)["SaveOrder@10"] == line(text, 'status="declined"')
-    assert placed_lines(trace_of(DECLINED), text, tmp_path)["ChargeCard@8"] == line(text, "yield ChargeCard")
+    assert placed_lines(trace_of(PAID), text, tmp_path)["SaveOrder@12"] == line(
+        text, 'status="paid"'
+    )
+    assert placed_lines(trace_of(DECLINED), text, tmp_path)["SaveOrder@10"] == line(
+        text, 'status="declined"'
+    )
+    assert placed_lines(trace_of(DECLINED), text, tmp_path)["ChargeCard@8"] == line(
+        text, "yield ChargeCard"
+    )
 
 
 def test_sites_follow_reordered_effects(tmp_path: Path) -> None:
@@ -87,9 +108,13 @@ def test_a_site_whose_effect_is_gone_is_stale(tmp_path: Path) -> None:
 
 def test_await_and_attribute_calls_are_call_sites(tmp_path: Path) -> None:
     """``await fx.ChargeCard(...)`` in an async handler is a site like ``yield ChargeCard(...)``."""
-    text = RECORDED.replace("def place_order", "async def place_order").replace("yield ", "await fx.")
-    text = text.replace("await fx.SaveOrder(cart.cart_id, total, status=\"declined\")",
-                        "await fx.SaveOrder(\n                cart.cart_id, total, status=\"declined\")")
+    text = RECORDED.replace("def place_order", "async def place_order").replace(
+        "yield ", "await fx."
+    )
+    text = text.replace(
+        'await fx.SaveOrder(cart.cart_id, total, status="declined")',
+        'await fx.SaveOrder(\n                cart.cart_id, total, status="declined")',
+    )
     placed = placed_lines(trace_of(DECLINED), text, tmp_path)
     assert placed["ChargeCard@8"] == line(text, "ChargeCard")
     assert placed["SaveOrder@10"] == line(text, "await fx.SaveOrder(")

@@ -50,10 +50,17 @@ def test_spans_mirror_the_recorded_trace() -> None:
     assert [s.name for s in roots] == [f"handler {handler_name(fetch_two)}"] * 2
     traces = [prodture.read_trace(data) for data in sink.traces]
     assert [r.attributes["prodture.trace_id"] for r in roots] == [t.header.trace_id for t in traces]
-    children = [s for s in spans if s.parent is not None and s.parent.span_id == roots[1].context.span_id]
-    assert [(c.name, c.attributes["prodture.effect.seq"], c.status.status_code) for c in children] == [
+    children = [
+        s for s in spans if s.parent is not None and s.parent.span_id == roots[1].context.span_id
+    ]
+    assert [
+        (c.name, c.attributes["prodture.effect.seq"], c.status.status_code) for c in children
+    ] == [
         ("tests.otel.Fetch", 1, StatusCode.UNSET),
         ("tests.otel.Fetch", 2, StatusCode.ERROR),
     ]
-    assert roots[1].status.status_code is StatusCode.ERROR and roots[1].attributes["prodture.failed_effect"] == 2
+    assert (
+        roots[1].status.status_code is StatusCode.ERROR
+        and roots[1].attributes["prodture.failed_effect"] == 2
+    )
     assert all(c.start_time <= c.end_time for c in children)

@@ -83,7 +83,7 @@ def two_fetches(keys):
     return [first["n"], second["n"]]
 
 
-def record(handler, input, *, mode=ALWAYS, redact=Redactor(), performers=None, sink=None):
+def record(handler, input, *, mode=ALWAYS, redact=Redactor(), performers=None, sink=None):  # noqa: B008 -- Redactor is immutable
     sink = sink or MemorySink()
     recorder = Recorder(sink, mode=mode, redact=redact)
     outcome = Interpreter(performers or {Fetch: fetch}, recorder=recorder).run(handler, input)
@@ -129,7 +129,10 @@ def test_failed_effect_is_recorded_with_its_error():
     failed = trace.effects[1]
     assert not failed.ok and type(failed.error) is NotFound and str(failed.error) == "no missing-1"
     assert trace.outcome.ok is False and trace.outcome.failed_effect == 2
-    assert type(trace.outcome.error) is NotFound and "NotFound: no missing-1" in trace.outcome.traceback
+    assert (
+        type(trace.outcome.error) is NotFound
+        and "NotFound: no missing-1" in trace.outcome.traceback
+    )
     assert trace.failed_effect is failed
 
 
@@ -163,7 +166,11 @@ def test_on_failure_mode_writes_only_failed_runs():
 
 def test_sampled_mode_records_the_given_fraction():
     """Sampled(0) records nothing, Sampled(1) everything, Sampled(0.5) some but not all runs."""
-    for rate, check in ((0.0, lambda n: n == 0), (1.0, lambda n: n == 200), (0.5, lambda n: 40 < n < 160)):
+    for rate, check in (
+        (0.0, lambda n: n == 0),
+        (1.0, lambda n: n == 200),
+        (0.5, lambda n: 40 < n < 160),
+    ):
         sink = MemorySink()
         interpreter = Interpreter({Fetch: fetch}, recorder=Recorder(sink, mode=Sampled(rate)))
         random.seed(1234)
@@ -194,10 +201,14 @@ def test_redaction_keeps_secrets_out_of_the_file(tmp_path):
     performers = {Login: lambda e: Session(e.user, cookie=SECRETS[1]), Charge: lambda e: "ch_1"}
     sink = DirectorySink(tmp_path)
     outcome, _, recorder = record(
-        secretive, {"user": "ada", "api_key": SECRETS[3], "nested": [{"Password": SECRETS[0]}]},
-        performers=performers, sink=sink,
+        secretive,
+        {"user": "ada", "api_key": SECRETS[3], "nested": [{"Password": SECRETS[0]}]},
+        performers=performers,
+        sink=sink,
     )
-    assert outcome.ok and outcome.value["session"].cookie == SECRETS[1]  # the handler saw the real values
+    assert (
+        outcome.ok and outcome.value["session"].cookie == SECRETS[1]
+    )  # the handler saw the real values
     (path,) = glob.glob(str(tmp_path / "*.prodtrace"))
     data = Path(path).read_bytes()
     for s in SECRETS:
@@ -219,7 +230,9 @@ def test_custom_redaction_patterns_and_no_redaction():
         return (yield Fetch("SSN-123"))
 
     performers = {Fetch: lambda e: {"internal_note": "classified", "public": "x"}}
-    _, sink, _ = record(h, {"Customer_Email": "a@b.c"}, redact=[r"email$", "internal"], performers=performers)
+    _, sink, _ = record(
+        h, {"Customer_Email": "a@b.c"}, redact=[r"email$", "internal"], performers=performers
+    )
     trace = read_trace(sink.traces[0])
     assert trace.input == {"Customer_Email": REDACTED}
     assert trace.effects[0].result == {"internal_note": REDACTED, "public": "x"}
@@ -274,7 +287,9 @@ def test_unencodable_values_are_recorded_as_opaque():
     trace = read_trace(sink.traces[0])
     assert trace.complete
     assert trace.effects[0].result == Opaque(trace.effects[0].result.type_name, "<Thing 7>")
-    assert isinstance(trace.effects[1].result, Opaque) and trace.effects[1].result.repr == str(2**70)
+    assert isinstance(trace.effects[1].result, Opaque) and trace.effects[1].result.repr == str(
+        2**70
+    )
 
 
 def test_eight_threads_record_into_one_directory_without_loss_or_mixing(tmp_path):
@@ -372,7 +387,9 @@ def test_sigkilled_writer_leaves_a_readable_prefix(tmp_path):
     stop_at = 500
     proc = subprocess.Popen(
         [sys.executable, "-c", KILLED_WRITER, str(tmp_path), str(stop_at)],
-        stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True,
+        stdout=subprocess.PIPE,
+        stderr=subprocess.PIPE,
+        text=True,
     )
     try:
         line = proc.stdout.readline()

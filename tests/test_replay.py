@@ -114,8 +114,13 @@ def test_request_divergence_lists_changed_fields_and_ignores_redacted_ones():
 
     d = Replayer(trace, doubled).run().divergence
     assert d.kind == "request" and d.effect_seq == 2
-    assert [(f.field, f.recorded, f.now) for f in d.differences] == [("amount", Decimal("5.00"), Decimal("10.00"))]
-    assert d.message == "effect #2 Pay: request differs — amount: recorded Decimal('5.00'), now Decimal('10.00')"
+    assert [(f.field, f.recorded, f.now) for f in d.differences] == [
+        ("amount", Decimal("5.00"), Decimal("10.00"))
+    ]
+    assert (
+        d.message
+        == "effect #2 Pay: request differs — amount: recorded Decimal('5.00'), now Decimal('10.00')"
+    )
 
 
 def test_extra_effect_divergence():
@@ -128,7 +133,10 @@ def test_extra_effect_divergence():
 
     d = Replayer(trace, more).run().divergence
     assert d.kind == "extra" and d.effect_seq == 3
-    assert d.message == "effect #3: code now yields GetPrice(sku='again'), but the recording has only 2 effects"
+    assert (
+        d.message
+        == "effect #3: code now yields GetPrice(sku='again'), but the recording has only 2 effects"
+    )
 
 
 def test_missing_effect_divergence():
@@ -142,7 +150,10 @@ def test_missing_effect_divergence():
     result = Replayer(trace, fewer).run()
     d = result.divergence
     assert d.kind == "missing" and d.effect_seq == 2 and result.outcome.value == "early"
-    assert d.message.startswith("effect #2: recorded Pay(amount=Decimal('5.00')") and "finishes after 1 effects" in d.message
+    assert (
+        d.message.startswith("effect #2: recorded Pay(amount=Decimal('5.00')")
+        and "finishes after 1 effects" in d.message
+    )
 
 
 def test_outcome_divergence():
@@ -156,7 +167,10 @@ def test_outcome_divergence():
 
     d = Replayer(trace, other_result).run().divergence
     assert d.kind == "outcome" and d.effect_seq is None
-    assert d.message == "outcome: recorded Success: {'sku': 'book', 'receipt': 'ch_1'}, now Success: 'different'"
+    assert (
+        d.message
+        == "outcome: recorded Success: {'sku': 'book', 'receipt': 'ch_1'}, now Success: 'different'"
+    )
 
 
 def test_divergence_is_not_swallowed_by_a_broad_except():
@@ -184,7 +198,9 @@ def test_speculative_replay_answers_new_effects_with_stubs():
             return {"sku": sku, "free": marked}
         return (yield Pay(price))
 
-    result = Replayer(trace, fixed, mode=SPECULATIVE, stubs={MarkFree: lambda e: f"marked {e.sku}"}).run()
+    result = Replayer(
+        trace, fixed, mode=SPECULATIVE, stubs={MarkFree: lambda e: f"marked {e.sku}"}
+    ).run()
     assert result.divergence.kind == "type" and result.mode == SPECULATIVE
     assert result.outcome.value == {"sku": "free", "free": "marked free"}
     assert result.speculative_effects == [(2, MarkFree("free"), "marked free")]
@@ -222,9 +238,16 @@ def test_checkout_zero_charge_reproduces_and_the_fix_diverges(checkout_dir, chec
     replayer = Replayer.from_file(checkout_traces["failing"], cwd=str(checkout_dir))
     result = replayer.run()
     assert result.reproduced and result.effects_replayed == 4
-    assert type(result.outcome.error).__name__ == "PaymentDeclined" and result.outcome.effect_seq == 3
+    assert (
+        type(result.outcome.error).__name__ == "PaymentDeclined" and result.outcome.effect_seq == 3
+    )
 
-    from checkout.effects import ApplyPromo, ChargeCard, LoadCart, SaveOrder  # imported by the replayer above
+    from checkout.effects import (
+        ApplyPromo,
+        ChargeCard,
+        LoadCart,
+        SaveOrder,
+    )  # imported by the replayer above
 
     def place_order_fixed(request):
         cart = yield LoadCart(request["cart_id"])
@@ -235,7 +258,9 @@ def test_checkout_zero_charge_reproduces_and_the_fix_diverges(checkout_dir, chec
 
     d = Replayer(replayer.trace, place_order_fixed).run().divergence
     assert d.kind == "type" and d.effect_seq == 3
-    assert d.message.startswith("effect #3: recorded ChargeCard(card_token=<redacted>, amount=Decimal('0.00')), code now yields SaveOrder(")
+    assert d.message.startswith(
+        "effect #3: recorded ChargeCard(card_token=<redacted>, amount=Decimal('0.00')), code now yields SaveOrder("
+    )
 
 
 def test_unknown_replay_mode_is_refused():

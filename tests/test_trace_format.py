@@ -13,7 +13,14 @@ import pytest
 
 import prodture
 from prodture import Effect, Interpreter, MemorySink, Recorder
-from prodture.trace import FORMAT_VERSION, TraceEncoder, TraceFormatError, TraceReader, code_fingerprint, read_trace
+from prodture.trace import (
+    FORMAT_VERSION,
+    TraceEncoder,
+    TraceFormatError,
+    TraceReader,
+    code_fingerprint,
+    read_trace,
+)
 from prodture.trace.codec import new_packer
 from prodture.trace.format import RecordKind
 
@@ -47,9 +54,15 @@ def pack(*items) -> bytes:
 
 def header(**changes) -> list:
     body = {
-        "format": "prodture-trace", "version": FORMAT_VERSION, "handler": "mod:fn", "trace_id": "t1",
-        "started_at": dt.datetime(2026, 1, 1, tzinfo=dt.timezone.utc), "fingerprint": "", "python": "3.11",
-        "prodture": "0.1.0", "meta": {},
+        "format": "prodture-trace",
+        "version": FORMAT_VERSION,
+        "handler": "mod:fn",
+        "trace_id": "t1",
+        "started_at": dt.datetime(2026, 1, 1, tzinfo=dt.timezone.utc),
+        "fingerprint": "",
+        "python": "3.11",
+        "prodture": "0.1.0",
+        "meta": {},
     }
     body.update(changes)
     return [RecordKind.HEADER, {k: v for k, v in body.items() if v is not ...}]
@@ -69,17 +82,29 @@ def test_checkout_failing_trace_reads_as_recorded(checkout_traces):
     """The $0 charge trace has its header, input, four effects with call sites, the recorded PaymentDeclined, and a Failure naming effect #3."""
     trace = read_trace(checkout_traces["failing"])
     service = Path(trace.effects[0].site[0])
-    assert trace.header.handler == "checkout.service:place_order" and trace.header.version == FORMAT_VERSION
+    assert (
+        trace.header.handler == "checkout.service:place_order"
+        and trace.header.version == FORMAT_VERSION
+    )
     assert trace.header.fingerprint == code_fingerprint(str(service)) != ""
     assert trace.header.started_at.tzinfo is not None and len(trace.header.trace_id) == 32
     assert trace.input["promo"] == "FREE100" and trace.complete
-    assert [e.short_type for e in trace.effects] == ["LoadCart", "ApplyPromo", "ChargeCard", "SaveOrder"]
+    assert [e.short_type for e in trace.effects] == [
+        "LoadCart",
+        "ApplyPromo",
+        "ChargeCard",
+        "SaveOrder",
+    ]
     charge = trace.effects[2]
     assert charge.request["amount"] == Decimal("0.00") and not charge.ok
     assert type(charge.error).__name__ in ("PaymentDeclined", "RecordedError")
     assert "amount must be greater than zero" in str(charge.error)
     assert service.name == "service.py" and charge.site[2] == "place_order"
-    assert trace.outcome.ok is False and trace.outcome.failed_effect == 3 and trace.failed_effect is charge
+    assert (
+        trace.outcome.ok is False
+        and trace.outcome.failed_effect == 3
+        and trace.failed_effect is charge
+    )
 
 
 def test_types_and_sites_are_interned_once():
@@ -104,16 +129,28 @@ def test_hand_built_records_read_as_specified():
     """A trace assembled record by record from the spec decodes to the expected effect and outcome."""
     trace = read_trace(pack(*GOOD))
     (effect,) = trace.effects
-    assert (effect.seq, effect.type, effect.request, effect.result, effect.start_ns, effect.duration_ns) == (
-        1, "test_fmt.Tick", {"n": 0}, 0, 10, 5)
+    assert (
+        effect.seq,
+        effect.type,
+        effect.request,
+        effect.result,
+        effect.start_ns,
+        effect.duration_ns,
+    ) == (1, "test_fmt.Tick", {"n": 0}, 0, 10, 5)
     assert effect.site == ("h.py", 3, "fn") and trace.outcome.value == "done" and trace.complete
 
 
 def test_unknown_record_kinds_extra_fields_and_header_keys_are_ignored():
     """A v1 reader skips record kinds it does not know, extra trailing record fields, and unknown header keys."""
     data = pack(
-        header(future_key=[1, 2]), GOOD[1], [42, "informational"], GOOD[2] + ["x"], GOOD[3], GOOD[4] + [7, 8],
-        GOOD[5], [43, "after the outcome"],
+        header(future_key=[1, 2]),
+        GOOD[1],
+        [42, "informational"],
+        GOOD[2] + ["x"],
+        GOOD[3],
+        GOOD[4] + [7, 8],
+        GOOD[5],
+        [43, "after the outcome"],
     )
     trace = read_trace(data)
     assert len(trace.effects) == 1 and trace.complete
@@ -123,7 +160,9 @@ def test_truncated_tail_reads_as_incomplete_prefix():
     """A file that stops mid-record returns its complete records with complete=False and truncated=True."""
     data = recorded(5)
     trace = read_trace(data[:-3])
-    assert trace.outcome is None and not trace.complete and trace.truncated and len(trace.effects) == 5
+    assert (
+        trace.outcome is None and not trace.complete and trace.truncated and len(trace.effects) == 5
+    )
     ends = [end for _, end in TraceReader(data).raw_records()]
     at_boundary = read_trace(data[: ends[-2]])
     assert not at_boundary.complete and not at_boundary.truncated and len(at_boundary.effects) == 5
@@ -140,7 +179,9 @@ def _error(data: bytes) -> str:
 def test_newer_format_version_is_refused_with_upgrade_advice():
     """A trace of a newer format version is refused with a message telling the user to upgrade prodture."""
     message = _error(pack(header(version=FORMAT_VERSION + 1), *GOOD[1:]))
-    assert f"version {FORMAT_VERSION + 1} is newer" in message and "pip install -U prodture" in message
+    assert (
+        f"version {FORMAT_VERSION + 1} is newer" in message and "pip install -U prodture" in message
+    )
 
 
 @pytest.mark.parametrize(
@@ -154,18 +195,44 @@ def test_newer_format_version_is_refused_with_upgrade_advice():
         (pack(header(version=0)), "version 0 is not supported"),
         (pack(header(version="1")), "no format version"),
         (pack(header(handler="no_colon")), "names no handler"),
-        (pack(header(), GOOD[1], GOOD[2], [RecordKind.EFFECT, 1, 5, [0], True, 0, 1, 1, None]), "type id 5 is used before"),
-        (pack(header(), GOOD[1], GOOD[2], [RecordKind.EFFECT, 2, 0, [0], True, 0, 1, 1, None]), "out of order"),
-        (pack(header(), GOOD[1], GOOD[2], [RecordKind.EFFECT, 1, 0, [], True, 0, 1, 1, None]), "does not match"),
-        (pack(header(), GOOD[1], GOOD[2], [RecordKind.EFFECT, 1, 0, [0], 1, 0, 1, 1, None]), "expected true or false"),
-        (pack(header(), GOOD[1], GOOD[2], [RecordKind.EFFECT, 1, 0, [0], True, 0, 1, 1, 9]), "site id 9 is used before"),
-        (pack(header(), GOOD[1], GOOD[2], [RecordKind.EFFECT, 1, 0, [0], False, "no error", 1, 1, None]), "does not hold an error"),
+        (
+            pack(header(), GOOD[1], GOOD[2], [RecordKind.EFFECT, 1, 5, [0], True, 0, 1, 1, None]),
+            "type id 5 is used before",
+        ),
+        (
+            pack(header(), GOOD[1], GOOD[2], [RecordKind.EFFECT, 2, 0, [0], True, 0, 1, 1, None]),
+            "out of order",
+        ),
+        (
+            pack(header(), GOOD[1], GOOD[2], [RecordKind.EFFECT, 1, 0, [], True, 0, 1, 1, None]),
+            "does not match",
+        ),
+        (
+            pack(header(), GOOD[1], GOOD[2], [RecordKind.EFFECT, 1, 0, [0], 1, 0, 1, 1, None]),
+            "expected true or false",
+        ),
+        (
+            pack(header(), GOOD[1], GOOD[2], [RecordKind.EFFECT, 1, 0, [0], True, 0, 1, 1, 9]),
+            "site id 9 is used before",
+        ),
+        (
+            pack(
+                header(),
+                GOOD[1],
+                GOOD[2],
+                [RecordKind.EFFECT, 1, 0, [0], False, "no error", 1, 1, None],
+            ),
+            "does not hold an error",
+        ),
         (pack(header(), GOOD[1], GOOD[2], GOOD[2]), "defined twice"),
         (pack(header(), GOOD[2]), "input record is missing"),
         (pack(header(), GOOD[1], GOOD[1]), "input record must come once"),
         (pack(*GOOD, GOOD[4]), "follows the outcome"),
         (pack(header(), GOOD[1], header()), "second header"),
-        (pack(header(), GOOD[1], [RecordKind.OUTCOME, True, 1, "", 3, 1]), "failed effect #3 was not recorded"),
+        (
+            pack(header(), GOOD[1], [RecordKind.OUTCOME, True, 1, "", 3, 1]),
+            "failed effect #3 was not recorded",
+        ),
         (pack(header(), GOOD[1], [RecordKind.TYPE, 0, "x"]), "expected 4 fields"),
         (pack(header(), GOOD[1], "stray"), "record 2 is not a prodture record"),
     ],
@@ -187,9 +254,16 @@ def test_encoder_header_records_handler_and_version():
     """The encoder's header record carries the format name, version, handler, trace id, time and meta."""
     encoder = TraceEncoder()
     started = dt.datetime(2026, 5, 6, 7, 8, 9, tzinfo=dt.timezone.utc)
-    data = encoder.header("pkg.mod:fn", trace_id="abc", started_at=started, fingerprint="f00d", meta={"env": "prod"})
+    data = encoder.header(
+        "pkg.mod:fn", trace_id="abc", started_at=started, fingerprint="f00d", meta={"env": "prod"}
+    )
     trace = read_trace(data + encoder.input(None))
     assert trace.header.handler == "pkg.mod:fn" and trace.header.trace_id == "abc"
     assert trace.header.started_at == started and trace.header.meta == {"env": "prod"}
     assert trace.header.fingerprint == "f00d" and trace.header.prodture == prodture.__version__
-    assert msgpack.unpackb(data, raw=False, strict_map_key=False, ext_hook=lambda c, d: (c, d))[1]["format"] == "prodture-trace"
+    assert (
+        msgpack.unpackb(data, raw=False, strict_map_key=False, ext_hook=lambda c, d: (c, d))[1][
+            "format"
+        ]
+        == "prodture-trace"
+    )

@@ -20,10 +20,11 @@ import sys
 HERE = os.path.dirname(os.path.abspath(__file__))
 sys.path.insert(0, HERE)
 
-import prodture  # noqa: E402
 from checkout.gateway import GatewayClient  # noqa: E402
 from checkout.service import place_order  # noqa: E402
 from checkout.store import Store  # noqa: E402
+
+import prodture  # noqa: E402
 
 ORDERS = [
     {"cart_id": "cart-1001", "promo": None, "card_token": "tok_visa_4242"},
@@ -36,7 +37,10 @@ ORDERS = [
 def start_gateway() -> tuple[subprocess.Popen, str]:
     proc = subprocess.Popen(
         [sys.executable, "-m", "checkout.gateway"],
-        cwd=HERE, stdout=subprocess.PIPE, text=True, start_new_session=True,
+        cwd=HERE,
+        stdout=subprocess.PIPE,
+        text=True,
+        start_new_session=True,
     )
     line = proc.stdout.readline() if proc.stdout else ""
     match = re.search(r"http://\S+", line)
@@ -49,7 +53,9 @@ def start_gateway() -> tuple[subprocess.Popen, str]:
 def main() -> int:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--traces", default=os.path.join(HERE, "traces"))
-    parser.add_argument("--keep-db", action="store_true", help="keep the SQLite database afterwards")
+    parser.add_argument(
+        "--keep-db", action="store_true", help="keep the SQLite database afterwards"
+    )
     args = parser.parse_args()
 
     os.makedirs(args.traces, exist_ok=True)
@@ -81,8 +87,10 @@ def main() -> int:
         gateway.wait(timeout=10)
     if not args.keep_db:
         os.remove(db_path)
-    print(f"recorded {recorder.stats.traces_written} traces in {os.path.relpath(args.traces)}; "
-          f"gateway stopped{', database deleted' if not args.keep_db else ''}")
+    print(
+        f"recorded {recorder.stats.traces_written} traces in {os.path.relpath(args.traces)}; "
+        f"gateway stopped{', database deleted' if not args.keep_db else ''}"
+    )
     for path in sorted(glob.glob(os.path.join(args.traces, "*.prodtrace"))):
         print("  " + os.path.relpath(path))
     return 0

@@ -15,8 +15,9 @@ import sys
 HERE = os.path.dirname(os.path.abspath(__file__))
 sys.path.insert(0, HERE)
 
-import prodture  # noqa: E402
 from poker.player import DepositChips, PlaceBet, handle_player_command  # noqa: E402
+
+import prodture  # noqa: E402
 from prodture.eventsourcing import InMemoryEventStore  # noqa: E402
 
 COMMANDS = [
@@ -33,10 +34,14 @@ def main() -> int:
     for old in glob.glob(os.path.join(args.traces, "*.prodtrace")):
         os.remove(old)
     store = InMemoryEventStore()
-    interpreter = prodture.Interpreter(store.performers(), recorder=prodture.Recorder(prodture.DirectorySink(args.traces)))
+    interpreter = prodture.Interpreter(
+        store.performers(), recorder=prodture.Recorder(prodture.DirectorySink(args.traces))
+    )
     for command in COMMANDS:
         outcome = interpreter.run(handle_player_command, command)
-        print(f"  {type(command).__name__}({command.amount}) -> {outcome.value if outcome.ok else outcome.error}")
+        print(
+            f"  {type(command).__name__}({command.amount}) -> {outcome.value if outcome.ok else outcome.error}"
+        )
     for path in sorted(glob.glob(os.path.join(args.traces, "*.prodtrace"))):
         print("  " + os.path.relpath(path))
     return 0

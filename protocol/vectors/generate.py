@@ -71,7 +71,15 @@ def render(value: Any) -> Any:
         if code == 10:
             return {"$redacted": True}
         inner = raw_unpack(data)
-        tag = {5: "$object", 6: "$error", 7: "$tuple", 8: "$set", 9: "$frozenset", 11: "$opaque", 12: "$timedelta"}.get(code)
+        tag = {
+            5: "$object",
+            6: "$error",
+            7: "$tuple",
+            8: "$set",
+            9: "$frozenset",
+            11: "$opaque",
+            12: "$timedelta",
+        }.get(code)
         if tag is None:
             return {"$ext": [code, base64.b64encode(data).decode()]}
         return {tag: render(inner)}
@@ -85,7 +93,7 @@ def unrender(value: Any) -> Any:
     if isinstance(value, list):
         return [unrender(v) for v in value]
     if len(value) == 1:
-        (tag, inner), = value.items()
+        ((tag, inner),) = value.items()
         if tag == "$int":
             return int(inner)
         if tag == "$float":
@@ -103,7 +111,15 @@ def unrender(value: Any) -> Any:
             return msgpack.ExtType(10, b"")
         if tag == "$ext":
             return msgpack.ExtType(inner[0], base64.b64decode(inner[1]))
-        nested = {"$object": 5, "$error": 6, "$tuple": 7, "$set": 8, "$frozenset": 9, "$opaque": 11, "$timedelta": 12}
+        nested = {
+            "$object": 5,
+            "$error": 6,
+            "$tuple": 7,
+            "$set": 8,
+            "$frozenset": 9,
+            "$opaque": 11,
+            "$timedelta": 12,
+        }
         if tag in nested:
             return msgpack.ExtType(nested[tag], pack(unrender(inner)))
     return {k: unrender(v) for k, v in value.items()}
@@ -145,7 +161,9 @@ def to_json(name: str, description: str, data: bytes) -> dict[str, Any]:
             "complete": trace.complete,
             "truncated": trace.truncated,
             "effects": [[e.seq, e.type, e.ok] for e in trace.effects],
-            "outcome": None if trace.outcome is None else {"ok": trace.outcome.ok, "failed_effect": trace.outcome.failed_effect},
+            "outcome": None
+            if trace.outcome is None
+            else {"ok": trace.outcome.ok, "failed_effect": trace.outcome.failed_effect},
         },
     }
 
@@ -215,27 +233,43 @@ STARTED = dt.datetime(2026, 11, 24, 9, 39, 54, 965269, tzinfo=dt.timezone.utc)
 
 def encoder(redact: bool = True) -> tuple[TraceEncoder, bytes]:
     enc = TraceEncoder(Redactor() if redact else None)
-    head = enc.header(HANDLER, trace_id="0123456789abcdef0123456789abcdef", started_at=STARTED,
-                      fingerprint="255886ef8823e86c", meta={"service": "shop"}, python="3.11.7", prodture="0.1.0")
+    head = enc.header(
+        HANDLER,
+        trace_id="0123456789abcdef0123456789abcdef",
+        started_at=STARTED,
+        fingerprint="255886ef8823e86c",
+        meta={"service": "shop"},
+        python="3.11.7",
+        prodture="0.1.0",
+    )
     return enc, head
 
 
 def simple_success() -> bytes:
     enc, head = encoder()
     cart = Cart("cart-1001", (("BOOK-42", Decimal("24.50"), 2),))
-    return b"".join([
-        head,
-        enc.input({"cart_id": "cart-1001", "promo": None}),
-        enc.effect(1, LoadCart("cart-1001"), True, cart, 1200, 35000, SITE),
-        enc.effect(2, ChargeCard("tok_visa_4242", Decimal("49.00")), True, Charge("ch_1", Decimal("49.00")), 40000,
-                   210000, (SITE[0], 18, SITE[2])),
-        enc.outcome(True, {"order_id": "order-1", "total": "49.00"}, "", None, 300000),
-    ])
+    return b"".join(
+        [
+            head,
+            enc.input({"cart_id": "cart-1001", "promo": None}),
+            enc.effect(1, LoadCart("cart-1001"), True, cart, 1200, 35000, SITE),
+            enc.effect(
+                2,
+                ChargeCard("tok_visa_4242", Decimal("49.00")),
+                True,
+                Charge("ch_1", Decimal("49.00")),
+                40000,
+                210000,
+                (SITE[0], 18, SITE[2]),
+            ),
+            enc.outcome(True, {"order_id": "order-1", "total": "49.00"}, "", None, 300000),
+        ]
+    )
 
 
 TRACEBACK = (
     'Traceback (most recent call last):\n  File "shop/service.py", line 18, in place_order\n'
-    "    charge = yield ChargeCard(card_token=request[\"card_token\"], amount=total)\n"
+    '    charge = yield ChargeCard(card_token=request["card_token"], amount=total)\n'
     "shop.PaymentDeclined: amount must be greater than zero\n"
 )
 
@@ -243,25 +277,52 @@ TRACEBACK = (
 def failure() -> bytes:
     enc, head = encoder()
     error = PaymentDeclined("amount must be greater than zero", "invalid_amount")
-    return b"".join([
-        head,
-        enc.input({"cart_id": "cart-1003", "promo": "FREE100"}),
-        enc.effect(1, LoadCart("cart-1003"), True, Cart("cart-1003", ()), 1000, 20000, SITE),
-        enc.effect(2, ChargeCard("tok_visa_1881", Decimal("0.00")), False, error, 30000, 150000, (SITE[0], 18, SITE[2])),
-        enc.outcome(False, error, TRACEBACK, 2, 200000),
-    ])
+    return b"".join(
+        [
+            head,
+            enc.input({"cart_id": "cart-1003", "promo": "FREE100"}),
+            enc.effect(1, LoadCart("cart-1003"), True, Cart("cart-1003", ()), 1000, 20000, SITE),
+            enc.effect(
+                2,
+                ChargeCard("tok_visa_1881", Decimal("0.00")),
+                False,
+                error,
+                30000,
+                150000,
+                (SITE[0], 18, SITE[2]),
+            ),
+            enc.outcome(False, error, TRACEBACK, 2, 200000),
+        ]
+    )
 
 
 ALL_VALUES = [
-    ("nil", None), ("bool", True), ("int", -42), ("uint64", 2**64 - 1), ("float", 0.1), ("str", "héllo"),
-    ("bin", b"\x00\x01\xff"), ("array", [1, "two"]), ("map", {"a": 1, 2: "b"}),
-    ("datetime", dt.datetime(2026, 1, 2, 3, 4, 5, 678901, tzinfo=dt.timezone(dt.timedelta(hours=-5)))),
-    ("naive_datetime", dt.datetime(2026, 1, 2, 3, 4, 5)), ("date", dt.date(2026, 2, 28)),
-    ("decimal", Decimal("0.00")), ("uuid", uuid.UUID("12345678-1234-5678-1234-567812345678")),
-    ("object", Charge("ch_2", Decimal("1.50"))), ("enum", Status.FREE),
-    ("error", PaymentDeclined("card declined", "card_declined")), ("tuple", (1, (2, "x"))),
-    ("set", {3, 1, "b"}), ("frozenset", frozenset({b"k"})), ("redacted", REDACTED),
-    ("opaque", Opaque("socket.socket", "<socket fd=3>")), ("timedelta", dt.timedelta(days=-1, seconds=30, microseconds=5)),
+    ("nil", None),
+    ("bool", True),
+    ("int", -42),
+    ("uint64", 2**64 - 1),
+    ("float", 0.1),
+    ("str", "héllo"),
+    ("bin", b"\x00\x01\xff"),
+    ("array", [1, "two"]),
+    ("map", {"a": 1, 2: "b"}),
+    (
+        "datetime",
+        dt.datetime(2026, 1, 2, 3, 4, 5, 678901, tzinfo=dt.timezone(dt.timedelta(hours=-5))),
+    ),
+    ("naive_datetime", dt.datetime(2026, 1, 2, 3, 4, 5)),
+    ("date", dt.date(2026, 2, 28)),
+    ("decimal", Decimal("0.00")),
+    ("uuid", uuid.UUID("12345678-1234-5678-1234-567812345678")),
+    ("object", Charge("ch_2", Decimal("1.50"))),
+    ("enum", Status.FREE),
+    ("error", PaymentDeclined("card declined", "card_declined")),
+    ("tuple", (1, (2, "x"))),
+    ("set", {3, 1, "b"}),
+    ("frozenset", frozenset({b"k"})),
+    ("redacted", REDACTED),
+    ("opaque", Opaque("socket.socket", "<socket fd=3>")),
+    ("timedelta", dt.timedelta(days=-1, seconds=30, microseconds=5)),
     ("time", dt.time(23, 59, 58, 1000)),
 ]
 
@@ -280,12 +341,28 @@ SECRETS = ("hunter2", "482913", "sk_live_abc123", "4111111111111111")
 
 def redacted() -> bytes:
     enc, head = encoder()
-    return b"".join([
-        head,
-        enc.input({"user": "ada", "api_key": SECRETS[2], "card": {"card_number": SECRETS[3], "exp": "12/29"}}),
-        enc.effect(1, Login("ada", SECRETS[0], otp=SECRETS[1]), True, {"session": "s1", "token": SECRETS[2]}, 500, 9000, SITE),
-        enc.outcome(True, {"user": "ada", "password": SECRETS[0]}, "", None, 10000),
-    ])
+    return b"".join(
+        [
+            head,
+            enc.input(
+                {
+                    "user": "ada",
+                    "api_key": SECRETS[2],
+                    "card": {"card_number": SECRETS[3], "exp": "12/29"},
+                }
+            ),
+            enc.effect(
+                1,
+                Login("ada", SECRETS[0], otp=SECRETS[1]),
+                True,
+                {"session": "s1", "token": SECRETS[2]},
+                500,
+                9000,
+                SITE,
+            ),
+            enc.outcome(True, {"user": "ada", "password": SECRETS[0]}, "", None, 10000),
+        ]
+    )
 
 
 def truncated_prefix() -> bytes:
@@ -297,11 +374,26 @@ def truncated_prefix() -> bytes:
 
 
 VECTORS = {
-    "simple-success": (simple_success, "Two effects (a registered dataclass result, a Decimal request), Success."),
-    "failure": (failure, "An effect fails with a registered exception carrying an attribute; Failure names effect #2."),
-    "all-ext-types": (all_ext_types, "One effect per value type: every msgpack type and every ext type (no redaction)."),
-    "redacted": (redacted, "Secret-named and secret() fields redacted in input, request, result and outcome."),
-    "truncated-prefix": (truncated_prefix, "simple-success cut 5 bytes into its second effect record: complete=false."),
+    "simple-success": (
+        simple_success,
+        "Two effects (a registered dataclass result, a Decimal request), Success.",
+    ),
+    "failure": (
+        failure,
+        "An effect fails with a registered exception carrying an attribute; Failure names effect #2.",
+    ),
+    "all-ext-types": (
+        all_ext_types,
+        "One effect per value type: every msgpack type and every ext type (no redaction).",
+    ),
+    "redacted": (
+        redacted,
+        "Secret-named and secret() fields redacted in input, request, result and outcome.",
+    ),
+    "truncated-prefix": (
+        truncated_prefix,
+        "simple-success cut 5 bytes into its second effect record: complete=false.",
+    ),
 }
 
 
@@ -312,7 +404,10 @@ def main() -> int:
         data = build()
         doc = to_json(name, description, data)
         text = json.dumps(doc, indent=1, ensure_ascii=False) + "\n"
-        for path, content in ((HERE / f"{name}.prodtrace", data), (HERE / f"{name}.json", text.encode())):
+        for path, content in (
+            (HERE / f"{name}.prodtrace", data),
+            (HERE / f"{name}.json", text.encode()),
+        ):
             if not path.exists() or path.read_bytes() != content:
                 changed.append(path.name)
                 if not check:

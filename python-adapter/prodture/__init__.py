@@ -16,12 +16,30 @@ __version__ = "0.1.0"
 
 _EXPORTS = {
     "effects": [
-        "Command", "Effect", "GetEnv", "MonotonicNow", "NewUUID", "Now", "RandomFloat",
-        "RandomInt", "Sleep", "register", "registry", "secret",
+        "Command",
+        "Effect",
+        "GetEnv",
+        "MonotonicNow",
+        "NewUUID",
+        "Now",
+        "RandomFloat",
+        "RandomInt",
+        "Sleep",
+        "register",
+        "registry",
+        "secret",
     ],
     "recorder": ["ALWAYS", "ON_FAILURE", "DirectorySink", "MemorySink", "Recorder", "Sampled"],
     "replay": ["Divergence", "Replayer", "ReplayError", "ReplayResult"],
-    "runtime": ["EffectCall", "Failure", "Interpreter", "Outcome", "Success", "handler", "pipeline"],
+    "runtime": [
+        "EffectCall",
+        "Failure",
+        "Interpreter",
+        "Outcome",
+        "Success",
+        "handler",
+        "pipeline",
+    ],
     "trace": ["Redactor", "Trace", "TraceFormatError", "TraceReader", "read_trace"],
 }
 _MODULE_OF = {name: module for module, names in _EXPORTS.items() for name in names}
@@ -43,9 +61,21 @@ def __dir__() -> list[str]:
 
 
 if TYPE_CHECKING:  # for type checkers and IDEs: the names as if imported eagerly
-    from .effects import (Command, Effect, GetEnv, MonotonicNow, NewUUID, Now, RandomFloat,  # noqa: F401
-                          RandomInt, Sleep, register, registry, secret)
-    from .recorder import ALWAYS, ON_FAILURE, DirectorySink, MemorySink, Recorder, Sampled  # noqa: F401
-    from .replay import Divergence, Replayer, ReplayError, ReplayResult  # noqa: F401
-    from .runtime import EffectCall, Failure, Interpreter, Outcome, Success, handler, pipeline  # noqa: F401
+    from .effects import (
+        Command,
+        Effect,
+        GetEnv,
+        MonotonicNow,
+        NewUUID,
+        Now,
+        RandomFloat,
+        RandomInt,
+        Sleep,
+        register,
+        registry,
+        secret,
+    )
+    from .recorder import ALWAYS, ON_FAILURE, DirectorySink, MemorySink, Recorder, Sampled
+    from .replay import Divergence, Replayer, ReplayError, ReplayResult
+    from .runtime import EffectCall, Failure, Interpreter, Outcome, Success, handler, pipeline
     from .trace import Redactor, Trace, TraceFormatError, TraceReader, read_trace  # noqa: F401

@@ -12,7 +12,8 @@ import argparse
 import json
 import os
 import sys
-from typing import Any, NoReturn, Sequence
+from collections.abc import Sequence
+from typing import Any, NoReturn
 
 from .replay import SPECULATIVE, STRICT, Divergence, Replayer, ReplayError, ReplayResult
 from .runtime import Success
@@ -42,9 +43,21 @@ def _parser() -> argparse.ArgumentParser:
     )
     replay.add_argument("trace", help="path to a .prodtrace file")
     replay.add_argument("--json", action="store_true", help="machine-readable output")
-    replay.add_argument("--handler", metavar="MODULE:FUNCTION", help="replay this handler instead of the one the trace names")
-    replay.add_argument("--mode", choices=[STRICT, SPECULATIVE], default=STRICT, help="stop at the first divergence (strict) or keep going (speculative)")
-    replay.add_argument("--cwd", help="project directory (where pyproject.toml lists [tool.prodture] modules); default: the current directory")
+    replay.add_argument(
+        "--handler",
+        metavar="MODULE:FUNCTION",
+        help="replay this handler instead of the one the trace names",
+    )
+    replay.add_argument(
+        "--mode",
+        choices=[STRICT, SPECULATIVE],
+        default=STRICT,
+        help="stop at the first divergence (strict) or keep going (speculative)",
+    )
+    replay.add_argument(
+        "--cwd",
+        help="project directory (where pyproject.toml lists [tool.prodture] modules); default: the current directory",
+    )
     return parser
 
 
@@ -186,7 +199,11 @@ def _replay_json(result: ReplayResult, reproduced: bool) -> dict[str, Any]:
         now = (
             {"ok": True, "value": to_json(result.outcome.value)}
             if result.outcome.ok
-            else {"ok": False, "error": to_json(result.outcome.error), "traceback": result.outcome.traceback}
+            else {
+                "ok": False,
+                "error": to_json(result.outcome.error),
+                "traceback": result.outcome.traceback,
+            }
         )
     return {
         "reproduced": reproduced,
@@ -202,9 +219,12 @@ def _replay_json(result: ReplayResult, reproduced: bool) -> dict[str, Any]:
             "effect": d.effect_seq,
             "message": d.message,
             "differences": [
-                {"field": x.field, "recorded": to_json(x.recorded), "now": to_json(x.now)} for x in d.differences
+                {"field": x.field, "recorded": to_json(x.recorded), "now": to_json(x.now)}
+                for x in d.differences
             ],
-            "site": {"file": d.site[0], "line": d.site[1], "function": d.site[2]} if d.site else None,
+            "site": {"file": d.site[0], "line": d.site[1], "function": d.site[2]}
+            if d.site
+            else None,
         },
         "outcome": now,
         "recorded_outcome": outcome_to_json(result.trace.outcome),

@@ -12,7 +12,8 @@ from __future__ import annotations
 import dataclasses
 import sys
 import threading
-from typing import Any, Callable, ClassVar
+from collections.abc import Callable
+from typing import Any, ClassVar
 
 __all__ = [
     "Effect",

@@ -30,7 +30,8 @@ from __future__ import annotations
 
 import dataclasses
 import threading
-from typing import Any, Callable, ClassVar, Iterable, Sequence
+from collections.abc import Callable, Iterable, Sequence
+from typing import Any, ClassVar
 
 from .effects import Effect
 from .runtime import Outcome, run_sync
@@ -110,7 +111,7 @@ class Aggregate:
         self.version = 0
 
     @classmethod
-    def rehydrate(cls, events: Iterable[Any]) -> "Aggregate":
+    def rehydrate(cls, events: Iterable[Any]) -> Aggregate:
         aggregate = cls()
         for event in events:
             aggregate.apply(event)
@@ -119,7 +120,9 @@ class Aggregate:
     def apply(self, event: Any) -> None:
         reducer = self._reducers.get(type(event))
         if reducer is None:
-            raise TypeError(f"{type(self).__name__} has no @applies({type(event).__name__}) reducer")
+            raise TypeError(
+                f"{type(self).__name__} has no @applies({type(event).__name__}) reducer"
+            )
         reducer(self, event)
         self.version += 1
 
@@ -127,7 +130,9 @@ class Aggregate:
         """Handle ``command``: the new events, already applied to this aggregate."""
         handler = self._command_handlers.get(type(command))
         if handler is None:
-            raise TypeError(f"{type(self).__name__} has no @handles({type(command).__name__}) method")
+            raise TypeError(
+                f"{type(self).__name__} has no @handles({type(command).__name__}) method"
+            )
         events = list(handler(self, command) or ())
         for event in events:
             self.apply(event)
@@ -192,7 +197,9 @@ def speculate(
             return effect.expected_version + len(effect.events)
         performer = others.get(type(effect))
         if performer is None:
-            raise LookupError(f"speculate: no performer for {type(effect).__name__}; pass performers={{...}}")
+            raise LookupError(
+                f"speculate: no performer for {type(effect).__name__}; pass performers={{...}}"
+            )
         return performer(effect)
 
     outcome = run_sync(handler, command, perform)

@@ -29,7 +29,7 @@ class OtelRecorder:
         self.inner = inner
         self.tracer = otel_trace.get_tracer("prodture", tracer_provider=tracer_provider)
 
-    def begin(self, handler_name: str, input: Any) -> "_OtelSession":
+    def begin(self, handler_name: str, input: Any) -> _OtelSession:
         inner = self.inner.begin(handler_name, input) if self.inner is not None else None
         return _OtelSession(self.tracer, handler_name, inner)
 
@@ -42,20 +42,32 @@ class _OtelSession:
         self.inner = inner
         # Effect timings are perf_counter readings; spans want epoch nanoseconds.
         self.offset_ns = time.time_ns() - time.perf_counter_ns()
-        self.span = tracer.start_span(f"handler {handler_name}", attributes={"prodture.handler": handler_name})
+        self.span = tracer.start_span(
+            f"handler {handler_name}", attributes={"prodture.handler": handler_name}
+        )
         trace_id = getattr(getattr(inner, "info", None), "trace_id", None)
         if trace_id:
             self.span.set_attribute("prodture.trace_id", trace_id)
 
-    def effect(self, call: EffectCall, ok: bool, value: Any, start_ns: int, duration_ns: int) -> None:
+    def effect(
+        self, call: EffectCall, ok: bool, value: Any, start_ns: int, duration_ns: int
+    ) -> None:
         if self.inner is not None:
             self.inner.effect(call, ok, value, start_ns, duration_ns)
         name = getattr(type(call.effect), "effect_name", type(call.effect).__name__)
         attributes: dict[str, Any] = {"prodture.effect.seq": call.seq, "prodture.effect.type": name}
         if call.site is not None:
-            attributes.update({"code.filepath": call.site[0], "code.lineno": call.site[1], "code.function": call.site[2]})
+            attributes.update(
+                {
+                    "code.filepath": call.site[0],
+                    "code.lineno": call.site[1],
+                    "code.function": call.site[2],
+                }
+            )
         context = otel_trace.set_span_in_context(self.span)
-        child = self.tracer.start_span(name, context=context, start_time=start_ns + self.offset_ns, attributes=attributes)
+        child = self.tracer.start_span(
+            name, context=context, start_time=start_ns + self.offset_ns, attributes=attributes
+        )
         if not ok:
             child.record_exception(value)
             child.set_status(Status(StatusCode.ERROR, f"{type(value).__name__}: {value}"))
@@ -68,7 +80,9 @@ class _OtelSession:
             self.span.set_status(Status(StatusCode.OK))
         else:
             self.span.record_exception(outcome.error)
-            self.span.set_status(Status(StatusCode.ERROR, f"{type(outcome.error).__name__}: {outcome.error}"))
+            self.span.set_status(
+                Status(StatusCode.ERROR, f"{type(outcome.error).__name__}: {outcome.error}")
+            )
             if outcome.effect_seq is not None:
                 self.span.set_attribute("prodture.failed_effect", outcome.effect_seq)
         self.span.end()

@@ -12,8 +12,9 @@ than the standard library is imported until a trace is collected.
 
 from __future__ import annotations
 
+from collections.abc import Iterator
 from pathlib import Path
-from typing import Any, Iterator
+from typing import Any
 
 import pytest
 
@@ -26,7 +27,12 @@ def pytest_addoption(parser: pytest.Parser) -> None:
         default=False,
         help="collect *.prodtrace files as tests that replay them against the current code",
     )
-    parser.addini("prodture_replay", type="bool", default=False, help="always collect *.prodtrace files as replay tests")
+    parser.addini(
+        "prodture_replay",
+        type="bool",
+        default=False,
+        help="always collect *.prodtrace files as replay tests",
+    )
 
 
 def _enabled(config: pytest.Config) -> bool:

@@ -86,7 +86,7 @@ class _FileStream:
         if written != len(data):  # a short write (signal, full disk): finish the record
             view = memoryview(data)[written:]
             while view:
-                view = view[os.write(self.fd, view):]
+                view = view[os.write(self.fd, view) :]
 
     def close(self) -> None:
         os.close(self.fd)
@@ -118,7 +118,7 @@ class DirectorySink:
 class _MemoryStream:
     __slots__ = ("sink", "chunks", "info")
 
-    def __init__(self, sink: "MemorySink", info: TraceInfo) -> None:
+    def __init__(self, sink: MemorySink, info: TraceInfo) -> None:
         self.sink, self.info, self.chunks = sink, info, []
 
     def write(self, data: bytes) -> None:
@@ -165,14 +165,18 @@ class Recorder:
         sink: Sink,
         *,
         mode: str | Sampled = ALWAYS,
-        redact: Redactor | list[str] | tuple[str, ...] | None = Redactor(),
+        redact: Redactor | list[str] | tuple[str, ...] | None = Redactor(),  # noqa: B008 -- Redactor is immutable, one shared default is safe
         meta: dict[str, Any] | None = None,
     ) -> None:
         if mode not in (ALWAYS, ON_FAILURE) and not isinstance(mode, Sampled):
-            raise ValueError(f"unknown recording mode {mode!r}: use 'always', 'on-failure' or Sampled(rate)")
+            raise ValueError(
+                f"unknown recording mode {mode!r}: use 'always', 'on-failure' or Sampled(rate)"
+            )
         self.sink = sink
         self.mode = mode
-        self.redactor = redact if isinstance(redact, Redactor) or redact is None else Redactor(redact)
+        self.redactor = (
+            redact if isinstance(redact, Redactor) or redact is None else Redactor(redact)
+        )
         self.meta = dict(meta or {})
         self.stats = RecorderStats()
         self._lock = threading.Lock()
@@ -181,7 +185,7 @@ class Recorder:
         with self._lock:
             setattr(self.stats, field, getattr(self.stats, field) + 1)
 
-    def begin(self, handler_name: str, input: Any) -> "_Session | None":
+    def begin(self, handler_name: str, input: Any) -> _Session | None:
         mode = self.mode
         if isinstance(mode, Sampled) and random.random() >= mode.rate:
             return None
@@ -203,7 +207,11 @@ class _Session:
         self.broken = False
         self.t0 = time.perf_counter_ns()
         fn = handlers.get(handler_name)
-        fingerprint = code_fingerprint(fn.__code__.co_filename) if fn is not None and hasattr(fn, "__code__") else ""
+        fingerprint = (
+            code_fingerprint(fn.__code__.co_filename)
+            if fn is not None and hasattr(fn, "__code__")
+            else ""
+        )
         head = self.encoder.header(
             handler_name,
             trace_id=self.info.trace_id,
@@ -231,17 +239,29 @@ class _Session:
         self.recorder._count("sink_errors")
         log.warning(
             "prodture: trace sink %r failed for %s (trace %s); this trace is dropped, the handler is unaffected",
-            self.recorder.sink, self.info.handler, self.info.trace_id, exc_info=True,
+            self.recorder.sink,
+            self.info.handler,
+            self.info.trace_id,
+            exc_info=True,
         )
 
-    def effect(self, call: EffectCall, ok: bool, value: Any, start_ns: int, duration_ns: int) -> None:
+    def effect(
+        self, call: EffectCall, ok: bool, value: Any, start_ns: int, duration_ns: int
+    ) -> None:
         if self.broken:
             return
         try:
-            data = self.encoder.effect(call.seq, call.effect, ok, value, start_ns - self.t0, duration_ns, call.site)
+            data = self.encoder.effect(
+                call.seq, call.effect, ok, value, start_ns - self.t0, duration_ns, call.site
+            )
         except Exception:
             self.recorder._count("encode_errors")
-            log.warning("prodture: could not encode effect #%d of %s", call.seq, self.info.handler, exc_info=True)
+            log.warning(
+                "prodture: could not encode effect #%d of %s",
+                call.seq,
+                self.info.handler,
+                exc_info=True,
+            )
             return
         stream = self.stream
         if stream is not None:  # the common case: the sink is open, write straight through
@@ -259,7 +279,9 @@ class _Session:
         if outcome.ok:
             data = self.encoder.outcome(True, outcome.value, "", None, duration)
         else:
-            data = self.encoder.outcome(False, outcome.error, outcome.traceback, outcome.effect_seq, duration)
+            data = self.encoder.outcome(
+                False, outcome.error, outcome.traceback, outcome.effect_seq, duration
+            )
         if self.buffer is not None:
             if outcome.ok:
                 self.recorder._count("traces_discarded")

@@ -16,11 +16,19 @@ import importlib
 import operator
 import os
 import sys
-from typing import Any, Callable, Iterable, Mapping
+from collections.abc import Callable, Iterable, Mapping
+from typing import Any
 
 from .effects import Effect
 from .runtime import EffectCall, Outcome, Success, handler_name, handlers, run_sync
-from .trace.codec import REDACTED, RecordedError, TraceFormatError, UnknownValue, allow_modules, type_name
+from .trace.codec import (
+    REDACTED,
+    RecordedError,
+    TraceFormatError,
+    UnknownValue,
+    allow_modules,
+    type_name,
+)
 from .trace.format import EffectRecord, OutcomeRecord, Trace, TraceReader, describe_error
 
 __all__ = [
@@ -113,7 +121,9 @@ def _r(value: Any, limit: int = 120) -> str:
 
 def describe_effect(effect: Effect) -> str:
     if dataclasses.is_dataclass(effect):
-        inner = ", ".join(f"{f.name}={_r(getattr(effect, f.name), 60)}" for f in dataclasses.fields(effect))
+        inner = ", ".join(
+            f"{f.name}={_r(getattr(effect, f.name), 60)}" for f in dataclasses.fields(effect)
+        )
     else:
         inner = ""
     return f"{type(effect).__name__}({inner})"
@@ -131,7 +141,8 @@ def _same(recorded: Any, now: Any, depth: int = 0) -> bool:
             if type_name(type(now)) != recorded.type_name or not isinstance(recorded.fields, dict):
                 return False
             return all(
-                f.name in recorded.fields and _same(recorded.fields[f.name], getattr(now, f.name), depth + 1)
+                f.name in recorded.fields
+                and _same(recorded.fields[f.name], getattr(now, f.name), depth + 1)
                 for f in dataclasses.fields(now)
             )
         return getattr(now, "value", now) == recorded.fields
@@ -139,7 +150,7 @@ def _same(recorded: Any, now: Any, depth: int = 0) -> bool:
         return (
             isinstance(now, (list, tuple))
             and len(now) == len(recorded)
-            and all(_same(a, b, depth + 1) for a, b in zip(recorded, now))
+            and all(_same(a, b, depth + 1) for a, b in zip(recorded, now, strict=False))
         )
     if t is dict:
         return (
@@ -148,7 +159,10 @@ def _same(recorded: Any, now: Any, depth: int = 0) -> bool:
             and all(_same(v, now[k], depth + 1) for k, v in recorded.items())
         )
     if dataclasses.is_dataclass(recorded) and type(now) is t:
-        return all(_same(getattr(recorded, f.name), getattr(now, f.name), depth + 1) for f in dataclasses.fields(t))
+        return all(
+            _same(getattr(recorded, f.name), getattr(now, f.name), depth + 1)
+            for f in dataclasses.fields(t)
+        )
     try:
         return bool(recorded == now)
     except Exception:
@@ -159,7 +173,7 @@ def _values_match(recorded: list[Any], now: list[Any]) -> bool:
     """The request fields are the same as replay sees it (a redacted field matches anything)."""
     if len(recorded) != len(now):
         return False
-    for r, n in zip(recorded, now):
+    for r, n in zip(recorded, now, strict=False):
         if r is REDACTED:
             continue
         try:
@@ -175,7 +189,9 @@ def _values_match(recorded: list[Any], now: list[Any]) -> bool:
 def _errors_match(recorded: BaseException | None, now: BaseException) -> bool:
     if recorded is None:
         return False
-    recorded_name = recorded.type_name if isinstance(recorded, RecordedError) else type_name(type(recorded))
+    recorded_name = (
+        recorded.type_name if isinstance(recorded, RecordedError) else type_name(type(recorded))
+    )
     return recorded_name == type_name(type(now)) and describe_error(recorded) == describe_error(now)
 
 
@@ -214,7 +230,11 @@ class TracePerformer:
     def _values(self, effect: Effect) -> list[Any]:
         getter = self._getters.get(type(effect))
         if getter is None:
-            names = [f.name for f in dataclasses.fields(effect)] if dataclasses.is_dataclass(effect) else []
+            names = (
+                [f.name for f in dataclasses.fields(effect)]
+                if dataclasses.is_dataclass(effect)
+                else []
+            )
             if not names:
                 getter = lambda e: []  # noqa: E731
             elif len(names) == 1:
@@ -233,37 +253,60 @@ class TracePerformer:
         index = call.seq - 1
         if index >= len(self.effects):
             if not self.trace.complete and self.trace.outcome is None:
-                return self._diverge(call, Divergence(
-                    "end-of-trace", call.seq,
-                    f"effect #{call.seq}: the recording is incomplete and ends after effect "
-                    f"#{len(self.effects)}; code now yields {describe_effect(effect)}",
-                    now=effect, site=call.site,
-                ))
-            return self._diverge(call, Divergence(
-                "extra", call.seq,
-                f"effect #{call.seq}: code now yields {describe_effect(effect)}, but the recording "
-                f"has only {len(self.effects)} effects",
-                now=effect, site=call.site,
-            ))
+                return self._diverge(
+                    call,
+                    Divergence(
+                        "end-of-trace",
+                        call.seq,
+                        f"effect #{call.seq}: the recording is incomplete and ends after effect "
+                        f"#{len(self.effects)}; code now yields {describe_effect(effect)}",
+                        now=effect,
+                        site=call.site,
+                    ),
+                )
+            return self._diverge(
+                call,
+                Divergence(
+                    "extra",
+                    call.seq,
+                    f"effect #{call.seq}: code now yields {describe_effect(effect)}, but the recording "
+                    f"has only {len(self.effects)} effects",
+                    now=effect,
+                    site=call.site,
+                ),
+            )
         record = self.effects[index]
         name = getattr(type(effect), "effect_name", None) or type_name(type(effect))
         if name != record.type:
-            return self._diverge(call, Divergence(
-                "type", call.seq,
-                f"effect #{call.seq}: recorded {record.describe_request(200)}, code now yields "
-                f"{describe_effect(effect)}",
-                recorded=record, now=effect, site=call.site,
-            ))
+            return self._diverge(
+                call,
+                Divergence(
+                    "type",
+                    call.seq,
+                    f"effect #{call.seq}: recorded {record.describe_request(200)}, code now yields "
+                    f"{describe_effect(effect)}",
+                    recorded=record,
+                    now=effect,
+                    site=call.site,
+                ),
+            )
         values = self._values(effect)
         if values != record.values and not _values_match(record.values, values):
             differences = self._differences(record, effect, values)
             if differences:
                 detail = "; ".join(d.describe() for d in differences)
-                return self._diverge(call, Divergence(
-                    "request", call.seq,
-                    f"effect #{call.seq} {record.short_type}: request differs — {detail}",
-                    recorded=record, now=effect, differences=tuple(differences), site=call.site,
-                ))
+                return self._diverge(
+                    call,
+                    Divergence(
+                        "request",
+                        call.seq,
+                        f"effect #{call.seq} {record.short_type}: request differs — {detail}",
+                        recorded=record,
+                        now=effect,
+                        differences=tuple(differences),
+                        site=call.site,
+                    ),
+                )
         self.consumed = call.seq
         if self.observer is not None:
             self.observer(call, record)
@@ -271,8 +314,14 @@ class TracePerformer:
             return record.result
         raise record.error.with_traceback(None)  # type: ignore[union-attr]
 
-    def _differences(self, record: EffectRecord, effect: Effect, values: list[Any]) -> list[FieldDifference]:
-        now = dict(zip([f.name for f in dataclasses.fields(effect)], values)) if dataclasses.is_dataclass(effect) else {}
+    def _differences(
+        self, record: EffectRecord, effect: Effect, values: list[Any]
+    ) -> list[FieldDifference]:
+        now = (
+            dict(zip([f.name for f in dataclasses.fields(effect)], values, strict=False))
+            if dataclasses.is_dataclass(effect)
+            else {}
+        )
         recorded = record.request
         out = []
         for field in list(recorded) + [k for k in now if k not in recorded]:
@@ -292,24 +341,35 @@ class TracePerformer:
 
     def _speculate(self, call: EffectCall) -> Any:
         effect = call.effect
-        stub = self.stubs.get(type(effect)) or self.stubs.get(getattr(type(effect), "effect_name", ""))
+        stub = self.stubs.get(type(effect)) or self.stubs.get(
+            getattr(type(effect), "effect_name", "")
+        )
         if stub is None:
             index = call.seq - 1
             if index < len(self.effects):
                 record = self.effects[index]
-                if record.type == getattr(type(effect), "effect_name", None) and self._values(effect) == record.values:
-                    self.speculative_effects.append((call.seq, effect, record.result if record.ok else record.error))
+                if (
+                    record.type == getattr(type(effect), "effect_name", None)
+                    and self._values(effect) == record.values
+                ):
+                    self.speculative_effects.append(
+                        (call.seq, effect, record.result if record.ok else record.error)
+                    )
                     if self.observer is not None:
                         self.observer(call, record)
                     if record.ok:
                         return record.result
                     raise record.error.with_traceback(None)  # type: ignore[union-attr]
-            raise ReplayDiverged(Divergence(
-                "no-stub", call.seq,
-                f"effect #{call.seq}: speculative replay has no stub for {describe_effect(effect)}; "
-                f"pass stubs={{{type(effect).__name__}: ...}}",
-                now=effect, site=call.site,
-            ))
+            raise ReplayDiverged(
+                Divergence(
+                    "no-stub",
+                    call.seq,
+                    f"effect #{call.seq}: speculative replay has no stub for {describe_effect(effect)}; "
+                    f"pass stubs={{{type(effect).__name__}: ...}}",
+                    now=effect,
+                    site=call.site,
+                )
+            )
         if self.observer is not None:
             self.observer(call, None)
         try:
@@ -328,7 +388,8 @@ class TracePerformer:
         if self.consumed < recorded_count:
             nxt = self.effects[self.consumed]
             self.divergence = Divergence(
-                "missing", self.consumed + 1,
+                "missing",
+                self.consumed + 1,
                 f"effect #{self.consumed + 1}: recorded {nxt.describe_request(200)}, but the code now "
                 f"finishes after {self.consumed} effects ({_describe_outcome(outcome)})",
                 recorded=nxt,
@@ -339,7 +400,8 @@ class TracePerformer:
             return None  # incomplete recording: nothing to compare the outcome with
         if not _outcomes_match(recorded, outcome):
             self.divergence = Divergence(
-                "outcome", None,
+                "outcome",
+                None,
                 f"outcome: recorded {recorded.describe(200)}, now {_describe_outcome(outcome)}",
             )
         return self.divergence
@@ -452,7 +514,9 @@ def resolve_handler(
         if callable(obj) and handler_name(obj) in handlers and handlers[handler_name(obj)] is obj:
             found = obj
         elif callable(obj):
-            raise ReplayError(f"{name} is not a registered handler; decorate it with @prodture.handler")
+            raise ReplayError(
+                f"{name} is not a registered handler; decorate it with @prodture.handler"
+            )
     if found is None:
         if explicit:
             raise ReplayError(f"handler {name} not found: module {module!r} has no {qualname!r}")
@@ -463,8 +527,13 @@ def resolve_handler(
     return found
 
 
-def load_trace(path: str | os.PathLike[str], *, modules: Iterable[str] = (), cwd: str | None = None,
-               handler: str | None = None) -> tuple[Trace, Callable[..., Any]]:
+def load_trace(
+    path: str | os.PathLike[str],
+    *,
+    modules: Iterable[str] = (),
+    cwd: str | None = None,
+    handler: str | None = None,
+) -> tuple[Trace, Callable[..., Any]]:
     """Read a trace and resolve its handler, importing allowed modules *before* decoding values
     so the application's own types decode as themselves."""
     try:
@@ -482,7 +551,9 @@ def load_trace(path: str | os.PathLike[str], *, modules: Iterable[str] = (), cwd
         else:
             if not isinstance(header_handler, str):
                 TraceReader(path).read()  # raises the precise format error
-                raise ReplayError(f"{path}: the trace names no handler; pass --handler module:function")
+                raise ReplayError(
+                    f"{path}: the trace names no handler; pass --handler module:function"
+                )
             fn = resolve_handler(header_handler, modules=modules, cwd=cwd)
         trace = TraceReader(path).read()
     except TraceFormatError as e:
@@ -520,11 +591,13 @@ class Replayer:
         cwd: str | None = None,
         mode: str = STRICT,
         stubs: Mapping[type | str, Callable[[Any], Any]] | None = None,
-    ) -> "Replayer":
+    ) -> Replayer:
         trace, fn = load_trace(path, modules=modules, cwd=cwd, handler=handler)
         return cls(trace, fn, mode=mode, stubs=stubs)
 
-    def performer(self, observer: Callable[[EffectCall, EffectRecord | None], None] | None = None) -> TracePerformer:
+    def performer(
+        self, observer: Callable[[EffectCall, EffectRecord | None], None] | None = None
+    ) -> TracePerformer:
         return TracePerformer(self.trace, mode=self.mode, stubs=self.stubs, observer=observer)
 
     def run(self) -> ReplayResult:
@@ -532,10 +605,22 @@ class Replayer:
         try:
             outcome: Outcome | None = run_sync(self.handler, self.trace.input, performer)
         except ReplayDiverged as stop:
-            return ReplayResult(self.trace, handler_name(self.handler), None, stop.divergence,
-                                performer.consumed, performer.speculative_effects, self.mode)
+            return ReplayResult(
+                self.trace,
+                handler_name(self.handler),
+                None,
+                stop.divergence,
+                performer.consumed,
+                performer.speculative_effects,
+                self.mode,
+            )
         divergence = performer.finish(outcome)
-        return ReplayResult(self.trace, handler_name(self.handler), outcome, divergence,
-                            performer.consumed, performer.speculative_effects, self.mode)
-
-
+        return ReplayResult(
+            self.trace,
+            handler_name(self.handler),
+            outcome,
+            divergence,
+            performer.consumed,
+            performer.speculative_effects,
+            self.mode,
+        )

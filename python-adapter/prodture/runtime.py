@@ -26,8 +26,9 @@ import time
 import traceback as _traceback
 import types
 import uuid
+from collections.abc import Callable, Mapping
 from datetime import datetime, timezone
-from typing import Any, Callable, Mapping, Protocol, Union
+from typing import Any, Protocol
 
 from .effects import (
     Command,
@@ -90,7 +91,7 @@ class Failure:
     ok = False
 
 
-Outcome = Union[Success, Failure]
+Outcome = Success | Failure
 
 
 @dataclasses.dataclass(slots=True)
@@ -180,8 +181,12 @@ def _site_of(obj: Any) -> tuple[str, int, str] | None:
 
 
 _LIBRARY_DIRS = tuple(
-    {os.path.join(os.path.abspath(p), "") for k, p in sysconfig.get_paths().items()
-     if k in ("stdlib", "platstdlib", "purelib", "platlib")} | {PACKAGE_DIR}
+    {
+        os.path.join(os.path.abspath(p), "")
+        for k, p in sysconfig.get_paths().items()
+        if k in ("stdlib", "platstdlib", "purelib", "platlib")
+    }
+    | {PACKAGE_DIR}
 )
 
 
@@ -313,13 +318,17 @@ def pipeline(*steps: Callable[[Any], Any]) -> Callable[[Any], Any]:
     def composed(value: Any) -> Any:
         return run_from(0, value)
 
-    composed.__qualname__ = "pipeline(" + ", ".join(getattr(s, "__qualname__", "?") for s in steps) + ")"
+    composed.__qualname__ = (
+        "pipeline(" + ", ".join(getattr(s, "__qualname__", "?") for s in steps) + ")"
+    )
     return composed
 
 
 def format_user_traceback(error: BaseException) -> str:
     """The traceback of ``error`` without the runtime's frames."""
-    frames = [f for f in _traceback.extract_tb(error.__traceback__) if not is_runtime_file(f.filename)]
+    frames = [
+        f for f in _traceback.extract_tb(error.__traceback__) if not is_runtime_file(f.filename)
+    ]
     lines = ["Traceback (most recent call last):\n"]
     lines += _traceback.format_list(frames)
     lines += _traceback.format_exception_only(type(error), error)
@@ -530,5 +539,3 @@ def run_sync(fn: Callable[..., Any], input: Any, perform: Perform) -> Outcome:
         return Success(_drive_sync(fn, input, perform, state))
     except Exception as error:
         return _failure(error, state)
-
-

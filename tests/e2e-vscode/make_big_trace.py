@@ -35,7 +35,9 @@ def main() -> int:
     for old in glob.glob(os.path.join(out, "*.prodtrace")):
         os.remove(old)
     recorder = prodture.Recorder(prodture.DirectorySink(out))
-    outcome = prodture.Interpreter({Tick: lambda e: e.n}, recorder=recorder).run(count_ticks, {"n": n})
+    outcome = prodture.Interpreter({Tick: lambda e: e.n}, recorder=recorder).run(
+        count_ticks, {"n": n}
+    )
     if not outcome.ok:
         print(f"make_big_trace: the handler failed: {outcome.error}", file=sys.stderr)
         return 1

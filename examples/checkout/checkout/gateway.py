@@ -29,7 +29,9 @@ class _GatewayHandler(BaseHTTPRequestHandler):
         except (ValueError, KeyError, InvalidOperation):
             return self._reply(400, {"error": "malformed charge request"})
         if amount <= 0:
-            return self._reply(402, {"error": "amount must be greater than zero", "code": "invalid_amount"})
+            return self._reply(
+                402, {"error": "amount must be greater than zero", "code": "invalid_amount"}
+            )
         if token.startswith("tok_declined"):
             return self._reply(402, {"error": "card declined", "code": "card_declined"})
         self._reply(201, {"charge_id": "ch_" + secrets.token_hex(6), "amount": str(amount)})
@@ -70,7 +72,9 @@ class GatewayClient:
         except urllib.error.HTTPError as error:
             payload = json.loads(error.read() or b"{}")
             if error.code == 402:
-                raise PaymentDeclined(payload.get("error", "declined"), payload.get("code", "declined")) from None
+                raise PaymentDeclined(
+                    payload.get("error", "declined"), payload.get("code", "declined")
+                ) from None
             raise
         return Charge(payload["charge_id"], Decimal(payload["amount"]))
 

@@ -56,7 +56,9 @@ class Store:
 
     def load_cart(self, effect: LoadCart) -> Cart:
         db = self._db()
-        row = db.execute("SELECT customer FROM carts WHERE cart_id = ?", (effect.cart_id,)).fetchone()
+        row = db.execute(
+            "SELECT customer FROM carts WHERE cart_id = ?", (effect.cart_id,)
+        ).fetchone()
         if row is None:
             raise KeyError(f"no cart {effect.cart_id}")
         lines = db.execute(
@@ -68,7 +70,11 @@ class Store:
     def apply_promo(self, effect: ApplyPromo) -> Decimal:
         percent = 0
         if effect.code:
-            row = self._db().execute("SELECT percent_off FROM promos WHERE code = ?", (effect.code,)).fetchone()
+            row = (
+                self._db()
+                .execute("SELECT percent_off FROM promos WHERE code = ?", (effect.code,))
+                .fetchone()
+            )
             if row is None:
                 raise UnknownPromo(f"unknown promo code {effect.code!r}")
             percent = row[0]

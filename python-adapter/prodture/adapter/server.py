@@ -24,7 +24,8 @@ import subprocess
 import sys
 import threading
 import time
-from typing import Any, Callable
+from collections.abc import Callable
+from typing import Any
 
 from .streams import DapStream
 
@@ -36,14 +37,30 @@ REQUEST_TIMEOUT = 30.0
 STOP_PAIR_TIMEOUT = 2.0
 
 EXCEPTION_FILTERS = [
-    {"filter": "effectFailed", "label": "Effect failed (recorded error)", "default": True,
-     "description": "Stop where an effect's recorded error is thrown into the handler"},
-    {"filter": "everyEffect", "label": "Every effect", "default": False,
-     "description": "Stop each time the handler receives an effect's recorded result"},
-    {"filter": "raised", "label": "Raised exceptions", "default": False,
-     "description": "Stop where the handler raises an exception"},
-    {"filter": "uncaught", "label": "Uncaught exceptions", "default": True,
-     "description": "Stop where an exception leaves the handler"},
+    {
+        "filter": "effectFailed",
+        "label": "Effect failed (recorded error)",
+        "default": True,
+        "description": "Stop where an effect's recorded error is thrown into the handler",
+    },
+    {
+        "filter": "everyEffect",
+        "label": "Every effect",
+        "default": False,
+        "description": "Stop each time the handler receives an effect's recorded result",
+    },
+    {
+        "filter": "raised",
+        "label": "Raised exceptions",
+        "default": False,
+        "description": "Stop where the handler raises an exception",
+    },
+    {
+        "filter": "uncaught",
+        "label": "Uncaught exceptions",
+        "default": True,
+        "description": "Stop where an exception leaves the handler",
+    },
 ]
 
 CAPABILITIES = {
@@ -71,12 +88,19 @@ _DIVERGING = {"setVariable", "setExpression", "goto", "gotoTargets"}
 # runs (or for references of an earlier stop, which pydevd no longer knows) they get an empty
 # success instead of pydevd's "Unable to find thread…" error, which a client shows as a toast
 _QUIET_EMPTY: dict[str, dict[str, Any]] = {
-    "variables": {"variables": []}, "scopes": {"scopes": []}, "stackTrace": {"stackFrames": [], "totalFrames": 0},
+    "variables": {"variables": []},
+    "scopes": {"scopes": []},
+    "stackTrace": {"stackFrames": [], "totalFrames": 0},
 }
 _INSPECTION = set(_QUIET_EMPTY) | {"evaluate", "setVariable", "setExpression", "completions"}
 _ENGINE_COMMANDS = {
-    "next": "next", "stepIn": "stepIn", "stepOut": "stepOut", "continue": "continue",
-    "stepBack": "stepBack", "reverseContinue": "reverseContinue", "prodture/jumpToEffect": "jumpToEffect",
+    "next": "next",
+    "stepIn": "stepIn",
+    "stepOut": "stepOut",
+    "continue": "continue",
+    "stepBack": "stepBack",
+    "reverseContinue": "reverseContinue",
+    "prodture/jumpToEffect": "jumpToEffect",
 }
 
 
@@ -87,7 +111,7 @@ class LaunchError(Exception):
 class Debuggee:
     """One debuggee process: the runner, its DAP socket (debugpy) and control socket."""
 
-    def __init__(self, adapter: "Adapter", generation: int, args: dict[str, Any]) -> None:
+    def __init__(self, adapter: Adapter, generation: int, args: dict[str, Any]) -> None:
         self.adapter = adapter
         self.generation = generation
         self.args = args
@@ -117,31 +141,61 @@ class Debuggee:
         env.setdefault("PYDEVD_DISABLE_FILE_VALIDATION", "1")
         env["PYTHONUNBUFFERED"] = "1"
         command = [
-            python, "-X", "frozen_modules=off", "-m", "prodture.debug.runner",
-            "--control-fd", str(child.fileno()), "--trace", args["trace"], "--handler", args.get("handler") or "",
-            "--cwd", cwd, "--mode", args.get("replayMode") or "strict",
-            "--just-my-code", "0" if args.get("justMyCode") is False else "1",
-            "--stop-on-entry", "1" if args.get("stopOnEntry") else "0",
+            python,
+            "-X",
+            "frozen_modules=off",
+            "-m",
+            "prodture.debug.runner",
+            "--control-fd",
+            str(child.fileno()),
+            "--trace",
+            args["trace"],
+            "--handler",
+            args.get("handler") or "",
+            "--cwd",
+            cwd,
+            "--mode",
+            args.get("replayMode") or "strict",
+            "--just-my-code",
+            "0" if args.get("justMyCode") is False else "1",
+            "--stop-on-entry",
+            "1" if args.get("stopOnEntry") else "0",
         ]
         if args.get("stubs"):
             command += ["--stubs", args["stubs"]]
         try:
             self.proc = subprocess.Popen(
-                command, cwd=cwd, env=env, stdin=subprocess.DEVNULL, stdout=subprocess.PIPE,
-                stderr=subprocess.PIPE, pass_fds=(child.fileno(),), start_new_session=True,
+                command,
+                cwd=cwd,
+                env=env,
+                stdin=subprocess.DEVNULL,
+                stdout=subprocess.PIPE,
+                stderr=subprocess.PIPE,
+                pass_fds=(child.fileno(),),
+                start_new_session=True,
             )
         except FileNotFoundError:
-            raise LaunchError(f"Python interpreter not found: {python}; fix the \"python\" launch attribute") from None
+            raise LaunchError(
+                f'Python interpreter not found: {python}; fix the "python" launch attribute'
+            ) from None
         except NotADirectoryError:
-            raise LaunchError(f"cwd is not a directory: {cwd}; fix the \"cwd\" launch attribute") from None
+            raise LaunchError(
+                f'cwd is not a directory: {cwd}; fix the "cwd" launch attribute'
+            ) from None
         except PermissionError:
-            raise LaunchError(f"cannot run {python}: permission denied; fix the \"python\" launch attribute") from None
+            raise LaunchError(
+                f'cannot run {python}: permission denied; fix the "python" launch attribute'
+            ) from None
         finally:
             child.close()
         self.control = parent
         threading.Thread(target=self._read_control, daemon=True).start()
-        threading.Thread(target=self._read_pipe, args=(self.proc.stdout, "stdout"), daemon=True).start()
-        threading.Thread(target=self._read_pipe, args=(self.proc.stderr, "stderr"), daemon=True).start()
+        threading.Thread(
+            target=self._read_pipe, args=(self.proc.stdout, "stdout"), daemon=True
+        ).start()
+        threading.Thread(
+            target=self._read_pipe, args=(self.proc.stderr, "stderr"), daemon=True
+        ).start()
         threading.Thread(target=self._wait, daemon=True).start()
 
     def _read_control(self) -> None:
@@ -186,7 +240,9 @@ class Debuggee:
                 return
             self.post("dap", message)
 
-    def request(self, command: str, arguments: Any, on_response: Callable[[dict[str, Any]], None]) -> None:
+    def request(
+        self, command: str, arguments: Any, on_response: Callable[[dict[str, Any]], None]
+    ) -> None:
         seq = next(self.seq)
         self.pending[seq] = on_response
         assert self.dap is not None
@@ -195,7 +251,9 @@ class Debuggee:
             message["arguments"] = arguments
         self.dap.write(message)
 
-    def command(self, message: dict[str, Any], on_reply: Callable[[dict[str, Any]], None] | None = None) -> None:
+    def command(
+        self, message: dict[str, Any], on_reply: Callable[[dict[str, Any]], None] | None = None
+    ) -> None:
         if on_reply is not None:
             message["id"] = ident = next(self.control_ids)
             self.control_pending[ident] = on_reply
@@ -263,9 +321,15 @@ class Adapter:
         except (OSError, ValueError):
             self.running = False
 
-    def respond(self, request: dict[str, Any], body: Any = None, *, message: str | None = None) -> None:
-        response: dict[str, Any] = {"type": "response", "request_seq": request["seq"],
-                                    "command": request["command"], "success": message is None}
+    def respond(
+        self, request: dict[str, Any], body: Any = None, *, message: str | None = None
+    ) -> None:
+        response: dict[str, Any] = {
+            "type": "response",
+            "request_seq": request["seq"],
+            "command": request["command"],
+            "success": message is None,
+        }
         if message is not None:
             response["message"] = message
             response["body"] = {"error": {"id": 1, "format": message, "showUser": True}}
@@ -330,8 +394,14 @@ class Adapter:
         command = message.get("command", "")
         handler = getattr(self, f"{command.replace('/', '_')}_request", None)
         try:
-            if command in _INSPECTION and (self.closing or not self.suspended) and not (
-                    command == "variables" and (message.get("arguments") or {}).get("variablesReference") == REPLAY_REF):
+            if (
+                command in _INSPECTION
+                and (self.closing or not self.suspended)
+                and not (
+                    command == "variables"
+                    and (message.get("arguments") or {}).get("variablesReference") == REPLAY_REF
+                )
+            ):
                 self._answer_quietly(message)
             elif handler is not None:
                 handler(message)
@@ -342,7 +412,9 @@ class Adapter:
             else:
                 self.forward(message)
         except Exception as e:  # a bug here must not kill the session silently
-            self.respond(message, message=f"prodture adapter error in {command}: {type(e).__name__}: {e}")
+            self.respond(
+                message, message=f"prodture adapter error in {command}: {type(e).__name__}: {e}"
+            )
 
     def _answer_quietly(self, request: dict[str, Any]) -> None:
         """A request for a stop that is gone: empty success, or an error the client does not show."""
@@ -350,12 +422,29 @@ class Adapter:
         if empty is not None:
             self.respond(request, dict(empty))
             return
-        self.send({"type": "response", "request_seq": request["seq"], "command": request["command"],
-                   "success": False, "message": "the replay is running: no stop to inspect",
-                   "body": {"error": {"id": 2, "format": "the replay is running: no stop to inspect", "showUser": False}}})
+        self.send(
+            {
+                "type": "response",
+                "request_seq": request["seq"],
+                "command": request["command"],
+                "success": False,
+                "message": "the replay is running: no stop to inspect",
+                "body": {
+                    "error": {
+                        "id": 2,
+                        "format": "the replay is running: no stop to inspect",
+                        "showUser": False,
+                    }
+                },
+            }
+        )
 
-    def forward(self, request: dict[str, Any], arguments: Any = None,
-                transform: Callable[[dict[str, Any]], Any] | None = None) -> None:
+    def forward(
+        self,
+        request: dict[str, Any],
+        arguments: Any = None,
+        transform: Callable[[dict[str, Any]], Any] | None = None,
+    ) -> None:
         debuggee = self.debuggee
         if debuggee is None or debuggee.dap is None or debuggee.dead:
             self.respond(request, message=f"{request['command']}: no debuggee is running")
@@ -371,7 +460,9 @@ class Adapter:
                     # a reference of an earlier stop that reached pydevd after the thread resumed
                     self._answer_quietly(request)
                     return
-                self.respond(request, message=response.get("message") or f"{request['command']} failed")
+                self.respond(
+                    request, message=response.get("message") or f"{request['command']} failed"
+                )
                 return
             body = response.get("body")
             if transform is not None:
@@ -381,10 +472,17 @@ class Adapter:
         def on_timeout() -> None:
             if not answered[0]:
                 answered[0] = True
-                self.respond(request, message=f"{request['command']}: debugpy did not answer within {REQUEST_TIMEOUT:.0f} s")
+                self.respond(
+                    request,
+                    message=f"{request['command']}: debugpy did not answer within {REQUEST_TIMEOUT:.0f} s",
+                )
 
         try:
-            debuggee.request(request["command"], arguments if arguments is not None else request.get("arguments"), on_response)
+            debuggee.request(
+                request["command"],
+                arguments if arguments is not None else request.get("arguments"),
+                on_response,
+            )
         except OSError:
             self.respond(request, message=f"{request['command']}: the debuggee is gone")
             return
@@ -397,7 +495,10 @@ class Adapter:
         self.respond(request, CAPABILITIES)
 
     def attach_request(self, request: dict[str, Any]) -> None:
-        self.respond(request, message="prodture debugs a recorded trace: use a \"launch\" configuration with \"trace\"")
+        self.respond(
+            request,
+            message='prodture debugs a recorded trace: use a "launch" configuration with "trace"',
+        )
 
     def launch_request(self, request: dict[str, Any]) -> None:
         args = dict(request.get("arguments") or {})
@@ -419,13 +520,15 @@ class Adapter:
     def _check_launch(self, args: dict[str, Any]) -> str | None:
         trace = args.get("trace")
         if not trace or not isinstance(trace, str):
-            return "the launch configuration has no \"trace\": set it to the path of a .prodtrace file"
+            return (
+                'the launch configuration has no "trace": set it to the path of a .prodtrace file'
+            )
         cwd = args.get("cwd") or os.getcwd()
         if not os.path.isdir(cwd):
-            return f"cwd {cwd} is not a directory; fix the \"cwd\" launch attribute"
+            return f'cwd {cwd} is not a directory; fix the "cwd" launch attribute'
         path = trace if os.path.isabs(trace) else os.path.join(cwd, trace)
         if not os.path.exists(path):
-            return f"{trace}: no such trace file; check the \"trace\" launch attribute"
+            return f'{trace}: no such trace file; check the "trace" launch attribute'
         args["trace"] = os.path.abspath(path)
         args["cwd"] = os.path.abspath(cwd)
         mode = args.get("replayMode") or "strict"
@@ -433,16 +536,18 @@ class Adapter:
             return f"replayMode {mode!r} is not strict or speculative; fix the launch attribute"
         handler = args.get("handler")
         if handler and (not isinstance(handler, str) or ":" not in handler):
-            return f"handler {handler!r} is not of the form module:function; fix the \"handler\" launch attribute"
+            return f'handler {handler!r} is not of the form module:function; fix the "handler" launch attribute'
         stubs = args.get("stubs")
         if stubs and (not isinstance(stubs, str) or ":" not in stubs):
-            return f"stubs {stubs!r} is not of the form module:function; fix the \"stubs\" launch attribute"
+            return f'stubs {stubs!r} is not of the form module:function; fix the "stubs" launch attribute'
         if stubs and mode != "speculative":
-            return "\"stubs\" answer new effects only in a speculative replay; add \"replayMode\": \"speculative\" or remove \"stubs\""
+            return '"stubs" answer new effects only in a speculative replay; add "replayMode": "speculative" or remove "stubs"'
         return None
 
     def _fail_launch(self, request: dict[str, Any], message: str) -> None:
-        message = message.strip().splitlines()[0] if message.strip() else "the debuggee failed to start"
+        message = (
+            message.strip().splitlines()[0] if message.strip() else "the debuggee failed to start"
+        )
         self.respond(request, message=message)
         self.event("output", {"category": "important", "output": f"prodture: {message}\n"})
         self._terminate_session()
@@ -471,7 +576,10 @@ class Adapter:
         except LaunchError as e:
             finish(str(e))
             return
-        self.after(LAUNCH_TIMEOUT, lambda: finish(f"the debuggee did not start within {LAUNCH_TIMEOUT:.0f} s"))
+        self.after(
+            LAUNCH_TIMEOUT,
+            lambda: finish(f"the debuggee did not start within {LAUNCH_TIMEOUT:.0f} s"),
+        )
 
     def _handshake(self, debuggee: Debuggee, hello: dict[str, Any]) -> None:
         """The debuggee listens: attach to its in-process debugpy."""
@@ -483,14 +591,27 @@ class Adapter:
             if self.launch_done:
                 self.launch_done(f"cannot connect to the debuggee's debugpy: {e}")
             return
-        init = {"clientID": "prodture", "adapterID": "prodture", "pathFormat": "path",
-                "linesStartAt1": self.client_init.get("linesStartAt1", True),
-                "columnsStartAt1": self.client_init.get("columnsStartAt1", True),
-                "supportsVariableType": True, "supportsVariablePaging": True, "supportsRunInTerminalRequest": False}
+        init = {
+            "clientID": "prodture",
+            "adapterID": "prodture",
+            "pathFormat": "path",
+            "linesStartAt1": self.client_init.get("linesStartAt1", True),
+            "columnsStartAt1": self.client_init.get("columnsStartAt1", True),
+            "supportsVariableType": True,
+            "supportsVariablePaging": True,
+            "supportsRunInTerminalRequest": False,
+        }
         args = self.launch_args
-        attach = {"justMyCode": args.get("justMyCode", True) is not False, "redirectOutput": False,
-                  "subProcess": False, "showReturnValue": False, "name": "prodture"}
-        debuggee.request("initialize", init, lambda r: debuggee.request("attach", attach, lambda r2: None))
+        attach = {
+            "justMyCode": args.get("justMyCode", True) is not False,
+            "redirectOutput": False,
+            "subProcess": False,
+            "showReturnValue": False,
+            "name": "prodture",
+        }
+        debuggee.request(
+            "initialize", init, lambda r: debuggee.request("attach", attach, lambda r2: None)
+        )
 
     def configurationDone_request(self, request: dict[str, Any]) -> None:
         debuggee = self.debuggee
@@ -516,15 +637,24 @@ class Adapter:
     def _send_breakpoints(self, path: str, args: dict[str, Any]) -> None:
         if self.debuggee is None:
             return
-        bps = [{"line": b.get("line"), "condition": b.get("condition"), "hitCondition": b.get("hitCondition"),
-                "logMessage": b.get("logMessage")} for b in args.get("breakpoints") or []]
+        bps = [
+            {
+                "line": b.get("line"),
+                "condition": b.get("condition"),
+                "hitCondition": b.get("hitCondition"),
+                "logMessage": b.get("logMessage"),
+            }
+            for b in args.get("breakpoints") or []
+        ]
         self.debuggee.command({"cmd": "breakpoints", "path": path, "breakpoints": bps})
 
     def setExceptionBreakpoints_request(self, request: dict[str, Any]) -> None:
         args = request.get("arguments") or {}
         known = {f["filter"] for f in EXCEPTION_FILTERS}
         filters = [f for f in args.get("filters") or [] if f in known]
-        filters += [o.get("filterId") for o in args.get("filterOptions") or [] if o.get("filterId") in known]
+        filters += [
+            o.get("filterId") for o in args.get("filterOptions") or [] if o.get("filterId") in known
+        ]
         self.filters = filters
         if self.debuggee is not None:
             self.debuggee.command({"cmd": "filters", "filters": filters})
@@ -541,10 +671,13 @@ class Adapter:
             try:
                 arg = int((request.get("arguments") or {}).get("effect"))
             except (TypeError, ValueError):
-                self.respond(request, message="prodture/jumpToEffect needs {\"effect\": N}")
+                self.respond(request, message='prodture/jumpToEffect needs {"effect": N}')
                 return
             if not 1 <= arg <= debuggee.effect_count:
-                self.respond(request, message=f"effect {arg} is not in the trace: it has effects 1 to {debuggee.effect_count}")
+                self.respond(
+                    request,
+                    message=f"effect {arg} is not in the trace: it has effects 1 to {debuggee.effect_count}",
+                )
                 return
         self.suspended = False  # from now on the old stop's references are stale
 
@@ -565,9 +698,13 @@ class Adapter:
 
     def diverging_request(self, request: dict[str, Any]) -> None:
         if (self.launch_args.get("replayMode") or "strict") == "strict":
-            self.respond(request, message=(
-                f"{request['command']} is refused in a strict replay: it would move execution away from "
-                "the recording; launch with \"replayMode\": \"speculative\" to explore"))
+            self.respond(
+                request,
+                message=(
+                    f"{request['command']} is refused in a strict replay: it would move execution away from "
+                    'the recording; launch with "replayMode": "speculative" to explore'
+                ),
+            )
             return
         self.forward(request)
 
@@ -575,8 +712,14 @@ class Adapter:
         if self.debuggee is None:
             self.respond(request, message="prodture/effects: no debuggee is running")
             return
-        self.debuggee.command({"cmd": "effects"}, lambda reply: self.respond(
-            request, reply.get("body")) if reply.get("ok") else self.respond(request, message=reply.get("message")))
+        self.debuggee.command(
+            {"cmd": "effects"},
+            lambda reply: (
+                self.respond(request, reply.get("body"))
+                if reply.get("ok")
+                else self.respond(request, message=reply.get("message"))
+            ),
+        )
 
     def stackTrace_request(self, request: dict[str, Any]) -> None:
         args = dict(request.get("arguments") or {})
@@ -585,10 +728,18 @@ class Adapter:
         runtime_dir = self.debuggee.runtime_dir if self.debuggee else ""
 
         def hide_runtime(body: dict[str, Any]) -> dict[str, Any]:
-            frames = [f for f in body.get("stackFrames", [])
-                      if not (runtime_dir and os.path.realpath((f.get("source") or {}).get("path") or "").startswith(runtime_dir))]
+            frames = [
+                f
+                for f in body.get("stackFrames", [])
+                if not (
+                    runtime_dir
+                    and os.path.realpath((f.get("source") or {}).get("path") or "").startswith(
+                        runtime_dir
+                    )
+                )
+            ]
             total = len(frames)
-            frames = frames[start:start + levels] if levels else frames[start:]
+            frames = frames[start : start + levels] if levels else frames[start:]
             return {"stackFrames": frames, "totalFrames": total}
 
         self.forward(request, arguments=args, transform=hide_runtime)
@@ -597,8 +748,14 @@ class Adapter:
         def add_replay(body: dict[str, Any]) -> dict[str, Any]:
             scopes = list(body.get("scopes", []))
             if self.last_stop is not None:
-                scopes.append({"name": "Replay", "variablesReference": REPLAY_REF, "expensive": False,
-                               "presentationHint": "registers"})
+                scopes.append(
+                    {
+                        "name": "Replay",
+                        "variablesReference": REPLAY_REF,
+                        "expensive": False,
+                        "presentationHint": "registers",
+                    }
+                )
             return {"scopes": scopes}
 
         self.forward(request, transform=add_replay)
@@ -608,8 +765,15 @@ class Adapter:
             self.forward(request)
             return
         view = (self.last_stop or {}).get("replay") or {}
-        variables = [{"name": k, "value": str(v), "type": "str" if isinstance(v, str) else type(v).__name__,
-                      "variablesReference": 0} for k, v in view.items()]
+        variables = [
+            {
+                "name": k,
+                "value": str(v),
+                "type": "str" if isinstance(v, str) else type(v).__name__,
+                "variablesReference": 0,
+            }
+            for k, v in view.items()
+        ]
         self.respond(request, {"variables": variables})
 
     def exceptionInfo_request(self, request: dict[str, Any]) -> None:
@@ -618,8 +782,15 @@ class Adapter:
             self.forward(request)
             return
         text = stop.get("text") or ""
-        self.respond(request, {"exceptionId": text.split(":", 1)[0] or "exception", "description": text,
-                               "breakMode": "always", "details": {"message": text, "typeName": text.split(":", 1)[0]}})
+        self.respond(
+            request,
+            {
+                "exceptionId": text.split(":", 1)[0] or "exception",
+                "description": text,
+                "breakMode": "always",
+                "details": {"message": text, "typeName": text.split(":", 1)[0]},
+            },
+        )
 
     def restart_request(self, request: dict[str, Any]) -> None:
         if not self.launch_args:
@@ -708,7 +879,13 @@ class Adapter:
             self.engine_stop = message
             self._pair_stop()
         elif kind == "output":
-            self.event("output", {"category": message.get("category", "console"), "output": message.get("output", "")})
+            self.event(
+                "output",
+                {
+                    "category": message.get("category", "console"),
+                    "output": message.get("output", ""),
+                },
+            )
         elif kind == "exited":
             summary = message.get("summary")
             if summary:
@@ -756,8 +933,12 @@ class Adapter:
         self.last_stop = engine
         self.suspended = True
         reason = engine.get("reason") or "step"
-        body: dict[str, Any] = {"reason": reason, "threadId": pydevd.get("threadId", self.thread_id),
-                                "allThreadsStopped": True, "preserveFocusHint": False}
+        body: dict[str, Any] = {
+            "reason": reason,
+            "threadId": pydevd.get("threadId", self.thread_id),
+            "allThreadsStopped": True,
+            "preserveFocusHint": False,
+        }
         if engine.get("description"):
             body["description"] = engine["description"]
         if engine.get("text"):
@@ -777,8 +958,15 @@ class Adapter:
         if not self.terminated_sent:
             if code not in (0, None):
                 tail = "".join(debuggee.stderr_tail[-3:]).strip()
-                self.event("output", {"category": "important",
-                                      "output": f"prodture: the debuggee exited with code {code}" + (f": {tail}" if tail else "") + "\n"})
+                self.event(
+                    "output",
+                    {
+                        "category": "important",
+                        "output": f"prodture: the debuggee exited with code {code}"
+                        + (f": {tail}" if tail else "")
+                        + "\n",
+                    },
+                )
             self._terminate_session(code if code is not None else 1)
 
 
@@ -787,11 +975,15 @@ def _explain_exit(debuggee: Debuggee, code: int) -> str:
     tail = "".join(debuggee.stderr_tail)
     for line in reversed(debuggee.stderr_tail):
         if line.startswith("prodture: "):
-            return line[len("prodture: "):].strip()
+            return line[len("prodture: ") :].strip()
     if "No module named prodture" in tail or "No module named 'prodture" in tail:
-        return f"prodture is not installed in {python}; run: {python} -m pip install 'prodture[debug]'"
+        return (
+            f"prodture is not installed in {python}; run: {python} -m pip install 'prodture[debug]'"
+        )
     last = tail.strip().splitlines()[-1] if tail.strip() else ""
-    return f"the debuggee ({python}) exited with code {code} before the session started" + (f": {last}" if last else "")
+    return f"the debuggee ({python}) exited with code {code} before the session started" + (
+        f": {last}" if last else ""
+    )
 
 
 def main() -> int:

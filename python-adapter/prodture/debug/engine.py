@@ -22,7 +22,8 @@ import re
 import sys
 import sysconfig
 from array import array
-from typing import Any, Callable
+from collections.abc import Callable
+from typing import Any
 
 from ..replay import STRICT, ReplayDiverged, TracePerformer
 from ..runtime import EffectCall, Failure, Success, is_runtime_file, run_sync
@@ -31,7 +32,16 @@ from .modstate import ModuleState
 
 __all__ = ["StepEngine", "Stop", "Rewind", "Breakpoint", "Terminate", "COMMANDS"]
 
-COMMANDS = ("next", "stepIn", "stepOut", "continue", "stepBack", "reverseContinue", "jumpToEffect", "terminate")
+COMMANDS = (
+    "next",
+    "stepIn",
+    "stepOut",
+    "continue",
+    "stepBack",
+    "reverseContinue",
+    "jumpToEffect",
+    "terminate",
+)
 
 _LINE_BITS = 24
 _LINE_MASK = (1 << _LINE_BITS) - 1
@@ -52,7 +62,9 @@ class Rewind(BaseException):
     """Unwinds the handler so the engine can re-run it to ``step``. A BaseException so a
     handler's ``except Exception`` cannot swallow it."""
 
-    def __init__(self, step: int, reason: str = "step", text: str | None = None, scan_until: int = 0) -> None:
+    def __init__(
+        self, step: int, reason: str = "step", text: str | None = None, scan_until: int = 0
+    ) -> None:
         super().__init__(step)
         self.step = step
         self.reason = reason
@@ -140,9 +152,13 @@ class StepEngine:
         self._library = _library_roots()
         # the stubs stand in for the outside world: their files are never stepped through
         self._stub_files = frozenset(
-            os.path.realpath(code.co_filename) for code in
-            (getattr(getattr(stub, "__wrapped__", stub), "__code__", None) for stub in (stubs or {}).values())
-            if code is not None)
+            os.path.realpath(code.co_filename)
+            for code in (
+                getattr(getattr(stub, "__wrapped__", stub), "__code__", None)
+                for stub in (stubs or {}).values()
+            )
+            if code is not None
+        )
         # code object -> local tracer (None: not user code); index <-> code for history entries
         self._tracers: dict[Any, Any] = {}
         self._codes: list[Any] = []
@@ -248,7 +264,9 @@ class StepEngine:
         index = len(self._codes)
         self._codes.append(code)
         self._code_files.append(_norm(code.co_filename))
-        self._code_lines.append(frozenset(line for _, _, line in code.co_lines() if line is not None))
+        self._code_lines.append(
+            frozenset(line for _, _, line in code.co_lines() if line is not None)
+        )
         local = self._make_local(index)
         self._tracers[code] = local
         if self.breakpoints.get(self._code_files[index]):
@@ -294,8 +312,14 @@ class StepEngine:
                 elif engine._exc_frame is frame:
                     engine._exc_frame = None
             elif event == "return":
-                if frame.f_code is engine.root_code and engine.depth == 1 and not (engine._ff or engine._scan_until):
-                    engine._on_root_return(frame, arg)  # before the depth drops: the frame is still there
+                if (
+                    frame.f_code is engine.root_code
+                    and engine.depth == 1
+                    and not (engine._ff or engine._scan_until)
+                ):
+                    engine._on_root_return(
+                        frame, arg
+                    )  # before the depth drops: the frame is still there
                 engine.depth -= 1
             elif event == "exception":
                 engine._on_exception(frame, arg)
@@ -313,7 +337,9 @@ class StepEngine:
             if self._quiet:
                 self._quiet = False
                 self.bp_locs = frozenset(self._bp_by_loc)
-            self._stop(Stop(self._check_reason, step, self.effects_done, frame, text=self._check_text))
+            self._stop(
+                Stop(self._check_reason, step, self.effects_done, frame, text=self._check_text)
+            )
             return
         if self._scan_until:
             if step >= self._scan_until:
@@ -375,7 +401,16 @@ class StepEngine:
             text = f"effect #{call.seq} {_describe_record(record, call)}"
             if record is not None:
                 text += f" → {record.describe_result(200)}"
-            self._stop(Stop("exception", self.step, self.effects_done, frame, text=text, description="Effect performed"))
+            self._stop(
+                Stop(
+                    "exception",
+                    self.step,
+                    self.effects_done,
+                    frame,
+                    text=text,
+                    description="Effect performed",
+                )
+            )
 
     def _on_exception(self, frame: Any, arg: Any) -> None:
         self._exc_frame = frame
@@ -387,42 +422,95 @@ class StepEngine:
         if pending is not None:
             call, record = pending
             self._pending_effect = None
-            if record is not None and not record.ok and ({"everyEffect", "effectFailed"} & self.filters):
+            if (
+                record is not None
+                and not record.ok
+                and ({"everyEffect", "effectFailed"} & self.filters)
+            ):
                 self._last_exc_stop = (id(exc), self.step)
                 text = f"effect #{call.seq} {record.short_type} failed (recorded error): {describe_error(record.error)}"
-                self._stop(Stop("exception", self.step, self.effects_done, frame, text=text,
-                                description="Effect failed (recorded error)"))
+                self._stop(
+                    Stop(
+                        "exception",
+                        self.step,
+                        self.effects_done,
+                        frame,
+                        text=text,
+                        description="Effect failed (recorded error)",
+                    )
+                )
                 return
         if "raised" in self.filters and self._last_exc_stop != (id(exc), self.step):
             self._last_exc_stop = (id(exc), self.step)
-            self._stop(Stop("exception", self.step, self.effects_done, frame,
-                            text=f"{type(exc).__name__}: {exc}", description="Exception raised"))
+            self._stop(
+                Stop(
+                    "exception",
+                    self.step,
+                    self.effects_done,
+                    frame,
+                    text=f"{type(exc).__name__}: {exc}",
+                    description="Exception raised",
+                )
+            )
 
     def _on_root_return(self, frame: Any, arg: Any) -> None:
         code = frame.f_code
         offset = frame.f_lasti
         co_code = code.co_code
         op = co_code[offset]
-        if (op == _YIELD_VALUE or (op == _RESUME and co_code[offset + 1] & 3)
-                or (offset + 2 < len(co_code) and co_code[offset + 2] == _YIELD_FROM)):
+        if (
+            op == _YIELD_VALUE
+            or (op == _RESUME and co_code[offset + 1] & 3)
+            or (offset + 2 < len(co_code) and co_code[offset + 2] == _YIELD_FROM)
+        ):
             return  # a yield / await suspends the handler: not its end
         failed = op not in _RETURN_OPS  # left by an exception
-        recorded = self.trace.outcome.describe(200) if self.trace.outcome is not None else "none (incomplete recording)"
+        recorded = (
+            self.trace.outcome.describe(200)
+            if self.trace.outcome is not None
+            else "none (incomplete recording)"
+        )
         divergence = self._end_divergence(failed, arg)
         if divergence is not None:
             # known only now (the code stops before the recorded effects end, or ends otherwise):
             # a stop on the line the handler leaves from, so one can step back to see why
             self.divergence = divergence
-            self._stop(Stop("exception", self.step, self.effects_done, frame, text=f"divergence: {divergence.message}",
-                            description=f"Divergence at the end of the replay (recorded {recorded})", end=True))
+            self._stop(
+                Stop(
+                    "exception",
+                    self.step,
+                    self.effects_done,
+                    frame,
+                    text=f"divergence: {divergence.message}",
+                    description=f"Divergence at the end of the replay (recorded {recorded})",
+                    end=True,
+                )
+            )
         elif failed and "uncaught" in self.filters:
             exc = self._last_exc
             text = f"{type(exc).__name__}: {exc}" if exc is not None else "the handler raised"
-            self._stop(Stop("exception", self.step, self.effects_done, frame, text=text,
-                            description=f"Uncaught exception (end of replay; recorded {recorded})", end=True))
+            self._stop(
+                Stop(
+                    "exception",
+                    self.step,
+                    self.effects_done,
+                    frame,
+                    text=text,
+                    description=f"Uncaught exception (end of replay; recorded {recorded})",
+                    end=True,
+                )
+            )
         else:
-            self._stop(Stop("step", self.step, self.effects_done, frame,
-                            description=f"End of replay (recorded {recorded})", end=True))
+            self._stop(
+                Stop(
+                    "step",
+                    self.step,
+                    self.effects_done,
+                    frame,
+                    description=f"End of replay (recorded {recorded})",
+                    end=True,
+                )
+            )
 
     def _end_divergence(self, failed: bool, value: Any) -> Any:
         """The divergence the replayer finds at the end (missing effects, other outcome), or None.
@@ -435,7 +523,9 @@ class StepEngine:
             return None  # not an outcome (a BaseException leaves run_sync as is)
         outcome = Failure(exc) if failed else Success(value)
         divergence = performer.finish(outcome)
-        performer.divergence = None  # run() asks again with the real outcome; the answer is the same
+        performer.divergence = (
+            None  # run() asks again with the real outcome; the answer is the same
+        )
         if divergence is None or divergence.kind not in ("missing", "outcome"):
             return None
         return divergence
@@ -535,7 +625,9 @@ class StepEngine:
             if self._ff or self._scan_until or self._divergence_step == self.step:
                 raise
             self._divergence_step = self.step
-            raise self._rewind(Rewind(self.step, "exception", text=f"divergence: {stop.divergence.message}"))
+            raise self._rewind(
+                Rewind(self.step, "exception", text=f"divergence: {stop.divergence.message}")
+            ) from None
         except Exception:
             if before is None and performer.divergence is not None:
                 self._announce_speculative(performer.divergence)
@@ -555,7 +647,10 @@ class StepEngine:
 
     def _observe(self, call: EffectCall, record: EffectRecord | None) -> None:
         self.effects_done = call.seq
-        if not (self._ff or self._scan_until or self._quiet) and self.filters & {"everyEffect", "effectFailed"}:
+        if not (self._ff or self._scan_until or self._quiet) and self.filters & {
+            "everyEffect",
+            "effectFailed",
+        }:
             self._pending_effect = (call, record)
 
     # -- running ------------------------------------------------------------------------------
@@ -610,8 +705,10 @@ class StepEngine:
                 target = self._unwinding  # type: ignore[assignment]
                 continue
             if self._ff or self.check_step != _NEVER:
-                self.warn("the re-run ended before reaching its target step: the handler is not deterministic "
-                          "(module-level state?)")
+                self.warn(
+                    "the re-run ended before reaching its target step: the handler is not deterministic "
+                    "(module-level state?)"
+                )
             self.finished = outcome
             divergence = self.performer.finish(outcome)
             if divergence is not None and self.divergence is None:
@@ -646,8 +743,10 @@ class StepEngine:
         new = [name for name in changed if name not in self._restored_reported]
         if new:
             self._restored_reported.update(new)
-            self.output(f"prodture: the handler changed module-level state ({', '.join(new)}); "
-                        "it is put back before every re-run so revisited steps show the same values\n")
+            self.output(
+                f"prodture: the handler changed module-level state ({', '.join(new)}); "
+                "it is put back before every re-run so revisited steps show the same values\n"
+            )
 
     def _clear_history(self) -> None:
         del self.hist_loc[:]
@@ -696,7 +795,9 @@ class StepEngine:
         else:
             install()
 
-    def _trace_fast_forward(self, code: Any, line: int, nth: int, k: int, target: Rewind) -> Callable[[], None]:
+    def _trace_fast_forward(
+        self, code: Any, line: int, nth: int, k: int, target: Rewind
+    ) -> Callable[[], None]:
         engine = self
         seen = 0
 
@@ -715,7 +816,9 @@ class StepEngine:
 
         return lambda: self._settrace(ff_global)
 
-    def _monitor_fast_forward(self, code: Any, line: int, nth: int, k: int, target: Rewind) -> Callable[[], None]:
+    def _monitor_fast_forward(
+        self, code: Any, line: int, nth: int, k: int, target: Rewind
+    ) -> Callable[[], None]:
         """The 3.12+ fast-forward: events on the target code object only. Counts what the
         legacy tracer (which recorded the history) reports as line events there: a LINE event
         on the line, or a backward jump that stays on the line (the legacy tracer turns those
@@ -748,7 +851,12 @@ class StepEngine:
 
         def on_jump(c: Any, source: int, destination: int) -> Any:
             nonlocal seen
-            if c is not code or destination >= source or line_of(destination) != line or line_of(source) != line:
+            if (
+                c is not code
+                or destination >= source
+                or line_of(destination) != line
+                or line_of(source) != line
+            ):
                 return disable  # a jump's ends never change: never ask again for this one
             seen += 1
             if seen == nth:
@@ -809,8 +917,10 @@ class StepEngine:
             f = f.f_back
         self.depth = depth
         if depth != self.hist_depth[k - 1]:
-            self.warn(f"step {k}: the re-run reached call depth {depth}, the first run {self.hist_depth[k - 1]}: "
-                      "the handler is not deterministic (module-level state?)")
+            self.warn(
+                f"step {k}: the re-run reached call depth {depth}, the first run {self.hist_depth[k - 1]}: "
+                "the handler is not deterministic (module-level state?)"
+            )
         for f, local in frames:
             f.f_trace = local
             f.f_trace_lines = True
@@ -849,7 +959,11 @@ class StepEngine:
     def replay_view(self, stop: Stop) -> dict[str, Any]:
         """What the Replay scope shows: short renderings only."""
         effects = self.trace.effects
-        view: dict[str, Any] = {"step": stop.step, "effect": f"{stop.effect} of {len(effects)}", "mode": self.mode}
+        view: dict[str, Any] = {
+            "step": stop.step,
+            "effect": f"{stop.effect} of {len(effects)}",
+            "mode": self.mode,
+        }
         if stop.effect >= 1 and stop.effect <= len(effects):
             last = effects[stop.effect - 1]
             view["lastEffect"] = f"#{last.seq} {last.describe_request(200)}"
@@ -863,7 +977,11 @@ class StepEngine:
             view["nextEffect"] = f"#{nxt.seq} {nxt.describe_request(200)}"
         else:
             view["nextEffect"] = "none (all recorded effects performed)"
-        view["outcome"] = self.trace.outcome.describe(200) if self.trace.outcome is not None else "none (incomplete recording)"
+        view["outcome"] = (
+            self.trace.outcome.describe(200)
+            if self.trace.outcome is not None
+            else "none (incomplete recording)"
+        )
         if self.divergence is not None:
             view["divergence"] = self.divergence.message
         return view

@@ -23,7 +23,8 @@ import collections
 import copy
 import sys
 import types
-from typing import Any, Callable
+from collections.abc import Callable
+from typing import Any
 
 _MISSING = object()
 _CONTAINERS = (list, dict, set, bytearray, collections.deque)
@@ -43,7 +44,11 @@ class ModuleState:
     def capture(self) -> None:
         """Remember the globals of every project module imported so far."""
         for name, module in list(sys.modules.items()):
-            if name in self._modules or name == "__main__" or not isinstance(module, types.ModuleType):
+            if (
+                name in self._modules
+                or name == "__main__"
+                or not isinstance(module, types.ModuleType)
+            ):
                 continue  # __main__ is whatever drives the replay (the runner, a script), not the handler's
             path = getattr(module, "__file__", None)
             if not isinstance(path, str) or not self._is_project_file(path):
@@ -65,8 +70,13 @@ class ModuleState:
         """A deep copy of ``value``'s mutable contents, or None when it is not restorable in place."""
         if isinstance(value, _CONTAINERS):
             target: Any = value
-        elif (not isinstance(value, (type, types.ModuleType, types.FunctionType, types.BuiltinFunctionType))
-              and type(value).__module__ in self._project_modules and hasattr(value, "__dict__")):
+        elif (
+            not isinstance(
+                value, (type, types.ModuleType, types.FunctionType, types.BuiltinFunctionType)
+            )
+            and type(value).__module__ in self._project_modules
+            and hasattr(value, "__dict__")
+        ):
             target = vars(value)
         else:
             return None
@@ -82,8 +92,11 @@ class ModuleState:
         """Put the captured state back; returns the names (``module.name``) that had changed."""
         changed: list[str] = []
         for module_name, (namespace, saved) in self._modules.items():
-            for key in [k for k, v in namespace.items()
-                        if k not in saved and not _dunder(k) and not isinstance(v, types.ModuleType)]:
+            for key in [
+                k
+                for k, v in namespace.items()
+                if k not in saved and not _dunder(k) and not isinstance(v, types.ModuleType)
+            ]:
                 del namespace[key]
                 changed.append(f"{module_name}.{key}")
             for key, (original, contents) in saved.items():

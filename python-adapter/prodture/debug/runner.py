@@ -57,19 +57,26 @@ def self_test() -> str | None:
     try:
         import debugpy
     except ImportError:
-        return (f"debugpy is not installed in {sys.executable}; "
-                f"run: {sys.executable} -m pip install 'prodture[debug]'")
+        return (
+            f"debugpy is not installed in {sys.executable}; "
+            f"run: {sys.executable} -m pip install 'prodture[debug]'"
+        )
     if debugpy.__version__ != DEBUGPY_VERSION:
-        return (f"debugpy {debugpy.__version__} is installed in {sys.executable}, prodture needs "
-                f"{DEBUGPY_VERSION}; run: {sys.executable} -m pip install debugpy=={DEBUGPY_VERSION}")
+        return (
+            f"debugpy {debugpy.__version__} is installed in {sys.executable}, prodture needs "
+            f"{DEBUGPY_VERSION}; run: {sys.executable} -m pip install debugpy=={DEBUGPY_VERSION}"
+        )
     try:
         import debugpy.server  # noqa: F401  (puts the vendored pydevd on sys.path)
         import pydevd
         from _pydevd_bundle import pydevd_constants, pydevd_thread_lifecycle
         from _pydevd_bundle.pydevd_comm_constants import CMD_SET_BREAK  # noqa: F401
 
-        missing = [name for name in ("do_wait_suspend", "set_suspend", "post_method_as_internal_command")
-                   if not hasattr(pydevd.PyDB, name)]
+        missing = [
+            name
+            for name in ("do_wait_suspend", "set_suspend", "post_method_as_internal_command")
+            if not hasattr(pydevd.PyDB, name)
+        ]
         if not hasattr(pydevd_thread_lifecycle, "internal_run_thread"):
             missing.append("internal_run_thread")
         if not hasattr(pydevd_constants, "get_current_thread_id"):
@@ -112,19 +119,31 @@ class Runner:
         if isinstance(stubs, str):
             fail(self.control, stubs)
         self.engine = StepEngine(
-            trace, fn, self.present, mode=args.mode, just_my_code=args.just_my_code == "1",
-            stop_on_entry=args.stop_on_entry == "1", stubs=stubs,
-            output=lambda text: self.control.send({"event": "output", "category": "console", "output": text}),
-            warn=lambda text: self.control.send({"event": "output", "category": "important", "output": f"prodture: {text}\n"}),
+            trace,
+            fn,
+            self.present,
+            mode=args.mode,
+            just_my_code=args.just_my_code == "1",
+            stop_on_entry=args.stop_on_entry == "1",
+            stubs=stubs,
+            output=lambda text: self.control.send(
+                {"event": "output", "category": "console", "output": text}
+            ),
+            warn=lambda text: self.control.send(
+                {"event": "output", "category": "important", "output": f"prodture: {text}\n"}
+            ),
         )
         import debugpy
 
         host, port = debugpy.listen(("127.0.0.1", 0), in_process_debug_adapter=True)
         import pydevd_tracing
 
-        self.engine._settrace = pydevd_tracing.TracingFunctionHolder._original_tracing or sys.settrace
-        import pydevd
+        self.engine._settrace = (
+            pydevd_tracing.TracingFunctionHolder._original_tracing or sys.settrace
+        )
         from socket import IPPROTO_TCP, TCP_NODELAY
+
+        import pydevd
 
         self.py_db = pydevd.get_global_debugger()
         # pydevd writes header and body in two sendall calls: without TCP_NODELAY each message
@@ -135,11 +154,17 @@ class Runner:
             server.setsockopt(IPPROTO_TCP, TCP_NODELAY, 1)
         from ..runtime import PACKAGE_DIR
 
-        self.control.send({
-            "event": "hello", "port": port, "host": host, "pid": os.getpid(),
-            "runtimeDir": os.path.realpath(PACKAGE_DIR), "python": sys.version.split()[0],
-            "effectCount": len(trace.effects),
-        })
+        self.control.send(
+            {
+                "event": "hello",
+                "port": port,
+                "host": host,
+                "pid": os.getpid(),
+                "runtimeDir": os.path.realpath(PACKAGE_DIR),
+                "python": sys.version.split()[0],
+                "effectCount": len(trace.effects),
+            }
+        )
 
     # -- the control thread -------------------------------------------------------------------
 
@@ -165,8 +190,15 @@ class Runner:
         cmd = message.get("cmd")
         engine = self.engine
         if cmd == "breakpoints":
-            bps = [Breakpoint(int(b["line"]), b.get("condition") or None, b.get("hitCondition") or None,
-                              b.get("logMessage") or None) for b in message.get("breakpoints", [])]
+            bps = [
+                Breakpoint(
+                    int(b["line"]),
+                    b.get("condition") or None,
+                    b.get("hitCondition") or None,
+                    b.get("logMessage") or None,
+                )
+                for b in message.get("breakpoints", [])
+            ]
             engine.set_breakpoints(message["path"], bps)
             return {"ok": True}
         if cmd == "filters":
@@ -186,7 +218,10 @@ class Runner:
             os._exit(0)
         with self._lock:
             if not self.stopped:
-                return {"ok": False, "message": f"cannot {cmd} while the replay is running; pause first"}
+                return {
+                    "ok": False,
+                    "message": f"cannot {cmd} while the replay is running; pause first",
+                }
             self.stopped = False
             self.pending = (cmd, message.get("arg"))
         self._resume()
@@ -219,10 +254,17 @@ class Runner:
         with self._lock:
             self.stopped = True
             self.pending = None
-        self.control.send({
-            "event": "stop", "reason": stop.reason, "text": stop.text, "description": stop.description,
-            "end": stop.end, "position": engine.position(stop), "replay": engine.replay_view(stop),
-        })
+        self.control.send(
+            {
+                "event": "stop",
+                "reason": stop.reason,
+                "text": stop.text,
+                "description": stop.description,
+                "end": stop.end,
+                "position": engine.position(stop),
+                "replay": engine.replay_view(stop),
+            }
+        )
         self.py_db.set_suspend(thread, CMD_SET_BREAK)
         self.py_db.do_wait_suspend(thread, stop.frame, "line", None)
         self._untrace_pydevd()
@@ -266,8 +308,11 @@ class Runner:
         else:
             from ..trace.format import describe_error
 
-            message["summary"] = ("replay reproduced the recording: "
-                                  + (f"Success: {outcome.value!r}"[:200] if outcome.ok else f"Failure: {describe_error(outcome.error)}"))
+            message["summary"] = "replay reproduced the recording: " + (
+                f"Success: {outcome.value!r}"[:200]
+                if outcome.ok
+                else f"Failure: {describe_error(outcome.error)}"
+            )
         self.control.send(message)
         return message["exitCode"]
 
@@ -281,7 +326,9 @@ def load_stubs(name: str) -> Any:
 
     module, _, function = name.partition(":")
     if not module or not function:
-        return f"stubs {name!r} is not of the form module:function; fix the \"stubs\" launch attribute"
+        return (
+            f'stubs {name!r} is not of the form module:function; fix the "stubs" launch attribute'
+        )
     try:
         fn: Any = importlib.import_module(module)
         for part in function.split("."):
@@ -289,16 +336,20 @@ def load_stubs(name: str) -> Any:
     except SyntaxError as e:
         return f"stubs module {module!r} does not import: SyntaxError at {e.filename}:{e.lineno}: {e.msg}; fix the code"
     except AttributeError:
-        return f"stubs {name}: module {module!r} has no {function!r}; fix the \"stubs\" launch attribute"
+        return (
+            f'stubs {name}: module {module!r} has no {function!r}; fix the "stubs" launch attribute'
+        )
     except Exception as e:
-        return f"stubs module {module!r} does not import: {type(e).__name__}: {e}; fix the \"stubs\" launch attribute"
+        return f'stubs module {module!r} does not import: {type(e).__name__}: {e}; fix the "stubs" launch attribute'
     try:
         stubs = fn()
     except Exception as e:
         return f"stubs {name}() raised {type(e).__name__}: {e}; fix the stubs function"
     if not isinstance(stubs, Mapping) or not all(callable(v) for v in stubs.values()):
-        return (f"stubs {name}() must return a mapping {{EffectType or effect name: callable(effect) -> result}}, "
-                f"got {type(stubs).__name__}; fix the stubs function")
+        return (
+            f"stubs {name}() must return a mapping {{EffectType or effect name: callable(effect) -> result}}, "
+            f"got {type(stubs).__name__}; fix the stubs function"
+        )
     return dict(stubs)
 
 

@@ -15,11 +15,19 @@ import datetime as _dt
 import glob
 import logging
 import os
-from typing import Any, Iterable
+from collections.abc import Iterable
+from typing import Any
 
 from lsprotocol import types
 
-from .index import TraceHeaderInfo, TraceIndex, describe_load_error, file_stamp, load_index, read_header
+from .index import (
+    TraceHeaderInfo,
+    TraceIndex,
+    describe_load_error,
+    file_stamp,
+    load_index,
+    read_header,
+)
 
 log = logging.getLogger("prodture.lsp")
 
@@ -52,8 +60,11 @@ class ActiveTraces:
         self._folder_headers: dict[str, TraceHeaderInfo] = {}
         self.generation = 0  # bumped on every change; caches of derived views key on it
 
-    def set(self, traces: Iterable[str], folders: Iterable[str] | None = None, base: str | None = None) -> list[str]:
+    def set(
+        self, traces: Iterable[str], folders: Iterable[str] | None = None, base: str | None = None
+    ) -> list[str]:
         """Replace the set; returns one-line errors for traces that could not be loaded."""
+
         def absolute(p: str) -> str:
             p = os.path.expanduser(p)
             return os.path.abspath(os.path.join(base, p) if base and not os.path.isabs(p) else p)
@@ -84,7 +95,9 @@ class ActiveTraces:
     def _scan_folders(self) -> None:
         headers: dict[str, TraceHeaderInfo] = {}
         for folder in self.folders:
-            paths = glob.glob(os.path.join(glob.escape(folder), "**", "*.prodtrace"), recursive=True)
+            paths = glob.glob(
+                os.path.join(glob.escape(folder), "**", "*.prodtrace"), recursive=True
+            )
             for path in sorted(paths)[:MAX_FOLDER_TRACES]:
                 path = os.path.abspath(path)
                 old = self._folder_headers.get(path)
@@ -133,7 +146,9 @@ def register(server: Any) -> None:
 
     @server.feature(types.INITIALIZE)
     def initialize(ls: Any, params: types.InitializeParams) -> None:
-        options = params.initialization_options if isinstance(params.initialization_options, dict) else {}
+        options = (
+            params.initialization_options if isinstance(params.initialization_options, dict) else {}
+        )
         ls.pending_options = options
         if isinstance(options.get("quickReplay"), bool):
             ls.quick_replay = options["quickReplay"]
@@ -150,7 +165,11 @@ def register(server: Any) -> None:
     @server.feature(SET_ACTIVE_TRACES)
     def set_active_traces(ls: Any, params: Any) -> None:
         folders = _field(params, "traceFolders")
-        apply(ls, _strings(_field(params, "traces")), _strings(folders) if folders is not None else None)
+        apply(
+            ls,
+            _strings(_field(params, "traces")),
+            _strings(folders) if folders is not None else None,
+        )
 
 
 def apply(ls: Any, traces: list[str], folders: list[str] | None) -> None:
@@ -160,6 +179,8 @@ def apply(ls: Any, traces: list[str], folders: list[str] | None) -> None:
         base = None
     errors = ls.traces.set(traces, folders, base=base)
     for message in errors:
-        ls.window_show_message(types.ShowMessageParams(type=types.MessageType.Error, message=message))
+        ls.window_show_message(
+            types.ShowMessageParams(type=types.MessageType.Error, message=message)
+        )
     log.info("active traces: %d listed, %d errors", len(ls.traces.listed), len(errors))
     ls.traces_changed()

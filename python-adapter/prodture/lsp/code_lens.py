@@ -39,14 +39,30 @@ def lenses(ls: Any, uri: str) -> list[types.CodeLens]:
         if not traces:
             continue
         done.add(fn.line)
-        where = types.Range(start=types.Position(line=fn.line - 1, character=0),
-                            end=types.Position(line=fn.line - 1, character=0))
+        where = types.Range(
+            start=types.Position(line=fn.line - 1, character=0),
+            end=types.Position(line=fn.line - 1, character=0),
+        )
         paths = [t.path for t in traces]
         n = len(paths)
-        out.append(types.CodeLens(range=where, command=types.Command(
-            title=f"Replay ({n} trace{'s' if n != 1 else ''})", command=REPLAY_COMMAND, arguments=paths)))
-        out.append(types.CodeLens(range=where, command=types.Command(
-            title="Debug latest trace", command=DEBUG_COMMAND, arguments=[paths[0]])))
+        out.append(
+            types.CodeLens(
+                range=where,
+                command=types.Command(
+                    title=f"Replay ({n} trace{'s' if n != 1 else ''})",
+                    command=REPLAY_COMMAND,
+                    arguments=paths,
+                ),
+            )
+        )
+        out.append(
+            types.CodeLens(
+                range=where,
+                command=types.Command(
+                    title="Debug latest trace", command=DEBUG_COMMAND, arguments=[paths[0]]
+                ),
+            )
+        )
     return out
 
 

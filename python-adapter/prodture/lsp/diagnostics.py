@@ -51,8 +51,10 @@ class ReplayFinding:
 def _line_range(lines: list[str], line0: int) -> types.Range:
     text = lines[line0].rstrip("\r\n") if 0 <= line0 < len(lines) else ""
     indent = len(text) - len(text.lstrip())
-    return types.Range(start=types.Position(line=line0, character=indent),
-                       end=types.Position(line=line0, character=len(text.encode("utf-16-le")) // 2))
+    return types.Range(
+        start=types.Position(line=line0, character=indent),
+        end=types.Position(line=line0, character=len(text.encode("utf-16-le")) // 2),
+    )
 
 
 def _locate(ls: Any, finding: ReplayFinding, uri: str, views: list[SiteMap]) -> int | None:
@@ -80,37 +82,55 @@ def compute(ls: Any, uri: str) -> list[types.Diagnostic]:
         finding = ls.divergences.get(t.path)
         if t.outcome_ok is not False or t.failed is None:
             continue
-        if finding is not None and finding.effect_seq is not None and t.failed.seq >= finding.effect_seq:
+        if (
+            finding is not None
+            and finding.effect_seq is not None
+            and t.failed.seq >= finding.effect_seq
+        ):
             continue  # the code diverges before (or at) the recorded failure: it is stale
         call = view.call_for(t.failed_site)
         if call is None:
             continue
-        out.append(types.Diagnostic(
-            range=_line_range(lines, call.line - 1),
-            severity=types.DiagnosticSeverity.Error,
-            source=SOURCE,
-            code="recorded-failure",
-            message=(f"Recorded in production: {t.failed.request} failed — {t.failed.result} "
-                     f"(effect #{t.failed.seq}, trace {short_id(t.trace_id)}, {when(t.started_at)})"),
-        ))
+        out.append(
+            types.Diagnostic(
+                range=_line_range(lines, call.line - 1),
+                severity=types.DiagnosticSeverity.Error,
+                source=SOURCE,
+                code="recorded-failure",
+                message=(
+                    f"Recorded in production: {t.failed.request} failed — {t.failed.result} "
+                    f"(effect #{t.failed.seq}, trace {short_id(t.trace_id)}, {when(t.started_at)})"
+                ),
+            )
+        )
     for finding in ls.divergences.values():
         line = _locate(ls, finding, uri, views)
         if line is None:
             continue
         trace = ls.traces.get(finding.trace_path)
-        name = f"trace {short_id(trace.trace_id)}" if trace else os.path.basename(finding.trace_path)
+        name = (
+            f"trace {short_id(trace.trace_id)}" if trace else os.path.basename(finding.trace_path)
+        )
         if finding.kind == "divergence":
-            out.append(types.Diagnostic(
-                range=_line_range(lines, line - 1), severity=types.DiagnosticSeverity.Warning,
-                source=SOURCE, code="divergence",
-                message=f"Replay of {name} diverges: {finding.message}",
-            ))
+            out.append(
+                types.Diagnostic(
+                    range=_line_range(lines, line - 1),
+                    severity=types.DiagnosticSeverity.Warning,
+                    source=SOURCE,
+                    code="divergence",
+                    message=f"Replay of {name} diverges: {finding.message}",
+                )
+            )
         else:
-            out.append(types.Diagnostic(
-                range=_line_range(lines, line - 1), severity=types.DiagnosticSeverity.Information,
-                source=SOURCE, code="replay-error",
-                message=f"Quick replay of {name} could not run: {finding.message}",
-            ))
+            out.append(
+                types.Diagnostic(
+                    range=_line_range(lines, line - 1),
+                    severity=types.DiagnosticSeverity.Information,
+                    source=SOURCE,
+                    code="replay-error",
+                    message=f"Quick replay of {name} could not run: {finding.message}",
+                )
+            )
     return out
 
 
@@ -131,7 +151,11 @@ def project_dir(path: str, roots: list[str]) -> str:
     """Where the replay runs: the nearest directory with a pyproject.toml at or above the file
     (it lists ``[tool.prodture] modules``), else the workspace folder holding it."""
     directory = os.path.dirname(os.path.abspath(path))
-    containing = [os.path.abspath(r) for r in roots if os.path.abspath(path).startswith(os.path.abspath(r) + os.sep)]
+    containing = [
+        os.path.abspath(r)
+        for r in roots
+        if os.path.abspath(path).startswith(os.path.abspath(r) + os.sep)
+    ]
     stop = max(containing, key=len) if containing else None
     d = directory
     while True:
@@ -177,8 +201,12 @@ async def replay(trace_path: str, cwd: str, timeout: float) -> ReplayFinding | N
     """Run the CLI's replay on ``trace_path``; None when it reproduces."""
     cmd = [sys.executable, "-m", "prodture.cli", "replay", trace_path, "--json", "--cwd", cwd]
     proc = await asyncio.create_subprocess_exec(
-        *cmd, cwd=cwd, env=_env(), stdin=asyncio.subprocess.DEVNULL,
-        stdout=asyncio.subprocess.PIPE, stderr=asyncio.subprocess.PIPE,
+        *cmd,
+        cwd=cwd,
+        env=_env(),
+        stdin=asyncio.subprocess.DEVNULL,
+        stdout=asyncio.subprocess.PIPE,
+        stderr=asyncio.subprocess.PIPE,
     )
     _running_processes.add(proc)
     try:
@@ -188,8 +216,12 @@ async def replay(trace_path: str, cwd: str, timeout: float) -> ReplayFinding | N
         await proc.wait()
         if isinstance(e, asyncio.CancelledError):
             raise
-        return ReplayFinding(trace_path, "error", f"it took longer than {timeout:g} s and was stopped; "
-                             "look for a loop that never ends, or replay it with 'prodture replay'")
+        return ReplayFinding(
+            trace_path,
+            "error",
+            f"it took longer than {timeout:g} s and was stopped; "
+            "look for a loop that never ends, or replay it with 'prodture replay'",
+        )
     _running_processes.discard(proc)
     if proc.returncode == 0:
         return None
@@ -198,13 +230,17 @@ async def replay(trace_path: str, cwd: str, timeout: float) -> ReplayFinding | N
             d = json.loads(out.decode("utf-8", "replace"))["divergence"]
             site = d.get("site") or {}
             return ReplayFinding(
-                trace_path, "divergence", clip(str(d.get("message", "")), 1000),
+                trace_path,
+                "divergence",
+                clip(str(d.get("message", "")), 1000),
                 effect_seq=d.get("effect") if isinstance(d.get("effect"), int) else None,
                 file=site.get("file") if isinstance(site.get("file"), str) else None,
                 line=site.get("line") if isinstance(site.get("line"), int) else None,
             )
         except Exception as e:  # a CLI that speaks another dialect: say so, do not crash
-            return ReplayFinding(trace_path, "error", f"unreadable replay output ({type(e).__name__}: {e})")
+            return ReplayFinding(
+                trace_path, "error", f"unreadable replay output ({type(e).__name__}: {e})"
+            )
     text = err.decode("utf-8", "replace").strip().splitlines()
     message = text[-1] if text else f"the replay exited with status {proc.returncode}"
     return ReplayFinding(trace_path, "error", clip(message.removeprefix("prodture: "), 500))
@@ -230,7 +266,9 @@ def register(server: Any) -> None:
     @server.feature(types.TEXT_DOCUMENT_DID_CLOSE)
     def did_close(ls: Any, params: types.DidCloseTextDocumentParams) -> None:
         ls.forget(params.text_document.uri)
-        ls.text_document_publish_diagnostics(types.PublishDiagnosticsParams(uri=params.text_document.uri, diagnostics=[]))
+        ls.text_document_publish_diagnostics(
+            types.PublishDiagnosticsParams(uri=params.text_document.uri, diagnostics=[])
+        )
 
     @server.feature(types.TEXT_DOCUMENT_DID_SAVE, types.SaveOptions(include_text=False))
     async def did_save(ls: Any, params: types.DidSaveTextDocumentParams) -> None:
@@ -243,7 +281,11 @@ def register(server: Any) -> None:
         # handler calls (say, the pricing code) changes what the handler does too.
         paths: list[str] = [v.trace.path for v in ls.primary_views(uri)]
         for other in ls.open_uris():
-            if other != uri and ls.analysis(other) is not None and project_dir(to_fs_path(other), roots) == cwd:
+            if (
+                other != uri
+                and ls.analysis(other) is not None
+                and project_dir(to_fs_path(other), roots) == cwd
+            ):
                 paths += [v.trace.path for v in ls.primary_views(other) if v.handler is not None]
         jobs = []
         for path in dict.fromkeys(paths):
@@ -267,8 +309,12 @@ def register(server: Any) -> None:
                 continue  # the trace was removed meanwhile
             if finding is None:
                 ls.divergences.pop(path, None)
-                ls.window_log_message(types.LogMessageParams(
-                    type=types.MessageType.Info, message=f"prodture: quick replay of {os.path.basename(path)} reproduced"))
+                ls.window_log_message(
+                    types.LogMessageParams(
+                        type=types.MessageType.Info,
+                        message=f"prodture: quick replay of {os.path.basename(path)} reproduced",
+                    )
+                )
             else:
                 ls.divergences[path] = finding
         for open_uri in ls.open_uris():

@@ -25,7 +25,11 @@ def _escape(text: str) -> str:
 
 def _line(call: Call, trace: TraceIndex) -> str:
     mark = "✓" if call.ok else "✗"
-    result = f"`{_escape(clip(call.result, 160))}`" if call.ok else f"**{_escape(clip(call.result, 160))}**"
+    result = (
+        f"`{_escape(clip(call.result, 160))}`"
+        if call.ok
+        else f"**{_escape(clip(call.result, 160))}**"
+    )
     return (
         f"- {mark} {result}  \n"
         f"  `{_escape(clip(call.request, 160))}` · {duration(call.duration_ns)} · effect #{call.seq} · "
@@ -60,8 +64,10 @@ def render(found: list[tuple[TraceIndex, SiteCalls]]) -> str:
             listed += 1
     if total > listed:
         spent = sum(s.total_ns for _, s in found)
-        lines.append(f"- … and {total - listed} earlier call{'s' if total - listed != 1 else ''} "
-                     f"(all {total}: {duration(spent)} in total)")
+        lines.append(
+            f"- … and {total - listed} earlier call{'s' if total - listed != 1 else ''} "
+            f"(all {total}: {duration(spent)} in total)"
+        )
     return "\n".join(lines)
 
 

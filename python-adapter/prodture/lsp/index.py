@@ -95,7 +95,9 @@ def file_stamp(path: str) -> tuple[int, int]:
 
 
 def _render(e: EffectRecord) -> Call:
-    return Call(e.seq, e.ok, e.describe_request(TEXT_LIMIT), e.describe_result(TEXT_LIMIT), e.duration_ns)
+    return Call(
+        e.seq, e.ok, e.describe_request(TEXT_LIMIT), e.describe_result(TEXT_LIMIT), e.duration_ns
+    )
 
 
 def build_index(trace: Trace, path: str, stamp: tuple[int, int] = (0, 0)) -> TraceIndex:
@@ -126,7 +128,9 @@ def build_index(trace: Trace, path: str, stamp: tuple[int, int] = (0, 0)) -> Tra
         if n and len(sites[n - 1].recent) < RECENT_PER_SITE:
             sites[n - 1].recent.append(_render(trace.effects[i]))
             pending -= 1
-    failed_record = trace.failed_effect if trace.outcome is not None and not trace.outcome.ok else None
+    failed_record = (
+        trace.failed_effect if trace.outcome is not None and not trace.outcome.ok else None
+    )
     h = trace.header
     return TraceIndex(
         path=path,
@@ -139,7 +143,9 @@ def build_index(trace: Trace, path: str, stamp: tuple[int, int] = (0, 0)) -> Tra
         complete=trace.complete,
         truncated=trace.truncated,
         outcome_ok=None if trace.outcome is None else trace.outcome.ok,
-        outcome=trace.outcome.describe(TEXT_LIMIT) if trace.outcome is not None else "no outcome (incomplete recording)",
+        outcome=trace.outcome.describe(TEXT_LIMIT)
+        if trace.outcome is not None
+        else "no outcome (incomplete recording)",
         failed=_render(failed_record) if failed_record is not None else None,
         failed_site=sites[site_of_seq[failed_record.seq - 1] - 1]
         if failed_record is not None and site_of_seq[failed_record.seq - 1]
@@ -179,20 +185,28 @@ def read_header(path: str) -> TraceHeaderInfo | None:
     try:
         with open(path, "rb") as f:
             prefix = f.read(_HEADER_PREFIX)
-        unpacker = msgpack.Unpacker(ext_hook=ext_hook, raw=False, strict_map_key=False,
-                                    max_buffer_size=max(len(prefix), 1))
+        unpacker = msgpack.Unpacker(
+            ext_hook=ext_hook, raw=False, strict_map_key=False, max_buffer_size=max(len(prefix), 1)
+        )
         unpacker.feed(prefix)
         record = unpacker.unpack()
     except Exception:  # unreadable, corrupt, not msgpack: not a trace we can list
         return None
-    if not (isinstance(record, list) and len(record) > 1 and record[0] == 0 and isinstance(record[1], dict)):
+    if not (
+        isinstance(record, list)
+        and len(record) > 1
+        and record[0] == 0
+        and isinstance(record[1], dict)
+    ):
         return None
     body = record[1]
     handler = body.get("handler")
     if body.get("format") != "prodture-trace" or not isinstance(handler, str) or ":" not in handler:
         return None
     started = body.get("started_at")
-    return TraceHeaderInfo(os.path.abspath(path), handler, started if isinstance(started, _dt.datetime) else None)
+    return TraceHeaderInfo(
+        os.path.abspath(path), handler, started if isinstance(started, _dt.datetime) else None
+    )
 
 
 def describe_load_error(path: str, error: Exception) -> str:

@@ -57,12 +57,16 @@ def hints(ls: Any, uri: str, range_: types.Range | None = None) -> list[types.In
             if line0 >= len(lines):
                 continue
             seen.add(call.end_line)
-            out.append(types.InlayHint(
-                position=types.Position(line=line0, character=_utf16_len(lines[line0].rstrip("\r\n"))),
-                label=label(site),
-                padding_left=True,
-                tooltip=tooltip(site, view.trace),
-            ))
+            out.append(
+                types.InlayHint(
+                    position=types.Position(
+                        line=line0, character=_utf16_len(lines[line0].rstrip("\r\n"))
+                    ),
+                    label=label(site),
+                    padding_left=True,
+                    tooltip=tooltip(site, view.trace),
+                )
+            )
     return out
 
 

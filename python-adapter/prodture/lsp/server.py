@@ -133,13 +133,23 @@ def build() -> ProdtureLanguageServer:
 def main(argv: list[str] | None = None) -> None:
     import argparse
 
-    parser = argparse.ArgumentParser(prog="python -m prodture.lsp", description="prodture language server (LSP on stdio)")
-    parser.add_argument("--log-file", help="write the server's log here (stdout carries the protocol)")
+    parser = argparse.ArgumentParser(
+        prog="python -m prodture.lsp", description="prodture language server (LSP on stdio)"
+    )
+    parser.add_argument(
+        "--log-file", help="write the server's log here (stdout carries the protocol)"
+    )
     parser.add_argument("-v", "--verbose", action="store_true")
     # vscode-languageclient appends --stdio for its stdio transport; stdio is our only transport.
-    parser.add_argument("--stdio", action="store_true", help="speak LSP on stdin/stdout (the default and only transport)")
+    parser.add_argument(
+        "--stdio",
+        action="store_true",
+        help="speak LSP on stdin/stdout (the default and only transport)",
+    )
     args = parser.parse_args(argv)
-    target: dict[str, Any] = {"filename": args.log_file} if args.log_file else {"stream": sys.stderr}
+    target: dict[str, Any] = (
+        {"filename": args.log_file} if args.log_file else {"stream": sys.stderr}
+    )
     logging.basicConfig(
         level=logging.DEBUG if args.verbose else logging.WARNING,
         format="%(asctime)s %(name)s %(levelname)s %(message)s",

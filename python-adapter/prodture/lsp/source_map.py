@@ -126,7 +126,11 @@ def _functions(tree: ast.Module) -> list[FunctionInfo]:
                 calls: list[CallSite] = []
                 _statements(child.body, calls)
                 calls.sort(key=lambda c: (c.line, c.start_line))
-                found.append(FunctionInfo(child.name, qual, child.lineno, child.end_lineno or child.lineno, calls))
+                found.append(
+                    FunctionInfo(
+                        child.name, qual, child.lineno, child.end_lineno or child.lineno, calls
+                    )
+                )
                 visit(child, qual + ".<locals>.")
             elif isinstance(child, ast.ClassDef):
                 visit(child, prefix + child.name + ".")
@@ -318,11 +322,13 @@ def _place_by_order(sites: list[SiteCalls], fn: FunctionInfo, placed: list, stal
             (placed.append((s, c)) if c is not None else stale.append(s))
 
 
-def _align(rs: list[SiteCalls], cs: list[CallSite], shift) -> list[tuple[SiteCalls, CallSite | None]]:
+def _align(
+    rs: list[SiteCalls], cs: list[CallSite], shift
+) -> list[tuple[SiteCalls, CallSite | None]]:
     """Order-preserving assignment of recorded sites to calls, closest expected line first."""
     n, m = len(rs), len(cs)
     if n == m:
-        return list(zip(rs, cs))
+        return list(zip(rs, cs, strict=False))
     want = [r.line + shift(r.line) for r in rs]
     inf = float("inf")
     cost = [[inf] * (m + 1) for _ in range(n + 1)]

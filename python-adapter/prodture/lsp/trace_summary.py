@@ -13,7 +13,7 @@ import collections
 import os
 from typing import Any
 
-from pygls.exceptions import JsonRpcInvalidParams, JsonRpcException
+from pygls.exceptions import JsonRpcException, JsonRpcInvalidParams
 
 from ..trace import Trace, TraceFormatError, read_trace
 from ..trace.render import effect_view
@@ -38,7 +38,9 @@ class TraceReadError(JsonRpcException):
 
 class _Cache:
     def __init__(self) -> None:
-        self._items: collections.OrderedDict[str, tuple[tuple[int, int], Trace]] = collections.OrderedDict()
+        self._items: collections.OrderedDict[str, tuple[tuple[int, int], Trace]] = (
+            collections.OrderedDict()
+        )
 
     def get(self, path: str) -> Trace:
         stamp = file_stamp(path)
@@ -83,7 +85,7 @@ def summary(trace: Trace, offset: int, limit: int, roots: list[str]) -> dict[str
     h = trace.header
     memo: dict[str, str | None] = {}
     effects = []
-    for e in trace.effects[offset: offset + limit]:
+    for e in trace.effects[offset : offset + limit]:
         view = effect_view(e, TEXT_LIMIT)
         view["recordedPath"] = recorded = view["path"]
         if recorded is not None:

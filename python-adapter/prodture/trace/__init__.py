@@ -25,8 +25,23 @@ from .format import (
 )
 
 __all__ = [
-    "REDACTED", "Opaque", "RecordedError", "Redacted", "Redactor", "TraceFormatError",
-    "UnknownValue", "allow_modules", "decode_value", "encode_value", "FORMAT_VERSION",
-    "EffectRecord", "OutcomeRecord", "Trace", "TraceEncoder", "TraceHeader", "TraceReader",
-    "code_fingerprint", "read_trace",
+    "REDACTED",
+    "Opaque",
+    "RecordedError",
+    "Redacted",
+    "Redactor",
+    "TraceFormatError",
+    "UnknownValue",
+    "allow_modules",
+    "decode_value",
+    "encode_value",
+    "FORMAT_VERSION",
+    "EffectRecord",
+    "OutcomeRecord",
+    "Trace",
+    "TraceEncoder",
+    "TraceHeader",
+    "TraceReader",
+    "code_fingerprint",
+    "read_trace",
 ]

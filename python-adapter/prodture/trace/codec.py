@@ -18,8 +18,9 @@ import re
 import sys
 import threading
 import uuid
+from collections.abc import Callable, Iterable
 from decimal import Decimal, InvalidOperation
-from typing import Any, Callable, Iterable
+from typing import Any
 
 import msgpack
 
@@ -94,9 +95,9 @@ class RecordedError(Exception):
 class Redacted:
     """Stands for a value removed at record time. Replay treats it as matching anything."""
 
-    _instance: "Redacted | None" = None
+    _instance: Redacted | None = None
 
-    def __new__(cls) -> "Redacted":
+    def __new__(cls) -> Redacted:
         if cls._instance is None:
             cls._instance = super().__new__(cls)
         return cls._instance
@@ -143,12 +144,38 @@ def allow_modules(modules: Iterable[str]) -> None:
 
 
 _BUILTIN_ERRORS = [
-    ArithmeticError, AssertionError, AttributeError, BufferError, ConnectionAbortedError,
-    ConnectionError, ConnectionRefusedError, ConnectionResetError, EOFError, Exception,
-    FileExistsError, FileNotFoundError, IndexError, InterruptedError, IsADirectoryError, KeyError,
-    LookupError, MemoryError, NotADirectoryError, NotImplementedError, OSError, OverflowError,
-    PermissionError, RecursionError, RuntimeError, TimeoutError, TypeError, UnicodeError,
-    ValueError, ZeroDivisionError, BrokenPipeError, ProcessLookupError,
+    ArithmeticError,
+    AssertionError,
+    AttributeError,
+    BufferError,
+    ConnectionAbortedError,
+    ConnectionError,
+    ConnectionRefusedError,
+    ConnectionResetError,
+    EOFError,
+    Exception,
+    FileExistsError,
+    FileNotFoundError,
+    IndexError,
+    InterruptedError,
+    IsADirectoryError,
+    KeyError,
+    LookupError,
+    MemoryError,
+    NotADirectoryError,
+    NotImplementedError,
+    OSError,
+    OverflowError,
+    PermissionError,
+    RecursionError,
+    RuntimeError,
+    TimeoutError,
+    TypeError,
+    UnicodeError,
+    ValueError,
+    ZeroDivisionError,
+    BrokenPipeError,
+    ProcessLookupError,
 ]
 for _cls in _BUILTIN_ERRORS:
     registry.add(_cls, f"builtins.{_cls.__name__}")
@@ -172,8 +199,7 @@ def _resolve(name: str) -> type | None:
             if obj is None:
                 return None
         if isinstance(obj, type) and (
-            dataclasses.is_dataclass(obj)
-            or issubclass(obj, (enum.Enum, BaseException))
+            dataclasses.is_dataclass(obj) or issubclass(obj, (enum.Enum, BaseException))
         ):
             return obj
         return None
@@ -185,13 +211,33 @@ def _resolve(name: str) -> type | None:
 
 
 DEFAULT_SECRET_PATTERNS = (
-    "password", "passwd", "secret", "token", "api_key", "apikey", "authorization",
-    "card_number", "cvv", "cvc", "ssn",
+    "password",
+    "passwd",
+    "secret",
+    "token",
+    "api_key",
+    "apikey",
+    "authorization",
+    "card_number",
+    "cvv",
+    "cvc",
+    "ssn",
 )
 
 _PLAIN = (
-    str, int, float, bool, type(None), bytes, Decimal, uuid.UUID, _dt.datetime, _dt.date, _dt.time,
-    _dt.timedelta, Redacted,
+    str,
+    int,
+    float,
+    bool,
+    type(None),
+    bytes,
+    Decimal,
+    uuid.UUID,
+    _dt.datetime,
+    _dt.date,
+    _dt.time,
+    _dt.timedelta,
+    Redacted,
 )
 
 
@@ -278,7 +324,7 @@ class Redactor:
         if plan is not None:
             names, secret = plan
             changed: dict[str, Any] | None = None
-            for name, is_secret in zip(names, secret):
+            for name, is_secret in zip(names, secret, strict=False):
                 v = getattr(value, name)
                 if is_secret:
                     nv: Any = REDACTED
@@ -346,11 +392,20 @@ def _object_encoder(t: type) -> Callable[[Any], Any]:
         many = operator.attrgetter(*names)
 
         def encode(obj: Any) -> Any:
-            return _new_tuple(_ExtType, (ExtCode.OBJECT, _pack([name_of(t) or default_name, dict(zip(names, many(obj)))])))
+            return _new_tuple(
+                _ExtType,
+                (
+                    ExtCode.OBJECT,
+                    _pack([name_of(t) or default_name, dict(zip(names, many(obj), strict=False))]),
+                ),
+            )
     else:
+
         def encode(obj: Any) -> Any:
             fields = {n: getattr(obj, n) for n in names}
-            return _new_tuple(_ExtType, (ExtCode.OBJECT, _pack([name_of(t) or default_name, fields])))
+            return _new_tuple(
+                _ExtType, (ExtCode.OBJECT, _pack([name_of(t) or default_name, fields]))
+            )
 
     return encode
 
@@ -468,10 +523,16 @@ def _pack(obj: Any) -> bytes:
 def encode_value(value: Any) -> bytes:
     """One value as a msgpack document (ext types for the non-plain ones)."""
     try:
-        return msgpack.packb(value, default=_default, use_bin_type=True, datetime=False, strict_types=True)
+        return msgpack.packb(
+            value, default=_default, use_bin_type=True, datetime=False, strict_types=True
+        )
     except (TypeError, ValueError, OverflowError):
         # An int too large or a cycle at the top level: the whole value becomes Opaque.
-        return _plain_pack(msgpack.ExtType(ExtCode.OPAQUE, _plain_pack([type_name(type(value)), _safe_repr(value)])))
+        return _plain_pack(
+            msgpack.ExtType(
+                ExtCode.OPAQUE, _plain_pack([type_name(type(value)), _safe_repr(value)])
+            )
+        )
 
 
 def new_packer() -> msgpack.Packer:
@@ -488,7 +549,9 @@ _depth = threading.local()
 
 #: How every msgpack document of a trace is unpacked (ext -1, the msgpack timestamp, which v1
 #: writers never write, decodes as an aware UTC datetime).
-UNPACK_OPTIONS: dict[str, Any] = dict(ext_hook=None, raw=False, strict_map_key=False, use_list=True, timestamp=3)
+UNPACK_OPTIONS: dict[str, Any] = dict(
+    ext_hook=None, raw=False, strict_map_key=False, use_list=True, timestamp=3
+)
 
 
 def _unpack(payload: bytes) -> Any:
@@ -516,7 +579,9 @@ def ext_hook(code: int, payload: bytes) -> Any:
         raise TraceFormatError(f"value nested deeper than {MAX_DEPTH} levels") from None
     except Exception as e:
         reason = " ".join(str(e).split())[:160]
-        raise TraceFormatError(f"malformed ext value (type {code}): {type(e).__name__}: {reason}") from None
+        raise TraceFormatError(
+            f"malformed ext value (type {code}): {type(e).__name__}: {reason}"
+        ) from None
 
 
 def _decode_ext(code: int, payload: bytes) -> Any:
@@ -552,20 +617,26 @@ def _decode_ext(code: int, payload: bytes) -> Any:
         return _rebuild_object(_str(name), fields)
     if code == ExtCode.ERROR:
         name, args, attrs, message = _unpack(payload)
-        return _rebuild_error(_str(name), _list(args), attrs if isinstance(attrs, dict) else {}, str(message))
+        return _rebuild_error(
+            _str(name), _list(args), attrs if isinstance(attrs, dict) else {}, str(message)
+        )
     # Unknown ext codes from a newer writer stay visible but inert.
     return Opaque(f"ext{code}", f"<unknown ext type {code}, {len(payload)} bytes>")
 
 
 def _str(value: Any) -> str:
     if not isinstance(value, str):
-        raise TraceFormatError(f"malformed ext value: expected a type name string, found {type(value).__name__}")
+        raise TraceFormatError(
+            f"malformed ext value: expected a type name string, found {type(value).__name__}"
+        )
     return value
 
 
 def _list(value: Any) -> list[Any]:
     if not isinstance(value, list):
-        raise TraceFormatError(f"malformed ext value: expected an array, found {type(value).__name__}")
+        raise TraceFormatError(
+            f"malformed ext value: expected an array, found {type(value).__name__}"
+        )
     return value
 
 
@@ -605,13 +676,17 @@ def _rebuild_object(name: str, fields: Any) -> Any:
 _known_fields: dict[type, dict[str, Any]] = {}
 
 
-def _rebuild_error(name: str, args: list[Any], attrs: dict[Any, Any], message: str) -> BaseException:
+def _rebuild_error(
+    name: str, args: list[Any], attrs: dict[Any, Any], message: str
+) -> BaseException:
     cls = _resolve(name)
     if cls is None or not (isinstance(cls, type) and issubclass(cls, Exception)):
         return RecordedError(name, message, tuple(args))
     # Built like a dataclass is: no __new__ / __init__ of the application's class runs, only
     # the nearest built-in one (OSError's for OSError subclasses).
-    base_new = next(b.__new__ for b in cls.__mro__ if b.__module__ == "builtins" and "__new__" in b.__dict__)
+    base_new = next(
+        b.__new__ for b in cls.__mro__ if b.__module__ == "builtins" and "__new__" in b.__dict__
+    )
     try:
         error = base_new(cls)
     except Exception:
@@ -623,7 +698,12 @@ def _rebuild_error(name: str, args: list[Any], attrs: dict[Any, Any], message: s
         # Only plain instance state: never shadow a method (with_traceback...) or go through a
         # property or descriptor of the class.
         static = inspect.getattr_static(cls, key, None)
-        if key == "args" or callable(static) or hasattr(type(static), "__set__") or hasattr(type(static), "__get__"):
+        if (
+            key == "args"
+            or callable(static)
+            or hasattr(type(static), "__set__")
+            or hasattr(type(static), "__get__")
+        ):
             continue
         try:
             object.__setattr__(error, key, value)

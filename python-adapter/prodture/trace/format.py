@@ -15,7 +15,8 @@ import operator
 import os
 import platform
 import uuid
-from typing import IO, Any, Callable, Iterator
+from collections.abc import Callable, Iterator
+from typing import IO, Any
 
 import msgpack
 
@@ -24,8 +25,8 @@ from .codec import (
     REDACTED,
     Opaque,
     Redactor,
-    _safe_repr,
     TraceFormatError,
+    _safe_repr,
     ext_hook,
     new_packer,
     type_name,
@@ -87,14 +88,16 @@ class EffectRecord:
 
     @property
     def request(self) -> dict[str, Any]:
-        return dict(zip(self.fields, self.values))
+        return dict(zip(self.fields, self.values, strict=False))
 
     @property
     def short_type(self) -> str:
         return self.type.rsplit(".", 1)[-1]
 
     def describe_request(self, limit: int = 80) -> str:
-        inner = ", ".join(f"{k}={_short(v)}" for k, v in zip(self.fields, self.values))
+        inner = ", ".join(
+            f"{k}={_short(v)}" for k, v in zip(self.fields, self.values, strict=False)
+        )
         return _clip(f"{self.short_type}({inner})", limit)
 
     def describe_result(self, limit: int = 80) -> str:
@@ -250,7 +253,9 @@ class TraceEncoder:
             return self._packer.pack([RecordKind.INPUT, self._or_opaque(value)])
 
     def _effect_type(self, cls: type) -> tuple[_EffectType, bytes]:
-        names = tuple(f.name for f in dataclasses.fields(cls)) if dataclasses.is_dataclass(cls) else ()
+        names = (
+            tuple(f.name for f in dataclasses.fields(cls)) if dataclasses.is_dataclass(cls) else ()
+        )
         # Lists, not tuples: the packer is strict about types, and a tuple would become an ext value.
         getter: Callable[[Any], Any] | None = None
         if len(names) == 1:
@@ -283,7 +288,7 @@ class TraceEncoder:
         redactor = self.redactor
         if redactor is not None:
             if info.has_secret:
-                values = [REDACTED if s else v for v, s in zip(values, info.secret)]
+                values = [REDACTED if s else v for v, s in zip(values, info.secret, strict=False)]
             values = redactor.scrub(values)
             if ok:
                 value = redactor.scrub(value)
@@ -295,13 +300,36 @@ class TraceEncoder:
                 prefix += self._packer.pack([RecordKind.SITE, site_id, site[0], site[1], site[2]])
         pack = self._packer.pack
         try:
-            body = pack([RecordKind.EFFECT, seq, info.type_id, values, ok, value, start_ns, duration_ns, site_id])
+            body = pack(
+                [
+                    RecordKind.EFFECT,
+                    seq,
+                    info.type_id,
+                    values,
+                    ok,
+                    value,
+                    start_ns,
+                    duration_ns,
+                    site_id,
+                ]
+            )
         except Exception:
             # A value msgpack refuses outright (e.g. an int beyond 64 bits): keep the record,
             # with just that value as Opaque.
             self._packer.reset()
-            body = pack([RecordKind.EFFECT, seq, info.type_id, [self._or_opaque(v) for v in values],
-                         ok, self._or_opaque(value), start_ns, duration_ns, site_id])
+            body = pack(
+                [
+                    RecordKind.EFFECT,
+                    seq,
+                    info.type_id,
+                    [self._or_opaque(v) for v in values],
+                    ok,
+                    self._or_opaque(value),
+                    start_ns,
+                    duration_ns,
+                    site_id,
+                ]
+            )
         return prefix + body
 
     def _or_opaque(self, value: Any) -> Any:
@@ -312,14 +340,27 @@ class TraceEncoder:
             self._packer.reset()
             return Opaque(type_name(type(value)), _safe_repr(value))
 
-    def outcome(self, ok: bool, value: Any, traceback: str, failed_effect: int | None, duration_ns: int) -> bytes:
+    def outcome(
+        self, ok: bool, value: Any, traceback: str, failed_effect: int | None, duration_ns: int
+    ) -> bytes:
         if ok and self.redactor is not None:
             value = self.redactor.scrub(value)
         try:
-            return self._packer.pack([RecordKind.OUTCOME, ok, value, traceback, failed_effect, duration_ns])
+            return self._packer.pack(
+                [RecordKind.OUTCOME, ok, value, traceback, failed_effect, duration_ns]
+            )
         except Exception:
             self._packer.reset()
-            return self._packer.pack([RecordKind.OUTCOME, ok, self._or_opaque(value), traceback, failed_effect, duration_ns])
+            return self._packer.pack(
+                [
+                    RecordKind.OUTCOME,
+                    ok,
+                    self._or_opaque(value),
+                    traceback,
+                    failed_effect,
+                    duration_ns,
+                ]
+            )
 
 
 # ---------------------------------------------------------------------------------------------
@@ -338,7 +379,9 @@ class TraceReader:
     ``complete=False``.
     """
 
-    def __init__(self, source: str | os.PathLike[str] | bytes | IO[bytes], *, name: str | None = None) -> None:
+    def __init__(
+        self, source: str | os.PathLike[str] | bytes | IO[bytes], *, name: str | None = None
+    ) -> None:
         self._source = source
         if isinstance(source, (bytes, bytearray, memoryview)):
             self.name = name or "<bytes>"
@@ -356,7 +399,9 @@ class TraceReader:
         try:
             size = os.path.getsize(source)  # type: ignore[arg-type]
             if size > MAX_TRACE_BYTES:
-                raise TraceFormatError(f"{self.name}: {size} bytes is larger than the {MAX_TRACE_BYTES} bytes a trace may be")
+                raise TraceFormatError(
+                    f"{self.name}: {size} bytes is larger than the {MAX_TRACE_BYTES} bytes a trace may be"
+                )
             with open(source, "rb") as f:  # type: ignore[arg-type]
                 return f.read()
         except FileNotFoundError:
@@ -374,7 +419,9 @@ class TraceReader:
         if data is None:
             data = self._data()
         if not data:
-            raise self._fail("the file is empty: the recording process wrote nothing (nothing to replay)")
+            raise self._fail(
+                "the file is empty: the recording process wrote nothing (nothing to replay)"
+            )
         size = len(data)
         unpacker = msgpack.Unpacker(
             ext_hook=ext_hook,
@@ -398,15 +445,21 @@ class TraceReader:
             except TraceFormatError as e:
                 raise self._fail(f"{e} (at byte {unpacker.tell()}); the file is corrupt") from None
             except (msgpack.StackError, RecursionError):
-                raise self._fail("a value is nested too deeply: the file is corrupt or hostile") from None
+                raise self._fail(
+                    "a value is nested too deeply: the file is corrupt or hostile"
+                ) from None
             except ValueError as e:
                 if "exceeds max_" in str(e):
                     # A declared length or count larger than the whole file: like a record cut
                     # off by a killed writer, it runs past the end of the data (a truncated tail).
                     return
-                raise self._fail(f"not valid msgpack at byte {unpacker.tell()} ({_reason(e)}); the file is corrupt") from None
+                raise self._fail(
+                    f"not valid msgpack at byte {unpacker.tell()} ({_reason(e)}); the file is corrupt"
+                ) from None
             except Exception as e:
-                raise self._fail(f"not valid msgpack at byte {unpacker.tell()} ({_reason(e)}); the file is corrupt") from None
+                raise self._fail(
+                    f"not valid msgpack at byte {unpacker.tell()} ({_reason(e)}); the file is corrupt"
+                ) from None
             yield record, unpacker.tell()
 
     def read(self) -> Trace:
@@ -419,16 +472,26 @@ class TraceReader:
         sites: dict[int, tuple[str, int, str]] = {}
         end = 0
         data = self._data()
-        for index, (record, end) in enumerate(self.raw_records(data)):
-            if not isinstance(record, list) or not record or not isinstance(record[0], int) or isinstance(record[0], bool):
+        # end is read after the loop: the offset where the last whole record stopped
+        for index, (record, end) in enumerate(self.raw_records(data)):  # noqa: B007
+            if (
+                not isinstance(record, list)
+                or not record
+                or not isinstance(record[0], int)
+                or isinstance(record[0], bool)
+            ):
                 if index == 0:
-                    raise self._fail("not a prodture trace (it does not start with a header record)")
+                    raise self._fail(
+                        "not a prodture trace (it does not start with a header record)"
+                    )
                 raise self._fail(f"record {index} is not a prodture record; the file is corrupt")
             kind = record[0]
             try:
                 if index == 0:
                     if kind != RecordKind.HEADER:
-                        raise self._fail("not a prodture trace (it does not start with a header record)")
+                        raise self._fail(
+                            "not a prodture trace (it does not start with a header record)"
+                        )
                     header = self._header(record)
                 elif kind > RecordKind.OUTCOME or kind < 0:
                     continue  # an unknown record kind (a later v1 writer's addition) is skipped
@@ -446,7 +509,11 @@ class TraceReader:
                 elif kind == RecordKind.TYPE:
                     _arity(record, 4)
                     _, type_id, name, fields = record[:4]
-                    if not isinstance(name, str) or not isinstance(fields, list) or not all(isinstance(f, str) for f in fields):
+                    if (
+                        not isinstance(name, str)
+                        or not isinstance(fields, list)
+                        or not all(isinstance(f, str) for f in fields)
+                    ):
                         raise ValueError("bad type definition")
                     type_id = _int(type_id)
                     if type_id in types:
@@ -470,7 +537,9 @@ class TraceReader:
                     name, fields = types[type_id]
                     seq = _int(seq)
                     if seq != len(effects) + 1:
-                        raise ValueError(f"effect number {seq} out of order (expected {len(effects) + 1})")
+                        raise ValueError(
+                            f"effect number {seq} out of order (expected {len(effects) + 1})"
+                        )
                     if not isinstance(values, list) or len(values) != len(fields):
                         raise ValueError("request does not match its type's fields")
                     ok = _bool(ok)
@@ -480,8 +549,16 @@ class TraceReader:
                             raise ValueError(f"site id {site_id} is used before its site record")
                     effects.append(
                         EffectRecord(
-                            seq, name, fields, values, ok, payload if ok else None, None if ok else _as_error(payload),
-                            _int(start), _int(duration), sites[site_id] if site_id is not None else None,
+                            seq,
+                            name,
+                            fields,
+                            values,
+                            ok,
+                            payload if ok else None,
+                            None if ok else _as_error(payload),
+                            _int(start),
+                            _int(duration),
+                            sites[site_id] if site_id is not None else None,
                         )
                     )
                 else:  # RecordKind.OUTCOME
@@ -505,7 +582,9 @@ class TraceReader:
             except TraceFormatError:
                 raise
             except (KeyError, ValueError, TypeError) as e:
-                raise self._fail(f"record {index} (kind {kind}) is malformed: {_reason(e)}; the file is corrupt") from None
+                raise self._fail(
+                    f"record {index} (kind {kind}) is malformed: {_reason(e)}; the file is corrupt"
+                ) from None
         if header is None:
             raise self._fail("the file ends inside its header record: nothing was recorded")
         truncated = end != len(data)
@@ -584,6 +663,8 @@ def _as_error(payload: Any) -> BaseException:
     raise ValueError("an error record does not hold an error value")
 
 
-def read_trace(source: str | os.PathLike[str] | bytes | IO[bytes], *, name: str | None = None) -> Trace:
+def read_trace(
+    source: str | os.PathLike[str] | bytes | IO[bytes], *, name: str | None = None
+) -> Trace:
     """Read and validate a whole trace (see :class:`TraceReader`)."""
     return TraceReader(source, name=name).read()

@@ -55,7 +55,11 @@ def to_json(value: Any, depth: int = 0) -> Any:
             return {k: to_json(v, depth + 1) for k, v in value.items()}
         return {"$map": [[to_json(k, depth + 1), to_json(v, depth + 1)] for k, v in value.items()]}
     if isinstance(value, UnknownValue):
-        return {"$type": value.type_name, "fields": to_json(value.fields, depth + 1), "registered": False}
+        return {
+            "$type": value.type_name,
+            "fields": to_json(value.fields, depth + 1),
+            "registered": False,
+        }
     if isinstance(value, Opaque):
         return {"$opaque": value.type_name, "repr": value.repr}
     if isinstance(value, RecordedError):
@@ -65,7 +69,9 @@ def to_json(value: Any, depth: int = 0) -> Any:
     if isinstance(value, enum.Enum):
         return {"$type": type_name(type(value)), "value": to_json(value.value, depth + 1)}
     if dataclasses.is_dataclass(value) and not isinstance(value, type):
-        fields = {f.name: to_json(getattr(value, f.name), depth + 1) for f in dataclasses.fields(value)}
+        fields = {
+            f.name: to_json(getattr(value, f.name), depth + 1) for f in dataclasses.fields(value)
+        }
         return {"$type": type_name(type(value)), "fields": fields}
     try:
         return {"$repr": repr(value)}
@@ -77,7 +83,7 @@ def effect_to_json(effect: EffectRecord) -> dict[str, Any]:
     out: dict[str, Any] = {
         "seq": effect.seq,
         "type": effect.type,
-        "request": {k: to_json(v) for k, v in zip(effect.fields, effect.values)},
+        "request": {k: to_json(v) for k, v in zip(effect.fields, effect.values, strict=False)},
         "ok": effect.ok,
         "start_ns": effect.start_ns,
         "duration_ns": effect.duration_ns,
