@@ -12,7 +12,7 @@ PY := $(VENV)/bin/python
 EXTRA_PYTHONS ?= 3.10 3.12 3.13
 CHECKOUT := examples/checkout
 
-.PHONY: all venv demo test test-python test-python-extra test-node test-vscode bench fuzz vsix clean
+.PHONY: all venv postgres-server demo test test-python test-python-extra test-node test-vscode bench fuzz vsix clean
 
 all: demo
 
@@ -24,6 +24,16 @@ $(VENV)/.installed: pyproject.toml
 	touch $@
 
 venv: $(VENV)/.installed
+
+# The store tests start a throwaway PostgreSQL cluster of their own (tests/pg_cluster.py); they
+# need the server binaries, which this installs from Debian's packages when missing.
+postgres-server:
+	@if ! ls /usr/lib/postgresql/*/bin/initdb >/dev/null 2>&1 && ! command -v initdb >/dev/null 2>&1; then
+	  echo "==> installing PostgreSQL (apt-get install postgresql)"
+	  SUDO=""; [ "$$(id -u)" -eq 0 ] || SUDO="sudo"
+	  $$SUDO apt-get update -qq
+	  DEBIAN_FRONTEND=noninteractive $$SUDO apt-get install -y -qq postgresql >/dev/null
+	fi
 
 node_modules/.installed: package.json $(wildcard package-lock.json) $(wildcard vscode-extension/package.json) $(wildcard tests/dap-ts/package.json)
 	@echo "==> installing node packages (npm ci)"
@@ -49,7 +59,7 @@ demo: venv
 	echo
 	echo "Open $(CHECKOUT) in VS Code with the extension installed and double-click $$failing to debug it."
 
-test: venv node_modules/.installed
+test: venv node_modules/.installed postgres-server
 	$(MAKE) --no-print-directory test-python test-python-extra test-node test-vscode
 
 test-python: venv

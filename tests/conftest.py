@@ -45,3 +45,25 @@ def checkout_traces(checkout_dir: Path) -> dict[str, Path]:
     ok = [p for p in paths if read_trace(p).outcome.ok]
     assert len(failing) == 1 and ok, "the example must record exactly one failing order"
     return {"failing": failing[0], "ok": ok[0], "all": paths}  # type: ignore[dict-item]
+
+
+@pytest.fixture(scope="session")
+def postgres_cluster():
+    """One throwaway PostgreSQL cluster for the session (see tests/pg_cluster.py).
+
+    SKIPPED, with the reason, where no server is installed; ``make test`` installs one.
+    """
+    from pg_cluster import find_bin_dir, running_cluster
+
+    if find_bin_dir() is None:
+        pytest.skip("PostgreSQL server not installed (make test installs Debian's postgresql)")
+    with running_cluster() as cluster:
+        yield cluster
+
+
+@pytest.fixture
+def postgres_url(postgres_cluster, request: pytest.FixtureRequest) -> str:
+    """The URL of a new, empty database for one test."""
+    name = "t_" + "".join(c if c.isalnum() else "_" for c in request.node.name.lower())[:50]
+    name = f"{name}_{os.getpid()}_{id(request) % 100000}"
+    return postgres_cluster.create_database(name)
