@@ -49,6 +49,10 @@ class _OtelSession:
         if trace_id:
             self.span.set_attribute("prodture.trace_id", trace_id)
 
+    @property
+    def trace_id(self) -> str | None:
+        return getattr(self.inner, "trace_id", None)
+
     def effect(
         self, call: EffectCall, ok: bool, value: Any, start_ns: int, duration_ns: int
     ) -> None:

@@ -185,26 +185,38 @@ class Recorder:
         with self._lock:
             setattr(self.stats, field, getattr(self.stats, field) + 1)
 
-    def begin(self, handler_name: str, input: Any) -> _Session | None:
+    def begin(
+        self, handler_name: str, input: Any, *, meta: dict[str, Any] | None = None
+    ) -> _Session | None:
+        """Start recording one execution; ``meta`` adds to this trace's header ``meta`` (the
+        OpenTelemetry bridge puts the span's ids there)."""
         mode = self.mode
         if isinstance(mode, Sampled) and random.random() >= mode.rate:
             return None
         self._count("traces_started")
-        return _Session(self, handler_name, input, buffered=(mode == ON_FAILURE))
+        return _Session(self, handler_name, input, buffered=(mode == ON_FAILURE), meta=meta)
 
 
 class _Session:
     """One execution being recorded."""
 
-    __slots__ = ("recorder", "encoder", "info", "stream", "buffer", "broken", "t0")
+    __slots__ = ("recorder", "encoder", "info", "stream", "buffer", "broken", "t0", "discarded")
 
-    def __init__(self, recorder: Recorder, handler_name: str, input: Any, buffered: bool) -> None:
+    def __init__(
+        self,
+        recorder: Recorder,
+        handler_name: str,
+        input: Any,
+        buffered: bool,
+        meta: dict[str, Any] | None = None,
+    ) -> None:
         self.recorder = recorder
         self.encoder = TraceEncoder(recorder.redactor)
         self.info = TraceInfo(handler_name, uuid.uuid4().hex, _dt.datetime.now(_dt.timezone.utc))
         self.stream: TraceStream | None = None
         self.buffer: list[bytes] | None = [] if buffered else None
         self.broken = False
+        self.discarded = False
         self.t0 = time.perf_counter_ns()
         fn = handlers.get(handler_name)
         fingerprint = (
@@ -217,9 +229,15 @@ class _Session:
             trace_id=self.info.trace_id,
             started_at=self.info.started_at,
             fingerprint=fingerprint,
-            meta=recorder.meta,
+            meta={**recorder.meta, **meta} if meta else recorder.meta,
         )
         self._emit(head + self.encoder.input(input))
+
+    @property
+    def trace_id(self) -> str | None:
+        """This execution's trace id; ``None`` once the trace is discarded (on-failure mode, and
+        the handler succeeded)."""
+        return None if self.discarded else self.info.trace_id
 
     def _emit(self, data: bytes) -> None:
         if self.broken:
@@ -286,6 +304,7 @@ class _Session:
             if outcome.ok:
                 self.recorder._count("traces_discarded")
                 self.buffer = None
+                self.discarded = True
                 return
             chunks, self.buffer = self.buffer, None
             self._emit(b"".join(chunks) + data)

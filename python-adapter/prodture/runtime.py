@@ -15,6 +15,7 @@ into the handler at the yield, so the handler can catch it; a ``BaseException`` 
 from __future__ import annotations
 
 import asyncio
+import contextvars
 import dataclasses
 import inspect
 import logging
@@ -56,6 +57,7 @@ __all__ = [
     "drive",
     "run_sync",
     "is_runtime_file",
+    "current_trace_id",
 ]
 
 log = logging.getLogger("prodture")
@@ -69,11 +71,21 @@ def is_runtime_file(filename: str) -> bool:
     return filename.startswith(PACKAGE_DIR)
 
 
+#: The id of the trace being recorded for the execution running in this thread or task (``None``
+#: outside a recorded execution): ``current_trace_id.get()`` in a log filter or middleware ties a
+#: log line or an HTTP 500 to its trace.
+current_trace_id: contextvars.ContextVar[str | None] = contextvars.ContextVar(
+    "prodture_trace_id", default=None
+)
+
+
 @dataclasses.dataclass(frozen=True)
 class Success:
-    """The handler returned ``value``."""
+    """The handler returned ``value``. ``trace_id``: the recorded trace's id (``None`` when this
+    execution was not recorded, or kept only on failure and it succeeded)."""
 
     value: Any
+    trace_id: str | None = dataclasses.field(default=None, compare=False, kw_only=True)
     ok = True
 
 
@@ -88,6 +100,7 @@ class Failure:
     error: BaseException
     effect_seq: int | None = None
     traceback: str = ""
+    trace_id: str | None = dataclasses.field(default=None, compare=False, kw_only=True)
     ok = False
 
 
@@ -115,6 +128,9 @@ class RecordingSession(Protocol):
     ) -> None: ...
 
     def finish(self, outcome: Outcome) -> None: ...
+
+    # Optional: ``trace_id`` (str | None), the id of the trace this session records; the
+    # interpreter puts it in :data:`current_trace_id` during the run and on the Outcome.
 
 
 class Observer(Protocol):
@@ -399,12 +415,15 @@ class Interpreter:
         session = self._begin(fn, input)
         state = _Run()
         perform = self._performer(session)
+        token = current_trace_id.set(_trace_id_of(session))
         try:
             outcome: Outcome = Success(_drive_sync(fn, input, perform, state))
         except Exception as error:
             outcome = _failure(error, state)
+        finally:
+            current_trace_id.reset(token)
         if session is not None:
-            _finish(session, outcome)
+            outcome = _finish(session, outcome)
         return outcome
 
     def _performer(self, session: RecordingSession | None) -> Perform:
@@ -431,12 +450,15 @@ class Interpreter:
         """Like :meth:`run`, inside an event loop: awaitable performer results are awaited."""
         session = self._begin(fn, input)
         state = _Run()
+        token = current_trace_id.set(_trace_id_of(session))
         try:
             outcome: Outcome = Success(await self._drive_async(fn, input, session, state))
         except Exception as error:
             outcome = _failure(error, state)
+        finally:
+            current_trace_id.reset(token)
         if session is not None:
-            _finish(session, outcome)
+            outcome = _finish(session, outcome)
         return outcome
 
     async def _perform_async(self, call: EffectCall, session: RecordingSession | None) -> Any:
@@ -525,11 +547,22 @@ def _record(
         log.exception("prodture: recorder failed on effect #%d; handler unaffected", call.seq)
 
 
-def _finish(session: RecordingSession, outcome: Outcome) -> None:
+def _trace_id_of(session: RecordingSession | None) -> str | None:
+    try:
+        trace_id = getattr(session, "trace_id", None)
+    except Exception:
+        return None
+    return trace_id if isinstance(trace_id, str) else None
+
+
+def _finish(session: RecordingSession, outcome: Outcome) -> Outcome:
+    """Finish the recording; returns ``outcome`` carrying the trace's id when one was kept."""
     try:
         session.finish(outcome)
     except Exception:
         log.exception("prodture: recorder failed to finish a trace; handler unaffected")
+    trace_id = _trace_id_of(session)
+    return dataclasses.replace(outcome, trace_id=trace_id) if trace_id else outcome
 
 
 def run_sync(fn: Callable[..., Any], input: Any, perform: Perform) -> Outcome:

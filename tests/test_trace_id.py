@@ -1,0 +1,84 @@
+"""A run knows its trace id: on the Outcome, and in a context variable while it runs."""
+
+from __future__ import annotations
+
+import asyncio
+import dataclasses
+import threading
+
+import prodture
+from prodture.runtime import current_trace_id
+
+
+@dataclasses.dataclass(frozen=True)
+class Probe(prodture.Effect, name="tests.trace_id.Probe"):
+    fail: bool = False
+
+
+def _perform_probe(effect: Probe) -> str | None:
+    """What a log filter would see while the handler runs."""
+    if effect.fail:
+        raise RuntimeError("probe failed")
+    return current_trace_id.get()
+
+
+@prodture.handler
+def probing(fail):
+    seen = yield Probe(fail)
+    return seen
+
+
+@prodture.handler
+async def probing_async(fail):
+    return await Probe(fail)
+
+
+def test_outcome_and_context_variable_name_the_written_trace() -> None:
+    sink = prodture.MemorySink()
+    interpreter = prodture.Interpreter({Probe: _perform_probe}, recorder=prodture.Recorder(sink))
+    ok = interpreter.run(probing, False)
+    failed = interpreter.run(probing, True)
+    written = [prodture.read_trace(data).header.trace_id for data in sink.traces]
+    assert ok.ok and ok.trace_id == written[0] and ok.value == written[0]
+    assert not failed.ok and failed.trace_id == written[1] and failed.effect_seq == 1
+    assert current_trace_id.get() is None  # reset after the run
+
+
+def test_async_runs_and_threads_each_see_their_own_id() -> None:
+    sink = prodture.MemorySink()
+    interpreter = prodture.Interpreter({Probe: _perform_probe}, recorder=prodture.Recorder(sink))
+
+    async def many():
+        return await asyncio.gather(
+            *(interpreter.run_async(probing_async, False) for _ in range(5))
+        )
+
+    outcomes = asyncio.run(many())
+    assert all(o.value == o.trace_id for o in outcomes)
+    assert len({o.trace_id for o in outcomes}) == 5
+
+    results: list = []
+    threads = [
+        threading.Thread(target=lambda: results.append(interpreter.run(probing, False)))
+        for _ in range(4)
+    ]
+    for t in threads:
+        t.start()
+    for t in threads:
+        t.join()
+    assert all(o.value == o.trace_id for o in results) and len({o.trace_id for o in results}) == 4
+
+
+def test_no_trace_kept_means_no_id() -> None:
+    sink = prodture.MemorySink()
+    on_failure = prodture.Interpreter(
+        {Probe: _perform_probe}, recorder=prodture.Recorder(sink, mode=prodture.ON_FAILURE)
+    )
+    ok = on_failure.run(probing, False)
+    assert ok.trace_id is None and ok.value is not None  # the id existed while running
+    failed = on_failure.run(probing, True)
+    assert failed.trace_id == prodture.read_trace(sink.traces[0]).header.trace_id
+    unrecorded = prodture.Interpreter({Probe: _perform_probe}).run(probing, False)
+    assert unrecorded.trace_id is None and unrecorded.value is None
+    # Equality of outcomes ignores the id (replay compares recorded and new outcomes).
+    assert prodture.Success(1, trace_id="a") == prodture.Success(1)
