@@ -9,6 +9,7 @@ import subprocess
 from typing import Any
 
 import prodture
+from prodture.stores import summarize
 from prodture.trace.format import TraceEncoder
 
 
@@ -66,3 +67,33 @@ def start_server(cluster: Any) -> None:
         f"-c unix_socket_directories={root} -c fsync=off"
     )
     pg_ctl(cluster, "-l", str(root / "server.log"), "-o", options, "-w", "-t", "120", "start")
+
+
+NOW = _dt.datetime.now(_dt.timezone.utc)
+IDS = {
+    "old_ok": "aa" + "0" * 30,
+    "old_fail": "ab" + "1" * 30,
+    "new_fail": "abc" + "2" * 29,
+    "new_ok": "abd" + "3" * 29,
+    "other": "f0" + "4" * 30,
+}
+
+
+def fill(store) -> None:
+    traces = [
+        make_trace(IDS["old_ok"], started=NOW - _dt.timedelta(days=10)),
+        make_trace(IDS["old_fail"], ok=False, started=NOW - _dt.timedelta(days=9)),
+        make_trace(
+            IDS["new_fail"],
+            ok=False,
+            started=NOW - _dt.timedelta(minutes=5),
+            message="insufficient funds",
+            meta={"otel.trace_id": "0AF7651916CD43DD8448EB211C80319C", "service": "shop"},
+        ),
+        make_trace(IDS["new_ok"], started=NOW - _dt.timedelta(minutes=4)),
+        make_trace(
+            IDS["other"], started=NOW - _dt.timedelta(minutes=3), handler="tests.store:refund"
+        ),
+    ]
+    assert store.put_many([(summarize(d), d) for d in traces]) == 5
+    assert store.put_many([(summarize(traces[0]), traces[0])]) == 0  # already there

@@ -8,38 +8,9 @@ import time
 import pytest
 
 import prodture
-from prodture.stores import AmbiguousId, Query, StoreError, TraceNotFound, open_store, summarize
+from prodture.stores import AmbiguousId, Query, StoreError, TraceNotFound, open_store
 from prodture.stores.postgres import PostgresSink, PostgresStore
-from store_support import Fetch, PaymentDeclined, make_trace, start_server, stop_server
-
-NOW = _dt.datetime.now(_dt.timezone.utc)
-IDS = {
-    "old_ok": "aa" + "0" * 30,
-    "old_fail": "ab" + "1" * 30,
-    "new_fail": "abc" + "2" * 29,
-    "new_ok": "abd" + "3" * 29,
-    "other": "f0" + "4" * 30,
-}
-
-
-def _fill(store) -> None:
-    traces = [
-        make_trace(IDS["old_ok"], started=NOW - _dt.timedelta(days=10)),
-        make_trace(IDS["old_fail"], ok=False, started=NOW - _dt.timedelta(days=9)),
-        make_trace(
-            IDS["new_fail"],
-            ok=False,
-            started=NOW - _dt.timedelta(minutes=5),
-            message="insufficient funds",
-            meta={"otel.trace_id": "0AF7651916CD43DD8448EB211C80319C", "service": "shop"},
-        ),
-        make_trace(IDS["new_ok"], started=NOW - _dt.timedelta(minutes=4)),
-        make_trace(
-            IDS["other"], started=NOW - _dt.timedelta(minutes=3), handler="tests.store:refund"
-        ),
-    ]
-    assert store.put_many([(summarize(d), d) for d in traces]) == 5
-    assert store.put_many([(summarize(traces[0]), traces[0])]) == 0  # already there
+from store_support import IDS, NOW, Fetch, PaymentDeclined, fill, start_server, stop_server
 
 
 @pytest.fixture(params=["directory", "postgresql"])
@@ -49,7 +20,7 @@ def store(request, tmp_path):
     else:
         location = request.getfixturevalue("postgres_url")
     s = open_store(location, create=True)
-    _fill(s)
+    fill(s)
     yield s
     s.close()
 
@@ -211,7 +182,7 @@ def test_import_a_directory_into_postgres(postgres_url, tmp_path) -> None:
     from prodture.stores import directory_traces, import_traces
 
     source = open_store(str(tmp_path / "from-host"), create=True)
-    _fill(source)
+    fill(source)
     (tmp_path / "from-host" / "junk.prodtrace").write_bytes(b"not a trace")
     target = open_store(postgres_url, create=True)
     result = import_traces(directory_traces(str(tmp_path / "from-host")), target)

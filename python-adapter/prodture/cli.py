@@ -17,6 +17,8 @@ from typing import Any, NoReturn
 
 from .replay import SPECULATIVE, STRICT, Divergence, Replayer, ReplayError, ReplayResult
 from .runtime import Success
+from .store_url import StoreConfigError, mask_password, resolve_store
+from .stores import AmbiguousId, Query, StoreError, TraceSummary, parse_age, parse_since
 from .trace.codec import TraceFormatError
 from .trace.format import Trace, read_trace
 from .trace.render import outcome_to_json, to_json, trace_to_json
@@ -58,18 +60,28 @@ def _parser() -> argparse.ArgumentParser:
         "--cwd",
         help="project directory (where pyproject.toml lists [tool.prodture] modules); default: the current directory",
     )
+    _store_commands(sub)
     return parser
 
 
 def main(argv: Sequence[str] | None = None) -> int:
     args = _parser().parse_args(argv)
     if args.command is None:
-        _parser().error("missing command: use 'show' or 'replay'")
+        _parser().error("missing command: use show, replay, list, fetch, import or prune")
     try:
         if args.command == "show":
             return _show(args)
+        if args.command in _STORE_COMMANDS:
+            return _STORE_COMMANDS[args.command](args)
         return _replay(args)
     except (ReplayError, TraceFormatError) as e:
+        return _fail(str(e))
+    except AmbiguousId as e:
+        _fail(f"{e}:")
+        for c in e.candidates:
+            print(f"  {_summary_line(c)}", file=sys.stderr)
+        return EXIT_ERROR
+    except (StoreError, StoreConfigError) as e:
         return _fail(str(e))
     except KeyboardInterrupt:
         return _fail("interrupted")
@@ -233,6 +245,146 @@ def _replay_json(result: ReplayResult, reproduced: bool) -> dict[str, Any]:
             for seq, effect, value in result.speculative_effects
         ],
     }
+
+
+# ---------------------------------------------------------------------------------------------
+# store commands: list, fetch, import, prune (see protocol/trace-store.md)
+
+
+def _store_commands(sub: Any) -> None:
+    def with_store(p: argparse.ArgumentParser) -> argparse.ArgumentParser:
+        p.add_argument(
+            "--store",
+            metavar="URL_OR_DIR",
+            help="postgresql://… or a directory of traces (default: PRODTURE_STORE, then "
+            "[tool.prodture] store in pyproject.toml)",
+        )
+        return p
+
+    ls = with_store(sub.add_parser("list", help="list stored traces, newest first"))
+    ls.add_argument("--failed", action="store_true", help="failed executions only")
+    ls.add_argument("--handler", help="handler name contains this")
+    ls.add_argument("--since", help="an age (30m, 12h, 7d) or a time (2026-11-30T10:42, UTC)")
+    ls.add_argument("--error", help="error type or message contains this (any case)")
+    ls.add_argument("--otel-trace-id", help="the OpenTelemetry trace id a dashboard shows")
+    ls.add_argument("--limit", type=int, default=50, help="at most this many (default 50)")
+    ls.add_argument("--json", action="store_true", help="machine-readable output")
+    fetch = with_store(sub.add_parser("fetch", help="write a stored trace to a .prodtrace file"))
+    fetch.add_argument("id", help="trace id or a unique prefix of one")
+    fetch.add_argument(
+        "-o", "--output", help="file or directory to write (default: ./<trace id>.prodtrace)"
+    )
+    imp = with_store(
+        sub.add_parser(
+            "import",
+            help="put a directory of .prodtrace files (or an OTLP export) into the store",
+        )
+    )
+    imp.add_argument("source", help="a directory of .prodtrace files")
+    prune = with_store(sub.add_parser("prune", help="delete stored traces older than an age"))
+    prune.add_argument("--older-than", required=True, metavar="AGE", help="e.g. 7d, 12h, 2w")
+
+
+def _open(args: argparse.Namespace, *, create: bool = False) -> Any:
+    from .stores import open_store
+
+    return open_store(resolve_store(args.store), create=create)
+
+
+def _list(args: argparse.Namespace) -> int:
+    try:
+        since = parse_since(args.since) if args.since else None
+    except ValueError as e:
+        return _fail(str(e))
+    query = Query(
+        failed_only=args.failed,
+        handler=args.handler,
+        since=since,
+        error=args.error,
+        otel_trace_id=args.otel_trace_id,
+        limit=args.limit,
+    )
+    store = _open(args)
+    try:
+        found = store.list(query)
+    finally:
+        store.close()
+    if args.json:
+        _out(json.dumps([s.to_json() for s in found], indent=2, ensure_ascii=False))
+        return EXIT_OK
+    if not found:
+        _out(f"no traces match in {mask_password(store.location)}")
+        return EXIT_OK
+    _out(f"{'ID':<12}  {'STARTED (UTC)':<19}  {'HANDLER':<28}  {'MS':>8}  {'HOST':<12}  OUTCOME")
+    for s in found:
+        _out(_summary_line(s))
+    return EXIT_OK
+
+
+def _summary_line(s: TraceSummary) -> str:
+    when = s.started_at.strftime("%Y-%m-%d %H:%M:%S") if s.started_at else "?"
+    handler = _clip(s.handler.rsplit(":", 1)[-1] if len(s.handler) > 28 else s.handler, 28)
+    ms = f"{s.duration_ms:.1f}" if s.duration_ms is not None else "-"
+    if s.ok is None:
+        outcome = "incomplete"
+    elif s.ok:
+        outcome = "ok"
+    else:
+        at = f" at #{s.failed_effect}" if s.failed_effect else ""
+        error = s.error_type.rsplit(".", 1)[-1]
+        outcome = _clip(f"FAILED{at}: {error}: {s.error_message}", 80)
+    return f"{s.trace_id[:12]:<12}  {when:<19}  {handler:<28}  {ms:>8}  {_clip(s.host, 12):<12}  {outcome}"
+
+
+def _fetch(args: argparse.Namespace) -> int:
+    store = _open(args)
+    try:
+        summary, data = store.fetch(args.id)
+    finally:
+        store.close()
+    target = args.output or "."
+    if os.path.isdir(target):
+        target = os.path.join(target, f"{summary.trace_id}.prodtrace")
+    with open(target, "wb") as f:
+        f.write(data)
+    _out(target)
+    return EXIT_OK
+
+
+def _import(args: argparse.Namespace) -> int:
+    from .stores import directory_traces, import_traces
+
+    store = _open(args, create=True)
+    try:
+        result = import_traces(directory_traces(args.source), store)
+    finally:
+        store.close()
+    _out(
+        f"imported {result.imported} traces into {mask_password(store.location)}"
+        f" ({result.already_stored} already there, {result.unreadable} unreadable)"
+    )
+    if result.first_problem:
+        _out(f"  first unreadable: {result.first_problem}")
+    return EXIT_OK
+
+
+def _prune(args: argparse.Namespace) -> int:
+    try:
+        age = parse_age(args.older_than)
+    except ValueError as e:
+        return _fail(f"--older-than: {e}")
+    store = _open(args)
+    try:
+        removed = store.prune(age)
+    finally:
+        store.close()
+    _out(
+        f"pruned {removed} traces older than {args.older_than} from {mask_password(store.location)}"
+    )
+    return EXIT_OK
+
+
+_STORE_COMMANDS = {"list": _list, "fetch": _fetch, "import": _import, "prune": _prune}
 
 
 if __name__ == "__main__":
