@@ -280,7 +280,11 @@ def _store_commands(sub: Any) -> None:
             help="put a directory of .prodtrace files (or an OTLP export) into the store",
         )
     )
-    imp.add_argument("source", help="a directory of .prodtrace files")
+    imp.add_argument(
+        "source",
+        help="a directory of .prodtrace files, or an OTLP file (JSON Lines of TracesData, an "
+        "ExportTraceServiceRequest JSON document, or OTLP protobuf) exported with payloads",
+    )
     prune = with_store(sub.add_parser("prune", help="delete stored traces older than an age"))
     prune.add_argument("--older-than", required=True, metavar="AGE", help="e.g. 7d, 12h, 2w")
 
@@ -354,9 +358,12 @@ def _fetch(args: argparse.Namespace) -> int:
 def _import(args: argparse.Namespace) -> int:
     from .stores import directory_traces, import_traces
 
+    if os.path.isfile(args.source):
+        return _import_otlp(args)
+    traces = directory_traces(args.source)
     store = _open(args, create=True)
     try:
-        result = import_traces(directory_traces(args.source), store)
+        result = import_traces(traces, store)
     finally:
         store.close()
     _out(
@@ -365,6 +372,27 @@ def _import(args: argparse.Namespace) -> int:
     )
     if result.first_problem:
         _out(f"  first unreadable: {result.first_problem}")
+    return EXIT_OK
+
+
+def _import_otlp(args: argparse.Namespace) -> int:
+    from .otel.otlp_import import OtlpError, read_otlp_file, rebuild_traces
+    from .stores import import_traces
+
+    try:  # everything is read and rebuilt before the store is touched
+        rebuilt = rebuild_traces(read_otlp_file(args.source), name=args.source)
+    except OtlpError as e:
+        return _fail(str(e))
+    store = _open(args, create=True)
+    try:
+        result = import_traces(rebuilt.traces, store)
+    finally:
+        store.close()
+    _out(
+        f"rebuilt {len(rebuilt.traces)} traces from {rebuilt.spans_read} spans "
+        f"({rebuilt.spans_skipped} spans without prodture data skipped); imported "
+        f"{result.imported} into {mask_password(store.location)} ({result.already_stored} already there)"
+    )
     return EXIT_OK
 
 

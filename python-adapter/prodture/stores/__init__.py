@@ -247,6 +247,10 @@ def directory_traces(directory: str) -> Any:
     """``(path, bytes)`` of every ``.prodtrace`` file under ``directory``, oldest name first."""
     if not os.path.isdir(directory):
         raise StoreError(f"{directory}: no such directory; give a directory of .prodtrace files")
+    return _read_all(directory)
+
+
+def _read_all(directory: str) -> Any:
     paths = []
     for root, _dirs, files in os.walk(directory):
         paths += [os.path.join(root, f) for f in files if f.endswith(".prodtrace")]
