@@ -82,3 +82,30 @@ def test_no_trace_kept_means_no_id() -> None:
     assert unrecorded.trace_id is None and unrecorded.value is None
     # Equality of outcomes ignores the id (replay compares recorded and new outcomes).
     assert prodture.Success(1, trace_id="a") == prodture.Success(1)
+
+
+def test_log_records_carry_the_trace_id() -> None:
+    import io
+    import logging
+
+    from prodture.runtime import TraceIdLogFilter
+
+    stream = io.StringIO()
+    handler = logging.StreamHandler(stream)
+    handler.addFilter(TraceIdLogFilter())
+    handler.setFormatter(logging.Formatter("%(trace_id)s %(message)s"))
+    logger = logging.getLogger("tests.trace_id")
+    logger.addHandler(handler)
+    logger.setLevel(logging.INFO)
+
+    def logging_probe(effect: Probe) -> None:
+        logger.info("charging")
+
+    try:
+        outcome = prodture.Interpreter(
+            {Probe: logging_probe}, recorder=prodture.Recorder(prodture.MemorySink())
+        ).run(probing, False)
+        logger.info("after")
+    finally:
+        logger.removeHandler(handler)
+    assert stream.getvalue().splitlines() == [f"{outcome.trace_id} charging", "- after"]

@@ -58,6 +58,7 @@ __all__ = [
     "run_sync",
     "is_runtime_file",
     "current_trace_id",
+    "TraceIdLogFilter",
 ]
 
 log = logging.getLogger("prodture")
@@ -77,6 +78,15 @@ def is_runtime_file(filename: str) -> bool:
 current_trace_id: contextvars.ContextVar[str | None] = contextvars.ContextVar(
     "prodture_trace_id", default=None
 )
+
+
+class TraceIdLogFilter(logging.Filter):
+    """Puts the current execution's trace id on log records as ``trace_id`` (``-`` outside one):
+    ``log_handler.addFilter(TraceIdLogFilter())`` and ``%(trace_id)s`` in the format."""
+
+    def filter(self, record: logging.LogRecord) -> bool:
+        record.trace_id = current_trace_id.get() or "-"
+        return True
 
 
 @dataclasses.dataclass(frozen=True)

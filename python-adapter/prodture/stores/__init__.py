@@ -44,12 +44,11 @@ class TraceNotFound(StoreError):
 
 
 class AmbiguousId(StoreError):
-    def __init__(self, prefix: str, candidates: list[TraceSummary]) -> None:
+    def __init__(self, prefix: str, candidates: list[TraceSummary], *, more: bool = False) -> None:
         self.prefix = prefix
         self.candidates = candidates
-        super().__init__(
-            f"trace id prefix {prefix!r} matches {len(candidates)} traces; give more characters"
-        )
+        count = f"more than {len(candidates)}" if more else str(len(candidates))
+        super().__init__(f"trace id prefix {prefix!r} matches {count} traces; give more characters")
 
 
 @dataclasses.dataclass(frozen=True)

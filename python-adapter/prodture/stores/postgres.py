@@ -13,6 +13,7 @@ specified in ``protocol/trace-store.md``. Requires the ``postgres`` extra (psyco
 
 from __future__ import annotations
 
+import atexit
 import collections
 import dataclasses
 import datetime as _dt
@@ -208,13 +209,13 @@ class PostgresStore:
             f"SELECT {_COLUMNS}, data FROM {TABLE} WHERE trace_id = %s", (prefix,)
         ) or self._query(
             f"SELECT {_COLUMNS}, NULL FROM {TABLE} WHERE trace_id LIKE %s "
-            "ORDER BY started_at DESC LIMIT 20",
+            "ORDER BY started_at DESC LIMIT 21",
             (_like(prefix) + "%",),
         )
         if not rows:
             raise TraceNotFound(f"no trace with id {prefix!r} in {self.location}")
         if len(rows) > 1:
-            raise AmbiguousId(prefix, [_summary(r) for r in rows])
+            raise AmbiguousId(prefix, [_summary(r) for r in rows[:20]], more=len(rows) > 20)
         data = rows[0][-1]
         if data is None:
             data = self._query(f"SELECT data FROM {TABLE} WHERE trace_id = %s", (rows[0][0],))[0][0]
@@ -308,6 +309,8 @@ class PostgresSink:
         self._thread: threading.Thread | None = None
         self._closing = False
         self._last_warning = 0.0
+        # At interpreter exit, give queued traces a few seconds to reach the store.
+        atexit.register(self.close, timeout=5.0)
 
     def __repr__(self) -> str:
         return f"PostgresSink({self.location!r})"
