@@ -8,6 +8,7 @@ import { LanguageServer } from './lsp';
 import { ReplaySessions } from './sessions';
 import { TimelineView } from './timelineView';
 import { TraceViewerProvider } from './viewer';
+import { registerTraceStore } from './traceStore';
 import { DEBUG_TYPE, TRACE_EXT, VIEW_TYPE } from './lib/protocol';
 import { LaunchConfig, LaunchContext, baseName, configForTrace, isTracePath, resolveAfterSubstitution, resolveBeforeSubstitution } from './lib/launch';
 import { TimelineNode } from './lib/timeline';
@@ -216,6 +217,7 @@ export function activate(context: vscode.ExtensionContext): { sessions: ReplaySe
     vscode.commands.registerCommand('prodture.refreshTimeline', () => timeline.refresh()),
   );
 
+  context.subscriptions.push(...registerTraceStore(context, interpreters, log));
   lsp.warmUp();
   return { sessions };
 }
