@@ -138,10 +138,16 @@ fi
 export E2E_URL="$URL" E2E_WORKSPACE="$WORKSPACE" E2E_ARTIFACTS="$ARTIFACTS" E2E_CHROMIUM="$CHROMIUM" \
   E2E_PLAYWRIGHT="$PLAYWRIGHT_NODE_PATH/playwright-core" E2E_VSIX_BYTES="$VSIX_BYTES" E2E_PYTHON="$PY" \
   E2E_CODE_SERVER_LOG="$TMP/code-server.log" E2E_USER_DATA="$USER_DATA" E2E_BIG_TRACE="$BIG_TRACE"
-setsid node "$ROOT/tests/e2e-vscode/walk.cjs" &
-TEST_PGID=$!
-set +e
-wait "$TEST_PGID"
-RC=$?
-set -e
+# E2E_WALKS: which walks to run, in order, in the same VS Code (default: all of them).
+RC=0
+for walk in ${E2E_WALKS:-walk.cjs walk-store.cjs}; do
+  E2E_STORE_DIR="$TMP/trace-store" setsid node "$ROOT/tests/e2e-vscode/$walk" &
+  TEST_PGID=$!
+  set +e
+  wait "$TEST_PGID"
+  rc=$?
+  set -e
+  TEST_PGID=""
+  [ "$RC" -ne 0 ] || RC=$rc
+done
 exit $RC

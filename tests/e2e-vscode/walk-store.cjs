@@ -1,0 +1,271 @@
+// End-to-end stages of the trace store in a real VS Code (code-server), driven by playwright-core:
+// "Open Trace from Store…" (quick pick of recent failures, filtered by typing), "Open Trace by
+// Id…" with a prefix, and a vscode:// link with debug=1 that goes straight to the debugger paused
+// on the recorded failure. Started by scripts/vscode-e2e/run.sh after walk.cjs, in the same
+// code-server; it builds its own store (a directory, filled with `prodture import`) and points the
+// `prodture.store` user setting at it. Prints `name: value` figures and a pass/fail count.
+'use strict';
+const fs = require('fs');
+const path = require('path');
+const { execFileSync } = require('child_process');
+
+const env = (k, d) => {
+  const v = process.env[k] ?? d;
+  if (v === undefined) throw new Error(`${k} is not set (run scripts/vscode-e2e/run.sh)`);
+  return v;
+};
+const URL = env('E2E_URL');
+const WORKSPACE = env('E2E_WORKSPACE');
+const ARTIFACTS = path.join(env('E2E_ARTIFACTS'), 'store');
+const CHROMIUM = env('E2E_CHROMIUM', '/usr/bin/chromium');
+const PYTHON = env('E2E_PYTHON');
+const USER_DATA = env('E2E_USER_DATA');
+const STORE = env('E2E_STORE_DIR', path.join(path.dirname(USER_DATA), 'trace-store'));
+const { chromium } = require(env('E2E_PLAYWRIGHT'));
+const TOTAL_TIMEOUT_MS = Number(process.env.E2E_TIMEOUT_MS || 300_000);
+
+const figures = {};
+const results = [];
+let shotNo = 0;
+let page;
+let browser;
+
+const log = (...a) => console.log('[walk-store]', ...a);
+
+function assert(cond, msg) {
+  if (!cond) throw new Error(`assertion failed: ${msg}`);
+}
+
+async function shot(name) {
+  await page.screenshot({ path: path.join(ARTIFACTS, `${String(++shotNo).padStart(2, '0')}-${name}.png`) });
+}
+
+async function stage(name, fn) {
+  const t0 = Date.now();
+  try {
+    await fn();
+    results.push({ name, ok: true });
+    log(`ok   ${name} (${Date.now() - t0} ms)`);
+  } catch (e) {
+    results.push({ name, ok: false, error: e });
+    log(`FAIL ${name}: ${e && e.stack ? e.stack : e}`);
+    await shot(`FAILED-${name.replace(/[^a-z0-9]+/gi, '-')}`).catch(() => {});
+    throw e;
+  }
+}
+
+async function until(fn, what, timeout = 10_000, every = 100) {
+  const end = Date.now() + timeout;
+  let last;
+  for (;;) {
+    try {
+      last = await fn();
+      if (last) return last;
+    } catch (e) {
+      last = e;
+    }
+    if (Date.now() > end) throw new Error(`timed out after ${timeout} ms waiting for ${what} (last: ${last instanceof Error ? last.message : JSON.stringify(last)})`);
+    await page.waitForTimeout(every);
+  }
+}
+
+const input = () => page.locator('.quick-input-widget input').first();
+const rows = () => page.locator('.quick-input-widget .quick-input-list .monaco-list-row');
+
+async function runCommand(title) {
+  await page.keyboard.press('F1');
+  await input().waitFor({ state: 'visible', timeout: 10_000 });
+  await input().fill(`>${title}`);
+  await page.locator('.quick-input-list .monaco-list-row', { hasText: title }).first().waitFor({ state: 'visible', timeout: 10_000 });
+  await page.keyboard.press('Enter');
+}
+
+/** The trace viewer frame that shows `text` (webviews are nested iframes). */
+async function viewerShowing(text) {
+  for (const f of page.frames()) {
+    try {
+      const info = await f.evaluate((t) => {
+        const r = document.getElementById('prodture-viewer');
+        if (!r || r.dataset.state !== 'ready' || !document.body.innerText.includes(t)) return null;
+        const failing = r.querySelector('.row.failing');
+        return { failing: failing ? failing.innerText : '' };
+      }, text);
+      if (info) return info;
+    } catch {
+      /* detached or cross-origin frame */
+    }
+  }
+  return undefined;
+}
+
+/** The top frame of the paused debug session, from the Call Stack view. */
+async function pausedFrame() {
+  return page.evaluate(() => {
+    const frame = [...document.querySelectorAll('.debug-call-stack .monaco-list-row')].find((r) => r.querySelector('.stack-frame'));
+    if (!frame) return null;
+    const m = /line (\d+)/.exec(frame.getAttribute('aria-label') || '');
+    return { line: m ? Number(m[1]) : undefined, label: frame.getAttribute('aria-label') || '' };
+  });
+}
+
+// Two failures of another handler, from other hosts, so that the quick pick has something to filter.
+const OTHER_FAILURES = `
+import datetime as dt, sys, uuid
+from prodture.recorder import DirectorySink, TraceInfo
+from prodture.trace.codec import RecordedError
+from prodture.trace.format import TraceEncoder
+sink = DirectorySink(sys.argv[1])
+for i in range(2):
+    enc, tid, now = TraceEncoder(), uuid.uuid4().hex, dt.datetime.now(dt.timezone.utc)
+    error = RecordedError("checkout.GatewayTimeout", f"gateway timed out after {i + 5} s")
+    data = enc.header("checkout.service:refund", trace_id=tid, started_at=now, meta={"host": f"web-{i}"})
+    data += enc.input({"order": i}) + enc.outcome(False, error, "", None, 1000)
+    stream = sink.open(TraceInfo("checkout.service:refund", tid, now))
+    stream.write(data)
+    stream.close()
+`;
+
+function cli(...args) {
+  return execFileSync(PYTHON, ['-m', 'prodture.cli', ...args], { cwd: WORKSPACE, encoding: 'utf8' });
+}
+
+async function main() {
+  fs.mkdirSync(ARTIFACTS, { recursive: true });
+  // A store of the example's traces, imported the way a team would, and the setting naming it.
+  fs.rmSync(STORE, { recursive: true, force: true });
+  log(cli('import', path.join(WORKSPACE, 'traces'), '--store', STORE).trim());
+  execFileSync(PYTHON, ['-c', OTHER_FAILURES, STORE], { cwd: WORKSPACE });
+  const failures = JSON.parse(cli('list', '--failed', '--json', '--store', STORE));
+  assert(failures.length >= 1, `the example recorded a failure (${failures.length})`);
+  const target = failures.find((f) => /greater than zero/.test(f.error_message)) || failures[0];
+  log(`failing trace ${target.trace_id}: ${target.error_type}: ${target.error_message}`);
+  const settingsFile = path.join(USER_DATA, 'User', 'settings.json');
+  const settings = JSON.parse(fs.readFileSync(settingsFile, 'utf8'));
+  settings['prodture.store'] = STORE;
+  fs.writeFileSync(settingsFile, JSON.stringify(settings, null, 2));
+  const handlerFile = path.join(WORKSPACE, 'checkout', 'service.py');
+  const chargeLine = fs.readFileSync(handlerFile, 'utf8').split('\n').findIndex((l) => l.includes('yield ChargeCard(')) + 1;
+
+  browser = await chromium.launch({
+    executablePath: CHROMIUM,
+    args: ['--headless', '--no-sandbox', '--disable-gpu', '--disable-quic', '--no-first-run', '--disable-background-networking', '--disable-component-update', '--disable-sync'],
+  });
+  page = await browser.newPage({ viewport: { width: 1600, height: 1000 } });
+  page.setDefaultTimeout(15_000);
+
+  await stage('workbench loads with the store commands', async () => {
+    await page.goto(URL);
+    await page.locator('.explorer-folders-view .monaco-list-row').first().waitFor({ timeout: 60_000 });
+    await until(
+      async () => {
+        await page.keyboard.press('F1');
+        await input().fill('>Prodture: Open Trace');
+        await page.waitForTimeout(300);
+        const labels = await rows().allInnerTexts();
+        await page.keyboard.press('Escape');
+        return ['Open Trace from Store…', 'Open Trace by Id…'].every((t) => labels.some((l) => l.includes(t)));
+      },
+      'the store commands in the palette',
+      30_000,
+      500,
+    );
+  });
+
+  await stage('Open Trace from Store…: recent failures, filtered as you type, open the viewer', async () => {
+    const t0 = Date.now();
+    await runCommand('Prodture: Open Trace from Store…');
+    const first = await until(async () => {
+      const texts = await rows().allInnerTexts();
+      return texts.length >= 3 && texts.some((t) => t.includes(target.trace_id)) ? texts : false;
+    }, 'the failures in the quick pick', 60_000);
+    figures.store_quick_pick_s = ((Date.now() - t0) / 1000).toFixed(2);
+    log('quick pick:', JSON.stringify(first.slice(0, 3)));
+    const row = first.find((t) => t.includes(target.trace_id));
+    assert(row.includes(target.error_message.slice(0, 20)) && /UTC/.test(row), `the row shows the error and the time (${row})`);
+    await shot('store-quick-pick');
+    // filter by error text: the two gateway time-outs
+    await input().fill('timed out');
+    await until(async () => {
+      const texts = await rows().allInnerTexts();
+      return texts.length === 2 && texts.every((t) => /GatewayTimeout: gateway timed out/.test(t) && /web-\d/.test(t));
+    }, 'the list filtered to the two time-outs', 10_000);
+    // filter by typing part of the id: only that trace is left
+    await input().fill(target.trace_id.slice(0, 10));
+    const filtered = await until(async () => {
+      const texts = await rows().allInnerTexts();
+      return texts.length === 1 && texts[0].includes(target.trace_id) ? texts : false;
+    }, 'the list filtered to one trace', 10_000);
+    assert(filtered.length === 1, 'one row left');
+    await shot('store-quick-pick-filtered');
+    await page.keyboard.press('Enter');
+    const shown = await until(() => viewerShowing('ChargeCard'), 'the trace viewer with the fetched trace', 60_000);
+    assert(/ChargeCard/.test(shown.failing), `the failing effect is highlighted (${shown.failing})`);
+    await page.locator(`.tab[aria-label^="${target.trace_id}.prodtrace"]`).first().waitFor({ timeout: 10_000 });
+    await shot('store-trace-opened');
+    await page.keyboard.press('Control+W'); // close the viewer again
+  });
+
+  await stage('Open Trace by Id…: a prefix pasted from a log opens the trace', async () => {
+    await runCommand('Prodture: Open Trace by Id…');
+    await input().fill(target.trace_id.slice(0, 12));
+    await page.keyboard.press('Enter');
+    await page.locator(`.tab[aria-label^="${target.trace_id}.prodtrace"]`).first().waitFor({ timeout: 60_000 });
+    await until(() => viewerShowing('ChargeCard'), 'the viewer', 30_000);
+    await shot('store-open-by-id');
+    await page.keyboard.press('Control+W');
+  });
+
+  await stage('a vscode:// link with debug=1 opens the debugger paused on the recorded failure', async () => {
+    await runCommand('View: Show Run and Debug');
+    const t0 = Date.now();
+    // "Developer: Open URL" hands the link to VS Code as the OS does for a clicked link
+    // (code-server's own scheme is code-oss://; the extension handles its authority, whatever the scheme).
+    await runCommand('Developer: Open URL');
+    await input().fill(`code-oss://prodture.prodture/open?id=${target.trace_id.slice(0, 16)}&debug=1`);
+    await page.keyboard.press('Enter');
+    // VS Code asks once before letting an extension open a link
+    const allow = page.locator('.monaco-dialog-box .monaco-button', { hasText: /^Open$/ }).first();
+    if (await allow.waitFor({ timeout: 10_000 }).then(() => true, () => false)) {
+      await shot('store-link-confirm');
+      await allow.click();
+    }
+    const stop = await until(pausedFrame, 'the debugger to pause', 90_000, 200);
+    figures.store_link_to_paused_s = ((Date.now() - t0) / 1000).toFixed(2);
+    log('paused:', JSON.stringify(stop));
+    const errText = await until(async () => {
+      const w = page.locator('.exception-widget:visible').first();
+      return (await w.count()) ? (await w.innerText()) || false : false;
+    }, 'the exception widget', 20_000).catch(() => '');
+    assert(/greater than zero/i.test(errText) || /greater than zero/i.test(stop.label) || stop.line === chargeLine, `paused on the recorded failure (line ${stop.line}, widget ${JSON.stringify(errText.slice(0, 120))})`);
+    await shot('store-link-paused');
+    await page.keyboard.press('Shift+F5');
+  });
+}
+
+const killer = setTimeout(() => {
+  log(`the walk took longer than ${TOTAL_TIMEOUT_MS} ms: giving up`);
+  finish(1);
+}, TOTAL_TIMEOUT_MS);
+
+async function finish(code) {
+  clearTimeout(killer);
+  try {
+    if (browser) await browser.close();
+  } catch {
+    /* already closed */
+  }
+  for (const [k, v] of Object.entries(figures)) console.log(`${k}: ${v}`);
+  const passed = results.filter((r) => r.ok).length;
+  console.log(`screenshots: ${ARTIFACTS}`);
+  console.log(`vscode-e2e-store: ${passed} passed, ${results.length - passed} failed`);
+  process.exit(code || (results.length - passed ? 1 : 0));
+}
+
+main().then(
+  () => finish(0),
+  (e) => {
+    if (!results.some((r) => !r.ok)) results.push({ name: 'setup', ok: false, error: e });
+    log(`walk stopped: ${e && e.message ? e.message : e}`);
+    finish(1);
+  },
+);
