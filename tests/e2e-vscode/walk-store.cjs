@@ -125,6 +125,36 @@ for i in range(2):
     stream.close()
 `;
 
+// An OpenTelemetry export (the SDK's OTLP JSON file exporter) of one failing execution with payloads.
+const OTLP_EXPORT = `
+import dataclasses, sys
+import prodture
+from opentelemetry.exporter.otlp.json.file import FileSpanExporter
+from opentelemetry.sdk.trace import TracerProvider
+from opentelemetry.sdk.trace.export import SimpleSpanProcessor
+from prodture.otel import OtelRecorder
+
+@dataclasses.dataclass(frozen=True)
+class ReserveStock(prodture.Effect, name="e2e.ReserveStock"):
+    sku: str
+
+@prodture.handler(name="e2e.otlp:reserve")
+def reserve(skus):
+    for sku in skus:
+        yield ReserveStock(sku)
+
+def perform(effect):
+    if effect.sku == "sold-out":
+        raise LookupError("no stock left for sold-out")
+    return 1
+
+provider = TracerProvider()
+provider.add_span_processor(SimpleSpanProcessor(FileSpanExporter(sys.argv[1])))
+recorder = OtelRecorder(prodture.Recorder(prodture.MemorySink()), tracer_provider=provider, payloads=True)
+prodture.Interpreter({ReserveStock: perform}, recorder=recorder).run(reserve, ["a-1", "sold-out"])
+provider.shutdown()
+`;
+
 function cli(...args) {
   return execFileSync(PYTHON, ['-m', 'prodture.cli', ...args], { cwd: WORKSPACE, encoding: 'utf8' });
 }
@@ -145,6 +175,11 @@ async function main() {
   fs.writeFileSync(settingsFile, JSON.stringify(settings, null, 2));
   const handlerFile = path.join(WORKSPACE, 'checkout', 'service.py');
   const chargeLine = fs.readFileSync(handlerFile, 'utf8').split('\n').findIndex((l) => l.includes('yield ChargeCard(')) + 1;
+
+  const otlpFile = path.join(WORKSPACE, 'var', 'e2e-otlp', 'export.jsonl');
+  fs.rmSync(path.dirname(otlpFile), { recursive: true, force: true });
+  fs.mkdirSync(path.dirname(otlpFile), { recursive: true });
+  execFileSync(PYTHON, ['-c', OTLP_EXPORT, otlpFile], { cwd: WORKSPACE });
 
   browser = await chromium.launch({
     executablePath: CHROMIUM,
@@ -213,6 +248,21 @@ async function main() {
     await until(() => viewerShowing('ChargeCard'), 'the viewer', 30_000);
     await shot('store-open-by-id');
     await page.keyboard.press('Control+W');
+  });
+
+  await stage('opening an OpenTelemetry export offers the import; the rebuilt trace opens in the viewer', async () => {
+    await page.keyboard.press('Control+P');
+    await input().waitFor({ state: 'visible', timeout: 10_000 });
+    await input().fill('export.jsonl');
+    await page.locator('.quick-input-list .monaco-list-row', { hasText: 'export.jsonl' }).first().waitFor({ timeout: 10_000 });
+    await page.keyboard.press('Enter');
+    const button = page.locator('.notifications-toasts .monaco-button', { hasText: 'Import and Open' }).first();
+    await button.waitFor({ timeout: 30_000 });
+    await shot('otlp-offer');
+    await button.click();
+    const shown = await until(() => viewerShowing('ReserveStock'), 'the viewer with the rebuilt trace', 60_000);
+    assert(/ReserveStock/.test(shown.failing) && /sold-out/.test(shown.failing), `the failing effect of the export is highlighted (${shown.failing})`);
+    await shot('otlp-trace-opened');
   });
 
   await stage('a vscode:// link with debug=1 opens the debugger paused on the recorded failure', async () => {

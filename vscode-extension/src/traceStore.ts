@@ -9,7 +9,7 @@ import { execFile } from 'child_process';
 import { Interpreters } from './interpreter';
 import { VIEW_TYPE } from './lib/protocol';
 import { configForTrace } from './lib/launch';
-import { StorePickItem, ambiguousCandidates, cliArgs, isTraceId, maskPassword, parseListing, parseTraceLink, pickItems } from './lib/store';
+import { StorePickItem, StoredTrace, ambiguousCandidates, cliArgs, isTraceId, looksLikeProdtureOtlp, maskPassword, parseListing, parseTraceLink, pickItems } from './lib/store';
 
 interface CliResult {
   code: number;
@@ -29,9 +29,9 @@ class TraceStore {
   }
 
   /** Run the CLI in the first workspace folder (where pyproject.toml names the store). */
-  private async cli(args: string[]): Promise<CliResult | undefined> {
+  private async cli(args: string[], storeOverride?: string): Promise<CliResult | undefined> {
     const folder = this.folder();
-    const store = vscode.workspace.getConfiguration('prodture', folder?.uri).get<string>('store', '');
+    const store = storeOverride ?? vscode.workspace.getConfiguration('prodture', folder?.uri).get<string>('store', '');
     const { python } = await this.interpreters.choose(folder?.uri);
     const problem = await this.interpreters.check(python, 'prodture.cli', folder?.uri.fsPath);
     if (problem) {
@@ -80,6 +80,49 @@ class TraceStore {
     }
     await vscode.commands.executeCommand('vscode.openWith', vscode.Uri.file(file), VIEW_TYPE);
     return true;
+  }
+
+  /**
+   * Rebuild the traces of an OpenTelemetry export (OTLP JSON or protobuf) into a folder of the
+   * extension's storage and open them: one directly, several through a quick pick.
+   */
+  async importOtlp(arg?: unknown): Promise<boolean> {
+    let file = arg instanceof vscode.Uri ? arg.fsPath : typeof arg === 'string' ? arg : undefined;
+    if (!file) {
+      const picked = await vscode.window.showOpenDialog({ canSelectMany: false, filters: { 'OpenTelemetry export': ['json', 'jsonl', 'ndjson', 'pb', 'otlp', 'bin'] } });
+      file = picked?.[0]?.fsPath;
+    }
+    if (!file) return false;
+    const dir = path.join(this.context.globalStorageUri.fsPath, 'otlp', String(Date.now()));
+    const imported = await vscode.window.withProgress({ location: vscode.ProgressLocation.Notification, title: `Rebuilding traces from ${path.basename(file)}…` }, () => this.cli(['import', file as string], dir));
+    if (!imported) return false;
+    if (imported.code !== 0) {
+      this.fail(imported);
+      return false;
+    }
+    this.log.appendLine(`[store] ${imported.stdout.trim()}`);
+    const listed = await this.cli(['list', '--json', '--limit', '500'], dir);
+    const rows = listed && listed.code === 0 ? parseListing(listed.stdout) : new Error(listed ? listed.stderr : 'no listing');
+    if (rows instanceof Error || rows.length === 0) {
+      void vscode.window.showErrorMessage(rows instanceof Error ? rows.message : `${path.basename(file)} holds no prodture execution exported with payloads.`);
+      return false;
+    }
+    let row: StoredTrace | undefined = rows[0];
+    if (rows.length > 1) {
+      const items = pickItems(rows);
+      const pick = await vscode.window.showQuickPick(items, { placeHolder: `${rows.length} traces rebuilt from ${path.basename(file)}`, matchOnDescription: true, matchOnDetail: true });
+      row = pick ? rows.find((r) => r.trace_id === pick.traceId) : undefined;
+    }
+    if (!row?.location) return false;
+    await vscode.commands.executeCommand('vscode.openWith', vscode.Uri.file(row.location), VIEW_TYPE);
+    return true;
+  }
+
+  /** Opening an OTLP export that holds prodture executions offers to import it. */
+  async offerImport(doc: vscode.TextDocument): Promise<void> {
+    if (doc.uri.scheme !== 'file' || !looksLikeProdtureOtlp(doc.fileName, doc.getText())) return;
+    const choice = await vscode.window.showInformationMessage(`${path.basename(doc.fileName)} is an OpenTelemetry export with prodture executions. Rebuild and open the traces?`, 'Import and Open');
+    if (choice) await this.importOtlp(doc.uri);
   }
 
   async openFromStore(): Promise<boolean> {
@@ -140,6 +183,8 @@ export function registerTraceStore(context: vscode.ExtensionContext, interpreter
   return [
     vscode.commands.registerCommand('prodture.openTraceFromStore', () => store.openFromStore()),
     vscode.commands.registerCommand('prodture.openTraceById', (arg?: unknown) => store.openById(arg)),
+    vscode.commands.registerCommand('prodture.importOtlp', (arg?: unknown) => store.importOtlp(arg)),
+    vscode.workspace.onDidOpenTextDocument((doc) => void store.offerImport(doc)),
     vscode.window.registerUriHandler({ handleUri: (uri) => store.handleUri(uri) }),
   ];
 }

@@ -13,6 +13,7 @@ export interface StoredTrace {
   failed_effect: number | null;
   host: string;
   service: string;
+  location?: string; // a directory store's file
 }
 
 export interface StorePickItem {
@@ -31,6 +32,14 @@ export function isTraceId(text: string): boolean {
 /** `postgresql://user:secret@host/db` → `postgresql://user:***@host/db` (and `password=…`). */
 export function maskPassword(text: string): string {
   return text.replace(/(\/\/[^:/@\s]*):[^@/\s]*@/g, '$1:***@').replace(/(password\s*=\s*)('[^']*'|[^\s&;]+)/gi, '$1***');
+}
+
+/**
+ * Whether a JSON document is an OpenTelemetry export holding prodture executions (spans exported
+ * with `OtelRecorder(payloads=True)`): the viewer then offers to import it.
+ */
+export function looksLikeProdtureOtlp(fileName: string, text: string): boolean {
+  return /\.(json|jsonl|ndjson)$/i.test(fileName) && /"resource_?[sS]pans"/.test(text) && text.includes('prodture.header.msgpack');
 }
 
 /** The command line of the CLI for `args`, with `--store` when the setting names one. */

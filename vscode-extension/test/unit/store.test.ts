@@ -1,5 +1,5 @@
 import * as assert from 'assert';
-import { ambiguousCandidates, cliArgs, maskPassword, parseListing, parseTraceLink, pickItems } from '../../src/lib/store';
+import { ambiguousCandidates, cliArgs, looksLikeProdtureOtlp, maskPassword, parseListing, parseTraceLink, pickItems } from '../../src/lib/store';
 
 const failed = {
   trace_id: '3f2a9c01aa0000000000000000000000',
@@ -44,5 +44,11 @@ describe('trace store', () => {
     assert.match(String(parseTraceLink('/open', 'id=../../etc/passwd')), /is not a trace id/);
     assert.match(String(parseTraceLink('/run', 'id=3f')), /unknown prodture link/);
     assert.match(String(parseTraceLink('/open', '')), /has no id/);
+  });
+  it('recognises an OpenTelemetry export that holds prodture executions', () => {
+    const line = '{"resourceSpans":[{"scopeSpans":[{"spans":[{"attributes":[{"key":"prodture.header.msgpack","value":{"stringValue":"gw=="}}]}]}]}]}';
+    assert.ok(looksLikeProdtureOtlp('/x/export.jsonl', line));
+    assert.ok(!looksLikeProdtureOtlp('/x/export.jsonl', '{"resourceSpans":[]}'));
+    assert.ok(!looksLikeProdtureOtlp('/x/package.json', '{"name": "prodture.header.msgpack"}'));
   });
 });
