@@ -193,3 +193,23 @@ def test_import_a_directory_into_postgres(postgres_url, tmp_path) -> None:
     assert _ids(target.list(Query(failed_only=True))) == [IDS["new_fail"], IDS["old_fail"]]
     assert target.fetch(IDS["other"])[1] == source.fetch(IDS["other"])[1]
     target.close()
+
+
+def test_a_stalled_store_never_blocks_the_handler(postgres_url) -> None:
+    """A table locked by another session stalls every insert: handlers still answer at once,
+    three traces wait, the rest are dropped and counted; once the lock goes, the three are written."""
+    import psycopg
+
+    sink = PostgresSink(postgres_url, max_queue=3, batch_size=1)
+    interpreter = prodture.Interpreter({Fetch: _declining}, recorder=prodture.Recorder(sink))
+    interpreter.run(checkout, {"pay": "card"})
+    assert sink.flush(timeout=120) and sink.stats.written == 1
+    with psycopg.connect(postgres_url) as locker:
+        locker.execute("LOCK TABLE prodture_traces IN ACCESS EXCLUSIVE MODE")
+        outcomes = [interpreter.run(checkout, {"pay": "card"}) for _ in range(10)]
+        assert all(o.ok and o.value == {"total": 15} for o in outcomes)
+        assert (sink.stats.written, sink.stats.queued, sink.stats.dropped) == (1, 3, 7)
+        assert not sink.flush(timeout=0.5)  # still stalled
+        locker.rollback()
+    assert sink.close(timeout=120)
+    assert (sink.stats.written, sink.stats.dropped) == (4, 7)

@@ -25,7 +25,6 @@ from typing import Any
 
 from ..recorder import TraceInfo
 from ..store_url import mask_password
-from ..trace.codec import TraceFormatError
 from . import AmbiguousId, Query, StoreError, TraceNotFound, TraceSummary, summarize
 from .directory import check_id_prefix
 
@@ -226,12 +225,11 @@ class PostgresStore:
             return 0
         try:
             with self.conn.transaction(), self.conn.cursor() as cur:
-                before = cur.execute(f"SELECT count(*) FROM {TABLE}").fetchone()[0]
                 cur.executemany(_INSERT, [_row(s, d) for s, d in traces])
-                after = cur.execute(f"SELECT count(*) FROM {TABLE}").fetchone()[0]
+                inserted = cur.rowcount  # summed over the batch; a conflict inserts nothing
         except Exception as e:
             raise StoreError(f"trace store {self.location}: {_reason(e)}") from None
-        return int(after - before)
+        return int(inserted)
 
     def prune(self, older_than: _dt.timedelta) -> int:
         cutoff = _dt.datetime.now(_dt.timezone.utc) - older_than
@@ -406,7 +404,7 @@ class PostgresSink:
         for info, data in batch:
             try:
                 summary = summarize(data, service=self.service, host=self.host)
-            except (TraceFormatError, Exception):  # keep the bytes; index what the recorder knew
+            except Exception:  # not readable back: keep the bytes, index what the recorder knew
                 summary = TraceSummary(
                     trace_id=info.trace_id,
                     handler=info.handler,
