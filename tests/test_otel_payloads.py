@@ -284,3 +284,29 @@ def test_a_forged_payload_is_refused_by_the_trace_reader() -> None:
             s.attributes["prodture.header.msgpack"] = "kQ=="  # an empty array, not a header
     with pytest.raises(OtlpError, match="cannot rebuild the trace of span"):
         rebuild_traces(spans)
+
+
+def test_a_payload_that_cannot_be_added_spoils_neither_the_run_nor_the_import(monkeypatch) -> None:
+    from prodture.otel import export
+
+    def broken(self, span, call, *args):
+        if call.seq == 2:
+            raise RuntimeError("cannot render this value")
+        return original(self, span, call, *args)
+
+    original = export._OtelSession._effect_payload
+    monkeypatch.setattr(export._OtelSession, "_effect_payload", broken)
+    exporter = InMemorySpanExporter()
+    outcomes, recorded = _record(exporter)
+    assert outcomes[0].ok and outcomes[0].value["status"] == 201  # the handler is unaffected
+    assert all(prodture.read_trace(d).complete for d in recorded.values())
+    spans = exporter.get_finished_spans()
+    marked = [s for s in spans if "prodture.payload_error" in s.attributes]
+    assert (
+        len(marked) == 2
+        and "cannot render this value" in marked[0].attributes["prodture.payload_error"]
+    )
+    from opentelemetry.exporter.otlp.proto.common.trace_encoder import encode_spans
+
+    result = rebuild_traces(read_otlp(encode_spans(spans).SerializeToString()))
+    assert result.traces == [] and result.spans_skipped == result.spans_read == 8

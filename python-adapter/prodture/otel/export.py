@@ -34,6 +34,7 @@ __all__ = ["OtelRecorder"]
 
 #: Attribute namespaces an effect may fill through ``otel_attributes`` (semantic conventions).
 SEMANTIC_PREFIXES = ("http.", "db.", "url.", "server.", "network.", "rpc.", "messaging.")
+PAYLOAD_ERROR = m.PAYLOAD_ERROR
 
 
 class OtelRecorder:
@@ -115,7 +116,11 @@ class _OtelSession:
         self.encoder: TraceEncoder | None = None
         self.types: dict[int, tuple[str, list[str]]] = {}
         if owner.payloads:
-            self._payload_header(handler_name, input, info, link)
+            try:
+                self._payload_header(handler_name, input, info, link)
+            except Exception as e:  # spans without payloads, never a failed handler
+                self.encoder = None
+                self.span.set_attribute(PAYLOAD_ERROR, f"{type(e).__name__}: {e}"[:200])
         # The execution span is the current span while the handler runs: spans the performers'
         # own instrumentation starts (HTTP clients, database drivers) become its children.
         self.token = otel_context.attach(otel_trace.set_span_in_context(self.span))
@@ -189,7 +194,10 @@ class _OtelSession:
             attributes=attributes,
         )
         if self.encoder is not None:
-            self._effect_payload(child, call, ok, value, start_ns, duration_ns)
+            try:
+                self._effect_payload(child, call, ok, value, start_ns, duration_ns)
+            except Exception as e:
+                child.set_attribute(PAYLOAD_ERROR, f"{type(e).__name__}: {e}"[:200])
         if not ok:
             child.record_exception(value)
             child.set_status(Status(StatusCode.ERROR, f"{type(value).__name__}: {value}"))
@@ -237,6 +245,23 @@ class _OtelSession:
         except Exception:  # finished in another context than it began: nothing to restore
             pass
         span = self.span
+        try:
+            self._outcome_payload(outcome)
+        except Exception as e:
+            span.set_attribute(PAYLOAD_ERROR, f"{type(e).__name__}: {e}"[:200])
+        if outcome.ok:
+            span.set_status(Status(StatusCode.OK))
+        else:
+            span.record_exception(outcome.error)
+            span.set_status(
+                Status(StatusCode.ERROR, f"{type(outcome.error).__name__}: {outcome.error}")
+            )
+            if outcome.effect_seq is not None:
+                span.set_attribute(m.FAILED_EFFECT, outcome.effect_seq)
+        span.end()
+
+    def _outcome_payload(self, outcome: Outcome) -> None:
+        span = self.span
         if self.encoder is not None:
             duration = time.perf_counter_ns() - self.t0
             if outcome.ok:
@@ -253,16 +278,6 @@ class _OtelSession:
                 span.set_attribute(
                     m.OUTCOME_TRACEBACK, m.clip(outcome.traceback, self.owner.max_text)[0]
                 )
-        if outcome.ok:
-            span.set_status(Status(StatusCode.OK))
-        else:
-            span.record_exception(outcome.error)
-            span.set_status(
-                Status(StatusCode.ERROR, f"{type(outcome.error).__name__}: {outcome.error}")
-            )
-            if outcome.effect_seq is not None:
-                span.set_attribute(m.FAILED_EFFECT, outcome.effect_seq)
-        span.end()
 
 
 def _lookup(source: str, request: dict[str, Any], result: Any) -> Any:

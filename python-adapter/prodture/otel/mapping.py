@@ -35,6 +35,8 @@ RESULT = "prodture.result"
 # suffixes of a payload attribute: the lossless bytes, or the mark that they were left out
 MSGPACK = ".msgpack"
 TRUNCATED = ".truncated"
+#: Set on a span whose payload the exporter could not add (its execution is not rebuilt).
+PAYLOAD_ERROR = "prodture.payload_error"
 #: The type name of the value that stands for one left out of the export for its size.
 TRUNCATED_TYPE = "prodture.Truncated"
 

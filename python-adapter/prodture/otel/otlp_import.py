@@ -232,6 +232,11 @@ def rebuild_traces(spans: list[Span], *, name: str = "OTLP input") -> RebuildRes
     result = RebuildResult(traces=[], spans_read=len(spans), spans_used=used)
     result.spans_skipped = len(spans) - used
     for key, execution in executions.items():
+        if any(m.PAYLOAD_ERROR in s.attributes for s in [execution, *children[key]]):
+            # the exporter could not add a payload: the execution cannot be rebuilt whole
+            result.spans_used -= 1 + len(children[key])
+            result.spans_skipped += 1 + len(children[key])
+            continue
         try:
             data = _rebuild(execution, children[key])
         except (TraceFormatError, ValueError, TypeError, KeyError, msgpack.ExtraData) as e:
