@@ -253,7 +253,7 @@ class DapClient:
             except (TimeoutError, OSError, ValueError):
                 pass
             try:
-                self.proc.stdin.close()  # type: ignore[union-attr]
+                self.proc.stdin.close()
             except OSError:
                 pass
             try:

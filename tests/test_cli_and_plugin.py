@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import json
+import os
 import shutil
 import subprocess
 import sys
@@ -40,6 +41,28 @@ def test_show_prints_each_effect_and_the_failure(checkout_dir: Path, checkout_tr
         lines[-1]
         == "outcome  Failure at effect #3: PaymentDeclined: amount must be greater than zero"
     )
+
+
+@pytest.mark.parametrize("args", [["show"], ["show", "--json"], ["replay"]])
+def test_a_reader_that_stops_reading_is_a_normal_end(
+    args: list[str], checkout_dir: Path, checkout_traces: dict
+) -> None:
+    """`prodture show TRACE | head -2`: the reader closing the pipe ends the command quietly
+    (no "internal error", no traceback) with the command's own exit code."""
+    read_end, write_end = os.pipe()
+    os.close(read_end)  # the reader is already gone: every write to the pipe fails (EPIPE)
+    try:
+        done = subprocess.run(
+            [*PRODTURE, *args, str(checkout_traces["ok"])],
+            cwd=checkout_dir,
+            stdout=write_end,
+            stderr=subprocess.PIPE,
+            text=True,
+            timeout=60,
+        )
+    finally:
+        os.close(write_end)
+    assert (done.returncode, done.stderr) == (0, "")
 
 
 def test_show_json_is_machine_readable(checkout_dir: Path, checkout_traces: dict) -> None:

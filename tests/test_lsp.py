@@ -113,7 +113,7 @@ async def hover(client: LanguageClient, uri: str, line: int) -> str | None:
             position=types.Position(line=line, character=8),
         )
     )
-    return None if result is None else result.contents.value  # type: ignore[union-attr]
+    return None if result is None else result.contents.value
 
 
 async def hints(client: LanguageClient, uri: str) -> dict[int, str]:
@@ -219,12 +219,12 @@ async def test_code_lenses_offer_replay_and_debug_above_the_handler(
         replay.command.title == "Replay (4 traces)"
         and replay.command.command == "prodture.replayTrace"
     )
-    assert sorted(replay.command.arguments) == sorted(str(p) for p in traces)
+    assert sorted(replay.command.arguments or []) == sorted(str(p) for p in traces)
     assert (
         debug.command.title == "Debug latest trace"
         and debug.command.command == "prodture.debugTrace"
     )
-    assert list(debug.command.arguments) == [str(traces[-1])]  # names sort by start time
+    assert list(debug.command.arguments or []) == [str(traces[-1])]  # names sort by start time
 
 
 async def test_the_failing_effect_is_marked_at_its_line(

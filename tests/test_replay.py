@@ -3,7 +3,9 @@
 from __future__ import annotations
 
 import dataclasses
+from collections.abc import Callable
 from decimal import Decimal
+from typing import Any
 
 import pytest
 
@@ -40,7 +42,10 @@ def pay(effect: Pay) -> str:
     return "ch_1"
 
 
-PERFORMERS = {GetPrice: lambda e: Decimal("0.00") if e.sku == "free" else Decimal("5.00"), Pay: pay}
+PERFORMERS: dict[type, Callable[[Any], Any]] = {
+    GetPrice: lambda e: Decimal("0.00") if e.sku == "free" else Decimal("5.00"),
+    Pay: pay,
+}
 
 
 def buy(sku):

@@ -9,14 +9,16 @@ line on stderr starting ``prodture: `` — never a Python traceback.
 from __future__ import annotations
 
 import argparse
+import contextlib
 import json
 import os
 import sys
-from collections.abc import Sequence
+from collections.abc import Iterator, Sequence
 from typing import Any, NoReturn
 
 from .replay import SPECULATIVE, STRICT, Divergence, Replayer, ReplayError, ReplayResult
 from .runtime import Success
+from .text import short_repr
 from .trace.codec import TraceFormatError
 from .trace.format import Trace, read_trace
 from .trace.render import outcome_to_json, to_json, trace_to_json
@@ -87,16 +89,31 @@ def _out(text: str = "") -> None:
     sys.stdout.write(text + "\n")
 
 
+@contextlib.contextmanager
+def _reader_may_stop() -> Iterator[None]:
+    """Output to a reader that may stop reading (``prodture show T | head -2``): a closed pipe
+    is a normal end for a command-line tool, so the rest of the output is dropped quietly."""
+    try:
+        yield
+        sys.stdout.flush()
+    except BrokenPipeError:
+        # Point stdout at /dev/null so that the interpreter's own flush at exit does not fail too.
+        devnull = os.open(os.devnull, os.O_WRONLY)
+        os.dup2(devnull, sys.stdout.fileno())
+        os.close(devnull)
+
+
 # ---------------------------------------------------------------------------------------------
 # show
 
 
 def _show(args: argparse.Namespace) -> int:
     trace = read_trace(args.trace)
-    if args.json:
-        _out(json.dumps(trace_to_json(trace), indent=2, ensure_ascii=False))
-        return EXIT_OK
-    _print_trace(trace)
+    with _reader_may_stop():
+        if args.json:
+            _out(json.dumps(trace_to_json(trace), indent=2, ensure_ascii=False))
+        else:
+            _print_trace(trace)
     return EXIT_OK
 
 
@@ -105,7 +122,7 @@ def _print_trace(trace: Trace) -> None:
     when = h.started_at.strftime("%Y-%m-%d %H:%M:%S UTC") if h.started_at else "unknown time"
     _out(f"trace    {trace.source}")
     _out(f"handler  {h.handler}   (id {h.trace_id[:12]}, {when}, Python {h.python or '?'})")
-    _out(f"input    {_clip(repr(trace.input), 200)}")
+    _out(f"input    {short_repr(trace.input, 200)}")
     failed = trace.outcome.failed_effect if trace.outcome else None
     _out(f"effects  {len(trace.effects)}")
     width = max((len(e.describe_request(70)) for e in trace.effects), default=0)
@@ -127,10 +144,6 @@ def _print_trace(trace: Trace) -> None:
         _out(f"outcome  Failure{at}: {trace.outcome.describe(200).split(': ', 1)[1]}")
 
 
-def _clip(text: str, limit: int) -> str:
-    return text if len(text) <= limit else text[: limit - 1] + "…"
-
-
 # ---------------------------------------------------------------------------------------------
 # replay
 
@@ -142,10 +155,11 @@ def _replay(args: argparse.Namespace) -> int:
     replayer = Replayer.from_file(args.trace, handler=args.handler, cwd=cwd, mode=args.mode)
     result = replayer.run()
     reproduced = _reproduced(result)
-    if args.json:
-        _out(json.dumps(_replay_json(result, reproduced), indent=2, ensure_ascii=False))
-    else:
-        _print_replay(result, reproduced)
+    with _reader_may_stop():
+        if args.json:
+            _out(json.dumps(_replay_json(result, reproduced), indent=2, ensure_ascii=False))
+        else:
+            _print_replay(result, reproduced)
     return EXIT_OK if reproduced else EXIT_DIVERGED
 
 
@@ -188,7 +202,7 @@ def _describe(outcome: Any) -> str:
     if outcome is None:
         return "no outcome"
     if isinstance(outcome, Success):
-        return f"Success: {_clip(repr(outcome.value), 160)}"
+        return f"Success: {short_repr(outcome.value, 160)}"
     return f"Failure: {type(outcome.error).__name__}: {outcome.error}"
 
 

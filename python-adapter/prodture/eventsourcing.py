@@ -1,4 +1,4 @@
-"""Event-sourced aggregates as effect handlers (DESIGN.md, story 2).
+"""Event-sourced aggregates as effect handlers: the command handler is the trace's handler.
 
 An aggregate's history *is* its state, so a trace of a command handler — the ``LoadEvents``
 result plus the command — holds everything needed to replay it: no database, no seed data.

@@ -21,6 +21,7 @@ from typing import Any
 
 from .effects import Effect
 from .runtime import EffectCall, Outcome, Success, handler_name, handlers, run_sync
+from .text import short_repr
 from .trace.codec import (
     REDACTED,
     RecordedError,
@@ -61,7 +62,7 @@ class FieldDifference:
     now: Any
 
     def describe(self) -> str:
-        return f"{self.field}: recorded {_r(self.recorded)}, now {_r(self.now)}"
+        return f"{self.field}: recorded {short_repr(self.recorded, 120)}, now {short_repr(self.now, 120)}"
 
 
 @dataclasses.dataclass(frozen=True)
@@ -111,18 +112,11 @@ class ReplayResult:
         return self.divergence is None and self.outcome is not None
 
 
-def _r(value: Any, limit: int = 120) -> str:
-    try:
-        text = repr(value)
-    except Exception:
-        text = f"<{type(value).__name__}>"
-    return text if len(text) <= limit else text[: limit - 1] + "…"
-
-
 def describe_effect(effect: Effect) -> str:
     if dataclasses.is_dataclass(effect):
         inner = ", ".join(
-            f"{f.name}={_r(getattr(effect, f.name), 60)}" for f in dataclasses.fields(effect)
+            f"{f.name}={short_repr(getattr(effect, f.name), 60)}"
+            for f in dataclasses.fields(effect)
         )
     else:
         inner = ""
@@ -134,7 +128,7 @@ def _same(recorded: Any, now: Any, depth: int = 0) -> bool:
     if recorded is REDACTED:
         return True
     if depth > 32:
-        return recorded == now
+        return bool(recorded == now)
     t = type(recorded)
     if t is UnknownValue:
         if dataclasses.is_dataclass(now) and not isinstance(now, type):
@@ -145,7 +139,7 @@ def _same(recorded: Any, now: Any, depth: int = 0) -> bool:
                 and _same(recorded.fields[f.name], getattr(now, f.name), depth + 1)
                 for f in dataclasses.fields(now)
             )
-        return getattr(now, "value", now) == recorded.fields
+        return bool(getattr(now, "value", now) == recorded.fields)
     if t is list or t is tuple:
         return (
             isinstance(now, (list, tuple))
@@ -230,7 +224,7 @@ class TracePerformer:
     def _values(self, effect: Effect) -> list[Any]:
         getter = self._getters.get(type(effect))
         if getter is None:
-            names = (
+            names: list[str] = (
                 [f.name for f in dataclasses.fields(effect)]
                 if dataclasses.is_dataclass(effect)
                 else []
@@ -317,7 +311,7 @@ class TracePerformer:
     def _differences(
         self, record: EffectRecord, effect: Effect, values: list[Any]
     ) -> list[FieldDifference]:
-        now = (
+        now: dict[str, Any] = (
             dict(zip([f.name for f in dataclasses.fields(effect)], values, strict=False))
             if dataclasses.is_dataclass(effect)
             else {}
@@ -409,7 +403,7 @@ class TracePerformer:
 
 def _describe_outcome(outcome: Outcome) -> str:
     if isinstance(outcome, Success):
-        return f"Success: {_r(outcome.value)}"
+        return f"Success: {short_repr(outcome.value, 120)}"
     return f"Failure: {describe_error(outcome.error)}"
 
 
@@ -603,7 +597,7 @@ class Replayer:
     def run(self) -> ReplayResult:
         performer = self.performer()
         try:
-            outcome: Outcome | None = run_sync(self.handler, self.trace.input, performer)
+            outcome: Outcome = run_sync(self.handler, self.trace.input, performer)
         except ReplayDiverged as stop:
             return ReplayResult(
                 self.trace,

@@ -15,6 +15,7 @@ import ast
 import dataclasses
 import hashlib
 import os
+from collections.abc import Sequence
 
 from .index import SiteCalls, TraceIndex
 
@@ -141,7 +142,7 @@ def _functions(tree: ast.Module) -> list[FunctionInfo]:
     return found
 
 
-def module_name(path: str, roots: list[str] = ()) -> str | None:
+def module_name(path: str, roots: Sequence[str] = ()) -> str | None:
     """The dotted module of a file: walk up through packages (``__init__.py``); else relative to
     a workspace root."""
     path = os.path.abspath(path)
@@ -165,7 +166,7 @@ def module_name(path: str, roots: list[str] = ()) -> str | None:
     return ".".join(parts) or None
 
 
-def analyze(path: str, text: str, roots: list[str] = ()) -> DocumentAnalysis:
+def analyze(path: str, text: str, roots: Sequence[str] = ()) -> DocumentAnalysis:
     """Parse ``text``; raises ``SyntaxError`` (the caller keeps its last good analysis)."""
     tree = ast.parse(text, filename=path)
     functions = _functions(tree)

@@ -15,11 +15,11 @@ from typing import Any
 
 from pygls.exceptions import JsonRpcException, JsonRpcInvalidParams
 
+from ..text import short_repr
 from ..trace import Trace, TraceFormatError, read_trace
 from ..trace.render import effect_view
 from .active_traces import _field
 from .index import file_stamp
-from .render import clip
 
 TRACE_SUMMARY = "prodture/traceSummary"
 DEFAULT_LIMIT = 200
@@ -96,7 +96,7 @@ def summary(trace: Trace, offset: int, limit: int, roots: list[str]) -> dict[str
         o = trace.outcome
         outcome = {
             "ok": o.ok,
-            "value": clip(repr(o.value), TEXT_LIMIT) if o.ok else None,
+            "value": short_repr(o.value, TEXT_LIMIT) if o.ok else None,
             "error": o.describe(TEXT_LIMIT).removeprefix("Failure: ") if not o.ok else None,
             "traceback": o.traceback if not o.ok else None,
         }
@@ -110,7 +110,7 @@ def summary(trace: Trace, offset: int, limit: int, roots: list[str]) -> dict[str
             "formatVersion": h.version,
             "fingerprint": h.fingerprint,
         },
-        "input": clip(repr(trace.input), TEXT_LIMIT),
+        "input": short_repr(trace.input, TEXT_LIMIT),
         "effects": effects,
         "total": len(trace.effects),
         "offset": offset,

@@ -25,6 +25,7 @@ from typing import Any
 import msgpack
 
 from ..effects import registry
+from ..text import short_repr
 
 __all__ = [
     "TraceFormatError",
@@ -469,11 +470,8 @@ def _error_payload(error: BaseException) -> list[Any]:
 
 
 def _safe_repr(obj: Any) -> str:
-    try:
-        text = repr(obj)
-    except Exception as e:  # a broken __repr__ must not break recording
-        text = f"<{type(obj).__name__} (repr failed: {type(e).__name__})>"
-    return text[:1000]
+    """The text an Opaque value keeps of what could not be encoded (bounded: a trace stays small)."""
+    return short_repr(obj, 1000)
 
 
 def _plain_pack(obj: Any) -> bytes:

@@ -21,6 +21,8 @@ from typing import IO, Any
 import msgpack
 
 from ..effects import Effect
+from ..text import clip as _clip
+from ..text import short_repr as _short
 from .codec import (
     REDACTED,
     Opaque,
@@ -96,7 +98,7 @@ class EffectRecord:
 
     def describe_request(self, limit: int = 80) -> str:
         inner = ", ".join(
-            f"{k}={_short(v)}" for k, v in zip(self.fields, self.values, strict=False)
+            f"{k}={_short(v, 60)}" for k, v in zip(self.fields, self.values, strict=False)
         )
         return _clip(f"{self.short_type}({inner})", limit)
 
@@ -156,21 +158,8 @@ def describe_error(error: BaseException | None) -> str:
         try:
             message = str(error)
         except Exception:  # a rebuilt exception whose __str__ needs state it was not given
-            message = ", ".join(_short(a) for a in error.args)
+            message = ", ".join(_short(a, 60) for a in error.args)
     return f"{name}: {message}" if message else name
-
-
-def _short(value: Any, limit: int = 60) -> str:
-    try:
-        text = repr(value)
-    except Exception:
-        text = f"<{type(value).__name__}>"
-    return _clip(text, limit)
-
-
-def _clip(text: str, limit: int) -> str:
-    text = " ".join(text.split())
-    return text if len(text) <= limit else text[: max(limit - 1, 1)] + "…"
 
 
 _fingerprints: dict[str, str] = {}
