@@ -20,6 +20,9 @@ from adapter_support import (
 )
 from dap_client import DapClient, DapError
 
+# Each test starts the debug adapter and a debuggee: not part of `make test-fast`.
+pytestmark = pytest.mark.slow
+
 
 @pytest.fixture
 def charge_stop(checkout_dir: Path, checkout_traces: dict):
