@@ -20,6 +20,7 @@ from ..trace import Trace, TraceFormatError, read_trace
 from ..trace.render import effect_view
 from .active_traces import _field
 from .index import file_stamp
+from .recorded_paths import local_file
 
 TRACE_SUMMARY = "prodture/traceSummary"
 DEFAULT_LIMIT = 200
@@ -56,29 +57,10 @@ class _Cache:
 
 
 def _local_file(recorded: str, roots: list[str], memo: dict[str, str | None]) -> str | None:
-    """The workspace file a recorded (possibly other machine's) path most likely is: the path
-    itself if it is inside the workspace, else the workspace file sharing the longest path
-    suffix with it, else the path itself if it exists here."""
-    if recorded in memo:
-        return memo[recorded]
-    absolute = [os.path.abspath(r) for r in roots]
-    found = None
-    if any(recorded.startswith(r + os.sep) for r in absolute) and os.path.isfile(recorded):
-        found = recorded
-    if found is None:
-        parts = [p for p in recorded.replace("\\", "/").split("/") if p]
-        for k in range(len(parts), 0, -1):
-            for root in absolute:
-                candidate = os.path.join(root, *parts[-k:])
-                if os.path.isfile(candidate):
-                    found = candidate
-                    break
-            if found:
-                break
-    if found is None and os.path.isfile(recorded):
-        found = recorded
-    memo[recorded] = found
-    return found
+    """:func:`recorded_paths.local_file`, once per recorded path of a summary."""
+    if recorded not in memo:
+        memo[recorded] = local_file(recorded, roots)
+    return memo[recorded]
 
 
 def summary(trace: Trace, offset: int, limit: int, roots: list[str]) -> dict[str, Any]:

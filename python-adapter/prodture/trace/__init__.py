@@ -8,7 +8,6 @@ from .codec import (
     Redactor,
     TraceFormatError,
     UnknownValue,
-    allow_modules,
     decode_value,
     encode_value,
 )
@@ -32,7 +31,6 @@ __all__ = [
     "Redactor",
     "TraceFormatError",
     "UnknownValue",
-    "allow_modules",
     "decode_value",
     "encode_value",
     "FORMAT_VERSION",
