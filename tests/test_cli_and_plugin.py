@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import json
 import os
+import re
 import shutil
 import subprocess
 import sys
@@ -183,3 +184,27 @@ def test_pytest_plugin_turns_traces_into_regression_tests(
     )
     result.assert_outcomes(passed=1, failed=1)
     result.stdout.fnmatch_lines(["*failing.prodtrace: effect #3 ChargeCard: request differs*"])
+
+
+def _readme_comparable(text: str) -> str:
+    """A show/replay transcript with what differs between runs (file name, id, time, Python
+    version, durations) replaced by placeholders."""
+    text = re.sub(r"traces/\S+\.prodtrace", "traces/NAME.prodtrace", text)
+    text = re.sub(
+        r"\(id [0-9a-f]{12}, \d{4}-\d\d-\d\d \d\d:\d\d:\d\d UTC, Python [\w.+]+\)",
+        "(id ID, TIME, Python VERSION)",
+        text,
+    )
+    return re.sub(r"\d+\.\d ms", "N ms", text)
+
+
+def test_the_readme_transcript_is_what_the_demo_prints(checkout_dir: Path, checkout_traces: dict):
+    """README's `prodture show` + `prodture replay` of the failing order is a real run's output:
+    the same lines as running them now, apart from the file name, id, time and durations."""
+    readme = (Path(__file__).resolve().parent.parent / "README.md").read_text()
+    [block] = re.findall(r"```\n(trace    .*?)```", readme, re.S)
+    trace = f"traces/{checkout_traces['failing'].name}"
+    show = run_cli("show", trace, cwd=checkout_dir)
+    replay = run_cli("replay", trace, cwd=checkout_dir)
+    assert (show.returncode, replay.returncode) == (0, 0), show.stderr + replay.stderr
+    assert _readme_comparable(block) == _readme_comparable(f"{show.stdout}\n{replay.stdout}")
