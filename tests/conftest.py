@@ -46,7 +46,7 @@ def checkout_traces(checkout_dir: Path) -> dict[str, Path]:
     failing = [p for p in paths if not read_trace(p).outcome.ok]
     ok = [p for p in paths if read_trace(p).outcome.ok]
     assert len(failing) == 1 and ok, "the example must record exactly one failing order"
-    return {"failing": failing[0], "ok": ok[0], "all": paths}  # type: ignore[dict-item]
+    return {"failing": failing[0], "ok": ok[0], "all": paths}  # type: ignore[dict-item]  # "all" is a list
 
 
 # The language-server tests' projects (tests/test_lsp_*.py)

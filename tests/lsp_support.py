@@ -29,15 +29,15 @@ def ok_trace(project: Path, checkout_traces: dict[str, Any]) -> Path:
 @contextlib.asynccontextmanager
 async def server(root: Path, **options: Any) -> AsyncIterator[LanguageClient]:
     client = make_test_lsp_client()
-    client.refreshes = []  # type: ignore[attr-defined]
+    client.refreshes = []  # type: ignore[attr-defined]  # the tests' own record on the client
 
     @client.feature(types.WORKSPACE_INLAY_HINT_REFRESH)
     def inlay_refresh(params: None) -> None:
-        client.refreshes.append("inlayHint")  # type: ignore[attr-defined]
+        client.refreshes.append("inlayHint")  # type: ignore[attr-defined]  # as above
 
     @client.feature(types.WORKSPACE_CODE_LENS_REFRESH)
     def lens_refresh(params: None) -> None:
-        client.refreshes.append("codeLens")  # type: ignore[attr-defined]
+        client.refreshes.append("codeLens")  # type: ignore[attr-defined]  # as above
 
     await client.start_io(sys.executable, "-m", "prodture.lsp")
     capabilities = types.ClientCapabilities(
@@ -114,7 +114,7 @@ async def hints(client: LanguageClient, uri: str) -> dict[int, str]:
             ),
         )
     )
-    return {h.position.line: h.label for h in result or []}  # type: ignore[misc]
+    return {h.position.line: h.label for h in result or []}  # type: ignore[misc]  # label: str here
 
 
 async def wait_for_diagnostics(

@@ -94,7 +94,7 @@ def shapes(request):
         n += 1  # noqa: E701 - a one-line loop: its backward jumps stay on one line
     squares = [square(i) for i in range(4)]
     for j in range(3):
-        n += accumulate([j, n])  # noqa: E701
+        n += accumulate([j, n])  # noqa: E701 - as above
     k = 0
     while True:
         k += 1

@@ -61,7 +61,7 @@ async def test_set_active_traces_replaces_the_set(
         )
         found = await hints(client, uri)
         assert "PaymentDeclined" in found[line_of(text, "yield ChargeCard")]
-        assert "inlayHint" in client.refreshes  # type: ignore[attr-defined]
+        assert "inlayHint" in client.refreshes  # type: ignore[attr-defined]  # lsp_support adds it
         client.protocol.notify(
             "prodture/setActiveTraces", {"traces": [str(ok_trace(project, checkout_traces))]}
         )

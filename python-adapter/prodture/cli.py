@@ -16,7 +16,7 @@ import sys
 from collections.abc import Iterator, Sequence
 from typing import Any, NoReturn
 
-from .replay import SPECULATIVE, STRICT, Divergence, Replayer, ReplayError, ReplayResult
+from .replay import SPECULATIVE, STRICT, Replayer, ReplayError, ReplayResult
 from .runtime import Success
 from .text import short_repr
 from .trace.codec import TraceFormatError
@@ -183,7 +183,8 @@ def _print_replay(result: ReplayResult, reproduced: bool) -> None:
             outcome = _describe(result.outcome)
             _out(f"reproduced: {result.handler}, {n} effects, {outcome} (as recorded)")
         return
-    d: Divergence = result.divergence  # type: ignore[assignment]
+    d = result.divergence
+    assert d is not None  # not reproduced: there is a divergence
     _out(f"DIVERGED: {d.message}")
     for diff in d.differences:
         _out(f"  {diff.field}: recorded {diff.recorded!r}")

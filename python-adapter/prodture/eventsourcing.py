@@ -75,7 +75,7 @@ def handles(command_type: type) -> Callable[[Callable[..., Any]], Callable[..., 
     current state and returns the new events (it must not change state itself)."""
 
     def mark(method: Callable[..., Any]) -> Callable[..., Any]:
-        method.__prodture_handles__ = command_type  # type: ignore[attr-defined]
+        method.__prodture_handles__ = command_type  # type: ignore[attr-defined]  # a marker attribute
         return method
 
     return mark
@@ -85,7 +85,7 @@ def applies(event_type: type) -> Callable[[Callable[..., Any]], Callable[..., An
     """Mark an aggregate method as the reducer of ``event_type``: it changes state, nothing else."""
 
     def mark(method: Callable[..., Any]) -> Callable[..., Any]:
-        method.__prodture_applies__ = event_type  # type: ignore[attr-defined]
+        method.__prodture_applies__ = event_type  # type: ignore[attr-defined]  # a marker attribute
         return method
 
     return mark

@@ -239,6 +239,7 @@ class TracePerformer:
                 else []
             )
             if not names:
+                # E731: one small getter per effect type, chosen once and cached
                 getter = lambda e: []  # noqa: E731
             elif len(names) == 1:
                 one = operator.attrgetter(names[0])
@@ -315,7 +316,8 @@ class TracePerformer:
             self.observer(call, record)
         if record.ok:
             return record.result
-        raise record.error.with_traceback(None)  # type: ignore[union-attr]
+        assert record.error is not None  # the reader guarantees it for a failed effect
+        raise record.error.with_traceback(None)
 
     def _differences(
         self, record: EffectRecord, effect: Effect, values: list[Any]
@@ -362,7 +364,8 @@ class TracePerformer:
                         self.observer(call, record)
                     if record.ok:
                         return record.result
-                    raise record.error.with_traceback(None)  # type: ignore[union-attr]
+                    assert record.error is not None
+                    raise record.error.with_traceback(None)
             raise ReplayDiverged(
                 Divergence(
                     "no-stub",
