@@ -20,6 +20,7 @@ from .format import (
     TraceHeader,
     TraceReader,
     code_fingerprint,
+    read_header,
     read_trace,
 )
 
@@ -41,5 +42,6 @@ __all__ = [
     "TraceHeader",
     "TraceReader",
     "code_fingerprint",
+    "read_header",
     "read_trace",
 ]
