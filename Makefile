@@ -12,7 +12,7 @@ PY := $(VENV)/bin/python
 EXTRA_PYTHONS ?= 3.10 3.12 3.13
 CHECKOUT := examples/checkout
 
-.PHONY: all venv postgres-server demo test test-python test-python-extra test-node test-vscode bench fuzz vsix clean
+.PHONY: all venv postgres-server demo lint test test-fast test-python test-python-extra test-node test-vscode bench fuzz vsix clean
 
 all: demo
 
@@ -60,7 +60,24 @@ demo: venv
 	echo "Open $(CHECKOUT) in VS Code with the extension installed and double-click $$failing to debug it."
 
 test: venv node_modules/.installed postgres-server
-	$(MAKE) --no-print-directory test-python test-python-extra test-node test-vscode
+	$(MAKE) --no-print-directory lint test-python test-python-extra test-node test-vscode
+
+# Lint and type checks: ruff (lint + format), mypy (pyproject.toml [tool.mypy]), and the
+# extension's ESLint + tsc --noEmit on all of it (vscode-extension/eslint.config.mjs).
+lint: venv node_modules/.installed
+	@echo "==> ruff check, ruff format --check, mypy"
+	$(PY) -m ruff check .
+	$(PY) -m ruff format --check .
+	$(PY) -m mypy
+	echo "==> ESLint and tsc --noEmit on the extension"
+	npm run lint --workspace vscode-extension
+
+# The quick loop while changing Python code: the engine, codec, recorder, replay, CLI and unit
+# tests; the tests that start a debug adapter, a debuggee or a language server (marked slow)
+# are left to make test.
+test-fast: venv
+	@echo "==> fast Python tests on $$($(PY) -V) (not the slow ones: make test runs everything)"
+	$(PY) -m pytest -m "not slow" -q
 
 test-python: venv
 	@echo "==> Python tests on $$($(PY) -V)"

@@ -37,9 +37,9 @@ from pathlib import Path
 ROOT = Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(ROOT / "python-adapter"))
 
-import prodture  # noqa: E402
-from prodture import Effect, Interpreter, MemorySink, Recorder, secret  # noqa: E402
-from prodture.trace import REDACTED, TraceFormatError, TraceReader  # noqa: E402
+import prodture
+from prodture import Effect, Interpreter, MemorySink, Recorder, secret
+from prodture.trace import REDACTED, TraceFormatError, TraceReader
 
 
 @dataclasses.dataclass(frozen=True)

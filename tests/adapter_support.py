@@ -11,9 +11,34 @@ from typing import Any
 
 from dap_client import DapClient
 
+CHECKOUT = Path(__file__).resolve().parent.parent / "examples" / "checkout"
 SERVICE = "checkout/service.py"
+
+
+def line_in(text: str, needle: str) -> int:
+    """The 1-based line of the one line of ``text`` containing ``needle``."""
+    found = [i for i, line in enumerate(text.splitlines(), 1) if needle in line]
+    assert len(found) == 1, f"{len(found)} lines contain {needle!r}"
+    return found[0]
+
+
+def line_of(path: Path, needle: str) -> int:
+    """The line of ``path`` containing ``needle``: found in the source text, so editing the
+    example moves the tests with it."""
+    return line_in(path.read_text(), needle)
+
+
 #: lines of examples/checkout/checkout/service.py
-LOAD_LINE, PROMO_LINE, CHARGE_LINE, EXCEPT_LINE, DECLINED_SAVE_LINE = 14, 16, 18, 19, 20
+LOAD_LINE = line_of(CHECKOUT / SERVICE, "yield LoadCart(")
+SUBTOTAL_LINE = line_of(CHECKOUT / SERVICE, "cart.subtotal()")
+PROMO_LINE = line_of(CHECKOUT / SERVICE, "yield ApplyPromo(")
+TRY_LINE = line_of(CHECKOUT / SERVICE, "    try:")
+CHARGE_LINE = line_of(CHECKOUT / SERVICE, "yield ChargeCard(")
+EXCEPT_LINE = line_of(CHECKOUT / SERVICE, "except PaymentDeclined")
+DECLINED_SAVE_LINE = line_of(CHECKOUT / SERVICE, 'status="declined"')
+RAISE_LINE = line_of(CHECKOUT / SERVICE, "        raise")
+#: Cart.subtotal's body in examples/checkout/checkout/model.py
+CART_SUBTOTAL_LINE = line_of(CHECKOUT / "checkout" / "model.py", "return sum((line.unit_price")
 
 
 def start_session(

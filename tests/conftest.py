@@ -1,4 +1,5 @@
-"""Shared fixtures: the checkout example's traces, recorded for real once per test session."""
+"""Shared fixtures: the checkout example's traces, recorded for real once per test session, and the
+projects the language-server tests open."""
 
 from __future__ import annotations
 
@@ -8,6 +9,7 @@ import shutil
 import subprocess
 import sys
 from pathlib import Path
+from typing import Any
 
 import pytest
 
@@ -44,7 +46,7 @@ def checkout_traces(checkout_dir: Path) -> dict[str, Path]:
     failing = [p for p in paths if not read_trace(p).outcome.ok]
     ok = [p for p in paths if read_trace(p).outcome.ok]
     assert len(failing) == 1 and ok, "the example must record exactly one failing order"
-    return {"failing": failing[0], "ok": ok[0], "all": paths}  # type: ignore[dict-item]
+    return {"failing": failing[0], "ok": ok[0], "all": paths}  # type: ignore[dict-item]  # "all" is a list
 
 
 @pytest.fixture(scope="session")
@@ -67,3 +69,61 @@ def postgres_url(postgres_cluster, request: pytest.FixtureRequest) -> str:
     name = "t_" + "".join(c if c.isalnum() else "_" for c in request.node.name.lower())[:50]
     name = f"{name}_{os.getpid()}_{id(request) % 100000}"
     return postgres_cluster.create_database(name)
+
+
+# The language-server tests' projects (tests/test_lsp_*.py)
+
+
+@pytest.fixture
+def project(checkout_dir: Path, checkout_traces: dict[str, Any], tmp_path: Path) -> Path:
+    """A private copy of the checkout example (with its recorded traces) a test may edit."""
+    target = tmp_path / "checkout"
+    shutil.copytree(checkout_dir, target, ignore=shutil.ignore_patterns("var", "__pycache__"))
+    return target
+
+
+LOOP_HANDLER = """\
+import dataclasses
+import prodture
+
+
+@dataclasses.dataclass(frozen=True)
+class LookupItem(prodture.Effect, name="lspbatch.LookupItem"):
+    key: str
+
+
+@prodture.handler
+def crunch(n):
+    total = 0
+    for i in range(n):
+        item = yield LookupItem(key=f"item-{i}")
+        total += item
+    return total
+"""
+
+
+@pytest.fixture
+def loop_project(tmp_path: Path) -> tuple[Path, Path]:
+    """A handler that yields the same effect 30 times in a loop, recorded for real."""
+    import importlib
+
+    import prodture
+
+    root = tmp_path / "batch"
+    (root / "lspbatch").mkdir(parents=True)
+    (root / "lspbatch" / "__init__.py").write_text("")
+    source = root / "lspbatch" / "jobs.py"
+    source.write_text(LOOP_HANDLER)
+    sys.path.insert(0, str(root))
+    try:
+        module = importlib.import_module("lspbatch.jobs")
+        recorder = prodture.Recorder(prodture.DirectorySink(root / "traces"))
+        prodture.Interpreter(
+            {module.LookupItem: lambda e: int(e.key.split("-")[1])}, recorder=recorder
+        ).run(module.crunch, 30)
+    finally:
+        sys.path.remove(str(root))
+        for name in [m for m in sys.modules if m.startswith("lspbatch")]:
+            del sys.modules[name]
+    [trace] = (root / "traces").glob("*.prodtrace")
+    return source, trace

@@ -24,7 +24,9 @@ import threading
 import time
 from typing import Any
 
-DEFAULT_TIMEOUT = 30.0
+#: How long to wait for a response or an event before calling it a hang. Generous: on a busy
+#: 2-core machine a step has taken longer than 30 s; no test measures speed with it.
+DEFAULT_TIMEOUT = 120.0
 
 
 class DapError(Exception):
@@ -253,7 +255,7 @@ class DapClient:
             except (TimeoutError, OSError, ValueError):
                 pass
             try:
-                self.proc.stdin.close()  # type: ignore[union-attr]
+                self.proc.stdin.close()
             except OSError:
                 pass
             try:

@@ -14,11 +14,17 @@ from adapter_support import (
     EXCEPT_LINE,
     LOAD_LINE,
     PROMO_LINE,
+    RAISE_LINE,
     SERVICE,
+    TRY_LINE,
     copy_checkout,
+    line_of,
     start_session,
 )
 from dap_client import DapClient, DapError
+
+# Each test starts the debug adapter and a debuggee: not part of `make test-fast`.
+pytestmark = pytest.mark.slow
 
 
 @pytest.fixture
@@ -92,7 +98,7 @@ def test_step_over_yield_lands_on_next_handler_line(checkout_dir, checkout_trace
         assert client.frames()[0]["line"] == PROMO_LINE and "total" not in client.locals()
         stop = client.stopped("next")
         assert stop["reason"] == "step"
-        assert client.frames()[0]["line"] == PROMO_LINE + 1
+        assert client.frames()[0]["line"] == TRY_LINE
         assert client.locals()["total"] == "Decimal('0.00')"
         assert stop["position"]["effect"] == 2
     finally:
@@ -113,19 +119,6 @@ def test_step_back_restores_the_state_of_the_previous_step(charge_stop):
     assert back["position"] == first["position"]
     again = client.stopped("next")
     assert again["position"] == after_next["position"]
-
-
-def test_step_back_from_the_charge_reaches_the_promo_line(charge_stop):
-    """Stepping back from the charge line goes through the promo line, where total is not yet bound."""
-    client, _ = charge_stop
-    lines = []
-    for _ in range(3):
-        client.stopped("stepBack")
-        lines.append(client.frames()[0]["line"])
-        if lines[-1] == PROMO_LINE:
-            break
-    assert PROMO_LINE in lines
-    assert "total" not in client.locals() and client.locals()["subtotal"] == "Decimal('15.00')"
 
 
 def test_reverse_continue_runs_back_to_the_previous_breakpoint(checkout_dir, checkout_traces):
@@ -257,7 +250,7 @@ def test_uncaught_handler_exception_stops_where_it_leaves_the_handler(
             stop["reason"] == "exception"
             and stop["text"] == "PaymentDeclined: amount must be greater than zero"
         )
-        assert stop["position"]["line"] == DECLINED_SAVE_LINE + 1
+        assert stop["position"]["line"] == RAISE_LINE
         client.request("continue", {"threadId": client.thread_id()})
         assert client.wait_event("exited")["body"]["exitCode"] == 0
         client.wait_event("terminated")
@@ -319,7 +312,7 @@ def test_divergence_after_editing_the_handler_stops_with_the_precise_message(
         assert stop["position"]["line"] == CHARGE_LINE and stop["position"]["effect"] == 2
         assert client.locals()["total"] == "Decimal('0.00')"
         back = client.stopped("stepBack")
-        assert back["position"]["line"] == CHARGE_LINE - 1
+        assert back["position"]["line"] == TRY_LINE
     finally:
         client.close()
 
@@ -379,7 +372,7 @@ def test_corrupt_trace_fails_the_launch_with_the_decoder_message(tmp_path, check
     message, client = _launch_error(checkout_dir, trace=str(bad))
     client.close()
     assert "bad.prodtrace" in message and "\n" not in message
-    assert "corrupt" in message or "not a prodture trace" in message
+    assert message == (f"{bad}: not valid msgpack at byte 0 (FormatError); the file is corrupt")
 
 
 def test_handler_that_no_longer_imports_fails_the_launch(tmp_path, checkout_dir, checkout_traces):
@@ -390,10 +383,16 @@ def test_handler_that_no_longer_imports_fails_the_launch(tmp_path, checkout_dir,
     )
     message, client = _launch_error(project, trace=str(checkout_traces["failing"]))
     client.close()
-    assert message.startswith("handler module 'checkout'") or message.startswith(
-        "handler module 'checkout.service'"
+    # Python's own words for the error (they vary by version), as the oracle
+    with pytest.raises(SyntaxError) as error:
+        compile((project / SERVICE).read_text(), str(project / SERVICE), "exec")
+    # the example's pyproject.toml allows "checkout", whose __init__ imports nothing: the
+    # import that fails is the handler's own module
+    assert message == (
+        f"handler module 'checkout.service' no longer imports: SyntaxError at "
+        f"{project / SERVICE}:{error.value.lineno}: {error.value.msg}; fix the code"
     )
-    assert "SyntaxError" in message and "fix the code" in message
+    assert error.value.lineno == line_of(project / SERVICE, "def place_order((")
 
 
 def test_missing_python_interpreter_fails_the_launch(tmp_path, checkout_traces, checkout_dir):
@@ -503,7 +502,8 @@ def test_missing_effects_stop_on_the_early_return_and_allow_stepping_back(
         assert stop["reason"] == "exception"
         assert stop["text"].startswith("divergence: effect #4: recorded SaveOrder(")
         assert "the code now finishes after 3 effects (Success: None)" in stop["text"]
-        assert stop["position"]["line"] == CHARGE_LINE + 4 and stop["position"]["effect"] == 3
+        early_return = line_of(service, "return None  # early")
+        assert stop["position"]["line"] == early_return and stop["position"]["effect"] == 3
         replay = next(s for s in client.scopes() if s["name"] == "Replay")
         assert (
             client.variables(replay["variablesReference"])["divergence"]
@@ -511,7 +511,7 @@ def test_missing_effects_stop_on_the_early_return_and_allow_stepping_back(
         )
         back = client.stopped("stepBack")
         assert (
-            back["position"]["line"] < CHARGE_LINE + 4
+            back["position"]["line"] < early_return
             and back["position"]["step"] == stop["position"]["step"] - 1
         )
         assert client.stopped("continue")["text"] == stop["text"]
@@ -531,7 +531,8 @@ def test_different_outcome_stops_on_the_return_line(tmp_path, checkout_dir, chec
     client = start_session(checkout_traces["ok"], project)
     try:
         stop = client.stopped()
-        assert stop["reason"] == "exception" and stop["position"]["line"] == CHARGE_LINE + 5
+        assert stop["reason"] == "exception"
+        assert stop["position"]["line"] == line_of(service, 'return {"order_id"')
         assert (
             stop["text"].startswith("divergence: outcome: recorded Success: {")
             and "!'" in stop["text"]

@@ -14,6 +14,9 @@ import pytest
 
 from adapter_support import make_walk_demo, start_session
 
+# Each test starts the debug adapter and a debuggee: not part of `make test-fast`.
+pytestmark = pytest.mark.slow
+
 COMMANDS = [
     "next",
     "next",

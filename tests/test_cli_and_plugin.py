@@ -3,6 +3,8 @@
 from __future__ import annotations
 
 import json
+import os
+import re
 import shutil
 import subprocess
 import sys
@@ -40,6 +42,28 @@ def test_show_prints_each_effect_and_the_failure(checkout_dir: Path, checkout_tr
         lines[-1]
         == "outcome  Failure at effect #3: PaymentDeclined: amount must be greater than zero"
     )
+
+
+@pytest.mark.parametrize("args", [["show"], ["show", "--json"], ["replay"]])
+def test_a_reader_that_stops_reading_is_a_normal_end(
+    args: list[str], checkout_dir: Path, checkout_traces: dict
+) -> None:
+    """`prodture show TRACE | head -2`: the reader closing the pipe ends the command quietly
+    (no "internal error", no traceback) with the command's own exit code."""
+    read_end, write_end = os.pipe()
+    os.close(read_end)  # the reader is already gone: every write to the pipe fails (EPIPE)
+    try:
+        done = subprocess.run(
+            [*PRODTURE, *args, str(checkout_traces["ok"])],
+            cwd=checkout_dir,
+            stdout=write_end,
+            stderr=subprocess.PIPE,
+            text=True,
+            timeout=60,
+        )
+    finally:
+        os.close(write_end)
+    assert (done.returncode, done.stderr) == (0, "")
 
 
 def test_show_json_is_machine_readable(checkout_dir: Path, checkout_traces: dict) -> None:
@@ -160,3 +184,27 @@ def test_pytest_plugin_turns_traces_into_regression_tests(
     )
     result.assert_outcomes(passed=1, failed=1)
     result.stdout.fnmatch_lines(["*failing.prodtrace: effect #3 ChargeCard: request differs*"])
+
+
+def _readme_comparable(text: str) -> str:
+    """A show/replay transcript with what differs between runs (file name, id, time, Python
+    version, durations) replaced by placeholders."""
+    text = re.sub(r"traces/\S+\.prodtrace", "traces/NAME.prodtrace", text)
+    text = re.sub(
+        r"\(id [0-9a-f]{12}, \d{4}-\d\d-\d\d \d\d:\d\d:\d\d UTC, Python [\w.+]+\)",
+        "(id ID, TIME, Python VERSION)",
+        text,
+    )
+    return re.sub(r"\d+\.\d ms", "N ms", text)
+
+
+def test_the_readme_transcript_is_what_the_demo_prints(checkout_dir: Path, checkout_traces: dict):
+    """README's `prodture show` + `prodture replay` of the failing order is a real run's output:
+    the same lines as running them now, apart from the file name, id, time and durations."""
+    readme = (Path(__file__).resolve().parent.parent / "README.md").read_text()
+    [block] = re.findall(r"```\n(trace    .*?)```", readme, re.S)
+    trace = f"traces/{checkout_traces['failing'].name}"
+    show = run_cli("show", trace, cwd=checkout_dir)
+    replay = run_cli("replay", trace, cwd=checkout_dir)
+    assert (show.returncode, replay.returncode) == (0, 0), show.stderr + replay.stderr
+    assert _readme_comparable(block) == _readme_comparable(f"{show.stdout}\n{replay.stdout}")

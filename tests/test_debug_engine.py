@@ -94,7 +94,7 @@ def shapes(request):
         n += 1  # noqa: E701 - a one-line loop: its backward jumps stay on one line
     squares = [square(i) for i in range(4)]
     for j in range(3):
-        n += accumulate([j, n])  # noqa: E701
+        n += accumulate([j, n])  # noqa: E701 - as above
     k = 0
     while True:
         k += 1
@@ -239,7 +239,13 @@ def test_reverse_continue_evaluates_conditions_on_the_way_back(tmp_path):
     engine = engine_for(trace, walk, script)
     engine.set_breakpoints(HERE, [Breakpoint(line_of(walk, "result = accumulate"))])
     engine.run()
-    assert len(script.stops) == 3
+    # no earlier hit: back to the handler's first line, and there reverseContinue stays put
+    assert [(s["reason"], s["line"], s["effect"]) for s in script.stops] == [
+        ("breakpoint", line_of(walk, "result = accumulate"), 6),
+        ("entry", line_of(walk, "items = []"), 0),
+        ("entry", line_of(walk, "items = []"), 0),
+    ]
+    assert script.stops[1]["step"] == script.stops[2]["step"] == 1
     engine2_script = Script([("reverseContinue", None), ("reverseContinue", None)])
     engine2 = engine_for(trace, walk, engine2_script)
     engine2.set_breakpoints(HERE, [Breakpoint(line_of(walk, "result = accumulate"))])

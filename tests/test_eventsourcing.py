@@ -1,4 +1,4 @@
-"""Story 2: an event-sourced aggregate replayed from its trace, fixed, and checked again."""
+"""The poker example: an event-sourced aggregate replayed from its trace, fixed, and checked again."""
 
 from __future__ import annotations
 

@@ -3,13 +3,23 @@
 from __future__ import annotations
 
 import dataclasses
+import subprocess
+import sys
+from collections.abc import Callable
 from decimal import Decimal
+from typing import Any
 
 import pytest
 
 import prodture
 from prodture import Effect, Interpreter, MemorySink, Recorder, Replayer, read_trace
-from prodture.replay import SPECULATIVE, ReplayError
+from prodture.replay import (
+    SPECULATIVE,
+    ProjectConfig,
+    ReplayError,
+    _pyproject_modules,
+    project_config,
+)
 from prodture.trace import REDACTED
 
 
@@ -40,7 +50,10 @@ def pay(effect: Pay) -> str:
     return "ch_1"
 
 
-PERFORMERS = {GetPrice: lambda e: Decimal("0.00") if e.sku == "free" else Decimal("5.00"), Pay: pay}
+PERFORMERS: dict[type, Callable[[Any], Any]] = {
+    GetPrice: lambda e: Decimal("0.00") if e.sku == "free" else Decimal("5.00"),
+    Pay: pay,
+}
 
 
 def buy(sku):
@@ -268,3 +281,45 @@ def test_unknown_replay_mode_is_refused():
     trace, _ = record(buy, "book")
     with pytest.raises(ReplayError, match="use 'strict' or 'speculative'"):
         Replayer(trace, buy, mode="loose").run()
+
+
+def test_a_script_outside_the_project_is_told_which_folder_to_pass(
+    checkout_dir, checkout_traces, tmp_path
+):
+    """`Replayer.from_file(path).run()` in a script kept outside the project, run from the
+    project folder: the project's modules are not on sys.path (the script's folder is), and the
+    error names the folder to pass as cwd=; passing it reproduces the trace."""
+    script = tmp_path / "replay_one.py"
+    script.write_text(
+        "import sys\n"
+        "from prodture import Replayer\n"
+        "cwd = sys.argv[2] if len(sys.argv) > 2 else None\n"
+        "print(Replayer.from_file(sys.argv[1], cwd=cwd).run().reproduced)\n"
+    )
+    trace = str(checkout_traces["failing"])
+    run = [sys.executable, str(script), trace]
+    done = subprocess.run(run, cwd=checkout_dir, capture_output=True, text=True, timeout=60)
+    message = done.stderr.strip().splitlines()[-1]
+    assert message == (
+        "prodture.replay.ReplayError: handler module 'checkout' cannot be imported: its folder is "
+        f"not on sys.path; its project is {checkout_dir} (whose pyproject.toml lists "
+        f"[tool.prodture] modules): pass cwd={str(checkout_dir)!r} (Replayer.from_file, "
+        "load_trace; --cwd for the CLI)"
+    )
+    done = subprocess.run(
+        [*run, str(checkout_dir)], cwd=tmp_path, capture_output=True, text=True, timeout=60
+    )
+    assert (done.returncode, done.stdout) == (0, "True\n"), done.stderr
+
+
+def test_the_project_configuration_is_read_once_until_it_changes(tmp_path, monkeypatch):
+    """Replaying many traces of one project parses its pyproject.toml once; an edit is seen."""
+    monkeypatch.delenv("PRODTURE_MODULES", raising=False)
+    pyproject = tmp_path / "pyproject.toml"
+    pyproject.write_text('[tool.prodture]\nmodules = ["one"]\n')
+    parsed = _pyproject_modules.cache_info().misses
+    for _ in range(5):
+        assert project_config(str(tmp_path)) == ProjectConfig(("one",), str(pyproject))
+    assert _pyproject_modules.cache_info().misses == parsed + 1
+    pyproject.write_text('[tool.prodture]\nmodules = ["one", "two"]\n')
+    assert project_config(str(tmp_path)).modules == ("one", "two")

@@ -22,7 +22,7 @@ from prodture.trace import (
     read_trace,
 )
 from prodture.trace.codec import new_packer
-from prodture.trace.format import RecordKind
+from prodture.trace.format import HEADER_PREFIX_BYTES, RecordKind, read_header
 
 
 @dataclasses.dataclass(frozen=True)
@@ -267,3 +267,24 @@ def test_encoder_header_records_handler_and_version():
         ]
         == "prodture-trace"
     )
+
+
+def test_the_header_is_read_from_the_first_bytes_alone(tmp_path):
+    """read_header validates the header as read_trace does, reading only the start of the file:
+    a trace whose later records are corrupt still names its handler and start time."""
+    path = tmp_path / "t.prodtrace"
+    path.write_bytes(pack(header(), GOOD[1]) + b"\xc1" * (2 * HEADER_PREFIX_BYTES))
+    found = read_header(path)
+    assert (found.handler, found.version) == (header()[1]["handler"], 1)
+    with pytest.raises(TraceFormatError, match="not valid msgpack"):
+        read_trace(path)
+    for data, expected in [
+        (b"", "the file is empty"),
+        (pack({"not": "a trace"}), "does not start with a header"),
+        (pack(header(format="other-format")), "another format"),
+        (pack(header(handler="no_colon")), "names no handler"),
+    ]:
+        with pytest.raises(TraceFormatError, match=expected):
+            read_header(data)
+    with pytest.raises(TraceFormatError, match="no such trace file"):
+        read_header(tmp_path / "missing.prodtrace")

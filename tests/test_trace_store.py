@@ -135,6 +135,7 @@ def test_postgres_sink_records_handler_runs(postgres_url) -> None:
         "test_trace_store:checkout",
     )
     assert bad.error_message == "card declined"
+    assert failed.trace_id is not None
     trace = prodture.read_trace(store.fetch(failed.trace_id)[1])
     assert [e.type for e in trace.effects] == ["tests.store.Fetch"] * 2
     store.close()

@@ -18,6 +18,7 @@ def _load_generator():
     name = "prodture_vectors_generate"
     if name not in sys.modules:
         spec = importlib.util.spec_from_file_location(name, VECTORS / "generate.py")
+        assert spec is not None and spec.loader is not None
         module = importlib.util.module_from_spec(spec)
         sys.modules[name] = module
         spec.loader.exec_module(module)

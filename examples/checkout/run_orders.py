@@ -20,11 +20,11 @@ import sys
 HERE = os.path.dirname(os.path.abspath(__file__))
 sys.path.insert(0, HERE)
 
-from checkout.gateway import GatewayClient  # noqa: E402
-from checkout.service import place_order  # noqa: E402
-from checkout.store import Store  # noqa: E402
+from checkout.gateway import GatewayClient
+from checkout.service import place_order
+from checkout.store import Store
 
-import prodture  # noqa: E402
+import prodture
 
 ORDERS = [
     {"cart_id": "cart-1001", "promo": None, "card_token": "tok_visa_4242"},

@@ -15,10 +15,10 @@ import sys
 HERE = os.path.dirname(os.path.abspath(__file__))
 sys.path.insert(0, HERE)
 
-from poker.player import DepositChips, PlaceBet, handle_player_command  # noqa: E402
+from poker.player import DepositChips, PlaceBet, handle_player_command
 
-import prodture  # noqa: E402
-from prodture.eventsourcing import InMemoryEventStore  # noqa: E402
+import prodture
+from prodture.eventsourcing import InMemoryEventStore
 
 COMMANDS = [
     DepositChips("p-7", 1000),

@@ -32,13 +32,13 @@ from typing import Any
 HERE = Path(__file__).resolve().parent
 sys.path.insert(0, str(HERE.parent.parent / "python-adapter"))
 
-import msgpack  # noqa: E402
+import msgpack
 
-import prodture  # noqa: E402
-from prodture.effects import Effect, secret  # noqa: E402
-from prodture.trace import REDACTED, Opaque, TraceReader  # noqa: E402
-from prodture.trace.codec import Redactor  # noqa: E402
-from prodture.trace.format import TraceEncoder  # noqa: E402
+import prodture
+from prodture.effects import Effect, secret
+from prodture.trace import REDACTED, Opaque, TraceReader
+from prodture.trace.codec import Redactor
+from prodture.trace.format import TraceEncoder
 
 # -- the JSON rendering ------------------------------------------------------------------------
 

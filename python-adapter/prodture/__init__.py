@@ -78,4 +78,4 @@ if TYPE_CHECKING:  # for type checkers and IDEs: the names as if imported eagerl
     from .recorder import ALWAYS, ON_FAILURE, DirectorySink, MemorySink, Recorder, Sampled
     from .replay import Divergence, Replayer, ReplayError, ReplayResult
     from .runtime import EffectCall, Failure, Interpreter, Outcome, Success, handler, pipeline
-    from .trace import Redactor, Trace, TraceFormatError, TraceReader, read_trace  # noqa: F401
+    from .trace import Redactor, Trace, TraceFormatError, TraceReader, read_trace  # noqa: F401 - the lazy public names, for type checkers

@@ -9,16 +9,18 @@ line on stderr starting ``prodture: `` — never a Python traceback.
 from __future__ import annotations
 
 import argparse
+import contextlib
 import json
 import os
 import sys
-from collections.abc import Sequence
+from collections.abc import Iterator, Sequence
 from typing import Any, NoReturn
 
-from .replay import SPECULATIVE, STRICT, Divergence, Replayer, ReplayError, ReplayResult
+from .replay import SPECULATIVE, STRICT, Replayer, ReplayError, ReplayResult
 from .runtime import Success
 from .store_url import StoreConfigError, mask_password, resolve_store
 from .stores import AmbiguousId, Query, StoreError, TraceSummary, parse_age, parse_since
+from .text import clip, short_repr
 from .trace.codec import TraceFormatError
 from .trace.format import Trace, read_trace
 from .trace.render import outcome_to_json, to_json, trace_to_json
@@ -99,16 +101,31 @@ def _out(text: str = "") -> None:
     sys.stdout.write(text + "\n")
 
 
+@contextlib.contextmanager
+def _reader_may_stop() -> Iterator[None]:
+    """Output to a reader that may stop reading (``prodture show T | head -2``): a closed pipe
+    is a normal end for a command-line tool, so the rest of the output is dropped quietly."""
+    try:
+        yield
+        sys.stdout.flush()
+    except BrokenPipeError:
+        # Point stdout at /dev/null so that the interpreter's own flush at exit does not fail too.
+        devnull = os.open(os.devnull, os.O_WRONLY)
+        os.dup2(devnull, sys.stdout.fileno())
+        os.close(devnull)
+
+
 # ---------------------------------------------------------------------------------------------
 # show
 
 
 def _show(args: argparse.Namespace) -> int:
     trace = read_trace(args.trace)
-    if args.json:
-        _out(json.dumps(trace_to_json(trace), indent=2, ensure_ascii=False))
-        return EXIT_OK
-    _print_trace(trace)
+    with _reader_may_stop():
+        if args.json:
+            _out(json.dumps(trace_to_json(trace), indent=2, ensure_ascii=False))
+        else:
+            _print_trace(trace)
     return EXIT_OK
 
 
@@ -117,7 +134,7 @@ def _print_trace(trace: Trace) -> None:
     when = h.started_at.strftime("%Y-%m-%d %H:%M:%S UTC") if h.started_at else "unknown time"
     _out(f"trace    {trace.source}")
     _out(f"handler  {h.handler}   (id {h.trace_id[:12]}, {when}, Python {h.python or '?'})")
-    _out(f"input    {_clip(repr(trace.input), 200)}")
+    _out(f"input    {short_repr(trace.input, 200)}")
     failed = trace.outcome.failed_effect if trace.outcome else None
     _out(f"effects  {len(trace.effects)}")
     width = max((len(e.describe_request(70)) for e in trace.effects), default=0)
@@ -139,10 +156,6 @@ def _print_trace(trace: Trace) -> None:
         _out(f"outcome  Failure{at}: {trace.outcome.describe(200).split(': ', 1)[1]}")
 
 
-def _clip(text: str, limit: int) -> str:
-    return text if len(text) <= limit else text[: limit - 1] + "…"
-
-
 # ---------------------------------------------------------------------------------------------
 # replay
 
@@ -154,10 +167,11 @@ def _replay(args: argparse.Namespace) -> int:
     replayer = Replayer.from_file(args.trace, handler=args.handler, cwd=cwd, mode=args.mode)
     result = replayer.run()
     reproduced = _reproduced(result)
-    if args.json:
-        _out(json.dumps(_replay_json(result, reproduced), indent=2, ensure_ascii=False))
-    else:
-        _print_replay(result, reproduced)
+    with _reader_may_stop():
+        if args.json:
+            _out(json.dumps(_replay_json(result, reproduced), indent=2, ensure_ascii=False))
+        else:
+            _print_replay(result, reproduced)
     return EXIT_OK if reproduced else EXIT_DIVERGED
 
 
@@ -181,7 +195,8 @@ def _print_replay(result: ReplayResult, reproduced: bool) -> None:
             outcome = _describe(result.outcome)
             _out(f"reproduced: {result.handler}, {n} effects, {outcome} (as recorded)")
         return
-    d: Divergence = result.divergence  # type: ignore[assignment]
+    d = result.divergence
+    assert d is not None  # not reproduced: there is a divergence
     _out(f"DIVERGED: {d.message}")
     for diff in d.differences:
         _out(f"  {diff.field}: recorded {diff.recorded!r}")
@@ -200,7 +215,7 @@ def _describe(outcome: Any) -> str:
     if outcome is None:
         return "no outcome"
     if isinstance(outcome, Success):
-        return f"Success: {_clip(repr(outcome.value), 160)}"
+        return f"Success: {short_repr(outcome.value, 160)}"
     return f"Failure: {type(outcome.error).__name__}: {outcome.error}"
 
 
@@ -327,7 +342,7 @@ def _list(args: argparse.Namespace) -> int:
 
 def _summary_line(s: TraceSummary) -> str:
     when = s.started_at.strftime("%Y-%m-%d %H:%M:%S") if s.started_at else "?"
-    handler = _clip(s.handler.rsplit(":", 1)[-1] if len(s.handler) > 28 else s.handler, 28)
+    handler = clip(s.handler.rsplit(":", 1)[-1] if len(s.handler) > 28 else s.handler, 28)
     ms = f"{s.duration_ms:.1f}" if s.duration_ms is not None else "-"
     if s.ok is None:
         outcome = "incomplete"
@@ -336,8 +351,8 @@ def _summary_line(s: TraceSummary) -> str:
     else:
         at = f" at #{s.failed_effect}" if s.failed_effect else ""
         error = s.error_type.rsplit(".", 1)[-1]
-        outcome = _clip(f"FAILED{at}: {error}: {s.error_message}", 80)
-    return f"{s.trace_id[:12]:<12}  {when:<19}  {handler:<28}  {ms:>8}  {_clip(s.host, 12):<12}  {outcome}"
+        outcome = clip(f"FAILED{at}: {error}: {s.error_message}", 80)
+    return f"{s.trace_id[:12]:<12}  {when:<19}  {handler:<28}  {ms:>8}  {clip(s.host, 12):<12}  {outcome}"
 
 
 def _fetch(args: argparse.Namespace) -> int:

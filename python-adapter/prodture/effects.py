@@ -12,7 +12,7 @@ from __future__ import annotations
 import dataclasses
 import sys
 import threading
-from collections.abc import Callable
+from collections.abc import Callable, Generator
 from typing import Any, ClassVar
 
 __all__ = [
@@ -112,7 +112,7 @@ class Effect:
         cls.effect_name = name or f"{cls.__module__}.{cls.__qualname__}"
         registry.add(cls, cls.effect_name)
 
-    def __await__(self):  # type: ignore[no-untyped-def]
+    def __await__(self) -> Generator[Effect, Any, Any]:
         result = yield self
         return result
 

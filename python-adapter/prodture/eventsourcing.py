@@ -1,4 +1,4 @@
-"""Event-sourced aggregates as effect handlers (DESIGN.md, story 2).
+"""Event-sourced aggregates as effect handlers: the command handler is the trace's handler.
 
 An aggregate's history *is* its state, so a trace of a command handler — the ``LoadEvents``
 result plus the command — holds everything needed to replay it: no database, no seed data.
@@ -75,7 +75,7 @@ def handles(command_type: type) -> Callable[[Callable[..., Any]], Callable[..., 
     current state and returns the new events (it must not change state itself)."""
 
     def mark(method: Callable[..., Any]) -> Callable[..., Any]:
-        method.__prodture_handles__ = command_type  # type: ignore[attr-defined]
+        method.__prodture_handles__ = command_type  # type: ignore[attr-defined]  # a marker attribute
         return method
 
     return mark
@@ -85,7 +85,7 @@ def applies(event_type: type) -> Callable[[Callable[..., Any]], Callable[..., An
     """Mark an aggregate method as the reducer of ``event_type``: it changes state, nothing else."""
 
     def mark(method: Callable[..., Any]) -> Callable[..., Any]:
-        method.__prodture_applies__ = event_type  # type: ignore[attr-defined]
+        method.__prodture_applies__ = event_type  # type: ignore[attr-defined]  # a marker attribute
         return method
 
     return mark

@@ -12,6 +12,7 @@ answered by stubs the user supplies, and the result says what the code *would* n
 from __future__ import annotations
 
 import dataclasses
+import functools
 import importlib
 import operator
 import os
@@ -21,15 +22,22 @@ from typing import Any
 
 from .effects import Effect
 from .runtime import EffectCall, Outcome, Success, handler_name, handlers, run_sync
+from .text import short_repr
 from .trace.codec import (
     REDACTED,
     RecordedError,
     TraceFormatError,
     UnknownValue,
-    allow_modules,
     type_name,
 )
-from .trace.format import EffectRecord, OutcomeRecord, Trace, TraceReader, describe_error
+from .trace.format import (
+    EffectRecord,
+    OutcomeRecord,
+    Trace,
+    TraceReader,
+    describe_error,
+    read_header,
+)
 
 __all__ = [
     "Replayer",
@@ -40,6 +48,8 @@ __all__ = [
     "ReplayDiverged",
     "TracePerformer",
     "configured_modules",
+    "project_config",
+    "ProjectConfig",
     "resolve_handler",
     "load_trace",
     "STRICT",
@@ -61,7 +71,7 @@ class FieldDifference:
     now: Any
 
     def describe(self) -> str:
-        return f"{self.field}: recorded {_r(self.recorded)}, now {_r(self.now)}"
+        return f"{self.field}: recorded {short_repr(self.recorded, 120)}, now {short_repr(self.now, 120)}"
 
 
 @dataclasses.dataclass(frozen=True)
@@ -111,18 +121,11 @@ class ReplayResult:
         return self.divergence is None and self.outcome is not None
 
 
-def _r(value: Any, limit: int = 120) -> str:
-    try:
-        text = repr(value)
-    except Exception:
-        text = f"<{type(value).__name__}>"
-    return text if len(text) <= limit else text[: limit - 1] + "…"
-
-
 def describe_effect(effect: Effect) -> str:
     if dataclasses.is_dataclass(effect):
         inner = ", ".join(
-            f"{f.name}={_r(getattr(effect, f.name), 60)}" for f in dataclasses.fields(effect)
+            f"{f.name}={short_repr(getattr(effect, f.name), 60)}"
+            for f in dataclasses.fields(effect)
         )
     else:
         inner = ""
@@ -134,7 +137,7 @@ def _same(recorded: Any, now: Any, depth: int = 0) -> bool:
     if recorded is REDACTED:
         return True
     if depth > 32:
-        return recorded == now
+        return bool(recorded == now)
     t = type(recorded)
     if t is UnknownValue:
         if dataclasses.is_dataclass(now) and not isinstance(now, type):
@@ -145,7 +148,7 @@ def _same(recorded: Any, now: Any, depth: int = 0) -> bool:
                 and _same(recorded.fields[f.name], getattr(now, f.name), depth + 1)
                 for f in dataclasses.fields(now)
             )
-        return getattr(now, "value", now) == recorded.fields
+        return bool(getattr(now, "value", now) == recorded.fields)
     if t is list or t is tuple:
         return (
             isinstance(now, (list, tuple))
@@ -230,12 +233,13 @@ class TracePerformer:
     def _values(self, effect: Effect) -> list[Any]:
         getter = self._getters.get(type(effect))
         if getter is None:
-            names = (
+            names: list[str] = (
                 [f.name for f in dataclasses.fields(effect)]
                 if dataclasses.is_dataclass(effect)
                 else []
             )
             if not names:
+                # E731: one small getter per effect type, chosen once and cached
                 getter = lambda e: []  # noqa: E731
             elif len(names) == 1:
                 one = operator.attrgetter(names[0])
@@ -312,12 +316,13 @@ class TracePerformer:
             self.observer(call, record)
         if record.ok:
             return record.result
-        raise record.error.with_traceback(None)  # type: ignore[union-attr]
+        assert record.error is not None  # the reader guarantees it for a failed effect
+        raise record.error.with_traceback(None)
 
     def _differences(
         self, record: EffectRecord, effect: Effect, values: list[Any]
     ) -> list[FieldDifference]:
-        now = (
+        now: dict[str, Any] = (
             dict(zip([f.name for f in dataclasses.fields(effect)], values, strict=False))
             if dataclasses.is_dataclass(effect)
             else {}
@@ -359,7 +364,8 @@ class TracePerformer:
                         self.observer(call, record)
                     if record.ok:
                         return record.result
-                    raise record.error.with_traceback(None)  # type: ignore[union-attr]
+                    assert record.error is not None
+                    raise record.error.with_traceback(None)
             raise ReplayDiverged(
                 Divergence(
                     "no-stub",
@@ -409,7 +415,7 @@ class TracePerformer:
 
 def _describe_outcome(outcome: Outcome) -> str:
     if isinstance(outcome, Success):
-        return f"Success: {_r(outcome.value)}"
+        return f"Success: {short_repr(outcome.value, 120)}"
     return f"Failure: {describe_error(outcome.error)}"
 
 
@@ -425,35 +431,60 @@ def _outcomes_match(recorded: OutcomeRecord, outcome: Outcome) -> bool:
 # Which code may run
 
 
-def configured_modules(cwd: str | None = None) -> list[str]:
-    """Modules the user allows replay to import: ``PRODTURE_MODULES`` (comma-separated) and
-    ``[tool.prodture] modules`` of the nearest ``pyproject.toml`` at or above ``cwd``."""
+@dataclasses.dataclass(frozen=True)
+class ProjectConfig:
+    """What the user allows replay to import, and where that was said."""
+
+    modules: tuple[str, ...]
+    #: the ``pyproject.toml`` whose ``[tool.prodture] modules`` were read (None: none found)
+    pyproject: str | None
+
+
+def project_config(cwd: str | None = None) -> ProjectConfig:
+    """``PRODTURE_MODULES`` (comma-separated) and ``[tool.prodture] modules`` of the nearest
+    ``pyproject.toml`` at or above ``cwd`` (default: the current directory).
+
+    Each ``pyproject.toml`` is parsed once per process (again only if the file changes), so
+    replaying many traces (``pytest --prodture-replay``) does not re-read it for each.
+    """
     modules = [m.strip() for m in os.environ.get("PRODTURE_MODULES", "").split(",") if m.strip()]
-    directory = os.path.abspath(cwd or os.getcwd())
+    pyproject = _nearest_pyproject(os.path.abspath(cwd or os.getcwd()))
+    if pyproject is not None:
+        stat = os.stat(pyproject)
+        modules += _pyproject_modules(pyproject, stat.st_mtime_ns, stat.st_size)
+    return ProjectConfig(tuple(modules), pyproject)
+
+
+def configured_modules(cwd: str | None = None) -> list[str]:
+    """The modules the user allows replay to import (see :func:`project_config`)."""
+    return list(project_config(cwd).modules)
+
+
+def _nearest_pyproject(directory: str) -> str | None:
     while True:
         candidate = os.path.join(directory, "pyproject.toml")
         if os.path.isfile(candidate):
-            modules += _pyproject_modules(candidate)
-            break
+            return candidate
         parent = os.path.dirname(directory)
         if parent == directory:
-            break
+            return None
         directory = parent
-    return modules
 
 
-def _pyproject_modules(path: str) -> list[str]:
+@functools.lru_cache(maxsize=64)
+def _pyproject_modules(path: str, mtime_ns: int, size: int) -> tuple[str, ...]:
+    """``[tool.prodture] modules`` of one ``pyproject.toml``; cached by (path, mtime, size)."""
     try:
-        import tomllib  # type: ignore[import-not-found]
+        import tomllib  # type: ignore[import-not-found]  # mypy checks as Python 3.10: no tomllib
     except ModuleNotFoundError:  # Python 3.10
-        return _pyproject_modules_fallback(path)
+        return tuple(_pyproject_modules_fallback(path))
     try:
         with open(path, "rb") as f:
             data = tomllib.load(f)
     except (OSError, tomllib.TOMLDecodeError) as e:
         raise ReplayError(f"{path}: cannot read [tool.prodture] ({e}); fix the file") from None
     modules = data.get("tool", {}).get("prodture", {}).get("modules", [])
-    return [m for m in modules if isinstance(m, str)]
+    return tuple(m for m in modules if isinstance(m, str))
 
 
 def _pyproject_modules_fallback(path: str) -> list[str]:
@@ -467,17 +498,41 @@ def _pyproject_modules_fallback(path: str) -> list[str]:
     return re.findall(r"[\"']([^\"']+)[\"']", found.group(1)) if found else []
 
 
-def _import(module: str) -> None:
+def _import(module: str, config: ProjectConfig, cwd: str | None) -> None:
     try:
         importlib.import_module(module)
     except SyntaxError as e:
         raise ReplayError(
             f"handler module {module!r} no longer imports: SyntaxError at {e.filename}:{e.lineno}: {e.msg}; fix the code"
         ) from None
+    except ModuleNotFoundError as e:
+        if e.name is None or not (module == e.name or module.startswith(e.name + ".")):
+            raise ReplayError(
+                f"handler module {module!r} no longer imports: {type(e).__name__}: {e}; fix the module or its dependencies"
+            ) from None
+        # The module itself is not on sys.path: replay runs from the wrong folder.
+        raise ReplayError(_not_on_path(module, config, cwd)) from None
     except Exception as e:
         raise ReplayError(
             f"handler module {module!r} no longer imports: {type(e).__name__}: {e}; fix the module or its dependencies"
         ) from None
+
+
+def _not_on_path(module: str, config: ProjectConfig, cwd: str | None) -> str:
+    """What to do when a handler module is not importable from here: name the folder."""
+    problem = f"handler module {module!r} cannot be imported: its folder is not on sys.path"
+    project = os.path.dirname(config.pyproject) if config.pyproject else None
+    if project is not None:
+        return (
+            f"{problem}; its project is {project} (whose pyproject.toml lists [tool.prodture] "
+            f"modules): pass cwd={project!r} (Replayer.from_file, load_trace; --cwd for the CLI)"
+        )
+    searched = cwd or os.getcwd()
+    return (
+        f"{problem}, and no pyproject.toml at or above {searched} lists it: pass cwd= the project "
+        "folder that holds it (--cwd for the CLI), or put that folder on PYTHONPATH and list the "
+        "module in PRODTURE_MODULES"
+    )
 
 
 def resolve_handler(
@@ -492,20 +547,27 @@ def resolve_handler(
     With ``explicit`` (the user typed the name) its module is imported; otherwise only the
     user's allowed modules are, and a trace naming anything else is refused.
     """
+    return _resolve_handler(name, explicit=explicit, modules=modules, cwd=cwd)[0]
+
+
+def _resolve_handler(
+    name: str, *, explicit: bool, modules: Iterable[str], cwd: str | None
+) -> tuple[Callable[..., Any], list[str]]:
+    """The handler and the modules whose types its trace may decode as themselves."""
     if ":" not in name:
         raise ReplayError(f"handler {name!r} is not of the form module:function")
     module, _, qualname = name.partition(":")
-    allowed = list(modules) + configured_modules(cwd)
+    config = project_config(cwd)
+    allowed = list(modules) + list(config.modules)
     if cwd is not None and cwd not in sys.path:
         sys.path.insert(0, cwd)
     for m in allowed:
-        _import(m)
+        _import(m, config, cwd)
     # Imported even when a handler of that name is registered: the module may have been
     # removed from sys.modules to pick up edited code, and importing re-registers it.
     if explicit or any(module == m or module.startswith(m + ".") for m in allowed):
-        _import(module)
+        _import(module, config, cwd)
         allowed.append(module)
-    allow_modules(allowed)
     found = handlers.get(name)
     if found is None and explicit:
         obj: Any = sys.modules.get(module)
@@ -524,7 +586,7 @@ def resolve_handler(
             f"the trace names handler {name}, which is not a registered handler here; list its module "
             f"in [tool.prodture] modules (pyproject.toml) or PRODTURE_MODULES, or pass --handler module:function"
         )
-    return found
+    return found, allowed
 
 
 def load_trace(
@@ -535,27 +597,11 @@ def load_trace(
     handler: str | None = None,
 ) -> tuple[Trace, Callable[..., Any]]:
     """Read a trace and resolve its handler, importing allowed modules *before* decoding values
-    so the application's own types decode as themselves."""
+    so the application's own types decode as themselves (the header alone is read first)."""
     try:
-        first = next(iter(TraceReader(path).raw_records()), None)
-    except TraceFormatError as e:
-        raise ReplayError(str(e)) from None
-    header_handler = None
-    if first is not None:
-        record = first[0]
-        if isinstance(record, list) and len(record) > 1 and isinstance(record[1], dict):
-            header_handler = record[1].get("handler")
-    try:
-        if handler is not None:
-            fn = resolve_handler(handler, explicit=True, modules=modules, cwd=cwd)
-        else:
-            if not isinstance(header_handler, str):
-                TraceReader(path).read()  # raises the precise format error
-                raise ReplayError(
-                    f"{path}: the trace names no handler; pass --handler module:function"
-                )
-            fn = resolve_handler(header_handler, modules=modules, cwd=cwd)
-        trace = TraceReader(path).read()
+        name = handler if handler is not None else read_header(path).handler
+        fn, allowed = _resolve_handler(name, explicit=handler is not None, modules=modules, cwd=cwd)
+        trace = TraceReader(path, allowed_modules=allowed).read()
     except TraceFormatError as e:
         raise ReplayError(str(e)) from None
     return trace, fn
@@ -603,7 +649,7 @@ class Replayer:
     def run(self) -> ReplayResult:
         performer = self.performer()
         try:
-            outcome: Outcome | None = run_sync(self.handler, self.trace.input, performer)
+            outcome: Outcome = run_sync(self.handler, self.trace.input, performer)
         except ReplayDiverged as stop:
             return ReplayResult(
                 self.trace,

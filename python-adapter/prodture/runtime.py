@@ -29,7 +29,7 @@ import types
 import uuid
 from collections.abc import Callable, Mapping
 from datetime import datetime, timezone
-from typing import Any, Protocol
+from typing import Any, ClassVar, Literal, Protocol
 
 from .effects import (
     Command,
@@ -42,6 +42,7 @@ from .effects import (
     RandomInt,
     Sleep,
 )
+from .text import short_repr
 
 __all__ = [
     "Success",
@@ -49,7 +50,6 @@ __all__ = [
     "Outcome",
     "EffectCall",
     "Interpreter",
-    "HandlerNotRegistered",
     "handler",
     "handlers",
     "handler_name",
@@ -96,7 +96,7 @@ class Success:
 
     value: Any
     trace_id: str | None = dataclasses.field(default=None, compare=False, kw_only=True)
-    ok = True
+    ok: ClassVar[Literal[True]] = True  # a Literal: `if outcome.ok` narrows the type
 
 
 @dataclasses.dataclass(frozen=True)
@@ -111,7 +111,7 @@ class Failure:
     effect_seq: int | None = None
     traceback: str = ""
     trace_id: str | None = dataclasses.field(default=None, compare=False, kw_only=True)
-    ok = False
+    ok: ClassVar[Literal[False]] = False
 
 
 Outcome = Success | Failure
@@ -154,10 +154,6 @@ class Observer(Protocol):
 
 handlers: dict[str, Callable[..., Any]] = {}
 _handlers_lock = threading.Lock()
-
-
-class HandlerNotRegistered(LookupError):
-    pass
 
 
 def handler_name(fn: Callable[..., Any]) -> str:
@@ -236,17 +232,9 @@ def _not_an_effect(value: Any, gen: Any) -> TypeError:
         if inner is not site:
             where += f" (via {inner.f_code.co_filename}:{inner.f_lineno} in {inner.f_code.co_name})"
     return TypeError(
-        f"handler awaited/yielded {_short_repr(value)} at {where}, which is not a prodture effect; "
+        f"handler awaited/yielded {short_repr(value, 80)} at {where}, which is not a prodture effect; "
         "wrap that I/O in an Effect so it can be recorded and replayed"
     )
-
-
-def _short_repr(value: Any) -> str:
-    try:
-        text = repr(value)
-    except Exception:
-        text = f"<{type(value).__name__}>"
-    return text if len(text) <= 80 else text[:79] + "…"
 
 
 class _Run:

@@ -58,7 +58,7 @@ def find_pyproject(cwd: str | None = None) -> str | None:
 
 def _configured_store(pyproject: str) -> str | None:
     try:
-        import tomllib
+        import tomllib  # type: ignore[import-not-found]  # mypy checks as Python 3.10: no tomllib
     except ModuleNotFoundError:  # Python 3.10: the one key this needs, read by pattern
         text = open(pyproject, encoding="utf-8").read()
         section = re.search(r"^\[tool\.prodture\]\s*$(.*?)(?=^\[|\Z)", text, re.M | re.S)

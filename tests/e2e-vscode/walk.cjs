@@ -16,8 +16,8 @@ const WORKSPACE = env('E2E_WORKSPACE');
 const ARTIFACTS = env('E2E_ARTIFACTS');
 const CHROMIUM = env('E2E_CHROMIUM', '/usr/bin/chromium');
 const { chromium } = require(env('E2E_PLAYWRIGHT'));
-const TOTAL_TIMEOUT_MS = Number(process.env.E2E_TIMEOUT_MS || 300_000);
-const STOP_TIMEOUT_MS = 30_000;
+const TOTAL_TIMEOUT_MS = Number(process.env.E2E_TIMEOUT_MS || 600_000);
+const STOP_TIMEOUT_MS = 90_000;
 const BIG_TRACE = process.env.E2E_BIG_TRACE || '';
 
 const HANDLER_REL = 'checkout/service.py';
@@ -77,7 +77,7 @@ function assert(cond, msg) {
   if (!cond) throw new Error(`assertion failed: ${msg}`);
 }
 
-async function until(fn, what, timeout = 10_000, every = 50) {
+async function until(fn, what, timeout = 60_000, every = 50) {
   const end = Date.now() + timeout;
   let last;
   for (;;) {
@@ -98,7 +98,7 @@ async function until(fn, what, timeout = 10_000, every = 50) {
 async function quickInput(prefixText) {
   await page.keyboard.press('F1');
   const input = page.locator('.quick-input-widget input').first();
-  await input.waitFor({ state: 'visible', timeout: 10_000 });
+  await input.waitFor({ state: 'visible', timeout: 60_000 });
   await input.fill(prefixText);
   await page.waitForTimeout(150);
   return input;
@@ -107,27 +107,27 @@ async function quickInput(prefixText) {
 async function runCommand(title) {
   await quickInput(`>${title}`);
   const row = page.locator('.quick-input-list .monaco-list-row', { hasText: title }).first();
-  await row.waitFor({ state: 'visible', timeout: 10_000 });
+  await row.waitFor({ state: 'visible', timeout: 60_000 });
   await page.keyboard.press('Enter');
 }
 
 async function openFile(rel) {
   await quickInput(rel);
   const row = page.locator('.quick-input-list .monaco-list-row', { hasText: path.basename(rel) }).first();
-  await row.waitFor({ state: 'visible', timeout: 10_000 });
+  await row.waitFor({ state: 'visible', timeout: 60_000 });
   await page.keyboard.press('Enter');
-  await page.locator(`.tab[aria-label^="${path.basename(rel)}"]`).first().waitFor({ timeout: 10_000 });
+  await page.locator(`.tab[aria-label^="${path.basename(rel)}"]`).first().waitFor({ timeout: 60_000 });
 }
 
 async function gotoLine(n) {
   await quickInput(`:${n}`);
   await page.waitForTimeout(150);
   await page.keyboard.press('Enter');
-  await until(async () => (await cursorLine()) === n, `cursor on line ${n}`, 5_000);
+  await until(async () => (await cursorLine()) === n, `cursor on line ${n}`, 60_000);
 }
 
 async function cursorLine() {
-  const t = await page.locator('.statusbar-item[id="status.editor.selection"]').first().innerText({ timeout: 2_000 });
+  const t = await page.locator('.statusbar-item[id="status.editor.selection"]').first().innerText({ timeout: 10_000 });
   const m = /Ln (\d+)/.exec(t);
   return m ? Number(m[1]) : undefined;
 }
@@ -154,7 +154,7 @@ async function viewerFrame(fileName) {
 
 async function debugToolbarButton(label) {
   const b = page.locator(`.debug-toolbar .action-label[aria-label^="${label}"]`).first();
-  await b.waitFor({ state: 'visible', timeout: 10_000 });
+  await b.waitFor({ state: 'visible', timeout: 60_000 });
   return b;
 }
 
@@ -232,7 +232,7 @@ async function variables() {
 
 async function ensurePaneExpanded(title) {
   const header = page.locator(`.pane-header[aria-label^="${title}"]`).first();
-  await header.waitFor({ timeout: 10_000 });
+  await header.waitFor({ timeout: 60_000 });
   if ((await header.getAttribute('aria-expanded')) === 'false') await header.click();
   return header;
 }
@@ -274,7 +274,7 @@ async function main() {
     args: ['--headless', '--no-sandbox', '--disable-gpu', '--disable-quic', '--no-first-run', '--disable-background-networking', '--disable-component-update', '--disable-sync'],
   });
   page = await browser.newPage({ viewport: { width: 1600, height: 1000 } });
-  page.setDefaultTimeout(15_000);
+  page.setDefaultTimeout(60_000);
 
   await stage('workbench loads with the extension', async () => {
     await page.goto(URL);
@@ -291,7 +291,7 @@ async function main() {
         return want.every((t) => labels.some((l) => l.includes(t))) ? labels : false;
       },
       'the Prodture commands in the command palette',
-      30_000,
+      60_000,
       500,
     );
     await shot('workbench');
@@ -316,7 +316,7 @@ async function main() {
       });
       if (st.startsWith('error')) throw Object.assign(new Error(st), { fatal: true });
       return st === 'painted' ? f : false;
-    }, 'the trace viewer to paint', 20_000, 20).catch((e) => {
+    }, 'the trace viewer to paint', 60_000, 20).catch((e) => {
       throw e;
     });
     figures.viewer_paint_s = ((Date.now() - t0) / 1000).toFixed(2);
@@ -347,7 +347,7 @@ async function main() {
     // install; a user's VS Code has it already — measure a second open as well
     await page.locator(`.tab[aria-label^="${traceName}"]`).first().click();
     await runCommand('View: Close Editor');
-    await until(async () => (await page.locator(`.tab[aria-label^="${traceName}"]`).count()) === 0, 'the viewer tab to close', 5_000);
+    await until(async () => (await page.locator(`.tab[aria-label^="${traceName}"]`).count()) === 0, 'the viewer tab to close', 60_000);
     const row = await explorerRow(traceName);
     const t0 = Date.now();
     await row.dblclick();
@@ -355,7 +355,7 @@ async function main() {
       const f = await viewerFrame(traceName);
       if (!f) return false;
       return (await f.evaluate(() => document.getElementById('prodture-viewer').dataset.painted === 'true')) ? f : false;
-    }, 'the trace viewer to paint again', 20_000, 20);
+    }, 'the trace viewer to paint again', 60_000, 20);
     figures.viewer_paint_warm_s = ((Date.now() - t0) / 1000).toFixed(2);
   });
 
@@ -364,7 +364,7 @@ async function main() {
     const toast = await until(async () => {
       const texts = await page.locator('.notifications-toasts .notification-toast').allInnerTexts();
       return texts.find((t) => /Replay of/.test(t)) || false;
-    }, 'the replay notification', 20_000);
+    }, 'the replay notification', 60_000);
     log('replay:', JSON.stringify(toast));
     assert(/reproduced/.test(toast), `the replay reproduced the recording (${toast})`);
     const out = await page.locator('.output-view .view-lines, .panel .monaco-editor .view-lines').first().innerText().catch(() => '');
@@ -378,7 +378,7 @@ async function main() {
     // the Run and Debug view is where the harness reads the call stack (not a user action: it is
     // what VS Code shows while debugging)
     await runCommand('View: Show Run and Debug');
-    await page.locator('.debug-viewlet, .pane-header').first().waitFor({ timeout: 10_000 });
+    await page.locator('.debug-viewlet, .pane-header').first().waitFor({ timeout: 60_000 });
     const t0 = Date.now();
     await viewer.locator('#debug-button').click();
     actions++;
@@ -393,7 +393,7 @@ async function main() {
     const errText = await until(async () => {
       const w = page.locator('.exception-widget:visible').first();
       return (await w.count()) ? (await w.innerText()) || false : false;
-    }, 'the exception widget', 10_000).catch(() => '');
+    }, 'the exception widget', 60_000).catch(() => '');
     log('exception widget:', JSON.stringify(errText.slice(0, 300)));
     await shot('first-stop');
     if (firstStop.line === chargeLine) {
@@ -408,7 +408,7 @@ async function main() {
       );
       await ensurePaneExpanded('Replay Timeline');
       const row = timelineRow('ChargeCard');
-      await row.waitFor({ timeout: 10_000 });
+      await row.waitFor({ timeout: 60_000 });
       const label = await row.getAttribute('aria-label');
       assert(/failed/.test(label) && /greater than zero/.test(label), `the timeline shows ChargeCard failed with the recorded error (${label})`);
       await row.click();
@@ -423,11 +423,11 @@ async function main() {
 
   await stage('breakpoint on the ChargeCard line, Debug again: stop there, total is 0.00, Replay scope', async () => {
     await page.keyboard.press('Shift+F5');
-    await until(async () => (await page.locator('.debug-toolbar').count()) === 0 || !(await page.locator('.debug-toolbar').first().isVisible()), 'the session to end', 15_000);
+    await until(async () => (await page.locator('.debug-toolbar').count()) === 0 || !(await page.locator('.debug-toolbar').first().isVisible()), 'the session to end', 60_000);
     await openFile(HANDLER_REL);
     await gotoLine(chargeLine);
     await page.keyboard.press('F9');
-    await page.locator('.monaco-editor .codicon-debug-breakpoint').first().waitFor({ timeout: 5_000 });
+    await page.locator('.monaco-editor .codicon-debug-breakpoint').first().waitFor({ timeout: 60_000 });
     await shot('breakpoint-set');
     // back to the viewer, Debug
     await page.locator(`.tab[aria-label^="${traceName}"]`).first().click();
@@ -443,7 +443,7 @@ async function main() {
     const vars = await until(async () => {
       const v = await variables();
       return v.some((x) => x.name === 'total') ? v : false;
-    }, 'the variable total', 10_000);
+    }, 'the variable total', 60_000);
     const total = vars.find((x) => x.name === 'total');
     log('total =', total.value);
     assert(/0\.00/.test(total.value), `total shows 0.00 (${total.value})`);
@@ -512,7 +512,7 @@ async function main() {
     const rows = await until(async () => {
       const r = await timelineRows();
       return r.length >= 4 && r.some((x) => /ChargeCard/.test(x) && /current position/.test(x)) ? r : false;
-    }, 'the timeline rows with the ChargeCard effect current', 10_000).catch(async () => timelineRows());
+    }, 'the timeline rows with the ChargeCard effect current', 60_000).catch(async () => timelineRows());
     log('timeline:', JSON.stringify(rows));
     assert(rows.some((r) => /ChargeCard/.test(r) && /current position/.test(r)), 'the ChargeCard effect is marked as the current position');
     assert(rows.some((r) => /ChargeCard/.test(r) && /failed/.test(r)), 'the ChargeCard effect is marked failed');
@@ -526,24 +526,24 @@ async function main() {
     const rows2 = await until(async () => {
       const r = await timelineRows();
       return r.some((x) => /ApplyPromo/.test(x) && /current position/.test(x)) ? r : false;
-    }, 'ApplyPromo marked current', 5_000);
+    }, 'ApplyPromo marked current', 60_000);
     log('timeline:', JSON.stringify(rows2));
     const vars2 = await until(async () => {
       const v = await variables();
       return v.some((x) => x.name === 'subtotal') ? v : false;
-    }, 'the variables at ApplyPromo', 5_000);
+    }, 'the variables at ApplyPromo', 60_000);
     log('variables at ApplyPromo:', vars2.filter((x) => !x.scope).map((x) => x.label).join(' | ').slice(0, 300));
     await shot('timeline-jump-back-applypromo');
     // and forward again to ChargeCard
     await timelineRow('ChargeCard').click();
     const s2 = await waitStop(s, 'a stop after jumping to ChargeCard');
     assert(s2.line === chargeLine, `on the ChargeCard line ${chargeLine} (got ${s2.line})`);
-    await until(async () => (await timelineRows()).some((x) => /ChargeCard/.test(x) && /current position/.test(x)), 'ChargeCard marked current', 5_000);
+    await until(async () => (await timelineRows()).some((x) => /ChargeCard/.test(x) && /current position/.test(x)), 'ChargeCard marked current', 60_000);
     // the Variables view shows the state at the new position (not an error from the adapter)
     const vars = await until(async () => {
       const v = await variables();
       return v.some((x) => x.name === 'total') ? v : false;
-    }, 'the variable total after the jump', 5_000).catch(async (e) => {
+    }, 'the variable total after the jump', 60_000).catch(async (e) => {
       const v = await variables();
       throw new Error(`${e.message}; Variables show: ${v.map((x) => x.label).join(' | ')}`);
     });
@@ -554,16 +554,16 @@ async function main() {
 
   await stage('stop the session: the timeline and the status bar item clear', async () => {
     await page.keyboard.press('Shift+F5');
-    await until(async () => (await page.locator('.debug-toolbar').count()) === 0 || !(await page.locator('.debug-toolbar').first().isVisible()), 'the session to end', 15_000);
-    await until(async () => (await timelineRows()).length === 0, 'the timeline to clear', 5_000);
-    await until(async () => (await debugState()).status === '', 'the status bar item to hide', 5_000);
+    await until(async () => (await page.locator('.debug-toolbar').count()) === 0 || !(await page.locator('.debug-toolbar').first().isVisible()), 'the session to end', 60_000);
+    await until(async () => (await timelineRows()).length === 0, 'the timeline to clear', 60_000);
+    await until(async () => (await debugState()).status === '', 'the status bar item to hide', 60_000);
     await shot('session-ended');
   });
 
   await stage('the lens "Debug latest trace" in the handler starts the same kind of session', async () => {
     await page.locator(`.tab[aria-label^="service.py"]`).first().click();
     const lens = page.locator('.monaco-editor .codelens-decoration a', { hasText: 'Debug latest trace' }).first();
-    await lens.waitFor({ timeout: 15_000 });
+    await lens.waitFor({ timeout: 60_000 });
     const hover = await page.locator('.monaco-editor .codelens-decoration').allInnerTexts();
     log('lenses:', JSON.stringify(hover));
     await shot('handler-lenses-inlay-hints');
@@ -572,10 +572,10 @@ async function main() {
     log('lens session stop:', JSON.stringify(s));
     assert(s.line === chargeLine && /breakpoint/i.test(s.state), `stopped at the breakpoint on line ${chargeLine} (got ${s.line}, ${s.state})`);
     // the timeline follows the new session
-    await until(async () => (await timelineRows()).some((r) => /ChargeCard/.test(r) && /current position/.test(r)), 'the timeline of the new session', 10_000);
+    await until(async () => (await timelineRows()).some((r) => /ChargeCard/.test(r) && /current position/.test(r)), 'the timeline of the new session', 60_000);
     await shot('lens-debug-latest-trace');
     await page.keyboard.press('Shift+F5');
-    await until(async () => (await page.locator('.debug-toolbar').count()) === 0 || !(await page.locator('.debug-toolbar').first().isVisible()), 'the session to end', 15_000);
+    await until(async () => (await page.locator('.debug-toolbar').count()) === 0 || !(await page.locator('.debug-toolbar').first().isVisible()), 'the session to end', 60_000);
   });
 
   if (BIG_TRACE) {
@@ -601,7 +601,7 @@ async function main() {
         });
         if (st.startsWith('error')) throw new Error(st);
         return st === 'painted' ? fr : false;
-      }, 'the big trace viewer to paint', 30_000, 20);
+      }, 'the big trace viewer to paint', 60_000, 20);
       figures.big_viewer_paint_s = ((Date.now() - t0) / 1000).toFixed(2);
       const total = await f.evaluate(() => Number(document.getElementById('effects').getAttribute('aria-rowcount')));
       assert(total >= 100_000, `the viewer counts ${total} effects`);
@@ -619,7 +619,7 @@ async function main() {
             return seq >= n - 1 ? seq : false;
           }, total),
         'the last rows to load',
-        15_000,
+        60_000,
         20,
       );
       figures.big_scroll_to_end_s = ((Date.now() - t1) / 1000).toFixed(2);

@@ -11,6 +11,7 @@ left out; the server keeps running.
 
 from __future__ import annotations
 
+import builtins
 import datetime as _dt
 import glob
 import logging
@@ -120,7 +121,7 @@ class ActiveTraces:
             out.setdefault(t.handler, t)
         return out
 
-    def folder_handlers(self) -> set[str]:
+    def folder_handlers(self) -> builtins.set[str]:  # `set` here is the method below
         return {i.handler for i in self._folder_headers.values()}
 
     def for_handler(self, handler: str) -> list[TraceHeaderInfo]:

@@ -33,7 +33,7 @@ def lenses(ls: Any, uri: str) -> list[types.CodeLens]:
         if fn is None or fn.line in done:
             continue
         probe = _Probe(name)
-        if handler_function(probe, analysis) is None:  # type: ignore[arg-type]
+        if handler_function(probe, analysis) is None:  # type: ignore[arg-type]  # reads .handler only
             continue
         traces = ls.traces.for_handler(name)
         if not traces:

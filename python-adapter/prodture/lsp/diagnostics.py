@@ -276,7 +276,7 @@ def register(server: Any) -> None:
         if not ls.quick_replay or ls.analysis(uri) is None:
             return
         roots = ls.roots()
-        cwd = project_dir(to_fs_path(uri), roots)
+        cwd = project_dir(to_fs_path(uri) or "", roots)
         # The traces of this file, and of any open file of the same project: saving a module the
         # handler calls (say, the pricing code) changes what the handler does too.
         paths: list[str] = [v.trace.path for v in ls.primary_views(uri)]
@@ -284,7 +284,7 @@ def register(server: Any) -> None:
             if (
                 other != uri
                 and ls.analysis(other) is not None
-                and project_dir(to_fs_path(other), roots) == cwd
+                and project_dir(to_fs_path(other) or "", roots) == cwd
             ):
                 paths += [v.trace.path for v in ls.primary_views(other) if v.handler is not None]
         jobs = []

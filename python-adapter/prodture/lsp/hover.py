@@ -80,7 +80,7 @@ def hover_at(ls: Any, uri: str, line0: int) -> types.Hover | None:
             found.append((view.trace, site))
             start = call.start_line if start is None else min(start, call.start_line)
             end = call.end_line if end is None else max(end, call.end_line)
-    if not found:
+    if not found or start is None or end is None:
         return None
     doc = ls.workspace.get_text_document(uri)
     lines = doc.lines

@@ -13,11 +13,9 @@ import datetime as _dt
 import os
 from array import array
 
-import msgpack
-
 from ..trace import TraceFormatError, read_trace
-from ..trace.codec import ext_hook
 from ..trace.format import EffectRecord, Trace
+from ..trace.format import read_header as read_trace_header
 from .render import clip
 
 #: Calls per site rendered for hovers (most recent first); older ones are only counted.
@@ -176,37 +174,13 @@ class TraceHeaderInfo:
     started_at: _dt.datetime | None
 
 
-#: Bytes read to find a trace's header record (headers are a few hundred bytes).
-_HEADER_PREFIX = 64 * 1024
-
-
 def read_header(path: str) -> TraceHeaderInfo | None:
     """The header of a trace file without decoding the rest; ``None`` if it is not a trace."""
     try:
-        with open(path, "rb") as f:
-            prefix = f.read(_HEADER_PREFIX)
-        unpacker = msgpack.Unpacker(
-            ext_hook=ext_hook, raw=False, strict_map_key=False, max_buffer_size=max(len(prefix), 1)
-        )
-        unpacker.feed(prefix)
-        record = unpacker.unpack()
-    except Exception:  # unreadable, corrupt, not msgpack: not a trace we can list
+        header = read_trace_header(path)
+    except (TraceFormatError, OSError):  # unreadable, corrupt, not a trace: not one we can list
         return None
-    if not (
-        isinstance(record, list)
-        and len(record) > 1
-        and record[0] == 0
-        and isinstance(record[1], dict)
-    ):
-        return None
-    body = record[1]
-    handler = body.get("handler")
-    if body.get("format") != "prodture-trace" or not isinstance(handler, str) or ":" not in handler:
-        return None
-    started = body.get("started_at")
-    return TraceHeaderInfo(
-        os.path.abspath(path), handler, started if isinstance(started, _dt.datetime) else None
-    )
+    return TraceHeaderInfo(os.path.abspath(path), header.handler, header.started_at)
 
 
 def describe_load_error(path: str, error: Exception) -> str:

@@ -4,14 +4,11 @@ from __future__ import annotations
 
 import datetime as _dt
 
+# The one clipping rule, re-exported for the LSP feature modules.
+from ..text import clip as clip
+
 #: Longest inlay hint label (characters); hovers and the summary get more room.
 HINT_LIMIT = 60
-
-
-def clip(text: str, limit: int) -> str:
-    """One line of at most ``limit`` characters: whitespace collapsed, ``…`` where cut."""
-    text = " ".join(text.split())
-    return text if len(text) <= limit else text[: max(limit - 1, 1)] + "…"
 
 
 def duration(ns: int) -> str:

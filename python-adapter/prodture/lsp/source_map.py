@@ -15,8 +15,10 @@ import ast
 import dataclasses
 import hashlib
 import os
+from collections.abc import Sequence
 
 from .index import SiteCalls, TraceIndex
+from .recorded_paths import is_same_file
 
 
 @dataclasses.dataclass(slots=True, eq=False)
@@ -141,7 +143,7 @@ def _functions(tree: ast.Module) -> list[FunctionInfo]:
     return found
 
 
-def module_name(path: str, roots: list[str] = ()) -> str | None:
+def module_name(path: str, roots: Sequence[str] = ()) -> str | None:
     """The dotted module of a file: walk up through packages (``__init__.py``); else relative to
     a workspace root."""
     path = os.path.abspath(path)
@@ -165,7 +167,7 @@ def module_name(path: str, roots: list[str] = ()) -> str | None:
     return ".".join(parts) or None
 
 
-def analyze(path: str, text: str, roots: list[str] = ()) -> DocumentAnalysis:
+def analyze(path: str, text: str, roots: Sequence[str] = ()) -> DocumentAnalysis:
     """Parse ``text``; raises ``SyntaxError`` (the caller keeps its last good analysis)."""
     tree = ast.parse(text, filename=path)
     functions = _functions(tree)
@@ -184,17 +186,6 @@ def analyze(path: str, text: str, roots: list[str] = ()) -> DocumentAnalysis:
 
 # ---------------------------------------------------------------------------------------------
 # Matching a trace to a document
-
-
-def _parts(path: str) -> list[str]:
-    return [p for p in path.replace("\\", "/").split("/") if p]
-
-
-def _common_suffix(a: list[str], b: list[str]) -> int:
-    n = 0
-    while n < len(a) and n < len(b) and a[-1 - n] == b[-1 - n]:
-        n += 1
-    return n
 
 
 @dataclasses.dataclass(slots=True, eq=False)
@@ -238,10 +229,8 @@ def handler_function(trace: TraceIndex, doc: DocumentAnalysis) -> FunctionInfo |
 
 
 def _file_matches(recorded: str, doc: DocumentAnalysis, handler_file: bool) -> bool:
-    if os.path.abspath(recorded) == doc.path:
-        return True
-    n = _common_suffix(_parts(recorded), _parts(doc.path))
-    return n >= 2 or (n == 1 and handler_file)
+    # In the handler's own document the file name alone is enough.
+    return is_same_file(recorded, doc.path, min_shared=1 if handler_file else 2)
 
 
 def _pick_function(candidates: list[FunctionInfo], lines: list[int]) -> FunctionInfo:

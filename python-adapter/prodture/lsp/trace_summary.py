@@ -15,11 +15,12 @@ from typing import Any
 
 from pygls.exceptions import JsonRpcException, JsonRpcInvalidParams
 
+from ..text import short_repr
 from ..trace import Trace, TraceFormatError, read_trace
 from ..trace.render import effect_view
 from .active_traces import _field
 from .index import file_stamp
-from .render import clip
+from .recorded_paths import local_file
 
 TRACE_SUMMARY = "prodture/traceSummary"
 DEFAULT_LIMIT = 200
@@ -56,29 +57,10 @@ class _Cache:
 
 
 def _local_file(recorded: str, roots: list[str], memo: dict[str, str | None]) -> str | None:
-    """The workspace file a recorded (possibly other machine's) path most likely is: the path
-    itself if it is inside the workspace, else the workspace file sharing the longest path
-    suffix with it, else the path itself if it exists here."""
-    if recorded in memo:
-        return memo[recorded]
-    absolute = [os.path.abspath(r) for r in roots]
-    found = None
-    if any(recorded.startswith(r + os.sep) for r in absolute) and os.path.isfile(recorded):
-        found = recorded
-    if found is None:
-        parts = [p for p in recorded.replace("\\", "/").split("/") if p]
-        for k in range(len(parts), 0, -1):
-            for root in absolute:
-                candidate = os.path.join(root, *parts[-k:])
-                if os.path.isfile(candidate):
-                    found = candidate
-                    break
-            if found:
-                break
-    if found is None and os.path.isfile(recorded):
-        found = recorded
-    memo[recorded] = found
-    return found
+    """:func:`recorded_paths.local_file`, once per recorded path of a summary."""
+    if recorded not in memo:
+        memo[recorded] = local_file(recorded, roots)
+    return memo[recorded]
 
 
 def summary(trace: Trace, offset: int, limit: int, roots: list[str]) -> dict[str, Any]:
@@ -96,7 +78,7 @@ def summary(trace: Trace, offset: int, limit: int, roots: list[str]) -> dict[str
         o = trace.outcome
         outcome = {
             "ok": o.ok,
-            "value": clip(repr(o.value), TEXT_LIMIT) if o.ok else None,
+            "value": short_repr(o.value, TEXT_LIMIT) if o.ok else None,
             "error": o.describe(TEXT_LIMIT).removeprefix("Failure: ") if not o.ok else None,
             "traceback": o.traceback if not o.ok else None,
         }
@@ -110,7 +92,7 @@ def summary(trace: Trace, offset: int, limit: int, roots: list[str]) -> dict[str
             "formatVersion": h.version,
             "fingerprint": h.fingerprint,
         },
-        "input": clip(repr(trace.input), TEXT_LIMIT),
+        "input": short_repr(trace.input, TEXT_LIMIT),
         "effects": effects,
         "total": len(trace.effects),
         "offset": offset,

@@ -173,7 +173,7 @@ def _json_value(value: dict[str, Any]) -> Any:
 
 def _read_protobuf(data: bytes, name: str) -> list[Span]:
     try:
-        from google.protobuf.message import DecodeError
+        from google.protobuf.message import DecodeError  # type: ignore[import-untyped]  # no stubs shipped
         from opentelemetry.proto.collector.trace.v1.trace_service_pb2 import (
             ExportTraceServiceRequest,
         )

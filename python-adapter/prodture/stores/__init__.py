@@ -9,6 +9,7 @@ take imported traces — so every ``prodture`` store command works on either.
 
 from __future__ import annotations
 
+import builtins  # TraceStore.list() shadows the type inside the class
 import dataclasses
 import datetime as _dt
 import os
@@ -109,7 +110,7 @@ class TraceStore(Protocol):
 
     def fetch(self, id_or_prefix: str) -> tuple[TraceSummary, bytes]: ...
 
-    def put_many(self, traces: list[tuple[TraceSummary, bytes]]) -> int: ...
+    def put_many(self, traces: builtins.list[tuple[TraceSummary, bytes]]) -> int: ...
 
     def prune(self, older_than: _dt.timedelta) -> int: ...
 

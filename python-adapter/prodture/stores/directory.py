@@ -8,6 +8,7 @@ named otherwise. For many thousands of traces, import them into a PostgreSQL sto
 
 from __future__ import annotations
 
+import builtins  # the stores' list() method shadows the type inside the class
 import dataclasses
 import datetime as _dt
 import os
@@ -93,7 +94,7 @@ class DirectoryStore:
                 matches.append((summary, data))
         return _one(prefix, matches, self.location)
 
-    def put_many(self, traces: list[tuple[TraceSummary, bytes]]) -> int:
+    def put_many(self, traces: builtins.list[tuple[TraceSummary, bytes]]) -> int:
         existing = {short for _w, short, _p in self._files()}
         sink = DirectorySink(self.directory)
         written = 0

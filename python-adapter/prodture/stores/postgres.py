@@ -14,6 +14,7 @@ specified in ``protocol/trace-store.md``. Requires the ``postgres`` extra (psyco
 from __future__ import annotations
 
 import atexit
+import builtins  # the stores' list() method shadows the type inside the class
 import collections
 import dataclasses
 import datetime as _dt
@@ -180,7 +181,8 @@ class PostgresStore:
             raise StoreError(f"trace store {self.location}: {_reason(e)}") from None
 
     def list(self, query: Query) -> list[TraceSummary]:
-        where, params = [], []
+        where: builtins.list[str] = []
+        params: builtins.list[Any] = []
         if query.failed_only:
             where.append("ok = false")
         if query.handler:
@@ -220,7 +222,7 @@ class PostgresStore:
             data = self._query(f"SELECT data FROM {TABLE} WHERE trace_id = %s", (rows[0][0],))[0][0]
         return _summary(rows[0]), bytes(data)
 
-    def put_many(self, traces: list[tuple[TraceSummary, bytes]]) -> int:
+    def put_many(self, traces: builtins.list[tuple[TraceSummary, bytes]]) -> int:
         if not traces:
             return 0
         try:
@@ -260,7 +262,8 @@ class _BufferStream:
     __slots__ = ("sink", "info", "chunks")
 
     def __init__(self, sink: PostgresSink, info: TraceInfo) -> None:
-        self.sink, self.info, self.chunks = sink, info, []
+        self.sink, self.info = sink, info
+        self.chunks: list[bytes] = []
 
     def write(self, data: bytes) -> None:
         self.chunks.append(data)
@@ -381,7 +384,7 @@ class PostgresSink:
                 if self._closing:
                     return None
                 self._cond.wait()
-            batch = []
+            batch: list[tuple[TraceInfo, bytes]] = []
             while self._queue and len(batch) < self.batch_size:
                 item = self._queue.popleft()
                 self._queued_bytes -= len(item[1])

@@ -8,7 +8,6 @@ from .codec import (
     Redactor,
     TraceFormatError,
     UnknownValue,
-    allow_modules,
     decode_value,
     encode_value,
 )
@@ -21,6 +20,7 @@ from .format import (
     TraceHeader,
     TraceReader,
     code_fingerprint,
+    read_header,
     read_trace,
 )
 
@@ -32,7 +32,6 @@ __all__ = [
     "Redactor",
     "TraceFormatError",
     "UnknownValue",
-    "allow_modules",
     "decode_value",
     "encode_value",
     "FORMAT_VERSION",
@@ -43,5 +42,6 @@ __all__ = [
     "TraceHeader",
     "TraceReader",
     "code_fingerprint",
+    "read_header",
     "read_trace",
 ]

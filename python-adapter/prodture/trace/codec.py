@@ -19,12 +19,14 @@ import sys
 import threading
 import uuid
 from collections.abc import Callable, Iterable
+from contextvars import ContextVar
 from decimal import Decimal, InvalidOperation
 from typing import Any
 
 import msgpack
 
 from ..effects import registry
+from ..text import short_repr
 
 __all__ = [
     "TraceFormatError",
@@ -37,7 +39,7 @@ __all__ = [
     "encode_value",
     "decode_value",
     "type_name",
-    "allow_modules",
+    "ALLOWED_MODULES",
     "ExtCode",
 ]
 
@@ -131,16 +133,13 @@ def type_name(cls: type) -> str:
     return registry.name_of(cls) or f"{cls.__module__}.{cls.__qualname__}"
 
 
-_allowed_modules: set[str] = set()
-
-
-def allow_modules(modules: Iterable[str]) -> None:
-    """Let the decoder resolve classes of these (already imported) modules and their submodules.
-
-    This is how an application's own dataclasses decode without registering each: the replayer
-    allows the modules it was told to import. Nothing is ever imported by decoding.
-    """
-    _allowed_modules.update(modules)
+#: The modules (and their submodules), already imported, whose dataclasses, enums and exceptions
+#: the decode in progress may resolve by name: how an application's own types decode without
+#: registering each. Set by the caller for its own decoding only (``TraceReader(...,
+#: allowed_modules=)``, ``decode_value(..., allowed_modules=)``); nothing is ever imported.
+ALLOWED_MODULES: ContextVar[frozenset[str]] = ContextVar(
+    "prodture_allowed_modules", default=frozenset()
+)
 
 
 _BUILTIN_ERRORS = [
@@ -183,13 +182,14 @@ for _cls in _BUILTIN_ERRORS:
 
 def _resolve(name: str) -> type | None:
     cls = registry.lookup(name)
-    if cls is not None or not _allowed_modules:
+    allowed = ALLOWED_MODULES.get()
+    if cls is not None or not allowed:
         return cls
     # "pkg.mod.Outer.Inner": find the longest imported, allowed module prefix.
     parts = name.split(".")
     for i in range(len(parts) - 1, 0, -1):
         module_name = ".".join(parts[:i])
-        if not any(module_name == m or module_name.startswith(m + ".") for m in _allowed_modules):
+        if not any(module_name == m or module_name.startswith(m + ".") for m in allowed):
             continue
         obj: Any = sys.modules.get(module_name)
         if obj is None:
@@ -469,11 +469,8 @@ def _error_payload(error: BaseException) -> list[Any]:
 
 
 def _safe_repr(obj: Any) -> str:
-    try:
-        text = repr(obj)
-    except Exception as e:  # a broken __repr__ must not break recording
-        text = f"<{type(obj).__name__} (repr failed: {type(e).__name__})>"
-    return text[:1000]
+    """The text an Opaque value keeps of what could not be encoded (bounded: a trace stays small)."""
+    return short_repr(obj, 1000)
 
 
 def _plain_pack(obj: Any) -> bytes:
@@ -712,8 +709,10 @@ def _rebuild_error(
     return error
 
 
-def decode_value(data: bytes) -> Any:
-    """Inverse of :func:`encode_value`; raises :class:`TraceFormatError` on malformed input."""
+def decode_value(data: bytes, *, allowed_modules: Iterable[str] = ()) -> Any:
+    """Inverse of :func:`encode_value`; raises :class:`TraceFormatError` on malformed input.
+    Types of ``allowed_modules`` decode as themselves (see :data:`ALLOWED_MODULES`)."""
+    token = ALLOWED_MODULES.set(frozenset(allowed_modules))
     try:
         return msgpack.unpackb(data, **UNPACK_OPTIONS)
     except TraceFormatError:
@@ -723,6 +722,8 @@ def decode_value(data: bytes) -> Any:
     except Exception as e:
         reason = " ".join(str(e).split())[:160]
         raise TraceFormatError(f"malformed value: {type(e).__name__}: {reason}") from None
+    finally:
+        ALLOWED_MODULES.reset(token)
 
 
 UNPACK_OPTIONS["ext_hook"] = ext_hook

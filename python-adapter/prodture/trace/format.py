@@ -15,13 +15,16 @@ import operator
 import os
 import platform
 import uuid
-from collections.abc import Callable, Iterator
+from collections.abc import Callable, Iterable, Iterator
 from typing import IO, Any
 
 import msgpack
 
 from ..effects import Effect
+from ..text import clip as _clip
+from ..text import short_repr as _short
 from .codec import (
+    ALLOWED_MODULES,
     REDACTED,
     Opaque,
     Redactor,
@@ -43,6 +46,7 @@ __all__ = [
     "TraceEncoder",
     "TraceReader",
     "read_trace",
+    "read_header",
     "code_fingerprint",
 ]
 
@@ -96,7 +100,7 @@ class EffectRecord:
 
     def describe_request(self, limit: int = 80) -> str:
         inner = ", ".join(
-            f"{k}={_short(v)}" for k, v in zip(self.fields, self.values, strict=False)
+            f"{k}={_short(v, 60)}" for k, v in zip(self.fields, self.values, strict=False)
         )
         return _clip(f"{self.short_type}({inner})", limit)
 
@@ -156,21 +160,8 @@ def describe_error(error: BaseException | None) -> str:
         try:
             message = str(error)
         except Exception:  # a rebuilt exception whose __str__ needs state it was not given
-            message = ", ".join(_short(a) for a in error.args)
+            message = ", ".join(_short(a, 60) for a in error.args)
     return f"{name}: {message}" if message else name
-
-
-def _short(value: Any, limit: int = 60) -> str:
-    try:
-        text = repr(value)
-    except Exception:
-        text = f"<{type(value).__name__}>"
-    return _clip(text, limit)
-
-
-def _clip(text: str, limit: int) -> str:
-    text = " ".join(text.split())
-    return text if len(text) <= limit else text[: max(limit - 1, 1)] + "…"
 
 
 _fingerprints: dict[str, str] = {}
@@ -380,9 +371,15 @@ class TraceReader:
     """
 
     def __init__(
-        self, source: str | os.PathLike[str] | bytes | IO[bytes], *, name: str | None = None
+        self,
+        source: str | os.PathLike[str] | bytes | IO[bytes],
+        *,
+        name: str | None = None,
+        allowed_modules: Iterable[str] = (),
     ) -> None:
         self._source = source
+        # whose types decode as themselves (see codec.ALLOWED_MODULES), for this reader only
+        self._allowed_modules = frozenset(allowed_modules)
         if isinstance(source, (bytes, bytearray, memoryview)):
             self.name = name or "<bytes>"
         elif hasattr(source, "read"):
@@ -390,12 +387,13 @@ class TraceReader:
         else:
             self.name = name or os.fspath(source)
 
-    def _data(self) -> bytes:
+    def _data(self, limit: int = -1) -> bytes:
+        """The trace's bytes (only the first ``limit`` when it is not -1)."""
         source = self._source
         if isinstance(source, (bytes, bytearray, memoryview)):
-            return bytes(source)
+            return bytes(source if limit < 0 else source[:limit])
         if hasattr(source, "read"):
-            return source.read()  # type: ignore[union-attr]
+            return source.read(limit)  # type: ignore[union-attr]
         try:
             size = os.path.getsize(source)  # type: ignore[arg-type]
             if size > MAX_TRACE_BYTES:
@@ -403,7 +401,7 @@ class TraceReader:
                     f"{self.name}: {size} bytes is larger than the {MAX_TRACE_BYTES} bytes a trace may be"
                 )
             with open(source, "rb") as f:  # type: ignore[arg-type]
-                return f.read()
+                return f.read(limit)
         except FileNotFoundError:
             raise TraceFormatError(f"{self.name}: no such trace file; check the path") from None
         except IsADirectoryError:
@@ -438,6 +436,7 @@ class TraceReader:
         )
         unpacker.feed(data)
         while True:
+            decoding = ALLOWED_MODULES.set(self._allowed_modules)
             try:
                 record = unpacker.unpack()
             except msgpack.OutOfData:
@@ -460,7 +459,18 @@ class TraceReader:
                 raise self._fail(
                     f"not valid msgpack at byte {unpacker.tell()} ({_reason(e)}); the file is corrupt"
                 ) from None
+            finally:
+                ALLOWED_MODULES.reset(decoding)
             yield record, unpacker.tell()
+
+    def header(self) -> TraceHeader:
+        """The header alone, from the first :data:`HEADER_PREFIX_BYTES` of the trace: whose trace
+        it is and when, without reading or decoding the rest."""
+        first = next(self.raw_records(self._data(HEADER_PREFIX_BYTES)), None)
+        record = first[0] if first is not None else None
+        if not isinstance(record, list) or not record or record[0] != RecordKind.HEADER:
+            raise self._fail("not a prodture trace (it does not start with a header record)")
+        return self._header(record)
 
     def read(self) -> Trace:
         header: TraceHeader | None = None
@@ -664,7 +674,19 @@ def _as_error(payload: Any) -> BaseException:
 
 
 def read_trace(
-    source: str | os.PathLike[str] | bytes | IO[bytes], *, name: str | None = None
+    source: str | os.PathLike[str] | bytes | IO[bytes],
+    *,
+    name: str | None = None,
+    allowed_modules: Iterable[str] = (),
 ) -> Trace:
     """Read and validate a whole trace (see :class:`TraceReader`)."""
-    return TraceReader(source, name=name).read()
+    return TraceReader(source, name=name, allowed_modules=allowed_modules).read()
+
+
+#: Bytes read to find a trace's header record (a header is a few hundred bytes).
+HEADER_PREFIX_BYTES = 64 * 1024
+
+
+def read_header(source: str | os.PathLike[str] | bytes | IO[bytes]) -> TraceHeader:
+    """The validated header of a trace, reading only its first bytes (see :meth:`TraceReader.header`)."""
+    return TraceReader(source).header()

@@ -69,10 +69,6 @@ export function currentIndex(effects: DapEffect[], pos: PositionEvent | undefine
   return Math.min(effects.length, Math.max(0, pos.effect)) - 1;
 }
 
-export function rootNodes(count: number): TimelineNode[] {
-  return childNodes(count, undefined);
-}
-
 export function childNodes(count: number, parent: GroupNode | undefined, effects?: DapEffect[]): TimelineNode[] {
   if (!parent) {
     if (count <= FLAT_LIMIT) return effectRange(0, count, effects);
