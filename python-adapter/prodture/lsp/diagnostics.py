@@ -214,11 +214,13 @@ def stop_replays() -> None:
 
 
 async def replay(
-    trace_path: str, cwd: str, timeout: float, trust: ReplayTrust
+    trace_path: str, cwd: str, timeout: float, permission: ReplayTrust
 ) -> ReplayFinding | None:
     """Run the CLI's replay on ``trace_path``; None when it reproduces."""
-    refusal = trust.refusal()
-    if refusal is not None or not trust.allows_replay:  # the last gate before the folder's code
+    refusal = permission.refusal()
+    if (
+        refusal is not None or not permission.allows_replay
+    ):  # the last gate before the folder's code
         return ReplayFinding(trace_path, "untrusted", refusal or "quick replay is off")
     cmd = [sys.executable, "-m", "prodture.cli", "replay", trace_path, "--json", "--cwd", cwd]
     proc = await asyncio.create_subprocess_exec(
