@@ -106,9 +106,21 @@ async function until(fn, what, timeout = 10_000, every = 50) {
 // ---------------------------------------------------------------- workbench helpers
 
 async function quickInput(prefixText) {
-  await page.keyboard.press('F1');
   const input = page.locator('.quick-input-widget input').first();
-  await input.waitFor({ state: 'visible', timeout: 10_000 });
+  // F1 is lost when the focus sits where the workbench does not listen (a webview, a toast that
+  // just closed): press it again until the command palette shows
+  // (a palette still closing from the last command is visible but inert: wait for it to go)
+  const state = () => input.evaluate((e) => (!e.offsetParent ? 'closed' : e.closest('[inert]') ? 'closing' : 'open')).catch(() => 'closed');
+  await until(async () => {
+    const now = await state();
+    if (now !== 'closed') return now === 'open';
+    await page.keyboard.press('F1');
+    for (let i = 0; i < 30; i++) {
+      if ((await state()) === 'open') return true;
+      await page.waitForTimeout(100);
+    }
+    return false;
+  }, 'the command palette', UI_WAIT_MS, 200);
   await input.fill(prefixText);
   await page.waitForTimeout(150);
   return input;
@@ -422,13 +434,19 @@ async function main() {
     await shot('restricted-viewer-replay-disabled');
   });
 
-  await stage('Restricted Mode: the Replay command says in one line why it is off', async () => {
+  await stage('Restricted Mode: the Replay and Debug commands say in one line why they are off', async () => {
     await runCommand('Prodture: Replay Trace');
     const toast = await until(async () => (await notificationTexts()).find((t) => /Replay is off/.test(t)) || false, 'the Restricted Mode notification', UI_WAIT_MS);
     log('replay command:', JSON.stringify(toast));
     assert(/not trusted/.test(toast) && /Manage Workspace Trust/.test(toast), `it says why and how to trust (${toast})`);
     assert(!(await notificationTexts()).some((t) => /Replay of/.test(t)), 'no replay ran');
     await shot('restricted-replay-command');
+    await clearNotifications();
+    await runCommand('Prodture: Debug Trace');
+    const debugToast = await until(async () => (await notificationTexts()).find((t) => /Debug is off/.test(t)) || false, 'the Restricted Mode notification for Debug', UI_WAIT_MS);
+    log('debug command:', JSON.stringify(debugToast));
+    assert(/not trusted/.test(debugToast) && /Manage Workspace Trust/.test(debugToast), `it says why and how to trust (${debugToast})`);
+    assert((await page.locator('.debug-toolbar:visible').count()) === 0, 'no debug session started');
     await clearNotifications();
   });
 
