@@ -51,7 +51,8 @@ async def server(root: Path, **options: Any) -> AsyncIterator[LanguageClient]:
             capabilities=capabilities,
             root_uri=root.as_uri(),
             workspace_folders=[types.WorkspaceFolder(uri=root.as_uri(), name=root.name)],
-            initialization_options={k: v for k, v in options.items()},
+            # a trusted folder: these tests replay on save (tests/test_lsp_trust.py: untrusted)
+            initialization_options={"workspaceTrusted": True, **options},
         )
     )
     try:

@@ -11,6 +11,9 @@
 #   E2E_WORKSPACE     folder to open (default: examples/checkout)
 # Prints the measured figures as `name: value` lines. Everything it starts runs in process groups
 # that are killed on exit; the /tmp/vscode-ipc-*.sock files code-server creates are removed.
+# The folder opens in Restricted Mode (Workspace Trust on, no start-up prompt): the walk checks
+# what is off there, then trusts the folder. The walk edits the example's handler for a while;
+# the handler is put back on exit whatever happens.
 set -euo pipefail
 
 ROOT="$(cd "$(dirname "${BASH_SOURCE[0]}")/../.." && pwd)"
@@ -60,9 +63,16 @@ USER_DATA="$TMP/user-data"; EXT_DIR="$TMP/extensions"
 mkdir -p "$USER_DATA/User" "$EXT_DIR"
 SOCKS_BEFORE="$TMP/socks-before"; ls /tmp/vscode-ipc-*.sock 2>/dev/null | sort >"$SOCKS_BEFORE" || true
 
+# the walk's Restricted Mode tripwire (a module that writes a marker when imported) and the
+# handler it edits, put back on exit
+HANDLER="$WORKSPACE/checkout/service.py"
+MARKER_MODULE="$WORKSPACE/checkout/_e2e_import_marker.py"
+[ -f "$HANDLER" ] && cp -p "$HANDLER" "$TMP/handler.orig"
+
 CS_PGID=""; TEST_PGID=""
 cleanup() {
   local rc=$?
+  set +e # every step of the clean-up runs, and the walk's status is what the script returns
   for pg in "$TEST_PGID" "$CS_PGID"; do
     [ -n "$pg" ] || continue
     kill -TERM -- "-$pg" 2>/dev/null || true
@@ -72,6 +82,10 @@ cleanup() {
     for _ in $(seq 1 30); do kill -0 -- "-$pg" 2>/dev/null || break; sleep 0.1; done
     kill -KILL -- "-$pg" 2>/dev/null || true
   done
+  if [ -f "$TMP/handler.orig" ] && ! cmp -s "$TMP/handler.orig" "$HANDLER"; then
+    cp -p "$TMP/handler.orig" "$HANDLER"; log "put back $HANDLER"
+  fi
+  rm -f "$MARKER_MODULE"
   # the sockets code-server created
   ls /tmp/vscode-ipc-*.sock 2>/dev/null | sort | comm -13 "$SOCKS_BEFORE" - | xargs -r rm -f
   [ -f "$TMP/code-server.log" ] && cp "$TMP/code-server.log" "$ARTIFACTS/" 2>/dev/null || true
@@ -91,7 +105,8 @@ cat >"$USER_DATA/User/settings.json" <<JSON
   "workbench.secondarySideBar.defaultVisibility": "hidden",
   "workbench.welcomePage.walkthroughs.openOnInstall": false,
   "workbench.enableExperiments": false,
-  "security.workspace.trust.enabled": false,
+  "security.workspace.trust.enabled": true,
+  "security.workspace.trust.startupPrompt": "never",
   "telemetry.telemetryLevel": "off",
   "update.mode": "none",
   "extensions.ignoreRecommendations": true,
@@ -118,7 +133,7 @@ log "installing $VSIX ($VSIX_BYTES bytes) into a fresh extensions folder"
 "${CS[@]}" --install-extension "$VSIX" >"$TMP/install-ext.log" 2>&1 || { cat "$TMP/install-ext.log" >&2; exit 1; }
 
 log "starting code-server on 127.0.0.1:$PORT with $WORKSPACE"
-setsid "${CS[@]}" --disable-workspace-trust --disable-getting-started-override "$WORKSPACE" >"$TMP/code-server.log" 2>&1 &
+setsid "${CS[@]}" --disable-getting-started-override "$WORKSPACE" >"$TMP/code-server.log" 2>&1 &
 CS_PGID=$!
 healthy() { node -e 'require("http").get(process.argv[1], (r) => process.exit(r.statusCode === 200 ? 0 : 1)).on("error", () => process.exit(1))' "http://127.0.0.1:$PORT/healthz"; }
 for _ in $(seq 1 150); do
@@ -137,7 +152,8 @@ fi
 
 export E2E_URL="$URL" E2E_WORKSPACE="$WORKSPACE" E2E_ARTIFACTS="$ARTIFACTS" E2E_CHROMIUM="$CHROMIUM" \
   E2E_PLAYWRIGHT="$PLAYWRIGHT_NODE_PATH/playwright-core" E2E_VSIX_BYTES="$VSIX_BYTES" E2E_PYTHON="$PY" \
-  E2E_CODE_SERVER_LOG="$TMP/code-server.log" E2E_USER_DATA="$USER_DATA" E2E_BIG_TRACE="$BIG_TRACE"
+  E2E_CODE_SERVER_LOG="$TMP/code-server.log" E2E_USER_DATA="$USER_DATA" E2E_BIG_TRACE="$BIG_TRACE" \
+  E2E_MARKER_MODULE="$MARKER_MODULE" E2E_IMPORT_MARKER="$TMP/imported.marker"
 # E2E_WALKS: which walks to run, in order, in the same VS Code (default: all of them).
 RC=0
 for walk in ${E2E_WALKS:-walk.cjs walk-store.cjs}; do

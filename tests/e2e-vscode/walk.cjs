@@ -1,7 +1,10 @@
 // End-to-end walk of the user's path in a real VS Code (code-server), driven by playwright-core.
 // Started by scripts/vscode-e2e/run.sh, which sets E2E_* and starts code-server with the .vsix
-// installed and examples/checkout open. Every stage asserts what the screen shows and saves a
-// screenshot in E2E_ARTIFACTS. Prints the figures as `name: value` lines.
+// installed and examples/checkout open in Restricted Mode (the folder is not trusted yet). The walk
+// first checks what Restricted Mode allows (the viewer shows the trace; Replay and Debug are off,
+// saying why; saving the handler runs none of its code), then trusts the folder and walks the
+// debugging path. Every stage asserts what the screen shows and saves a screenshot in
+// E2E_ARTIFACTS. Prints the figures as `name: value` lines.
 'use strict';
 const fs = require('fs');
 const path = require('path');
@@ -22,6 +25,13 @@ const BIG_TRACE = process.env.E2E_BIG_TRACE || '';
 
 const HANDLER_REL = 'checkout/service.py';
 const HANDLER_FILE = path.join(WORKSPACE, HANDLER_REL);
+// The Restricted Mode tripwire: a module of the folder that writes a marker file when imported;
+// the walk makes the handler import it (run.sh puts the handler back and removes both on exit).
+const MARKER_MODULE = process.env.E2E_MARKER_MODULE || path.join(WORKSPACE, 'checkout', '_e2e_import_marker.py');
+const IMPORT_MARKER = process.env.E2E_IMPORT_MARKER || path.join(ARTIFACTS, 'imported.marker');
+const MARKER_IMPORT_LINE = `from . import ${path.basename(MARKER_MODULE, '.py')}`;
+/** UI waits: generous, a busy 2-core machine is slow and a flaky test is a failing test. */
+const UI_WAIT_MS = 60_000;
 
 const figures = {};
 const results = [];
@@ -96,9 +106,21 @@ async function until(fn, what, timeout = 60_000, every = 50) {
 // ---------------------------------------------------------------- workbench helpers
 
 async function quickInput(prefixText) {
-  await page.keyboard.press('F1');
   const input = page.locator('.quick-input-widget input').first();
-  await input.waitFor({ state: 'visible', timeout: 60_000 });
+  // F1 is lost when the focus sits where the workbench does not listen (a webview, a toast that
+  // just closed): press it again until the command palette shows
+  // (a palette still closing from the last command is visible but inert: wait for it to go)
+  const state = () => input.evaluate((e) => (!e.offsetParent ? 'closed' : e.closest('[inert]') ? 'closing' : 'open')).catch(() => 'closed');
+  await until(async () => {
+    const now = await state();
+    if (now !== 'closed') return now === 'open';
+    await page.keyboard.press('F1');
+    for (let i = 0; i < 30; i++) {
+      if ((await state()) === 'open') return true;
+      await page.waitForTimeout(100);
+    }
+    return false;
+  }, 'the command palette', UI_WAIT_MS, 200);
   await input.fill(prefixText);
   await page.waitForTimeout(150);
   return input;
@@ -130,6 +152,38 @@ async function cursorLine() {
   const t = await page.locator('.statusbar-item[id="status.editor.selection"]').first().innerText({ timeout: 10_000 });
   const m = /Ln (\d+)/.exec(t);
   return m ? Number(m[1]) : undefined;
+}
+
+async function notificationTexts() {
+  return page.locator('.notifications-toasts .notification-toast').allInnerTexts();
+}
+
+async function clearNotifications() {
+  await runCommand('Notifications: Clear All Notifications');
+  await until(async () => (await notificationTexts()).length === 0, 'the notifications to clear', UI_WAIT_MS);
+}
+
+/** The rows of the Problems panel (opens it). */
+async function problems() {
+  return page.evaluate(() => [...document.querySelectorAll('.markers-panel .monaco-list-row')].map((r) => r.getAttribute('aria-label') || r.textContent.trim()));
+}
+
+/** The state of the trace viewer's Replay and Debug buttons and of its trust note. */
+async function viewerTrustState(frame) {
+  return frame.evaluate(() => {
+    const b = (id) => {
+      const e = document.getElementById(id);
+      return e ? { disabled: e.disabled, title: e.title } : null;
+    };
+    const note = document.getElementById('trust-reason');
+    return { replay: b('replay-button'), debug: b('debug-button'), note: note && !note.hidden ? note.innerText : '' };
+  });
+}
+
+/** Save the active editor and wait until `file` on disk satisfies `saved(text)`. */
+async function saveActiveEditor(file, saved) {
+  await page.keyboard.press('Control+S');
+  await until(() => saved(fs.readFileSync(file, 'utf8')), `${path.basename(file)} to be saved`, UI_WAIT_MS, 100);
 }
 
 async function explorerRow(name) {
@@ -294,7 +348,14 @@ async function main() {
       60_000,
       500,
     );
-    await shot('workbench');
+    // the folder opens in Restricted Mode (not trusted yet): VS Code says so in the status bar
+    await until(
+      async () => (await page.locator('.statusbar-item', { hasText: 'Restricted Mode' }).count()) > 0,
+      'the Restricted Mode indicator in the status bar',
+      UI_WAIT_MS,
+      250,
+    );
+    await shot('workbench-restricted-mode');
   });
 
   let actions = 0; // user actions from opening the trace to paused on the failing line, error visible
@@ -357,6 +418,115 @@ async function main() {
       return (await f.evaluate(() => document.getElementById('prodture-viewer').dataset.painted === 'true')) ? f : false;
     }, 'the trace viewer to paint again', 60_000, 20);
     figures.viewer_paint_warm_s = ((Date.now() - t0) / 1000).toFixed(2);
+  });
+
+  await stage('Restricted Mode: the viewer shows the trace, Replay and Debug are disabled with the reason', async () => {
+    const st = await until(async () => {
+      const t = await viewerTrustState(viewer);
+      return t.replay && t.replay.disabled && t.note ? t : false;
+    }, 'the viewer to disable Replay', UI_WAIT_MS);
+    log('viewer in Restricted Mode:', JSON.stringify(st));
+    assert(st.replay.disabled && st.debug.disabled, 'Replay and Debug are disabled');
+    assert(/not trusted/.test(st.note) && /Manage Workspace Trust/.test(st.note), `the reason and the way to trust are shown (${st.note})`);
+    assert(/not trusted/.test(st.replay.title), `the Replay button's tooltip says why (${st.replay.title})`);
+    const text = await viewer.evaluate(() => document.getElementById('prodture-viewer').innerText);
+    assert(/Failure/.test(text) && /ChargeCard/.test(text), 'the trace itself is shown');
+    await shot('restricted-viewer-replay-disabled');
+  });
+
+  await stage('Restricted Mode: the Replay and Debug commands say in one line why they are off', async () => {
+    await runCommand('Prodture: Replay Trace');
+    const toast = await until(async () => (await notificationTexts()).find((t) => /Replay is off/.test(t)) || false, 'the Restricted Mode notification', UI_WAIT_MS);
+    log('replay command:', JSON.stringify(toast));
+    assert(/not trusted/.test(toast) && /Manage Workspace Trust/.test(toast), `it says why and how to trust (${toast})`);
+    assert(!(await notificationTexts()).some((t) => /Replay of/.test(t)), 'no replay ran');
+    await shot('restricted-replay-command');
+    await clearNotifications();
+    await runCommand('Prodture: Debug Trace');
+    const debugToast = await until(async () => (await notificationTexts()).find((t) => /Debug is off/.test(t)) || false, 'the Restricted Mode notification for Debug', UI_WAIT_MS);
+    log('debug command:', JSON.stringify(debugToast));
+    assert(/not trusted/.test(debugToast) && /Manage Workspace Trust/.test(debugToast), `it says why and how to trust (${debugToast})`);
+    assert((await page.locator('.debug-toolbar:visible').count()) === 0, 'no debug session started');
+    await clearNotifications();
+  });
+
+  let originalHandler;
+  await stage('Restricted Mode: saving the handler runs none of its code (no marker), and says why', async () => {
+    originalHandler = fs.readFileSync(HANDLER_FILE, 'utf8');
+    fs.rmSync(IMPORT_MARKER, { force: true });
+    fs.writeFileSync(MARKER_MODULE, `import pathlib\npathlib.Path(${JSON.stringify(IMPORT_MARKER)}).write_text("imported")\n`);
+    await openFile(HANDLER_REL);
+    // the lenses that run code are replaced by one that only shows, and one that says why
+    const lenses = await until(async () => {
+      const t = await page.locator('.monaco-editor .codelens-decoration').allInnerTexts();
+      return t.some((x) => /not trusted/.test(x)) ? t : false;
+    }, 'the Restricted Mode lenses', UI_WAIT_MS);
+    log('lenses:', JSON.stringify(lenses));
+    assert(lenses.some((x) => /Show latest trace/.test(x)), `a show-only lens (${lenses})`);
+    assert(!lenses.some((x) => /Debug latest trace/.test(x)), `no Debug lens (${lenses})`);
+    // the handler imports the marker module (a line at the end: every recorded line stays put)
+    await page.keyboard.press('Control+End');
+    await page.keyboard.press('Enter');
+    await page.keyboard.type(MARKER_IMPORT_LINE);
+    await page.keyboard.press('Escape');
+    await saveActiveEditor(HANDLER_FILE, (text) => text.includes(MARKER_IMPORT_LINE));
+    // the language server answers the save: a note on the handler instead of a replay
+    await runCommand('View: Focus Problems');
+    const rows = await until(async () => {
+      const r = await problems();
+      return r.some((x) => /Quick replay of .* is off/.test(x)) ? r : false;
+    }, 'the "quick replay is off" note in Problems', UI_WAIT_MS);
+    log('problems:', JSON.stringify(rows));
+    const note = rows.find((x) => /Quick replay of .* is off/.test(x));
+    assert(/not trusted/.test(note) && /Manage Workspace Trust/.test(note), `the note says why and how to trust (${note})`);
+    assert(!fs.existsSync(IMPORT_MARKER), 'the handler module was not imported (no marker file)');
+    await shot('restricted-save-runs-nothing');
+  });
+
+  await stage('trusting the folder enables Replay without a reload, and a save replays again', async () => {
+    await runCommand('Workspaces: Manage Workspace Trust');
+    const trustButton = page.locator('.workspace-trust-editor .workspace-trust-buttons .monaco-button', { hasText: /^Trust/ }).first();
+    await trustButton.waitFor({ state: 'visible', timeout: UI_WAIT_MS });
+    await shot('workspace-trust-editor');
+    await trustButton.click();
+    await until(async () => (await page.locator('.statusbar-item', { hasText: 'Restricted Mode' }).count()) === 0, 'Restricted Mode to end', UI_WAIT_MS);
+    // the Workspace Trust editor opens as a modal over the others: close it with its close button
+    await shot('workspace-trusted');
+    await until(async () => {
+      if (!(await page.locator('.workspace-trust-editor').first().isVisible().catch(() => false))) return true;
+      const close = page.locator('.modal-editor-part .modal-editor-header .codicon-close').first();
+      if (await close.isVisible().catch(() => false)) await close.click();
+      else await page.keyboard.press('Escape');
+      return false;
+    }, 'the Workspace Trust editor to close', UI_WAIT_MS, 1000);
+    await page.locator('.tab[aria-label^="service.py"]').first().click();
+    // the note about the refused replay goes (the server was told; the handler is still open) ...
+    await until(async () => {
+      const r = await problems();
+      return r.some((x) => /Recorded in production/.test(x)) && !r.some((x) => /Quick replay of .* is off/.test(x));
+    }, 'the note to go from Problems (the recorded failure stays)', UI_WAIT_MS);
+    await shot('trusted-note-gone');
+    // ... and saving the handler now replays it: the marker module is imported
+    await page.keyboard.press('Control+End');
+    await page.keyboard.press('Enter');
+    const before = fs.readFileSync(HANDLER_FILE, 'utf8');
+    await saveActiveEditor(HANDLER_FILE, (text) => text !== before);
+    await until(() => fs.existsSync(IMPORT_MARKER), 'the trusted replay on save to import the handler (marker file)', UI_WAIT_MS, 250);
+    log('marker after the trusted save:', fs.readFileSync(IMPORT_MARKER, 'utf8'));
+    // put the handler back (the editor follows the file) before the walk goes on
+    fs.writeFileSync(HANDLER_FILE, originalHandler);
+    fs.rmSync(MARKER_MODULE, { force: true });
+    await until(async () => !(await page.locator('.monaco-editor .view-lines').first().innerText()).includes(MARKER_IMPORT_LINE.slice(-12)), 'the editor to show the restored handler', UI_WAIT_MS);
+    await until(async () => (await page.locator('.tab.dirty[aria-label^="service.py"]').count()) === 0, 'service.py clean', UI_WAIT_MS);
+    // the viewer turns Replay and Debug on, without a reload
+    await page.locator(`.tab[aria-label^="${traceName}"]`).first().click();
+    viewer = await until(() => viewerFrame(traceName), 'the viewer frame');
+    const st = await until(async () => {
+      const t = await viewerTrustState(viewer);
+      return t.replay && !t.replay.disabled && !t.debug.disabled && !t.note ? t : false;
+    }, 'Replay and Debug to be enabled', UI_WAIT_MS);
+    log('viewer after trust:', JSON.stringify(st));
+    await shot('trusted-viewer-replay-enabled');
   });
 
   await stage('Replay prints the replay result', async () => {

@@ -1,10 +1,14 @@
 // The language client for `python -m prodture.lsp`: language features in handler files and the
-// data source of the trace viewer (`prodture/traceSummary`).
+// data source of the trace viewer (`prodture/traceSummary`). It runs in Restricted Mode too (it
+// only reads traces): there it starts outside the folder, and it is told the folder's trust
+// (`workspaceTrusted`, `prodture/setWorkspaceTrust`) so that it replays on save only once trusted.
 import * as vscode from 'vscode';
 import { LanguageClient, LanguageClientOptions, ServerOptions, State } from 'vscode-languageclient/node';
 import { Interpreters } from './interpreter';
-import { dirName } from './lib/launch';
-import { LSP_SET_ACTIVE_TRACES, LSP_TRACE_SUMMARY, TraceSummary } from './lib/protocol';
+import { WorkspaceTrustGate } from './trust';
+import { dirName } from './lib/paths';
+import { LSP_SET_ACTIVE_TRACES, LSP_SET_WORKSPACE_TRUST, LSP_TRACE_SUMMARY, TraceSummary } from './lib/protocol';
+import { safePythonEnv } from './lib/trust';
 
 export class LanguageServer implements vscode.Disposable {
   private client: LanguageClient | undefined;
@@ -15,9 +19,13 @@ export class LanguageServer implements vscode.Disposable {
 
   constructor(
     private readonly interpreters: Interpreters,
+    private readonly trust: WorkspaceTrustGate,
+    /** where the server runs while the folder is untrusted (no module of the folder on sys.path) */
+    private readonly safeCwd: string,
     private readonly log: vscode.OutputChannel,
   ) {
     this.disposables.push(
+      trust.onDidGrant(() => void this.trustGranted()),
       interpreters.onDidChange(() => void this.restartIfInterpreterChanged()),
       vscode.workspace.onDidChangeConfiguration((e) => {
         if (e.affectsConfiguration('prodture.languageServer') || e.affectsConfiguration('prodture.traceFolders')) void this.restart();
@@ -77,7 +85,9 @@ export class LanguageServer implements vscode.Disposable {
     const traceFolders = await this.traceFolders();
     const { python } = await this.interpreters.choose(folder?.uri);
     this.python = python;
-    const problem = await this.interpreters.check(python, 'prodture.lsp', folder?.uri.fsPath);
+    const trusted = this.trust.trusted;
+    const cwd = trusted ? folder?.uri.fsPath : this.safeCwd;
+    const problem = this.trust.interpreterProblem(python) ?? (await this.interpreters.check(python, 'prodture.lsp', cwd));
     if (problem) {
       this.lastError = problem;
       throw new Error(problem);
@@ -85,11 +95,11 @@ export class LanguageServer implements vscode.Disposable {
     const serverOptions: ServerOptions = {
       command: python,
       args: ['-m', 'prodture.lsp'],
-      options: { cwd: folder?.uri.fsPath, env: { ...process.env, PYTHONUNBUFFERED: '1' } },
+      options: { cwd, env: safePythonEnv(process.env, trusted) as NodeJS.ProcessEnv },
     };
     const clientOptions: LanguageClientOptions = {
       documentSelector: [{ scheme: 'file', language: 'python' }],
-      initializationOptions: { traces: this.activeTraces, traceFolders },
+      initializationOptions: { traces: this.activeTraces, traceFolders, workspaceTrusted: trusted },
       outputChannel: this.log,
     };
     const client = new LanguageClient('prodture', 'Prodture Language Server', serverOptions, clientOptions);
@@ -104,6 +114,8 @@ export class LanguageServer implements vscode.Disposable {
     this.client = client;
     this.lastError = undefined;
     if (this.activeTraces.length) void client.sendNotification(LSP_SET_ACTIVE_TRACES, { traces: this.activeTraces });
+    // trust granted while the server was starting
+    if (this.trust.trusted !== trusted) void client.sendNotification(LSP_SET_WORKSPACE_TRUST, { trusted: this.trust.trusted });
     return client;
   }
 
@@ -119,6 +131,16 @@ export class LanguageServer implements vscode.Disposable {
   }
 
   private python: string | undefined;
+
+  /** Trust granted: the running server may replay on save from now on (no restart needed). */
+  private async trustGranted(): Promise<void> {
+    if (this.client && this.client.state === State.Running) {
+      await this.client.sendNotification(LSP_SET_WORKSPACE_TRUST, { trusted: true });
+      this.log.appendLine('[lsp] told the server the folder is trusted');
+    } else if (this.lastError) {
+      await this.restart(); // it may have been refused an interpreter inside the folder
+    }
+  }
 
   private async restartIfInterpreterChanged(): Promise<void> {
     const { python } = await this.interpreters.choose(vscode.workspace.workspaceFolders?.[0]?.uri);

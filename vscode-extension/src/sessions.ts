@@ -3,6 +3,10 @@
 import * as vscode from 'vscode';
 import { DAP_EFFECTS, DAP_JUMP_TO_EFFECT, DAP_POSITION_EVENT, DEBUG_TYPE, DapEffect, DapEffectsResponse, PositionEvent } from './lib/protocol';
 import { statusAccessibleText, statusText } from './lib/timeline';
+import { withTimeout } from './lib/timeout';
+
+/** How long the adapter may take to list the recorded effects. */
+const EFFECTS_TIMEOUT_MS = 10_000;
 
 export interface SessionState {
   session: vscode.DebugSession;
@@ -61,6 +65,11 @@ export class ReplaySessions implements vscode.Disposable {
     return this.all().find((s) => s.trace === trace);
   }
 
+  /** Stop every prodture session replaying `trace` (Debug on it again starts afresh). */
+  async stopTrace(trace: string): Promise<void> {
+    for (const st of this.all()) if (st.trace === trace) await vscode.debug.stopDebugging(st.session);
+  }
+
   traces(): string[] {
     return this.all().map((s) => s.trace);
   }
@@ -113,10 +122,7 @@ export class ReplaySessions implements vscode.Disposable {
     st.loading = (async () => {
       try {
         const t0 = Date.now();
-        const r = (await Promise.race([
-          st.session.customRequest(DAP_EFFECTS, {}),
-          new Promise((_, reject) => setTimeout(() => reject(new Error('no answer in 10 s')), 10_000)),
-        ])) as DapEffectsResponse;
+        const r = (await withTimeout(st.session.customRequest(DAP_EFFECTS, {}), EFFECTS_TIMEOUT_MS, `no answer in ${EFFECTS_TIMEOUT_MS / 1000} s`)) as DapEffectsResponse;
         st.effects = r?.effects ?? [];
         st.outcome = r?.outcome;
         st.complete = r?.complete !== false;

@@ -11,10 +11,10 @@ import {
   effectDescription,
   effectLabel,
   effectState,
-  formatDuration,
   groupLabel,
   groupOf,
 } from './lib/timeline';
+import { formatDuration } from './webview/format';
 
 export class TimelineView implements vscode.TreeDataProvider<TimelineNode>, vscode.Disposable {
   private readonly changed = new vscode.EventEmitter<TimelineNode | undefined>();
@@ -32,6 +32,17 @@ export class TimelineView implements vscode.TreeDataProvider<TimelineNode>, vsco
 
   dispose(): void {
     this.disposables.forEach((d) => d.dispose());
+  }
+
+  /** The Jump to Effect command: an effect number, a node of this tree, or asks for a number. */
+  async jumpTo(arg?: number | TimelineNode): Promise<void> {
+    let seq: number | undefined = typeof arg === 'number' ? arg : arg && arg.kind === 'effect' ? arg.effect.seq : undefined;
+    if (seq === undefined) {
+      const v = await vscode.window.showInputBox({ prompt: 'Effect number to jump to', validateInput: (s) => (/^\d+$/.test(s) ? undefined : 'a number') });
+      if (!v) return;
+      seq = Number(v);
+    }
+    await this.sessions.jumpToEffect(seq);
   }
 
   refresh(): void {

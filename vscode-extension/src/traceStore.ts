@@ -7,6 +7,7 @@ import * as fs from 'fs';
 import * as path from 'path';
 import { execFile } from 'child_process';
 import { Interpreters } from './interpreter';
+import { WorkspaceTrustGate } from './trust';
 import { VIEW_TYPE } from './lib/protocol';
 import { configForTrace } from './lib/launch';
 import { StorePickItem, StoredTrace, ambiguousCandidates, cliArgs, isTraceId, looksLikeProdtureOtlp, maskPassword, parseListing, parseTraceLink, pickItems } from './lib/store';
@@ -21,6 +22,7 @@ class TraceStore {
   constructor(
     private readonly context: vscode.ExtensionContext,
     private readonly interpreters: Interpreters,
+    private readonly trust: WorkspaceTrustGate,
     private readonly log: vscode.OutputChannel,
   ) {}
 
@@ -30,6 +32,9 @@ class TraceStore {
 
   /** Run the CLI in the first workspace folder (where pyproject.toml names the store). */
   private async cli(args: string[], storeOverride?: string): Promise<CliResult | undefined> {
+    // `python -m` puts the working folder first on sys.path and the store comes from its
+    // pyproject.toml: in an untrusted folder that is the folder's code
+    if (!this.trust.allows('store')) return undefined;
     const folder = this.folder();
     const store = storeOverride ?? vscode.workspace.getConfiguration('prodture', folder?.uri).get<string>('store', '');
     const { python } = await this.interpreters.choose(folder?.uri);
@@ -178,8 +183,8 @@ class TraceStore {
 }
 
 /** The store commands and the URI handler, ready for `context.subscriptions.push(...)`. */
-export function registerTraceStore(context: vscode.ExtensionContext, interpreters: Interpreters, log: vscode.OutputChannel): vscode.Disposable[] {
-  const store = new TraceStore(context, interpreters, log);
+export function registerTraceStore(context: vscode.ExtensionContext, interpreters: Interpreters, trust: WorkspaceTrustGate, log: vscode.OutputChannel): vscode.Disposable[] {
+  const store = new TraceStore(context, interpreters, trust, log);
   return [
     vscode.commands.registerCommand('prodture.openTraceFromStore', () => store.openFromStore()),
     vscode.commands.registerCommand('prodture.openTraceById', (arg?: unknown) => store.openById(arg)),

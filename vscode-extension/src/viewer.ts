@@ -1,11 +1,15 @@
 // The trace viewer: a read-only custom editor for *.prodtrace whose data comes from the language
-// server (`prodture/traceSummary`, paged as the user scrolls).
+// server (`prodture/traceSummary`, paged as the user scrolls). Showing a trace runs no code, so it
+// works in Restricted Mode; its Replay and Debug buttons are off there, with the reason, until
+// the folder is trusted.
 import * as vscode from 'vscode';
 import * as fs from 'fs';
 import { LanguageServer } from './lsp';
 import { ReplaySessions } from './sessions';
+import { WorkspaceTrustGate } from './trust';
 import { FromWebview, ToWebview, TraceSummary, VIEW_TYPE } from './lib/protocol';
-import { baseName } from './lib/launch';
+import { baseName } from './lib/paths';
+import { viewerReason } from './lib/trust';
 
 const FIRST_PAGE = 200;
 
@@ -20,6 +24,7 @@ export class TraceViewerProvider implements vscode.CustomReadonlyEditorProvider,
     private readonly context: vscode.ExtensionContext,
     private readonly lsp: LanguageServer,
     private readonly sessions: ReplaySessions,
+    private readonly trust: WorkspaceTrustGate,
     private readonly log: vscode.OutputChannel,
   ) {
     this.disposables.push(
@@ -29,6 +34,9 @@ export class TraceViewerProvider implements vscode.CustomReadonlyEditorProvider,
         supportsMultipleEditorsPerDocument: true,
       }),
       sessions.onDidChange(() => this.postPositions()),
+      trust.onDidGrant(() => {
+        for (const panel of this.panels.keys()) this.postTrust(panel);
+      }),
     );
   }
 
@@ -84,6 +92,7 @@ export class TraceViewerProvider implements vscode.CustomReadonlyEditorProvider,
         switch (m.type) {
           case 'ready':
             this.log.appendLine(`[viewer] ${baseName(trace)}: page ready ${Date.now() - opened} ms after open`);
+            this.postTrust(panel);
             await sendSummary();
             break;
           case 'fetch':
@@ -99,6 +108,9 @@ export class TraceViewerProvider implements vscode.CustomReadonlyEditorProvider,
             break;
           case 'replay':
             await vscode.commands.executeCommand('prodture.replayTrace', trace);
+            break;
+          case 'manageTrust':
+            await this.trust.manage();
             break;
           case 'open':
             await this.openSource(m.path, m.line ?? undefined, trace);
@@ -133,6 +145,12 @@ export class TraceViewerProvider implements vscode.CustomReadonlyEditorProvider,
     } catch (e) {
       void vscode.window.showWarningMessage(`prodture: cannot open ${path}: ${String((e as Error)?.message ?? e)}`);
     }
+  }
+
+  private postTrust(panel: vscode.WebviewPanel): void {
+    const trusted = this.trust.trusted;
+    const m: ToWebview = { type: 'trust', trusted, reason: trusted ? null : viewerReason() };
+    void panel.webview.postMessage(m);
   }
 
   private postPositions(): void {

@@ -151,8 +151,7 @@ def register(server: Any) -> None:
             params.initialization_options if isinstance(params.initialization_options, dict) else {}
         )
         ls.pending_options = options
-        if isinstance(options.get("quickReplay"), bool):
-            ls.quick_replay = options["quickReplay"]
+        ls.replay_trust.configure(options)  # workspaceTrusted, quickReplay
         timeout = options.get("replayTimeout")
         if isinstance(timeout, (int, float)) and not isinstance(timeout, bool) and timeout > 0:
             ls.replay_timeout = float(timeout)

@@ -5,6 +5,11 @@ N counts the handler's traces known to the server: the listed active traces and 
 trace folders. The lenses invoke extension commands (``protocol/CONTRACT-NAMES.md``):
 ``prodture.replayTrace`` with arguments ``[latestPath, ...otherPaths]`` (latest first; a client
 that replays one trace takes the first) and ``prodture.debugTrace`` with ``[latestPath]``.
+
+When the client says the folder is not trusted (:mod:`.trust`), Replay and Debug would run the
+folder's code: the lenses become "Show latest trace (N traces)" (``prodture.showTrace``, which only
+reads the trace) and "Replay and Debug are off: folder not trusted" (``prodture.replayTrace``,
+which the client answers with the reason and the way to trust the folder).
 """
 
 from __future__ import annotations
@@ -17,6 +22,7 @@ from .source_map import handler_function
 
 REPLAY_COMMAND = "prodture.replayTrace"
 DEBUG_COMMAND = "prodture.debugTrace"
+SHOW_COMMAND = "prodture.showTrace"
 
 
 def lenses(ls: Any, uri: str) -> list[types.CodeLens]:
@@ -45,6 +51,9 @@ def lenses(ls: Any, uri: str) -> list[types.CodeLens]:
         )
         paths = [t.path for t in traces]
         n = len(paths)
+        if ls.replay_trust.trusted is False:
+            out += _untrusted_lenses(where, paths)
+            continue
         out.append(
             types.CodeLens(
                 range=where,
@@ -64,6 +73,28 @@ def lenses(ls: Any, uri: str) -> list[types.CodeLens]:
             )
         )
     return out
+
+
+def _untrusted_lenses(where: types.Range, paths: list[str]) -> list[types.CodeLens]:
+    n = len(paths)
+    return [
+        types.CodeLens(
+            range=where,
+            command=types.Command(
+                title=f"Show latest trace ({n} trace{'s' if n != 1 else ''})",
+                command=SHOW_COMMAND,
+                arguments=[paths[0]],
+            ),
+        ),
+        types.CodeLens(
+            range=where,
+            command=types.Command(
+                title="Replay and Debug are off: folder not trusted",
+                command=REPLAY_COMMAND,
+                arguments=paths,
+            ),
+        ),
+    ]
 
 
 class _Probe:

@@ -9,6 +9,10 @@
   replay that cannot run is an Information diagnostic on the handler (code ``replay-error``). A
   replay that reproduces clears them. Until the next save, hints at and after the diverging
   effect are withheld (:mod:`.inlay_hints`).
+* A replay runs the folder's code (it imports the handler's modules), so it only runs when the
+  client says the folder is trusted (:mod:`.trust`). Otherwise a save starts no process and
+  leaves an Information diagnostic on the handler (code ``replay-untrusted``) saying why and
+  how to trust the folder; it goes when trust is granted.
 
 Also keeps the server's document state current (``didOpen`` / ``didChange`` / ``didClose``).
 """
@@ -26,8 +30,10 @@ from typing import Any
 from lsprotocol import types
 from pygls.uris import to_fs_path
 
+from . import trust
 from .render import clip, short_id, when
 from .source_map import SiteMap
+from .trust import ReplayTrust
 
 log = logging.getLogger("prodture.lsp")
 
@@ -41,7 +47,7 @@ class ReplayFinding:
     """What the last quick replay of one trace found (anything but "reproduced")."""
 
     trace_path: str
-    kind: str  # "divergence" | "error"
+    kind: str  # "divergence" | "error" | "untrusted" (not replayed: the folder is not trusted)
     message: str
     effect_seq: int | None = None  # the diverging effect (None: outcome, or no replay)
     file: str | None = None  # local file of the code's call site, when the replay knows it
@@ -111,7 +117,17 @@ def compute(ls: Any, uri: str) -> list[types.Diagnostic]:
         name = (
             f"trace {short_id(trace.trace_id)}" if trace else os.path.basename(finding.trace_path)
         )
-        if finding.kind == "divergence":
+        if finding.kind == "untrusted":
+            out.append(
+                types.Diagnostic(
+                    range=_line_range(lines, line - 1),
+                    severity=types.DiagnosticSeverity.Information,
+                    source=SOURCE,
+                    code="replay-untrusted",
+                    message=f"Quick replay of {name} is off: {finding.message}",
+                )
+            )
+        elif finding.kind == "divergence":
             out.append(
                 types.Diagnostic(
                     range=_line_range(lines, line - 1),
@@ -197,8 +213,15 @@ def stop_replays() -> None:
         _kill(proc)
 
 
-async def replay(trace_path: str, cwd: str, timeout: float) -> ReplayFinding | None:
+async def replay(
+    trace_path: str, cwd: str, timeout: float, permission: ReplayTrust
+) -> ReplayFinding | None:
     """Run the CLI's replay on ``trace_path``; None when it reproduces."""
+    refusal = permission.refusal()
+    if (
+        refusal is not None or not permission.allows_replay
+    ):  # the last gate before the folder's code
+        return ReplayFinding(trace_path, "untrusted", refusal or "quick replay is off")
     cmd = [sys.executable, "-m", "prodture.cli", "replay", trace_path, "--json", "--cwd", cwd]
     proc = await asyncio.create_subprocess_exec(
         *cmd,
@@ -249,6 +272,22 @@ async def replay(trace_path: str, cwd: str, timeout: float) -> ReplayFinding | N
 def register(server: Any) -> None:
     running: dict[str, asyncio.Task[Any]] = {}
 
+    def trust_changed(ls: Any) -> None:
+        """The client's trust changed: stop replays it no longer allows, drop stale refusals."""
+        if not ls.replay_trust.allows_replay:
+            for task in running.values():
+                task.cancel()
+            stop_replays()
+        else:
+            for path, finding in list(ls.divergences.items()):
+                if finding.kind == "untrusted":
+                    del ls.divergences[path]
+        for open_uri in ls.open_uris():
+            publish(ls, open_uri)
+        ls.refresh_views()  # the code lenses say whether Replay and Debug are on
+
+    trust.register(server, trust_changed)
+
     @server.feature(types.SHUTDOWN)
     def shutdown(ls: Any, params: None) -> None:
         for task in running.values():
@@ -273,7 +312,7 @@ def register(server: Any) -> None:
     @server.feature(types.TEXT_DOCUMENT_DID_SAVE, types.SaveOptions(include_text=False))
     async def did_save(ls: Any, params: types.DidSaveTextDocumentParams) -> None:
         uri = params.text_document.uri
-        if not ls.quick_replay or ls.analysis(uri) is None:
+        if not ls.replay_trust.enabled or ls.analysis(uri) is None:
             return
         roots = ls.roots()
         cwd = project_dir(to_fs_path(uri) or "", roots)
@@ -287,12 +326,27 @@ def register(server: Any) -> None:
                 and project_dir(to_fs_path(other) or "", roots) == cwd
             ):
                 paths += [v.trace.path for v in ls.primary_views(other) if v.handler is not None]
+        refusal = ls.replay_trust.refusal()
+        if refusal is not None:
+            # Not trusted: no process, no import of the folder's code — say so on the handler.
+            for path in dict.fromkeys(paths):
+                ls.divergences[path] = ReplayFinding(path, "untrusted", refusal)
+                ls.window_log_message(
+                    types.LogMessageParams(
+                        type=types.MessageType.Info,
+                        message=f"prodture: quick replay of {os.path.basename(path)} not run: "
+                        f"{refusal}",
+                    )
+                )
+            for open_uri in ls.open_uris():
+                publish(ls, open_uri)
+            return
         jobs = []
         for path in dict.fromkeys(paths):
             old = running.pop(path, None)
             if old is not None:
                 old.cancel()  # a newer save supersedes it
-            task = asyncio.ensure_future(replay(path, cwd, ls.replay_timeout))
+            task = asyncio.ensure_future(replay(path, cwd, ls.replay_timeout, ls.replay_trust))
             running[path] = task
             jobs.append((path, task))
         for path, task in jobs:

@@ -1,7 +1,8 @@
 """Builds the prodture ``LanguageServer`` (pygls 2) and runs it on stdio.
 
 The server's state: the active traces (:mod:`.active_traces`), the last good analysis of each open
-Python document, and the latest quick-replay divergence per trace (:mod:`.diagnostics`). Every
+Python document, the latest quick-replay divergence per trace (:mod:`.diagnostics`) and whether
+the client trusts the folder enough to replay its code (:mod:`.trust`). Every
 feature reads *views*: each relevant active trace mapped onto the document's current text
 (:mod:`.source_map`), cached per document version and trace-set generation.
 """
@@ -20,6 +21,7 @@ from .. import __version__
 from . import active_traces, code_lens, diagnostics, hover, inlay_hints, trace_summary
 from .active_traces import ActiveTraces
 from .source_map import DocumentAnalysis, SiteMap, analyze, map_trace
+from .trust import ReplayTrust
 
 log = logging.getLogger("prodture.lsp")
 
@@ -32,7 +34,7 @@ class ProdtureLanguageServer(LanguageServer):
         self._analyses: dict[str, tuple[int | None, DocumentAnalysis]] = {}
         self._views: dict[str, tuple[tuple[Any, ...], list[SiteMap]]] = {}
         self.divergences: dict[str, diagnostics.ReplayFinding] = {}
-        self.quick_replay = True
+        self.replay_trust = ReplayTrust()
         self.replay_timeout = diagnostics.REPLAY_TIMEOUT
 
     # -- documents ----------------------------------------------------------------------------

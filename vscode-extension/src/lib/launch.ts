@@ -1,5 +1,6 @@
 // Filling in and validating a `prodture` launch configuration — no VS Code API here.
 import { DEBUG_TYPE, TRACE_EXT } from './protocol';
+import { baseName, dirName } from './paths';
 
 export interface LaunchConfig {
   type?: string;
@@ -26,16 +27,6 @@ export interface LaunchContext {
 }
 
 export type LaunchResult = { ok: true; config: LaunchConfig } | { ok: false; error: string };
-
-export function baseName(p: string): string {
-  const parts = p.split(/[\\/]/);
-  return parts[parts.length - 1] || p;
-}
-
-export function dirName(p: string): string {
-  const i = Math.max(p.lastIndexOf('/'), p.lastIndexOf('\\'));
-  return i > 0 ? p.slice(0, i) : i === 0 ? p.slice(0, 1) : '.';
-}
 
 export function isTracePath(p: string | undefined | null): p is string {
   return typeof p === 'string' && p.toLowerCase().endsWith(TRACE_EXT);

@@ -66,6 +66,7 @@ export interface PositionEvent {
 
 export const LSP_TRACE_SUMMARY = 'prodture/traceSummary';
 export const LSP_SET_ACTIVE_TRACES = 'prodture/setActiveTraces';
+export const LSP_SET_WORKSPACE_TRUST = 'prodture/setWorkspaceTrust';
 export const DAP_EFFECTS = 'prodture/effects';
 export const DAP_JUMP_TO_EFFECT = 'prodture/jumpToEffect';
 export const DAP_POSITION_EVENT = 'prodture/position';
@@ -81,6 +82,7 @@ export type FromWebview =
   | { type: 'replay' }
   | { type: 'open'; path: string; line?: number | null }
   | { type: 'jump'; seq: number }
+  | { type: 'manageTrust' }
   | { type: 'painted'; ms: number };
 
 /** Messages from the extension host to the webview. */
@@ -88,4 +90,6 @@ export type ToWebview =
   | { type: 'summary'; summary: TraceSummary; fileName: string }
   | { type: 'page'; offset: number; effects: SummaryEffect[]; total: number }
   | { type: 'error'; message: string; detail?: string }
-  | { type: 'position'; effect: number | null; nextEffect: number | null; active: boolean };
+  | { type: 'position'; effect: number | null; nextEffect: number | null; active: boolean }
+  /** Replay and Debug run the folder's code: off (with `reason`) while the folder is untrusted */
+  | { type: 'trust'; trusted: boolean; reason: string | null };

@@ -1,5 +1,6 @@
 // The Replay timeline model: effects grouped for a tree, labels, where the session is — no VS Code API.
 import type { DapEffect, PositionEvent } from './protocol';
+import { clip } from '../webview/format';
 
 export type EffectState = 'done' | 'current' | 'pending';
 
@@ -20,19 +21,6 @@ export type TimelineNode = EffectNode | GroupNode;
 /** Above this many effects the tree shows groups of `groupSize` instead of one flat list. */
 export const FLAT_LIMIT = 1000;
 export const GROUP_SIZE = 1000;
-
-export function clip(s: string | null | undefined, max = 80): string {
-  if (s === null || s === undefined) return '';
-  const one = String(s).replace(/\s+/g, ' ').trim();
-  return one.length > max ? one.slice(0, max - 1) + '…' : one;
-}
-
-export function formatDuration(ms: number | null | undefined): string {
-  if (ms === null || ms === undefined || !Number.isFinite(ms)) return '';
-  if (ms < 1) return `${Math.round(ms * 1000)} µs`;
-  if (ms < 1000) return `${ms < 10 ? ms.toFixed(1) : Math.round(ms)} ms`;
-  return `${(ms / 1000).toFixed(2)} s`;
-}
 
 export function effectLabel(e: DapEffect): string {
   return `#${e.seq} ${e.type}`;

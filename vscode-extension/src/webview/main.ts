@@ -2,7 +2,7 @@
 // are in the DOM; rows are fetched page by page from the extension (which asks the language server).
 import { FromWebview, SummaryEffect, ToWebview, TraceSummary } from '../lib/protocol';
 import { PageCache, scrollTopFor, visibleRange } from '../lib/virtual';
-import { clip, formatDuration } from '../lib/timeline';
+import { clip, formatDuration } from './format';
 
 declare function acquireVsCodeApi(): { postMessage(m: FromWebview): void; getState(): unknown; setState(s: unknown): void };
 
@@ -22,6 +22,8 @@ let scroller: HTMLDivElement | undefined;
 let spacer: HTMLDivElement | undefined;
 let detail: HTMLDivElement | undefined;
 let paintedOnce = false;
+/** Replay and Debug run the folder's code: off while the folder is untrusted (until told otherwise) */
+let trust: { trusted: boolean; reason: string | null } = { trusted: false, reason: null };
 let scheduled = false;
 
 function post(m: FromWebview): void {
@@ -83,6 +85,10 @@ function renderSummary(s: TraceSummary, fileName: string): void {
     actions.append(button(`Go to failing effect #${failedIndex + seqBase}`, 'goto-failed', 'Scroll to the effect that failed', () => reveal(failedIndex, true)));
   }
   header.append(actions);
+  const trustNote = el('div', 'trust-note');
+  trustNote.id = 'trust-reason';
+  trustNote.setAttribute('role', 'status');
+  header.append(trustNote);
   root.append(header);
 
   // input and outcome
@@ -132,6 +138,7 @@ function renderSummary(s: TraceSummary, fileName: string): void {
   detail.id = 'detail';
   root.append(detail);
 
+  applyTrust();
   new ResizeObserver(schedule).observe(scroller);
   paint();
   if (failedIndex >= 0) {
@@ -139,6 +146,38 @@ function renderSummary(s: TraceSummary, fileName: string): void {
     reveal(failedIndex, false);
   }
   showDetail();
+}
+
+const RUNS_CODE = ['debug-button', 'replay-button'];
+const BUTTON_TITLES: Record<string, string> = {
+  'debug-button': 'Debug this trace: replay the handler under the debugger (breakpoints, step back)',
+  'replay-button': 'Replay the trace against the current code and report divergences',
+};
+
+/** Replay and Debug on or off, with the reason and a way to trust the folder when off. */
+function applyTrust(): void {
+  for (const id of RUNS_CODE) {
+    const b = document.getElementById(id) as HTMLButtonElement | null;
+    if (!b) continue;
+    b.disabled = !trust.trusted;
+    b.title = trust.trusted ? BUTTON_TITLES[id] : (trust.reason ?? '');
+    if (trust.trusted) b.removeAttribute('aria-describedby');
+    else b.setAttribute('aria-describedby', 'trust-reason');
+  }
+  const note = document.getElementById('trust-reason');
+  if (!note) return;
+  note.textContent = '';
+  note.hidden = trust.trusted;
+  if (trust.trusted) return;
+  note.append(el('span', 'reason', trust.reason ?? ''), el('span', 'muted', ' '));
+  const a = el('a', 'manage-trust', 'Manage Workspace Trust');
+  a.id = 'manage-trust';
+  a.href = '#';
+  a.addEventListener('click', (ev) => {
+    ev.preventDefault();
+    post({ type: 'manageTrust' });
+  });
+  note.append(a);
 }
 
 function schedule(): void {
@@ -306,6 +345,10 @@ window.addEventListener('message', (ev: MessageEvent<ToWebview>) => {
         const n = el('div', 'notice error', m.message);
         root.prepend(n);
       }
+      break;
+    case 'trust':
+      trust = { trusted: m.trusted, reason: m.reason };
+      applyTrust();
       break;
     case 'position': {
       const was = position;

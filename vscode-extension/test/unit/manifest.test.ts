@@ -27,6 +27,12 @@ describe('package.json contributions', () => {
     assert.strictEqual(pkg.contributes.customEditors[0].selector[0].filenamePattern, '*.prodtrace');
     assert.strictEqual(pkg.contributes.views.debug[0].id, 'prodture.timeline');
   });
+  it('runs in Restricted Mode with limited support, never taking the interpreter from the folder', () => {
+    const u = pkg.capabilities.untrustedWorkspaces;
+    assert.strictEqual(u.supported, 'limited');
+    assert.deepStrictEqual(u.restrictedConfigurations, ['prodture.python', 'prodture.store']);
+    assert.match(u.description, /Replay, Debug and the language server's replay on save .* off/);
+  });
   it('pins TypeScript 5 and bundles with esbuild', () => {
     assert.match(pkg.devDependencies.typescript, /^\^5\./);
     assert.ok(pkg.devDependencies.esbuild);
