@@ -174,12 +174,12 @@ def _print_replay(result: ReplayResult, reproduced: bool) -> None:
     if reproduced:
         if result.divergence is not None:
             _out(
-                f"reproduced the recorded prefix: {result.handler}, all {n} recorded effects match "
+                f"reproduced the recorded prefix: {result.handler}, all {_n_effects(n, 'recorded ')} match "
                 f"(the trace is incomplete, so the outcome cannot be compared)"
             )
         else:
             outcome = _describe(result.outcome)
-            _out(f"reproduced: {result.handler}, {n} effects, {outcome} (as recorded)")
+            _out(f"reproduced: {result.handler}, {_n_effects(n)}, {outcome} (as recorded)")
         return
     d: Divergence = result.divergence  # type: ignore[assignment]
     _out(f"DIVERGED: {d.message}")
@@ -188,12 +188,16 @@ def _print_replay(result: ReplayResult, reproduced: bool) -> None:
         _out(f"  {' ' * len(diff.field)}  now      {diff.now!r}")
     if d.site:
         _out(f"  at {d.site[0]}:{d.site[1]} in {d.site[2]}")
-    _out(f"  replayed {result.effects_replayed} of {n} recorded effects before diverging")
+    _out(f"  replayed {result.effects_replayed} of {_n_effects(n, 'recorded ')} before diverging")
     if result.mode == SPECULATIVE:
         for seq, effect, value in result.speculative_effects:
             _out(f"  would perform #{seq} {effect!r} → {value!r}")
         if result.outcome is not None:
             _out(f"  the code would now end with {_describe(result.outcome)}")
+
+
+def _n_effects(n: int, adjective: str = "") -> str:
+    return f"{n} {adjective}effect" + ("" if n == 1 else "s")
 
 
 def _describe(outcome: Any) -> str:

@@ -270,7 +270,8 @@ class TracePerformer:
                     "extra",
                     call.seq,
                     f"effect #{call.seq}: code now yields {describe_effect(effect)}, but the recording "
-                    f"has only {len(self.effects)} effects",
+                    f"has only {len(self.effects)} effect"
+                    + ("" if len(self.effects) == 1 else "s"),
                     now=effect,
                     site=call.site,
                 ),
@@ -391,7 +392,9 @@ class TracePerformer:
                 "missing",
                 self.consumed + 1,
                 f"effect #{self.consumed + 1}: recorded {nxt.describe_request(200)}, but the code now "
-                f"finishes after {self.consumed} effects ({_describe_outcome(outcome)})",
+                f"finishes after {self.consumed} effect"
+                + ("" if self.consumed == 1 else "s")
+                + f" ({_describe_outcome(outcome)})",
                 recorded=nxt,
             )
             return self.divergence
