@@ -12,14 +12,17 @@ answered by stubs the user supplies, and the result says what the code *would* n
 from __future__ import annotations
 
 import dataclasses
+import datetime
 import importlib
 import operator
 import os
+import random
 import sys
+import uuid
 from collections.abc import Callable, Iterable, Mapping
 from typing import Any
 
-from .effects import Effect
+from .effects import Effect, MonotonicNow, NewUUID, Now, RandomFloat, RandomInt, Sleep
 from .runtime import EffectCall, Outcome, Success, handler_name, handlers, run_sync
 from .trace.codec import (
     REDACTED,
@@ -44,6 +47,11 @@ __all__ = [
     "load_trace",
     "STRICT",
     "SPECULATIVE",
+    "FixCheck",
+    "check_fixed",
+    "find_project",
+    "load_stubs",
+    "EXPECT_FIXED_SUFFIX",
 ]
 
 STRICT = "strict"
@@ -193,6 +201,24 @@ def _errors_match(recorded: BaseException | None, now: BaseException) -> bool:
         recorded.type_name if isinstance(recorded, RecordedError) else type_name(type(recorded))
     )
     return recorded_name == type_name(type(now)) and describe_error(recorded) == describe_error(now)
+
+
+def _default_now(effect: Any, seq: int, started: Any) -> Any:
+    base = started or datetime.datetime(2000, 1, 1, tzinfo=datetime.timezone.utc)
+    return base + datetime.timedelta(milliseconds=seq)
+
+
+#: Deterministic answers for the built-in non-deterministic effects in speculative replay, when
+#: the recording has none that fits (``fn(effect, seq, trace_started_at)``): the same replay
+#: always sees the same values. Stubs passed by the user win.
+DEFAULT_SPECULATIVE_STUBS: dict[type, Callable[[Any, int, Any], Any]] = {
+    Now: _default_now,
+    MonotonicNow: lambda e, seq, started: float(seq),
+    NewUUID: lambda e, seq, started: uuid.UUID(int=seq, version=4),
+    RandomFloat: lambda e, seq, started: random.Random(seq).random(),
+    RandomInt: lambda e, seq, started: random.Random(seq).randint(e.low, e.high),
+    Sleep: lambda e, seq, started: None,
+}
 
 
 class TracePerformer:
@@ -346,6 +372,8 @@ class TracePerformer:
             getattr(type(effect), "effect_name", "")
         )
         if stub is None:
+            stub = self._recorded_or_default(call)
+        if stub is None:
             index = call.seq - 1
             if index < len(self.effects):
                 record = self.effects[index]
@@ -380,6 +408,25 @@ class TracePerformer:
             raise
         self.speculative_effects.append((call.seq, effect, value))
         return value
+
+    def _recorded_or_default(self, call: EffectCall) -> Callable[[Any], Any] | None:
+        """A built-in effect the recording cannot answer (Now, NewUUID, Random*...) gets a
+        deterministic default stub; ``None`` otherwise (the recorded answer, if it matches, is
+        used by the caller)."""
+        effect = call.effect
+        index = call.seq - 1
+        if index < len(self.effects):
+            record = self.effects[index]
+            if (
+                record.type == getattr(type(effect), "effect_name", None)
+                and self._values(effect) == record.values
+            ):
+                return None  # the recorded answer still fits
+        default = DEFAULT_SPECULATIVE_STUBS.get(type(effect))
+        if default is None:
+            return None
+        started = self.trace.header.started_at
+        return lambda e: default(e, call.seq, started)
 
     def finish(self, outcome: Outcome) -> Divergence | None:
         """After the handler ends: missing effects or a different outcome are divergences."""
@@ -426,6 +473,50 @@ def _outcomes_match(recorded: OutcomeRecord, outcome: Outcome) -> bool:
 
 # ---------------------------------------------------------------------------------------------
 # Which code may run
+
+
+def load_stubs(spec: str, cwd: str) -> dict[Any, Any]:
+    """``--stubs module:name``: the dict of stubs (or a function returning it) the user named;
+    that module is imported because the user named it, never because a trace does."""
+    module, sep, name = spec.partition(":")
+    if not sep or not module or not name:
+        raise ReplayError(f"--stubs {spec!r} is not of the form module:name")
+    if cwd not in sys.path:
+        sys.path.insert(0, cwd)
+    try:
+        obj: Any = importlib.import_module(module)
+    except Exception as e:
+        raise ReplayError(f"--stubs: cannot import {module!r}: {type(e).__name__}: {e}") from None
+    for part in name.split("."):
+        obj = getattr(obj, part, None)
+    if obj is None:
+        raise ReplayError(f"--stubs: module {module!r} has no {name!r}")
+    if callable(obj) and not isinstance(obj, dict):
+        obj = obj()
+    if not isinstance(obj, dict):
+        raise ReplayError(
+            f"--stubs {spec}: expected a dict {{EffectType or name: function}}, got {type(obj).__name__}"
+        )
+    return obj
+
+
+def find_project(start: str) -> str | None:
+    """The directory of the nearest ``pyproject.toml`` at or above ``start`` that has a
+    ``[tool.prodture]`` table (``None`` when there is none)."""
+    directory = os.path.abspath(start)
+    while True:
+        candidate = os.path.join(directory, "pyproject.toml")
+        if os.path.isfile(candidate):
+            try:
+                with open(candidate, encoding="utf-8") as f:
+                    if "[tool.prodture]" in f.read():
+                        return directory
+            except OSError:
+                pass
+        parent = os.path.dirname(directory)
+        if parent == directory:
+            return None
+        directory = parent
 
 
 def configured_modules(cwd: str | None = None) -> list[str]:
@@ -523,6 +614,18 @@ def resolve_handler(
     if found is None:
         if explicit:
             raise ReplayError(f"handler {name} not found: module {module!r} has no {qualname!r}")
+        if module in allowed:  # the module was imported: the function is not registered
+            obj = sys.modules.get(module)
+            for part in qualname.split("."):
+                obj = getattr(obj, part, None)
+            what = (
+                f"module {module!r} (listed, imported) defines {qualname} but it is not a registered handler; "
+                "decorate it with @prodture.handler"
+                if callable(obj)
+                else f"module {module!r} (listed, imported) has no {qualname!r}; it was renamed or "
+                "moved: pass --handler module:function"
+            )
+            raise ReplayError(f"the trace names handler {name}: {what}")
         raise ReplayError(
             f"the trace names handler {name}, which is not a registered handler here; list its module "
             f"in [tool.prodture] modules (pyproject.toml) or PRODTURE_MODULES, or pass --handler module:function"
@@ -627,3 +730,38 @@ class Replayer:
             performer.speculative_effects,
             self.mode,
         )
+
+
+# ---------------------------------------------------------------------------------------------
+# "Expect fixed": a trace that recorded a bug, kept to prove the fix
+
+#: A trace file named ``*.expect-fixed.prodtrace`` recorded a bug: replaying it passes when the
+#: recorded failure no longer happens (``prodture replay`` and the pytest plugin).
+EXPECT_FIXED_SUFFIX = ".expect-fixed.prodtrace"
+
+
+@dataclasses.dataclass(frozen=True)
+class FixCheck:
+    """``fixed``: True (the recorded failure no longer happens), False (it still does), or None
+    (cannot tell: the replay stopped before an outcome). ``message`` says what the code now does."""
+
+    fixed: bool | None
+    message: str
+
+
+def check_fixed(result: ReplayResult) -> FixCheck:
+    """Judge a speculative replay of a bug's trace."""
+    recorded = result.trace.outcome
+    if recorded is None or recorded.ok:
+        what = "no outcome (incomplete)" if recorded is None else "a success"
+        return FixCheck(None, f"the trace recorded {what}, not a failure: nothing to expect fixed")
+    was = describe_error(recorded.error)
+    outcome = result.outcome
+    if outcome is None:
+        why = result.divergence.message if result.divergence else "no outcome"
+        return FixCheck(None, f"cannot tell whether it is fixed: {why}")
+    if not outcome.ok and _errors_match(recorded.error, outcome.error):
+        return FixCheck(False, f"not fixed: the code still fails with {was}")
+    return FixCheck(
+        True, f"fixed: the recorded {was} no longer happens; now {_describe_outcome(outcome)}"
+    )

@@ -565,7 +565,10 @@ class Interpreter:
         if self.recorder is None:
             return None
         try:
-            return self.recorder.begin(handler_name(fn), input)
+            name = handler_name(fn)
+            if name not in handlers and name not in _warned_unregistered:
+                _warn_unregistered(name)
+            return self.recorder.begin(name, input)
         except Exception:  # recording must never break the handler
             log.exception("prodture: recorder failed to start a trace; handler runs unrecorded")
             return None
@@ -588,6 +591,18 @@ async def _gather_all(results: list[Any]) -> list[Any]:
         if isinstance(item, BaseException):
             raise item
     return list(done)
+
+
+_warned_unregistered: set[str] = set()
+
+
+def _warn_unregistered(name: str) -> None:
+    _warned_unregistered.add(name)
+    log.warning(
+        "prodture: recording %s, which is not a registered handler: its traces cannot be "
+        "replayed; decorate it with @prodture.handler (warned once per handler)",
+        name,
+    )
 
 
 def _failure(error: Exception, state: _Run) -> Failure:
