@@ -95,3 +95,10 @@ def test_register_model_refuses_other_classes():
         assert "pydantic.BaseModel" in str(e)
     else:
         raise AssertionError("register_model accepted a non-model")
+
+
+def test_json_view_shows_a_model_by_name_and_fields():
+    from prodture.trace.render import to_json
+
+    view = to_json(Guest(name="ann", password="x"))
+    assert view == {"$type": "test_pyd.Guest", "fields": {"name": "ann", "password": "x"}}
