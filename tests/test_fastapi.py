@@ -16,6 +16,7 @@ from prodture import ALWAYS, ON_FAILURE, Effect, MemorySink, Recorder, Replayer,
 from prodture.fastapi import TRACE_ID_HEADER, Prodture, Rejected
 from prodture.integrations.pydantic import register_model
 from prodture.scope import resources
+from prodture.trace.format import code_fingerprint
 
 
 @register_model(name="test_fastapi.BookingIn")
@@ -106,6 +107,7 @@ def test_success_records_params_and_pydantic_body_and_replays(app):
     trace = read_trace(sink.traces[0])
     assert r.headers[TRACE_ID_HEADER] == trace.header.trace_id
     assert trace.handler == "test_fastapi:book"
+    assert trace.header.fingerprint == code_fingerprint(__file__)  # the route's file, not ours
     assert trace.input == {"room": "r1", "body": BookingIn(guest="ann", nights=2), "discount": 5}
     replayed = Replayer(trace, prodture.runtime.handlers["test_fastapi:book"]).run()
     assert replayed.reproduced and replayed.outcome.value["total"] == 195

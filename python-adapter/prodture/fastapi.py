@@ -148,6 +148,7 @@ class Prodture:
         run.__module__ = fn.__module__
         # Replay calls the registered handler with the recorded input alone; the recorder's
         # code fingerprint and the debugger's source map follow fn's own file.
+        run.__wrapped__ = fn  # type: ignore[attr-defined]  # the trace's code fingerprint is fn's file
         handler(name=key)(run)
 
         request_param = "prodture_request"
