@@ -83,6 +83,7 @@ def make_app(mode=ALWAYS):
         if room == "gone":
             raise HTTPException(404, "no such room")
         if room == "full":
+            await Save(room, 1)  # written, then the answer is "sold out": rolled back
             raise SoldOut(room)
         price = await RoomPrice(room)
         per_night = 100 // price  # ZeroDivisionError for a free room: the bug
@@ -142,14 +143,14 @@ def test_performer_failure_rolls_back_the_request_transaction(app):
 
 def test_expected_errors_pass_through_and_are_not_failures():
     """HTTPException(404) and a configured expected error reach FastAPI as usual; in ON_FAILURE
-    mode they leave no trace (they are answers, not failures)."""
-    fastapi_app, sink, _, _ = make_app(mode=ON_FAILURE)
+    mode they leave no trace (they are answers, not failures); their writes roll back."""
+    fastapi_app, sink, committed, _ = make_app(mode=ON_FAILURE)
     with TestClient(fastapi_app) as client:
         gone = client.post("/rooms/gone/bookings", json={"guest": "d", "nights": 1})
         full = client.post("/rooms/full/bookings", json={"guest": "d", "nights": 1})
     assert gone.status_code == 404 and gone.json() == {"detail": "no such room"}
     assert full.status_code == 409 and full.json() == {"detail": "sold out"}
-    assert sink.traces == []
+    assert sink.traces == [] and committed == []
 
 
 def test_expected_error_is_recorded_as_a_rejection_and_replays(app):

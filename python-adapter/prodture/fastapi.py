@@ -21,7 +21,8 @@
   logger with that id and the handler's own traceback (no runtime frames).
 * ``resources``: an async context manager factory ``resources(request)`` yielding a mapping
   (a connection, a transaction) that performers read with :func:`prodture.scope.resources`; it is
-  exited with the handler's error on failure, so ``with conn:`` inside it rolls back.
+  exited with the handler's error on a failure or an expected error, so ``with conn:`` inside it
+  rolls back.
 """
 
 from __future__ import annotations
@@ -204,8 +205,16 @@ class Prodture:
         except BaseException as error:  # cancelled: the transaction must not commit
             await manager.__aexit__(type(error), error, error.__traceback__)
             raise
-        if isinstance(outcome, Failure):
-            error = outcome.error
+        # An expected error is an answer, not a failure, but its transaction still rolls back,
+        # as it would had the route raised it without prodture.
+        error = (
+            outcome.error
+            if isinstance(outcome, Failure)
+            else outcome.value.__dict__.get("_error")
+            if isinstance(outcome.value, Rejected)
+            else None
+        )
+        if error is not None:
             await manager.__aexit__(type(error), error, user_traceback(error))
         else:
             await manager.__aexit__(None, None, None)
