@@ -53,8 +53,14 @@ def main() -> None:
     parser = argparse.ArgumentParser()
     parser.add_argument("--requests", type=int, default=2000, help="per variant (default 2000)")
     parser.add_argument("--warmup", type=int, default=100)
+    parser.add_argument(
+        "--dir",
+        default=None,
+        help="where the traces and databases go (default: the system temp dir; /dev/shm "
+        "separates the recorder's own cost from the disk's file creation)",
+    )
     args = parser.parse_args()
-    work = Path(tempfile.mkdtemp(prefix="bench-fastapi-"))
+    work = Path(tempfile.mkdtemp(prefix="bench-fastapi-", dir=args.dir))
     try:
         app_dir = work / "booking"
         shutil.copytree(EXAMPLE, app_dir, ignore=shutil.ignore_patterns("traces", "__pycache__"))
@@ -97,7 +103,8 @@ def main() -> None:
         rec_median = statistics.median(samples["always"])
         off_median = statistics.median(samples["off"])
         print(
-            f"# Python {sys.version.split()[0]}, {args.requests} sequential requests per variant, interleaved"
+            f"# Python {sys.version.split()[0]}, {args.requests} sequential requests per variant, "
+            f"interleaved; traces and databases in {work.parent}"
         )
         print(
             f"fastapi_record_overhead_ratio: {rec_median / off_median:.3f} "
