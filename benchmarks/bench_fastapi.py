@@ -11,6 +11,8 @@ interleaving the two variants (A B B A ...) so that machine noise hits both alik
 - ``fastapi_record_overhead_ratio``  median latency recording ALWAYS ÷ median with no recorder
                                      (goal ≤ 1.05)
 - ``fastapi_record_overhead_us``     the difference of the medians, per request
+- ``fastapi_record_cpu_us``          the difference of the app servers' CPU time per request
+                                     (/proc), which machine load does not inflate
 - ``fastapi_port_added_lines``       lines of ``booking/app.py`` (the port) that are not in
                                      ``booking/plain.py`` (the service without prodture), blank
                                      lines and comments not counted; ``fastapi_port_removed_lines``
@@ -35,6 +37,12 @@ ROOT = Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(ROOT / "tests"))
 
 from test_example_booking import EXAMPLE, uvicorn  # noqa: E402 -- shares the server helper
+
+
+def cpu_s(pid: int) -> float:
+    """User + system CPU seconds of a process so far (Linux /proc)."""
+    fields = Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()
+    return (int(fields[11]) + int(fields[12])) / os.sysconf("SC_CLK_TCK")
 
 
 def port_size() -> tuple[int, int, int, int]:
@@ -65,7 +73,7 @@ def main() -> None:
         app_dir = work / "booking"
         shutil.copytree(EXAMPLE, app_dir, ignore=shutil.ignore_patterns("traces", "__pycache__"))
         body = {"guest": "ann@example.com", "starts": "2031-07-01T15:00:00+00:00", "nights": 2}
-        with uvicorn("booking.payments:app", app_dir, {}) as (payments, _):
+        with uvicorn("booking.payments:app", app_dir, {}) as (payments, _, _):
 
             def env(variant: str) -> dict[str, str]:
                 return {
@@ -76,8 +84,8 @@ def main() -> None:
                 }
 
             with (
-                uvicorn("booking.app:app", app_dir, env("always")) as (url_rec, _),
-                uvicorn("booking.app:app", app_dir, env("off")) as (url_off, _),
+                uvicorn("booking.app:app", app_dir, env("always")) as (url_rec, _, proc_rec),
+                uvicorn("booking.app:app", app_dir, env("off")) as (url_off, _, proc_off),
                 httpx.Client(base_url=url_rec) as rec,
                 httpx.Client(base_url=url_off) as off,
             ):
@@ -93,10 +101,17 @@ def main() -> None:
                     if keep:
                         samples[variant].append(elapsed)
 
+                cpu: dict[str, float] = {}
                 for i in range(args.warmup + args.requests):
+                    if i == args.warmup:
+                        cpu = {"always": cpu_s(proc_rec.pid), "off": cpu_s(proc_off.pid)}
                     order = ("always", "off") if i % 2 == 0 else ("off", "always")
                     for variant in order:
                         send(variant, keep=i >= args.warmup)
+                cpu = {
+                    "always": cpu_s(proc_rec.pid) - cpu["always"],
+                    "off": cpu_s(proc_off.pid) - cpu["off"],
+                }
         traces = len(list((work / "traces-always").glob("*.prodtrace")))
         assert traces == args.warmup + args.requests, traces
         assert not (work / "traces-off").exists()
@@ -113,6 +128,12 @@ def main() -> None:
             f"{statistics.quantiles(samples['off'], n=20)[-1] * 1e3:.3f} ms; goal <= 1.05)"
         )
         print(f"fastapi_record_overhead_us: {(rec_median - off_median) * 1e6:.0f}")
+        per_request = {k: v / args.requests * 1e6 for k, v in cpu.items()}
+        print(
+            f"fastapi_record_cpu_us: {per_request['always'] - per_request['off']:.0f} "
+            f"(the app server's CPU time per request: {per_request['always']:.0f} us recording "
+            f"ALWAYS, {per_request['off']:.0f} us no recorder)"
+        )
         added, removed, plain, port = port_size()
         print(
             f"fastapi_port_added_lines: {added} (booking/app.py {port} code lines vs "

@@ -34,8 +34,10 @@ def free_port() -> int:
 
 
 @contextlib.contextmanager
-def uvicorn(app: str, cwd: Path, env: dict[str, str]) -> Iterator[tuple[str, Path]]:
-    """Serve ``app`` on a free port; yields its URL and its log file. Waits (bounded) for the
+def uvicorn(
+    app: str, cwd: Path, env: dict[str, str]
+) -> Iterator[tuple[str, Path, subprocess.Popen[bytes]]]:
+    """Serve ``app`` on a free port; yields its URL, its log file and its process. Waits (bounded) for the
     port to accept connections; the server is stopped on exit."""
     port = free_port()
     log = cwd / f"{app.replace(':', '_')}.log"
@@ -55,7 +57,7 @@ def uvicorn(app: str, cwd: Path, env: dict[str, str]) -> Iterator[tuple[str, Pat
             if proc.poll() is not None or time.monotonic() > deadline:
                 raise AssertionError(f"{app} did not start:\n{log.read_text()}")
             time.sleep(0.1)
-        yield f"http://127.0.0.1:{port}", log
+        yield f"http://127.0.0.1:{port}", log, proc
     finally:
         proc.terminate()
         try:
@@ -73,13 +75,16 @@ def served(tmp_path_factory: pytest.TempPathFactory) -> dict:
         EXAMPLE, copy, ignore=shutil.ignore_patterns("traces", "__pycache__", "*.sqlite")
     )
     responses = {}
-    with uvicorn("booking.payments:app", copy, {}) as (payments, _):
+    with uvicorn("booking.payments:app", copy, {}) as (payments, _, _):
         env = {
             "BOOKING_DB": str(copy / "booking.sqlite"),
             "BOOKING_TRACES": str(copy / "traces"),
             "BOOKING_PAYMENTS": payments,
         }
-        with uvicorn("booking.app:app", copy, env) as (url, log), httpx.Client(base_url=url) as c:
+        with (
+            uvicorn("booking.app:app", copy, env) as (url, log, _),
+            httpx.Client(base_url=url) as c,
+        ):
             body = {"guest": "ann@example.com", "starts": "2031-07-01T15:00:00+00:00", "nights": 2}
             responses["booked"] = c.post("/rooms/r1/bookings?promo=HALF", json=body)
             responses["legacy"] = c.get("/rooms/r2")
