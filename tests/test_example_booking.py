@@ -24,7 +24,9 @@ from prodture.trace import read_trace
 ROOT = Path(__file__).resolve().parent.parent
 EXAMPLE = ROOT / "examples" / "booking"
 APP = "booking/app.py"
-NOW_LINE, UPCOMING_LINE = 61, 62  # lines of examples/booking/booking/app.py
+_SOURCE = (EXAMPLE / APP).read_text().splitlines()
+NOW_LINE = next(i for i, line in enumerate(_SOURCE, 1) if "now = await prodture.Now()" in line)
+UPCOMING_LINE = NOW_LINE + 1  # the line that fails on the legacy row
 
 
 def free_port() -> int:
@@ -138,6 +140,7 @@ def test_every_trace_replays_without_database_or_payment_service(served):
         )
         assert done.returncode == 0, done.stdout + done.stderr
         assert done.stdout.startswith("reproduced: booking.app:")
+    assert not (served["dir"] / "booking.sqlite").exists()  # replay touched no database
 
 
 def test_the_failing_trace_debugs_through_the_adapter(served):

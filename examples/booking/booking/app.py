@@ -22,8 +22,14 @@ API_KEY = "sk_test_booking"
 TRACES = os.environ.get("BOOKING_TRACES", "traces")
 RECORD = os.environ.get("BOOKING_RECORD", prodture.ALWAYS)  # always, on-failure or off
 
-app = FastAPI()
-db.init(DB_PATH)
+
+@contextlib.asynccontextmanager
+async def lifespan(app: FastAPI):
+    db.init(DB_PATH)  # at start-up, not import: replay imports this module
+    yield
+
+
+app = FastAPI(lifespan=lifespan)
 
 
 @contextlib.asynccontextmanager

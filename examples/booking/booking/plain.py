@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import datetime as dt
 import os
 import uuid
@@ -17,9 +18,15 @@ DB_PATH = os.environ.get("BOOKING_DB", "booking.sqlite")
 PAYMENTS = os.environ.get("BOOKING_PAYMENTS", "http://127.0.0.1:8001")
 API_KEY = "sk_test_booking"
 
-app = FastAPI()
+
+@contextlib.asynccontextmanager
+async def lifespan(app: FastAPI):
+    db.init(DB_PATH)
+    yield
+
+
+app = FastAPI(lifespan=lifespan)
 http = httpx.AsyncClient()
-db.init(DB_PATH)
 
 
 class BookingIn(BaseModel):
