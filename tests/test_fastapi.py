@@ -172,3 +172,32 @@ def test_validation_stays_outside_the_handler(app):
     with TestClient(fastapi_app) as client:
         r = client.post("/rooms/r1/bookings", json={"guest": "e"})
     assert r.status_code == 422 and sink.traces == []
+
+
+def test_generator_and_plain_routes_and_request_parameters():
+    """A generator route yields effects; a plain def route is a handler with no effects; a
+    Request parameter reaches the route live but is not recorded (replay passes None)."""
+    sink = MemorySink()
+    pt = Prodture({RoomPrice: lambda e: PRICES[e.room]}, recorder=Recorder(sink))
+    app = FastAPI()
+
+    @app.get("/gen/{room}")
+    @pt.route(name="test_fastapi:gen")
+    def gen(room: str, request: Request):
+        price = yield RoomPrice(room)
+        return {"price": price, "agent": request.headers["user-agent"] if request else None}
+
+    @app.get("/plain")
+    @pt.route(name="test_fastapi:plain")
+    def plain(n: int = 1):
+        return {"double": 2 * n}
+
+    with TestClient(app) as client:
+        assert client.get("/gen/r1").json() == {"price": 100, "agent": "testclient"}
+        assert client.get("/plain?n=4").json() == {"double": 8}
+    gen_trace, plain_trace = (read_trace(t) for t in sink.traces)
+    assert gen_trace.input == {"room": "r1"} and plain_trace.input == {"n": 4}
+    replayed = Replayer(gen_trace, prodture.runtime.handlers["test_fastapi:gen"]).run()
+    assert not replayed.reproduced  # the agent came from the live request: replay sees None
+    assert replayed.outcome.value == {"price": 100, "agent": None}
+    assert Replayer(plain_trace, prodture.runtime.handlers["test_fastapi:plain"]).run().reproduced

@@ -152,12 +152,27 @@ class Prodture:
         run.__wrapped__ = fn  # type: ignore[attr-defined]  # the trace's code fingerprint is fn's file
         handler(name=key)(run)
 
-        request_param = "prodture_request"
-        response_param = "prodture_response"
+        # FastAPI passes a Request (a Response) to one parameter only: the route's own if it
+        # has one, else one added here.
         params = list(signature.parameters.values())
+
+        def own(kind: type) -> str | None:
+            return next(
+                (
+                    p.name
+                    for p in params
+                    if isinstance(p.annotation, type) and issubclass(p.annotation, kind)
+                ),
+                None,
+            )
+
+        request_param = own(Request) or "prodture_request"
+        response_param = own(Response) or "prodture_response"
+        added = {request_param, response_param} - set(signature.parameters)
         extra = [
-            inspect.Parameter(request_param, inspect.Parameter.KEYWORD_ONLY, annotation=Request),
-            inspect.Parameter(response_param, inspect.Parameter.KEYWORD_ONLY, annotation=Response),
+            inspect.Parameter(name, inspect.Parameter.KEYWORD_ONLY, annotation=kind)
+            for name, kind in ((request_param, Request), (response_param, Response))
+            if name in added
         ]
         keyword_only = [p for p in params if p.kind is inspect.Parameter.KEYWORD_ONLY]
         others = [p for p in params if p.kind is not inspect.Parameter.KEYWORD_ONLY]
@@ -165,8 +180,10 @@ class Prodture:
 
         @functools.wraps(fn)
         async def endpoint(**kwargs: Any) -> Any:
-            request: Request = kwargs.pop(request_param)
-            response: Response = kwargs.pop(response_param)
+            request: Request = kwargs[request_param]
+            response: Response = kwargs[response_param]
+            for name in added:
+                del kwargs[name]
             input = {k: kwargs[k] for k in recorded}
             live = {k: v for k, v in kwargs.items() if k not in input}
             bound = functools.partial(run, live=live) if live else run
