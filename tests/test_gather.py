@@ -124,3 +124,23 @@ def test_run_with_an_async_performer_says_to_use_run_async():
             sync_handler, "a"
         )
         assert not outcome.ok and "run_async" in str(outcome.error)
+
+
+def test_speculative_replay_answers_gathered_effects_with_their_own_stubs():
+    """After a divergence, a gather of new effects is answered by each effect's stub."""
+    sink = MemorySink()
+    interp = Interpreter({Lookup: make_performer([])}, recorder=Recorder(sink))
+    asyncio.run(interp.run_async(both, ["a", "b"]))
+    trace = read_trace(sink.traces[0])
+
+    async def changed(keys):
+        a, b = await prodture.gather(Lookup("x"), prodture.RandomInt(1, 6))
+        return f"{a}{b}"
+
+    stubs = {"test_gather.Lookup": lambda e: e.key * 2}
+    result = Replayer(trace, changed, mode="speculative", stubs=stubs).run()
+    assert result.outcome.ok and result.outcome.value.startswith("xx")
+    again = Replayer(trace, changed, mode="speculative", stubs=stubs).run()
+    assert again.outcome.value == result.outcome.value  # the default RandomInt is deterministic
+    missing = Replayer(trace, changed, mode="speculative").run()
+    assert missing.outcome is None and missing.divergence.kind == "no-stub"

@@ -22,7 +22,7 @@ import uuid
 from collections.abc import Callable, Iterable, Mapping
 from typing import Any
 
-from .effects import Effect, MonotonicNow, NewUUID, Now, RandomFloat, RandomInt, Sleep
+from .effects import All, Effect, MonotonicNow, NewUUID, Now, RandomFloat, RandomInt, Sleep
 from .runtime import EffectCall, Outcome, Success, handler_name, handlers, run_sync
 from .trace.codec import (
     REDACTED,
@@ -422,11 +422,28 @@ class TracePerformer:
                 and self._values(effect) == record.values
             ):
                 return None  # the recorded answer still fits
+        started = self.trace.header.started_at
+        if type(effect) is All:
+            # gathered effects: each answered by its own stub (the user's, else a default)
+            answers = [self._stub_for(child, call.seq, started) for child in effect.effects]
+            if any(a is None for a in answers):
+                return None
+            return lambda e: [a(child) for a, child in zip(answers, e.effects, strict=True)]  # type: ignore[misc]
+        return self._stub_for(effect, call.seq, started, user=False)
+
+    def _stub_for(
+        self, effect: Effect, seq: int, started: Any, *, user: bool = True
+    ) -> Callable[[Any], Any] | None:
+        if user:
+            stub = self.stubs.get(type(effect)) or self.stubs.get(
+                getattr(type(effect), "effect_name", "")
+            )
+            if stub is not None:
+                return stub
         default = DEFAULT_SPECULATIVE_STUBS.get(type(effect))
         if default is None:
             return None
-        started = self.trace.header.started_at
-        return lambda e: default(e, call.seq, started)
+        return lambda e: default(e, seq, started)
 
     def finish(self, outcome: Outcome) -> Divergence | None:
         """After the handler ends: missing effects or a different outcome are divergences."""
