@@ -47,3 +47,22 @@ def test_replay_tells_an_undecorated_function_from_an_unlisted_module(
     assert "@prodture.handler" in str(info.value) and "list its module" not in str(info.value)
     with pytest.raises(ReplayError, match="has no 'gone'; it was renamed or moved"):
         resolve_handler("diag_app:gone", cwd=str(tmp_path))
+
+
+def test_user_traceback_reraises_a_handler_error_without_runtime_frames():
+    import traceback
+
+    from prodture.runtime import user_traceback
+
+    def broken(x):
+        yield prodture.Now()
+        return {}["missing"]
+
+    outcome = Interpreter().run(broken, None)
+    assert not outcome.ok
+    try:
+        raise outcome.error.with_traceback(user_traceback(outcome.error))
+    except KeyError as error:
+        frames = traceback.extract_tb(error.__traceback__)
+    assert frames and all(f.filename == __file__ for f in frames)  # no prodture frame
+    assert [f.name for f in frames][-1] == "broken"

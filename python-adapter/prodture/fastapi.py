@@ -31,7 +31,6 @@ import dataclasses
 import functools
 import inspect
 import logging
-import types
 from collections.abc import Callable, Mapping
 from typing import Any
 
@@ -40,7 +39,7 @@ from fastapi.responses import JSONResponse
 from starlette.exceptions import HTTPException as StarletteHTTPException
 
 from .effects import register
-from .runtime import Failure, Interpreter, Observer, handler, is_runtime_file
+from .runtime import Failure, Interpreter, Observer, handler, user_traceback
 from .scope import resources_scope
 
 __all__ = ["Prodture", "Rejected", "TRACE_ID_HEADER", "user_traceback"]
@@ -60,20 +59,6 @@ class Rejected:
     error_type: str
     status_code: int | None
     detail: Any
-
-
-def user_traceback(error: BaseException) -> types.TracebackType | None:
-    """``error``'s traceback without prodture's runtime frames (for re-raising or logging)."""
-    frames = []
-    tb = error.__traceback__
-    while tb is not None:
-        if not is_runtime_file(tb.tb_frame.f_code.co_filename):
-            frames.append(tb)
-        tb = tb.tb_next
-    rebuilt = None
-    for tb in reversed(frames):
-        rebuilt = types.TracebackType(rebuilt, tb.tb_frame, tb.tb_lasti, tb.tb_lineno)
-    return rebuilt
 
 
 _REQUEST_TYPES = (Request, Response)

@@ -60,6 +60,7 @@ __all__ = [
     "is_runtime_file",
     "current_trace_id",
     "TraceIdLogFilter",
+    "user_traceback",
 ]
 
 log = logging.getLogger("prodture")
@@ -369,6 +370,22 @@ def format_user_traceback(error: BaseException) -> str:
     lines += _traceback.format_list(frames)
     lines += _traceback.format_exception_only(type(error), error)
     return "".join(lines)
+
+
+def user_traceback(error: BaseException) -> types.TracebackType | None:
+    """``error``'s traceback without the runtime's frames: ``raise
+    failure.error.with_traceback(user_traceback(failure.error))`` re-raises a handler's error
+    with only the handler's own frames (and the re-raising one)."""
+    kept = []
+    tb = error.__traceback__
+    while tb is not None:
+        if not is_runtime_file(tb.tb_frame.f_code.co_filename):
+            kept.append(tb)
+        tb = tb.tb_next
+    rebuilt = None
+    for tb in reversed(kept):
+        rebuilt = types.TracebackType(rebuilt, tb.tb_frame, tb.tb_lasti, tb.tb_lineno)
+    return rebuilt
 
 
 # ---------------------------------------------------------------------------------------------
