@@ -120,6 +120,7 @@ bench: venv
 	done
 	$(PY) benchmarks/bench_lsp.py
 	$(PY) benchmarks/bench_stores.py
+	$(PY) benchmarks/bench_fastapi.py
 
 fuzz: venv
 	$(PY) scripts/fuzz_reader.py

@@ -39,8 +39,12 @@ def test_show_prints_each_effect_and_the_failure(checkout_dir: Path, checkout_tr
         and "✗ PaymentDeclined: amount must be greater than zero" in charge
     )
     assert (
-        lines[-1]
+        lines[-2]
         == "outcome  Failure at effect #3: PaymentDeclined: amount must be greater than zero"
+    )
+    assert lines[-1].startswith("raised   ") and lines[-1].endswith(
+        "service.py:18 in place_order: "
+        'charge = yield ChargeCard(card_token=request["card_token"], amount=total)'
     )
 
 
@@ -188,13 +192,14 @@ def test_pytest_plugin_turns_traces_into_regression_tests(
 
 def _readme_comparable(text: str) -> str:
     """A show/replay transcript with what differs between runs (file name, id, time, Python
-    version, durations) replaced by placeholders."""
+    version, durations, the folder the example was recorded in) replaced by placeholders."""
     text = re.sub(r"traces/\S+\.prodtrace", "traces/NAME.prodtrace", text)
     text = re.sub(
         r"\(id [0-9a-f]{12}, \d{4}-\d\d-\d\d \d\d:\d\d:\d\d UTC, Python [\w.+]+\)",
         "(id ID, TIME, Python VERSION)",
         text,
     )
+    text = re.sub(r"^raised   \S*/(checkout/service\.py:)", r"raised   .../\1", text, flags=re.M)
     return re.sub(r"\d+\.\d ms", "N ms", text)
 
 
@@ -208,3 +213,134 @@ def test_the_readme_transcript_is_what_the_demo_prints(checkout_dir: Path, check
     replay = run_cli("replay", trace, cwd=checkout_dir)
     assert (show.returncode, replay.returncode) == (0, 0), show.stderr + replay.stderr
     assert _readme_comparable(block) == _readme_comparable(f"{show.stdout}\n{replay.stdout}")
+
+
+STUBS = """
+from checkout.model import Charge
+
+
+def stubs():
+    return {
+        "checkout.ChargeCard": lambda e: Charge("ch_stub", e.amount),
+        "checkout.SaveOrder": lambda e: "order-stub",
+    }
+"""
+
+
+def test_show_full_and_effect_n_print_whole_values_and_the_raising_line(
+    checkout_dir: Path, checkout_traces: dict
+) -> None:
+    """`show` clips; `--full` and `--effect N` print whole values; a failure names its line."""
+    short = run_cli("show", str(checkout_traces["failing"]), cwd=checkout_dir).stdout
+    assert "…" in short  # the cart result is clipped in the summary
+    assert (
+        "raised   " in short and "service.py:18 in place_order: charge = yield ChargeCard(" in short
+    )
+    full = run_cli("show", "--full", str(checkout_traces["failing"]), cwd=checkout_dir)
+    assert full.returncode == 0 and "linus@example.com" in full.stdout
+    assert "CartLine(" in full.stdout and "…" not in full.stdout.split("effects")[1]
+    one = run_cli("show", "--effect", "1", str(checkout_traces["failing"]), cwd=checkout_dir)
+    assert one.stdout.startswith("effect   #1 checkout.LoadCart") and "CartLine(" in one.stdout
+    missing = run_cli("show", "--effect", "9", str(checkout_traces["failing"]), cwd=checkout_dir)
+    assert missing.returncode == 2 and "has no effect #9: it has #1 to #4" in missing.stderr
+
+
+def test_handlers_own_exception_shows_its_line(tmp_path: Path) -> None:
+    project = tmp_path / "proj"
+    project.mkdir()
+    (project / "app.py").write_text(
+        "import prodture\n\n\n@prodture.handler\ndef h(x):\n    now = yield prodture.Now()\n"
+        "    return 1 // x  # the bug\n"
+    )
+    (project / "pyproject.toml").write_text('[tool.prodture]\nmodules = ["app"]\n')
+    record = (
+        "import sys; sys.path.insert(0, '.'); import prodture, app\n"
+        "prodture.Interpreter(recorder=prodture.Recorder(prodture.DirectorySink('t'))).run(app.h, 0)\n"
+    )
+    subprocess.run([sys.executable, "-c", record], cwd=project, check=True)
+    [trace] = (project / "t").glob("*.prodtrace")
+    done = run_cli("show", str(trace), cwd=project)
+    assert "app.py:7 in h: return 1 // x  # the bug" in done.stdout, done.stdout
+    # speculative replay answers Now deterministically when the code asks for a new one
+    (project / "app.py").write_text(
+        "import prodture\n\n\n@prodture.handler\ndef h(x):\n    yield prodture.RandomInt(1, 6)\n"
+        "    now = yield prodture.Now()\n    return str(now.year)\n"
+    )
+    fixed = run_cli("replay", "--expect-fixed", str(trace), cwd=project)
+    assert fixed.returncode == 0, fixed.stdout + fixed.stderr
+    assert fixed.stdout.startswith("FIXED: app:h: fixed: the recorded ZeroDivisionError")
+
+
+def test_replay_expect_fixed_with_stubs(
+    checkout_dir: Path, checkout_traces: dict, tmp_path: Path
+) -> None:
+    """A bug's trace: not fixed (exit 1) on the old code; after the fix, speculative replay with
+    --stubs shows the new outcome and exits 0; without stubs it says it cannot tell."""
+    not_fixed = run_cli(
+        "replay", "--expect-fixed", str(checkout_traces["failing"]), cwd=checkout_dir
+    )
+    assert not_fixed.returncode == 1
+    assert not_fixed.stdout.startswith("NOT FIXED: checkout.service:place_order: not fixed")
+    copy = _diverging_copy(checkout_dir, tmp_path)
+    (copy / "fix_stubs.py").write_text(STUBS)
+    cannot = run_cli("replay", "--expect-fixed", str(checkout_traces["failing"]), cwd=copy)
+    assert cannot.returncode == 1 and "cannot tell" in cannot.stdout and "no stub" in cannot.stdout
+    fixed = run_cli(
+        "replay",
+        "--expect-fixed",
+        "--stubs",
+        "fix_stubs:stubs",
+        str(checkout_traces["failing"]),
+        cwd=copy,
+    )
+    assert fixed.returncode == 0, fixed.stdout + fixed.stderr
+    assert "FIXED" in fixed.stdout and "'charge_id': 'ch_stub'" in fixed.stdout
+    assert "would perform #3 ChargeCard" in fixed.stdout
+    bad = run_cli("replay", "--stubs", "nope", str(checkout_traces["failing"]), cwd=copy)
+    assert bad.returncode == 2 and "not of the form module:name" in bad.stderr
+
+
+def test_plugin_expect_fixed_and_finds_the_trace_project(
+    pytester: pytest.Pytester, checkout_dir: Path, checkout_traces: dict, tmp_path: Path
+) -> None:
+    """Run from another folder: each trace is replayed in its own project; a *.expect-fixed trace
+    passes once the bug is fixed; a trace outside any project says exactly why it cannot run."""
+    project = _diverging_copy(checkout_dir, tmp_path)
+    traces = project / "traces"
+    traces.mkdir()
+    shutil.copy(checkout_traces["failing"], traces / "bug-17.expect-fixed.prodtrace")
+    orphan = tmp_path / "elsewhere"
+    orphan.mkdir()
+    shutil.copy(checkout_traces["ok"], orphan / "ok.prodtrace")
+    elsewhere = tmp_path / "run-from-here"
+    elsewhere.mkdir()
+    (project / "fix_stubs.py").write_text(STUBS)
+
+    def run(*extra: str) -> pytest.RunResult:
+        return pytester.runpytest_subprocess(
+            "--prodture-replay",
+            "-p",
+            "no:cacheprovider",
+            "-p",
+            "no:pytest-lsp",
+            "--rootdir",
+            str(elsewhere),
+            *extra,
+            str(traces),
+            str(orphan),
+        )
+
+    pytester.chdir()
+    result = run()
+    result.assert_outcomes(failed=2)
+    result.stdout.fnmatch_lines(
+        [
+            "*bug-17.expect-fixed.prodtrace: expected fixed, cannot tell whether it is fixed*",
+            "*ok.prodtrace: cannot replay: no pyproject.toml with a ?tool.prodture? table at or above*",
+        ]
+    )
+    fixed = run("--prodture-stubs", "fix_stubs:stubs", "-rP")
+    fixed.assert_outcomes(passed=1, failed=1)
+    fixed.stdout.fnmatch_lines(
+        ["*fixed: the recorded PaymentDeclined*no longer happens; now Success*"]
+    )

@@ -165,7 +165,7 @@ def test_missing_effect_divergence():
     assert d.kind == "missing" and d.effect_seq == 2 and result.outcome.value == "early"
     assert (
         d.message.startswith("effect #2: recorded Pay(amount=Decimal('5.00')")
-        and "finishes after 1 effects" in d.message
+        and "finishes after 1 effect (" in d.message
     )
 
 

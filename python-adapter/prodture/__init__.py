@@ -16,6 +16,7 @@ __version__ = "0.1.0"
 
 _EXPORTS = {
     "effects": [
+        "All",
         "Command",
         "Effect",
         "GetEnv",
@@ -25,6 +26,7 @@ _EXPORTS = {
         "RandomFloat",
         "RandomInt",
         "Sleep",
+        "gather",
         "register",
         "registry",
         "secret",
@@ -62,6 +64,7 @@ def __dir__() -> list[str]:
 
 if TYPE_CHECKING:  # for type checkers and IDEs: the names as if imported eagerly
     from .effects import (
+        All,
         Command,
         Effect,
         GetEnv,
@@ -71,6 +74,7 @@ if TYPE_CHECKING:  # for type checkers and IDEs: the names as if imported eagerl
         RandomFloat,
         RandomInt,
         Sleep,
+        gather,
         register,
         registry,
         secret,

@@ -12,18 +12,28 @@ import argparse
 import contextlib
 import json
 import os
+import pprint
 import sys
 from collections.abc import Iterator, Sequence
 from typing import Any, NoReturn
 
-from .replay import SPECULATIVE, STRICT, Replayer, ReplayError, ReplayResult
+from .replay import (
+    EXPECT_FIXED_SUFFIX,
+    SPECULATIVE,
+    STRICT,
+    Replayer,
+    ReplayError,
+    ReplayResult,
+    check_fixed,
+    load_stubs,
+)
 from .runtime import Success
 from .store_url import StoreConfigError, mask_password, resolve_store
 from .stores import AmbiguousId, Query, StoreError, TraceSummary, parse_age, parse_since
 from .text import clip, short_repr
-from .trace.codec import TraceFormatError
+from .trace.codec import RecordedError, TraceFormatError
 from .trace.format import Trace, read_trace
-from .trace.render import outcome_to_json, to_json, trace_to_json
+from .trace.render import effect_to_json, outcome_to_json, to_json, trace_to_json
 
 __all__ = ["main"]
 
@@ -41,6 +51,12 @@ def _parser() -> argparse.ArgumentParser:
     show = sub.add_parser("show", help="print a trace: header, input, effects, outcome")
     show.add_argument("trace", help="path to a .prodtrace file")
     show.add_argument("--json", action="store_true", help="machine-readable output")
+    show.add_argument(
+        "--full", action="store_true", help="whole values: every request, result and error"
+    )
+    show.add_argument(
+        "--effect", type=int, metavar="N", help="only effect #N, with its whole values"
+    )
     replay = sub.add_parser(
         "replay",
         help="replay a trace against the current code (exit 0 reproduced, 1 diverged, 2 error)",
@@ -57,6 +73,18 @@ def _parser() -> argparse.ArgumentParser:
         choices=[STRICT, SPECULATIVE],
         default=STRICT,
         help="stop at the first divergence (strict) or keep going (speculative)",
+    )
+    replay.add_argument(
+        "--stubs",
+        metavar="MODULE:NAME",
+        help="speculative mode: answers for effects the trace cannot answer: a dict "
+        "{EffectType or name: function(effect) -> result}, or a function returning one",
+    )
+    replay.add_argument(
+        "--expect-fixed",
+        action="store_true",
+        help="the trace recorded a bug: exit 0 when the recorded failure no longer happens "
+        f"(implied for files named *{EXPECT_FIXED_SUFFIX}); speculative",
     )
     replay.add_argument(
         "--cwd",
@@ -122,23 +150,97 @@ def _reader_may_stop() -> Iterator[None]:
 def _show(args: argparse.Namespace) -> int:
     trace = read_trace(args.trace)
     with _reader_may_stop():
+        if args.effect is not None:
+            matching = [e for e in trace.effects if e.seq == args.effect]
+            if not matching:
+                return _fail(
+                    f"{args.trace} has no effect #{args.effect}: it has #1 to #{len(trace.effects)}"
+                    if trace.effects
+                    else f"{args.trace} has no effects"
+                )
+            if args.json:
+                _out(json.dumps(effect_to_json(matching[0]), indent=2, ensure_ascii=False))
+            else:
+                _print_effect_full(matching[0], trace)
+            return EXIT_OK
         if args.json:
             _out(json.dumps(trace_to_json(trace), indent=2, ensure_ascii=False))
-        else:
-            _print_trace(trace)
+            return EXIT_OK
+        _print_trace(trace, full=args.full)
     return EXIT_OK
 
 
-def _print_trace(trace: Trace) -> None:
+def _whole(value: Any) -> str:
+    return pprint.pformat(value, width=96, sort_dicts=False)
+
+
+def _indented(text: str, prefix: str = "         ") -> str:
+    return text.replace("\n", "\n" + prefix)
+
+
+def _print_effect_full(e: Any, trace: Trace) -> None:
+    failed = trace.outcome.failed_effect if trace.outcome else None
+    escaped = " (its error escaped the handler)" if e.seq == failed else ""
+    _out(f"effect   #{e.seq} {e.type}{escaped}")
+    if e.site:
+        _out(f"at       {e.site[0]}:{e.site[1]} in {e.site[2]}")
+        line = _source_line(e.site[0], e.site[1])
+        if line:
+            _out(f"         {line}")
+    for name, value in zip(e.fields, e.values, strict=False):
+        _out(f"  {name} = {_indented(_whole(value), '    ')}")
+    if e.ok:
+        _out(f"result   {_indented(_whole(e.result))}")
+    else:
+        _out(f"error    {_indented(_whole(e.error))}")
+        attrs = (
+            {}
+            if isinstance(e.error, RecordedError)  # its attributes are prodture's, not the app's
+            else {k: v for k, v in vars(e.error).items() if not k.startswith("_")}
+        )
+        for name, value in attrs.items():
+            _out(f"  .{name} = {_indented(_whole(value), '    ')}")
+    _out(f"took     {e.duration_ns / 1e6:.3f} ms")
+
+
+def _source_line(filename: str, lineno: int) -> str:
+    import linecache
+
+    return linecache.getline(filename, lineno).strip()
+
+
+def _raising_line(traceback_text: str) -> str | None:
+    """``file:line in function: code`` of the innermost frame of a recorded traceback."""
+    import re
+
+    frames = re.findall(r'^  File "(.+)", line (\d+), in (.+)$', traceback_text, re.M)
+    if not frames:
+        return None
+    filename, lineno, function = frames[-1]
+    return _site_line((filename, int(lineno), function))
+
+
+def _site_line(site: tuple[str, int, str]) -> str:
+    code = _source_line(site[0], site[1])
+    where = f"{site[0]}:{site[1]} in {site[2]}"
+    return f"{where}: {code}" if code else where
+
+
+def _print_trace(trace: Trace, *, full: bool = False) -> None:
     h = trace.header
     when = h.started_at.strftime("%Y-%m-%d %H:%M:%S UTC") if h.started_at else "unknown time"
     _out(f"trace    {trace.source}")
     _out(f"handler  {h.handler}   (id {h.trace_id[:12]}, {when}, Python {h.python or '?'})")
-    _out(f"input    {short_repr(trace.input, 200)}")
+    _out(f"input    {_indented(_whole(trace.input)) if full else short_repr(trace.input, 200)}")
     failed = trace.outcome.failed_effect if trace.outcome else None
     _out(f"effects  {len(trace.effects)}")
+    if full:
+        for e in trace.effects:
+            _out()
+            _print_effect_full(e, trace)
+        _out()
     width = max((len(e.describe_request(70)) for e in trace.effects), default=0)
-    for e in trace.effects:
+    for e in [] if full else trace.effects:
         arrow = "→" if e.ok else "✗"
         marker = "!" if e.seq == failed else " "
         where = f"{os.path.basename(e.site[0])}:{e.site[1]}" if e.site else ""
@@ -150,10 +252,18 @@ def _print_trace(trace: Trace) -> None:
         last = len(trace.effects)
         _out(f"outcome  none: the trace is incomplete (the recording stopped after effect #{last})")
     elif trace.outcome.ok:
-        _out(f"outcome  {trace.outcome.describe(200)}")
+        _out(f"outcome  {trace.outcome.describe(10**9 if full else 200)}")
     else:
         at = f" at effect #{failed}" if failed else ""
-        _out(f"outcome  Failure{at}: {trace.outcome.describe(200).split(': ', 1)[1]}")
+        limit = 10**9 if full else 200
+        _out(f"outcome  Failure{at}: {trace.outcome.describe(limit).split(': ', 1)[1]}")
+        if failed:
+            site = next((e.site for e in trace.effects if e.seq == failed), None)
+            raised = _site_line(site) if site else None
+        else:  # the handler's own exception: the innermost frame of its traceback
+            raised = _raising_line(trace.outcome.traceback)
+        if raised:
+            _out(f"raised   {raised}")
 
 
 # ---------------------------------------------------------------------------------------------
@@ -164,8 +274,13 @@ def _replay(args: argparse.Namespace) -> int:
     cwd = os.path.abspath(args.cwd) if args.cwd else os.getcwd()
     if not os.path.isfile(args.trace):
         raise ReplayError(f"{args.trace}: no such trace file; check the path")
-    replayer = Replayer.from_file(args.trace, handler=args.handler, cwd=cwd, mode=args.mode)
+    expect_fixed = args.expect_fixed or args.trace.endswith(EXPECT_FIXED_SUFFIX)
+    mode = SPECULATIVE if expect_fixed else args.mode
+    stubs = load_stubs(args.stubs, cwd) if args.stubs else None
+    replayer = Replayer.from_file(args.trace, handler=args.handler, cwd=cwd, mode=mode, stubs=stubs)
     result = replayer.run()
+    if expect_fixed:
+        return _expect_fixed(result, args.json)
     reproduced = _reproduced(result)
     with _reader_may_stop():
         if args.json:
@@ -173,6 +288,21 @@ def _replay(args: argparse.Namespace) -> int:
         else:
             _print_replay(result, reproduced)
     return EXIT_OK if reproduced else EXIT_DIVERGED
+
+
+def _expect_fixed(result: ReplayResult, as_json: bool) -> int:
+    check = check_fixed(result)
+    if as_json:
+        doc = _replay_json(result, _reproduced(result))
+        doc["expect_fixed"] = {"fixed": check.fixed, "message": check.message}
+        _out(json.dumps(doc, indent=2, ensure_ascii=False))
+    else:
+        _out(("FIXED" if check.fixed else "NOT FIXED") + f": {result.handler}: {check.message}")
+        if result.divergence is not None:
+            _out(f"  first change: {result.divergence.message}")
+        for seq, effect, value in result.speculative_effects:
+            _out(f"  would perform #{seq} {effect!r} → {value!r}")
+    return EXIT_OK if check.fixed else EXIT_DIVERGED
 
 
 def _reproduced(result: ReplayResult) -> bool:
@@ -188,27 +318,33 @@ def _print_replay(result: ReplayResult, reproduced: bool) -> None:
     if reproduced:
         if result.divergence is not None:
             _out(
-                f"reproduced the recorded prefix: {result.handler}, all {n} recorded effects match "
+                f"reproduced the recorded prefix: {result.handler}, all {_n_effects(n, 'recorded ')} match "
                 f"(the trace is incomplete, so the outcome cannot be compared)"
             )
         else:
             outcome = _describe(result.outcome)
-            _out(f"reproduced: {result.handler}, {n} effects, {outcome} (as recorded)")
+            _out(f"reproduced: {result.handler}, {_n_effects(n)}, {outcome} (as recorded)")
         return
     d = result.divergence
     assert d is not None  # not reproduced: there is a divergence
     _out(f"DIVERGED: {d.message}")
+    if result.outcome is not None and d.kind != "outcome" and result.mode != SPECULATIVE:
+        _out(f"  the code now ends with {_describe(result.outcome)}")
     for diff in d.differences:
         _out(f"  {diff.field}: recorded {diff.recorded!r}")
         _out(f"  {' ' * len(diff.field)}  now      {diff.now!r}")
     if d.site:
         _out(f"  at {d.site[0]}:{d.site[1]} in {d.site[2]}")
-    _out(f"  replayed {result.effects_replayed} of {n} recorded effects before diverging")
+    _out(f"  replayed {result.effects_replayed} of {_n_effects(n, 'recorded ')} before diverging")
     if result.mode == SPECULATIVE:
         for seq, effect, value in result.speculative_effects:
             _out(f"  would perform #{seq} {effect!r} → {value!r}")
         if result.outcome is not None:
             _out(f"  the code would now end with {_describe(result.outcome)}")
+
+
+def _n_effects(n: int, adjective: str = "") -> str:
+    return f"{n} {adjective}effect" + ("" if n == 1 else "s")
 
 
 def _describe(outcome: Any) -> str:

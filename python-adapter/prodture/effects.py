@@ -25,6 +25,8 @@ __all__ = [
     "NewUUID",
     "Sleep",
     "GetEnv",
+    "All",
+    "gather",
     "TypeRegistry",
     "registry",
     "register",
@@ -183,3 +185,24 @@ class GetEnv(Effect, name="prodture.GetEnv"):
 
     name: str
     default: str | None = None
+
+
+@dataclasses.dataclass(frozen=True)  # no slots=True: it would re-register under a default name
+class All(Effect, name="prodture.All"):
+    """Perform ``effects`` at once (the role of ``asyncio.gather``); the result is the list of
+    their results, in order. If any fails, the first failing one's error (in order) is raised,
+    after all have finished. Recorded and replayed as one effect, so replay is deterministic."""
+
+    effects: tuple[Effect, ...]
+
+
+def gather(*effects: Effect) -> All:
+    """``a, b = await prodture.gather(Lookup("a"), Lookup("b"))``: the effects run concurrently
+    (under ``run_async``; one after another under ``run``)."""
+    for effect in effects:
+        if not isinstance(effect, Effect):
+            raise TypeError(
+                f"prodture.gather takes effects, got {type(effect).__name__}; "
+                "pass the effect values themselves (Lookup('a')), not coroutines"
+            )
+    return All(tuple(effects))

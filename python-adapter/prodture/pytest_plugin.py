@@ -2,7 +2,10 @@
 
 ``pytest --prodture-replay traces/`` collects every ``*.prodtrace`` file under the given paths as a
 test that replays it against the current code (strict mode) and fails with the precise divergence
-when the code no longer does what production did. ``prodture_replay = true`` in the pytest ini
+when the code no longer does what production did. A trace named ``*.expect-fixed.prodtrace``
+recorded a bug: its test passes when the recorded failure no longer happens (and reports what the
+code now does). Each trace is replayed in its own project: the nearest ``pyproject.toml`` with
+``[tool.prodture]`` at or above the trace (then pytest's rootdir). ``prodture_replay = true`` in the pytest ini
 options turns collection on permanently. Handlers are resolved as ``prodture replay`` does: only
 registered handlers of the modules listed in ``[tool.prodture] modules``.
 
@@ -27,6 +30,17 @@ def pytest_addoption(parser: pytest.Parser) -> None:
         default=False,
         help="collect *.prodtrace files as tests that replay them against the current code",
     )
+    group.addoption(
+        "--prodture-stubs",
+        metavar="MODULE:NAME",
+        default=None,
+        help="stubs for speculative replays of *.expect-fixed traces (as prodture replay --stubs)",
+    )
+    parser.addini(
+        "prodture_stubs",
+        default="",
+        help="stubs for speculative replays of *.expect-fixed traces (module:name)",
+    )
     parser.addini(
         "prodture_replay",
         type="bool",
@@ -45,6 +59,27 @@ def pytest_collect_file(parent: pytest.Collector, file_path: Path) -> pytest.Col
     return None
 
 
+def _project_of(path: Path, config: pytest.Config) -> str:
+    """The trace's project: the nearest ``pyproject.toml`` with ``[tool.prodture]`` at or above
+    the trace, else at or above pytest's rootdir; ``PRODTURE_MODULES`` alone also does."""
+    import os
+
+    from .replay import ReplayError, find_project
+
+    for start in (path.parent, config.rootpath):
+        found = find_project(str(start))
+        if found is not None:
+            return found
+    if os.environ.get("PRODTURE_MODULES"):
+        return str(config.rootpath)
+    raise TraceDiverged(
+        f"cannot replay: no pyproject.toml with a [tool.prodture] table at or above "
+        f"{path.parent} (the trace's folder) or {config.rootpath} (pytest's rootdir), and "
+        "PRODTURE_MODULES is not set; add [tool.prodture] modules = [...] to the project's "
+        "pyproject.toml"
+    ) from ReplayError
+
+
 class TraceFile(pytest.File):
     def collect(self) -> Iterator[pytest.Item]:
         yield TraceReplayItem.from_parent(self, name="replay")
@@ -58,13 +93,34 @@ class TraceReplayItem(pytest.Item):
     """Replays one trace; passes when the current code reproduces it exactly."""
 
     def runtest(self) -> None:
-        from .replay import Replayer, ReplayError
+        from .replay import (
+            EXPECT_FIXED_SUFFIX,
+            SPECULATIVE,
+            STRICT,
+            Replayer,
+            ReplayError,
+            check_fixed,
+            load_stubs,
+        )
 
+        project = _project_of(self.path, self.config)
+        expect_fixed = self.path.name.endswith(EXPECT_FIXED_SUFFIX)
         try:
-            replayer = Replayer.from_file(self.path, cwd=str(self.config.rootpath))
+            spec = self.config.getoption("--prodture-stubs") or self.config.getini("prodture_stubs")
+            stubs = load_stubs(spec, project) if expect_fixed and spec else None
+            replayer = Replayer.from_file(
+                self.path, cwd=project, mode=SPECULATIVE if expect_fixed else STRICT, stubs=stubs
+            )
         except ReplayError as e:
-            raise TraceDiverged(f"cannot replay: {e}") from None
+            raise TraceDiverged(f"cannot replay (project {project}): {e}") from None
         result = replayer.run()
+        if expect_fixed:
+            check = check_fixed(result)
+            if not check.fixed:
+                raise TraceDiverged(f"expected fixed, {check.message}")
+            # passes; what the code now does is in the report (pytest -rP shows it)
+            self.add_report_section("call", "prodture", check.message)
+            return
         if result.divergence is not None and result.divergence.kind != "end-of-trace":
             raise TraceDiverged(result.divergence.message)
 

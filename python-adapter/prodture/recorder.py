@@ -219,6 +219,7 @@ class _Session:
         self.discarded = False
         self.t0 = time.perf_counter_ns()
         fn = handlers.get(handler_name)
+        fn = getattr(fn, "__wrapped__", fn)  # a route wrapper (prodture.fastapi): the user's code
         fingerprint = (
             code_fingerprint(fn.__code__.co_filename)
             if fn is not None and hasattr(fn, "__code__")

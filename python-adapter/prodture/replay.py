@@ -12,15 +12,18 @@ answered by stubs the user supplies, and the result says what the code *would* n
 from __future__ import annotations
 
 import dataclasses
+import datetime
 import functools
 import importlib
 import operator
 import os
+import random
 import sys
+import uuid
 from collections.abc import Callable, Iterable, Mapping
 from typing import Any
 
-from .effects import Effect
+from .effects import All, Effect, MonotonicNow, NewUUID, Now, RandomFloat, RandomInt, Sleep
 from .runtime import EffectCall, Outcome, Success, handler_name, handlers, run_sync
 from .text import short_repr
 from .trace.codec import (
@@ -54,6 +57,11 @@ __all__ = [
     "load_trace",
     "STRICT",
     "SPECULATIVE",
+    "FixCheck",
+    "check_fixed",
+    "find_project",
+    "load_stubs",
+    "EXPECT_FIXED_SUFFIX",
 ]
 
 STRICT = "strict"
@@ -198,6 +206,24 @@ def _errors_match(recorded: BaseException | None, now: BaseException) -> bool:
     return recorded_name == type_name(type(now)) and describe_error(recorded) == describe_error(now)
 
 
+def _default_now(effect: Any, seq: int, started: Any) -> Any:
+    base = started or datetime.datetime(2000, 1, 1, tzinfo=datetime.timezone.utc)
+    return base + datetime.timedelta(milliseconds=seq)
+
+
+#: Deterministic answers for the built-in non-deterministic effects in speculative replay, when
+#: the recording has none that fits (``fn(effect, seq, trace_started_at)``): the same replay
+#: always sees the same values. Stubs passed by the user win.
+DEFAULT_SPECULATIVE_STUBS: dict[type, Callable[[Any, int, Any], Any]] = {
+    Now: _default_now,
+    MonotonicNow: lambda e, seq, started: float(seq),
+    NewUUID: lambda e, seq, started: uuid.UUID(int=seq, version=4),
+    RandomFloat: lambda e, seq, started: random.Random(seq).random(),
+    RandomInt: lambda e, seq, started: random.Random(seq).randint(e.low, e.high),
+    Sleep: lambda e, seq, started: None,
+}
+
+
 class TracePerformer:
     """``perform(call)`` for replay: checks each effect against the recording and answers it.
 
@@ -274,7 +300,8 @@ class TracePerformer:
                     "extra",
                     call.seq,
                     f"effect #{call.seq}: code now yields {describe_effect(effect)}, but the recording "
-                    f"has only {len(self.effects)} effects",
+                    f"has only {len(self.effects)} effect"
+                    + ("" if len(self.effects) == 1 else "s"),
                     now=effect,
                     site=call.site,
                 ),
@@ -350,6 +377,8 @@ class TracePerformer:
             getattr(type(effect), "effect_name", "")
         )
         if stub is None:
+            stub = self._recorded_or_default(call)
+        if stub is None:
             index = call.seq - 1
             if index < len(self.effects):
                 record = self.effects[index]
@@ -386,6 +415,42 @@ class TracePerformer:
         self.speculative_effects.append((call.seq, effect, value))
         return value
 
+    def _recorded_or_default(self, call: EffectCall) -> Callable[[Any], Any] | None:
+        """A built-in effect the recording cannot answer (Now, NewUUID, Random*...) gets a
+        deterministic default stub; ``None`` otherwise (the recorded answer, if it matches, is
+        used by the caller)."""
+        effect = call.effect
+        index = call.seq - 1
+        if index < len(self.effects):
+            record = self.effects[index]
+            if (
+                record.type == getattr(type(effect), "effect_name", None)
+                and self._values(effect) == record.values
+            ):
+                return None  # the recorded answer still fits
+        started = self.trace.header.started_at
+        if type(effect) is All:
+            # gathered effects: each answered by its own stub (the user's, else a default)
+            answers = [self._stub_for(child, call.seq, started) for child in effect.effects]
+            if any(a is None for a in answers):
+                return None
+            return lambda e: [a(child) for a, child in zip(answers, e.effects, strict=True)]  # type: ignore[misc]
+        return self._stub_for(effect, call.seq, started, user=False)
+
+    def _stub_for(
+        self, effect: Effect, seq: int, started: Any, *, user: bool = True
+    ) -> Callable[[Any], Any] | None:
+        if user:
+            stub = self.stubs.get(type(effect)) or self.stubs.get(
+                getattr(type(effect), "effect_name", "")
+            )
+            if stub is not None:
+                return stub
+        default = DEFAULT_SPECULATIVE_STUBS.get(type(effect))
+        if default is None:
+            return None
+        return lambda e: default(e, seq, started)
+
     def finish(self, outcome: Outcome) -> Divergence | None:
         """After the handler ends: missing effects or a different outcome are divergences."""
         if self.divergence is not None:
@@ -397,7 +462,9 @@ class TracePerformer:
                 "missing",
                 self.consumed + 1,
                 f"effect #{self.consumed + 1}: recorded {nxt.describe_request(200)}, but the code now "
-                f"finishes after {self.consumed} effects ({_describe_outcome(outcome)})",
+                f"finishes after {self.consumed} effect"
+                + ("" if self.consumed == 1 else "s")
+                + f" ({_describe_outcome(outcome)})",
                 recorded=nxt,
             )
             return self.divergence
@@ -429,6 +496,50 @@ def _outcomes_match(recorded: OutcomeRecord, outcome: Outcome) -> bool:
 
 # ---------------------------------------------------------------------------------------------
 # Which code may run
+
+
+def load_stubs(spec: str, cwd: str) -> dict[Any, Any]:
+    """``--stubs module:name``: the dict of stubs (or a function returning it) the user named;
+    that module is imported because the user named it, never because a trace does."""
+    module, sep, name = spec.partition(":")
+    if not sep or not module or not name:
+        raise ReplayError(f"--stubs {spec!r} is not of the form module:name")
+    if cwd not in sys.path:
+        sys.path.insert(0, cwd)
+    try:
+        obj: Any = importlib.import_module(module)
+    except Exception as e:
+        raise ReplayError(f"--stubs: cannot import {module!r}: {type(e).__name__}: {e}") from None
+    for part in name.split("."):
+        obj = getattr(obj, part, None)
+    if obj is None:
+        raise ReplayError(f"--stubs: module {module!r} has no {name!r}")
+    if callable(obj) and not isinstance(obj, dict):
+        obj = obj()
+    if not isinstance(obj, dict):
+        raise ReplayError(
+            f"--stubs {spec}: expected a dict {{EffectType or name: function}}, got {type(obj).__name__}"
+        )
+    return obj
+
+
+def find_project(start: str) -> str | None:
+    """The directory of the nearest ``pyproject.toml`` at or above ``start`` that has a
+    ``[tool.prodture]`` table (``None`` when there is none)."""
+    directory = os.path.abspath(start)
+    while True:
+        candidate = os.path.join(directory, "pyproject.toml")
+        if os.path.isfile(candidate):
+            try:
+                with open(candidate, encoding="utf-8") as f:
+                    if "[tool.prodture]" in f.read():
+                        return directory
+            except OSError:
+                pass
+        parent = os.path.dirname(directory)
+        if parent == directory:
+            return None
+        directory = parent
 
 
 @dataclasses.dataclass(frozen=True)
@@ -582,6 +693,18 @@ def _resolve_handler(
     if found is None:
         if explicit:
             raise ReplayError(f"handler {name} not found: module {module!r} has no {qualname!r}")
+        if module in allowed:  # the module was imported: the function is not registered
+            obj = sys.modules.get(module)
+            for part in qualname.split("."):
+                obj = getattr(obj, part, None)
+            what = (
+                f"module {module!r} (listed, imported) defines {qualname} but it is not a registered handler; "
+                "decorate it with @prodture.handler"
+                if callable(obj)
+                else f"module {module!r} (listed, imported) has no {qualname!r}; it was renamed or "
+                "moved: pass --handler module:function"
+            )
+            raise ReplayError(f"the trace names handler {name}: {what}")
         raise ReplayError(
             f"the trace names handler {name}, which is not a registered handler here; list its module "
             f"in [tool.prodture] modules (pyproject.toml) or PRODTURE_MODULES, or pass --handler module:function"
@@ -670,3 +793,38 @@ class Replayer:
             performer.speculative_effects,
             self.mode,
         )
+
+
+# ---------------------------------------------------------------------------------------------
+# "Expect fixed": a trace that recorded a bug, kept to prove the fix
+
+#: A trace file named ``*.expect-fixed.prodtrace`` recorded a bug: replaying it passes when the
+#: recorded failure no longer happens (``prodture replay`` and the pytest plugin).
+EXPECT_FIXED_SUFFIX = ".expect-fixed.prodtrace"
+
+
+@dataclasses.dataclass(frozen=True)
+class FixCheck:
+    """``fixed``: True (the recorded failure no longer happens), False (it still does), or None
+    (cannot tell: the replay stopped before an outcome). ``message`` says what the code now does."""
+
+    fixed: bool | None
+    message: str
+
+
+def check_fixed(result: ReplayResult) -> FixCheck:
+    """Judge a speculative replay of a bug's trace."""
+    recorded = result.trace.outcome
+    if recorded is None or recorded.ok:
+        what = "no outcome (incomplete)" if recorded is None else "a success"
+        return FixCheck(None, f"the trace recorded {what}, not a failure: nothing to expect fixed")
+    was = describe_error(recorded.error)
+    outcome = result.outcome
+    if outcome is None:
+        why = result.divergence.message if result.divergence else "no outcome"
+        return FixCheck(None, f"cannot tell whether it is fixed: {why}")
+    if not outcome.ok and _errors_match(recorded.error, outcome.error):
+        return FixCheck(False, f"not fixed: the code still fails with {was}")
+    return FixCheck(
+        True, f"fixed: the recorded {was} no longer happens; now {_describe_outcome(outcome)}"
+    )

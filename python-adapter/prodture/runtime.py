@@ -32,6 +32,7 @@ from datetime import datetime, timezone
 from typing import Any, ClassVar, Literal, Protocol
 
 from .effects import (
+    All,
     Command,
     Effect,
     GetEnv,
@@ -59,6 +60,7 @@ __all__ = [
     "is_runtime_file",
     "current_trace_id",
     "TraceIdLogFilter",
+    "user_traceback",
 ]
 
 log = logging.getLogger("prodture")
@@ -231,6 +233,15 @@ def _not_an_effect(value: Any, gen: Any) -> TypeError:
         inner = frames[-1]
         if inner is not site:
             where += f" (via {inner.f_code.co_filename}:{inner.f_lineno} in {inner.f_code.co_name})"
+    if isinstance(value, asyncio.Future):
+        # asyncio.gather(...) of effects: effects run one at a time unless gathered by prodture.
+        if not value.cancel() and not value.cancelled():
+            value.exception()  # retrieved: no "exception was never retrieved" at shutdown
+        return TypeError(
+            f"handler awaited {short_repr(value, 80)} at {where}: asyncio.gather/create_task cannot "
+            "run prodture effects; use `await prodture.gather(effect1, effect2, ...)` to perform "
+            "effects concurrently (recorded and replayed deterministically)"
+        )
     return TypeError(
         f"handler awaited/yielded {short_repr(value, 80)} at {where}, which is not a prodture effect; "
         "wrap that I/O in an Effect so it can be recorded and replayed"
@@ -349,6 +360,22 @@ def format_user_traceback(error: BaseException) -> str:
     return "".join(lines)
 
 
+def user_traceback(error: BaseException) -> types.TracebackType | None:
+    """``error``'s traceback without the runtime's frames: ``raise
+    failure.error.with_traceback(user_traceback(failure.error))`` re-raises a handler's error
+    with only the handler's own frames (and the re-raising one)."""
+    kept = []
+    tb = error.__traceback__
+    while tb is not None:
+        if not is_runtime_file(tb.tb_frame.f_code.co_filename):
+            kept.append(tb)
+        tb = tb.tb_next
+    rebuilt = None
+    for tb in reversed(kept):
+        rebuilt = types.TracebackType(rebuilt, tb.tb_frame, tb.tb_lasti, tb.tb_lineno)
+    return rebuilt
+
+
 # ---------------------------------------------------------------------------------------------
 # Production performers for the built-in effects.
 
@@ -387,6 +414,7 @@ class Interpreter:
     ) -> None:
         self.performers: dict[type, Callable[[Any], Any]] = dict(BUILTIN_PERFORMERS)
         self.performers.update(performers or {})
+        self.performers.setdefault(All, self._perform_all)
         self.recorder = recorder
 
     def performer_for(self, effect: Effect) -> Callable[[Any], Any]:
@@ -404,6 +432,14 @@ class Interpreter:
                     "pass it in Interpreter(performers={...})"
                 )
         return found
+
+    def _perform_all(self, effect: All) -> Any:
+        """The built-in performer of :class:`~prodture.effects.All`: each child's performer is
+        started; awaitable results are awaited together."""
+        results = [self.performer_for(e)(e) for e in effect.effects]
+        if any(inspect.isawaitable(r) for r in results):
+            return _gather_all(results)
+        return results
 
     # -- synchronous -------------------------------------------------------------------------
 
@@ -427,13 +463,22 @@ class Interpreter:
     def _performer(self, session: RecordingSession | None) -> Perform:
         performer_for = self.performer_for
         if session is None:
-            return lambda call: performer_for(call.effect)(call.effect)
+
+            def perform_unrecorded(call: EffectCall) -> Any:
+                value = performer_for(call.effect)(call.effect)
+                if type(value) is types.CoroutineType:
+                    raise _async_performer(call, value)
+                return value
+
+            return perform_unrecorded
         clock = time.perf_counter_ns
 
         def perform(call: EffectCall) -> Any:
             start = clock()
             try:
                 value = performer_for(call.effect)(call.effect)
+                if type(value) is types.CoroutineType:
+                    raise _async_performer(call, value)
             except Exception as error:
                 _record(session, call, False, error, start, clock() - start)
                 raise
@@ -525,10 +570,44 @@ class Interpreter:
         if self.recorder is None:
             return None
         try:
-            return self.recorder.begin(handler_name(fn), input)
+            name = handler_name(fn)
+            if name not in handlers and name not in _warned_unregistered:
+                _warn_unregistered(name)
+            return self.recorder.begin(name, input)
         except Exception:  # recording must never break the handler
             log.exception("prodture: recorder failed to start a trace; handler runs unrecorded")
             return None
+
+
+def _async_performer(call: EffectCall, coroutine: Any) -> TypeError:
+    coroutine.close()  # never awaited: no "coroutine was never awaited" warning
+    return TypeError(
+        f"the performer of {type(call.effect).__name__} is async (it returned a coroutine); "
+        "Interpreter.run cannot await it: use `await interpreter.run_async(...)` in an event loop"
+    )
+
+
+async def _gather_all(results: list[Any]) -> list[Any]:
+    async def value_of(r: Any) -> Any:
+        return (await r) if inspect.isawaitable(r) else r
+
+    done = await asyncio.gather(*(value_of(r) for r in results), return_exceptions=True)
+    for item in done:
+        if isinstance(item, BaseException):
+            raise item
+    return list(done)
+
+
+_warned_unregistered: set[str] = set()
+
+
+def _warn_unregistered(name: str) -> None:
+    _warned_unregistered.add(name)
+    log.warning(
+        "prodture: recording %s, which is not a registered handler: its traces cannot be "
+        "replayed; decorate it with @prodture.handler (warned once per handler)",
+        name,
+    )
 
 
 def _failure(error: Exception, state: _Run) -> Failure:

@@ -40,6 +40,7 @@ __all__ = [
     "decode_value",
     "type_name",
     "ALLOWED_MODULES",
+    "register_value_type",
     "ExtCode",
 ]
 
@@ -206,6 +207,27 @@ def _resolve(name: str) -> type | None:
     return None
 
 
+#: Value types with an encoding of their own (not dataclasses): type -> (name, to_fields,
+#: from_fields). See :func:`register_value_type`.
+_custom_types: dict[type, tuple[str, Callable[[Any], Any], Callable[[Any], Any]]] = {}
+
+
+def register_value_type(
+    cls: type,
+    name: str,
+    to_fields: Callable[[Any], Any],
+    from_fields: Callable[[Any], Any],
+) -> type:
+    """Let traces carry instances of ``cls`` as ``name``: recorded as ``to_fields(value)`` (an
+    OBJECT ext value, redacted like a dict), rebuilt in replay by ``from_fields(fields)``.
+
+    Only this registered ``cls`` is ever rebuilt for ``name``: the trace still names no code."""
+    registry.add(cls, name)
+    _custom_types[cls] = (name, to_fields, from_fields)
+    _FAST[cls] = lambda o: _ext(ExtCode.OBJECT, _pack([name, to_fields(o)]))
+    return cls
+
+
 # ---------------------------------------------------------------------------------------------
 # Redaction
 
@@ -320,6 +342,9 @@ class Redactor:
             if items is None:
                 return value
             return items if t is list else tuple(items)
+        custom = _custom_types.get(t)
+        if custom is not None:  # e.g. a pydantic model: its fields, scrubbed like a dict
+            return _ScrubbedObject(custom[0], self.scrub(custom[1](value), depth + 1))
         plan = self._plan(t)
         if plan is not None:
             names, secret = plan
@@ -641,6 +666,12 @@ def _rebuild_object(name: str, fields: Any) -> Any:
     cls = _resolve(name)
     if cls is None:
         return UnknownValue(name, fields)
+    custom = _custom_types.get(cls)
+    if custom is not None:
+        try:
+            return custom[2](fields)
+        except Exception:  # fields the class no longer accepts: shown, never half-built
+            return UnknownValue(name, fields)
     if issubclass(cls, enum.Enum):
         # By value, without calling the enum (its _missing_ is the application's code).
         try:

@@ -16,7 +16,7 @@ import uuid
 from decimal import Decimal
 from typing import Any
 
-from .codec import REDACTED, Opaque, RecordedError, UnknownValue, type_name
+from .codec import REDACTED, Opaque, RecordedError, UnknownValue, _custom_types, type_name
 from .format import EffectRecord, OutcomeRecord, Trace
 
 __all__ = ["to_json", "effect_to_json", "effect_view", "outcome_to_json", "trace_to_json"]
@@ -73,6 +73,12 @@ def to_json(value: Any, depth: int = 0) -> Any:
             f.name: to_json(getattr(value, f.name), depth + 1) for f in dataclasses.fields(value)
         }
         return {"$type": type_name(type(value)), "fields": fields}
+    custom = _custom_types.get(type(value))
+    if custom is not None:  # a registered pydantic model...: its recorded fields
+        try:
+            return {"$type": custom[0], "fields": to_json(custom[1](value), depth + 1)}
+        except Exception:
+            pass
     try:
         return {"$repr": repr(value)}
     except Exception:
