@@ -13,12 +13,15 @@ import dataclasses
 import datetime as _dt
 import enum
 import inspect
+import itertools
+import logging
 import operator
 import re
 import sys
 import threading
 import uuid
-from collections.abc import Callable, Iterable
+from collections.abc import Callable, Iterable, Iterator, Mapping, MutableSet, Sequence, ValuesView
+from collections.abc import Set as AbstractSet
 from decimal import Decimal, InvalidOperation
 from typing import Any
 
@@ -120,7 +123,8 @@ class Opaque:
     repr: str
 
     def __repr__(self) -> str:
-        return self.repr
+        # Marked as what it is: it looks like the value, but it is only the value's repr.
+        return f"<opaque {self.type_name.rsplit('.', 1)[-1]}: {self.repr}>"
 
 
 # ---------------------------------------------------------------------------------------------
@@ -241,20 +245,75 @@ _PLAIN = (
 )
 
 
-class Redactor:
-    """Removes secrets before encoding: fields whose name matches a pattern (case-insensitive
-    substring or regex), and dataclass fields declared with :func:`prodture.secret`."""
+#: How deep the redactor walks nested containers and dataclasses. A value deeper than this is
+#: replaced by REDACTED (redaction fails closed: nothing it could not look at reaches the file).
+MAX_REDACT_DEPTH = 100
 
-    def __init__(self, patterns: Iterable[str] = DEFAULT_SECRET_PATTERNS) -> None:
-        self.patterns = tuple(patterns)
+#: A container (other than dict / list / tuple / set / frozenset) with more items than this is
+#: not walked item by item: it is replaced by REDACTED as a whole.
+MAX_REDACT_ITEMS = 1_000_000
+
+# How the redactor treats a type (decided once per type, see Redactor._kind).
+_LEAF, _MAPPING, _SEQUENCE, _SET, _RECORD, _NAMEDTUPLE, _VALUES, _FOREIGN = range(8)
+
+_LEAF_TYPES = (
+    str,
+    bytes,
+    bytearray,
+    memoryview,
+    range,
+    int,
+    float,
+    Decimal,
+    uuid.UUID,
+    _dt.date,
+    _dt.time,
+    _dt.timedelta,
+    enum.Enum,
+    BaseException,
+)
+
+
+def _first(mapping: Any, n: int) -> Iterator[tuple[Any, Any]]:
+    return itertools.islice(mapping.items(), n)
+
+
+class Redactor:
+    """Removes secrets before encoding, so that they never reach a trace.
+
+    Redacted: dataclass fields declared with :func:`prodture.secret`, and every dataclass field,
+    named-tuple field or string map key whose name matches a pattern (case-insensitive regular
+    expression search). ``patterns`` **extend** :data:`DEFAULT_SECRET_PATTERNS`; pass
+    ``defaults=False`` to use only the given patterns (``Redactor([], defaults=False)`` redacts
+    only ``secret()`` fields).
+
+    It fails closed: every ``Mapping``, ``Sequence`` and ``Set`` (subclasses and other
+    implementations included) and every dataclass is walked; a value nested deeper than
+    :data:`MAX_REDACT_DEPTH`, a container that cannot be walked (its iteration raises, or it has
+    more than :data:`MAX_REDACT_ITEMS` items), and an object the codec would record as an opaque
+    ``repr`` whose ``repr`` matches a pattern are replaced by :data:`REDACTED`.
+    """
+
+    def __init__(self, patterns: Iterable[str] = (), *, defaults: bool = True) -> None:
+        if isinstance(patterns, str):
+            raise TypeError(
+                f"redact patterns must be a list of patterns, not the string {patterns!r}; "
+                f"write [{patterns!r}]"
+            )
+        given = tuple(patterns)
+        combined = (DEFAULT_SECRET_PATTERNS + given) if defaults else given
+        self.patterns: tuple[str, ...] = tuple(dict.fromkeys(combined))
         self._regex = (
             re.compile("|".join(f"(?:{p})" for p in self.patterns), re.IGNORECASE)
             if self.patterns
             else None
         )
         self._field_cache: dict[type, tuple[bool, ...]] = {}
-        self._plans: dict[type, tuple[tuple[str, ...], tuple[bool, ...]] | None] = {}
+        self._kinds: dict[type, tuple[int, Any]] = {}
         self._name_cache: dict[str, bool] = {}
+
+    def __repr__(self) -> str:
+        return f"Redactor({list(self.patterns)!r}, defaults=False)"
 
     def is_secret_name(self, name: str) -> bool:
         cached = self._name_cache.get(name)
@@ -275,54 +334,61 @@ class Redactor:
             self._field_cache[cls] = cached
         return cached
 
-    def _plan(self, t: type) -> tuple[tuple[str, ...], tuple[bool, ...]] | None:
-        """(field names, secret flags) for a dataclass type; None for any other type."""
-        try:
-            return self._plans[t]
-        except KeyError:
-            pass
-        plan = None
-        if dataclasses.is_dataclass(t):
-            plan = (tuple(f.name for f in dataclasses.fields(t)), self.secret_fields(t))
-        self._plans[t] = plan
-        return plan
+    def _kind(self, t: type) -> tuple[int, Any]:
+        """How values of type ``t`` are walked, with what that needs (a dataclass's field names
+        and secret flags, a named tuple's secret flags), decided once per type."""
+        kind = self._kinds.get(t)
+        if kind is not None:
+            return kind
+        if issubclass(t, _LEAF_TYPES) or t in _PLAIN_SET or t in _PLACEHOLDERS:
+            # Exceptions are recorded with their args and attributes, unredacted (documented).
+            kind = (_LEAF, None)
+        elif dataclasses.is_dataclass(t):
+            kind = (
+                _RECORD,
+                (tuple(f.name for f in dataclasses.fields(t)), self.secret_fields(t)),
+            )
+        elif isinstance(t, type) and issubclass(t, Mapping):
+            kind = (_MAPPING, None)
+        elif issubclass(t, tuple) and isinstance(getattr(t, "_fields", None), tuple):
+            kind = (_NAMEDTUPLE, tuple(self.is_secret_name(str(f)) for f in t._fields))
+        elif issubclass(t, Sequence):
+            kind = (_SEQUENCE, None)
+        elif issubclass(t, AbstractSet):
+            kind = (_SET, None)
+        elif issubclass(t, ValuesView):
+            kind = (_VALUES, None)
+        else:
+            kind = (_FOREIGN, None)  # the codec records it as an opaque repr
+        if len(self._kinds) < 10_000:
+            self._kinds[t] = kind
+        return kind
 
-    def scrub(self, value: Any, depth: int = 0) -> Any:
+    def scrub(self, value: Any) -> Any:
         """``value`` with secrets replaced by :data:`REDACTED`; the same object when clean."""
-        t = type(value)
-        if t in _PLAIN_SET or depth > 64:
+        if type(value) in _PLAIN_SET:
             return value
+        try:
+            return self._scrub(value, 0)
+        except Exception:
+            # A container whose iteration raised, or a walk too deep for the interpreter's stack:
+            # nothing of it was checked, so none of it is written.
+            return REDACTED
+
+    def _scrub(self, value: Any, depth: int) -> Any:
+        t = type(value)
+        if t in _PLAIN_SET:
+            return value
+        if depth >= MAX_REDACT_DEPTH:
+            return REDACTED
+        depth += 1
         if t is dict:
-            out = None
-            is_secret = self.is_secret_name
-            for k, v in value.items():
-                if isinstance(k, str) and is_secret(k):
-                    nv: Any = REDACTED
-                elif type(v) in _PLAIN_SET:
-                    continue
-                else:
-                    nv = self.scrub(v, depth + 1)
-                if nv is not v:
-                    if out is None:
-                        out = dict(value)
-                    out[k] = nv
-            return value if out is None else out
+            return self._scrub_items(value, value.items(), depth)
         if t is list or t is tuple:
-            items = None
-            for i, v in enumerate(value):
-                if type(v) in _PLAIN_SET:
-                    continue
-                nv = self.scrub(v, depth + 1)
-                if nv is not v:
-                    if items is None:
-                        items = list(value)
-                    items[i] = nv
-            if items is None:
-                return value
-            return items if t is list else tuple(items)
-        plan = self._plan(t)
-        if plan is not None:
-            names, secret = plan
+            return self._scrub_sequence(value, value, depth, t)
+        kind, info = self._kind(t)
+        if kind == _RECORD:
+            names, secret = info
             changed: dict[str, Any] | None = None
             for name, is_secret in zip(names, secret, strict=False):
                 v = getattr(value, name)
@@ -331,7 +397,7 @@ class Redactor:
                 elif type(v) in _PLAIN_SET:
                     continue
                 else:
-                    nv = self.scrub(v, depth + 1)
+                    nv = self._scrub(v, depth)
                 if nv is not v:
                     if changed is None:
                         changed = {}
@@ -341,16 +407,156 @@ class Redactor:
             fields = {name: getattr(value, name) for name in names}
             fields.update(changed)
             return _ScrubbedObject(type_name(t), fields)
-        return value
+        if kind == _LEAF:
+            return value
+        if kind == _MAPPING:
+            _check_size(value)
+            # A snapshot of the items: the same pairs are checked and, if needed, copied.
+            return self._scrub_items(value, list(value.items()), depth)
+        if kind == _SET:
+            _check_size(value)
+            items = list(value)
+            scrubbed = self._scrub_sequence(items, items, depth, list)
+            if scrubbed is items and t in (set, frozenset):
+                return value
+            # Changed, or a Set the codec does not know: record a plain set of the clean items.
+            return (set if isinstance(value, (set, MutableSet)) else frozenset)(scrubbed)
+        if kind == _NAMEDTUPLE:
+            secret_flags = info
+            items = [REDACTED if s else v for v, s in zip(value, secret_flags, strict=False)]
+            scrubbed = self._scrub_sequence(items, items, depth, list)
+            if scrubbed is items and True not in secret_flags:
+                return value
+            return tuple(scrubbed)
+        if kind == _SEQUENCE or kind == _VALUES:
+            _check_size(value)
+            items = list(value)
+            scrubbed = self._scrub_sequence(items, items, depth, list)
+            if scrubbed is items and issubclass(t, (list, tuple)):
+                return value  # the codec records list / tuple subclasses as lists / tuples
+            return tuple(scrubbed) if issubclass(t, tuple) else scrubbed
+        # _FOREIGN: recorded as an opaque repr. Its repr is the only thing written; withhold it
+        # when it names a secret (a model printed as ``User(password='...')``).
+        opaque = opaque_of(value, UNSUPPORTED_TYPE)
+        if self._regex is not None and self._regex.search(opaque.repr):
+            return Opaque(
+                opaque.type_name,
+                f"<repr withheld: it matches a redaction pattern ({opaque.type_name})>",
+            )
+        return opaque
+
+    def _scrub_items(self, value: Any, pairs: Any, depth: int) -> Any:
+        """A mapping's items, scrubbed: ``value`` itself when clean, else a new dict."""
+        out: dict[Any, Any] | None = None
+        is_secret = self.is_secret_name
+        for i, (k, v) in enumerate(pairs):
+            nk = k
+            if type(k) is str:
+                if is_secret(k):
+                    nv: Any = REDACTED
+                elif type(v) in _PLAIN_SET:
+                    if out is not None:
+                        out[k] = v
+                    continue
+                else:
+                    nv = self._scrub(v, depth)
+            else:
+                nk = self._scrub(k, depth)
+                nv = v if type(v) in _PLAIN_SET else self._scrub(v, depth)
+            if out is None and (nv is not v or nk is not k):
+                out = dict(itertools.islice(pairs, i) if type(pairs) is list else _first(value, i))
+            if out is not None:
+                out[nk] = nv
+        return value if out is None else out
+
+    def _scrub_sequence(self, value: Any, items: Any, depth: int, t: type) -> Any:
+        out: list[Any] | None = None
+        for i, v in enumerate(items):
+            if type(v) in _PLAIN_SET:
+                continue
+            nv = self._scrub(v, depth)
+            if nv is not v:
+                if out is None:
+                    out = list(items)
+                out[i] = nv
+        if out is None:
+            return value
+        return out if t is list else tuple(out)
+
+
+def _check_size(value: Any) -> None:
+    if len(value) > MAX_REDACT_ITEMS:
+        raise OverflowError("too many items to redact")
 
 
 _PLAIN_SET = frozenset(_PLAIN)
 
 
-@dataclasses.dataclass(frozen=True)
+@dataclasses.dataclass(frozen=True, eq=False)  # hashable by identity: it may sit in a set
 class _ScrubbedObject:
+    """A dataclass instance with some fields redacted: encoded as an OBJECT of its type's name."""
+
     name: str
     fields: dict[str, Any]
+
+
+#: Values that stand for something already decided (decoded placeholders, redaction results):
+#: the redactor leaves them alone and the encoder writes them as what they stand for.
+_PLACEHOLDERS = frozenset({Opaque, UnknownValue, _ScrubbedObject, Redacted})
+
+
+# ---------------------------------------------------------------------------------------------
+# Opaque values: counted, and logged once per type
+
+
+log = logging.getLogger("prodture.codec")
+
+#: Type names already logged as opaque (one warning per type and process).
+_opaque_logged: set[str] = set()
+_opaque_lock = threading.Lock()
+
+
+UNSUPPORTED_TYPE = "its type is not one the trace format can carry"
+_FIX_TYPE = (
+    "make {short} a dataclass, Enum or exception and register it with @prodture.register, "
+    "or convert it to plain data (dict, list, str...) before it reaches a trace"
+)
+_FIX_VALUE = (
+    "keep recorded values to ints within 64 bits, without reference cycles, and nested less "
+    "than 1000 levels deep"
+)
+
+
+def opaque_of(value: Any, reason: str) -> Opaque:
+    """``value`` as the :class:`Opaque` placeholder the codec records for it (its type name and
+    a clipped ``repr``), after :func:`note_opaque`."""
+    name = type_name(type(value))
+    note_opaque(name, reason)
+    return Opaque(name, _safe_repr(value))
+
+
+def note_opaque(name: str, reason: str) -> None:
+    """Count one value recorded as opaque (for the :class:`~prodture.trace.format.TraceEncoder`
+    encoding in this thread, see its ``on_opaque``) and log a warning the first time a type is."""
+    encoder = _enc.encoder
+    if encoder is not None:
+        encoder._opaque(name)
+    if name in _opaque_logged:
+        return
+    with _opaque_lock:
+        if name in _opaque_logged:
+            return
+        _opaque_logged.add(name)
+    fix = (_FIX_TYPE if reason == UNSUPPORTED_TYPE else _FIX_VALUE).format(
+        short=name.rsplit(".", 1)[-1]
+    )
+    log.warning(
+        "prodture: a %s value could not be encoded (%s), so it was recorded as an opaque repr "
+        "that replay cannot use; fix: %s (logged once per type)",
+        name,
+        reason,
+        fix,
+    )
 
 
 # ---------------------------------------------------------------------------------------------
@@ -364,8 +570,23 @@ def _default(obj: Any) -> Any:
     try:
         fast = _FAST.get(type(obj))
         return fast(obj) if fast is not None else _to_ext(obj)
-    except (TypeError, ValueError, OverflowError, RecursionError, _TooDeep):
-        return msgpack.ExtType(ExtCode.OPAQUE, _plain_pack([type_name(type(obj)), _safe_repr(obj)]))
+    except _TooDeep:
+        return _opaque_ext(
+            obj, f"ext values nested deeper than the {MAX_DEPTH} levels a reader accepts"
+        )
+    except OverflowError:
+        return _opaque_ext(obj, "it holds an int beyond 64 bits")
+    except (TypeError, ValueError, RecursionError) as e:
+        return _opaque_ext(obj, f"{type(e).__name__}: {_clip_reason(e)}")
+
+
+def _clip_reason(e: BaseException) -> str:
+    return " ".join(str(e).split())[:120] or type(e).__name__
+
+
+def _opaque_ext(obj: Any, reason: str) -> msgpack.ExtType:
+    opaque = opaque_of(obj, reason)
+    return _ext(ExtCode.OPAQUE, _plain_pack([opaque.type_name, opaque.repr]))
 
 
 class _TooDeep(Exception):
@@ -454,7 +675,20 @@ def _to_ext(obj: Any) -> Any:
         return _ext(ExtCode.DATETIME, _dt.datetime.isoformat(obj).encode())
     if isinstance(obj, _dt.date):
         return _ext(ExtCode.DATE, _dt.date.isoformat(obj).encode())
-    return _ext(ExtCode.OPAQUE, _plain_pack([type_name(t), _safe_repr(obj)]))
+    # Other implementations of the collection ABCs are recorded as the plain collection.
+    if isinstance(obj, tuple):  # named tuples, tuple subclasses
+        return _ext(ExtCode.TUPLE, _pack(list(obj)))
+    if isinstance(obj, (set, frozenset, AbstractSet)):
+        code = ExtCode.FROZENSET if isinstance(obj, frozenset) else ExtCode.SET
+        packed = sorted(_pack(item) for item in obj)
+        return _ext(code, _array_header(len(packed)) + b"".join(packed))
+    if isinstance(obj, Mapping):
+        return dict(obj.items())
+    if isinstance(obj, bytearray):
+        return bytes(obj)
+    if isinstance(obj, (Sequence, ValuesView)) and not isinstance(obj, (range, memoryview)):
+        return list(obj)
+    return _opaque_ext(obj, UNSUPPORTED_TYPE)
 
 
 def _error_payload(error: BaseException) -> list[Any]:
@@ -494,6 +728,8 @@ class _EncodeState(threading.local):
     def __init__(self) -> None:
         self.level = 0
         self.packers: list[msgpack.Packer] = []
+        #: The TraceEncoder encoding in this thread (counts opaque values), or None.
+        self.encoder: Any = None
 
 
 _enc = _EncodeState()
@@ -522,17 +758,14 @@ def _pack(obj: Any) -> bytes:
 
 def encode_value(value: Any) -> bytes:
     """One value as a msgpack document (ext types for the non-plain ones)."""
+    _enc.encoder = None
     try:
         return msgpack.packb(
             value, default=_default, use_bin_type=True, datetime=False, strict_types=True
         )
-    except (TypeError, ValueError, OverflowError):
+    except (TypeError, ValueError, OverflowError) as e:
         # An int too large or a cycle at the top level: the whole value becomes Opaque.
-        return _plain_pack(
-            msgpack.ExtType(
-                ExtCode.OPAQUE, _plain_pack([type_name(type(value)), _safe_repr(value)])
-            )
-        )
+        return _plain_pack(_opaque_ext(value, f"{type(e).__name__}: {_clip_reason(e)}"))
 
 
 def new_packer() -> msgpack.Packer:

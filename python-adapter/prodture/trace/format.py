@@ -23,12 +23,12 @@ import msgpack
 from ..effects import Effect
 from .codec import (
     REDACTED,
-    Opaque,
     Redactor,
     TraceFormatError,
-    _safe_repr,
+    _enc,
     ext_hook,
     new_packer,
+    opaque_of,
     type_name,
 )
 
@@ -207,13 +207,34 @@ class TraceEncoder:
 
     Effect types and call sites are interned (defined once by a TYPE / SITE record) so each
     effect record is a short array of ids and values.
+
+    Every method returns the complete bytes of its record(s) or raises nothing: a value that
+    cannot be encoded is written as an OPAQUE placeholder (§4.5 of the format), so the bytes
+    always read back, and the encoder's state (which types and sites are defined) only changes
+    with bytes that are returned.
+
+    ``on_opaque(type_name)`` is called, in the encoding thread, for every value recorded as
+    opaque; :attr:`opaque_values` counts them.
     """
 
-    def __init__(self, redactor: Redactor | None = None) -> None:
+    def __init__(
+        self,
+        redactor: Redactor | None = None,
+        *,
+        on_opaque: Callable[[str], None] | None = None,
+    ) -> None:
         self._packer = new_packer()
         self._types: dict[type, _EffectType] = {}
         self._sites: dict[tuple[str, int, str], int] = {}
         self.redactor = redactor
+        self.on_opaque = on_opaque
+        #: Values recorded as OPAQUE by this encoder (they cannot be replayed).
+        self.opaque_values = 0
+
+    def _opaque(self, name: str) -> None:
+        self.opaque_values += 1
+        if self.on_opaque is not None:
+            self.on_opaque(name)
 
     def header(
         self,
@@ -230,6 +251,7 @@ class TraceEncoder:
         give the same bytes (the golden vectors rely on it)."""
         from .. import __version__
 
+        _enc.encoder = self
         body = {
             "format": FORMAT_NAME,
             "version": FORMAT_VERSION,
@@ -241,18 +263,54 @@ class TraceEncoder:
             "prodture": prodture if prodture is not None else __version__,
             "meta": meta or {},
         }
-        return self._packer.pack([RecordKind.HEADER, body])
-
-    def input(self, value: Any) -> bytes:
-        if self.redactor is not None:
-            value = self.redactor.scrub(value)
         try:
-            return self._packer.pack([RecordKind.INPUT, value])
+            return self._packer.pack([RecordKind.HEADER, body])
         except Exception:
             self._packer.reset()
-            return self._packer.pack([RecordKind.INPUT, self._or_opaque(value)])
+            body["meta"] = self._or_opaque(body["meta"])
+            return self._packer.pack([RecordKind.HEADER, body])
+
+    def input(self, value: Any) -> bytes:
+        _enc.encoder = self
+        if self.redactor is not None:
+            value = self.redactor.scrub(value)
+        return self._pack_or_mark([RecordKind.INPUT, value], (1,))
+
+    def _pack_or_mark(self, record: list[Any], value_slots: tuple[int, ...]) -> bytes:
+        """``record`` packed. When msgpack refuses it (an int beyond 64 bits, nesting deeper
+        than the packer's limit, a cycle), each value slot that cannot be packed alone becomes
+        an OPAQUE placeholder, so the record is still written and marks what was lost."""
+        packer = self._packer
+        try:
+            return packer.pack(record)
+        except Exception:
+            packer.reset()
+        record = list(record)
+        for slot in value_slots:
+            value = record[slot]
+            if slot == 3 and record[0] == RecordKind.EFFECT:  # the request: one value per field
+                record[slot] = [self._or_opaque(v, 2) for v in value]
+            else:
+                record[slot] = self._or_opaque(value, 1)
+        return packer.pack(record)
+
+    def _or_opaque(self, value: Any, depth: int = 0) -> Any:
+        """``value``, or its OPAQUE placeholder when it cannot be packed ``depth`` arrays deep
+        (where it sits in its record: msgpack's nesting limit counts the record's arrays)."""
+        probe = value
+        for _ in range(depth):
+            probe = [probe]
+        try:
+            self._packer.pack(probe)
+            return value
+        except Exception as e:
+            self._packer.reset()
+            reason = " ".join(str(e).split())[:120] or type(e).__name__
+            return opaque_of(value, f"msgpack refused it: {type(e).__name__}: {reason}")
 
     def _effect_type(self, cls: type) -> tuple[_EffectType, bytes]:
+        """The interning of an effect type and its TYPE record; the caller registers it in
+        ``self._types`` once the effect record that uses it is packed."""
         names = (
             tuple(f.name for f in dataclasses.fields(cls)) if dataclasses.is_dataclass(cls) else ()
         )
@@ -266,7 +324,6 @@ class TraceEncoder:
             getter = lambda e: list(many(e))  # noqa: E731
         secret = self.redactor.secret_fields(cls) if (self.redactor and names) else ()
         info = _EffectType(len(self._types), getter, len(names), secret, True in secret)
-        self._types[cls] = info
         name = getattr(cls, "effect_name", None) or type_name(cls)
         return info, self._packer.pack([RecordKind.TYPE, info.type_id, name, list(names)])
 
@@ -280,87 +337,60 @@ class TraceEncoder:
         duration_ns: int,
         site: tuple[str, int, str] | None,
     ) -> bytes:
+        _enc.encoder = self
         prefix = b""
-        info = self._types.get(type(effect))
+        cls = type(effect)
+        info = self._types.get(cls)
+        new_type = info is None
         if info is None:
-            info, prefix = self._effect_type(type(effect))
+            info, prefix = self._effect_type(cls)
         values: Any = info.getter(effect) if info.getter is not None else []
         redactor = self.redactor
         if redactor is not None:
             if info.has_secret:
                 values = [REDACTED if s else v for v, s in zip(values, info.secret, strict=False)]
-            values = redactor.scrub(values)
+            scrubbed = redactor.scrub(values)
+            # REDACTED as a whole when a value could not be walked: then value by value.
+            values = scrubbed if type(scrubbed) is list else [redactor.scrub(v) for v in values]
             if ok:
                 value = redactor.scrub(value)
         site_id = None
+        new_site = False
         if site is not None:
             site_id = self._sites.get(site)
             if site_id is None:
-                site_id = self._sites[site] = len(self._sites)
+                site_id, new_site = len(self._sites), True
                 prefix += self._packer.pack([RecordKind.SITE, site_id, site[0], site[1], site[2]])
-        pack = self._packer.pack
-        try:
-            body = pack(
-                [
-                    RecordKind.EFFECT,
-                    seq,
-                    info.type_id,
-                    values,
-                    ok,
-                    value,
-                    start_ns,
-                    duration_ns,
-                    site_id,
-                ]
-            )
-        except Exception:
-            # A value msgpack refuses outright (e.g. an int beyond 64 bits): keep the record,
-            # with just that value as Opaque.
-            self._packer.reset()
-            body = pack(
-                [
-                    RecordKind.EFFECT,
-                    seq,
-                    info.type_id,
-                    [self._or_opaque(v) for v in values],
-                    ok,
-                    self._or_opaque(value),
-                    start_ns,
-                    duration_ns,
-                    site_id,
-                ]
-            )
+        body = self._pack_or_mark(
+            [
+                RecordKind.EFFECT,
+                seq,
+                info.type_id,
+                values,
+                ok,
+                value,
+                start_ns,
+                duration_ns,
+                site_id,
+            ],
+            (3, 5),
+        )
+        # Only now, with every byte of this record in hand: the type and site are defined.
+        if new_type:
+            self._types[cls] = info
+        if new_site:
+            self._sites[site] = site_id  # type: ignore[index]
         return prefix + body
-
-    def _or_opaque(self, value: Any) -> Any:
-        try:
-            self._packer.pack(value)
-            return value
-        except Exception:
-            self._packer.reset()
-            return Opaque(type_name(type(value)), _safe_repr(value))
 
     def outcome(
         self, ok: bool, value: Any, traceback: str, failed_effect: int | None, duration_ns: int
     ) -> bytes:
+        _enc.encoder = self
         if ok and self.redactor is not None:
             value = self.redactor.scrub(value)
-        try:
-            return self._packer.pack(
-                [RecordKind.OUTCOME, ok, value, traceback, failed_effect, duration_ns]
-            )
-        except Exception:
-            self._packer.reset()
-            return self._packer.pack(
-                [
-                    RecordKind.OUTCOME,
-                    ok,
-                    self._or_opaque(value),
-                    traceback,
-                    failed_effect,
-                    duration_ns,
-                ]
-            )
+        return self._pack_or_mark(
+            [RecordKind.OUTCOME, ok, value, traceback, failed_effect, duration_ns], (2,)
+        )
 
 
 # ---------------------------------------------------------------------------------------------
