@@ -41,6 +41,8 @@ __all__ = [
     "decode_value",
     "type_name",
     "allow_modules",
+    "opaque_of",
+    "opaque_paths",
     "ExtCode",
 ]
 
@@ -125,6 +127,57 @@ class Opaque:
     def __repr__(self) -> str:
         # Marked as what it is: it looks like the value, but it is only the value's repr.
         return f"<opaque {self.type_name.rsplit('.', 1)[-1]}: {self.repr}>"
+
+    def _unusable(self, what: str) -> str:
+        short = self.type_name.rsplit(".", 1)[-1]
+        return (
+            f"{what}: this {short} value was recorded as an opaque repr ({_clip(self.repr, 60)}), "
+            f"not as data, because the recorder could not encode {self.type_name}; make {short} "
+            "a dataclass registered with @prodture.register (or record plain data) and record again"
+        )
+
+    def __getattr__(self, name: str) -> Any:
+        # Only called for attributes the placeholder does not have: the recorded object's.
+        if name.startswith("__"):
+            raise AttributeError(name)
+        raise AttributeError(self._unusable(f"no attribute {name!r}"))
+
+    def __getitem__(self, key: Any) -> Any:
+        raise TypeError(self._unusable(f"cannot index it with {key!r}"))
+
+    def __iter__(self) -> Iterator[Any]:
+        raise TypeError(self._unusable("cannot iterate it"))
+
+
+def _clip(text: str, limit: int) -> str:
+    return text if len(text) <= limit else text[: limit - 1] + "…"
+
+
+def opaque_paths(value: Any, where: str, limit: int = 20) -> list[str]:
+    """Where ``value`` (a decoded trace value) holds :class:`Opaque` placeholders, as readable
+    paths (``input['event']``, ``effect #2 result.items[0]``) with the recorded type names."""
+    found: list[str] = []
+    stack: list[tuple[Any, str, int]] = [(value, where, 0)]
+    while stack and len(found) < limit:
+        item, path, depth = stack.pop()
+        if isinstance(item, Opaque):
+            found.append(f"{path} ({item.type_name})")
+        elif depth > MAX_DEPTH or isinstance(item, (str, bytes, int, float)):
+            continue
+        elif isinstance(item, dict):
+            stack.extend((v, f"{path}[{k!r}]", depth + 1) for k, v in item.items())
+        elif isinstance(item, (list, tuple)):
+            stack.extend((v, f"{path}[{i}]", depth + 1) for i, v in enumerate(item))
+        elif isinstance(item, (set, frozenset)):
+            stack.extend((v, f"{path}{{…}}", depth + 1) for v in item)
+        elif isinstance(item, UnknownValue):
+            stack.append((item.fields, path, depth + 1))
+        elif dataclasses.is_dataclass(item) and not isinstance(item, type):
+            stack.extend(
+                (getattr(item, f.name, None), f"{path}.{f.name}", depth + 1)
+                for f in dataclasses.fields(item)
+            )
+    return sorted(found)
 
 
 # ---------------------------------------------------------------------------------------------
@@ -540,7 +593,7 @@ def note_opaque(name: str, reason: str) -> None:
     encoding in this thread, see its ``on_opaque``) and log a warning the first time a type is."""
     encoder = _enc.encoder
     if encoder is not None:
-        encoder._opaque(name)
+        encoder._pending_opaque.append(name)  # counted once its record is packed
     if name in _opaque_logged:
         return
     with _opaque_lock:
@@ -668,6 +721,8 @@ def _to_ext(obj: Any) -> Any:
     if dataclasses.is_dataclass(t):
         encoder = _FAST[t] = _object_encoder(t)
         return encoder(obj)
+    if t is int:  # msgpack hands over an int only when it does not fit in 64 bits
+        return _opaque_ext(obj, "an int beyond 64 bits")
     if isinstance(obj, (str, int, float, bytes, list, dict)):  # subclasses of plain types
         base = next(b for b in (str, bool, int, float, bytes, list, dict) if isinstance(obj, b))
         return base(obj)

@@ -230,11 +230,15 @@ class TraceEncoder:
         self.on_opaque = on_opaque
         #: Values recorded as OPAQUE by this encoder (they cannot be replayed).
         self.opaque_values = 0
+        #: Opaque values of the record being packed (an attempt that fails does not count).
+        self._pending_opaque: list[str] = []
 
-    def _opaque(self, name: str) -> None:
-        self.opaque_values += 1
+    def _commit_opaque(self) -> None:
+        names, self._pending_opaque = self._pending_opaque, []
+        self.opaque_values += len(names)
         if self.on_opaque is not None:
-            self.on_opaque(name)
+            for name in names:
+                self.on_opaque(name)
 
     def header(
         self,
@@ -264,11 +268,14 @@ class TraceEncoder:
             "meta": meta or {},
         }
         try:
-            return self._packer.pack([RecordKind.HEADER, body])
+            data: bytes = self._packer.pack([RecordKind.HEADER, body])
         except Exception:
             self._packer.reset()
-            body["meta"] = self._or_opaque(body["meta"])
-            return self._packer.pack([RecordKind.HEADER, body])
+            self._pending_opaque.clear()
+            body["meta"] = self._or_opaque(body["meta"], 2)
+            data = self._packer.pack([RecordKind.HEADER, body])
+        self._commit_opaque()
+        return data
 
     def input(self, value: Any) -> bytes:
         _enc.encoder = self
@@ -282,9 +289,14 @@ class TraceEncoder:
         an OPAQUE placeholder, so the record is still written and marks what was lost."""
         packer = self._packer
         try:
-            return packer.pack(record)
+            data: bytes = packer.pack(record)
         except Exception:
             packer.reset()
+            self._pending_opaque.clear()
+        else:
+            if self._pending_opaque:
+                self._commit_opaque()
+            return data
         record = list(record)
         for slot in value_slots:
             value = record[slot]
@@ -292,7 +304,9 @@ class TraceEncoder:
                 record[slot] = [self._or_opaque(v, 2) for v in value]
             else:
                 record[slot] = self._or_opaque(value, 1)
-        return packer.pack(record)
+        data = packer.pack(record)
+        self._commit_opaque()
+        return data
 
     def _or_opaque(self, value: Any, depth: int = 0) -> Any:
         """``value``, or its OPAQUE placeholder when it cannot be packed ``depth`` arrays deep
@@ -300,13 +314,19 @@ class TraceEncoder:
         probe = value
         for _ in range(depth):
             probe = [probe]
+        pending = len(self._pending_opaque)
         try:
             self._packer.pack(probe)
-            return value
+            failure = None
         except Exception as e:
             self._packer.reset()
-            reason = " ".join(str(e).split())[:120] or type(e).__name__
-            return opaque_of(value, f"msgpack refused it: {type(e).__name__}: {reason}")
+            failure = e
+        # The record's own packing notes this value's opaque parts again: forget the probe's.
+        del self._pending_opaque[pending:]
+        if failure is None:
+            return value
+        reason = " ".join(str(failure).split())[:120] or type(failure).__name__
+        return opaque_of(value, f"msgpack refused it: {type(failure).__name__}: {reason}")
 
     def _effect_type(self, cls: type) -> tuple[_EffectType, bytes]:
         """The interning of an effect type and its TYPE record; the caller registers it in
