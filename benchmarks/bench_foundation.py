@@ -225,10 +225,10 @@ def read_peak_mem_ratio() -> tuple[float, str, dict[str, float]]:
 
 def record_trace(n: int, directory: str) -> Path:
     sink_dir = Path(directory) / f"trace-{n}"
-    interpreter = Interpreter(
-        {ChargeCard: lambda e: RESULT}, recorder=Recorder(DirectorySink(sink_dir))
-    )
+    recorder = Recorder(DirectorySink(sink_dir))
+    interpreter = Interpreter({ChargeCard: lambda e: RESULT}, recorder=recorder)
     assert interpreter.run(charge_many, n).ok
+    recorder.close()  # the trace is written by the recorder's writer thread
     (path,) = sink_dir.glob("*.prodtrace")
     return path
 

@@ -159,6 +159,7 @@ def handler(fn: Callable[..., Any] | None = None, *, name: str | None = None) ->
 
 _AWAIT_CODE = Effect.__await__.__code__
 _GENERATOR = types.GeneratorType
+_COROUTINE = types.CoroutineType
 
 
 def _site_of(obj: Any) -> tuple[str, int, str] | None:
@@ -167,6 +168,8 @@ def _site_of(obj: Any) -> tuple[str, int, str] | None:
         frame = obj.gi_frame
         code = frame.f_code
         return (code.co_filename, frame.f_lineno, code.co_name)
+    if type(obj) is _CommandChain:  # where the pure function built the Command
+        return obj.command.site if obj.command is not None else None
     frame = None
     while obj is not None:
         f = getattr(obj, "gi_frame", None) or getattr(obj, "cr_frame", None)
@@ -193,6 +196,13 @@ _LIBRARY_DIRS = tuple(
 def _not_an_effect(value: Any, gen: Any) -> TypeError:
     """The error for a non-effect: names the handler's own line (``await asyncio.sleep(0)``),
     not the library frame that actually yielded, and that frame too when they differ."""
+    if type(gen) is _CommandChain:
+        site = _site_of(gen)
+        where = f"{site[0]}:{site[1]} in {site[2]}" if site else "an unknown line"
+        return TypeError(
+            f"Command of {_short_repr(value)} at {where}, which is not a prodture effect; "
+            "wrap that I/O in an Effect so it can be recorded and replayed"
+        )
     frames = []
     obj = gen
     while obj is not None:
@@ -224,7 +234,8 @@ def _short_repr(value: Any) -> str:
 
 
 class _Run:
-    """State of one handler execution (the pieces both sync and async drivers share)."""
+    """State of one handler execution: the effect count and the last effect error (to tell
+    whether the error that ended the run came from an effect, and from which)."""
 
     __slots__ = ("seq", "last_error", "last_error_seq")
 
@@ -234,23 +245,70 @@ class _Run:
         self.last_error_seq: int | None = None
 
 
-def drive(fn: Callable[..., Any], input: Any, perform: Perform) -> Any:
-    """Run a handler of any form to completion, synchronously; returns its value or raises.
+class _CommandChain:
+    """A Command-returning handler seen as a generator: ``send`` performs ``then``, ``throw``
+    performs ``on_error``, so one driver runs all three handler forms."""
 
-    ``perform`` must return plain values (no awaitables): that is the replay and test path.
-    """
-    state = _Run()
-    return _drive_sync(fn, input, perform, state)
+    __slots__ = ("command", "result")
+
+    def __init__(self, result: Any) -> None:
+        self.result = result
+        self.command: Command | None = None
+
+    def send(self, value: Any) -> Any:
+        command = self.command
+        if command is None:
+            result = self.result
+        elif command.then is not None:
+            result = command.then(value)
+        else:
+            result = value
+        if isinstance(result, Command):
+            self.command = result
+            return result.effect
+        raise StopIteration(result)
+
+    def throw(self, error: BaseException) -> Any:
+        command = self.command
+        if command is None or command.on_error is None:
+            raise error
+        result = command.on_error(error)
+        if isinstance(result, Command):
+            self.command = result
+            return result.effect
+        raise StopIteration(result)
+
+    def close(self) -> None:
+        self.command = None
 
 
-def _drive_sync(fn: Callable[..., Any], input: Any, perform: Perform, state: _Run) -> Any:
+def _start(fn: Callable[..., Any], input: Any) -> Any:
+    """The handler started: a generator or coroutine to drive, or a Command chain."""
     started = fn(input)
-    if inspect.isgenerator(started) or inspect.iscoroutine(started):
-        return _drive_suspendable(started, perform, state)
-    return _drive_commands(started, perform, state)
+    if isinstance(started, (_GENERATOR, _COROUTINE)) or inspect.isgenerator(started):
+        return started
+    if inspect.iscoroutine(started):
+        return started
+    return _CommandChain(started)
 
 
-def _drive_suspendable(gen: Any, perform: Perform, state: _Run) -> Any:
+async def _drive(
+    fn: Callable[..., Any],
+    input: Any,
+    perform: Perform,
+    state: _Run,
+    session: RecordingSession | None,
+    awaiting: bool,
+) -> Any:
+    """The one driver for every handler form, synchronous or not.
+
+    It is a coroutine that suspends only to await a performer's awaitable result, which happens
+    only when ``awaiting`` (``run_async``); synchronous runs complete it with one ``send``
+    (:func:`_complete`). ``session`` (a recording) is told each effect, timed around the
+    performer and the await.
+    """
+    gen = _start(fn, input)
+    clock = time.perf_counter_ns
     send_value: Any = None
     to_throw: BaseException | None = None
     try:
@@ -267,8 +325,22 @@ def _drive_suspendable(gen: Any, perform: Perform, state: _Run) -> Any:
                 to_throw = _not_an_effect(yielded, gen)
                 continue
             seq = state.seq = state.seq + 1
+            call = EffectCall(seq, yielded, _site_of(gen))
             try:
-                send_value = perform(EffectCall(seq, yielded, _site_of(gen)))
+                if session is None:
+                    send_value = perform(call)
+                    if awaiting and inspect.isawaitable(send_value):
+                        send_value = await send_value
+                else:
+                    start = clock()
+                    try:
+                        send_value = perform(call)
+                        if awaiting and inspect.isawaitable(send_value):
+                            send_value = await send_value
+                    except Exception as error:
+                        _record(session, call, False, error, start, clock() - start)
+                        raise
+                    _record(session, call, True, send_value, start, clock() - start)
             except Exception as error:  # thrown into the handler at the yield
                 state.last_error, state.last_error_seq = error, seq
                 to_throw = error
@@ -276,21 +348,22 @@ def _drive_suspendable(gen: Any, perform: Perform, state: _Run) -> Any:
         gen.close()
 
 
-def _drive_commands(result: Any, perform: Perform, state: _Run) -> Any:
-    while isinstance(result, Command):
-        command = result
-        state.seq += 1
-        call = EffectCall(state.seq, command.effect, command.site)
-        try:
-            value = perform(call)
-        except Exception as error:
-            state.last_error, state.last_error_seq = error, call.seq
-            if command.on_error is None:
-                raise
-            result = command.on_error(error)
-            continue
-        result = command.then(value) if command.then is not None else value
-    return result
+def _complete(coro: Any) -> Any:
+    """Run a driver coroutine that cannot suspend (a synchronous run) to its end."""
+    try:
+        coro.send(None)
+    except StopIteration as stop:
+        return stop.value
+    coro.close()  # pragma: no cover - only an awaiting driver suspends
+    raise RuntimeError("prodture: a synchronous run suspended; use Interpreter.run_async")
+
+
+def drive(fn: Callable[..., Any], input: Any, perform: Perform) -> Any:
+    """Run a handler of any form to completion, synchronously; returns its value or raises.
+
+    ``perform`` must return plain values (no awaitables): that is the replay and test path.
+    """
+    return _complete(_drive(fn, input, perform, _Run(), None, False))
 
 
 def pipeline(*steps: Callable[[Any], Any]) -> Callable[[Any], Any]:
@@ -391,115 +464,56 @@ class Interpreter:
                 )
         return found
 
-    # -- synchronous -------------------------------------------------------------------------
+    # -- running -----------------------------------------------------------------------------
 
     def run(self, fn: Callable[..., Any], input: Any) -> Outcome:
         """Run ``fn(input)`` to completion and return ``Success`` or ``Failure``; never raises
         for an error of the handler's own."""
         session = self._begin(fn, input)
         state = _Run()
-        perform = self._performer(session)
         try:
-            outcome: Outcome = Success(_drive_sync(fn, input, perform, state))
+            outcome: Outcome = Success(
+                _complete(_drive(fn, input, self._perform, state, session, False))
+            )
         except Exception as error:
             outcome = _failure(error, state)
+        except BaseException as error:  # KeyboardInterrupt...: the trace still ends
+            if session is not None:
+                _finish(session, _failure(error, state))
+            raise
         if session is not None:
             _finish(session, outcome)
         return outcome
 
-    def _performer(self, session: RecordingSession | None) -> Perform:
-        performer_for = self.performer_for
-        if session is None:
-            return lambda call: performer_for(call.effect)(call.effect)
-        clock = time.perf_counter_ns
-
-        def perform(call: EffectCall) -> Any:
-            start = clock()
-            try:
-                value = performer_for(call.effect)(call.effect)
-            except Exception as error:
-                _record(session, call, False, error, start, clock() - start)
-                raise
-            _record(session, call, True, value, start, clock() - start)
-            return value
-
-        return perform
-
-    # -- asynchronous ------------------------------------------------------------------------
-
     async def run_async(self, fn: Callable[..., Any], input: Any) -> Outcome:
-        """Like :meth:`run`, inside an event loop: awaitable performer results are awaited."""
+        """Like :meth:`run`, inside an event loop: awaitable performer results are awaited, and
+        the built-in ``Sleep`` sleeps with ``asyncio.sleep``."""
         session = self._begin(fn, input)
         state = _Run()
         try:
-            outcome: Outcome = Success(await self._drive_async(fn, input, session, state))
+            outcome: Outcome = Success(
+                await _drive(fn, input, self._perform_async, state, session, True)
+            )
         except Exception as error:
             outcome = _failure(error, state)
+        except BaseException as error:  # a cancelled task: the trace still ends
+            if session is not None:
+                _finish(session, _failure(error, state))
+            raise
         if session is not None:
             _finish(session, outcome)
         return outcome
 
-    async def _perform_async(self, call: EffectCall, session: RecordingSession | None) -> Any:
-        clock = time.perf_counter_ns
-        start = clock()
-        try:
-            value = self.performer_for(call.effect)(call.effect)
-            if inspect.isawaitable(value):
-                value = await value
-        except Exception as error:
-            if session is not None:
-                _record(session, call, False, error, start, clock() - start)
-            raise
-        if session is not None:
-            _record(session, call, True, value, start, clock() - start)
-        return value
+    def _perform(self, call: EffectCall) -> Any:
+        effect = call.effect
+        return self.performer_for(effect)(effect)
 
-    async def _drive_async(
-        self, fn: Callable[..., Any], input: Any, session: RecordingSession | None, state: _Run
-    ) -> Any:
-        started = fn(input)
-        if not (inspect.isgenerator(started) or inspect.iscoroutine(started)):
-            result = started
-            while isinstance(result, Command):
-                command = result
-                state.seq += 1
-                call = EffectCall(state.seq, command.effect, command.site)
-                try:
-                    value = await self._perform_async(call, session)
-                except Exception as error:
-                    state.last_error, state.last_error_seq = error, call.seq
-                    if command.on_error is None:
-                        raise
-                    result = command.on_error(error)
-                    continue
-                result = command.then(value) if command.then is not None else value
-            return result
-        gen = started
-        send_value: Any = None
-        to_throw: BaseException | None = None
-        try:
-            while True:
-                try:
-                    if to_throw is not None:
-                        exc, to_throw = to_throw, None
-                        yielded = gen.throw(exc)
-                    else:
-                        yielded = gen.send(send_value)
-                except StopIteration as stop:
-                    return stop.value
-                site = _site_of(gen)
-                if not isinstance(yielded, Effect):
-                    to_throw = _not_an_effect(yielded, gen)
-                    continue
-                state.seq += 1
-                call = EffectCall(state.seq, yielded, site)
-                try:
-                    send_value = await self._perform_async(call, session)
-                except Exception as error:
-                    state.last_error, state.last_error_seq = error, call.seq
-                    to_throw = error
-        finally:
-            gen.close()
+    def _perform_async(self, call: EffectCall) -> Any:
+        effect = call.effect
+        performer = self.performer_for(effect)
+        if performer is _perform_sleep:  # the default Sleep must not block the event loop
+            performer = _perform_sleep_async
+        return performer(effect)
 
     def _begin(self, fn: Callable[..., Any], input: Any) -> RecordingSession | None:
         if self.recorder is None:
@@ -511,7 +525,7 @@ class Interpreter:
             return None
 
 
-def _failure(error: Exception, state: _Run) -> Failure:
+def _failure(error: BaseException, state: _Run) -> Failure:
     seq = state.last_error_seq if error is state.last_error else None
     return Failure(error, seq, format_user_traceback(error))
 
@@ -536,6 +550,6 @@ def run_sync(fn: Callable[..., Any], input: Any, perform: Perform) -> Outcome:
     """Drive ``fn`` with ``perform`` and wrap the result as an Outcome (used by replay and tests)."""
     state = _Run()
     try:
-        return Success(_drive_sync(fn, input, perform, state))
+        return Success(_complete(_drive(fn, input, perform, state, None, False)))
     except Exception as error:
         return _failure(error, state)
