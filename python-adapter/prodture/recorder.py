@@ -30,7 +30,7 @@ import weakref
 from decimal import Decimal
 from typing import Any, Protocol
 
-from .runtime import EffectCall, Outcome, handlers
+from .runtime import EffectCall, Outcome, Success, handlers
 from .trace.codec import Redactor
 from .trace.format import TraceEncoder, code_fingerprint
 
@@ -485,8 +485,9 @@ class _Pending:
 
     __slots__ = ("recorder", "records", "done", "broken", "stream", "info")
 
-    def __init__(self, recorder: Recorder) -> None:
+    def __init__(self, recorder: Recorder, info: TraceInfo) -> None:
         self.recorder = recorder
+        self.info = info
         self.records: collections.deque[bytes] = collections.deque()
         self.done = False
         self.broken = False
@@ -499,10 +500,12 @@ class _StreamSession(_Pending):
     __slots__ = ("encoder", "t0", "handler")
 
     def __init__(self, recorder: Recorder, handler_name: str, input: Any) -> None:
-        super().__init__(recorder)
+        super().__init__(
+            recorder,
+            TraceInfo(handler_name, _trace_id(), _dt.datetime.now(_dt.timezone.utc)),
+        )
         self.handler = handler_name
         self.encoder = encoder = recorder._encoder()
-        self.info = TraceInfo(handler_name, _trace_id(), _dt.datetime.now(_dt.timezone.utc))
         self.t0 = time.perf_counter_ns()
         head = recorder._header(encoder, self.info)
         try:
@@ -546,7 +549,7 @@ class _StreamSession(_Pending):
 
 
 def _encode_outcome(encoder: TraceEncoder, outcome: Outcome, duration: int) -> bytes:
-    if outcome.ok:
+    if isinstance(outcome, Success):
         return encoder.outcome(True, outcome.value, "", None, duration)
     return encoder.outcome(False, outcome.error, outcome.traceback, outcome.effect_seq, duration)
 
@@ -652,8 +655,7 @@ class _FailureSession:
         except Exception:
             recorder._encode_failed("the outcome", self.handler)
             tail = b""
-        trace = _Pending(recorder)
-        trace.info = self.info
+        trace = _Pending(recorder, self.info)
         trace.records.append(b"".join([head, input_record, *self.records, tail]))
         trace.done = True
         recorder._submit(trace)

@@ -165,9 +165,10 @@ _COROUTINE = types.CoroutineType
 def _site_of(obj: Any) -> tuple[str, int, str] | None:
     """The innermost user frame suspended in a generator/coroutine chain."""
     if type(obj) is _GENERATOR and obj.gi_yieldfrom is None:  # the common case, fast
-        frame = obj.gi_frame
-        code = frame.f_code
-        return (code.co_filename, frame.f_lineno, code.co_name)
+        gen_frame = obj.gi_frame  # None only once the generator has ended
+        if gen_frame is not None:
+            code = gen_frame.f_code
+            return (code.co_filename, gen_frame.f_lineno, code.co_name)
     if type(obj) is _CommandChain:  # where the pure function built the Command
         return obj.command.site if obj.command is not None else None
     frame = None
