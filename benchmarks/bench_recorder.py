@@ -3,8 +3,10 @@
     .venv/bin/python benchmarks/bench_recorder.py [--rounds 5]
 
 The workload is a checkout-like handler with 4 effects (load a cart, reserve stock, charge a
-card, send a receipt); the performers answer from memory (``--work-us`` adds that much CPU work
-to each execution, standing for the service's own code: 0 by default). Every ratio is measured
+card, send a receipt). For the per-execution costs the performers answer from memory (the cost
+of recording is then not hidden by the effects); for the throughput they run against a real
+in-memory SQLite database, one connection per thread (``--work-us`` adds that much CPU work to
+each execution, standing for the service's own code: 0 by default). Every ratio is measured
 side by side, contender after contender in each round, and the median over rounds is printed.
 Prints ``name: value`` lines on stdout (details go to stderr):
 
@@ -31,6 +33,7 @@ import dataclasses
 import gc
 import os
 import shutil
+import sqlite3
 import statistics
 import sys
 import tempfile
@@ -109,6 +112,65 @@ DICT_PERFORMERS = {
 }
 
 WORK = [0]  # loop iterations of CPU work per execution (--work-us)
+
+_db = threading.local()
+
+
+def _conn() -> sqlite3.Connection:
+    """This thread's in-memory SQLite shop (each thread its own, as a connection pool gives)."""
+    conn = getattr(_db, "conn", None)
+    if conn is None:
+        conn = _db.conn = sqlite3.connect(":memory:")
+        conn.executescript(
+            "CREATE TABLE carts (id TEXT PRIMARY KEY, sku TEXT, quantity INT, total TEXT);"
+            "CREATE TABLE stock (sku TEXT PRIMARY KEY, quantity INT);"
+            "CREATE TABLE charges (id INTEGER PRIMARY KEY, token TEXT, amount TEXT);"
+            "CREATE TABLE receipts (id INTEGER PRIMARY KEY, email TEXT, order_id TEXT);"
+        )
+        conn.executemany(
+            "INSERT INTO carts VALUES (?, 'sku-77', 2, '58.99')",
+            [(f"cart-o-{i}",) for i in range(1, 3)],
+        )
+        conn.execute("INSERT INTO stock VALUES ('sku-77', 1000000000)")
+    return conn
+
+
+def _load_cart(e: LoadCart) -> Cart:
+    row = (
+        _conn()
+        .execute("SELECT id, sku, quantity, total FROM carts WHERE id = ?", (e.cart_id,))
+        .fetchone()
+    )
+    return Cart(row[0], row[1], row[2], Decimal(row[3]))
+
+
+def _reserve(e: Reserve) -> bool:
+    conn = _conn()
+    conn.execute("UPDATE stock SET quantity = quantity - ? WHERE sku = ?", (e.quantity, e.sku))
+    return True
+
+
+def _charge(e: ChargeCard) -> Charge:
+    cursor = _conn().execute(
+        "INSERT INTO charges (token, amount) VALUES (?, ?)", (e.card_token, str(e.amount))
+    )
+    return Charge(f"ch_{cursor.lastrowid}", e.amount)
+
+
+def _send_receipt(e: SendReceipt) -> str:
+    cursor = _conn().execute(
+        "INSERT INTO receipts (email, order_id) VALUES (?, ?)", (e.email, e.order_id)
+    )
+    return f"msg-{cursor.lastrowid}"
+
+
+#: The throughput workload: the same handler against a real (in-memory) SQLite database.
+SQLITE_PERFORMERS = {
+    LoadCart: _load_cart,
+    Reserve: _reserve,
+    ChargeCard: _charge,
+    SendReceipt: _send_receipt,
+}
 
 
 def _busy(n: int) -> int:
@@ -249,9 +311,11 @@ def main() -> int:
 
             # throughput, side by side
             rec = Recorder(DirectorySink(os.path.join(workdir, f"tp-{r}")))
-            tp_plain = throughput(plain, args.threads, args.per_thread, args.tasks)
+            tp_plain = throughput(
+                Interpreter(SQLITE_PERFORMERS), args.threads, args.per_thread, args.tasks
+            )
             tp_rec = throughput(
-                Interpreter(FROZEN_PERFORMERS, recorder=rec),
+                Interpreter(SQLITE_PERFORMERS, recorder=rec),
                 args.threads,
                 args.per_thread,
                 args.tasks,

@@ -21,6 +21,7 @@ import datetime as _dt
 import enum
 import logging
 import os
+import platform
 import random
 import re
 import threading
@@ -30,6 +31,7 @@ import weakref
 from decimal import Decimal
 from typing import Any, Protocol
 
+from . import __version__
 from .runtime import EffectCall, Outcome, Success, handlers
 from .trace.codec import Redactor
 from .trace.format import TraceEncoder, code_fingerprint
@@ -293,6 +295,9 @@ def _immutable(value: Any, depth: int = 0) -> bool:
     return isinstance(value, enum.Enum)
 
 
+_PYTHON = platform.python_version()
+
+
 #: Trace ids come from a private generator: ``uuid.uuid4()`` reads ``os.urandom``, a system
 #: call that releases the GIL (then waits to take it back) in the handler's thread, and the
 #: module-level ``random`` may be seeded by the application (equal ids in every process).
@@ -459,6 +464,8 @@ class Recorder:
             started_at=info.started_at,
             fingerprint=self._fingerprint(info.handler),
             meta=self.meta,
+            python=_PYTHON,
+            prodture=__version__,
         )
 
     def _submit(self, trace: _Pending) -> None:

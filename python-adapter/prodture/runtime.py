@@ -310,6 +310,7 @@ async def _drive(
     """
     gen = _start(fn, input)
     clock = time.perf_counter_ns
+    record = session.effect if session is not None else None
     send_value: Any = None
     to_throw: BaseException | None = None
     try:
@@ -328,7 +329,7 @@ async def _drive(
             seq = state.seq = state.seq + 1
             call = EffectCall(seq, yielded, _site_of(gen))
             try:
-                if session is None:
+                if record is None:
                     send_value = perform(call)
                     if awaiting and inspect.isawaitable(send_value):
                         send_value = await send_value
@@ -339,9 +340,13 @@ async def _drive(
                         if awaiting and inspect.isawaitable(send_value):
                             send_value = await send_value
                     except Exception as error:
-                        _record(session, call, False, error, start, clock() - start)
+                        _record(record, call, False, error, start, clock() - start)
                         raise
-                    _record(session, call, True, send_value, start, clock() - start)
+                    duration = clock() - start
+                    try:  # inline: this is the per-effect path
+                        record(call, True, send_value, start, duration)
+                    except Exception:
+                        _recorder_failed(call)
             except Exception as error:  # thrown into the handler at the yield
                 state.last_error, state.last_error_seq = error, seq
                 to_throw = error
@@ -532,12 +537,21 @@ def _failure(error: BaseException, state: _Run) -> Failure:
 
 
 def _record(
-    session: RecordingSession, call: EffectCall, ok: bool, value: Any, start: int, dur: int
+    record: Callable[[EffectCall, bool, Any, int, int], None],
+    call: EffectCall,
+    ok: bool,
+    value: Any,
+    start: int,
+    dur: int,
 ) -> None:
     try:
-        session.effect(call, ok, value, start, dur)
+        record(call, ok, value, start, dur)
     except Exception:
-        log.exception("prodture: recorder failed on effect #%d; handler unaffected", call.seq)
+        _recorder_failed(call)
+
+
+def _recorder_failed(call: EffectCall) -> None:
+    log.exception("prodture: recorder failed on effect #%d; handler unaffected", call.seq)
 
 
 def _finish(session: RecordingSession, outcome: Outcome) -> None:
