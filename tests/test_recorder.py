@@ -370,16 +370,20 @@ KILLED_WRITER = textwrap.dedent(
         if effect.n == STOP_AT:
             print("ready", flush=True)
             time.sleep(60)
+        if IMMUTABLE:  # kept by reference at first, then encoded as they come
+            return (effect.n, "x" * (effect.n * 37 % 300))
         return {"n": effect.n, "payload": "x" * (effect.n * 37 % 300)}
 
     @prodture.handler
     def many(count):
         total = 0
         for n in range(1, count + 1):
-            total += (yield Step(n))["n"]
+            result = yield Step(n)
+            total += result[0] if IMMUTABLE else result["n"]
         return total
 
     STOP_AT = int(sys.argv[2])
+    IMMUTABLE = sys.argv[3] == "immutable"
     recorder = prodture.Recorder(prodture.DirectorySink(sys.argv[1]))
     prodture.Interpreter({Step: perform}, recorder=recorder).run(many, 10_000)
     """
@@ -398,12 +402,14 @@ def _wait_for_effects(directory: Path, count: int, timeout: float = 60.0) -> Non
     raise AssertionError(f"the running execution's first {count} effects never reached the file")
 
 
-def test_sigkilled_writer_leaves_a_readable_prefix(tmp_path):
-    """A long execution's records reach the file while it runs (the writer streams them); a
-    SIGKILL then leaves every written effect readable, the trace marked complete=False."""
+@pytest.mark.parametrize("results", ["mutable", "immutable"])
+def test_sigkilled_writer_leaves_a_readable_prefix(tmp_path, results):
+    """A long execution's records reach the file while it runs (the writer streams them, and
+    values kept by reference are encoded once it has run flush_interval); a SIGKILL then leaves
+    every written effect readable, the trace marked complete=False."""
     stop_at = 500
     proc = subprocess.Popen(
-        [sys.executable, "-c", KILLED_WRITER, str(tmp_path), str(stop_at)],
+        [sys.executable, "-c", KILLED_WRITER, str(tmp_path), str(stop_at), results],
         stdout=subprocess.PIPE,
         stderr=subprocess.PIPE,
         text=True,
@@ -421,4 +427,7 @@ def test_sigkilled_writer_leaves_a_readable_prefix(tmp_path):
     assert not trace.complete and trace.outcome is None and not trace.truncated
     assert trace.input == 10_000
     assert [e.seq for e in trace.effects] == list(range(1, stop_at))
-    assert all(e.result["n"] == e.seq for e in trace.effects)
+    if results == "immutable":
+        assert all(e.result[0] == e.seq for e in trace.effects)
+    else:
+        assert all(e.result["n"] == e.seq for e in trace.effects)

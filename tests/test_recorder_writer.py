@@ -426,3 +426,37 @@ def test_opaque_values_are_counted_in_stats_and_their_type_logged_once(caplog):
     assert recorder.stats.opaque_values == 3 and recorder.stats.encode_errors == 0
     logged = [r.getMessage() for r in caplog.records if "WriterTestModel" in r.getMessage()]
     assert len(logged) == 1 and "fix:" in logged[0] and "@prodture.register" in logged[0]
+
+
+@pytest.mark.parametrize("sink_kind", ["directory", "memory"])
+def test_always_mode_keeps_immutable_values_and_encodes_mutable_ones_in_order(tmp_path, sink_kind):
+    """always mode encodes immutable values later (in the writer) and mutable ones at once: the
+    trace has every effect in order, each value as the performer returned it, even when the
+    handler changes a returned dict afterwards."""
+
+    def handler(order):
+        first = yield Price("a")  # immutable: kept
+        cart = yield Fetch("cart")  # mutable: encoded at once, after effect 1
+        cart["key"] = "changed"
+        order.append("mutated")
+        second = yield Price("b")  # kept again
+        return (first, second)  # an immutable outcome: encoded by the writer
+
+    sink = DirectorySink(tmp_path) if sink_kind == "directory" else MemorySink()
+    recorder = Recorder(sink)
+    performers = {Fetch: fetch, Price: lambda e: (e.sku, len(e.sku))}
+    outcome = Interpreter(performers, recorder=recorder).run(handler, ["new"])
+    assert outcome == Success((("a", 1), ("b", 1)))
+    assert recorder.close(timeout=60)
+    if sink_kind == "directory":
+        (path,) = glob.glob(str(tmp_path / "*.prodtrace"))
+        trace = read_trace(path)
+    else:
+        trace = read_trace(sink.traces[0])
+    assert trace.complete and trace.input == ["new"]
+    assert [(e.seq, e.type, e.result) for e in trace.effects] == [
+        (1, "test_writer.Price", ("a", 1)),
+        (2, "test_writer.Fetch", {"key": "cart", "blob": "cart" * 200}),
+        (3, "test_writer.Price", ("b", 1)),
+    ]
+    assert trace.outcome.value == (("a", 1), ("b", 1))

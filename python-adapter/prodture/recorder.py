@@ -20,6 +20,7 @@ import dataclasses
 import datetime as _dt
 import enum
 import logging
+import operator
 import os
 import platform
 import random
@@ -28,6 +29,7 @@ import threading
 import time
 import uuid
 import weakref
+from collections.abc import Callable
 from decimal import Decimal
 from typing import Any, Protocol
 
@@ -52,6 +54,10 @@ log = logging.getLogger("prodture.recorder")
 
 ALWAYS = "always"
 ON_FAILURE = "on-failure"
+
+#: Only an always-mode execution's first effects may be kept by reference (unencoded): one
+#: that then blocks in a performer has no more than these in memory only.
+MAX_KEPT = 64
 
 #: Seconds between two log lines about the same kind of recorder fault.
 LOG_INTERVAL_S = 60.0
@@ -258,21 +264,39 @@ _IMMUTABLE = frozenset(
         _dt.timedelta,
     }
 )
-#: type -> field names of a frozen dataclass, or None for any other type
-_frozen_plans: dict[type, tuple[str, ...] | None] = {}
+#: type -> the check of its instances' contents (frozen dataclasses), or None: never immutable
+_content_checks: dict[type, Callable[[Any, int], bool] | None] = {}
+_MAX_DEPTH = 8
 
 
-def _frozen_plan(t: type) -> tuple[str, ...] | None:
-    try:
-        return _frozen_plans[t]
-    except KeyError:
-        pass
-    plan = None
+def _content_check(t: type) -> Callable[[Any, int], bool] | None:
     params = getattr(t, "__dataclass_params__", None)
+    check: Callable[[Any, int], bool] | None = None
     if params is not None and params.frozen and dataclasses.is_dataclass(t):
-        plan = tuple(f.name for f in dataclasses.fields(t))
-    _frozen_plans[t] = plan
-    return plan
+        names = tuple(f.name for f in dataclasses.fields(t))
+        getter = operator.attrgetter(*names) if len(names) > 1 else None
+        only = names[0] if len(names) == 1 else None
+
+        def check(value: Any, depth: int) -> bool:
+            if getter is not None:
+                items = getter(value)
+            elif only is not None:
+                items = (getattr(value, only),)
+            else:
+                return True
+            for item in items:
+                if type(item) not in _IMMUTABLE and not _immutable(item, depth + 1):
+                    return False
+            return True
+
+    elif issubclass(t, enum.Enum):
+        check = _always_immutable
+    _content_checks[t] = check
+    return check
+
+
+def _always_immutable(value: Any, depth: int) -> bool:
+    return True
 
 
 def _immutable(value: Any, depth: int = 0) -> bool:
@@ -281,18 +305,18 @@ def _immutable(value: Any, depth: int = 0) -> bool:
     t = type(value)
     if t in _IMMUTABLE:
         return True
-    if depth > 8:
+    if depth > _MAX_DEPTH:
         return False
     if t is tuple or t is frozenset:
-        return all(type(v) in _IMMUTABLE or _immutable(v, depth + 1) for v in value)
-    plan = _frozen_plan(t)
-    if plan is not None:
-        for name in plan:
-            v = getattr(value, name)
-            if type(v) not in _IMMUTABLE and not _immutable(v, depth + 1):
+        for item in value:
+            if type(item) not in _IMMUTABLE and not _immutable(item, depth + 1):
                 return False
         return True
-    return isinstance(value, enum.Enum)
+    try:
+        check = _content_checks[t]
+    except KeyError:
+        check = _content_check(t)
+    return check is not None and check(value, depth)
 
 
 _PYTHON = platform.python_version()
@@ -351,6 +375,8 @@ class Recorder:
         self.meta = dict(meta or {})
         self.max_queue = max_queue
         self.flush_interval = flush_interval
+        self._defer_ns = int(flush_interval * 1e9)
+        self._scratch = threading.local()
         self._counts = _Counters()
         self._in_memory = bool(getattr(sink, "in_memory", False))
         self._writer = _Writer(self)
@@ -430,6 +456,16 @@ class Recorder:
     def _encoder(self) -> TraceEncoder:
         return TraceEncoder(self.redactor, on_opaque=self._opaque)
 
+    def _scratch_encoder(self) -> TraceEncoder:
+        """This thread's encoder for the header, input and outcome records, which (unlike
+        effect records) do not depend on what a trace has defined before: one per thread is
+        reused instead of a new one per trace."""
+        try:
+            encoder: TraceEncoder = self._scratch.encoder
+        except AttributeError:
+            encoder = self._scratch.encoder = self._encoder()
+        return encoder
+
     def _opaque(self, type_name: str) -> None:
         """A value recorded as opaque (the codec logs each type once, with the fix)."""
         c = self._counts
@@ -502,9 +538,29 @@ class _Pending:
 
 
 class _StreamSession(_Pending):
-    """One execution recorded in ``always`` / sampled mode: each record encoded as it happens."""
+    """One execution recorded in ``always`` / sampled mode.
 
-    __slots__ = ("encoder", "t0", "handler")
+    The handler's thread encodes only what could change later. A value that cannot change
+    (:func:`_immutable`: the header, an immutable input, request, result or outcome) is kept by
+    reference and encoded by the writer thread once the execution has finished; a mutable one
+    is encoded at once, after everything kept before it (records stay in order). Past
+    ``flush_interval`` of running time or ``MAX_KEPT`` kept effects, everything is encoded at
+    once, so that the writer can stream a long execution's records as they happen (what a
+    ``kill -9`` can lose stays bounded).
+    ``records`` always holds an in-order prefix of the trace; ``deferred`` what comes next.
+    """
+
+    __slots__ = (
+        "encoder",
+        "t0",
+        "handler",
+        "input",
+        "head_pending",
+        "deferred",
+        "tail",
+        "success",
+        "defer_ns",
+    )
 
     def __init__(self, recorder: Recorder, handler_name: str, input: Any) -> None:
         super().__init__(
@@ -512,28 +568,71 @@ class _StreamSession(_Pending):
             TraceInfo(handler_name, _trace_id(), _dt.datetime.now(_dt.timezone.utc)),
         )
         self.handler = handler_name
-        self.encoder = encoder = recorder._encoder()
+        self.encoder: TraceEncoder | None = None
         self.t0 = time.perf_counter_ns()
+        self.defer_ns = recorder._defer_ns
+        self.deferred: list[tuple[EffectCall, bool, Any, int, int]] = []
+        self.tail: bytes | None = None  # the outcome record, when encoded by the handler
+        self.success: tuple[Any, int] | None = None  # (value, duration), to encode later
+        self.input = input
+        self.head_pending = True
+        if not _immutable(input):
+            self._encode_head()
+
+    def _encoder(self) -> TraceEncoder:
+        encoder = self.encoder
+        if encoder is None:
+            encoder = self.encoder = self.recorder._encoder()
+        return encoder
+
+    def _encode_head(self) -> None:
+        """The header and input records, into ``records``."""
+        self.head_pending = False
+        recorder = self.recorder
+        encoder = recorder._scratch_encoder()
         head = recorder._header(encoder, self.info)
         try:
-            head += encoder.input(input)
+            head += encoder.input(self.input)
         except Exception:
-            recorder._encode_failed("the input", handler_name)
+            recorder._encode_failed("the input", self.handler)
+        self.input = None
         self.records.append(head)
+
+    def _encode_effect(self, call: EffectCall, ok: bool, value: Any, start: int, dur: int) -> None:
+        try:
+            data = self._encoder().effect(
+                call.seq, call.effect, ok, value, start - self.t0, dur, call.site
+            )
+        except Exception:
+            self.recorder._encode_failed(f"effect #{call.seq}", self.handler)
+            return
+        self.records.append(data)
+
+    def _encode_kept(self) -> None:
+        """Everything kept by reference so far, into ``records`` in order."""
+        if self.head_pending:
+            self._encode_head()
+        if self.deferred:
+            deferred, self.deferred = self.deferred, []
+            for item in deferred:
+                self._encode_effect(*item)
 
     def effect(
         self, call: EffectCall, ok: bool, value: Any, start_ns: int, duration_ns: int
     ) -> None:
         if self.broken:
             return
-        try:
-            data = self.encoder.effect(
-                call.seq, call.effect, ok, value, start_ns - self.t0, duration_ns, call.site
-            )
-        except Exception:
-            self.recorder._encode_failed(f"effect #{call.seq}", self.handler)
+        if (
+            ok
+            and start_ns - self.t0 < self.defer_ns
+            and call.seq <= MAX_KEPT
+            and _immutable(value)
+            and _immutable(call.effect)
+        ):
+            self.deferred.append((call, ok, value, start_ns, duration_ns))
             return
-        self.records.append(data)
+        self._encode_kept()
+        self._encode_effect(call, ok, value, start_ns, duration_ns)
 
     def finish(self, outcome: Outcome) -> None:
         recorder = self.recorder
@@ -541,10 +640,13 @@ class _StreamSession(_Pending):
         if self.broken:
             return
         duration = time.perf_counter_ns() - self.t0
-        try:
-            self.records.append(_encode_outcome(self.encoder, outcome, duration))
-        except Exception:
-            recorder._encode_failed("the outcome", self.handler)
+        if isinstance(outcome, Success) and _immutable(outcome.value):
+            self.success = (outcome.value, duration)  # encoded by complete()
+        else:  # an outcome record does not depend on the others: encoded here, written last
+            try:
+                self.tail = _encode_outcome(recorder._scratch_encoder(), outcome, duration)
+            except Exception:
+                recorder._encode_failed("the outcome", self.handler)
         self.done = True
         if recorder._in_memory:
             recorder._writer.write_trace(self)
@@ -553,6 +655,20 @@ class _StreamSession(_Pending):
         writer.done.append(self)  # already counted against the queue when it began
         if writer.sleeping:
             writer.wake()
+
+    def complete(self) -> None:
+        """After finish(), in the thread that writes: encode what was kept, then the outcome."""
+        self._encode_kept()
+        tail, self.tail = self.tail, None
+        if self.success is not None:
+            (value, duration), self.success = self.success, None
+            try:
+                tail = self.recorder._scratch_encoder().outcome(True, value, "", None, duration)
+            except Exception:
+                self.recorder._encode_failed("the outcome", self.handler)
+                return
+        if tail is not None:
+            self.records.append(tail)
 
 
 def _encode_outcome(encoder: TraceEncoder, outcome: Outcome, duration: int) -> bytes:
@@ -613,7 +729,7 @@ class _FailureSession:
 
     def _input_record(self) -> bytes:
         try:
-            return self._encoder().input(self.input)
+            return self.recorder._scratch_encoder().input(self.input)
         except Exception:
             self.recorder._encode_failed("the input", self.handler)
             return b""
@@ -651,14 +767,14 @@ class _FailureSession:
                 c.discarded += 1
             return
         duration = time.perf_counter_ns() - self.t0
-        encoder = self._encoder()
-        head = recorder._header(encoder, self.info)
+        scratch = recorder._scratch_encoder()
+        head = recorder._header(scratch, self.info)
         input_record = self.input_record
         if input_record is None:
             input_record = self._input_record()
         self._encode_deferred()
         try:
-            tail = _encode_outcome(encoder, outcome, duration)
+            tail = _encode_outcome(scratch, outcome, duration)
         except Exception:
             recorder._encode_failed("the outcome", self.handler)
             tail = b""
@@ -810,6 +926,8 @@ class _Writer:
     def write_trace(self, trace: _Pending) -> None:
         """Write a finished trace's remaining records and close it (any thread for a memory
         sink, else the writer thread)."""
+        if type(trace) is _StreamSession and not trace.broken:
+            trace.complete()
         self._write_records(trace)
         if trace.broken:
             return
