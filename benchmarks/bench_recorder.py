@@ -210,13 +210,28 @@ def _stat(recorder: Recorder, name: str) -> int:
 # -- record_exec_overhead_us ------------------------------------------------------------------
 
 
-def thread_cpu_per_exec(interpreter: Interpreter, recorder: Recorder | None, n: int) -> float:
-    """Handler-thread CPU seconds per execution, in batches of 100 with a flush in between."""
+def _writer_cpu(recorder: Recorder | None) -> float:
+    """CPU seconds used so far by the recorder's writer thread (0 when it has none)."""
+    thread = getattr(getattr(recorder, "_writer", None), "thread", None)
+    if thread is None or thread.ident is None:
+        return 0.0
+    try:
+        return time.clock_gettime(time.pthread_getcpuclockid(thread.ident))
+    except (AttributeError, OSError):  # not Linux / the thread ended
+        return 0.0
+
+
+def thread_cpu_per_exec(
+    interpreter: Interpreter, recorder: Recorder | None, n: int
+) -> tuple[float, float]:
+    """(handler-thread CPU seconds, writer-thread CPU seconds) per execution, in batches of 100
+    with a flush in between."""
     run = interpreter.run
-    total = 0.0
+    total = writer = 0.0
     done = 0
     while done < n:
         batch = min(100, n - done)
+        w0 = _writer_cpu(recorder)
         t0 = time.thread_time()
         for _ in range(batch):
             run(checkout, "o-1")
@@ -224,7 +239,26 @@ def thread_cpu_per_exec(interpreter: Interpreter, recorder: Recorder | None, n: 
         done += batch
         if recorder is not None:
             _flush(recorder)
-    return total / n
+            writer += _writer_cpu(recorder) - w0
+    return total / n, writer / n
+
+
+def file_cpu_us(directory: str, n: int = 300) -> float:
+    """CPU µs to create, write (600 bytes) and close one file in ``directory``, as the sink does:
+    what one trace costs the writer thread in system calls alone on this file system."""
+    os.makedirs(directory, exist_ok=True)
+    t0 = time.thread_time()
+    for i in range(n):
+        fd = os.open(
+            os.path.join(directory, f"probe-{i}"),
+            os.O_WRONLY | os.O_CREAT | os.O_EXCL | os.O_APPEND,
+            0o600,
+        )
+        os.write(fd, b"x" * 600)
+        os.close(fd)
+    elapsed = time.thread_time() - t0
+    shutil.rmtree(directory, ignore_errors=True)
+    return elapsed / n * 1e6
 
 
 # -- record_throughput_ratio ------------------------------------------------------------------
@@ -282,32 +316,47 @@ def main() -> int:
     parser.add_argument("--per-thread", type=int, default=1000)
     parser.add_argument("--tasks", type=int, default=2000)
     parser.add_argument("--work-us", type=float, default=0.0)
+    parser.add_argument(
+        "--dir", default=None, help="where the traces go (default: a new directory in $TMPDIR)"
+    )
     args = parser.parse_args()
     if args.work_us:
         t0 = time.perf_counter()
         _busy(100_000)
         WORK[0] = int(100_000 * args.work_us * 1e-6 / (time.perf_counter() - t0))
 
-    workdir = tempfile.mkdtemp(prefix="prodture-benchrec-")
+    workdir = tempfile.mkdtemp(prefix="prodture-benchrec-", dir=args.dir)
     try:
         plain = Interpreter(FROZEN_PERFORMERS)
         assert plain.run(checkout, "o-1").ok
         overhead, ratio, dropped, onf, onf_dicts = [], [], [], [], []
         detail: dict[str, list[float]] = {
-            k: [] for k in ("plain", "recorded", "always_mem", "on_failure", "plain_tp", "rec_tp")
+            k: []
+            for k in (
+                "plain",
+                "recorded",
+                "writer",
+                "file",
+                "always_mem",
+                "on_failure",
+                "plain_tp",
+                "rec_tp",
+            )
         }
         for r in range(args.rounds):
             gc.collect()
             # in-thread overhead, side by side
             rec = Recorder(DirectorySink(os.path.join(workdir, f"ovh-{r}")))
             recorded = Interpreter(FROZEN_PERFORMERS, recorder=rec)
-            t_plain = thread_cpu_per_exec(plain, None, args.execs)
-            t_rec = thread_cpu_per_exec(recorded, rec, args.execs)
+            t_plain, _ = thread_cpu_per_exec(plain, None, args.execs)
+            t_rec, t_writer = thread_cpu_per_exec(recorded, rec, args.execs)
             _close(rec)
             assert _stat(rec, "sink_errors") == 0 and _stat(rec, "traces_dropped") == 0, rec.stats
             overhead.append((t_rec - t_plain) * 1e6)
             detail["plain"].append(t_plain * 1e6)
             detail["recorded"].append(t_rec * 1e6)
+            detail["writer"].append(t_writer * 1e6)
+            detail["file"].append(file_cpu_us(os.path.join(workdir, f"probe-{r}")))
 
             # throughput, side by side
             rec = Recorder(DirectorySink(os.path.join(workdir, f"tp-{r}")))
@@ -349,7 +398,9 @@ def main() -> int:
         print(f"record_on_failure_success_ratio_dicts: {med(onf_dicts):.3f}")
         print(
             f"# per execution (median): unrecorded {med(detail['plain']):.1f} µs thread CPU, "
-            f"recorded {med(detail['recorded']):.1f} µs; always-to-memory "
+            f"recorded {med(detail['recorded']):.1f} µs (+ writer thread {med(detail['writer']):.1f} µs, "
+            f"of which creating+writing+closing a file {med(detail['file']):.1f} µs on {workdir}); "
+            "always-to-memory "
             f"{med(detail['always_mem']):.1f} µs, on-failure success {med(detail['on_failure']):.1f} µs; "
             f"throughput {med(detail['plain_tp']):.0f}/s unrecorded, {med(detail['rec_tp']):.0f}/s "
             f"recorded ({args.threads} threads x {args.per_thread} + {args.tasks} asyncio tasks, "
