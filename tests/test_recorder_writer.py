@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import asyncio
 import dataclasses
+import datetime
 import glob
 import logging
 import os
@@ -454,6 +455,9 @@ def test_always_mode_keeps_immutable_values_and_encodes_mutable_ones_in_order(tm
     else:
         trace = read_trace(sink.traces[0])
     assert trace.complete and trace.input == ["new"]
+    age = datetime.datetime.now(datetime.timezone.utc) - trace.header.started_at
+    assert datetime.timedelta(0) <= age < datetime.timedelta(minutes=10)
+    assert uuid.UUID(trace.header.trace_id).version == 4
     assert [(e.seq, e.type, e.result) for e in trace.effects] == [
         (1, "test_writer.Price", ("a", 1)),
         (2, "test_writer.Fetch", {"key": "cart", "blob": "cart" * 200}),

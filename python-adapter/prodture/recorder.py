@@ -526,15 +526,33 @@ class _Pending:
     atomic); ``done`` is set after the last record is appended; ``broken`` by the writer when
     the sink failed (the handler then stops encoding)."""
 
-    __slots__ = ("recorder", "records", "done", "broken", "stream", "info")
+    __slots__ = ("recorder", "records", "done", "broken", "stream", "handler", "wall_ns", "_info")
 
-    def __init__(self, recorder: Recorder, info: TraceInfo) -> None:
+    def __init__(self, recorder: Recorder, handler: str, wall_ns: int) -> None:
         self.recorder = recorder
-        self.info = info
+        self.handler = handler
+        self.wall_ns = wall_ns
+        self._info: TraceInfo | None = None
         self.records: collections.deque[bytes] = collections.deque()
         self.done = False
         self.broken = False
         self.stream: TraceStream | None = None
+
+    @property
+    def info(self) -> TraceInfo:
+        """Made on first use (by the writer, or by an OpenTelemetry span that links the trace
+        id), not in the handler's thread when nothing asks for it."""
+        info = self._info
+        if info is None:
+            info = self._info = TraceInfo(self.handler, _trace_id(), _started_at(self.wall_ns))
+        return info
+
+
+_EPOCH = _dt.datetime(1970, 1, 1, tzinfo=_dt.timezone.utc)
+
+
+def _started_at(wall_ns: int) -> _dt.datetime:
+    return _EPOCH + _dt.timedelta(microseconds=wall_ns // 1000)
 
 
 class _StreamSession(_Pending):
@@ -563,11 +581,7 @@ class _StreamSession(_Pending):
     )
 
     def __init__(self, recorder: Recorder, handler_name: str, input: Any) -> None:
-        super().__init__(
-            recorder,
-            TraceInfo(handler_name, _trace_id(), _dt.datetime.now(_dt.timezone.utc)),
-        )
-        self.handler = handler_name
+        super().__init__(recorder, handler_name, time.time_ns())
         self.encoder: TraceEncoder | None = None
         self.t0 = time.perf_counter_ns()
         self.defer_ns = recorder._defer_ns
@@ -717,8 +731,7 @@ class _FailureSession:
         """Made on first use (an OpenTelemetry span asks for the trace id; a success never does)."""
         info = self._info
         if info is None:
-            started = _dt.datetime.fromtimestamp(self.wall_ns / 1e9, _dt.timezone.utc)
-            info = self._info = TraceInfo(self.handler, _trace_id(), started)
+            info = self._info = TraceInfo(self.handler, _trace_id(), _started_at(self.wall_ns))
         return info
 
     def _encoder(self) -> TraceEncoder:
@@ -778,7 +791,8 @@ class _FailureSession:
         except Exception:
             recorder._encode_failed("the outcome", self.handler)
             tail = b""
-        trace = _Pending(recorder, self.info)
+        trace = _Pending(recorder, self.handler, self.wall_ns)
+        trace._info = self.info
         trace.records.append(b"".join([head, input_record, *self.records, tail]))
         trace.done = True
         recorder._submit(trace)
