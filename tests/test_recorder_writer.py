@@ -464,3 +464,27 @@ def test_always_mode_keeps_immutable_values_and_encodes_mutable_ones_in_order(tm
         (3, "test_writer.Price", ("b", 1)),
     ]
     assert trace.outcome.value == (("a", 1), ("b", 1))
+
+
+def test_an_error_inside_the_writer_neither_stops_it_nor_hangs_flush(tmp_path, monkeypatch):
+    """Whatever goes wrong while writing one trace (here: completing it raises) costs that
+    trace only, counted as a sink error: the next traces are written and flush() returns."""
+    from prodture import recorder as recorder_module
+
+    real_complete = recorder_module._StreamSession.complete
+    calls = []
+
+    def complete_failing_once(self):
+        calls.append(1)
+        if len(calls) == 1:
+            raise RuntimeError("a bug in the writer")
+        real_complete(self)
+
+    monkeypatch.setattr(recorder_module._StreamSession, "complete", complete_failing_once)
+    recorder = Recorder(DirectorySink(tmp_path))
+    interpreter = Interpreter({Fetch: fetch}, recorder=recorder)
+    for i in range(3):
+        assert interpreter.run(two_fetches, [f"a{i}", "b"]).ok
+    assert recorder.flush(timeout=60)
+    assert recorder.stats.sink_errors == 1 and recorder.stats.traces_written == 2
+    assert len(glob.glob(str(tmp_path / "*.prodtrace"))) == 2

@@ -925,17 +925,25 @@ class _Writer:
                 return busy
             busy = True
             if isinstance(item, threading.Event):  # a flush() waiting for what came before
-                self._stream_running(force=True)
-                item.set()
-            else:
+                try:
+                    self._stream_running(force=True)
+                finally:
+                    item.set()
+                continue
+            try:
                 self.write_trace(item)
+            except Exception:  # a bug of ours must not stop the writer (nor hang a flush)
+                self._sink_failed(item, item.stream)
 
     def _stream_running(self, *, force: bool) -> None:
         """Write what executions still running have recorded (those older than the interval)."""
         limit = time.perf_counter_ns() - int(self.interval * 1e9)
         for session in list(self.running.values()):
             if force or session.t0 <= limit:
-                self._write_records(session)
+                try:
+                    self._write_records(session)
+                except Exception:
+                    self._sink_failed(session, session.stream)
 
     def write_trace(self, trace: _Pending) -> None:
         """Write a finished trace's remaining records and close it (any thread for a memory
