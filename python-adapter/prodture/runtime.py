@@ -170,7 +170,7 @@ def _site_of(obj: Any) -> tuple[str, int, str] | None:
             code = gen_frame.f_code
             return (code.co_filename, gen_frame.f_lineno, code.co_name)
     if type(obj) is _CommandChain:  # where the pure function built the Command
-        return obj.command.site if obj.command is not None else None
+        return obj.site
     frame = None
     while obj is not None:
         f = getattr(obj, "gi_frame", None) or getattr(obj, "cr_frame", None)
@@ -250,11 +250,13 @@ class _CommandChain:
     """A Command-returning handler seen as a generator: ``send`` performs ``then``, ``throw``
     performs ``on_error``, so one driver runs all three handler forms."""
 
-    __slots__ = ("command", "result")
+    __slots__ = ("command", "result", "site")
 
     def __init__(self, result: Any) -> None:
         self.result = result
         self.command: Command | None = None
+        #: the current Command's site: where the pure function built it
+        self.site: tuple[str, int, str] | None = None
 
     def send(self, value: Any) -> Any:
         command = self.command
@@ -266,6 +268,7 @@ class _CommandChain:
             result = value
         if isinstance(result, Command):
             self.command = result
+            self.site = result.site
             return result.effect
         raise StopIteration(result)
 
@@ -276,6 +279,7 @@ class _CommandChain:
         result = command.on_error(error)
         if isinstance(result, Command):
             self.command = result
+            self.site = result.site
             return result.effect
         raise StopIteration(result)
 
@@ -309,6 +313,8 @@ async def _drive(
     performer and the await.
     """
     gen = _start(fn, input)
+    chain = type(gen) is _CommandChain
+    send = gen.send
     clock = time.perf_counter_ns
     record = session.effect if session is not None else None
     send_value: Any = None
@@ -320,14 +326,14 @@ async def _drive(
                     exc, to_throw = to_throw, None
                     yielded = gen.throw(exc)
                 else:
-                    yielded = gen.send(send_value)
+                    yielded = send(send_value)
             except StopIteration as stop:
                 return stop.value
             if not isinstance(yielded, Effect):
                 to_throw = _not_an_effect(yielded, gen)
                 continue
             seq = state.seq = state.seq + 1
-            call = EffectCall(seq, yielded, _site_of(gen))
+            call = EffectCall(seq, yielded, gen.site if chain else _site_of(gen))
             try:
                 if record is None:
                     send_value = perform(call)
