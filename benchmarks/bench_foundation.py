@@ -196,6 +196,23 @@ def hostile_files(size: int = 4_000_000) -> dict[str, bytes]:
     for name, item in items.items():
         count = (size - len(head)) // len(item)
         files[name] = head + b"\x92\x01\xdd" + count.to_bytes(4, "big") + item * count
+    # Records small enough to be decoded whole, each full of tiny arrays of short strings.
+    pair = b"\x92" + (b"\xa2" + "\u0101".encode()) * 2
+    records = [head, msgpack.packb([RecordKind.INPUT, None])]
+    records.append(msgpack.packb([RecordKind.TYPE, 0, "bench.Hostile", []]))
+    seq, total = 1, sum(map(len, records))
+    while total < size:
+        record = (
+            b"\x99\x04"
+            + msgpack.packb(seq)
+            + b"\x00\x90\xc3\xdc"
+            + (8000).to_bytes(2, "big")
+            + pair * 8000
+            + b"\x00\x00\xc0"
+        )
+        records.append(record)
+        seq, total = seq + 1, total + len(record)
+    files["small records of 2-string arrays"] = b"".join(records)
     return files
 
 

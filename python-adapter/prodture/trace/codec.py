@@ -9,6 +9,7 @@ becomes an inert :class:`UnknownValue` / :class:`RecordedError`.
 
 from __future__ import annotations
 
+import contextlib
 import dataclasses
 import datetime as _dt
 import enum
@@ -832,26 +833,216 @@ def new_packer() -> msgpack.Packer:
 
 #: Nested ext payloads are decoded recursively; beyond this depth a trace is refused.
 MAX_DEPTH = 64
-_depth = threading.local()
 
 
 #: How every msgpack document of a trace is unpacked (ext -1, the msgpack timestamp, which v1
 #: writers never write, decodes as an aware UTC datetime).
 UNPACK_OPTIONS: dict[str, Any] = dict(
-    ext_hook=None, raw=False, strict_map_key=False, use_list=True, timestamp=3
+    ext_hook=None,
+    raw=False,
+    strict_map_key=False,
+    use_list=True,
+    timestamp=3,
 )
+
+
+class _DecodeState(threading.local):
+    def __init__(self) -> None:
+        #: Ext nesting level being decoded.
+        self.level = 0
+        #: The memory budget of the read in progress in this thread, or None: no limit.
+        self.budget: MemoryBudget | None = None
+        #: How ext payloads are unpacked (a read with a budget adds its hooks).
+        self.options: dict[str, Any] = UNPACK_OPTIONS
+
+
+_depth = _DecodeState()
+_unpackb = msgpack.unpackb
+_sizeof = sys.getsizeof
+
+
+def _distinct(items: Any) -> Any:
+    """The distinct objects of a long list (a list of small ints holds a few shared ones)."""
+    return dict(zip(map(id, items), items, strict=True)).values()
+
+
+class MemoryBudget:
+    """Bytes the objects decoded from one trace may take; exceeding it is a TraceFormatError.
+
+    Charged, with ``sys.getsizeof``, as each array and map is completed: the shallow size of
+    each item (of each distinct item in an array or map of more than 16; in a shorter one a
+    shared object, such as a cached small int, is counted each time: an over-estimate); an
+    ext value's instance dict as it is decoded; while streaming, each array and map as it is
+    started and each item as it is read. Installed
+    for the current thread with :meth:`active`; its hooks go to the reader's Unpacker.
+    """
+
+    def __init__(self, limit: int, message: str) -> None:
+        self.left = limit
+        self.message = message
+        budget = self
+
+        # Each object is charged once, by the container that holds it (its shallow size; an
+        # ext value's instance dict by ext_hook); the records themselves are not.
+        def list_hook(value: list[Any]) -> list[Any]:
+            budget.left -= sum(map(_sizeof, value if len(value) <= 16 else _distinct(value)))
+            if budget.left < 0:
+                budget.exceeded()
+            return value
+
+        def map_hook(value: dict[Any, Any]) -> dict[Any, Any]:
+            values: Any = value.values()
+            budget.left -= sum(map(_sizeof, values if len(value) <= 16 else _distinct(values)))
+            budget.left -= sum(map(_sizeof, value))
+            if budget.left < 0:
+                budget.exceeded()
+            return value
+
+        self.list_hook = list_hook
+        self.map_hook = map_hook
+        self.options = dict(UNPACK_OPTIONS, list_hook=list_hook, object_hook=map_hook)
+
+    def charge(self, nbytes: int) -> None:
+        self.left -= nbytes
+        if self.left < 0:
+            self.exceeded()
+
+    def unpacker(self, size: int) -> msgpack.Unpacker:
+        """An Unpacker for ``size`` bytes of trace data, with this budget's hooks and lengths
+        bounded by the data (a larger declared length raises ``ValueError: ... exceeds max_``)."""
+        return msgpack.Unpacker(
+            ext_hook=ext_hook,
+            list_hook=self.list_hook,
+            object_hook=self.map_hook,
+            raw=False,
+            strict_map_key=False,
+            use_list=True,
+            timestamp=3,
+            max_buffer_size=max(size, 1),
+            max_str_len=size,
+            max_bin_len=size,
+            max_array_len=size,
+            max_map_len=size // 2 or 1,
+            max_ext_len=size,
+        )
+
+    def stream_value(self, data: Any, start: int) -> tuple[Any, int]:
+        """(the value at ``data[start:]``, the offset after it), decoded one item at a time and
+        charged as it goes: for a large record or ext payload, where a single array of millions
+        of short strings would otherwise be allocated before any hook could refuse it. Arrays and
+        maps are built here; scalars and ext values by msgpack. The data is fed a chunk at a
+        time. Raises what ``Unpacker.unpack`` raises (OutOfData: the data ends inside it)."""
+        size = len(data)
+        unpacker = self.unpacker(size)
+        fed = start
+
+        def refill() -> None:
+            nonlocal fed
+            if fed >= size:
+                raise msgpack.OutOfData()
+            unpacker.feed(data[fed : fed + STREAM_THRESHOLD])
+            fed += STREAM_THRESHOLD
+
+        stack: list[list[Any]] = []  # [container, items left, next index / pending key, is map]
+        value: Any
+        while True:
+            pos = start + unpacker.tell()
+            while pos >= fed:
+                refill()
+            head = data[pos]
+            try:
+                if 0x90 <= head <= 0x9F or head in (0xDC, 0xDD):
+                    n = unpacker.read_array_header()
+                elif 0x80 <= head <= 0x8F or head in (0xDE, 0xDF):
+                    n = unpacker.read_map_header()
+                else:
+                    value = unpacker.unpack()
+                    n = -1
+            except msgpack.OutOfData:
+                refill()
+                continue
+            if n < 0:
+                if not (
+                    value is None
+                    or type(value) is bool
+                    or type(value) is int
+                    and -5 <= value <= 256
+                ):
+                    self.charge(_sizeof(value))  # what is not one of CPython's shared objects
+            elif head <= 0x8F or head in (0xDE, 0xDF):
+                self.charge(232 + 48 * n if n else 64)  # CPython's dict sizes, rounded up
+                value = {}
+                if n:
+                    stack.append([value, 2 * n, _NO_KEY, True])
+                    if len(stack) > _STREAM_DEPTH:
+                        raise msgpack.StackError()
+                    continue
+            else:
+                self.charge(56 + 8 * n)
+                value = [None] * n
+                if n:
+                    stack.append([value, n, 0, False])
+                    if len(stack) > _STREAM_DEPTH:
+                        raise msgpack.StackError()
+                    continue
+            while stack:  # put the value in its container; a full container is a value too
+                top = stack[-1]
+                top[1] -= 1
+                if top[3]:
+                    if top[2] is _NO_KEY:
+                        top[2] = value
+                        break
+                    top[0][top[2]] = value
+                    top[2] = _NO_KEY
+                else:
+                    top[0][top[2]] = value
+                    top[2] += 1
+                if top[1]:
+                    break
+                stack.pop()
+                value = top[0]
+            else:
+                return value, start + unpacker.tell()
+
+    def exceeded(self) -> None:
+        self.left = 1 << 62  # one error; nothing after it is charged
+        raise TraceFormatError(self.message)
+
+    @contextlib.contextmanager
+    def active(self) -> Iterator[MemoryBudget]:
+        state = _depth
+        saved = state.budget, state.options
+        state.budget, state.options = self, self.options
+        try:
+            yield self
+        finally:
+            state.budget, state.options = saved
 
 
 def _unpack(payload: bytes) -> Any:
     """An ext value's payload; the outermost ext value of a document is at depth 1."""
-    level = getattr(_depth, "level", 0)
+    state = _depth
+    level = state.level
     if level >= MAX_DEPTH:
         raise TraceFormatError(f"value nested deeper than {MAX_DEPTH} levels")
-    _depth.level = level + 1
+    state.level = level + 1
     try:
-        return msgpack.unpackb(payload, **UNPACK_OPTIONS)
+        budget = state.budget
+        if budget is not None and len(payload) > STREAM_THRESHOLD:
+            value, end = budget.stream_value(payload, 0)
+            if end != len(payload):
+                raise ValueError("extra data after the ext payload's value")
+            return value
+        return _unpackb(payload, **state.options)
     finally:
-        _depth.level = level
+        state.level = level
+
+
+#: A record or ext payload larger than this is decoded item by item (MemoryBudget.stream_value).
+STREAM_THRESHOLD = 16 * 1024
+#: Arrays and maps nested within one streamed value, at most (msgpack's own decoder: 1024).
+_STREAM_DEPTH = 1024
+_NO_KEY = object()
 
 
 def _text(payload: bytes) -> str:
@@ -859,8 +1050,19 @@ def _text(payload: bytes) -> str:
 
 
 def ext_hook(code: int, payload: bytes) -> Any:
+    if code == 10:  # ExtCode.REDACTED, the most frequent in a redacted trace
+        return REDACTED
     try:
-        return _decode_ext(code, payload)
+        decode = _DECODERS.get(code)
+        if decode is None:
+            # Unknown ext codes from a newer writer stay visible but inert.
+            return Opaque(f"ext{code}", f"<unknown ext type {code}, {len(payload)} bytes>")
+        value = decode(payload)
+        if code in _CHARGED:
+            budget = _depth.budget
+            if budget is not None and hasattr(value, "__dict__"):
+                budget.charge(_sizeof(value.__dict__))
+        return value
     except TraceFormatError:
         raise
     except RecursionError:
@@ -872,44 +1074,84 @@ def ext_hook(code: int, payload: bytes) -> Any:
         ) from None
 
 
-def _decode_ext(code: int, payload: bytes) -> Any:
-    if code == ExtCode.DECIMAL:
-        try:
-            return Decimal(_text(payload))
-        except InvalidOperation:
-            raise TraceFormatError(f"malformed Decimal {payload[:40]!r}") from None
-    if code == ExtCode.DATETIME:
-        return _dt.datetime.fromisoformat(_text(payload))
-    if code == ExtCode.DATE:
-        return _dt.date.fromisoformat(_text(payload))
-    if code == ExtCode.TIME:
-        return _dt.time.fromisoformat(_text(payload))
-    if code == ExtCode.UUID:
-        return uuid.UUID(bytes=payload)
-    if code == ExtCode.TIMEDELTA:
-        days, seconds, micros = _unpack(payload)
-        return _dt.timedelta(days=days, seconds=seconds, microseconds=micros)
-    if code == ExtCode.TUPLE:
-        return tuple(_list(_unpack(payload)))
-    if code == ExtCode.SET:
-        return set(_list(_unpack(payload)))
-    if code == ExtCode.FROZENSET:
-        return frozenset(_list(_unpack(payload)))
-    if code == ExtCode.REDACTED:
-        return REDACTED
-    if code == ExtCode.OPAQUE:
-        name, text = _unpack(payload)
-        return Opaque(str(name), str(text))
-    if code == ExtCode.OBJECT:
-        name, fields = _unpack(payload)
-        return _rebuild_object(_str(name), fields)
-    if code == ExtCode.ERROR:
-        name, args, attrs, message = _unpack(payload)
-        return _rebuild_error(
-            _str(name), _list(args), attrs if isinstance(attrs, dict) else {}, str(message)
-        )
-    # Unknown ext codes from a newer writer stay visible but inert.
-    return Opaque(f"ext{code}", f"<unknown ext type {code}, {len(payload)} bytes>")
+#: Decoded immutable scalars by payload (Decimal, datetime, date, time, UUID): a trace repeats
+#: amounts and dates, and sharing an immutable value is indistinguishable from copying it.
+_SCALAR_CACHE_SIZE = 4096
+
+
+def _cached(parse: Callable[[bytes], Any]) -> Callable[[bytes], Any]:
+    cache: dict[bytes, Any] = {}
+
+    def decode(payload: bytes) -> Any:
+        value = cache.get(payload)
+        if value is None:
+            value = parse(payload)
+            if len(cache) >= _SCALAR_CACHE_SIZE:
+                cache.clear()
+            cache[payload] = value
+        return value
+
+    return decode
+
+
+def _decimal(payload: bytes) -> Decimal:
+    try:
+        return Decimal(payload.decode("utf-8"))
+    except InvalidOperation:
+        raise TraceFormatError(f"malformed Decimal {payload[:40]!r}") from None
+
+
+def _timedelta(payload: bytes) -> _dt.timedelta:
+    days, seconds, micros = _unpack(payload)
+    return _dt.timedelta(days=days, seconds=seconds, microseconds=micros)
+
+
+def _opaque(payload: bytes) -> Opaque:
+    name, text = _unpack(payload)
+    return Opaque(str(name), str(text))
+
+
+def _object(payload: bytes) -> Any:
+    decoded = _unpack(payload)
+    name, fields = decoded
+    if type(name) is not str:
+        _str(name)
+    value = _rebuild_object(name, fields)
+    budget = _depth.budget
+    if budget is not None and type(value) is not UnknownValue:
+        # The name and the fields map were charged and are freed now (the fields' keys and
+        # values live on in the rebuilt object's dict).
+        budget.left += _sizeof(name) + _sizeof(fields)
+    return value
+
+
+def _error(payload: bytes) -> Any:
+    name, args, attrs, message = _unpack(payload)
+    return _rebuild_error(
+        _str(name), _list(args), attrs if isinstance(attrs, dict) else {}, str(message)
+    )
+
+
+#: Ext codes whose decoded value is a new object beyond the lists and maps already charged.
+_CHARGED = frozenset(
+    {ExtCode.TUPLE, ExtCode.SET, ExtCode.FROZENSET, ExtCode.OPAQUE, ExtCode.OBJECT, ExtCode.ERROR}
+)
+
+_DECODERS: dict[int, Callable[[bytes], Any]] = {
+    ExtCode.DECIMAL: _cached(_decimal),
+    ExtCode.DATETIME: _cached(lambda p: _dt.datetime.fromisoformat(p.decode("utf-8"))),
+    ExtCode.DATE: _cached(lambda p: _dt.date.fromisoformat(p.decode("utf-8"))),
+    ExtCode.TIME: _cached(lambda p: _dt.time.fromisoformat(p.decode("utf-8"))),
+    ExtCode.UUID: _cached(lambda p: uuid.UUID(bytes=p)),
+    ExtCode.TIMEDELTA: _timedelta,
+    ExtCode.TUPLE: lambda p: tuple(_list(_unpack(p))),
+    ExtCode.SET: lambda p: set(_list(_unpack(p))),
+    ExtCode.FROZENSET: lambda p: frozenset(_list(_unpack(p))),
+    ExtCode.REDACTED: lambda p: REDACTED,
+    ExtCode.OPAQUE: _opaque,
+    ExtCode.OBJECT: _object,
+    ExtCode.ERROR: _error,
+}
 
 
 def _str(value: Any) -> str:
@@ -932,36 +1174,57 @@ def _rebuild_object(name: str, fields: Any) -> Any:
     cls = _resolve(name)
     if cls is None:
         return UnknownValue(name, fields)
-    if issubclass(cls, enum.Enum):
+    plan = _object_plans.get(cls)
+    if plan is None:
+        plan = _object_plans[cls] = _object_plan(cls)
+    kind, known, has_dict = plan
+    if kind == _ENUM:
         # By value, without calling the enum (its _missing_ is the application's code).
         try:
-            member = cls._value2member_map_.get(fields)
+            member = cls._value2member_map_.get(fields)  # type: ignore[attr-defined]
         except TypeError:  # an unhashable recorded value
             member = None
         return member if member is not None else UnknownValue(name, fields)
-    if isinstance(fields, dict) and dataclasses.is_dataclass(cls):
-        # Rebuilt without calling __init__/__post_init__: the recorded state, exactly.
-        known = _known_fields.get(cls)
-        if known is None:
-            known = _known_fields[cls] = {f.name: f.default for f in dataclasses.fields(cls)}
-        if len(fields) != len(known) or not all(k in known for k in fields):
-            if not all(isinstance(k, str) and k in known for k in fields):
-                return UnknownValue(name, fields)  # a field the class no longer has
+    if kind != _DATACLASS or type(fields) is not dict:
+        return UnknownValue(name, fields)
+    # Rebuilt without calling __init__/__post_init__: the recorded state, exactly.
+    if len(fields) == len(known) and all(k in known for k in fields):
         obj = object.__new__(cls)
-        setattr_ = object.__setattr__
-        for key, value in fields.items():
-            setattr_(obj, key, value)
-        if len(fields) != len(known):
-            for key, default in known.items():
-                if key not in fields:  # field added since recording: its default, if any
-                    if default is dataclasses.MISSING:
-                        return UnknownValue(name, fields)
-                    setattr_(obj, key, default)
+        if has_dict:
+            obj.__dict__.update(fields)
+        else:
+            for key, value in fields.items():
+                object.__setattr__(obj, key, value)
         return obj
-    return UnknownValue(name, fields)
+    if not all(type(k) is str and k in known for k in fields):
+        return UnknownValue(name, fields)  # a field the class no longer has
+    obj = object.__new__(cls)
+    for key, value in fields.items():
+        object.__setattr__(obj, key, value)
+    for key, default in known.items():
+        if key not in fields:  # field added since recording: its default, if any
+            if default is dataclasses.MISSING:
+                return UnknownValue(name, fields)
+            object.__setattr__(obj, key, default)
+    return obj
 
 
-_known_fields: dict[type, dict[str, Any]] = {}
+_ENUM, _DATACLASS, _OTHER = range(3)
+
+
+def _object_plan(cls: type) -> tuple[int, dict[str, Any], bool]:
+    """(kind, field name -> default, whether instances have a ``__dict__``), once per class."""
+    if issubclass(cls, enum.Enum):
+        return _ENUM, {}, False
+    if not dataclasses.is_dataclass(cls):
+        return _OTHER, {}, False
+    known = {f.name: f.default for f in dataclasses.fields(cls)}
+    # object.__new__ runs none of the class's code; slots classes have no __dict__ to fill.
+    has_dict = hasattr(object.__new__(cls), "__dict__")
+    return _DATACLASS, known, has_dict
+
+
+_object_plans: dict[type, tuple[int, dict[str, Any], bool]] = {}
 
 
 def _rebuild_error(

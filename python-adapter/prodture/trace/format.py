@@ -23,10 +23,11 @@ import msgpack
 from ..effects import Effect
 from .codec import (
     REDACTED,
+    STREAM_THRESHOLD,
+    MemoryBudget,
     Redactor,
     TraceFormatError,
     _enc,
-    ext_hook,
     new_packer,
     opaque_of,
     type_name,
@@ -419,6 +420,20 @@ class TraceEncoder:
 #: Traces larger than this are refused rather than read into memory.
 MAX_TRACE_BYTES = 2 * 1024 * 1024 * 1024
 
+#: What the objects decoded from a trace may take, at most: this many times the file's size plus
+#: READ_MEMORY_BASE bytes (estimated with sys.getsizeof as each container and ext value is
+#: completed); beyond it the trace is refused as hostile (see protocol/trace-format.md §5.4).
+READ_MEMORY_FACTOR = 16
+READ_MEMORY_BASE = 1 << 20
+
+
+def _memory_budget(size: int) -> MemoryBudget:
+    return MemoryBudget(
+        READ_MEMORY_FACTOR * size + READ_MEMORY_BASE,
+        f"its values decode to more than {READ_MEMORY_FACTOR} times the file's {size} bytes "
+        "(millions of tiny items): the file is hostile or corrupt",
+    )
+
 
 class TraceReader:
     """Reads and validates a trace from a path, bytes, or a binary file object.
@@ -464,66 +479,134 @@ class TraceReader:
     def _fail(self, what: str) -> TraceFormatError:
         return TraceFormatError(f"{self.name}: {what}")
 
+    def _unpacker(self, data: bytes, budget: MemoryBudget) -> msgpack.Unpacker:
+        unpacker = budget.unpacker(len(data))
+        unpacker.feed(data)
+        return unpacker
+
+    def _unpack_error(self, e: Exception, at: int) -> TraceFormatError | None:
+        """The TraceFormatError for an exception of ``Unpacker.unpack``; None for the end of the
+        data (a truncated tail)."""
+        if isinstance(e, msgpack.OutOfData):
+            return None
+        if isinstance(e, TraceFormatError):
+            return self._fail(f"{e} (at byte {at}); the file is corrupt")
+        if isinstance(e, (msgpack.StackError, RecursionError)):
+            return self._fail("a value is nested too deeply: the file is corrupt or hostile")
+        if isinstance(e, ValueError) and "exceeds max_" in str(e):
+            # A declared length or count larger than the whole file: like a record cut off by a
+            # killed writer, it runs past the end of the data (a truncated tail).
+            return None
+        return self._fail(f"not valid msgpack at byte {at} ({_reason(e)}); the file is corrupt")
+
     def raw_records(self, data: bytes | None = None) -> Iterator[tuple[list[Any], int]]:
         """(record, end offset) pairs; stops quietly at a truncated tail."""
         if data is None:
             data = self._data()
         if not data:
-            raise self._fail(
-                "the file is empty: the recording process wrote nothing (nothing to replay)"
-            )
-        size = len(data)
-        unpacker = msgpack.Unpacker(
-            ext_hook=ext_hook,
-            raw=False,
-            strict_map_key=False,
-            use_list=True,
-            timestamp=3,
-            max_buffer_size=max(size, 1),
-            max_str_len=size,
-            max_bin_len=size,
-            max_array_len=size,
-            max_map_len=size // 2 or 1,
-            max_ext_len=size,
+            raise self._empty()
+        budget = _memory_budget(len(data))
+        unpacker = self._unpacker(data, budget)
+        with budget.active():
+            while True:
+                try:
+                    record = unpacker.unpack()
+                except Exception as e:
+                    error = self._unpack_error(e, unpacker.tell())
+                    if error is None:
+                        return
+                    raise error from None
+                yield record, unpacker.tell()
+
+    def _empty(self) -> TraceFormatError:
+        return self._fail(
+            "the file is empty: the recording process wrote nothing (nothing to replay)"
         )
-        unpacker.feed(data)
-        while True:
-            try:
-                record = unpacker.unpack()
-            except msgpack.OutOfData:
-                return
-            except TraceFormatError as e:
-                raise self._fail(f"{e} (at byte {unpacker.tell()}); the file is corrupt") from None
-            except (msgpack.StackError, RecursionError):
-                raise self._fail(
-                    "a value is nested too deeply: the file is corrupt or hostile"
-                ) from None
-            except ValueError as e:
-                if "exceeds max_" in str(e):
-                    # A declared length or count larger than the whole file: like a record cut
-                    # off by a killed writer, it runs past the end of the data (a truncated tail).
-                    return
-                raise self._fail(
-                    f"not valid msgpack at byte {unpacker.tell()} ({_reason(e)}); the file is corrupt"
-                ) from None
-            except Exception as e:
-                raise self._fail(
-                    f"not valid msgpack at byte {unpacker.tell()} ({_reason(e)}); the file is corrupt"
-                ) from None
-            yield record, unpacker.tell()
 
     def read(self) -> Trace:
+        data = self._data()
+        if not data:
+            raise self._empty()
+        budget = _memory_budget(len(data))
+        with budget.active():
+            return self._read(data, budget)
+
+    def _read(self, data: bytes, budget: MemoryBudget) -> Trace:
         header: TraceHeader | None = None
         input_value: Any = None
         have_input = False
         effects: list[EffectRecord] = []
+        append = effects.append
         outcome: OutcomeRecord | None = None
         types: dict[int, tuple[str, tuple[str, ...]]] = {}
         sites: dict[int, tuple[str, int, str]] = {}
-        end = 0
-        data = self._data()
-        # end is read after the loop: the offset where the last whole record stopped
-        for index, (record, end) in enumerate(self.raw_records(data)):  # noqa: B007
+        # Fed a chunk at a time: a record that does not fit in a chunk is seen (msgpack raises
+        # OutOfData having decoded at most a chunk of it) and decoded item by item instead.
+        size = len(data)
+        view = memoryview(data)
+        unpacker = budget.unpacker(size)
+        unpack, tell = unpacker.unpack, unpacker.tell
+        base = fed = 0  # data offset of the unpacker's first byte; bytes fed so far
+        end = 0  # where the last whole record stopped
+        index = -1
+        while True:
+            try:
+                record = unpack()
+                end = base + tell()
+            except msgpack.OutOfData:
+                if fed >= size:
+                    break  # the end of the data, or a truncated tail
+                if fed - end < STREAM_THRESHOLD:
+                    unpacker.feed(view[fed : fed + STREAM_THRESHOLD])
+                    fed += STREAM_THRESHOLD
+                    continue
+                try:
+                    record, end = budget.stream_value(view, end)
+                except Exception as e:
+                    error = self._unpack_error(e, end)
+                    if error is None:
+                        break
+                    raise error from None
+                unpacker = budget.unpacker(size)
+                unpack, tell = unpacker.unpack, unpacker.tell
+                base = fed = end
+            except Exception as e:
+                error = self._unpack_error(e, base + tell())
+                if error is None:
+                    break
+                raise error from None
+            index += 1
+            # The common record, checked inline: an EFFECT of a defined type, in sequence.
+            if type(record) is list and len(record) >= 9 and record[0] == 4 and have_input:
+                _, seq, type_id, values, ok, payload, start, duration, site_id = record[:9]
+                defined = types.get(type_id) if type(type_id) is int else None
+                if (
+                    defined is not None
+                    and outcome is None
+                    and type(seq) is int
+                    and seq == len(effects) + 1
+                    and type(values) is list
+                    and len(values) == len(defined[1])
+                    and type(start) is int
+                    and type(duration) is int
+                    and (ok is True or (ok is False and isinstance(payload, BaseException)))
+                    and (site_id is None or (type(site_id) is int and site_id in sites))
+                ):
+                    append(
+                        EffectRecord(
+                            seq,
+                            defined[0],
+                            defined[1],
+                            values,
+                            ok,
+                            payload if ok else None,
+                            None if ok else payload,
+                            start,
+                            duration,
+                            sites[site_id] if site_id is not None else None,
+                        )
+                    )
+                    continue
             if (
                 not isinstance(record, list)
                 or not record
@@ -579,6 +662,7 @@ class TraceReader:
                         raise ValueError(f"site id {site_id} is defined twice")
                     sites[site_id] = (file, _int(line), function)
                 elif kind == RecordKind.EFFECT:
+                    # Only a malformed effect gets here (see the inline check above): say how.
                     _arity(record, 9)
                     _, seq, type_id, values, ok, payload, start, duration, site_id = record[:9]
                     type_id = _int(type_id)
@@ -597,20 +681,10 @@ class TraceReader:
                         site_id = _int(site_id)
                         if site_id not in sites:
                             raise ValueError(f"site id {site_id} is used before its site record")
-                    effects.append(
-                        EffectRecord(
-                            seq,
-                            name,
-                            fields,
-                            values,
-                            ok,
-                            payload if ok else None,
-                            None if ok else _as_error(payload),
-                            _int(start),
-                            _int(duration),
-                            sites[site_id] if site_id is not None else None,
-                        )
-                    )
+                    _int(start), _int(duration)
+                    if not ok:
+                        _as_error(payload)
+                    raise ValueError("malformed effect record")  # not reached for a valid one
                 else:  # RecordKind.OUTCOME
                     _arity(record, 6)
                     _, ok, payload, tb, failed, duration = record[:6]
