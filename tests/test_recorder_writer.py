@@ -488,3 +488,34 @@ def test_an_error_inside_the_writer_neither_stops_it_nor_hangs_flush(tmp_path, m
     assert recorder.flush(timeout=60)
     assert recorder.stats.sink_errors == 1 and recorder.stats.traces_written == 2
     assert len(glob.glob(str(tmp_path / "*.prodtrace"))) == 2
+
+
+@pytest.mark.parametrize("mode", [ALWAYS, ON_FAILURE])
+def test_nested_plain_containers_are_recorded_as_returned_though_changed_later(tmp_path, mode):
+    """Plain dicts, lists and tuples are kept as private copies (encoded later): changing the
+    original at any depth afterwards — input, result or returned value — does not change the
+    trace."""
+    returned = {"lines": [{"sku": "a", "qty": 1}], "tags": ("x", ["y"])}
+
+    def handler(order):
+        basket = yield Fetch("basket")
+        basket["lines"][0]["qty"] = 99
+        basket["tags"][1].append("z")
+        order["items"][0]["n"] = -1
+        answer = {"seen": [basket["lines"][0]["sku"]]}
+        if mode == ON_FAILURE:
+            raise ValueError("fail so that on-failure writes the trace")
+        return answer
+
+    recorder = Recorder(DirectorySink(tmp_path), mode=mode)
+    interpreter = Interpreter({Fetch: lambda e: returned}, recorder=recorder)
+    outcome = interpreter.run(handler, {"items": [{"n": 1}]})
+    if mode == ALWAYS:
+        outcome.value["seen"].append("changed by the caller")
+    assert recorder.close(timeout=60)
+    (path,) = glob.glob(str(tmp_path / "*.prodtrace"))
+    trace = read_trace(path)
+    assert trace.input == {"items": [{"n": 1}]}
+    assert trace.effects[0].result == {"lines": [{"sku": "a", "qty": 1}], "tags": ("x", ["y"])}
+    if mode == ALWAYS:
+        assert trace.outcome.value == {"seen": ["a"]}

@@ -328,6 +328,42 @@ _PYTHON = platform.python_version()
 _ids = random.Random()
 
 
+_NOT_KEPT: Any = object()
+
+
+def _kept(value: Any, depth: int = 0) -> Any:
+    """What may be kept of ``value`` to encode later, or ``_NOT_KEPT``: the value itself when it
+    cannot change (:func:`_immutable`); a private copy of plain dicts, lists and tuples of such
+    values (nothing else holds the copy, so nothing can change it); ``_NOT_KEPT`` for anything
+    else (an object that could change, a subclass, too deep), which is then encoded at once."""
+    t = type(value)
+    if t in _IMMUTABLE:
+        return value
+    if depth > _MAX_DEPTH:
+        return _NOT_KEPT
+    if t is dict:
+        copy = {}
+        for key, item in value.items():
+            if type(key) not in _IMMUTABLE and not _immutable(key, depth + 1):
+                return _NOT_KEPT
+            if type(item) not in _IMMUTABLE:
+                item = _kept(item, depth + 1)
+                if item is _NOT_KEPT:
+                    return _NOT_KEPT
+            copy[key] = item
+        return copy
+    if t is list or t is tuple:
+        items = []
+        for item in value:
+            if type(item) not in _IMMUTABLE:
+                item = _kept(item, depth + 1)
+                if item is _NOT_KEPT:
+                    return _NOT_KEPT
+            items.append(item)
+        return items if t is list else tuple(items)
+    return value if _immutable(value, depth) else _NOT_KEPT
+
+
 def _trace_id() -> str:
     """32 hex digits laid out as a random (version 4) UUID, as the format asks."""
     bits = _ids.getrandbits(128)
@@ -558,10 +594,11 @@ def _started_at(wall_ns: int) -> _dt.datetime:
 class _StreamSession(_Pending):
     """One execution recorded in ``always`` / sampled mode.
 
-    The handler's thread encodes only what could change later. A value that cannot change
-    (:func:`_immutable`: the header, an immutable input, request, result or outcome) is kept by
-    reference and encoded by the writer thread once the execution has finished; a mutable one
-    is encoded at once, after everything kept before it (records stay in order). Past
+    The handler's thread encodes only what could change later. The header, and an input,
+    request, result or outcome that :func:`_kept` can keep (immutable values by reference, plain
+    containers as private copies) are encoded by the writer thread once the execution has
+    finished; anything else is encoded at once, after everything kept before it (records stay
+    in order). Past
     ``flush_interval`` of running time or ``MAX_KEPT`` kept effects, everything is encoded at
     once, so that the writer can stream a long execution's records as they happen (what a
     ``kill -9`` can lose stays bounded).
@@ -588,9 +625,10 @@ class _StreamSession(_Pending):
         self.deferred: list[tuple[EffectCall, bool, Any, int, int]] = []
         self.tail: bytes | None = None  # the outcome record, when encoded by the handler
         self.success: tuple[Any, int] | None = None  # (value, duration), to encode later
-        self.input = input
         self.head_pending = True
-        if not _immutable(input):
+        self.input = _kept(input)
+        if self.input is _NOT_KEPT:
+            self.input = input
             self._encode_head()
 
     def _encoder(self) -> TraceEncoder:
@@ -640,11 +678,12 @@ class _StreamSession(_Pending):
             ok
             and start_ns - self.t0 < self.defer_ns
             and call.seq <= MAX_KEPT
-            and _immutable(value)
             and _immutable(call.effect)
         ):
-            self.deferred.append((call, ok, value, start_ns, duration_ns))
-            return
+            kept = _kept(value)
+            if kept is not _NOT_KEPT:
+                self.deferred.append((call, ok, kept, start_ns, duration_ns))
+                return
         self._encode_kept()
         self._encode_effect(call, ok, value, start_ns, duration_ns)
 
@@ -654,8 +693,9 @@ class _StreamSession(_Pending):
         if self.broken:
             return
         duration = time.perf_counter_ns() - self.t0
-        if isinstance(outcome, Success) and _immutable(outcome.value):
-            self.success = (outcome.value, duration)  # encoded by complete()
+        kept = _kept(outcome.value) if isinstance(outcome, Success) else _NOT_KEPT
+        if kept is not _NOT_KEPT:
+            self.success = (kept, duration)  # encoded by complete()
         else:  # an outcome record does not depend on the others: encoded here, written last
             try:
                 self.tail = _encode_outcome(recorder._scratch_encoder(), outcome, duration)
@@ -695,9 +735,10 @@ class _FailureSession:
     """One execution recorded in ``on-failure`` mode.
 
     A success must cost next to nothing, so nothing is encoded while the handler runs unless it
-    has to be: effects whose request and result cannot change (:func:`_immutable`) are kept by
-    reference and encoded only if the execution fails; a mutable value (a dict the handler may
-    change later) is encoded at once, together with every effect before it, in order."""
+    has to be: inputs and results :func:`_kept` can keep (immutable values by reference, plain
+    containers as private copies) are encoded only if the execution fails; any other value (an
+    object the handler may change later) is encoded at once, with every effect before it, in
+    order."""
 
     __slots__ = (
         "recorder",
@@ -721,9 +762,10 @@ class _FailureSession:
         self.encoder: TraceEncoder | None = None
         self.records: list[bytes] = []
         self._info: TraceInfo | None = None
-        self.input = input
         self.input_record: bytes | None = None
-        if not _immutable(input):
+        self.input = _kept(input)
+        if self.input is _NOT_KEPT:
+            self.input = input
             self.input_record = self._input_record()
 
     @property
@@ -765,9 +807,11 @@ class _FailureSession:
     def effect(
         self, call: EffectCall, ok: bool, value: Any, start_ns: int, duration_ns: int
     ) -> None:
-        if ok and _immutable(value) and _immutable(call.effect):
-            self.deferred.append((call, ok, value, start_ns, duration_ns))
-            return
+        if ok and _immutable(call.effect):
+            kept = _kept(value)
+            if kept is not _NOT_KEPT:
+                self.deferred.append((call, ok, kept, start_ns, duration_ns))
+                return
         if self.deferred:
             self._encode_deferred()
         self._encode(call, ok, value, start_ns, duration_ns)
