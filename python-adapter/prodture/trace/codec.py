@@ -26,7 +26,7 @@ from collections.abc import Set as AbstractSet
 from decimal import Decimal, InvalidOperation
 from typing import Any
 
-import msgpack
+import msgpack  # type: ignore[import-untyped]
 
 from ..effects import registry
 
@@ -405,7 +405,10 @@ class Redactor:
         elif isinstance(t, type) and issubclass(t, Mapping):
             kind = (_MAPPING, None)
         elif issubclass(t, tuple) and isinstance(getattr(t, "_fields", None), tuple):
-            kind = (_NAMEDTUPLE, tuple(self.is_secret_name(str(f)) for f in t._fields))
+            kind = (
+                _NAMEDTUPLE,
+                tuple(self.is_secret_name(str(f)) for f in getattr(t, "_fields", ())),
+            )
         elif issubclass(t, Sequence):
             kind = (_SEQUENCE, None)
         elif issubclass(t, AbstractSet):
@@ -725,7 +728,9 @@ def _to_ext(obj: Any) -> Any:
     if t is int:  # msgpack hands over an int only when it does not fit in 64 bits
         return _opaque_ext(obj, "an int beyond 64 bits")
     if isinstance(obj, (str, int, float, bytes, list, dict)):  # subclasses of plain types
-        base = next(b for b in (str, bool, int, float, bytes, list, dict) if isinstance(obj, b))
+        base: Callable[[Any], Any] = next(
+            b for b in (str, bool, int, float, bytes, list, dict) if isinstance(obj, b)
+        )
         return base(obj)
     if isinstance(obj, _dt.datetime):  # subclasses (e.g. a test clock's datetime)
         return _ext(ExtCode.DATETIME, _dt.datetime.isoformat(obj).encode())
@@ -767,7 +772,8 @@ def _safe_repr(obj: Any) -> str:
 
 
 def _plain_pack(obj: Any) -> bytes:
-    return msgpack.packb(obj, use_bin_type=True)
+    data: bytes = msgpack.packb(obj, use_bin_type=True)
+    return data
 
 
 def _array_header(n: int) -> bytes:
@@ -804,7 +810,8 @@ def _pack(obj: Any) -> bytes:
     packer = packers[level]
     state.level = level + 1
     try:
-        return packer.pack(obj)
+        data: bytes = packer.pack(obj)
+        return data
     except BaseException:
         packer.reset()
         raise
@@ -816,9 +823,10 @@ def encode_value(value: Any) -> bytes:
     """One value as a msgpack document (ext types for the non-plain ones)."""
     _enc.encoder = None
     try:
-        return msgpack.packb(
+        data: bytes = msgpack.packb(
             value, default=_default, use_bin_type=True, datetime=False, strict_types=True
         )
+        return data
     except (TypeError, ValueError, OverflowError) as e:
         # An int too large or a cycle at the top level: the whole value becomes Opaque.
         return _plain_pack(_opaque_ext(value, f"{type(e).__name__}: {_clip_reason(e)}"))
@@ -1189,7 +1197,7 @@ def _rebuild_object(name: str, fields: Any) -> Any:
         return UnknownValue(name, fields)
     # Rebuilt without calling __init__/__post_init__: the recorded state, exactly.
     if len(fields) == len(known) and all(k in known for k in fields):
-        obj = object.__new__(cls)
+        obj: Any = object.__new__(cls)
         if has_dict:
             obj.__dict__.update(fields)
         else:
@@ -1235,11 +1243,11 @@ def _rebuild_error(
         return RecordedError(name, message, tuple(args))
     # Built like a dataclass is: no __new__ / __init__ of the application's class runs, only
     # the nearest built-in one (OSError's for OSError subclasses).
-    base_new = next(
+    base_new: Callable[..., Any] = next(
         b.__new__ for b in cls.__mro__ if b.__module__ == "builtins" and "__new__" in b.__dict__
     )
     try:
-        error = base_new(cls)
+        error: BaseException = base_new(cls)
     except Exception:
         return RecordedError(name, message, tuple(args))
     error.args = tuple(args)

@@ -18,7 +18,7 @@ import uuid
 from collections.abc import Callable, Iterator
 from typing import IO, Any
 
-import msgpack
+import msgpack  # type: ignore[import-untyped]
 
 from ..effects import Effect
 from .codec import (
@@ -376,11 +376,11 @@ class TraceEncoder:
             if ok:
                 value = redactor.scrub(value)
         site_id = None
-        new_site = False
+        new_site: tuple[str, int, str] | None = None
         if site is not None:
             site_id = self._sites.get(site)
             if site_id is None:
-                site_id, new_site = len(self._sites), True
+                site_id, new_site = len(self._sites), site
                 prefix += self._packer.pack([RecordKind.SITE, site_id, site[0], site[1], site[2]])
         body = self._pack_or_mark(
             [
@@ -399,8 +399,8 @@ class TraceEncoder:
         # Only now, with every byte of this record in hand: the type and site are defined.
         if new_type:
             self._types[cls] = info
-        if new_site:
-            self._sites[site] = site_id  # type: ignore[index]
+        if new_site is not None:
+            self._sites[new_site] = len(self._sites)
         return prefix + body
 
     def outcome(
@@ -451,7 +451,7 @@ class TraceReader:
         if isinstance(source, (bytes, bytearray, memoryview)):
             self.name = name or "<bytes>"
         elif hasattr(source, "read"):
-            self.name = name or getattr(source, "name", "<stream>")
+            self.name = name or str(getattr(source, "name", "<stream>"))
         else:
             self.name = name or os.fspath(source)
 
@@ -460,14 +460,14 @@ class TraceReader:
         if isinstance(source, (bytes, bytearray, memoryview)):
             return bytes(source)
         if hasattr(source, "read"):
-            return source.read()  # type: ignore[union-attr]
+            return source.read()
         try:
-            size = os.path.getsize(source)  # type: ignore[arg-type]
+            size = os.path.getsize(source)
             if size > MAX_TRACE_BYTES:
                 raise TraceFormatError(
                     f"{self.name}: {size} bytes is larger than the {MAX_TRACE_BYTES} bytes a trace may be"
                 )
-            with open(source, "rb") as f:  # type: ignore[arg-type]
+            with open(source, "rb") as f:
                 return f.read()
         except FileNotFoundError:
             raise TraceFormatError(f"{self.name}: no such trace file; check the path") from None
