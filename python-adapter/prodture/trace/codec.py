@@ -398,10 +398,12 @@ class Redactor:
             # Exceptions are recorded with their args and attributes, unredacted (documented).
             kind = (_LEAF, None)
         elif dataclasses.is_dataclass(t):
-            kind = (
-                _RECORD,
-                (tuple(f.name for f in dataclasses.fields(t)), self.secret_fields(t)),
-            )
+            names = tuple(f.name for f in dataclasses.fields(t))
+            secret = self.secret_fields(t)
+            # Compiled once per type: without a secret field, an instance whose field values
+            # are all plain is clean, which one C-level pass over its fields tells.
+            values_of = operator.attrgetter(*names) if len(names) > 1 else None
+            kind = (_RECORD, (names, secret, None if True in secret else values_of))
         elif isinstance(t, type) and issubclass(t, Mapping):
             kind = (_MAPPING, None)
         elif issubclass(t, tuple) and isinstance(getattr(t, "_fields", None), tuple):
@@ -445,7 +447,11 @@ class Redactor:
             return self._scrub_sequence(value, value, depth, t)
         kind, info = self._kind(t)
         if kind == _RECORD:
-            names, secret = info
+            names, secret, values_of = info
+            if values_of is not None and all(
+                map(_PLAIN_SET.__contains__, map(type, values_of(value)))
+            ):
+                return value
             changed: dict[str, Any] | None = None
             for name, is_secret in zip(names, secret, strict=False):
                 v = getattr(value, name)

@@ -21,6 +21,7 @@ from typing import IO, Any
 import msgpack  # type: ignore[import-untyped]
 
 from ..effects import Effect
+from .codec import _PLAIN_SET as _PLAIN_TYPES
 from .codec import (
     REDACTED,
     STREAM_THRESHOLD,
@@ -370,9 +371,10 @@ class TraceEncoder:
         if redactor is not None:
             if info.has_secret:
                 values = [REDACTED if s else v for v, s in zip(values, info.secret, strict=False)]
-            scrubbed = redactor.scrub(values)
-            # REDACTED as a whole when a value could not be walked: then value by value.
-            values = scrubbed if type(scrubbed) is list else [redactor.scrub(v) for v in values]
+            if not all(map(_PLAIN_TYPES.__contains__, map(type, values))):
+                scrubbed = redactor.scrub(values)
+                # REDACTED as a whole when a value could not be walked: then value by value.
+                values = scrubbed if type(scrubbed) is list else [redactor.scrub(v) for v in values]
             if ok:
                 value = redactor.scrub(value)
         site_id = None
@@ -382,20 +384,25 @@ class TraceEncoder:
             if site_id is None:
                 site_id, new_site = len(self._sites), site
                 prefix += self._packer.pack([RecordKind.SITE, site_id, site[0], site[1], site[2]])
-        body = self._pack_or_mark(
-            [
-                RecordKind.EFFECT,
-                seq,
-                info.type_id,
-                values,
-                ok,
-                value,
-                start_ns,
-                duration_ns,
-                site_id,
-            ],
-            (3, 5),
-        )
+        record = [
+            RecordKind.EFFECT,
+            seq,
+            info.type_id,
+            values,
+            ok,
+            value,
+            start_ns,
+            duration_ns,
+            site_id,
+        ]
+        try:  # the common case, inline
+            body: bytes = self._packer.pack(record)
+            if self._pending_opaque:
+                self._commit_opaque()
+        except Exception:
+            self._packer.reset()
+            self._pending_opaque.clear()
+            body = self._pack_or_mark(record, (3, 5))
         # Only now, with every byte of this record in hand: the type and site are defined.
         if new_type:
             self._types[cls] = info
