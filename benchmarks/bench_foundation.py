@@ -5,10 +5,12 @@
 Prints ``name: value`` lines on stdout (details go to stderr), each the median over rounds in which
 every contender is measured side by side:
 
-* ``record_vs_otel``  — per-effect recording cost (the recorder path: ``_Session.effect`` = encode
-  + append to a real DirectorySink file) / recording the same effect as an OpenTelemetry SDK span
-  (TracerProvider + SimpleSpanProcessor + InMemorySpanExporter; request and result as JSON
-  attributes). Goal <= 0.05.
+* ``record_vs_otel``  — per-effect recording cost (the recorder path: the session's ``effect`` for
+  20,000 effects, then ``finish`` and ``Recorder.close()``: the CPU time of every thread, the
+  background writer's encoding and writing included, until the trace is in a real DirectorySink
+  file) / recording the same effect as an OpenTelemetry SDK span (TracerProvider +
+  SimpleSpanProcessor + InMemorySpanExporter; request and result as JSON attributes), both in
+  process CPU time. Goal <= 0.05.
 * ``record_vs_msgpack`` — the same recorder path / a bare ``msgpack.packb`` of the same record
   (prebuilt, ext values already ``ExtType``: byte-for-byte the record the encoder writes). Goal <= 3.
 * ``read_vs_msgpack`` — ``read_trace`` of a 100,000-effect trace (bytes in memory) / a bare
@@ -84,19 +86,26 @@ def charge_many(count):
 # -- contenders ------------------------------------------------------------------------------------
 
 
-def time_record(directory: str, n: int) -> float:
-    """Seconds per effect through the recorder path into a real file."""
+def time_record(directory: str, n: int) -> tuple[float, float]:
+    """(CPU seconds per effect of recording into a real file, all threads, until the trace is
+    written; wall seconds per effect spent in the handler's thread)."""
     recorder = Recorder(DirectorySink(directory))
     session = recorder.begin("bench:charge_many", n)
     calls = [EffectCall(i, EFFECT, SITE) for i in range(1, n + 1)]
     effect = session.effect
+    cpu = time.process_time()
     start = time.perf_counter()
     for call in calls:
         effect(call, True, RESULT, 1000, 2500)
-    elapsed = time.perf_counter() - start
+    in_thread = time.perf_counter() - start
     session.finish(prodture.Success("done"))
+    close = getattr(recorder, "close", None)
+    if close is not None:  # a background writer: the trace is encoded and written when closed
+        close()
+    total = time.process_time() - cpu
     assert recorder.stats.sink_errors == 0 and recorder.stats.encode_errors == 0
-    return elapsed / n
+    assert len(os.listdir(directory)) == 1
+    return total / n, in_thread / n
 
 
 def otel_setup() -> tuple:
@@ -110,7 +119,7 @@ def time_otel(tracer, exporter, n: int) -> float:
     """Seconds per effect recorded as an OpenTelemetry span with JSON request/result attributes."""
     exporter.clear()
     dumps = json.dumps
-    start = time.perf_counter()
+    start = time.process_time()
     for i in range(1, n + 1):
         span = tracer.start_span("bench.ChargeCard")
         span.set_attribute("prodture.seq", i)
@@ -123,7 +132,7 @@ def time_otel(tracer, exporter, n: int) -> float:
         span.set_attribute("code.filepath", SITE[0])
         span.set_attribute("code.lineno", SITE[1])
         span.end()
-    return (time.perf_counter() - start) / n
+    return (time.process_time() - start) / n
 
 
 def bare_record(seq: int) -> list:
@@ -149,10 +158,10 @@ def bare_record(seq: int) -> list:
 def time_msgpack(n: int) -> float:
     records = [bare_record(i) for i in range(1, n + 1)]
     packb = msgpack.packb
-    start = time.perf_counter()
+    start = time.process_time()
     for record in records:
         packb(record)
-    return (time.perf_counter() - start) / n
+    return (time.process_time() - start) / n
 
 
 # -- reading ---------------------------------------------------------------------------------------
@@ -303,10 +312,11 @@ def main() -> int:
             "bare record differs from the encoder's"
         )
 
-        vs_otel, vs_msgpack, rec_us, otel_us, mp_us = [], [], [], [], []
+        vs_otel, vs_msgpack, rec_us, otel_us, mp_us, thread_us = [], [], [], [], [], []
         for r in range(args.rounds):
             gc.collect()
-            t_rec = time_record(os.path.join(workdir, f"rec-{r}"), args.effects)
+            t_rec, t_thread = time_record(os.path.join(workdir, f"rec-{r}"), args.effects)
+            thread_us.append(t_thread * 1e6)
             t_otel = time_otel(tracer, exporter, args.effects)
             t_mp = time_msgpack(args.effects)
             vs_otel.append(t_rec / t_otel)
@@ -342,7 +352,8 @@ def main() -> int:
         print(f"replay_vs_bare_driver: {statistics.median(vs_bare):.1f}")
         print(f"bytes_vs_otlp: {ours / otlp:.3f}")
         print(
-            f"# per effect (median µs): record {statistics.median(rec_us):.2f}, otel span {statistics.median(otel_us):.2f}, "
+            f"# per effect (median µs): record {statistics.median(rec_us):.2f} CPU all threads until written "
+            f"({statistics.median(thread_us):.2f} wall in the handler's thread), otel span {statistics.median(otel_us):.2f}, "
             f"bare packb {statistics.median(mp_us):.3f}; read_trace of {args.replay_effects} effects {read_s:.2f}s "
             f"({path.stat().st_size / 1e6:.1f} MB; bare msgpack {bare_read_s:.3f}s); peak memory / file size per hostile "
             f"file: {', '.join(f'{k} {v:.1f}' for k, v in mem_all.items())} (worst: {mem_worst}); bytes/effect {ours:.1f} vs OTLP/span {otlp:.1f}",
