@@ -87,6 +87,7 @@ def record(directory: str, effects: int) -> tuple[str, str]:
     )
     outcome = interpreter.run(module.crunch, effects - 1)
     assert outcome.ok, outcome
+    recorder.close()  # the trace is written by the recorder's writer thread
     [trace] = glob.glob(os.path.join(traces, "*.prodtrace"))
     return source, trace
 

@@ -121,6 +121,7 @@ def loop_project(tmp_path: Path) -> tuple[Path, Path]:
         prodture.Interpreter(
             {module.LookupItem: lambda e: int(e.key.split("-")[1])}, recorder=recorder
         ).run(module.crunch, 30)
+        recorder.close()  # the trace is written by the recorder's writer thread
     finally:
         sys.path.remove(str(root))
         for name in [m for m in sys.modules if m.startswith("lspbatch")]:

@@ -131,6 +131,7 @@ def record(tmp_path: Path, fn: Any, request: Any) -> prodture.Trace:
         asyncio.run(interpreter.run_async(fn, request))
     else:
         interpreter.run(fn, request)
+    recorder.close()  # the trace is written by the recorder's writer thread
     return read_trace(next(directory.glob("*.prodtrace")))
 
 

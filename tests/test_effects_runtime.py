@@ -7,6 +7,7 @@ import dataclasses
 import datetime as dt
 import inspect
 import uuid
+from typing import Any
 
 import pytest
 
@@ -394,3 +395,93 @@ def test_run_sync_wraps_the_result_as_an_outcome():
     """run_sync (replay's driver) returns Success or Failure like Interpreter.run."""
     assert run_sync(gen_handler, [], lambda call: "r") == Success((0, "r"))
     assert isinstance(run_sync(own_error_handler, None, lambda call: 1), Failure)
+
+
+def test_sleep_under_run_async_does_not_block_the_event_loop():
+    """`await Sleep(x)` under run_async sleeps with asyncio.sleep: another task keeps running
+    while the handler sleeps (with time.sleep it could not run until the sleep ended)."""
+    ticks: list[int] = []
+
+    async def sleepy(_):
+        before = len(ticks)
+        await prodture.Sleep(0.2)
+        return len(ticks) - before
+
+    async def main():
+        done = asyncio.Event()
+
+        async def ticker():
+            while not done.is_set():
+                ticks.append(1)
+                await asyncio.sleep(0)
+
+        task = asyncio.ensure_future(ticker())
+        outcome = await Interpreter().run_async(sleepy, None)
+        done.set()
+        await task
+        return outcome
+
+    outcome = asyncio.run(main())
+    assert outcome.ok and outcome.value > 0, "the loop was blocked while the handler slept"
+
+
+def test_a_performer_of_sleep_given_by_the_user_is_kept_under_run_async():
+    """Only the built-in Sleep performer is swapped for the asyncio one."""
+    slept: list[float] = []
+
+    async def h(_):
+        await prodture.Sleep(5)
+
+    outcome = asyncio.run(
+        Interpreter({prodture.Sleep: lambda e: slept.append(e.seconds)}).run_async(h, None)
+    )
+    assert outcome.ok and slept == [5]
+
+
+class CallLog:
+    """An observer that keeps every EffectCall it is told about."""
+
+    def __init__(self) -> None:
+        self.calls: list[tuple[int, str, tuple | None, bool]] = []
+
+    def begin(self, handler_name, input):
+        return self
+
+    def effect(self, call, ok, value, start_ns, duration_ns):
+        self.calls.append((call.seq, type(call.effect).__name__, call.site, ok))
+
+    def finish(self, outcome):
+        pass
+
+
+@pytest.mark.parametrize(
+    ("handler", "arg"),
+    [(gen_handler, ["a", "b"]), (async_handler, ["a", "b"]), (pipeline(price, save), "a")],
+)
+def test_run_and_run_async_see_the_same_effect_calls(handler, arg):
+    """One driver: run and run_async report the same numbers, effects and call sites (and the
+    same outcome) for generator, coroutine and Command handlers."""
+    seen = []
+    for run in ("sync", "async"):
+        log = CallLog()
+        interpreter = Interpreter(performers(), recorder=log)
+        if run == "sync":
+            outcome = interpreter.run(handler, arg)
+        else:
+            outcome = asyncio.run(interpreter.run_async(handler, arg))
+        assert outcome.ok, outcome
+        seen.append((log.calls, outcome))
+    assert seen[0] == seen[1]
+    assert seen[0][0] and all(site is not None for _, _, site, _ in seen[0][0])
+
+
+def test_a_command_of_something_not_an_effect_names_where_it_was_built():
+    """Command(x) with x not an Effect fails with a TypeError naming the pure function's line."""
+
+    def bad(_):
+        not_an_effect: Any = "not an effect"  # what an untyped caller may pass
+        return Command(not_an_effect)  # the line
+
+    outcome = Interpreter(performers()).run(bad, None)
+    assert isinstance(outcome.error, TypeError)
+    assert f"{__file__}:{line_of(bad, '# the line')} in bad" in str(outcome.error)

@@ -307,3 +307,95 @@ def test_opaque_and_unknown_ext_never_become_live_objects():
         Opaque("ext77", "<unknown ext type 77, 9 bytes>"),
         Opaque("os.system", "rm -rf /"),
     ]
+
+
+def _flood(item: bytes, size: int = 1_000_000) -> bytes:
+    """A valid header, then an INPUT record holding an array of as many ``item`` as fit."""
+    head = msgpack.packb(
+        [RecordKind.HEADER, {"format": "prodture-trace", "version": 1, "handler": "m:f"}]
+    )
+    count = (size - len(head)) // len(item)
+    return head + b"\x92\x01\xdd" + count.to_bytes(4, "big") + item * count
+
+
+def _small_records_of_short_strings(size: int = 1_000_000) -> bytes:
+    """Records small enough to be decoded whole, each full of 2-item arrays of 1-char strings."""
+    pair = b"\x92" + (b"\xa2" + "\u0101".encode()) * 2
+    parts = [
+        msgpack.packb(
+            [RecordKind.HEADER, {"format": "prodture-trace", "version": 1, "handler": "m:f"}]
+        ),
+        msgpack.packb([RecordKind.INPUT, None]),
+        msgpack.packb([RecordKind.TYPE, 0, "x.Y", []]),
+    ]
+    seq = 1
+    while sum(map(len, parts)) < size:
+        parts.append(
+            b"\x99\x04"
+            + msgpack.packb(seq)
+            + b"\x00\x90\xc3\xdc"
+            + (2000).to_bytes(2, "big")
+            + pair * 2000
+            + b"\x00\x00\xc0"
+        )
+        seq += 1
+    return b"".join(parts)
+
+
+@pytest.mark.parametrize(
+    "name, data",
+    [
+        ("empty maps", _flood(b"\x80")),
+        ("empty arrays", _flood(b"\x90")),
+        ("1-char non-Latin strings", _flood(b"\xa2" + "\u0101".encode())),
+        ("empty sets", _flood(bytes([0xD4, ExtCode.SET, 0x90]))),
+        ("unregistered objects", _flood(bytes([0xD6, ExtCode.OBJECT, 0x92, 0xA1, 88, 0x80]))),
+        (
+            "a tuple ext of empty maps",
+            msgpack.packb(
+                [RecordKind.HEADER, {"format": "prodture-trace", "version": 1, "handler": "m:f"}]
+            )
+            + b"\x92\x01"
+            + msgpack.packb(
+                ext(ExtCode.TUPLE, b"\xdd" + (900_000).to_bytes(4, "big") + b"\x80" * 900_000)
+            ),
+        ),
+        ("small records of short strings", _small_records_of_short_strings()),
+    ],
+)
+def test_memory_is_bounded_by_a_multiple_of_the_file_size(name, data):
+    """Files built to allocate the most per byte (millions of empty maps, short strings, tiny ext values, in one record or many) are read or refused within the documented bound (protocol/trace-format.md §5.4): peak <= (16 + 2) x the file size + 4 MiB."""
+    from prodture.trace.format import READ_MEMORY_BASE, READ_MEMORY_FACTOR
+
+    assert READ_MEMORY_FACTOR <= 16
+    tracemalloc.start()
+    try:
+        try:
+            trace = read_trace(data)
+        except TraceFormatError as e:
+            assert "\n" not in str(e)
+            trace = None
+        peak = tracemalloc.get_traced_memory()[1]
+    finally:
+        tracemalloc.stop()
+    del trace
+    assert peak <= (READ_MEMORY_FACTOR + 2) * len(data) + 4 * READ_MEMORY_BASE, (
+        name,
+        peak / len(data),
+    )
+
+
+def test_dense_legitimate_values_are_not_refused():
+    """A trace whose input is a list of 200,000 small ints (1 byte each) and whose effects return short lists reads normally: the budget counts what is allocated, not a fixed cost per item."""
+    sink = MemorySink()
+    Interpreter({Ping: lambda e: [e.n, e.n + 1]}, recorder=Recorder(sink)).run(
+        pinging_input, list(range(100)) * 2000
+    )
+    trace = read_trace(sink.traces[0])
+    assert trace.complete and len(trace.input) == 200_000 and len(trace.effects) == 4
+
+
+def pinging_input(numbers):
+    for n in range(4):
+        yield Ping(n)
+    return len(numbers)

@@ -12,6 +12,7 @@ import subprocess
 import sys
 import textwrap
 import threading
+import time
 from decimal import Decimal
 from pathlib import Path
 
@@ -87,6 +88,7 @@ def record(handler, input, *, mode=ALWAYS, redact=Redactor(), performers=None, s
     sink = sink or MemorySink()
     recorder = Recorder(sink, mode=mode, redact=redact)
     outcome = Interpreter(performers or {Fetch: fetch}, recorder=recorder).run(handler, input)
+    assert recorder.flush(timeout=30)
     return outcome, sink, recorder
 
 
@@ -315,6 +317,7 @@ def test_eight_threads_record_into_one_directory_without_loss_or_mixing(tmp_path
     for th in threads:
         th.join()
     assert not errors
+    assert recorder.flush(timeout=60)
     _assert_unmixed(tmp_path, 8 * runs_per_thread)
     assert recorder.stats.traces_written == 8 * runs_per_thread and recorder.stats.sink_errors == 0
 
@@ -335,6 +338,7 @@ def test_asyncio_tasks_record_concurrently_without_loss_or_mixing(tmp_path):
         )
 
     assert all(o.ok for o in asyncio.run(main()))
+    assert recorder.close(timeout=60)
     _assert_unmixed(tmp_path, 64)
 
 
@@ -366,27 +370,46 @@ KILLED_WRITER = textwrap.dedent(
         if effect.n == STOP_AT:
             print("ready", flush=True)
             time.sleep(60)
+        if IMMUTABLE:  # kept by reference at first, then encoded as they come
+            return (effect.n, "x" * (effect.n * 37 % 300))
         return {"n": effect.n, "payload": "x" * (effect.n * 37 % 300)}
 
     @prodture.handler
     def many(count):
         total = 0
         for n in range(1, count + 1):
-            total += (yield Step(n))["n"]
+            result = yield Step(n)
+            total += result[0] if IMMUTABLE else result["n"]
         return total
 
     STOP_AT = int(sys.argv[2])
+    IMMUTABLE = sys.argv[3] == "immutable"
     recorder = prodture.Recorder(prodture.DirectorySink(sys.argv[1]))
     prodture.Interpreter({Step: perform}, recorder=recorder).run(many, 10_000)
     """
 )
 
 
-def test_sigkilled_writer_leaves_a_readable_prefix(tmp_path):
-    """A recording process killed with SIGKILL mid-run leaves every completed effect readable, marked complete=False."""
+def _wait_for_effects(directory: Path, count: int, timeout: float = 60.0) -> None:
+    """Until the one trace in ``directory`` holds ``count`` effects (the writer thread writes a
+    running execution's records every flush_interval); fails after ``timeout`` seconds."""
+    deadline = time.monotonic() + timeout
+    while time.monotonic() < deadline:
+        paths = glob.glob(str(directory / "*.prodtrace"))
+        if paths and len(read_trace(paths[0]).effects) >= count:
+            return
+        time.sleep(0.02)
+    raise AssertionError(f"the running execution's first {count} effects never reached the file")
+
+
+@pytest.mark.parametrize("results", ["mutable", "immutable"])
+def test_sigkilled_writer_leaves_a_readable_prefix(tmp_path, results):
+    """A long execution's records reach the file while it runs (the writer streams them, and
+    values kept by reference are encoded once it has run flush_interval); a SIGKILL then leaves
+    every written effect readable, the trace marked complete=False."""
     stop_at = 500
     proc = subprocess.Popen(
-        [sys.executable, "-c", KILLED_WRITER, str(tmp_path), str(stop_at)],
+        [sys.executable, "-c", KILLED_WRITER, str(tmp_path), str(stop_at), results],
         stdout=subprocess.PIPE,
         stderr=subprocess.PIPE,
         text=True,
@@ -394,6 +417,7 @@ def test_sigkilled_writer_leaves_a_readable_prefix(tmp_path):
     try:
         line = proc.stdout.readline()
         assert line.strip() == "ready", proc.stderr.read()
+        _wait_for_effects(tmp_path, stop_at - 1)
     finally:
         proc.send_signal(signal.SIGKILL)
         proc.wait(timeout=30)
@@ -403,4 +427,7 @@ def test_sigkilled_writer_leaves_a_readable_prefix(tmp_path):
     assert not trace.complete and trace.outcome is None and not trace.truncated
     assert trace.input == 10_000
     assert [e.seq for e in trace.effects] == list(range(1, stop_at))
-    assert all(e.result["n"] == e.seq for e in trace.effects)
+    if results == "immutable":
+        assert all(e.result[0] == e.seq for e in trace.effects)
+    else:
+        assert all(e.result["n"] == e.seq for e in trace.effects)

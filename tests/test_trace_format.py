@@ -7,6 +7,7 @@ import datetime as dt
 import io
 from decimal import Decimal
 from pathlib import Path
+from typing import Any
 
 import msgpack
 import pytest
@@ -288,3 +289,66 @@ def test_the_header_is_read_from_the_first_bytes_alone(tmp_path):
             read_header(data)
     with pytest.raises(TraceFormatError, match="no such trace file"):
         read_header(tmp_path / "missing.prodtrace")
+
+
+def _nested(depth: int) -> Any:
+    value: Any = "leaf"
+    for _ in range(depth):
+        value = [value]
+    return value
+
+
+@pytest.mark.parametrize("redact", [False, True])
+def test_a_value_the_writer_cannot_encode_is_marked_and_the_trace_reads(redact):
+    """An effect result nested 1,024 deep followed by another effect of the same type: the file reads back complete, both effects are there, and the lost value is visibly marked (opaque without redaction, <redacted> past the redaction depth)."""
+    deep = _nested(1024)
+    sink = MemorySink()
+    recorder = Recorder(sink, redact=prodture.trace.Redactor() if redact else None)
+    results = iter([deep, 7])
+    outcome = Interpreter({Tick: lambda e: next(results)}, recorder=recorder).run(ticking_any, 2)
+    assert outcome.ok
+    close = getattr(recorder, "close", None)
+    if close is not None:
+        close()
+    trace = read_trace(sink.traces[0])
+    assert trace.complete and [e.seq for e in trace.effects] == [1, 2]
+    assert trace.effects[1].result == 7
+    lost = trace.effects[0].result
+    if redact:
+        while isinstance(lost, list):
+            (lost,) = lost
+        assert lost is prodture.trace.REDACTED
+    else:
+        assert isinstance(lost, prodture.trace.Opaque) and lost.type_name == "builtins.list"
+
+
+def test_a_value_as_deep_as_the_format_allows_is_kept():
+    """A result nested as deep as msgpack allows inside its record (1,023 arrays in the record array) is written as data; one level more is marked."""
+    encoder = TraceEncoder()
+    data = encoder.header("m:f") + encoder.input(None)
+    data += encoder.effect(1, Tick(0), True, _nested(1023), 0, 1, None)
+    data += encoder.effect(2, Tick(1), True, _nested(1024), 0, 1, None)
+    data += encoder.outcome(True, None, "", None, 1)
+    trace = read_trace(data)
+    kept, depth = trace.effects[0].result, 0
+    while isinstance(kept, list):
+        (kept,), depth = kept, depth + 1
+    assert (kept, depth) == ("leaf", 1023)
+    assert isinstance(trace.effects[1].result, prodture.trace.Opaque)
+
+
+def test_encoder_state_changes_only_with_returned_bytes():
+    """A type first used by a record that needed a fallback is defined in that same record's bytes (never registered without its TYPE record)."""
+    encoder = TraceEncoder()
+    head = encoder.header("m:f") + encoder.input(None)
+    first = encoder.effect(1, Tick(2**70), True, None, 0, 1, ("f.py", 1, "f"))
+    second = encoder.effect(2, Tick(1), True, None, 0, 1, ("f.py", 1, "f"))
+    trace = read_trace(head + first + second + encoder.outcome(True, None, "", None, 1))
+    assert trace.effects[0].values[0] == prodture.trace.Opaque("builtins.int", str(2**70))
+    assert trace.effects[1].values == [1] and trace.effects[1].site == ("f.py", 1, "f")
+
+
+def ticking_any(count):
+    for n in range(count):
+        yield Tick(n)
+    return "done"

@@ -118,9 +118,11 @@ def _declining(effect: Fetch):
 
 def test_postgres_sink_records_handler_runs(postgres_url) -> None:
     sink = PostgresSink(postgres_url, service="shop", host="web-7")
-    interpreter = prodture.Interpreter({Fetch: _declining}, recorder=prodture.Recorder(sink))
+    recorder = prodture.Recorder(sink)
+    interpreter = prodture.Interpreter({Fetch: _declining}, recorder=recorder)
     ok = interpreter.run(checkout, {"pay": "card"})
     failed = interpreter.run(checkout, {"pay": "declined"})
+    assert recorder.close(timeout=120)  # the recorder's writer hands its traces to the sink
     assert sink.close(timeout=120)
     assert sink.stats.written == 2 and sink.stats.dropped == 0
     store = PostgresStore(postgres_url)
@@ -151,9 +153,11 @@ def test_store_down_mid_run_drops_and_counts_never_changes_results() -> None:
     with running_cluster() as cluster:
         url = cluster.create_database("down_mid_run")
         sink = PostgresSink(url, max_queue=5, batch_size=2, retry_seconds=(0.05, 0.2))
-        interpreter = prodture.Interpreter({Fetch: _declining}, recorder=prodture.Recorder(sink))
+        recorder = prodture.Recorder(sink)
+        interpreter = prodture.Interpreter({Fetch: _declining}, recorder=recorder)
         for _ in range(3):
             assert interpreter.run(checkout, {"pay": "card"}).value == {"total": 15}
+        assert recorder.flush(timeout=120)  # the recorder's writer hands its traces to the sink
         assert sink.flush(timeout=120) and sink.stats.written == 3
 
         stop_server(cluster)
@@ -162,6 +166,7 @@ def test_store_down_mid_run_drops_and_counts_never_changes_results() -> None:
         ]
         assert [o.ok for o in outcomes] == [i % 2 == 0 for i in range(20)]
         assert all(str(o.error) == "card declined" for o in outcomes if not o.ok)
+        assert recorder.flush(timeout=120)
         stats = sink.stats
         assert (stats.written, stats.queued, stats.dropped) == (3, 5, 15)
         deadline = time.monotonic() + 120
@@ -202,13 +207,16 @@ def test_a_stalled_store_never_blocks_the_handler(postgres_url) -> None:
     import psycopg
 
     sink = PostgresSink(postgres_url, max_queue=3, batch_size=1)
-    interpreter = prodture.Interpreter({Fetch: _declining}, recorder=prodture.Recorder(sink))
+    recorder = prodture.Recorder(sink)
+    interpreter = prodture.Interpreter({Fetch: _declining}, recorder=recorder)
     interpreter.run(checkout, {"pay": "card"})
+    assert recorder.flush(timeout=120)  # the recorder's writer hands its traces to the sink
     assert sink.flush(timeout=120) and sink.stats.written == 1
     with psycopg.connect(postgres_url) as locker:
         locker.execute("LOCK TABLE prodture_traces IN ACCESS EXCLUSIVE MODE")
         outcomes = [interpreter.run(checkout, {"pay": "card"}) for _ in range(10)]
         assert all(o.ok and o.value == {"total": 15} for o in outcomes)
+        assert recorder.flush(timeout=120)  # the handlers never waited; the sink's queue is full
         assert (sink.stats.written, sink.stats.queued, sink.stats.dropped) == (1, 3, 7)
         assert not sink.flush(timeout=0.5)  # still stalled
         locker.rollback()

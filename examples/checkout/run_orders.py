@@ -82,6 +82,7 @@ def main() -> int:
                 print(f"  ok      {label}: {outcome.value}")
             else:
                 print(f"  FAILED  {label}: {type(outcome.error).__name__}: {outcome.error}")
+        recorder.close()  # write every pending trace (the writer thread does the file I/O)
     finally:
         gateway.terminate()
         gateway.wait(timeout=10)

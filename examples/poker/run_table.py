@@ -34,14 +34,14 @@ def main() -> int:
     for old in glob.glob(os.path.join(args.traces, "*.prodtrace")):
         os.remove(old)
     store = InMemoryEventStore()
-    interpreter = prodture.Interpreter(
-        store.performers(), recorder=prodture.Recorder(prodture.DirectorySink(args.traces))
-    )
+    recorder = prodture.Recorder(prodture.DirectorySink(args.traces))
+    interpreter = prodture.Interpreter(store.performers(), recorder=recorder)
     for command in COMMANDS:
         outcome = interpreter.run(handle_player_command, command)
         print(
             f"  {type(command).__name__}({command.amount}) -> {outcome.value if outcome.ok else outcome.error}"
         )
+    recorder.close()  # write every pending trace (the writer thread does the file I/O)
     for path in sorted(glob.glob(os.path.join(args.traces, "*.prodtrace"))):
         print("  " + os.path.relpath(path))
     return 0

@@ -10,6 +10,7 @@ This module imports nothing else of prodture's: it is the bottom of the dependen
 from __future__ import annotations
 
 import dataclasses
+import enum
 import sys
 import threading
 from collections.abc import Callable, Generator
@@ -83,9 +84,25 @@ def register(cls: type | None = None, *, name: str | None = None) -> Any:
 
     Usable bare (``@register``) or with a stable name (``@register(name="shop.Cart")``); a stable
     name keeps old traces readable when the class moves to another module.
+
+    A class the trace codec cannot carry (neither a dataclass, nor an ``Enum``, nor an exception,
+    e.g. a pydantic model or a plain class) is refused with a ``TypeError``: registering it would
+    change nothing, and its values would be recorded as opaque reprs.
     """
 
     def apply(c: type) -> type:
+        if not isinstance(c, type):
+            raise TypeError(
+                f"@prodture.register applies to a class, not to {c!r}; "
+                "decorate a dataclass, an Enum or an exception class"
+            )
+        if not (dataclasses.is_dataclass(c) or issubclass(c, (enum.Enum, BaseException))):
+            raise TypeError(
+                f"@prodture.register cannot register {_origin(c)}: traces carry dataclasses, "
+                "Enums and exceptions only, so its values would be recorded as opaque reprs; "
+                "make it a @dataclasses.dataclass (put @prodture.register above @dataclass), "
+                "or convert it to one (or to plain data) before it reaches an effect or a trace"
+            )
         return registry.add(c, name)
 
     return apply(cls) if cls is not None else apply

@@ -2,24 +2,39 @@
 
 ``Interpreter(performers, recorder=Recorder(DirectorySink("traces")))`` records every execution.
 Modes: :data:`ALWAYS`, :data:`ON_FAILURE` (kept in memory, written only when the handler fails) and
-:class:`Sampled`. A sink that fails is counted in :attr:`Recorder.stats` and logged; the handler's
-result is never affected. Secrets are removed at record time by a :class:`~prodture.trace.Redactor`.
+:class:`Sampled`. Secrets are removed at record time by a :class:`~prodture.trace.Redactor`.
+
+The handler's thread (or event loop) only encodes records into memory. A background writer
+thread, one per recorder, creates the files and writes them; its queue is bounded, and when it
+is full (a slow or stuck sink) new traces are dropped and counted, never waited on. A sink that
+fails is counted and logged (at most once a minute); the handler's result is never affected.
+:meth:`Recorder.flush` / :meth:`Recorder.close` (also run at interpreter exit) write everything
+pending. What a ``kill -9`` can lose is documented in ``protocol/trace-format.md`` §1.2.
 """
 
 from __future__ import annotations
 
+import atexit
+import collections
 import dataclasses
 import datetime as _dt
+import enum
 import logging
+import operator
 import os
+import platform
 import random
 import re
 import threading
 import time
 import uuid
+import weakref
+from collections.abc import Callable
+from decimal import Decimal
 from typing import Any, Protocol
 
-from .runtime import EffectCall, Outcome, handlers
+from . import __version__
+from .runtime import EffectCall, Outcome, Success, handlers
 from .trace.codec import Redactor
 from .trace.format import TraceEncoder, code_fingerprint
 
@@ -39,6 +54,13 @@ log = logging.getLogger("prodture.recorder")
 
 ALWAYS = "always"
 ON_FAILURE = "on-failure"
+
+#: Only an always-mode execution's first effects may be kept by reference (unencoded): one
+#: that then blocks in a performer has no more than these in memory only.
+MAX_KEPT = 64
+
+#: Seconds between two log lines about the same kind of recorder fault.
+LOG_INTERVAL_S = 60.0
 
 
 @dataclasses.dataclass(frozen=True)
@@ -68,7 +90,10 @@ class TraceStream(Protocol):
 
 
 class Sink(Protocol):
-    """Where traces go. ``open`` is called once per recorded execution."""
+    """Where traces go. ``open`` is called once per written trace, from the recorder's writer
+    thread; ``write`` gets whole records (one or more). A stream may also have ``abort()``:
+    called instead of ``close()`` when a write failed, to remove what was written.
+    A sink with ``in_memory = True`` never blocks and is written in the handler's thread."""
 
     def open(self, info: TraceInfo) -> TraceStream: ...
 
@@ -78,7 +103,7 @@ class _FileStream:
 
     def __init__(self, path: str, file_mode: int) -> None:
         self.path = path
-        # O_EXCL: never overwrite; O_APPEND + one write per record: a kill leaves whole records.
+        # O_EXCL: never overwrite; O_APPEND + whole records per write: a kill leaves whole records.
         self.fd = os.open(path, os.O_WRONLY | os.O_CREAT | os.O_EXCL | os.O_APPEND, file_mode)
 
     def write(self, data: bytes) -> None:
@@ -91,6 +116,16 @@ class _FileStream:
     def close(self) -> None:
         os.close(self.fd)
 
+    def abort(self) -> None:
+        """A write failed (a full disk): close the descriptor and remove the partial file."""
+        try:
+            os.close(self.fd)
+        finally:
+            try:
+                os.unlink(self.path)
+            except FileNotFoundError:
+                pass
+
 
 _UNSAFE = re.compile(r"[^A-Za-z0-9_.-]+")
 
@@ -99,8 +134,9 @@ class DirectorySink:
     """One file per execution in ``directory``: ``<UTC time>-<handler>-<id>.prodtrace``.
 
     Names sort by start time and never collide (the id is random and files are opened with
-    ``O_EXCL``). Each record reaches the kernel as soon as it is written. Files are readable by
-    their owner only (``file_mode=0o600``) because traces hold customer data, redaction or not.
+    ``O_EXCL``). Files are readable by their owner only (``file_mode=0o600``) because traces hold
+    customer data, redaction or not. A trace whose write fails (a full disk) is removed, never
+    left behind partial.
     """
 
     def __init__(self, directory: str | os.PathLike[str], *, file_mode: int = 0o600) -> None:
@@ -114,12 +150,16 @@ class DirectorySink:
         name = f"{stamp}-{short}-{info.trace_id[:12]}.prodtrace"
         return _FileStream(os.path.join(self.directory, name), self.file_mode)
 
+    def __repr__(self) -> str:
+        return f"DirectorySink({self.directory!r})"
+
 
 class _MemoryStream:
     __slots__ = ("sink", "chunks", "info")
 
     def __init__(self, sink: MemorySink, info: TraceInfo) -> None:
-        self.sink, self.info, self.chunks = sink, info, []
+        self.sink, self.info = sink, info
+        self.chunks: list[bytes] = []
 
     def write(self, data: bytes) -> None:
         self.chunks.append(data)
@@ -127,9 +167,15 @@ class _MemoryStream:
     def close(self) -> None:
         self.sink._closed(self)
 
+    def abort(self) -> None:
+        self.chunks = []
+
 
 class MemorySink:
-    """Keeps traces in memory (tests, or a buffer in front of another transport)."""
+    """Keeps traces in memory (tests, or a buffer in front of another transport). Written in the
+    handler's thread: ``traces`` holds a trace as soon as its execution has finished."""
+
+    in_memory = True
 
     def __init__(self) -> None:
         self.traces: list[bytes] = []
@@ -143,13 +189,187 @@ class MemorySink:
             self.traces.append(b"".join(stream.chunks))
 
 
-@dataclasses.dataclass
+@dataclasses.dataclass(frozen=True)
 class RecorderStats:
+    """A snapshot of a recorder's counters.
+
+    Every recorded execution ends as exactly one of: written, discarded (an ``on-failure``
+    success), dropped (the writer's queue was full), or lost to a sink error — once the writer
+    is idle (after :meth:`Recorder.flush`), ``traces_started == traces_written +
+    traces_discarded + traces_dropped + sink_errors``. ``queue_depth`` is the number of
+    finished traces waiting for the writer.
+    """
+
     traces_started: int = 0
     traces_written: int = 0
     traces_discarded: int = 0
+    traces_dropped: int = 0
     sink_errors: int = 0
     encode_errors: int = 0
+    #: Values recorded as opaque (type and repr only: not replayable). Each type is also logged
+    #: once, with its name and the fix.
+    opaque_values: int = 0
+    queue_depth: int = 0
+
+
+class _Counters:
+    """The recorder's counts, shared with its writer thread (which must not keep the recorder
+    alive). Updated under one lock: a few times per execution, never held long."""
+
+    __slots__ = (
+        "started",
+        "written",
+        "discarded",
+        "dropped",
+        "sink_errors",
+        "encode_errors",
+        "opaque",
+        "lock",
+        "last_log",
+    )
+
+    def __init__(self) -> None:
+        self.started = self.written = self.discarded = self.dropped = 0
+        self.sink_errors = self.encode_errors = self.opaque = 0
+        self.lock = threading.Lock()
+        self.last_log: dict[str, float] = {}
+
+    def log_fault(self, kind: str, message: str, *args: Any, exc_info: bool = False) -> None:
+        """Log a fault, at most once per ``LOG_INTERVAL_S`` for each kind (the counts say the rest)."""
+        now = time.monotonic()
+        with self.lock:
+            last = self.last_log.get(kind)
+            if last is not None and now - last < LOG_INTERVAL_S:
+                return
+            self.last_log[kind] = now
+        log.warning(message, *args, exc_info=exc_info)
+
+
+# Values that cannot change after they are returned: on-failure mode may keep a reference to them
+# and encode them only if the execution fails. Anything else is encoded at once.
+_IMMUTABLE = frozenset(
+    {
+        str,
+        int,
+        float,
+        bool,
+        type(None),
+        bytes,
+        complex,
+        Decimal,
+        uuid.UUID,
+        _dt.datetime,
+        _dt.date,
+        _dt.time,
+        _dt.timedelta,
+    }
+)
+#: type -> the check of its instances' contents (frozen dataclasses), or None: never immutable
+_content_checks: dict[type, Callable[[Any, int], bool] | None] = {}
+_MAX_DEPTH = 8
+
+
+def _content_check(t: type) -> Callable[[Any, int], bool] | None:
+    params = getattr(t, "__dataclass_params__", None)
+    check: Callable[[Any, int], bool] | None = None
+    if params is not None and params.frozen and dataclasses.is_dataclass(t):
+        names = tuple(f.name for f in dataclasses.fields(t))
+        getter = operator.attrgetter(*names) if len(names) > 1 else None
+        only = names[0] if len(names) == 1 else None
+
+        def check(value: Any, depth: int) -> bool:
+            if getter is not None:
+                items = getter(value)
+            elif only is not None:
+                items = (getattr(value, only),)
+            else:
+                return True
+            for item in items:
+                if type(item) not in _IMMUTABLE and not _immutable(item, depth + 1):
+                    return False
+            return True
+
+    elif issubclass(t, enum.Enum):
+        check = _always_immutable
+    _content_checks[t] = check
+    return check
+
+
+def _always_immutable(value: Any, depth: int) -> bool:
+    return True
+
+
+def _immutable(value: Any, depth: int = 0) -> bool:
+    """Whether ``value`` (and everything it holds) cannot change: plain immutable scalars,
+    enum members, tuples and frozensets of such values, frozen dataclasses of such values."""
+    t = type(value)
+    if t in _IMMUTABLE:
+        return True
+    if depth > _MAX_DEPTH:
+        return False
+    if t is tuple or t is frozenset:
+        for item in value:
+            if type(item) not in _IMMUTABLE and not _immutable(item, depth + 1):
+                return False
+        return True
+    try:
+        check = _content_checks[t]
+    except KeyError:
+        check = _content_check(t)
+    return check is not None and check(value, depth)
+
+
+_PYTHON = platform.python_version()
+
+
+#: Trace ids come from a private generator: ``uuid.uuid4()`` reads ``os.urandom``, a system
+#: call that releases the GIL (then waits to take it back) in the handler's thread, and the
+#: module-level ``random`` may be seeded by the application (equal ids in every process).
+_ids = random.Random()
+
+
+_NOT_KEPT: Any = object()
+
+
+def _kept(value: Any, depth: int = 0) -> Any:
+    """What may be kept of ``value`` to encode later, or ``_NOT_KEPT``: the value itself when it
+    cannot change (:func:`_immutable`); a private copy of plain dicts, lists and tuples of such
+    values (nothing else holds the copy, so nothing can change it); ``_NOT_KEPT`` for anything
+    else (an object that could change, a subclass, too deep), which is then encoded at once."""
+    t = type(value)
+    if t in _IMMUTABLE:
+        return value
+    if depth > _MAX_DEPTH:
+        return _NOT_KEPT
+    if t is dict:
+        copy = {}
+        for key, item in value.items():
+            if type(key) not in _IMMUTABLE and not _immutable(key, depth + 1):
+                return _NOT_KEPT
+            if type(item) not in _IMMUTABLE:
+                item = _kept(item, depth + 1)
+                if item is _NOT_KEPT:
+                    return _NOT_KEPT
+            copy[key] = item
+        return copy
+    if t is list or t is tuple:
+        items = []
+        for item in value:
+            if type(item) not in _IMMUTABLE:
+                item = _kept(item, depth + 1)
+                if item is _NOT_KEPT:
+                    return _NOT_KEPT
+            items.append(item)
+        return items if t is list else tuple(items)
+    return value if _immutable(value, depth) else _NOT_KEPT
+
+
+def _trace_id() -> str:
+    """32 hex digits laid out as a random (version 4) UUID, as the format asks."""
+    bits = _ids.getrandbits(128)
+    bits = (bits & ~(0xF000 << 64)) | (0x4000 << 64)  # version 4
+    bits = (bits & ~(0xC000 << 48)) | (0x8000 << 48)  # RFC 4122 variant
+    return f"{bits:032x}"
 
 
 class Recorder:
@@ -157,6 +377,9 @@ class Recorder:
 
     ``redact``: a :class:`Redactor`, a list of field-name patterns, or ``None`` for no redaction
     (the default redacts common secret names such as ``password``, ``token``, ``card_number``).
+    ``max_queue``: finished traces that may wait for the writer; beyond that new traces are
+    dropped (counted in ``stats.traces_dropped``). ``flush_interval``: seconds after which the
+    writer also writes the records of executions still running (what a ``kill -9`` can lose).
     Safe to share between threads and asyncio tasks: each execution has its own session.
     """
 
@@ -167,10 +390,18 @@ class Recorder:
         mode: str | Sampled = ALWAYS,
         redact: Redactor | list[str] | tuple[str, ...] | None = Redactor(),  # noqa: B008 -- Redactor is immutable, one shared default is safe
         meta: dict[str, Any] | None = None,
+        max_queue: int = 1000,
+        flush_interval: float = 0.05,
     ) -> None:
         if mode not in (ALWAYS, ON_FAILURE) and not isinstance(mode, Sampled):
             raise ValueError(
                 f"unknown recording mode {mode!r}: use 'always', 'on-failure' or Sampled(rate)"
+            )
+        if max_queue < 1:
+            raise ValueError(f"max_queue must be at least 1, got {max_queue}")
+        if not flush_interval > 0:
+            raise ValueError(
+                f"flush_interval must be a positive number of seconds, got {flush_interval}"
             )
         self.sink = sink
         self.mode = mode
@@ -178,144 +409,719 @@ class Recorder:
             redact if isinstance(redact, Redactor) or redact is None else Redactor(redact)
         )
         self.meta = dict(meta or {})
-        self.stats = RecorderStats()
-        self._lock = threading.Lock()
+        self.max_queue = max_queue
+        self.flush_interval = flush_interval
+        self._defer_ns = int(flush_interval * 1e9)
+        self._scratch = threading.local()
+        self._counts = _Counters()
+        self._in_memory = bool(getattr(sink, "in_memory", False))
+        self._writer = _Writer(self)
+        # The writer thread ends once the recorder is garbage (after writing what is pending).
+        weakref.finalize(self, self._writer.request_stop)
+        self._fingerprints: dict[str, str] = {}
 
-    def _count(self, field: str) -> None:
-        with self._lock:
-            setattr(self.stats, field, getattr(self.stats, field) + 1)
+    # -- what users call ---------------------------------------------------------------------
+
+    @property
+    def stats(self) -> RecorderStats:
+        c = self._counts
+        with c.lock:
+            return RecorderStats(
+                traces_started=c.started,
+                traces_written=c.written,
+                traces_discarded=c.discarded,
+                traces_dropped=c.dropped,
+                sink_errors=c.sink_errors,
+                encode_errors=c.encode_errors,
+                opaque_values=c.opaque,
+                queue_depth=len(self._writer.done),
+            )
+
+    def flush(self, timeout: float | None = None) -> bool:
+        """Write every trace finished before this call (and what running executions have
+        recorded so far); True when done within ``timeout`` seconds (None: wait as long as it
+        takes)."""
+        return self._writer.flush(timeout)
+
+    def close(self, timeout: float | None = None) -> bool:
+        """:meth:`flush`, then stop the writer thread (a later trace starts it again)."""
+        return self._writer.stop(timeout)
+
+    # -- what the interpreter calls ----------------------------------------------------------
 
     def begin(
         self, handler_name: str, input: Any, *, meta: dict[str, Any] | None = None
-    ) -> _Session | None:
+    ) -> _StreamSession | _FailureSession | None:
         """Start recording one execution; ``meta`` adds to this trace's header ``meta`` (the
         OpenTelemetry bridge puts the span's ids there)."""
         mode = self.mode
+        if mode == ON_FAILURE:
+            self._count_started()
+            return _FailureSession(self, handler_name, input, meta)
         if isinstance(mode, Sampled) and random.random() >= mode.rate:
             return None
-        self._count("traces_started")
-        return _Session(self, handler_name, input, buffered=(mode == ON_FAILURE), meta=meta)
+        self._count_started()
+        writer = self._writer
+        if not self._in_memory and len(writer.done) >= self.max_queue:
+            self._dropped()
+            return None
+        session = _StreamSession(self, handler_name, input, meta)
+        if not self._in_memory:
+            writer.running[id(session)] = session
+            if writer.sleeping:
+                writer.wake()
+        return session
+
+    # -- internals ---------------------------------------------------------------------------
+
+    def _count_started(self) -> None:
+        c = self._counts
+        with c.lock:
+            c.started += 1
+
+    def _dropped(self) -> None:
+        c = self._counts
+        with c.lock:
+            c.dropped += 1
+            dropped = c.dropped
+        self._counts.log_fault(
+            "dropped",
+            "prodture: the trace writer is behind (%s is slow or stuck): %d traces dropped so far "
+            "(max_queue=%d); handlers are unaffected",
+            self.sink,
+            dropped,
+            self.max_queue,
+        )
+
+    def _encoder(self) -> TraceEncoder:
+        return TraceEncoder(self.redactor, on_opaque=self._opaque)
+
+    def _scratch_encoder(self) -> TraceEncoder:
+        """This thread's encoder for the header, input and outcome records, which (unlike
+        effect records) do not depend on what a trace has defined before: one per thread is
+        reused instead of a new one per trace."""
+        try:
+            encoder: TraceEncoder = self._scratch.encoder
+        except AttributeError:
+            encoder = self._scratch.encoder = self._encoder()
+        return encoder
+
+    def _opaque(self, type_name: str) -> None:
+        """A value recorded as opaque (the codec logs each type once, with the fix)."""
+        c = self._counts
+        with c.lock:
+            c.opaque += 1
+
+    def _encode_failed(self, what: str, handler: str) -> None:
+        c = self._counts
+        with c.lock:
+            c.encode_errors += 1
+        self._counts.log_fault(
+            "encode",
+            "prodture: could not encode %s of %s; the record is left out, the handler is unaffected",
+            what,
+            handler,
+            exc_info=True,
+        )
+
+    def _fingerprint(self, handler_name: str) -> str:
+        cached = self._fingerprints.get(handler_name)
+        if cached is None:
+            fn = handlers.get(handler_name)
+            fn = getattr(
+                fn, "__wrapped__", fn
+            )  # a route wrapper (prodture.fastapi): the user's code
+            code = getattr(fn, "__code__", None)
+            cached = code_fingerprint(code.co_filename) if code is not None else ""
+            self._fingerprints[handler_name] = cached
+        return cached
+
+    def _header(self, encoder: TraceEncoder, info: TraceInfo, meta: dict[str, Any] | None) -> bytes:
+        return encoder.header(
+            info.handler,
+            trace_id=info.trace_id,
+            started_at=info.started_at,
+            fingerprint=self._fingerprint(info.handler),
+            meta={**self.meta, **meta} if meta else self.meta,
+            python=_PYTHON,
+            prodture=__version__,
+        )
+
+    def _submit(self, trace: _Pending) -> None:
+        """A finished trace (all its records encoded): to the writer, or dropped when its queue
+        is full. A memory sink is written here and now."""
+        if self._in_memory:
+            self._writer.write_trace(trace)
+            return
+        writer = self._writer
+        if len(writer.done) >= self.max_queue:
+            self._dropped()
+            return
+        writer.done.append(trace)
+        if writer.sleeping:
+            writer.wake()
 
 
-class _Session:
-    """One execution being recorded."""
+class _Pending:
+    """A trace on its way to the sink: records in order, written by the writer thread.
 
-    __slots__ = ("recorder", "encoder", "info", "stream", "buffer", "broken", "t0", "discarded")
+    ``records`` is appended by the handler's thread and popped by the writer (a deque: both are
+    atomic); ``done`` is set after the last record is appended; ``broken`` by the writer when
+    the sink failed (the handler then stops encoding)."""
+
+    __slots__ = ("recorder", "records", "done", "broken", "stream", "handler", "wall_ns", "_info")
+
+    def __init__(self, recorder: Recorder, handler: str, wall_ns: int) -> None:
+        self.recorder = recorder
+        self.handler = handler
+        self.wall_ns = wall_ns
+        self._info: TraceInfo | None = None
+        self.records: collections.deque[bytes] = collections.deque()
+        self.done = False
+        self.broken = False
+        self.stream: TraceStream | None = None
+
+    @property
+    def info(self) -> TraceInfo:
+        """Made on first use (by the writer, or by an OpenTelemetry span that links the trace
+        id), not in the handler's thread when nothing asks for it."""
+        info = self._info
+        if info is None:
+            info = self._info = TraceInfo(self.handler, _trace_id(), _started_at(self.wall_ns))
+        return info
+
+
+_EPOCH = _dt.datetime(1970, 1, 1, tzinfo=_dt.timezone.utc)
+
+
+def _started_at(wall_ns: int) -> _dt.datetime:
+    return _EPOCH + _dt.timedelta(microseconds=wall_ns // 1000)
+
+
+class _StreamSession(_Pending):
+    """One execution recorded in ``always`` / sampled mode.
+
+    The handler's thread encodes only what could change later. The header, and an input,
+    request, result or outcome that :func:`_kept` can keep (immutable values by reference, plain
+    containers as private copies) are encoded by the writer thread once the execution has
+    finished; anything else is encoded at once, after everything kept before it (records stay
+    in order). Past
+    ``flush_interval`` of running time or ``MAX_KEPT`` kept effects, everything is encoded at
+    once, so that the writer can stream a long execution's records as they happen (what a
+    ``kill -9`` can lose stays bounded).
+    ``records`` always holds an in-order prefix of the trace; ``deferred`` what comes next.
+    """
+
+    __slots__ = (
+        "encoder",
+        "t0",
+        "handler",
+        "input",
+        "head_pending",
+        "deferred",
+        "tail",
+        "success",
+        "defer_ns",
+        "meta",
+    )
 
     def __init__(
         self,
         recorder: Recorder,
         handler_name: str,
         input: Any,
-        buffered: bool,
         meta: dict[str, Any] | None = None,
     ) -> None:
-        self.recorder = recorder
-        self.encoder = TraceEncoder(recorder.redactor)
-        self.info = TraceInfo(handler_name, uuid.uuid4().hex, _dt.datetime.now(_dt.timezone.utc))
-        self.stream: TraceStream | None = None
-        self.buffer: list[bytes] | None = [] if buffered else None
-        self.broken = False
-        self.discarded = False
+        super().__init__(recorder, handler_name, time.time_ns())
+        self.meta = meta
+        self.encoder: TraceEncoder | None = None
         self.t0 = time.perf_counter_ns()
-        fn = handlers.get(handler_name)
-        fn = getattr(fn, "__wrapped__", fn)  # a route wrapper (prodture.fastapi): the user's code
-        fingerprint = (
-            code_fingerprint(fn.__code__.co_filename)
-            if fn is not None and hasattr(fn, "__code__")
-            else ""
-        )
-        head = self.encoder.header(
-            handler_name,
-            trace_id=self.info.trace_id,
-            started_at=self.info.started_at,
-            fingerprint=fingerprint,
-            meta={**recorder.meta, **meta} if meta else recorder.meta,
-        )
-        self._emit(head + self.encoder.input(input))
+        self.defer_ns = recorder._defer_ns
+        self.deferred: list[tuple[EffectCall, bool, Any, int, int]] = []
+        self.tail: bytes | None = None  # the outcome record, when encoded by the handler
+        self.success: tuple[Any, int] | None = None  # (value, duration), to encode later
+        self.head_pending = True
+        self.input = _kept(input)
+        if self.input is _NOT_KEPT:
+            self.input = input
+            self._encode_head()
 
     @property
-    def trace_id(self) -> str | None:
-        """This execution's trace id; ``None`` once the trace is discarded (on-failure mode, and
-        the handler succeeded)."""
-        return None if self.discarded else self.info.trace_id
+    def trace_id(self) -> str:
+        """This execution's trace id (the interpreter puts it in ``current_trace_id`` and on the
+        outcome)."""
+        return self.info.trace_id
 
-    def _emit(self, data: bytes) -> None:
-        if self.broken:
-            return
-        if self.buffer is not None:
-            self.buffer.append(data)
-            return
+    def _encoder(self) -> TraceEncoder:
+        encoder = self.encoder
+        if encoder is None:
+            encoder = self.encoder = self.recorder._encoder()
+        return encoder
+
+    def _encode_head(self) -> None:
+        """The header and input records, into ``records``."""
+        self.head_pending = False
+        recorder = self.recorder
+        encoder = recorder._scratch_encoder()
+        head = recorder._header(encoder, self.info, self.meta)
         try:
-            if self.stream is None:
-                self.stream = self.recorder.sink.open(self.info)
-            self.stream.write(data)
+            head += encoder.input(self.input)
         except Exception:
-            self._sink_failed()
+            recorder._encode_failed("the input", self.handler)
+        self.input = None
+        self.records.append(head)
 
-    def _sink_failed(self) -> None:
-        self.broken = True
-        self.recorder._count("sink_errors")
-        log.warning(
-            "prodture: trace sink %r failed for %s (trace %s); this trace is dropped, the handler is unaffected",
-            self.recorder.sink,
-            self.info.handler,
-            self.info.trace_id,
-            exc_info=True,
-        )
+    def _encode_effect(self, call: EffectCall, ok: bool, value: Any, start: int, dur: int) -> None:
+        try:
+            data = self._encoder().effect(
+                call.seq, call.effect, ok, value, start - self.t0, dur, call.site
+            )
+        except Exception:
+            self.recorder._encode_failed(f"effect #{call.seq}", self.handler)
+            return
+        self.records.append(data)
+
+    def _encode_kept(self) -> None:
+        """Everything kept by reference so far, into ``records`` in order."""
+        if self.head_pending:
+            self._encode_head()
+        if self.deferred:
+            deferred, self.deferred = self.deferred, []
+            for item in deferred:
+                self._encode_effect(*item)
 
     def effect(
         self, call: EffectCall, ok: bool, value: Any, start_ns: int, duration_ns: int
     ) -> None:
         if self.broken:
             return
-        try:
-            data = self.encoder.effect(
-                call.seq, call.effect, ok, value, start_ns - self.t0, duration_ns, call.site
-            )
-        except Exception:
-            self.recorder._count("encode_errors")
-            log.warning(
-                "prodture: could not encode effect #%d of %s",
-                call.seq,
-                self.info.handler,
-                exc_info=True,
-            )
-            return
-        stream = self.stream
-        if stream is not None:  # the common case: the sink is open, write straight through
-            try:
-                stream.write(data)
-            except Exception:
-                self._sink_failed()
-            return
-        self._emit(data)
+        if (
+            ok
+            and start_ns - self.t0 < self.defer_ns
+            and call.seq <= MAX_KEPT
+            and _immutable(call.effect)
+        ):
+            kept = _kept(value)
+            if kept is not _NOT_KEPT:
+                self.deferred.append((call, ok, kept, start_ns, duration_ns))
+                return
+        self._encode_kept()
+        self._encode_effect(call, ok, value, start_ns, duration_ns)
 
     def finish(self, outcome: Outcome) -> None:
+        recorder = self.recorder
+        recorder._writer.running.pop(id(self), None)
         if self.broken:
             return
         duration = time.perf_counter_ns() - self.t0
-        if outcome.ok:
-            data = self.encoder.outcome(True, outcome.value, "", None, duration)
-        else:
-            data = self.encoder.outcome(
-                False, outcome.error, outcome.traceback, outcome.effect_seq, duration
-            )
-        if self.buffer is not None:
-            if outcome.ok:
-                self.recorder._count("traces_discarded")
-                self.buffer = None
-                self.discarded = True
-                return
-            chunks, self.buffer = self.buffer, None
-            self._emit(b"".join(chunks) + data)
-        else:
-            self._emit(data)
-        try:
-            if self.stream is not None:
-                self.stream.close()
-        except Exception:
-            self._sink_failed()
+        kept = _kept(outcome.value) if isinstance(outcome, Success) else _NOT_KEPT
+        if kept is not _NOT_KEPT:
+            self.success = (kept, duration)  # encoded by complete()
+        else:  # an outcome record does not depend on the others: encoded here, written last
+            try:
+                self.tail = _encode_outcome(recorder._scratch_encoder(), outcome, duration)
+            except Exception:
+                recorder._encode_failed("the outcome", self.handler)
+        self.done = True
+        if recorder._in_memory:
+            recorder._writer.write_trace(self)
             return
-        if not self.broken:
-            self.recorder._count("traces_written")
+        writer = recorder._writer
+        writer.done.append(self)  # already counted against the queue when it began
+        if writer.sleeping:
+            writer.wake()
+
+    def complete(self) -> None:
+        """After finish(), in the thread that writes: encode what was kept, then the outcome."""
+        self._encode_kept()
+        tail, self.tail = self.tail, None
+        if self.success is not None:
+            (value, duration), self.success = self.success, None
+            try:
+                tail = self.recorder._scratch_encoder().outcome(True, value, "", None, duration)
+            except Exception:
+                self.recorder._encode_failed("the outcome", self.handler)
+                return
+        if tail is not None:
+            self.records.append(tail)
+
+
+def _encode_outcome(encoder: TraceEncoder, outcome: Outcome, duration: int) -> bytes:
+    if isinstance(outcome, Success):
+        return encoder.outcome(True, outcome.value, "", None, duration)
+    return encoder.outcome(False, outcome.error, outcome.traceback, outcome.effect_seq, duration)
+
+
+class _FailureSession:
+    """One execution recorded in ``on-failure`` mode.
+
+    A success must cost next to nothing, so nothing is encoded while the handler runs unless it
+    has to be: inputs and results :func:`_kept` can keep (immutable values by reference, plain
+    containers as private copies) are encoded only if the execution fails; any other value (an
+    object the handler may change later) is encoded at once, with every effect before it, in
+    order."""
+
+    __slots__ = (
+        "recorder",
+        "handler",
+        "input",
+        "input_record",
+        "t0",
+        "wall_ns",
+        "deferred",
+        "encoder",
+        "records",
+        "_info",
+        "meta",
+        "discarded",
+    )
+
+    def __init__(
+        self,
+        recorder: Recorder,
+        handler_name: str,
+        input: Any,
+        meta: dict[str, Any] | None = None,
+    ) -> None:
+        self.recorder = recorder
+        self.meta = meta
+        self.discarded = False
+        self.handler = handler_name
+        self.t0 = time.perf_counter_ns()
+        self.wall_ns = time.time_ns()
+        self.deferred: list[tuple[EffectCall, bool, Any, int, int]] = []
+        self.encoder: TraceEncoder | None = None
+        self.records: list[bytes] = []
+        self._info: TraceInfo | None = None
+        self.input_record: bytes | None = None
+        self.input = _kept(input)
+        if self.input is _NOT_KEPT:
+            self.input = input
+            self.input_record = self._input_record()
+
+    @property
+    def info(self) -> TraceInfo:
+        """Made on first use (an OpenTelemetry span asks for the trace id; a success never does)."""
+        info = self._info
+        if info is None:
+            info = self._info = TraceInfo(self.handler, _trace_id(), _started_at(self.wall_ns))
+        return info
+
+    @property
+    def trace_id(self) -> str | None:
+        """This execution's trace id; ``None`` once the trace is discarded (the handler
+        succeeded)."""
+        return None if self.discarded else self.info.trace_id
+
+    def _encoder(self) -> TraceEncoder:
+        encoder = self.encoder
+        if encoder is None:
+            encoder = self.encoder = self.recorder._encoder()
+        return encoder
+
+    def _input_record(self) -> bytes:
+        try:
+            return self.recorder._scratch_encoder().input(self.input)
+        except Exception:
+            self.recorder._encode_failed("the input", self.handler)
+            return b""
+
+    def _encode(self, call: EffectCall, ok: bool, value: Any, start: int, dur: int) -> None:
+        try:
+            self.records.append(
+                self._encoder().effect(
+                    call.seq, call.effect, ok, value, start - self.t0, dur, call.site
+                )
+            )
+        except Exception:
+            self.recorder._encode_failed(f"effect #{call.seq}", self.handler)
+
+    def _encode_deferred(self) -> None:
+        deferred, self.deferred = self.deferred, []
+        for item in deferred:
+            self._encode(*item)
+
+    def effect(
+        self, call: EffectCall, ok: bool, value: Any, start_ns: int, duration_ns: int
+    ) -> None:
+        if ok and _immutable(call.effect):
+            kept = _kept(value)
+            if kept is not _NOT_KEPT:
+                self.deferred.append((call, ok, kept, start_ns, duration_ns))
+                return
+        if self.deferred:
+            self._encode_deferred()
+        self._encode(call, ok, value, start_ns, duration_ns)
+
+    def finish(self, outcome: Outcome) -> None:
+        recorder = self.recorder
+        if outcome.ok:
+            self.discarded = True
+            c = recorder._counts
+            with c.lock:
+                c.discarded += 1
+            return
+        duration = time.perf_counter_ns() - self.t0
+        scratch = recorder._scratch_encoder()
+        head = recorder._header(scratch, self.info, self.meta)
+        input_record = self.input_record
+        if input_record is None:
+            input_record = self._input_record()
+        self._encode_deferred()
+        try:
+            tail = _encode_outcome(scratch, outcome, duration)
+        except Exception:
+            recorder._encode_failed("the outcome", self.handler)
+            tail = b""
+        trace = _Pending(recorder, self.handler, self.wall_ns)
+        trace._info = self.info
+        trace.records.append(b"".join([head, input_record, *self.records, tail]))
+        trace.done = True
+        recorder._submit(trace)
+
+
+_writers: weakref.WeakSet[_Writer] = weakref.WeakSet()
+#: How long interpreter exit waits for each recorder's writer (a stuck sink must not hang exit).
+EXIT_FLUSH_TIMEOUT_S = 10.0
+
+
+class _Writer:
+    """The recorder's background writer: opens streams, writes records, closes them.
+
+    Handler threads hand it finished traces through ``done`` (a deque) and register running
+    ones in ``running`` (a dict) so that it can write what long executions have recorded so
+    far every ``flush_interval`` seconds. It sleeps on a lock when idle; ``wake()`` is a lock
+    release, cheap enough to call from a handler. It holds no reference to its recorder: when
+    the recorder is garbage the thread writes what is pending and ends.
+    """
+
+    def __init__(self, recorder: Recorder) -> None:
+        self.sink = recorder.sink
+        self.counts = recorder._counts
+        self.interval = recorder.flush_interval
+        self.done: collections.deque[_Pending | threading.Event] = collections.deque()
+        self.running: dict[int, _StreamSession] = {}
+        self._reset()
+        _writers.add(self)
+
+    def _reset(self) -> None:
+        """Fresh thread state (at creation, and in a forked child, where the parent's writer
+        thread does not exist and what it had pending is the parent's to write)."""
+        self.done.clear()
+        self.running.clear()
+        # True whenever the thread may be waiting (or is not started): the next hand-off rings.
+        self.sleeping = True
+        self.thread: threading.Thread | None = None
+        self.stopping = False
+        self._bell = threading.Lock()
+        self._bell.acquire()
+        self._lock = threading.Lock()  # guards thread start and exit
+
+    # -- called from any thread --------------------------------------------------------------
+
+    def wake(self) -> None:
+        self.sleeping = False
+        if self.thread is None or self.stopping:
+            self._ensure_thread()
+        self._ring()
+
+    def _ring(self) -> None:
+        try:
+            self._bell.release()
+        except RuntimeError:  # already rung
+            pass
+
+    def _ensure_thread(self) -> None:
+        with self._lock:
+            self.stopping = False  # new work: a thread about to stop goes on instead
+            if self.thread is not None:
+                return
+            thread = threading.Thread(target=self._loop, name="prodture-trace-writer", daemon=True)
+            try:
+                thread.start()
+            except RuntimeError:  # interpreter shutdown: the caller writes (see flush)
+                return
+            self.thread = thread
+
+    def request_stop(self) -> None:
+        """End the thread once nothing is pending (without waiting for it)."""
+        self.stopping = True
+        self._ring()
+
+    def flush(self, timeout: float | None) -> bool:
+        if self.thread is None and not self.done and not self.running:
+            return True  # nothing was ever handed over, or the thread ended with nothing left
+        marker = threading.Event()
+        self.done.append(marker)
+        self.wake()
+        if self.thread is None:  # no thread could be started (interpreter exit): write here
+            with self._lock:
+                if self.thread is None:
+                    self._drain_done()
+        return marker.wait(timeout)
+
+    def stop(self, timeout: float | None) -> bool:
+        flushed = self.flush(timeout)
+        thread = self.thread
+        if thread is None:
+            return flushed
+        self.request_stop()
+        thread.join(timeout)
+        return flushed and not thread.is_alive()
+
+    # -- the writer thread -------------------------------------------------------------------
+
+    def _loop(self) -> None:
+        next_stream = time.monotonic() + self.interval
+        while True:
+            busy = self._drain_done()
+            now = time.monotonic()
+            if now >= next_stream:
+                self._stream_running(force=False)
+                next_stream = now + self.interval
+            if busy:
+                continue
+            if self.stopping:
+                with self._lock:
+                    if self.stopping and not self.done:
+                        self.thread = None
+                        self.sleeping = True
+                        return
+                continue
+            # Sleep until a handler rings or running executions are due to be streamed.
+            self.sleeping = True
+            if self.done or self.stopping:  # rang between the drain and now
+                self.sleeping = False
+                continue
+            timeout = max(next_stream - time.monotonic(), 0.0) if self.running else -1
+            self._bell.acquire(timeout=timeout)
+            self.sleeping = False
+
+    def _drain_done(self) -> bool:
+        done = self.done
+        busy = False
+        while True:
+            try:
+                item = done.popleft()
+            except IndexError:
+                return busy
+            busy = True
+            if isinstance(item, threading.Event):  # a flush() waiting for what came before
+                try:
+                    self._stream_running(force=True)
+                finally:
+                    item.set()
+                continue
+            try:
+                self.write_trace(item)
+            except Exception:  # a bug of ours must not stop the writer (nor hang a flush)
+                self._sink_failed(item, item.stream)
+
+    def _stream_running(self, *, force: bool) -> None:
+        """Write what executions still running have recorded (those older than the interval)."""
+        limit = time.perf_counter_ns() - int(self.interval * 1e9)
+        for session in list(self.running.values()):
+            if force or session.t0 <= limit:
+                try:
+                    self._write_records(session)
+                except Exception:
+                    self._sink_failed(session, session.stream)
+
+    def write_trace(self, trace: _Pending) -> None:
+        """Write a finished trace's remaining records and close it (any thread for a memory
+        sink, else the writer thread)."""
+        if type(trace) is _StreamSession and not trace.broken:
+            trace.complete()
+        self._write_records(trace)
+        if trace.broken:
+            return
+        stream = trace.stream
+        trace.stream = None
+        try:
+            if stream is not None:
+                stream.close()
+        except Exception:
+            self._sink_failed(trace, None)
+            return
+        c = self.counts
+        with c.lock:
+            c.written += 1
+
+    def _write_records(self, trace: _Pending) -> None:
+        records = trace.records
+        if trace.broken:
+            records.clear()
+            return
+        chunks = []
+        while True:
+            try:
+                chunks.append(records.popleft())
+            except IndexError:
+                break
+        if not chunks:
+            return
+        try:
+            stream = trace.stream
+            if stream is None:
+                stream = trace.stream = self.sink.open(trace.info)
+            stream.write(chunks[0] if len(chunks) == 1 else b"".join(chunks))
+        except Exception:
+            self._sink_failed(trace, trace.stream)
+
+    def _sink_failed(self, trace: _Pending, stream: TraceStream | None) -> None:
+        trace.broken = True
+        trace.records.clear()
+        trace.stream = None
+        if stream is not None:
+            try:
+                abort = getattr(stream, "abort", None)
+                if abort is not None:
+                    abort()
+                else:
+                    stream.close()
+            except Exception:
+                pass
+        c = self.counts
+        with c.lock:
+            c.sink_errors += 1
+            errors = c.sink_errors
+        c.log_fault(
+            "sink",
+            "prodture: trace sink %r failed for %s (trace %s); %d traces lost to sink errors so "
+            "far; handlers are unaffected",
+            self.sink,
+            trace.info.handler,
+            trace.info.trace_id,
+            errors,
+            exc_info=True,
+        )
+
+
+def _close_all_at_exit() -> None:
+    """A normal exit loses nothing: every writer writes what is pending (each within
+    ``EXIT_FLUSH_TIMEOUT_S``: a stuck sink must not hang the exit)."""
+    for writer in list(_writers):
+        try:
+            if not writer.stop(EXIT_FLUSH_TIMEOUT_S):
+                log.warning(
+                    "prodture: the trace writer for %r did not finish within %.0f s at exit; "
+                    "%d traces were not written",
+                    writer.sink,
+                    EXIT_FLUSH_TIMEOUT_S,
+                    len(writer.done),
+                )
+        except Exception:
+            log.exception("prodture: writing pending traces at exit failed")
+
+
+atexit.register(_close_all_at_exit)
+
+
+def _after_fork_in_child() -> None:
+    _ids.seed()  # from os.urandom: a child must not repeat its parent's trace ids
+    for writer in list(_writers):
+        writer._reset()
+
+
+if hasattr(os, "register_at_fork"):
+    os.register_at_fork(after_in_child=_after_fork_in_child)

@@ -31,6 +31,7 @@ from .trace.codec import (
     RecordedError,
     TraceFormatError,
     UnknownValue,
+    opaque_paths,
     type_name,
 )
 from .trace.format import (
@@ -464,7 +465,8 @@ class TracePerformer:
                 f"effect #{self.consumed + 1}: recorded {nxt.describe_request(200)}, but the code now "
                 f"finishes after {self.consumed} effect"
                 + ("" if self.consumed == 1 else "s")
-                + f" ({_describe_outcome(outcome)})",
+                + f" ({_describe_outcome(outcome)})"
+                + ("" if outcome.ok else self._opaque_note()),
                 recorded=nxt,
             )
             return self.divergence
@@ -475,9 +477,27 @@ class TracePerformer:
             self.divergence = Divergence(
                 "outcome",
                 None,
-                f"outcome: recorded {recorded.describe(200)}, now {_describe_outcome(outcome)}",
+                f"outcome: recorded {recorded.describe(200)}, now {_describe_outcome(outcome)}"
+                + self._opaque_note(),
             )
         return self.divergence
+
+    def _opaque_note(self) -> str:
+        """Which values the handler was given as opaque placeholders (only their repr was
+        recorded), the likely reason a replay fails where the recording did not."""
+        trace = self.trace
+        paths = opaque_paths(trace.input, "input")
+        for record in self.effects[: self.consumed]:
+            if record.ok:
+                paths += opaque_paths(
+                    record.result, f"effect #{record.seq} {record.short_type} result"
+                )
+        if not paths:
+            return ""
+        return (
+            f"; the handler was given values recorded as opaque reprs, not data: {', '.join(paths[:5])}"
+            + (f" and {len(paths) - 5} more" if len(paths) > 5 else "")
+        )
 
 
 def _describe_outcome(outcome: Outcome) -> str:

@@ -183,14 +183,18 @@ def handler(fn: Callable[..., Any] | None = None, *, name: str | None = None) ->
 
 _AWAIT_CODE = Effect.__await__.__code__
 _GENERATOR = types.GeneratorType
+_COROUTINE = types.CoroutineType
 
 
 def _site_of(obj: Any) -> tuple[str, int, str] | None:
     """The innermost user frame suspended in a generator/coroutine chain."""
     if type(obj) is _GENERATOR and obj.gi_yieldfrom is None:  # the common case, fast
-        frame = obj.gi_frame
-        code = frame.f_code
-        return (code.co_filename, frame.f_lineno, code.co_name)
+        gen_frame = obj.gi_frame  # None only once the generator has ended
+        if gen_frame is not None:
+            code = gen_frame.f_code
+            return (code.co_filename, gen_frame.f_lineno, code.co_name)
+    if type(obj) is _CommandChain:  # where the pure function built the Command
+        return obj.site
     frame = None
     while obj is not None:
         f = getattr(obj, "gi_frame", None) or getattr(obj, "cr_frame", None)
@@ -217,6 +221,13 @@ _LIBRARY_DIRS = tuple(
 def _not_an_effect(value: Any, gen: Any) -> TypeError:
     """The error for a non-effect: names the handler's own line (``await asyncio.sleep(0)``),
     not the library frame that actually yielded, and that frame too when they differ."""
+    if type(gen) is _CommandChain:
+        site = _site_of(gen)
+        where = f"{site[0]}:{site[1]} in {site[2]}" if site else "an unknown line"
+        return TypeError(
+            f"Command of {short_repr(value, 80)} at {where}, which is not a prodture effect; "
+            "wrap that I/O in an Effect so it can be recorded and replayed"
+        )
     frames = []
     obj = gen
     while obj is not None:
@@ -249,7 +260,8 @@ def _not_an_effect(value: Any, gen: Any) -> TypeError:
 
 
 class _Run:
-    """State of one handler execution (the pieces both sync and async drivers share)."""
+    """State of one handler execution: the effect count and the last effect error (to tell
+    whether the error that ended the run came from an effect, and from which)."""
 
     __slots__ = ("seq", "last_error", "last_error_seq")
 
@@ -259,23 +271,77 @@ class _Run:
         self.last_error_seq: int | None = None
 
 
-def drive(fn: Callable[..., Any], input: Any, perform: Perform) -> Any:
-    """Run a handler of any form to completion, synchronously; returns its value or raises.
+class _CommandChain:
+    """A Command-returning handler seen as a generator: ``send`` performs ``then``, ``throw``
+    performs ``on_error``, so one driver runs all three handler forms."""
 
-    ``perform`` must return plain values (no awaitables): that is the replay and test path.
-    """
-    state = _Run()
-    return _drive_sync(fn, input, perform, state)
+    __slots__ = ("command", "result", "site")
+
+    def __init__(self, result: Any) -> None:
+        self.result = result
+        self.command: Command | None = None
+        #: the current Command's site: where the pure function built it
+        self.site: tuple[str, int, str] | None = None
+
+    def send(self, value: Any) -> Any:
+        command = self.command
+        if command is None:
+            result = self.result
+        elif command.then is not None:
+            result = command.then(value)
+        else:
+            result = value
+        if isinstance(result, Command):
+            self.command = result
+            self.site = result.site
+            return result.effect
+        raise StopIteration(result)
+
+    def throw(self, error: BaseException) -> Any:
+        command = self.command
+        if command is None or command.on_error is None:
+            raise error
+        result = command.on_error(error)
+        if isinstance(result, Command):
+            self.command = result
+            self.site = result.site
+            return result.effect
+        raise StopIteration(result)
+
+    def close(self) -> None:
+        self.command = None
 
 
-def _drive_sync(fn: Callable[..., Any], input: Any, perform: Perform, state: _Run) -> Any:
+def _start(fn: Callable[..., Any], input: Any) -> Any:
+    """The handler started: a generator or coroutine to drive, or a Command chain."""
     started = fn(input)
-    if inspect.isgenerator(started) or inspect.iscoroutine(started):
-        return _drive_suspendable(started, perform, state)
-    return _drive_commands(started, perform, state)
+    if isinstance(started, (_GENERATOR, _COROUTINE)) or inspect.isgenerator(started):
+        return started
+    if inspect.iscoroutine(started):
+        return started
+    return _CommandChain(started)
 
 
-def _drive_suspendable(gen: Any, perform: Perform, state: _Run) -> Any:
+async def _drive(
+    fn: Callable[..., Any],
+    input: Any,
+    perform: Perform,
+    state: _Run,
+    session: RecordingSession | None,
+    awaiting: bool,
+) -> Any:
+    """The one driver for every handler form, synchronous or not.
+
+    It is a coroutine that suspends only to await a performer's awaitable result, which happens
+    only when ``awaiting`` (``run_async``); synchronous runs complete it with one ``send``
+    (:func:`_complete`). ``session`` (a recording) is told each effect, timed around the
+    performer and the await.
+    """
+    gen = _start(fn, input)
+    chain = type(gen) is _CommandChain
+    send = gen.send
+    clock = time.perf_counter_ns
+    record = session.effect if session is not None else None
     send_value: Any = None
     to_throw: BaseException | None = None
     try:
@@ -285,15 +351,33 @@ def _drive_suspendable(gen: Any, perform: Perform, state: _Run) -> Any:
                     exc, to_throw = to_throw, None
                     yielded = gen.throw(exc)
                 else:
-                    yielded = gen.send(send_value)
+                    yielded = send(send_value)
             except StopIteration as stop:
                 return stop.value
             if not isinstance(yielded, Effect):
                 to_throw = _not_an_effect(yielded, gen)
                 continue
             seq = state.seq = state.seq + 1
+            call = EffectCall(seq, yielded, gen.site if chain else _site_of(gen))
             try:
-                send_value = perform(EffectCall(seq, yielded, _site_of(gen)))
+                if record is None:
+                    send_value = perform(call)
+                    if awaiting and inspect.isawaitable(send_value):
+                        send_value = await send_value
+                else:
+                    start = clock()
+                    try:
+                        send_value = perform(call)
+                        if awaiting and inspect.isawaitable(send_value):
+                            send_value = await send_value
+                    except Exception as error:
+                        _record(record, call, False, error, start, clock() - start)
+                        raise
+                    duration = clock() - start
+                    try:  # inline: this is the per-effect path
+                        record(call, True, send_value, start, duration)
+                    except Exception:
+                        _recorder_failed(call)
             except Exception as error:  # thrown into the handler at the yield
                 state.last_error, state.last_error_seq = error, seq
                 to_throw = error
@@ -301,21 +385,22 @@ def _drive_suspendable(gen: Any, perform: Perform, state: _Run) -> Any:
         gen.close()
 
 
-def _drive_commands(result: Any, perform: Perform, state: _Run) -> Any:
-    while isinstance(result, Command):
-        command = result
-        state.seq += 1
-        call = EffectCall(state.seq, command.effect, command.site)
-        try:
-            value = perform(call)
-        except Exception as error:
-            state.last_error, state.last_error_seq = error, call.seq
-            if command.on_error is None:
-                raise
-            result = command.on_error(error)
-            continue
-        result = command.then(value) if command.then is not None else value
-    return result
+def _complete(coro: Any) -> Any:
+    """Run a driver coroutine that cannot suspend (a synchronous run) to its end."""
+    try:
+        coro.send(None)
+    except StopIteration as stop:
+        return stop.value
+    coro.close()  # pragma: no cover - only an awaiting driver suspends
+    raise RuntimeError("prodture: a synchronous run suspended; use Interpreter.run_async")
+
+
+def drive(fn: Callable[..., Any], input: Any, perform: Perform) -> Any:
+    """Run a handler of any form to completion, synchronously; returns its value or raises.
+
+    ``perform`` must return plain values (no awaitables): that is the replay and test path.
+    """
+    return _complete(_drive(fn, input, perform, _Run(), None, False))
 
 
 def pipeline(*steps: Callable[[Any], Any]) -> Callable[[Any], Any]:
@@ -434,137 +519,79 @@ class Interpreter:
         return found
 
     def _perform_all(self, effect: All) -> Any:
-        """The built-in performer of :class:`~prodture.effects.All`: each child's performer is
-        started; awaitable results are awaited together."""
-        results = [self.performer_for(e)(e) for e in effect.effects]
-        if any(inspect.isawaitable(r) for r in results):
-            return _gather_all(results)
-        return results
+        """The built-in performer of :class:`~prodture.effects.All` under :meth:`run`: each
+        child's performer is started; awaitable results are awaited together (which only
+        :meth:`run_async` can do)."""
+        return _all_of([self.performer_for(e)(e) for e in effect.effects])
 
-    # -- synchronous -------------------------------------------------------------------------
+    def _perform_all_async(self, effect: All) -> Any:
+        """The same under :meth:`run_async`: children go through :meth:`_perform_async` (the
+        default ``Sleep`` of a child sleeps with ``asyncio.sleep``)."""
+        return _all_of([self._perform_child_async(e) for e in effect.effects])
+
+    # -- running -----------------------------------------------------------------------------
 
     def run(self, fn: Callable[..., Any], input: Any) -> Outcome:
         """Run ``fn(input)`` to completion and return ``Success`` or ``Failure``; never raises
         for an error of the handler's own."""
         session = self._begin(fn, input)
         state = _Run()
-        perform = self._performer(session)
         token = current_trace_id.set(_trace_id_of(session))
         try:
-            outcome: Outcome = Success(_drive_sync(fn, input, perform, state))
+            outcome: Outcome = Success(
+                _complete(_drive(fn, input, self._perform, state, session, False))
+            )
         except Exception as error:
             outcome = _failure(error, state)
+        except BaseException as error:  # KeyboardInterrupt...: the trace still ends
+            if session is not None:
+                _finish(session, _failure(error, state))
+            raise
         finally:
             current_trace_id.reset(token)
         if session is not None:
             outcome = _finish(session, outcome)
         return outcome
 
-    def _performer(self, session: RecordingSession | None) -> Perform:
-        performer_for = self.performer_for
-        if session is None:
-
-            def perform_unrecorded(call: EffectCall) -> Any:
-                value = performer_for(call.effect)(call.effect)
-                if type(value) is types.CoroutineType:
-                    raise _async_performer(call, value)
-                return value
-
-            return perform_unrecorded
-        clock = time.perf_counter_ns
-
-        def perform(call: EffectCall) -> Any:
-            start = clock()
-            try:
-                value = performer_for(call.effect)(call.effect)
-                if type(value) is types.CoroutineType:
-                    raise _async_performer(call, value)
-            except Exception as error:
-                _record(session, call, False, error, start, clock() - start)
-                raise
-            _record(session, call, True, value, start, clock() - start)
-            return value
-
-        return perform
-
-    # -- asynchronous ------------------------------------------------------------------------
-
     async def run_async(self, fn: Callable[..., Any], input: Any) -> Outcome:
-        """Like :meth:`run`, inside an event loop: awaitable performer results are awaited."""
+        """Like :meth:`run`, inside an event loop: awaitable performer results are awaited, and
+        the built-in ``Sleep`` sleeps with ``asyncio.sleep``."""
         session = self._begin(fn, input)
         state = _Run()
         token = current_trace_id.set(_trace_id_of(session))
         try:
-            outcome: Outcome = Success(await self._drive_async(fn, input, session, state))
+            outcome: Outcome = Success(
+                await _drive(fn, input, self._perform_async, state, session, True)
+            )
         except Exception as error:
             outcome = _failure(error, state)
+        except BaseException as error:  # a cancelled task: the trace still ends
+            if session is not None:
+                _finish(session, _failure(error, state))
+            raise
         finally:
             current_trace_id.reset(token)
         if session is not None:
             outcome = _finish(session, outcome)
         return outcome
 
-    async def _perform_async(self, call: EffectCall, session: RecordingSession | None) -> Any:
-        clock = time.perf_counter_ns
-        start = clock()
-        try:
-            value = self.performer_for(call.effect)(call.effect)
-            if inspect.isawaitable(value):
-                value = await value
-        except Exception as error:
-            if session is not None:
-                _record(session, call, False, error, start, clock() - start)
-            raise
-        if session is not None:
-            _record(session, call, True, value, start, clock() - start)
+    def _perform(self, call: EffectCall) -> Any:
+        effect = call.effect
+        value = self.performer_for(effect)(effect)
+        if type(value) is _COROUTINE:
+            raise _async_performer(call, value)
         return value
 
-    async def _drive_async(
-        self, fn: Callable[..., Any], input: Any, session: RecordingSession | None, state: _Run
-    ) -> Any:
-        started = fn(input)
-        if not (inspect.isgenerator(started) or inspect.iscoroutine(started)):
-            result = started
-            while isinstance(result, Command):
-                command = result
-                state.seq += 1
-                call = EffectCall(state.seq, command.effect, command.site)
-                try:
-                    value = await self._perform_async(call, session)
-                except Exception as error:
-                    state.last_error, state.last_error_seq = error, call.seq
-                    if command.on_error is None:
-                        raise
-                    result = command.on_error(error)
-                    continue
-                result = command.then(value) if command.then is not None else value
-            return result
-        gen = started
-        send_value: Any = None
-        to_throw: BaseException | None = None
-        try:
-            while True:
-                try:
-                    if to_throw is not None:
-                        exc, to_throw = to_throw, None
-                        yielded = gen.throw(exc)
-                    else:
-                        yielded = gen.send(send_value)
-                except StopIteration as stop:
-                    return stop.value
-                site = _site_of(gen)
-                if not isinstance(yielded, Effect):
-                    to_throw = _not_an_effect(yielded, gen)
-                    continue
-                state.seq += 1
-                call = EffectCall(state.seq, yielded, site)
-                try:
-                    send_value = await self._perform_async(call, session)
-                except Exception as error:
-                    state.last_error, state.last_error_seq = error, call.seq
-                    to_throw = error
-        finally:
-            gen.close()
+    def _perform_async(self, call: EffectCall) -> Any:
+        return self._perform_child_async(call.effect)
+
+    def _perform_child_async(self, effect: Effect) -> Any:
+        performer = self.performer_for(effect)
+        if performer is _perform_sleep:  # the default Sleep must not block the event loop
+            performer = _perform_sleep_async
+        elif performer == self._perform_all:  # the default All: its children async too
+            performer = self._perform_all_async
+        return performer(effect)
 
     def _begin(self, fn: Callable[..., Any], input: Any) -> RecordingSession | None:
         if self.recorder is None:
@@ -585,6 +612,13 @@ def _async_performer(call: EffectCall, coroutine: Any) -> TypeError:
         f"the performer of {type(call.effect).__name__} is async (it returned a coroutine); "
         "Interpreter.run cannot await it: use `await interpreter.run_async(...)` in an event loop"
     )
+
+
+def _all_of(results: list[Any]) -> Any:
+    """The children's results, or one awaitable of them all when any is awaitable."""
+    if any(inspect.isawaitable(r) for r in results):
+        return _gather_all(results)
+    return results
 
 
 async def _gather_all(results: list[Any]) -> list[Any]:
@@ -610,18 +644,27 @@ def _warn_unregistered(name: str) -> None:
     )
 
 
-def _failure(error: Exception, state: _Run) -> Failure:
+def _failure(error: BaseException, state: _Run) -> Failure:
     seq = state.last_error_seq if error is state.last_error else None
     return Failure(error, seq, format_user_traceback(error))
 
 
 def _record(
-    session: RecordingSession, call: EffectCall, ok: bool, value: Any, start: int, dur: int
+    record: Callable[[EffectCall, bool, Any, int, int], None],
+    call: EffectCall,
+    ok: bool,
+    value: Any,
+    start: int,
+    dur: int,
 ) -> None:
     try:
-        session.effect(call, ok, value, start, dur)
+        record(call, ok, value, start, dur)
     except Exception:
-        log.exception("prodture: recorder failed on effect #%d; handler unaffected", call.seq)
+        _recorder_failed(call)
+
+
+def _recorder_failed(call: EffectCall) -> None:
+    log.exception("prodture: recorder failed on effect #%d; handler unaffected", call.seq)
 
 
 def _trace_id_of(session: RecordingSession | None) -> str | None:
@@ -646,6 +689,6 @@ def run_sync(fn: Callable[..., Any], input: Any, perform: Perform) -> Outcome:
     """Drive ``fn`` with ``perform`` and wrap the result as an Outcome (used by replay and tests)."""
     state = _Run()
     try:
-        return Success(_drive_sync(fn, input, perform, state))
+        return Success(_complete(_drive(fn, input, perform, state, None, False)))
     except Exception as error:
         return _failure(error, state)

@@ -38,6 +38,7 @@ def main() -> int:
     outcome = prodture.Interpreter({Tick: lambda e: e.n}, recorder=recorder).run(
         count_ticks, {"n": n}
     )
+    recorder.close()  # the trace is written by the recorder's writer thread
     if not outcome.ok:
         print(f"make_big_trace: the handler failed: {outcome.error}", file=sys.stderr)
         return 1

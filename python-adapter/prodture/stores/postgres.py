@@ -24,7 +24,7 @@ import threading
 import time
 from typing import Any
 
-from ..recorder import TraceInfo
+from ..recorder import TraceInfo, _close_all_at_exit
 from ..store_url import mask_password
 from . import AmbiguousId, Query, StoreError, TraceNotFound, TraceSummary, summarize
 from .directory import check_id_prefix
@@ -271,6 +271,10 @@ class _BufferStream:
     def close(self) -> None:
         self.sink._enqueue(self.info, b"".join(self.chunks))
 
+    def abort(self) -> None:
+        """The recorder's writer failed mid-trace: nothing of this trace is stored."""
+        self.chunks.clear()
+
 
 class PostgresSink:
     """A recorder sink that stores each finished trace in PostgreSQL, off the handler's thread.
@@ -311,10 +315,16 @@ class PostgresSink:
         self._closing = False
         self._last_warning = 0.0
         # At interpreter exit, give queued traces a few seconds to reach the store.
-        atexit.register(self.close, timeout=5.0)
+        atexit.register(self._close_at_exit)
 
     def __repr__(self) -> str:
         return f"PostgresSink({self.location!r})"
+
+    def _close_at_exit(self) -> None:
+        # atexit runs this before the recorders' own exit flush (registered earlier, when
+        # prodture.recorder was imported): let them hand over their pending traces first.
+        _close_all_at_exit()
+        self.close(timeout=5.0)
 
     @property
     def stats(self) -> SinkStats:

@@ -9,16 +9,20 @@ becomes an inert :class:`UnknownValue` / :class:`RecordedError`.
 
 from __future__ import annotations
 
+import contextlib
 import dataclasses
 import datetime as _dt
 import enum
 import inspect
+import itertools
+import logging
 import operator
 import re
 import sys
 import threading
 import uuid
-from collections.abc import Callable, Iterable
+from collections.abc import Callable, Iterable, Iterator, Mapping, MutableSet, Sequence, ValuesView
+from collections.abc import Set as AbstractSet
 from contextvars import ContextVar
 from decimal import Decimal, InvalidOperation
 from typing import Any
@@ -26,7 +30,7 @@ from typing import Any
 import msgpack
 
 from ..effects import registry
-from ..text import short_repr
+from ..text import clip, short_repr
 
 __all__ = [
     "TraceFormatError",
@@ -41,6 +45,8 @@ __all__ = [
     "type_name",
     "ALLOWED_MODULES",
     "register_value_type",
+    "opaque_of",
+    "opaque_paths",
     "ExtCode",
 ]
 
@@ -123,7 +129,55 @@ class Opaque:
     repr: str
 
     def __repr__(self) -> str:
-        return self.repr
+        # Marked as what it is: it looks like the value, but it is only the value's repr.
+        return f"<opaque {self.type_name.rsplit('.', 1)[-1]}: {self.repr}>"
+
+    def _unusable(self, what: str) -> str:
+        short = self.type_name.rsplit(".", 1)[-1]
+        return (
+            f"{what}: this {short} value was recorded as an opaque repr ({clip(self.repr, 60)}), "
+            f"not as data, because the recorder could not encode {self.type_name}; make {short} "
+            "a dataclass registered with @prodture.register (or record plain data) and record again"
+        )
+
+    def __getattr__(self, name: str) -> Any:
+        # Only called for attributes the placeholder does not have: the recorded object's.
+        if name.startswith("__"):
+            raise AttributeError(name)
+        raise AttributeError(self._unusable(f"no attribute {name!r}"))
+
+    def __getitem__(self, key: Any) -> Any:
+        raise TypeError(self._unusable(f"cannot index it with {key!r}"))
+
+    def __iter__(self) -> Iterator[Any]:
+        raise TypeError(self._unusable("cannot iterate it"))
+
+
+def opaque_paths(value: Any, where: str, limit: int = 20) -> list[str]:
+    """Where ``value`` (a decoded trace value) holds :class:`Opaque` placeholders, as readable
+    paths (``input['event']``, ``effect #2 result.items[0]``) with the recorded type names."""
+    found: list[str] = []
+    stack: list[tuple[Any, str, int]] = [(value, where, 0)]
+    while stack and len(found) < limit:
+        item, path, depth = stack.pop()
+        if isinstance(item, Opaque):
+            found.append(f"{path} ({item.type_name})")
+        elif depth > MAX_DEPTH or isinstance(item, (str, bytes, int, float)):
+            continue
+        elif isinstance(item, dict):
+            stack.extend((v, f"{path}[{k!r}]", depth + 1) for k, v in item.items())
+        elif isinstance(item, (list, tuple)):
+            stack.extend((v, f"{path}[{i}]", depth + 1) for i, v in enumerate(item))
+        elif isinstance(item, (set, frozenset)):
+            stack.extend((v, f"{path}{{…}}", depth + 1) for v in item)
+        elif isinstance(item, UnknownValue):
+            stack.append((item.fields, path, depth + 1))
+        elif dataclasses.is_dataclass(item) and not isinstance(item, type):
+            stack.extend(
+                (getattr(item, f.name, None), f"{path}.{f.name}", depth + 1)
+                for f in dataclasses.fields(item)
+            )
+    return sorted(found)
 
 
 # ---------------------------------------------------------------------------------------------
@@ -263,20 +317,75 @@ _PLAIN = (
 )
 
 
-class Redactor:
-    """Removes secrets before encoding: fields whose name matches a pattern (case-insensitive
-    substring or regex), and dataclass fields declared with :func:`prodture.secret`."""
+#: How deep the redactor walks nested containers and dataclasses. A value deeper than this is
+#: replaced by REDACTED (redaction fails closed: nothing it could not look at reaches the file).
+MAX_REDACT_DEPTH = 100
 
-    def __init__(self, patterns: Iterable[str] = DEFAULT_SECRET_PATTERNS) -> None:
-        self.patterns = tuple(patterns)
+#: A container (other than dict / list / tuple / set / frozenset) with more items than this is
+#: not walked item by item: it is replaced by REDACTED as a whole.
+MAX_REDACT_ITEMS = 1_000_000
+
+# How the redactor treats a type (decided once per type, see Redactor._kind).
+_LEAF, _MAPPING, _SEQUENCE, _SET, _RECORD, _NAMEDTUPLE, _VALUES, _FOREIGN, _CUSTOM = range(9)
+
+_LEAF_TYPES = (
+    str,
+    bytes,
+    bytearray,
+    memoryview,
+    range,
+    int,
+    float,
+    Decimal,
+    uuid.UUID,
+    _dt.date,
+    _dt.time,
+    _dt.timedelta,
+    enum.Enum,
+    BaseException,
+)
+
+
+def _first(mapping: Any, n: int) -> Iterator[tuple[Any, Any]]:
+    return itertools.islice(mapping.items(), n)
+
+
+class Redactor:
+    """Removes secrets before encoding, so that they never reach a trace.
+
+    Redacted: dataclass fields declared with :func:`prodture.secret`, and every dataclass field,
+    named-tuple field or string map key whose name matches a pattern (case-insensitive regular
+    expression search). ``patterns`` **extend** :data:`DEFAULT_SECRET_PATTERNS`; pass
+    ``defaults=False`` to use only the given patterns (``Redactor([], defaults=False)`` redacts
+    only ``secret()`` fields).
+
+    It fails closed: every ``Mapping``, ``Sequence`` and ``Set`` (subclasses and other
+    implementations included) and every dataclass is walked; a value nested deeper than
+    :data:`MAX_REDACT_DEPTH`, a container that cannot be walked (its iteration raises, or it has
+    more than :data:`MAX_REDACT_ITEMS` items), and an object the codec would record as an opaque
+    ``repr`` whose ``repr`` matches a pattern are replaced by :data:`REDACTED`.
+    """
+
+    def __init__(self, patterns: Iterable[str] = (), *, defaults: bool = True) -> None:
+        if isinstance(patterns, str):
+            raise TypeError(
+                f"redact patterns must be a list of patterns, not the string {patterns!r}; "
+                f"write [{patterns!r}]"
+            )
+        given = tuple(patterns)
+        combined = (DEFAULT_SECRET_PATTERNS + given) if defaults else given
+        self.patterns: tuple[str, ...] = tuple(dict.fromkeys(combined))
         self._regex = (
             re.compile("|".join(f"(?:{p})" for p in self.patterns), re.IGNORECASE)
             if self.patterns
             else None
         )
         self._field_cache: dict[type, tuple[bool, ...]] = {}
-        self._plans: dict[type, tuple[tuple[str, ...], tuple[bool, ...]] | None] = {}
+        self._kinds: dict[type, tuple[int, Any]] = {}
         self._name_cache: dict[str, bool] = {}
+
+    def __repr__(self) -> str:
+        return f"Redactor({list(self.patterns)!r}, defaults=False)"
 
     def is_secret_name(self, name: str) -> bool:
         cached = self._name_cache.get(name)
@@ -297,57 +406,73 @@ class Redactor:
             self._field_cache[cls] = cached
         return cached
 
-    def _plan(self, t: type) -> tuple[tuple[str, ...], tuple[bool, ...]] | None:
-        """(field names, secret flags) for a dataclass type; None for any other type."""
-        try:
-            return self._plans[t]
-        except KeyError:
-            pass
-        plan = None
-        if dataclasses.is_dataclass(t):
-            plan = (tuple(f.name for f in dataclasses.fields(t)), self.secret_fields(t))
-        self._plans[t] = plan
-        return plan
-
-    def scrub(self, value: Any, depth: int = 0) -> Any:
-        """``value`` with secrets replaced by :data:`REDACTED`; the same object when clean."""
-        t = type(value)
-        if t in _PLAIN_SET or depth > 64:
-            return value
-        if t is dict:
-            out = None
-            is_secret = self.is_secret_name
-            for k, v in value.items():
-                if isinstance(k, str) and is_secret(k):
-                    nv: Any = REDACTED
-                elif type(v) in _PLAIN_SET:
-                    continue
-                else:
-                    nv = self.scrub(v, depth + 1)
-                if nv is not v:
-                    if out is None:
-                        out = dict(value)
-                    out[k] = nv
-            return value if out is None else out
-        if t is list or t is tuple:
-            items = None
-            for i, v in enumerate(value):
-                if type(v) in _PLAIN_SET:
-                    continue
-                nv = self.scrub(v, depth + 1)
-                if nv is not v:
-                    if items is None:
-                        items = list(value)
-                    items[i] = nv
-            if items is None:
-                return value
-            return items if t is list else tuple(items)
+    def _kind(self, t: type) -> tuple[int, Any]:
+        """How values of type ``t`` are walked, with what that needs (a dataclass's field names
+        and secret flags, a named tuple's secret flags), decided once per type."""
+        kind = self._kinds.get(t)
+        if kind is not None:
+            return kind
         custom = _custom_types.get(t)
-        if custom is not None:  # e.g. a pydantic model: its fields, scrubbed like a dict
-            return _ScrubbedObject(custom[0], self.scrub(custom[1](value), depth + 1))
-        plan = self._plan(t)
-        if plan is not None:
-            names, secret = plan
+        if custom is not None:  # a registered value type (a pydantic model): its fields
+            kind = (_CUSTOM, custom)
+        elif issubclass(t, _LEAF_TYPES) or t in _PLAIN_SET or t in _PLACEHOLDERS:
+            # Exceptions are recorded with their args and attributes, unredacted (documented).
+            kind = (_LEAF, None)
+        elif dataclasses.is_dataclass(t):
+            names = tuple(f.name for f in dataclasses.fields(t))
+            secret = self.secret_fields(t)
+            # Compiled once per type: without a secret field, an instance whose field values
+            # are all plain is clean, which one C-level pass over its fields tells.
+            values_of = operator.attrgetter(*names) if len(names) > 1 else None
+            kind = (_RECORD, (names, secret, None if True in secret else values_of))
+        elif isinstance(t, type) and issubclass(t, Mapping):
+            kind = (_MAPPING, None)
+        elif issubclass(t, tuple) and isinstance(getattr(t, "_fields", None), tuple):
+            kind = (
+                _NAMEDTUPLE,
+                tuple(self.is_secret_name(str(f)) for f in getattr(t, "_fields", ())),
+            )
+        elif issubclass(t, Sequence):
+            kind = (_SEQUENCE, None)
+        elif issubclass(t, AbstractSet):
+            kind = (_SET, None)
+        elif issubclass(t, ValuesView):
+            kind = (_VALUES, None)
+        else:
+            kind = (_FOREIGN, None)  # the codec records it as an opaque repr
+        if len(self._kinds) < 10_000:
+            self._kinds[t] = kind
+        return kind
+
+    def scrub(self, value: Any) -> Any:
+        """``value`` with secrets replaced by :data:`REDACTED`; the same object when clean."""
+        if type(value) in _PLAIN_SET:
+            return value
+        try:
+            return self._scrub(value, 0)
+        except Exception:
+            # A container whose iteration raised, or a walk too deep for the interpreter's stack:
+            # nothing of it was checked, so none of it is written.
+            return REDACTED
+
+    def _scrub(self, value: Any, depth: int) -> Any:
+        t = type(value)
+        if t in _PLAIN_SET:
+            return value
+        if depth >= MAX_REDACT_DEPTH:
+            return REDACTED
+        depth += 1
+        if t is dict:
+            return self._scrub_items(value, value.items(), depth)
+        if t is list or t is tuple:
+            return self._scrub_sequence(value, value, depth, t)
+        kind, info = self._kind(t)
+        if kind == _RECORD:
+            names, secret, values_of = info
+            if values_of is not None and all(
+                map(_PLAIN_SET.__contains__, map(type, values_of(value)))
+            ):
+                return value
             changed: dict[str, Any] | None = None
             for name, is_secret in zip(names, secret, strict=False):
                 v = getattr(value, name)
@@ -356,7 +481,7 @@ class Redactor:
                 elif type(v) in _PLAIN_SET:
                     continue
                 else:
-                    nv = self.scrub(v, depth + 1)
+                    nv = self._scrub(v, depth)
                 if nv is not v:
                     if changed is None:
                         changed = {}
@@ -366,16 +491,159 @@ class Redactor:
             fields = {name: getattr(value, name) for name in names}
             fields.update(changed)
             return _ScrubbedObject(type_name(t), fields)
-        return value
+        if kind == _LEAF:
+            return value
+        if kind == _CUSTOM:  # its fields, scrubbed like a dict, written as an OBJECT value
+            name, to_fields, _ = info
+            return _ScrubbedObject(name, self._scrub(to_fields(value), depth))
+        if kind == _MAPPING:
+            _check_size(value)
+            # A snapshot of the items: the same pairs are checked and, if needed, copied.
+            return self._scrub_items(value, list(value.items()), depth)
+        if kind == _SET:
+            _check_size(value)
+            items = list(value)
+            scrubbed = self._scrub_sequence(items, items, depth, list)
+            if scrubbed is items and t in (set, frozenset):
+                return value
+            # Changed, or a Set the codec does not know: record a plain set of the clean items.
+            return (set if isinstance(value, (set, MutableSet)) else frozenset)(scrubbed)
+        if kind == _NAMEDTUPLE:
+            secret_flags = info
+            items = [REDACTED if s else v for v, s in zip(value, secret_flags, strict=False)]
+            scrubbed = self._scrub_sequence(items, items, depth, list)
+            if scrubbed is items and True not in secret_flags:
+                return value
+            return tuple(scrubbed)
+        if kind == _SEQUENCE or kind == _VALUES:
+            _check_size(value)
+            items = list(value)
+            scrubbed = self._scrub_sequence(items, items, depth, list)
+            if scrubbed is items and issubclass(t, (list, tuple)):
+                return value  # the codec records list / tuple subclasses as lists / tuples
+            return tuple(scrubbed) if issubclass(t, tuple) else scrubbed
+        # _FOREIGN: recorded as an opaque repr. Its repr is the only thing written; withhold it
+        # when it names a secret (a model printed as ``User(password='...')``).
+        opaque = opaque_of(value, UNSUPPORTED_TYPE)
+        if self._regex is not None and self._regex.search(opaque.repr):
+            return Opaque(
+                opaque.type_name,
+                f"<repr withheld: it matches a redaction pattern ({opaque.type_name})>",
+            )
+        return opaque
+
+    def _scrub_items(self, value: Any, pairs: Any, depth: int) -> Any:
+        """A mapping's items, scrubbed: ``value`` itself when clean, else a new dict."""
+        out: dict[Any, Any] | None = None
+        is_secret = self.is_secret_name
+        for i, (k, v) in enumerate(pairs):
+            nk = k
+            if type(k) is str:
+                if is_secret(k):
+                    nv: Any = REDACTED
+                elif type(v) in _PLAIN_SET:
+                    if out is not None:
+                        out[k] = v
+                    continue
+                else:
+                    nv = self._scrub(v, depth)
+            else:
+                nk = self._scrub(k, depth)
+                nv = v if type(v) in _PLAIN_SET else self._scrub(v, depth)
+            if out is None and (nv is not v or nk is not k):
+                out = dict(itertools.islice(pairs, i) if type(pairs) is list else _first(value, i))
+            if out is not None:
+                out[nk] = nv
+        return value if out is None else out
+
+    def _scrub_sequence(self, value: Any, items: Any, depth: int, t: type) -> Any:
+        out: list[Any] | None = None
+        for i, v in enumerate(items):
+            if type(v) in _PLAIN_SET:
+                continue
+            nv = self._scrub(v, depth)
+            if nv is not v:
+                if out is None:
+                    out = list(items)
+                out[i] = nv
+        if out is None:
+            return value
+        return out if t is list else tuple(out)
+
+
+def _check_size(value: Any) -> None:
+    if len(value) > MAX_REDACT_ITEMS:
+        raise OverflowError("too many items to redact")
 
 
 _PLAIN_SET = frozenset(_PLAIN)
 
 
-@dataclasses.dataclass(frozen=True)
+@dataclasses.dataclass(frozen=True, eq=False)  # hashable by identity: it may sit in a set
 class _ScrubbedObject:
+    """A dataclass instance with some fields redacted: encoded as an OBJECT of its type's name."""
+
     name: str
     fields: dict[str, Any]
+
+
+#: Values that stand for something already decided (decoded placeholders, redaction results):
+#: the redactor leaves them alone and the encoder writes them as what they stand for.
+_PLACEHOLDERS = frozenset({Opaque, UnknownValue, _ScrubbedObject, Redacted})
+
+
+# ---------------------------------------------------------------------------------------------
+# Opaque values: counted, and logged once per type
+
+
+log = logging.getLogger("prodture.codec")
+
+#: Type names already logged as opaque (one warning per type and process).
+_opaque_logged: set[str] = set()
+_opaque_lock = threading.Lock()
+
+
+UNSUPPORTED_TYPE = "its type is not one the trace format can carry"
+_FIX_TYPE = (
+    "make {short} a dataclass, Enum or exception and register it with @prodture.register, "
+    "or convert it to plain data (dict, list, str...) before it reaches a trace"
+)
+_FIX_VALUE = (
+    "keep recorded values to ints within 64 bits, without reference cycles, and nested less "
+    "than 1000 levels deep"
+)
+
+
+def opaque_of(value: Any, reason: str) -> Opaque:
+    """``value`` as the :class:`Opaque` placeholder the codec records for it (its type name and
+    a clipped ``repr``), after :func:`note_opaque`."""
+    name = type_name(type(value))
+    note_opaque(name, reason)
+    return Opaque(name, _safe_repr(value))
+
+
+def note_opaque(name: str, reason: str) -> None:
+    """Count one value recorded as opaque (for the :class:`~prodture.trace.format.TraceEncoder`
+    encoding in this thread, see its ``on_opaque``) and log a warning the first time a type is."""
+    encoder = _enc.encoder
+    if encoder is not None:
+        encoder._pending_opaque.append(name)  # counted once its record is packed
+    if name in _opaque_logged:
+        return
+    with _opaque_lock:
+        if name in _opaque_logged:
+            return
+        _opaque_logged.add(name)
+    fix = (_FIX_TYPE if reason == UNSUPPORTED_TYPE else _FIX_VALUE).format(
+        short=name.rsplit(".", 1)[-1]
+    )
+    log.warning(
+        "prodture: a %s value could not be encoded (%s), so it was recorded as an opaque repr "
+        "that replay cannot use; fix: %s (logged once per type)",
+        name,
+        reason,
+        fix,
+    )
 
 
 # ---------------------------------------------------------------------------------------------
@@ -389,8 +657,23 @@ def _default(obj: Any) -> Any:
     try:
         fast = _FAST.get(type(obj))
         return fast(obj) if fast is not None else _to_ext(obj)
-    except (TypeError, ValueError, OverflowError, RecursionError, _TooDeep):
-        return msgpack.ExtType(ExtCode.OPAQUE, _plain_pack([type_name(type(obj)), _safe_repr(obj)]))
+    except _TooDeep:
+        return _opaque_ext(
+            obj, f"ext values nested deeper than the {MAX_DEPTH} levels a reader accepts"
+        )
+    except OverflowError:
+        return _opaque_ext(obj, "it holds an int beyond 64 bits")
+    except (TypeError, ValueError, RecursionError) as e:
+        return _opaque_ext(obj, f"{type(e).__name__}: {_clip_reason(e)}")
+
+
+def _clip_reason(e: BaseException) -> str:
+    return " ".join(str(e).split())[:120] or type(e).__name__
+
+
+def _opaque_ext(obj: Any, reason: str) -> msgpack.ExtType:
+    opaque = opaque_of(obj, reason)
+    return _ext(ExtCode.OPAQUE, _plain_pack([opaque.type_name, opaque.repr]))
 
 
 class _TooDeep(Exception):
@@ -472,14 +755,31 @@ def _to_ext(obj: Any) -> Any:
     if dataclasses.is_dataclass(t):
         encoder = _FAST[t] = _object_encoder(t)
         return encoder(obj)
+    if t is int:  # msgpack hands over an int only when it does not fit in 64 bits
+        return _opaque_ext(obj, "an int beyond 64 bits")
     if isinstance(obj, (str, int, float, bytes, list, dict)):  # subclasses of plain types
-        base = next(b for b in (str, bool, int, float, bytes, list, dict) if isinstance(obj, b))
+        base: Callable[[Any], Any] = next(
+            b for b in (str, bool, int, float, bytes, list, dict) if isinstance(obj, b)
+        )
         return base(obj)
     if isinstance(obj, _dt.datetime):  # subclasses (e.g. a test clock's datetime)
         return _ext(ExtCode.DATETIME, _dt.datetime.isoformat(obj).encode())
     if isinstance(obj, _dt.date):
         return _ext(ExtCode.DATE, _dt.date.isoformat(obj).encode())
-    return _ext(ExtCode.OPAQUE, _plain_pack([type_name(t), _safe_repr(obj)]))
+    # Other implementations of the collection ABCs are recorded as the plain collection.
+    if isinstance(obj, tuple):  # named tuples, tuple subclasses
+        return _ext(ExtCode.TUPLE, _pack(list(obj)))
+    if isinstance(obj, (set, frozenset, AbstractSet)):
+        code = ExtCode.FROZENSET if isinstance(obj, frozenset) else ExtCode.SET
+        packed = sorted(_pack(item) for item in obj)
+        return _ext(code, _array_header(len(packed)) + b"".join(packed))
+    if isinstance(obj, Mapping):
+        return dict(obj.items())
+    if isinstance(obj, bytearray):
+        return bytes(obj)
+    if isinstance(obj, (Sequence, ValuesView)) and not isinstance(obj, (range, memoryview)):
+        return list(obj)
+    return _opaque_ext(obj, UNSUPPORTED_TYPE)
 
 
 def _error_payload(error: BaseException) -> list[Any]:
@@ -499,7 +799,8 @@ def _safe_repr(obj: Any) -> str:
 
 
 def _plain_pack(obj: Any) -> bytes:
-    return msgpack.packb(obj, use_bin_type=True)
+    data: bytes = msgpack.packb(obj, use_bin_type=True)
+    return data
 
 
 def _array_header(n: int) -> bytes:
@@ -516,6 +817,8 @@ class _EncodeState(threading.local):
     def __init__(self) -> None:
         self.level = 0
         self.packers: list[msgpack.Packer] = []
+        #: The TraceEncoder encoding in this thread (counts opaque values), or None.
+        self.encoder: Any = None
 
 
 _enc = _EncodeState()
@@ -534,7 +837,8 @@ def _pack(obj: Any) -> bytes:
     packer = packers[level]
     state.level = level + 1
     try:
-        return packer.pack(obj)
+        data: bytes = packer.pack(obj)
+        return data
     except BaseException:
         packer.reset()
         raise
@@ -544,17 +848,15 @@ def _pack(obj: Any) -> bytes:
 
 def encode_value(value: Any) -> bytes:
     """One value as a msgpack document (ext types for the non-plain ones)."""
+    _enc.encoder = None
     try:
-        return msgpack.packb(
+        data: bytes = msgpack.packb(
             value, default=_default, use_bin_type=True, datetime=False, strict_types=True
         )
-    except (TypeError, ValueError, OverflowError):
+        return data
+    except (TypeError, ValueError, OverflowError) as e:
         # An int too large or a cycle at the top level: the whole value becomes Opaque.
-        return _plain_pack(
-            msgpack.ExtType(
-                ExtCode.OPAQUE, _plain_pack([type_name(type(value)), _safe_repr(value)])
-            )
-        )
+        return _plain_pack(_opaque_ext(value, f"{type(e).__name__}: {_clip_reason(e)}"))
 
 
 def new_packer() -> msgpack.Packer:
@@ -566,26 +868,216 @@ def new_packer() -> msgpack.Packer:
 
 #: Nested ext payloads are decoded recursively; beyond this depth a trace is refused.
 MAX_DEPTH = 64
-_depth = threading.local()
 
 
 #: How every msgpack document of a trace is unpacked (ext -1, the msgpack timestamp, which v1
 #: writers never write, decodes as an aware UTC datetime).
 UNPACK_OPTIONS: dict[str, Any] = dict(
-    ext_hook=None, raw=False, strict_map_key=False, use_list=True, timestamp=3
+    ext_hook=None,
+    raw=False,
+    strict_map_key=False,
+    use_list=True,
+    timestamp=3,
 )
+
+
+class _DecodeState(threading.local):
+    def __init__(self) -> None:
+        #: Ext nesting level being decoded.
+        self.level = 0
+        #: The memory budget of the read in progress in this thread, or None: no limit.
+        self.budget: MemoryBudget | None = None
+        #: How ext payloads are unpacked (a read with a budget adds its hooks).
+        self.options: dict[str, Any] = UNPACK_OPTIONS
+
+
+_depth = _DecodeState()
+_unpackb = msgpack.unpackb
+_sizeof = sys.getsizeof
+
+
+def _distinct(items: Any) -> Any:
+    """The distinct objects of a long list (a list of small ints holds a few shared ones)."""
+    return dict(zip(map(id, items), items, strict=True)).values()
+
+
+class MemoryBudget:
+    """Bytes the objects decoded from one trace may take; exceeding it is a TraceFormatError.
+
+    Charged, with ``sys.getsizeof``, as each array and map is completed: the shallow size of
+    each item (of each distinct item in an array or map of more than 16; in a shorter one a
+    shared object, such as a cached small int, is counted each time: an over-estimate); an
+    ext value's instance dict as it is decoded; while streaming, each array and map as it is
+    started and each item as it is read. Installed
+    for the current thread with :meth:`active`; its hooks go to the reader's Unpacker.
+    """
+
+    def __init__(self, limit: int, message: str) -> None:
+        self.left = limit
+        self.message = message
+        budget = self
+
+        # Each object is charged once, by the container that holds it (its shallow size; an
+        # ext value's instance dict by ext_hook); the records themselves are not.
+        def list_hook(value: list[Any]) -> list[Any]:
+            budget.left -= sum(map(_sizeof, value if len(value) <= 16 else _distinct(value)))
+            if budget.left < 0:
+                budget.exceeded()
+            return value
+
+        def map_hook(value: dict[Any, Any]) -> dict[Any, Any]:
+            values: Any = value.values()
+            budget.left -= sum(map(_sizeof, values if len(value) <= 16 else _distinct(values)))
+            budget.left -= sum(map(_sizeof, value))
+            if budget.left < 0:
+                budget.exceeded()
+            return value
+
+        self.list_hook = list_hook
+        self.map_hook = map_hook
+        self.options = dict(UNPACK_OPTIONS, list_hook=list_hook, object_hook=map_hook)
+
+    def charge(self, nbytes: int) -> None:
+        self.left -= nbytes
+        if self.left < 0:
+            self.exceeded()
+
+    def unpacker(self, size: int) -> msgpack.Unpacker:
+        """An Unpacker for ``size`` bytes of trace data, with this budget's hooks and lengths
+        bounded by the data (a larger declared length raises ``ValueError: ... exceeds max_``)."""
+        return msgpack.Unpacker(
+            ext_hook=ext_hook,
+            list_hook=self.list_hook,
+            object_hook=self.map_hook,
+            raw=False,
+            strict_map_key=False,
+            use_list=True,
+            timestamp=3,
+            max_buffer_size=max(size, 1),
+            max_str_len=size,
+            max_bin_len=size,
+            max_array_len=size,
+            max_map_len=size // 2 or 1,
+            max_ext_len=size,
+        )
+
+    def stream_value(self, data: Any, start: int) -> tuple[Any, int]:
+        """(the value at ``data[start:]``, the offset after it), decoded one item at a time and
+        charged as it goes: for a large record or ext payload, where a single array of millions
+        of short strings would otherwise be allocated before any hook could refuse it. Arrays and
+        maps are built here; scalars and ext values by msgpack. The data is fed a chunk at a
+        time. Raises what ``Unpacker.unpack`` raises (OutOfData: the data ends inside it)."""
+        size = len(data)
+        unpacker = self.unpacker(size)
+        fed = start
+
+        def refill() -> None:
+            nonlocal fed
+            if fed >= size:
+                raise msgpack.OutOfData()
+            unpacker.feed(data[fed : fed + STREAM_THRESHOLD])
+            fed += STREAM_THRESHOLD
+
+        stack: list[list[Any]] = []  # [container, items left, next index / pending key, is map]
+        value: Any
+        while True:
+            pos = start + unpacker.tell()
+            while pos >= fed:
+                refill()
+            head = data[pos]
+            try:
+                if 0x90 <= head <= 0x9F or head in (0xDC, 0xDD):
+                    n = unpacker.read_array_header()
+                elif 0x80 <= head <= 0x8F or head in (0xDE, 0xDF):
+                    n = unpacker.read_map_header()
+                else:
+                    value = unpacker.unpack()
+                    n = -1
+            except msgpack.OutOfData:
+                refill()
+                continue
+            if n < 0:
+                if not (
+                    value is None
+                    or type(value) is bool
+                    or type(value) is int
+                    and -5 <= value <= 256
+                ):
+                    self.charge(_sizeof(value))  # what is not one of CPython's shared objects
+            elif head <= 0x8F or head in (0xDE, 0xDF):
+                self.charge(232 + 48 * n if n else 64)  # CPython's dict sizes, rounded up
+                value = {}
+                if n:
+                    stack.append([value, 2 * n, _NO_KEY, True])
+                    if len(stack) > _STREAM_DEPTH:
+                        raise msgpack.StackError()
+                    continue
+            else:
+                self.charge(56 + 8 * n)
+                value = [None] * n
+                if n:
+                    stack.append([value, n, 0, False])
+                    if len(stack) > _STREAM_DEPTH:
+                        raise msgpack.StackError()
+                    continue
+            while stack:  # put the value in its container; a full container is a value too
+                top = stack[-1]
+                top[1] -= 1
+                if top[3]:
+                    if top[2] is _NO_KEY:
+                        top[2] = value
+                        break
+                    top[0][top[2]] = value
+                    top[2] = _NO_KEY
+                else:
+                    top[0][top[2]] = value
+                    top[2] += 1
+                if top[1]:
+                    break
+                stack.pop()
+                value = top[0]
+            else:
+                return value, start + unpacker.tell()
+
+    def exceeded(self) -> None:
+        self.left = 1 << 62  # one error; nothing after it is charged
+        raise TraceFormatError(self.message)
+
+    @contextlib.contextmanager
+    def active(self) -> Iterator[MemoryBudget]:
+        state = _depth
+        saved = state.budget, state.options
+        state.budget, state.options = self, self.options
+        try:
+            yield self
+        finally:
+            state.budget, state.options = saved
 
 
 def _unpack(payload: bytes) -> Any:
     """An ext value's payload; the outermost ext value of a document is at depth 1."""
-    level = getattr(_depth, "level", 0)
+    state = _depth
+    level = state.level
     if level >= MAX_DEPTH:
         raise TraceFormatError(f"value nested deeper than {MAX_DEPTH} levels")
-    _depth.level = level + 1
+    state.level = level + 1
     try:
-        return msgpack.unpackb(payload, **UNPACK_OPTIONS)
+        budget = state.budget
+        if budget is not None and len(payload) > STREAM_THRESHOLD:
+            value, end = budget.stream_value(payload, 0)
+            if end != len(payload):
+                raise ValueError("extra data after the ext payload's value")
+            return value
+        return _unpackb(payload, **state.options)
     finally:
-        _depth.level = level
+        state.level = level
+
+
+#: A record or ext payload larger than this is decoded item by item (MemoryBudget.stream_value).
+STREAM_THRESHOLD = 16 * 1024
+#: Arrays and maps nested within one streamed value, at most (msgpack's own decoder: 1024).
+_STREAM_DEPTH = 1024
+_NO_KEY = object()
 
 
 def _text(payload: bytes) -> str:
@@ -593,8 +1085,19 @@ def _text(payload: bytes) -> str:
 
 
 def ext_hook(code: int, payload: bytes) -> Any:
+    if code == 10:  # ExtCode.REDACTED, the most frequent in a redacted trace
+        return REDACTED
     try:
-        return _decode_ext(code, payload)
+        decode = _DECODERS.get(code)
+        if decode is None:
+            # Unknown ext codes from a newer writer stay visible but inert.
+            return Opaque(f"ext{code}", f"<unknown ext type {code}, {len(payload)} bytes>")
+        value = decode(payload)
+        if code in _CHARGED:
+            budget = _depth.budget
+            if budget is not None and hasattr(value, "__dict__"):
+                budget.charge(_sizeof(value.__dict__))
+        return value
     except TraceFormatError:
         raise
     except RecursionError:
@@ -606,44 +1109,84 @@ def ext_hook(code: int, payload: bytes) -> Any:
         ) from None
 
 
-def _decode_ext(code: int, payload: bytes) -> Any:
-    if code == ExtCode.DECIMAL:
-        try:
-            return Decimal(_text(payload))
-        except InvalidOperation:
-            raise TraceFormatError(f"malformed Decimal {payload[:40]!r}") from None
-    if code == ExtCode.DATETIME:
-        return _dt.datetime.fromisoformat(_text(payload))
-    if code == ExtCode.DATE:
-        return _dt.date.fromisoformat(_text(payload))
-    if code == ExtCode.TIME:
-        return _dt.time.fromisoformat(_text(payload))
-    if code == ExtCode.UUID:
-        return uuid.UUID(bytes=payload)
-    if code == ExtCode.TIMEDELTA:
-        days, seconds, micros = _unpack(payload)
-        return _dt.timedelta(days=days, seconds=seconds, microseconds=micros)
-    if code == ExtCode.TUPLE:
-        return tuple(_list(_unpack(payload)))
-    if code == ExtCode.SET:
-        return set(_list(_unpack(payload)))
-    if code == ExtCode.FROZENSET:
-        return frozenset(_list(_unpack(payload)))
-    if code == ExtCode.REDACTED:
-        return REDACTED
-    if code == ExtCode.OPAQUE:
-        name, text = _unpack(payload)
-        return Opaque(str(name), str(text))
-    if code == ExtCode.OBJECT:
-        name, fields = _unpack(payload)
-        return _rebuild_object(_str(name), fields)
-    if code == ExtCode.ERROR:
-        name, args, attrs, message = _unpack(payload)
-        return _rebuild_error(
-            _str(name), _list(args), attrs if isinstance(attrs, dict) else {}, str(message)
-        )
-    # Unknown ext codes from a newer writer stay visible but inert.
-    return Opaque(f"ext{code}", f"<unknown ext type {code}, {len(payload)} bytes>")
+#: Decoded immutable scalars by payload (Decimal, datetime, date, time, UUID): a trace repeats
+#: amounts and dates, and sharing an immutable value is indistinguishable from copying it.
+_SCALAR_CACHE_SIZE = 4096
+
+
+def _cached(parse: Callable[[bytes], Any]) -> Callable[[bytes], Any]:
+    cache: dict[bytes, Any] = {}
+
+    def decode(payload: bytes) -> Any:
+        value = cache.get(payload)
+        if value is None:
+            value = parse(payload)
+            if len(cache) >= _SCALAR_CACHE_SIZE:
+                cache.clear()
+            cache[payload] = value
+        return value
+
+    return decode
+
+
+def _decimal(payload: bytes) -> Decimal:
+    try:
+        return Decimal(payload.decode("utf-8"))
+    except InvalidOperation:
+        raise TraceFormatError(f"malformed Decimal {payload[:40]!r}") from None
+
+
+def _timedelta(payload: bytes) -> _dt.timedelta:
+    days, seconds, micros = _unpack(payload)
+    return _dt.timedelta(days=days, seconds=seconds, microseconds=micros)
+
+
+def _opaque(payload: bytes) -> Opaque:
+    name, text = _unpack(payload)
+    return Opaque(str(name), str(text))
+
+
+def _object(payload: bytes) -> Any:
+    decoded = _unpack(payload)
+    name, fields = decoded
+    if type(name) is not str:
+        _str(name)
+    value = _rebuild_object(name, fields)
+    budget = _depth.budget
+    if budget is not None and type(value) is not UnknownValue:
+        # The name and the fields map were charged and are freed now (the fields' keys and
+        # values live on in the rebuilt object's dict).
+        budget.left += _sizeof(name) + _sizeof(fields)
+    return value
+
+
+def _error(payload: bytes) -> Any:
+    name, args, attrs, message = _unpack(payload)
+    return _rebuild_error(
+        _str(name), _list(args), attrs if isinstance(attrs, dict) else {}, str(message)
+    )
+
+
+#: Ext codes whose decoded value is a new object beyond the lists and maps already charged.
+_CHARGED = frozenset(
+    {ExtCode.TUPLE, ExtCode.SET, ExtCode.FROZENSET, ExtCode.OPAQUE, ExtCode.OBJECT, ExtCode.ERROR}
+)
+
+_DECODERS: dict[int, Callable[[bytes], Any]] = {
+    ExtCode.DECIMAL: _cached(_decimal),
+    ExtCode.DATETIME: _cached(lambda p: _dt.datetime.fromisoformat(p.decode("utf-8"))),
+    ExtCode.DATE: _cached(lambda p: _dt.date.fromisoformat(p.decode("utf-8"))),
+    ExtCode.TIME: _cached(lambda p: _dt.time.fromisoformat(p.decode("utf-8"))),
+    ExtCode.UUID: _cached(lambda p: uuid.UUID(bytes=p)),
+    ExtCode.TIMEDELTA: _timedelta,
+    ExtCode.TUPLE: lambda p: tuple(_list(_unpack(p))),
+    ExtCode.SET: lambda p: set(_list(_unpack(p))),
+    ExtCode.FROZENSET: lambda p: frozenset(_list(_unpack(p))),
+    ExtCode.REDACTED: lambda p: REDACTED,
+    ExtCode.OPAQUE: _opaque,
+    ExtCode.OBJECT: _object,
+    ExtCode.ERROR: _error,
+}
 
 
 def _str(value: Any) -> str:
@@ -672,36 +1215,57 @@ def _rebuild_object(name: str, fields: Any) -> Any:
             return custom[2](fields)
         except Exception:  # fields the class no longer accepts: shown, never half-built
             return UnknownValue(name, fields)
-    if issubclass(cls, enum.Enum):
+    plan = _object_plans.get(cls)
+    if plan is None:
+        plan = _object_plans[cls] = _object_plan(cls)
+    kind, known, has_dict = plan
+    if kind == _ENUM:
         # By value, without calling the enum (its _missing_ is the application's code).
         try:
-            member = cls._value2member_map_.get(fields)
+            member = cls._value2member_map_.get(fields)  # type: ignore[attr-defined]
         except TypeError:  # an unhashable recorded value
             member = None
         return member if member is not None else UnknownValue(name, fields)
-    if isinstance(fields, dict) and dataclasses.is_dataclass(cls):
-        # Rebuilt without calling __init__/__post_init__: the recorded state, exactly.
-        known = _known_fields.get(cls)
-        if known is None:
-            known = _known_fields[cls] = {f.name: f.default for f in dataclasses.fields(cls)}
-        if len(fields) != len(known) or not all(k in known for k in fields):
-            if not all(isinstance(k, str) and k in known for k in fields):
-                return UnknownValue(name, fields)  # a field the class no longer has
-        obj = object.__new__(cls)
-        setattr_ = object.__setattr__
-        for key, value in fields.items():
-            setattr_(obj, key, value)
-        if len(fields) != len(known):
-            for key, default in known.items():
-                if key not in fields:  # field added since recording: its default, if any
-                    if default is dataclasses.MISSING:
-                        return UnknownValue(name, fields)
-                    setattr_(obj, key, default)
+    if kind != _DATACLASS or type(fields) is not dict:
+        return UnknownValue(name, fields)
+    # Rebuilt without calling __init__/__post_init__: the recorded state, exactly.
+    if len(fields) == len(known) and all(k in known for k in fields):
+        obj: Any = object.__new__(cls)
+        if has_dict:
+            obj.__dict__.update(fields)
+        else:
+            for key, value in fields.items():
+                object.__setattr__(obj, key, value)
         return obj
-    return UnknownValue(name, fields)
+    if not all(type(k) is str and k in known for k in fields):
+        return UnknownValue(name, fields)  # a field the class no longer has
+    obj = object.__new__(cls)
+    for key, value in fields.items():
+        object.__setattr__(obj, key, value)
+    for key, default in known.items():
+        if key not in fields:  # field added since recording: its default, if any
+            if default is dataclasses.MISSING:
+                return UnknownValue(name, fields)
+            object.__setattr__(obj, key, default)
+    return obj
 
 
-_known_fields: dict[type, dict[str, Any]] = {}
+_ENUM, _DATACLASS, _OTHER = range(3)
+
+
+def _object_plan(cls: type) -> tuple[int, dict[str, Any], bool]:
+    """(kind, field name -> default, whether instances have a ``__dict__``), once per class."""
+    if issubclass(cls, enum.Enum):
+        return _ENUM, {}, False
+    if not dataclasses.is_dataclass(cls):
+        return _OTHER, {}, False
+    known = {f.name: f.default for f in dataclasses.fields(cls)}
+    # object.__new__ runs none of the class's code; slots classes have no __dict__ to fill.
+    has_dict = hasattr(object.__new__(cls), "__dict__")
+    return _DATACLASS, known, has_dict
+
+
+_object_plans: dict[type, tuple[int, dict[str, Any], bool]] = {}
 
 
 def _rebuild_error(
@@ -712,11 +1276,11 @@ def _rebuild_error(
         return RecordedError(name, message, tuple(args))
     # Built like a dataclass is: no __new__ / __init__ of the application's class runs, only
     # the nearest built-in one (OSError's for OSError subclasses).
-    base_new = next(
+    base_new: Callable[..., Any] = next(
         b.__new__ for b in cls.__mro__ if b.__module__ == "builtins" and "__new__" in b.__dict__
     )
     try:
-        error = base_new(cls)
+        error: BaseException = base_new(cls)
     except Exception:
         return RecordedError(name, message, tuple(args))
     error.args = tuple(args)

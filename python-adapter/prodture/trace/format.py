@@ -23,15 +23,17 @@ import msgpack
 from ..effects import Effect
 from ..text import clip as _clip
 from ..text import short_repr as _short
+from .codec import _PLAIN_SET as _PLAIN_TYPES
 from .codec import (
     ALLOWED_MODULES,
     REDACTED,
-    Opaque,
+    STREAM_THRESHOLD,
+    MemoryBudget,
     Redactor,
     TraceFormatError,
-    _safe_repr,
-    ext_hook,
+    _enc,
     new_packer,
+    opaque_of,
     type_name,
 )
 
@@ -198,13 +200,38 @@ class TraceEncoder:
 
     Effect types and call sites are interned (defined once by a TYPE / SITE record) so each
     effect record is a short array of ids and values.
+
+    Every method returns the complete bytes of its record(s) or raises nothing: a value that
+    cannot be encoded is written as an OPAQUE placeholder (§4.5 of the format), so the bytes
+    always read back, and the encoder's state (which types and sites are defined) only changes
+    with bytes that are returned.
+
+    ``on_opaque(type_name)`` is called, in the encoding thread, for every value recorded as
+    opaque; :attr:`opaque_values` counts them.
     """
 
-    def __init__(self, redactor: Redactor | None = None) -> None:
+    def __init__(
+        self,
+        redactor: Redactor | None = None,
+        *,
+        on_opaque: Callable[[str], None] | None = None,
+    ) -> None:
         self._packer = new_packer()
         self._types: dict[type, _EffectType] = {}
         self._sites: dict[tuple[str, int, str], int] = {}
         self.redactor = redactor
+        self.on_opaque = on_opaque
+        #: Values recorded as OPAQUE by this encoder (they cannot be replayed).
+        self.opaque_values = 0
+        #: Opaque values of the record being packed (an attempt that fails does not count).
+        self._pending_opaque: list[str] = []
+
+    def _commit_opaque(self) -> None:
+        names, self._pending_opaque = self._pending_opaque, []
+        self.opaque_values += len(names)
+        if self.on_opaque is not None:
+            for name in names:
+                self.on_opaque(name)
 
     def header(
         self,
@@ -221,6 +248,7 @@ class TraceEncoder:
         give the same bytes (the golden vectors rely on it)."""
         from .. import __version__
 
+        _enc.encoder = self
         body = {
             "format": FORMAT_NAME,
             "version": FORMAT_VERSION,
@@ -232,18 +260,70 @@ class TraceEncoder:
             "prodture": prodture if prodture is not None else __version__,
             "meta": meta or {},
         }
-        return self._packer.pack([RecordKind.HEADER, body])
-
-    def input(self, value: Any) -> bytes:
-        if self.redactor is not None:
-            value = self.redactor.scrub(value)
         try:
-            return self._packer.pack([RecordKind.INPUT, value])
+            data: bytes = self._packer.pack([RecordKind.HEADER, body])
         except Exception:
             self._packer.reset()
-            return self._packer.pack([RecordKind.INPUT, self._or_opaque(value)])
+            self._pending_opaque.clear()
+            body["meta"] = self._or_opaque(body["meta"], 2)
+            data = self._packer.pack([RecordKind.HEADER, body])
+        self._commit_opaque()
+        return data
+
+    def input(self, value: Any) -> bytes:
+        _enc.encoder = self
+        if self.redactor is not None:
+            value = self.redactor.scrub(value)
+        return self._pack_or_mark([RecordKind.INPUT, value], (1,))
+
+    def _pack_or_mark(self, record: list[Any], value_slots: tuple[int, ...]) -> bytes:
+        """``record`` packed. When msgpack refuses it (an int beyond 64 bits, nesting deeper
+        than the packer's limit, a cycle), each value slot that cannot be packed alone becomes
+        an OPAQUE placeholder, so the record is still written and marks what was lost."""
+        packer = self._packer
+        try:
+            data: bytes = packer.pack(record)
+        except Exception:
+            packer.reset()
+            self._pending_opaque.clear()
+        else:
+            if self._pending_opaque:
+                self._commit_opaque()
+            return data
+        record = list(record)
+        for slot in value_slots:
+            value = record[slot]
+            if slot == 3 and record[0] == RecordKind.EFFECT:  # the request: one value per field
+                record[slot] = [self._or_opaque(v, 2) for v in value]
+            else:
+                record[slot] = self._or_opaque(value, 1)
+        data = packer.pack(record)
+        self._commit_opaque()
+        return data
+
+    def _or_opaque(self, value: Any, depth: int = 0) -> Any:
+        """``value``, or its OPAQUE placeholder when it cannot be packed ``depth`` arrays deep
+        (where it sits in its record: msgpack's nesting limit counts the record's arrays)."""
+        probe = value
+        for _ in range(depth):
+            probe = [probe]
+        pending = len(self._pending_opaque)
+        try:
+            self._packer.pack(probe)
+            failure = None
+        except Exception as e:
+            self._packer.reset()
+            failure = e
+        # The record's own packing notes this value's opaque parts again: forget the probe's.
+        del self._pending_opaque[pending:]
+        if failure is None:
+            return value
+        reason = " ".join(str(failure).split())[:120] or type(failure).__name__
+        return opaque_of(value, f"msgpack refused it: {type(failure).__name__}: {reason}")
 
     def _effect_type(self, cls: type) -> tuple[_EffectType, bytes]:
+        """The interning of an effect type and its TYPE record; the caller registers it in
+        ``self._types`` once the effect record that uses it is packed."""
         names = (
             tuple(f.name for f in dataclasses.fields(cls)) if dataclasses.is_dataclass(cls) else ()
         )
@@ -257,7 +337,6 @@ class TraceEncoder:
             getter = lambda e: list(many(e))  # noqa: E731
         secret = self.redactor.secret_fields(cls) if (self.redactor and names) else ()
         info = _EffectType(len(self._types), getter, len(names), secret, True in secret)
-        self._types[cls] = info
         name = getattr(cls, "effect_name", None) or type_name(cls)
         return info, self._packer.pack([RecordKind.TYPE, info.type_id, name, list(names)])
 
@@ -271,87 +350,66 @@ class TraceEncoder:
         duration_ns: int,
         site: tuple[str, int, str] | None,
     ) -> bytes:
+        _enc.encoder = self
         prefix = b""
-        info = self._types.get(type(effect))
+        cls = type(effect)
+        info = self._types.get(cls)
+        new_type = info is None
         if info is None:
-            info, prefix = self._effect_type(type(effect))
+            info, prefix = self._effect_type(cls)
         values: Any = info.getter(effect) if info.getter is not None else []
         redactor = self.redactor
         if redactor is not None:
             if info.has_secret:
                 values = [REDACTED if s else v for v, s in zip(values, info.secret, strict=False)]
-            values = redactor.scrub(values)
+            if not all(map(_PLAIN_TYPES.__contains__, map(type, values))):
+                scrubbed = redactor.scrub(values)
+                # REDACTED as a whole when a value could not be walked: then value by value.
+                values = scrubbed if type(scrubbed) is list else [redactor.scrub(v) for v in values]
             if ok:
                 value = redactor.scrub(value)
         site_id = None
+        new_site: tuple[str, int, str] | None = None
         if site is not None:
             site_id = self._sites.get(site)
             if site_id is None:
-                site_id = self._sites[site] = len(self._sites)
+                site_id, new_site = len(self._sites), site
                 prefix += self._packer.pack([RecordKind.SITE, site_id, site[0], site[1], site[2]])
-        pack = self._packer.pack
-        try:
-            body = pack(
-                [
-                    RecordKind.EFFECT,
-                    seq,
-                    info.type_id,
-                    values,
-                    ok,
-                    value,
-                    start_ns,
-                    duration_ns,
-                    site_id,
-                ]
-            )
+        record = [
+            RecordKind.EFFECT,
+            seq,
+            info.type_id,
+            values,
+            ok,
+            value,
+            start_ns,
+            duration_ns,
+            site_id,
+        ]
+        try:  # the common case, inline
+            body: bytes = self._packer.pack(record)
+            if self._pending_opaque:
+                self._commit_opaque()
         except Exception:
-            # A value msgpack refuses outright (e.g. an int beyond 64 bits): keep the record,
-            # with just that value as Opaque.
             self._packer.reset()
-            body = pack(
-                [
-                    RecordKind.EFFECT,
-                    seq,
-                    info.type_id,
-                    [self._or_opaque(v) for v in values],
-                    ok,
-                    self._or_opaque(value),
-                    start_ns,
-                    duration_ns,
-                    site_id,
-                ]
-            )
+            self._pending_opaque.clear()
+            body = self._pack_or_mark(record, (3, 5))
+        # Only now, with every byte of this record in hand: the type and site are defined.
+        if new_type:
+            self._types[cls] = info
+        if new_site is not None:
+            self._sites[new_site] = len(self._sites)
         return prefix + body
-
-    def _or_opaque(self, value: Any) -> Any:
-        try:
-            self._packer.pack(value)
-            return value
-        except Exception:
-            self._packer.reset()
-            return Opaque(type_name(type(value)), _safe_repr(value))
 
     def outcome(
         self, ok: bool, value: Any, traceback: str, failed_effect: int | None, duration_ns: int
     ) -> bytes:
+        _enc.encoder = self
         if ok and self.redactor is not None:
             value = self.redactor.scrub(value)
-        try:
-            return self._packer.pack(
-                [RecordKind.OUTCOME, ok, value, traceback, failed_effect, duration_ns]
-            )
-        except Exception:
-            self._packer.reset()
-            return self._packer.pack(
-                [
-                    RecordKind.OUTCOME,
-                    ok,
-                    self._or_opaque(value),
-                    traceback,
-                    failed_effect,
-                    duration_ns,
-                ]
-            )
+        return self._pack_or_mark(
+            [RecordKind.OUTCOME, ok, value, traceback, failed_effect, duration_ns], (2,)
+        )
 
 
 # ---------------------------------------------------------------------------------------------
@@ -359,6 +417,20 @@ class TraceEncoder:
 
 #: Traces larger than this are refused rather than read into memory.
 MAX_TRACE_BYTES = 2 * 1024 * 1024 * 1024
+
+#: What the objects decoded from a trace may take, at most: this many times the file's size plus
+#: READ_MEMORY_BASE bytes (estimated with sys.getsizeof as each container and ext value is
+#: completed); beyond it the trace is refused as hostile (see protocol/trace-format.md §5.4).
+READ_MEMORY_FACTOR = 16
+READ_MEMORY_BASE = 1 << 20
+
+
+def _memory_budget(size: int) -> MemoryBudget:
+    return MemoryBudget(
+        READ_MEMORY_FACTOR * size + READ_MEMORY_BASE,
+        f"its values decode to more than {READ_MEMORY_FACTOR} times the file's {size} bytes "
+        "(millions of tiny items): the file is hostile or corrupt",
+    )
 
 
 class TraceReader:
@@ -383,7 +455,7 @@ class TraceReader:
         if isinstance(source, (bytes, bytearray, memoryview)):
             self.name = name or "<bytes>"
         elif hasattr(source, "read"):
-            self.name = name or getattr(source, "name", "<stream>")
+            self.name = name or str(getattr(source, "name", "<stream>"))
         else:
             self.name = name or os.fspath(source)
 
@@ -393,14 +465,14 @@ class TraceReader:
         if isinstance(source, (bytes, bytearray, memoryview)):
             return bytes(source if limit < 0 else source[:limit])
         if hasattr(source, "read"):
-            return source.read(limit)  # type: ignore[union-attr]
+            return source.read(limit)
         try:
-            size = os.path.getsize(source)  # type: ignore[arg-type]
+            size = os.path.getsize(source)
             if size > MAX_TRACE_BYTES:
                 raise TraceFormatError(
                     f"{self.name}: {size} bytes is larger than the {MAX_TRACE_BYTES} bytes a trace may be"
                 )
-            with open(source, "rb") as f:  # type: ignore[arg-type]
+            with open(source, "rb") as f:
                 return f.read(limit)
         except FileNotFoundError:
             raise TraceFormatError(f"{self.name}: no such trace file; check the path") from None
@@ -412,56 +484,53 @@ class TraceReader:
     def _fail(self, what: str) -> TraceFormatError:
         return TraceFormatError(f"{self.name}: {what}")
 
+    def _unpacker(self, data: bytes, budget: MemoryBudget) -> msgpack.Unpacker:
+        unpacker = budget.unpacker(len(data))
+        unpacker.feed(data)
+        return unpacker
+
+    def _unpack_error(self, e: Exception, at: int) -> TraceFormatError | None:
+        """The TraceFormatError for an exception of ``Unpacker.unpack``; None for the end of the
+        data (a truncated tail)."""
+        if isinstance(e, msgpack.OutOfData):
+            return None
+        if isinstance(e, TraceFormatError):
+            return self._fail(f"{e} (at byte {at}); the file is corrupt")
+        if isinstance(e, (msgpack.StackError, RecursionError)):
+            return self._fail("a value is nested too deeply: the file is corrupt or hostile")
+        if isinstance(e, ValueError) and "exceeds max_" in str(e):
+            # A declared length or count larger than the whole file: like a record cut off by a
+            # killed writer, it runs past the end of the data (a truncated tail).
+            return None
+        return self._fail(f"not valid msgpack at byte {at} ({_reason(e)}); the file is corrupt")
+
     def raw_records(self, data: bytes | None = None) -> Iterator[tuple[list[Any], int]]:
         """(record, end offset) pairs; stops quietly at a truncated tail."""
         if data is None:
             data = self._data()
         if not data:
-            raise self._fail(
-                "the file is empty: the recording process wrote nothing (nothing to replay)"
-            )
-        size = len(data)
-        unpacker = msgpack.Unpacker(
-            ext_hook=ext_hook,
-            raw=False,
-            strict_map_key=False,
-            use_list=True,
-            timestamp=3,
-            max_buffer_size=max(size, 1),
-            max_str_len=size,
-            max_bin_len=size,
-            max_array_len=size,
-            max_map_len=size // 2 or 1,
-            max_ext_len=size,
+            raise self._empty()
+        budget = _memory_budget(len(data))
+        unpacker = self._unpacker(data, budget)
+        with budget.active():
+            while True:
+                # Set around each unpack only: a generator's caller must not see it between yields.
+                decoding = ALLOWED_MODULES.set(self._allowed_modules)
+                try:
+                    record = unpacker.unpack()
+                except Exception as e:
+                    error = self._unpack_error(e, unpacker.tell())
+                    if error is None:
+                        return
+                    raise error from None
+                finally:
+                    ALLOWED_MODULES.reset(decoding)
+                yield record, unpacker.tell()
+
+    def _empty(self) -> TraceFormatError:
+        return self._fail(
+            "the file is empty: the recording process wrote nothing (nothing to replay)"
         )
-        unpacker.feed(data)
-        while True:
-            decoding = ALLOWED_MODULES.set(self._allowed_modules)
-            try:
-                record = unpacker.unpack()
-            except msgpack.OutOfData:
-                return
-            except TraceFormatError as e:
-                raise self._fail(f"{e} (at byte {unpacker.tell()}); the file is corrupt") from None
-            except (msgpack.StackError, RecursionError):
-                raise self._fail(
-                    "a value is nested too deeply: the file is corrupt or hostile"
-                ) from None
-            except ValueError as e:
-                if "exceeds max_" in str(e):
-                    # A declared length or count larger than the whole file: like a record cut
-                    # off by a killed writer, it runs past the end of the data (a truncated tail).
-                    return
-                raise self._fail(
-                    f"not valid msgpack at byte {unpacker.tell()} ({_reason(e)}); the file is corrupt"
-                ) from None
-            except Exception as e:
-                raise self._fail(
-                    f"not valid msgpack at byte {unpacker.tell()} ({_reason(e)}); the file is corrupt"
-                ) from None
-            finally:
-                ALLOWED_MODULES.reset(decoding)
-            yield record, unpacker.tell()
 
     def header(self) -> TraceHeader:
         """The header alone, from the first :data:`HEADER_PREFIX_BYTES` of the trace: whose trace
@@ -473,17 +542,93 @@ class TraceReader:
         return self._header(record)
 
     def read(self) -> Trace:
+        data = self._data()
+        if not data:
+            raise self._empty()
+        budget = _memory_budget(len(data))
+        decoding = ALLOWED_MODULES.set(self._allowed_modules)
+        try:
+            with budget.active():
+                return self._read(data, budget)
+        finally:
+            ALLOWED_MODULES.reset(decoding)
+
+    def _read(self, data: bytes, budget: MemoryBudget) -> Trace:
         header: TraceHeader | None = None
         input_value: Any = None
         have_input = False
         effects: list[EffectRecord] = []
+        append = effects.append
         outcome: OutcomeRecord | None = None
         types: dict[int, tuple[str, tuple[str, ...]]] = {}
         sites: dict[int, tuple[str, int, str]] = {}
-        end = 0
-        data = self._data()
-        # end is read after the loop: the offset where the last whole record stopped
-        for index, (record, end) in enumerate(self.raw_records(data)):  # noqa: B007
+        # Fed a chunk at a time: a record that does not fit in a chunk is seen (msgpack raises
+        # OutOfData having decoded at most a chunk of it) and decoded item by item instead.
+        size = len(data)
+        view = memoryview(data)
+        unpacker = budget.unpacker(size)
+        unpack, tell = unpacker.unpack, unpacker.tell
+        base = fed = 0  # data offset of the unpacker's first byte; bytes fed so far
+        end = 0  # where the last whole record stopped
+        index = -1
+        while True:
+            try:
+                record = unpack()
+                end = base + tell()
+            except msgpack.OutOfData:
+                if fed >= size:
+                    break  # the end of the data, or a truncated tail
+                if fed - end < STREAM_THRESHOLD:
+                    unpacker.feed(view[fed : fed + STREAM_THRESHOLD])
+                    fed += STREAM_THRESHOLD
+                    continue
+                try:
+                    record, end = budget.stream_value(view, end)
+                except Exception as e:
+                    error = self._unpack_error(e, end)
+                    if error is None:
+                        break
+                    raise error from None
+                unpacker = budget.unpacker(size)
+                unpack, tell = unpacker.unpack, unpacker.tell
+                base = fed = end
+            except Exception as e:
+                error = self._unpack_error(e, base + tell())
+                if error is None:
+                    break
+                raise error from None
+            index += 1
+            # The common record, checked inline: an EFFECT of a defined type, in sequence.
+            if type(record) is list and len(record) >= 9 and record[0] == 4 and have_input:
+                _, seq, type_id, values, ok, payload, start, duration, site_id = record[:9]
+                defined = types.get(type_id) if type(type_id) is int else None
+                if (
+                    defined is not None
+                    and outcome is None
+                    and type(seq) is int
+                    and seq == len(effects) + 1
+                    and type(values) is list
+                    and len(values) == len(defined[1])
+                    and type(start) is int
+                    and type(duration) is int
+                    and (ok is True or (ok is False and isinstance(payload, BaseException)))
+                    and (site_id is None or (type(site_id) is int and site_id in sites))
+                ):
+                    append(
+                        EffectRecord(
+                            seq,
+                            defined[0],
+                            defined[1],
+                            values,
+                            ok,
+                            payload if ok else None,
+                            None if ok else payload,
+                            start,
+                            duration,
+                            sites[site_id] if site_id is not None else None,
+                        )
+                    )
+                    continue
             if (
                 not isinstance(record, list)
                 or not record
@@ -539,6 +684,7 @@ class TraceReader:
                         raise ValueError(f"site id {site_id} is defined twice")
                     sites[site_id] = (file, _int(line), function)
                 elif kind == RecordKind.EFFECT:
+                    # Only a malformed effect gets here (see the inline check above): say how.
                     _arity(record, 9)
                     _, seq, type_id, values, ok, payload, start, duration, site_id = record[:9]
                     type_id = _int(type_id)
@@ -557,20 +703,10 @@ class TraceReader:
                         site_id = _int(site_id)
                         if site_id not in sites:
                             raise ValueError(f"site id {site_id} is used before its site record")
-                    effects.append(
-                        EffectRecord(
-                            seq,
-                            name,
-                            fields,
-                            values,
-                            ok,
-                            payload if ok else None,
-                            None if ok else _as_error(payload),
-                            _int(start),
-                            _int(duration),
-                            sites[site_id] if site_id is not None else None,
-                        )
-                    )
+                    _int(start), _int(duration)
+                    if not ok:
+                        _as_error(payload)
+                    raise ValueError("malformed effect record")  # not reached for a valid one
                 else:  # RecordKind.OUTCOME
                     _arity(record, 6)
                     _, ok, payload, tb, failed, duration = record[:6]

@@ -1,0 +1,440 @@
+"""Recorder benchmarks: what recording costs the service that runs it.
+
+    .venv/bin/python benchmarks/bench_recorder.py [--rounds 5]
+
+The workload is a checkout-like handler with 4 effects (load a cart, reserve stock, charge a
+card, send a receipt). For the per-execution costs the performers answer from memory (the cost
+of recording is then not hidden by the effects); for the throughput they run against a real
+in-memory SQLite database, one connection per thread (``--work-us`` adds that much CPU work to
+each execution, standing for the service's own code: 0 by default). Every ratio is measured
+side by side, contender after contender in each round, and the median over rounds is printed.
+Prints ``name: value`` lines on stdout (details go to stderr):
+
+* ``record_exec_overhead_us`` — the in-thread cost of recording one execution, beyond running it:
+  CPU time of the handler's thread (``time.thread_time``) per execution recorded in ``always``
+  mode into a ``DirectorySink``, minus the same unrecorded. Runs in batches of 100 followed by a
+  ``flush()`` so that no trace is dropped (drops would make recording look cheaper). Goal <= 15.
+* ``record_throughput_ratio`` — executions per second with recording (``always``, a
+  ``DirectorySink``) / without: 8 threads and an asyncio loop of tasks running at once, same
+  work. Goal >= 0.8. ``record_throughput_dropped`` is the fraction of recorded executions whose
+  trace was dropped because the writer was behind (a dropped trace costs less than a written one,
+  so read the ratio together with it). ``record_throughput_ratio_all_written`` is the same run
+  with a queue that never drops, timed until every trace is on disk: the total cost.
+* ``record_on_failure_success_ratio`` — wall time of a successful execution in ``on-failure``
+  mode / the same in ``always`` mode into a ``MemorySink``. Goal <= 0.3.
+  ``record_on_failure_success_ratio_dicts`` is the same when the effects return dicts (mutable
+  values, which on-failure mode must encode at once).
+"""
+
+from __future__ import annotations
+
+import argparse
+import asyncio
+import dataclasses
+import gc
+import os
+import shutil
+import sqlite3
+import statistics
+import sys
+import tempfile
+import threading
+import time
+from decimal import Decimal
+from pathlib import Path
+
+sys.path.insert(0, str(Path(__file__).resolve().parent.parent / "python-adapter"))
+
+import prodture  # noqa: E402
+from prodture import (  # noqa: E402
+    ALWAYS,
+    ON_FAILURE,
+    DirectorySink,
+    Effect,
+    Interpreter,
+    MemorySink,
+    Recorder,
+)
+
+
+@dataclasses.dataclass(frozen=True)
+class LoadCart(Effect, name="benchrec.LoadCart"):
+    cart_id: str
+
+
+@dataclasses.dataclass(frozen=True)
+class Reserve(Effect, name="benchrec.Reserve"):
+    sku: str
+    quantity: int
+
+
+@dataclasses.dataclass(frozen=True)
+class ChargeCard(Effect, name="benchrec.ChargeCard"):
+    card_token: str
+    amount: Decimal
+
+
+@dataclasses.dataclass(frozen=True)
+class SendReceipt(Effect, name="benchrec.SendReceipt"):
+    email: str
+    order_id: str
+
+
+@prodture.register(name="benchrec.Cart")
+@dataclasses.dataclass(frozen=True)
+class Cart:
+    cart_id: str
+    sku: str
+    quantity: int
+    total: Decimal
+
+
+@prodture.register(name="benchrec.Charge")
+@dataclasses.dataclass(frozen=True)
+class Charge:
+    charge_id: str
+    amount: Decimal
+
+
+CART = Cart("cart-1842", "sku-77", 2, Decimal("58.99"))
+CHARGE = Charge("ch_4b4d33b8e46f", Decimal("58.99"))
+
+FROZEN_PERFORMERS = {
+    LoadCart: lambda e: CART,
+    Reserve: lambda e: True,
+    ChargeCard: lambda e: CHARGE,
+    SendReceipt: lambda e: "msg-1",
+}
+DICT_PERFORMERS = {
+    LoadCart: lambda e: {"cart_id": e.cart_id, "sku": "sku-77", "quantity": 2, "total": "58.99"},
+    Reserve: lambda e: {"reserved": True},
+    ChargeCard: lambda e: {"charge_id": "ch_4b4d33b8e46f", "amount": "58.99"},
+    SendReceipt: lambda e: {"message_id": "msg-1"},
+}
+
+WORK = [0]  # loop iterations of CPU work per execution (--work-us)
+
+_db = threading.local()
+
+
+def _conn() -> sqlite3.Connection:
+    """This thread's in-memory SQLite shop (each thread its own, as a connection pool gives)."""
+    conn = getattr(_db, "conn", None)
+    if conn is None:
+        conn = _db.conn = sqlite3.connect(":memory:")
+        conn.executescript(
+            "CREATE TABLE carts (id TEXT PRIMARY KEY, sku TEXT, quantity INT, total TEXT);"
+            "CREATE TABLE stock (sku TEXT PRIMARY KEY, quantity INT);"
+            "CREATE TABLE charges (id INTEGER PRIMARY KEY, token TEXT, amount TEXT);"
+            "CREATE TABLE receipts (id INTEGER PRIMARY KEY, email TEXT, order_id TEXT);"
+        )
+        conn.executemany(
+            "INSERT INTO carts VALUES (?, 'sku-77', 2, '58.99')",
+            [(f"cart-o-{i}",) for i in range(1, 3)],
+        )
+        conn.execute("INSERT INTO stock VALUES ('sku-77', 1000000000)")
+    return conn
+
+
+def _load_cart(e: LoadCart) -> Cart:
+    row = (
+        _conn()
+        .execute("SELECT id, sku, quantity, total FROM carts WHERE id = ?", (e.cart_id,))
+        .fetchone()
+    )
+    return Cart(row[0], row[1], row[2], Decimal(row[3]))
+
+
+def _reserve(e: Reserve) -> bool:
+    conn = _conn()
+    conn.execute("UPDATE stock SET quantity = quantity - ? WHERE sku = ?", (e.quantity, e.sku))
+    return True
+
+
+def _charge(e: ChargeCard) -> Charge:
+    cursor = _conn().execute(
+        "INSERT INTO charges (token, amount) VALUES (?, ?)", (e.card_token, str(e.amount))
+    )
+    return Charge(f"ch_{cursor.lastrowid}", e.amount)
+
+
+def _send_receipt(e: SendReceipt) -> str:
+    cursor = _conn().execute(
+        "INSERT INTO receipts (email, order_id) VALUES (?, ?)", (e.email, e.order_id)
+    )
+    return f"msg-{cursor.lastrowid}"
+
+
+#: The throughput workload: the same handler against a real (in-memory) SQLite database.
+SQLITE_PERFORMERS = {
+    LoadCart: _load_cart,
+    Reserve: _reserve,
+    ChargeCard: _charge,
+    SendReceipt: _send_receipt,
+}
+
+
+def _busy(n: int) -> int:
+    x = 0
+    for i in range(n):
+        x += i
+    return x
+
+
+@prodture.handler(name="benchrec:checkout")
+def checkout(order_id):
+    cart = yield LoadCart("cart-" + order_id)
+    yield Reserve("sku-77", 2)
+    charge = yield ChargeCard("tok_visa_4242", Decimal("58.99"))
+    if WORK[0]:
+        _busy(WORK[0])
+    yield SendReceipt("ada@example.com", order_id)
+    return {"order_id": order_id, "charge": charge if isinstance(charge, str) else "ok", "n": cart}
+
+
+def _flush(recorder: Recorder) -> None:
+    flush = getattr(recorder, "flush", None)
+    if flush is not None:
+        flush()
+
+
+def _close(recorder: Recorder) -> None:
+    close = getattr(recorder, "close", None)
+    if close is not None:
+        close()
+
+
+def _stat(recorder: Recorder, name: str) -> int:
+    return getattr(recorder.stats, name, 0)
+
+
+# -- record_exec_overhead_us ------------------------------------------------------------------
+
+
+def _writer_cpu(recorder: Recorder | None) -> float:
+    """CPU seconds used so far by the recorder's writer thread (0 when it has none)."""
+    thread = getattr(getattr(recorder, "_writer", None), "thread", None)
+    if thread is None or thread.ident is None:
+        return 0.0
+    try:
+        return time.clock_gettime(time.pthread_getcpuclockid(thread.ident))
+    except (AttributeError, OSError):  # not Linux / the thread ended
+        return 0.0
+
+
+def thread_cpu_per_exec(
+    interpreter: Interpreter, recorder: Recorder | None, n: int
+) -> tuple[float, float]:
+    """(handler-thread CPU seconds, writer-thread CPU seconds) per execution, in batches of 100
+    with a flush in between."""
+    run = interpreter.run
+    total = writer = 0.0
+    done = 0
+    while done < n:
+        batch = min(100, n - done)
+        w0 = _writer_cpu(recorder)
+        t0 = time.thread_time()
+        for _ in range(batch):
+            run(checkout, "o-1")
+        total += time.thread_time() - t0
+        done += batch
+        if recorder is not None:
+            _flush(recorder)
+            writer += _writer_cpu(recorder) - w0
+    return total / n, writer / n
+
+
+def file_cpu_us(directory: str, n: int = 300) -> float:
+    """CPU µs to create, write (600 bytes) and close one file in ``directory``, as the sink does:
+    what one trace costs the writer thread in system calls alone on this file system."""
+    os.makedirs(directory, exist_ok=True)
+    t0 = time.thread_time()
+    for i in range(n):
+        fd = os.open(
+            os.path.join(directory, f"probe-{i}"),
+            os.O_WRONLY | os.O_CREAT | os.O_EXCL | os.O_APPEND,
+            0o600,
+        )
+        os.write(fd, b"x" * 600)
+        os.close(fd)
+    elapsed = time.thread_time() - t0
+    shutil.rmtree(directory, ignore_errors=True)
+    return elapsed / n * 1e6
+
+
+# -- record_throughput_ratio ------------------------------------------------------------------
+
+
+def throughput(
+    interpreter: Interpreter,
+    threads: int,
+    per_thread: int,
+    tasks: int,
+    until_written: Recorder | None = None,
+) -> float:
+    """Executions per second: ``threads`` threads running ``per_thread`` each while an asyncio
+    loop (in its own thread) runs ``tasks`` tasks, 100 at a time (and, with ``until_written``,
+    until that recorder has written every trace)."""
+    barrier = threading.Barrier(threads + 2)
+
+    def worker() -> None:
+        barrier.wait()
+        run = interpreter.run
+        for _ in range(per_thread):
+            run(checkout, "o-1")
+
+    async def loop_main() -> None:
+        for start in range(0, tasks, 100):
+            await asyncio.gather(
+                *(interpreter.run_async(checkout, "o-2") for _ in range(min(100, tasks - start)))
+            )
+
+    def loop_thread() -> None:
+        barrier.wait()
+        asyncio.run(loop_main())
+
+    pool = [threading.Thread(target=worker) for _ in range(threads)]
+    pool.append(threading.Thread(target=loop_thread))
+    for th in pool:
+        th.start()
+    barrier.wait()
+    t0 = time.perf_counter()
+    for th in pool:
+        th.join()
+    if until_written is not None:
+        _close(until_written)
+    elapsed = time.perf_counter() - t0
+    return (threads * per_thread + tasks) / elapsed
+
+
+# -- record_on_failure_success_ratio ----------------------------------------------------------
+
+
+def wall_per_exec(interpreter: Interpreter, n: int) -> float:
+    run = interpreter.run
+    t0 = time.perf_counter()
+    for _ in range(n):
+        run(checkout, "o-1")
+    return (time.perf_counter() - t0) / n
+
+
+def main() -> int:
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("--rounds", type=int, default=5)
+    parser.add_argument("--execs", type=int, default=3000, help="executions per round (overhead)")
+    parser.add_argument("--threads", type=int, default=8)
+    parser.add_argument("--per-thread", type=int, default=1000)
+    parser.add_argument("--tasks", type=int, default=2000)
+    parser.add_argument("--work-us", type=float, default=0.0)
+    parser.add_argument(
+        "--dir", default=None, help="where the traces go (default: a new directory in $TMPDIR)"
+    )
+    args = parser.parse_args()
+    if args.work_us:
+        t0 = time.perf_counter()
+        _busy(100_000)
+        WORK[0] = int(100_000 * args.work_us * 1e-6 / (time.perf_counter() - t0))
+
+    workdir = tempfile.mkdtemp(prefix="prodture-benchrec-", dir=args.dir)
+    try:
+        plain = Interpreter(FROZEN_PERFORMERS)
+        assert plain.run(checkout, "o-1").ok
+        overhead, ratio, dropped, onf, onf_dicts, ratio_all = [], [], [], [], [], []
+        detail: dict[str, list[float]] = {
+            k: []
+            for k in (
+                "plain",
+                "recorded",
+                "writer",
+                "file",
+                "always_mem",
+                "on_failure",
+                "plain_tp",
+                "rec_tp",
+            )
+        }
+        for r in range(args.rounds):
+            gc.collect()
+            # in-thread overhead, side by side
+            rec = Recorder(DirectorySink(os.path.join(workdir, f"ovh-{r}")))
+            recorded = Interpreter(FROZEN_PERFORMERS, recorder=rec)
+            t_plain, _ = thread_cpu_per_exec(plain, None, args.execs)
+            t_rec, t_writer = thread_cpu_per_exec(recorded, rec, args.execs)
+            _close(rec)
+            assert _stat(rec, "sink_errors") == 0 and _stat(rec, "traces_dropped") == 0, rec.stats
+            overhead.append((t_rec - t_plain) * 1e6)
+            detail["plain"].append(t_plain * 1e6)
+            detail["recorded"].append(t_rec * 1e6)
+            detail["writer"].append(t_writer * 1e6)
+            detail["file"].append(file_cpu_us(os.path.join(workdir, f"probe-{r}")))
+
+            # throughput, side by side
+            rec = Recorder(DirectorySink(os.path.join(workdir, f"tp-{r}")))
+            tp_plain = throughput(
+                Interpreter(SQLITE_PERFORMERS), args.threads, args.per_thread, args.tasks
+            )
+            tp_rec = throughput(
+                Interpreter(SQLITE_PERFORMERS, recorder=rec),
+                args.threads,
+                args.per_thread,
+                args.tasks,
+            )
+            _close(rec)
+            total = args.threads * args.per_thread + args.tasks
+            ratio.append(tp_rec / tp_plain)
+            dropped.append(_stat(rec, "traces_dropped") / total)
+            detail["plain_tp"].append(tp_plain)
+            detail["rec_tp"].append(tp_rec)
+            shutil.rmtree(os.path.join(workdir, f"tp-{r}"), ignore_errors=True)
+            # the same with a queue that never drops, timed until every trace is written: what
+            # recording everything costs in total (writer included)
+            rec = Recorder(DirectorySink(os.path.join(workdir, f"tpall-{r}")), max_queue=10**7)
+            tp_all = throughput(
+                Interpreter(SQLITE_PERFORMERS, recorder=rec),
+                args.threads,
+                args.per_thread,
+                args.tasks,
+                until_written=rec,
+            )
+            assert _stat(rec, "traces_written") == total, rec.stats
+            ratio_all.append(tp_all / tp_plain)
+            shutil.rmtree(os.path.join(workdir, f"tpall-{r}"), ignore_errors=True)
+
+            # on-failure success vs always-to-memory, frozen results then dicts
+            for performers, out in ((FROZEN_PERFORMERS, onf), (DICT_PERFORMERS, onf_dicts)):
+                always = Interpreter(performers, recorder=Recorder(MemorySink(), mode=ALWAYS))
+                on_failure = Interpreter(
+                    performers, recorder=Recorder(MemorySink(), mode=ON_FAILURE)
+                )
+                t_always = wall_per_exec(always, args.execs)
+                t_onf = wall_per_exec(on_failure, args.execs)
+                out.append(t_onf / t_always)
+                if performers is FROZEN_PERFORMERS:
+                    detail["always_mem"].append(t_always * 1e6)
+                    detail["on_failure"].append(t_onf * 1e6)
+
+        med = statistics.median
+        print(f"record_exec_overhead_us: {med(overhead):.2f}")
+        print(f"record_throughput_ratio: {med(ratio):.3f}")
+        print(f"record_throughput_dropped: {med(dropped):.3f}")
+        print(f"record_throughput_ratio_all_written: {med(ratio_all):.3f}")
+        print(f"record_on_failure_success_ratio: {med(onf):.3f}")
+        print(f"record_on_failure_success_ratio_dicts: {med(onf_dicts):.3f}")
+        print(
+            f"# per execution (median): unrecorded {med(detail['plain']):.1f} µs thread CPU, "
+            f"recorded {med(detail['recorded']):.1f} µs (+ writer thread {med(detail['writer']):.1f} µs, "
+            f"of which creating+writing+closing a file {med(detail['file']):.1f} µs on {workdir}); "
+            "always-to-memory "
+            f"{med(detail['always_mem']):.1f} µs, on-failure success {med(detail['on_failure']):.1f} µs; "
+            f"throughput {med(detail['plain_tp']):.0f}/s unrecorded, {med(detail['rec_tp']):.0f}/s "
+            f"recorded ({args.threads} threads x {args.per_thread} + {args.tasks} asyncio tasks, "
+            f"work {args.work_us} µs)",
+            file=sys.stderr,
+        )
+    finally:
+        shutil.rmtree(workdir, ignore_errors=True)
+    return 0
+
+
+if __name__ == "__main__":
+    raise SystemExit(main())

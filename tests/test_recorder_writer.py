@@ -1,0 +1,527 @@
+"""The recorder's writer: off the hot path, bounded, honest about what it loses.
+
+A full disk (a real 256 KiB tmpfs), a slow sink, a stuck sink, a failing sink, an event loop that
+must keep running, a normal exit that must lose nothing, and on-failure mode that must not pay
+for success. No test depends on timing: "never waited on" is proven by a sink that blocks until
+the handlers are done, or by counted drops.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import dataclasses
+import datetime
+import glob
+import logging
+import os
+import subprocess
+import sys
+import textwrap
+import threading
+import uuid
+from collections.abc import Callable
+from pathlib import Path
+from typing import Any
+
+import pytest
+
+from prodture import (
+    ALWAYS,
+    ON_FAILURE,
+    DirectorySink,
+    Effect,
+    Failure,
+    Interpreter,
+    MemorySink,
+    Recorder,
+    Success,
+    read_trace,
+)
+
+
+@dataclasses.dataclass(frozen=True)
+class Fetch(Effect, name="test_writer.Fetch"):
+    key: str
+
+
+def fetch(effect: Fetch) -> dict:
+    if effect.key.startswith("missing"):
+        raise LookupError(f"no {effect.key}")
+    return {"key": effect.key, "blob": effect.key * 200}
+
+
+def two_fetches(keys):
+    first = yield Fetch(keys[0])
+    second = yield Fetch(keys[1])
+    return [len(first["blob"]), len(second["blob"])]
+
+
+def _open_descriptors() -> int:
+    return len(os.listdir("/proc/self/fd"))
+
+
+@pytest.fixture
+def small_disk(tmp_path: Path):
+    """A real 256 KiB tmpfs (we are root in CI); skipped, visibly, where mounting is refused."""
+    mount_point = tmp_path / "small-disk"
+    mount_point.mkdir()
+    done = subprocess.run(
+        ["mount", "-t", "tmpfs", "-o", "size=256k", "tmpfs", str(mount_point)],
+        capture_output=True,
+        text=True,
+    )
+    if done.returncode != 0:
+        pytest.skip(f"cannot mount a small tmpfs here (needs root): {done.stderr.strip()}")
+    try:
+        yield mount_point
+    finally:
+        subprocess.run(["umount", "-l", str(mount_point)], check=False)
+
+
+@pytest.mark.parametrize("mode", [ALWAYS, ON_FAILURE])
+def test_a_full_disk_leaks_no_descriptor_and_leaves_no_partial_trace(small_disk, mode):
+    """300 executions onto a 256 KiB filesystem: every result is what the handler returned,
+    failed traces are counted as sink errors, no descriptor stays open, and every file left on
+    disk is a complete trace (failed ones are removed, never left empty or partial)."""
+    recorder = Recorder(DirectorySink(small_disk), mode=mode)
+    interpreter = Interpreter({Fetch: fetch}, recorder=recorder)
+    fails = mode == ON_FAILURE  # on-failure writes only failed executions: make them all fail
+    keys = lambda i: [f"k{i:03d}-" + "x" * 5, ("missing" if fails else "y") + f"{i:03d}"]  # noqa: E731
+    interpreter.run(two_fetches, keys(999))  # warm-up: the writer thread exists from here on
+    assert recorder.flush(timeout=60)
+    before = _open_descriptors()
+    for i in range(300):
+        outcome = interpreter.run(two_fetches, keys(i))
+        if fails:
+            assert isinstance(outcome, Failure) and str(outcome.error) == f"no missing{i:03d}"
+            assert outcome.effect_seq == 2
+        else:
+            assert outcome == Success([len(keys(i)[0]) * 200, len(keys(i)[1]) * 200])
+    assert recorder.close(timeout=60)
+    assert _open_descriptors() == before, "a failed trace left its descriptor open"
+    stats = recorder.stats
+    files = sorted(glob.glob(str(small_disk / "*.prodtrace")))
+    assert stats.sink_errors > 0, "the disk never filled: make the traces bigger"
+    assert stats.traces_written == len(files)
+    assert stats.traces_started == (
+        stats.traces_written + stats.sink_errors + stats.traces_dropped + stats.traces_discarded
+    )
+    for path in files:
+        assert os.path.getsize(path) > 0, path
+        trace = read_trace(path)
+        assert trace.complete and not trace.truncated, path
+        assert len(trace.effects) == 2
+
+
+class SlowSink:
+    """A sink whose every write takes 20 ms."""
+
+    def __init__(self) -> None:
+        self.traces: list[bytes] = []
+
+    def open(self, info):
+        return SlowStream(self)
+
+
+class SlowStream:
+    def __init__(self, sink: SlowSink) -> None:
+        self.sink = sink
+        self.chunks: list[bytes] = []
+
+    def write(self, data: bytes) -> None:
+        threading.Event().wait(0.02)
+        self.chunks.append(data)
+
+    def close(self) -> None:
+        self.sink.traces.append(b"".join(self.chunks))
+
+
+def test_a_slow_sink_drops_traces_instead_of_slowing_the_handler():
+    """A sink taking 20 ms per write: the handler never waits for it. The queue stays within
+    max_queue, the traces that do not fit are dropped and counted, and the rest are written."""
+    sink = SlowSink()
+    recorder = Recorder(sink, max_queue=8)
+    interpreter = Interpreter({Fetch: fetch}, recorder=recorder)
+    depths = []
+    for i in range(300):
+        assert interpreter.run(two_fetches, [f"a{i}", f"b{i}"]).ok
+        depths.append(recorder.stats.queue_depth)
+    assert max(depths) <= 8
+    assert recorder.stats.traces_dropped > 0, "the handler waited for the slow sink"
+    assert recorder.close(timeout=60)
+    stats = recorder.stats
+    assert stats.traces_written + stats.traces_dropped == 300 and stats.traces_written >= 8
+    assert stats.sink_errors == 0 and stats.queue_depth == 0
+    assert len(sink.traces) == stats.traces_written
+    assert all(read_trace(data).complete for data in sink.traces)
+
+
+class StuckSink:
+    """A sink whose writes block until ``release`` is set (30 s at most, then it fails)."""
+
+    def __init__(self) -> None:
+        self.release = threading.Event()
+        self.traces: list[bytes] = []
+
+    def open(self, info):
+        return StuckStream(self)
+
+
+class StuckStream:
+    def __init__(self, sink: StuckSink) -> None:
+        self.sink = sink
+        self.chunks: list[bytes] = []
+
+    def write(self, data: bytes) -> None:
+        if not self.sink.release.wait(timeout=30):
+            raise TimeoutError("the sink was never released: a handler waited on it")
+        self.chunks.append(data)
+
+    def close(self) -> None:
+        self.sink.traces.append(b"".join(self.chunks))
+
+
+def test_threads_never_wait_on_a_stuck_sink():
+    """The sink blocks until every execution has finished: possible only if no handler thread
+    ever waits for it (otherwise the writes time out and count as sink errors)."""
+    sink = StuckSink()
+    recorder = Recorder(sink)
+    interpreter = Interpreter({Fetch: fetch}, recorder=recorder)
+    outcomes = []
+
+    def worker(t: int) -> None:
+        for i in range(25):
+            outcomes.append(interpreter.run(two_fetches, [f"t{t}", f"r{i}"]))
+
+    threads = [threading.Thread(target=worker, args=(t,)) for t in range(4)]
+    for th in threads:
+        th.start()
+    for th in threads:
+        th.join()
+    assert len(outcomes) == 100 and all(o.ok for o in outcomes)
+    sink.release.set()
+    assert recorder.close(timeout=60)
+    assert recorder.stats.sink_errors == 0 and recorder.stats.traces_written == 100
+
+
+def test_run_async_never_blocks_the_loop_on_a_stuck_sink():
+    """Under run_async the sink is released by a task on the same event loop, after every
+    execution has finished: that task could not run if the loop ever waited on the sink. A
+    ticker task makes progress while the executions run."""
+    sink = StuckSink()
+    recorder = Recorder(sink)
+
+    async def slow_fetch(effect: Fetch) -> dict:
+        await asyncio.sleep(0)
+        return fetch(effect)
+
+    interpreter = Interpreter({Fetch: slow_fetch}, recorder=recorder)
+    events: list[str] = []
+
+    async def run_one(i: int):
+        outcome = await interpreter.run_async(two_fetches, [f"a{i}", f"b{i}"])
+        events.append("run")
+        return outcome
+
+    async def ticker(stop: asyncio.Event) -> None:
+        while not stop.is_set():
+            events.append("tick")
+            await asyncio.sleep(0)
+
+    async def main():
+        stop = asyncio.Event()
+        tick_task = asyncio.ensure_future(ticker(stop))
+        outcomes = await asyncio.gather(*(run_one(i) for i in range(20)))
+        sink.release.set()  # the loop is free: release the sink from it
+        stop.set()
+        await tick_task
+        return outcomes
+
+    outcomes = asyncio.run(main())
+    assert all(o.ok for o in outcomes)
+    assert events.count("run") == 20 and "tick" in events[: events.index("run")]
+    assert recorder.close(timeout=60)
+    assert recorder.stats.sink_errors == 0 and recorder.stats.traces_written == 20
+    assert len(sink.traces) == 20 and all(read_trace(data).complete for data in sink.traces)
+
+
+class ExplodingSink:
+    def open(self, info):
+        raise OSError(28, "No space left on device")
+
+
+def test_sink_faults_are_counted_each_and_logged_at_most_once_a_minute(caplog):
+    """A failing sink: each lost trace is a sink error in stats, one warning is logged (with
+    the count so far), not one per trace; the handler results are unchanged."""
+    recorder = Recorder(ExplodingSink())
+    interpreter = Interpreter({Fetch: fetch}, recorder=recorder)
+    with caplog.at_level(logging.WARNING, logger="prodture.recorder"):
+        for i in range(50):
+            assert interpreter.run(two_fetches, [f"a{i}", "b"]).ok
+        assert recorder.close(timeout=60)
+    assert recorder.stats.sink_errors == 50 and recorder.stats.traces_written == 0
+    warnings = [r for r in caplog.records if r.name == "prodture.recorder"]
+    assert len(warnings) == 1 and "No space left on device" in caplog.text
+
+
+EXIT_WITHOUT_CLOSE = textwrap.dedent(
+    """
+    import dataclasses, sys
+    import prodture
+
+    @dataclasses.dataclass(frozen=True)
+    class Step(prodture.Effect, name="exiting.Step"):
+        n: int
+
+    @prodture.handler
+    def steps(count):
+        total = 0
+        for n in range(count):
+            total += yield Step(n)
+        return total
+
+    def main():
+        # a local recorder: garbage by the time the interpreter exits
+        recorder = prodture.Recorder(prodture.DirectorySink(sys.argv[1]), mode=sys.argv[2])
+        interpreter = prodture.Interpreter({Step: lambda e: e.n}, recorder=recorder)
+        for i in range(200):
+            interpreter.run(steps, 50 + i % 3)
+        print(recorder.stats.traces_started, flush=True)
+
+    main()
+    """
+)
+
+
+def test_a_normal_exit_writes_every_pending_trace(tmp_path):
+    """A process that records 200 executions and exits without closing its recorder (which is
+    garbage by then) still leaves all 200 traces, complete."""
+    done = subprocess.run(
+        [sys.executable, "-c", EXIT_WITHOUT_CLOSE, str(tmp_path), ALWAYS],
+        capture_output=True,
+        text=True,
+        timeout=120,
+    )
+    assert done.returncode == 0, done.stderr
+    assert done.stdout.strip() == "200"
+    files = glob.glob(str(tmp_path / "*.prodtrace"))
+    assert len(files) == 200
+    assert all(read_trace(p).complete for p in files)
+
+
+@dataclasses.dataclass(frozen=True)
+class Price(Effect, name="test_writer.Price"):
+    sku: str
+
+
+def test_on_failure_records_values_as_they_were_returned_not_as_mutated_later():
+    """on-failure mode keeps immutable values by reference but encodes a mutable one (a dict
+    the handler then changes) at once: the trace shows what the performer returned."""
+
+    def handler(order):
+        cart = yield Fetch("cart")
+        cart["key"] = "changed by the handler"
+        order["status"] = "mutated"
+        price = yield Price("sku-1")
+        raise ValueError(f"refused at {price}")
+
+    sink = MemorySink()
+    recorder = Recorder(sink, mode=ON_FAILURE)
+    performers: dict[type, Callable[[Any], Any]] = {Fetch: fetch, Price: lambda e: (e.sku, 12)}
+    outcome = Interpreter(performers, recorder=recorder).run(handler, {"status": "new"})
+    assert isinstance(outcome.error, ValueError)
+    (data,) = sink.traces
+    trace = read_trace(data)
+    assert trace.input == {"status": "new"}
+    assert trace.effects[0].result["key"] == "cart"
+    assert trace.effects[1].result == ("sku-1", 12)
+    assert [e.seq for e in trace.effects] == [1, 2] and trace.outcome.failed_effect is None
+    assert recorder.stats.traces_written == 1
+
+
+def test_on_failure_success_writes_nothing_and_failure_links_its_trace_id():
+    """A success in on-failure mode is discarded; a failure is written whole, with the trace
+    id the session reported while running (what an OpenTelemetry span links to)."""
+    sink = MemorySink()
+    recorder = Recorder(sink, mode=ON_FAILURE)
+    session = recorder.begin("tests:h", {"n": 1})
+    session.finish(Success(1))
+    assert sink.traces == [] and recorder.stats.traces_discarded == 1
+    session = recorder.begin("tests:h", {"n": 2})
+    trace_id = session.info.trace_id
+    assert uuid.UUID(trace_id).version == 4
+    session.finish(Failure(RuntimeError("x")))
+    (data,) = sink.traces
+    assert read_trace(data).header.trace_id == trace_id
+
+
+def test_a_cancelled_async_execution_still_ends_its_trace(tmp_path):
+    """A run_async task cancelled mid-effect ends its trace (outcome: the cancellation)
+    instead of leaving it open in the writer for ever."""
+    recorder = Recorder(DirectorySink(tmp_path))
+    started = asyncio.Event
+
+    async def main():
+        gate = started()
+
+        async def hang(effect):
+            gate.set()
+            await asyncio.sleep(3600)
+
+        interpreter = Interpreter({Fetch: hang}, recorder=recorder)
+        task = asyncio.ensure_future(interpreter.run_async(two_fetches, ["a", "b"]))
+        await gate.wait()
+        task.cancel()
+        with pytest.raises(asyncio.CancelledError):
+            await task
+
+    asyncio.run(main())
+    assert recorder.close(timeout=60)
+    (path,) = glob.glob(str(tmp_path / "*.prodtrace"))
+    trace = read_trace(path)
+    assert trace.complete and not trace.outcome.ok
+    assert "CancelledError" in trace.outcome.traceback
+    assert recorder.stats.traces_written == 1
+
+
+def test_flush_makes_every_finished_trace_readable(tmp_path):
+    """flush() returns once every trace finished before it is on disk."""
+    recorder = Recorder(DirectorySink(tmp_path))
+    interpreter = Interpreter({Fetch: fetch}, recorder=recorder)
+    for i in range(30):
+        interpreter.run(two_fetches, [f"a{i}", "b"])
+    assert recorder.flush(timeout=60)
+    assert len(glob.glob(str(tmp_path / "*.prodtrace"))) == 30
+    assert recorder.stats.traces_written == 30 and recorder.stats.queue_depth == 0
+
+
+def test_memory_sink_traces_are_there_when_run_returns():
+    """MemorySink never blocks, so it is written in the handler's thread: no flush needed."""
+    sink = MemorySink()
+    Interpreter({Fetch: fetch}, recorder=Recorder(sink)).run(two_fetches, ["a", "b"])
+    assert len(sink.traces) == 1 and read_trace(sink.traces[0]).complete
+
+
+def test_recorder_settings_are_checked():
+    """max_queue and flush_interval must be positive: a clear error names the setting."""
+    with pytest.raises(ValueError, match="max_queue"):
+        Recorder(MemorySink(), max_queue=0)
+    with pytest.raises(ValueError, match="flush_interval"):
+        Recorder(MemorySink(), flush_interval=0)
+
+
+def test_opaque_values_are_counted_in_stats_and_their_type_logged_once(caplog):
+    """An input the codec cannot encode (here a plain class, as a pydantic model would be) is
+    counted in stats.opaque_values for every execution; its type is logged once, with the fix."""
+
+    class WriterTestModel:
+        def __init__(self, event_id: str) -> None:
+            self.event_id = event_id
+
+        def __repr__(self) -> str:
+            return f"WriterTestModel(event_id={self.event_id!r})"
+
+    sink = MemorySink()
+    recorder = Recorder(sink)
+    interpreter = Interpreter({Fetch: fetch}, recorder=recorder)
+    with caplog.at_level(logging.WARNING):
+        for i in range(3):
+            assert interpreter.run(two_fetches, WriterTestModel(f"e{i}")).ok is False
+    assert recorder.stats.opaque_values == 3 and recorder.stats.encode_errors == 0
+    logged = [r.getMessage() for r in caplog.records if "WriterTestModel" in r.getMessage()]
+    assert len(logged) == 1 and "fix:" in logged[0] and "@prodture.register" in logged[0]
+
+
+@pytest.mark.parametrize("sink_kind", ["directory", "memory"])
+def test_always_mode_keeps_immutable_values_and_encodes_mutable_ones_in_order(tmp_path, sink_kind):
+    """always mode encodes immutable values later (in the writer) and mutable ones at once: the
+    trace has every effect in order, each value as the performer returned it, even when the
+    handler changes a returned dict afterwards."""
+
+    def handler(order):
+        first = yield Price("a")  # immutable: kept
+        cart = yield Fetch("cart")  # mutable: encoded at once, after effect 1
+        cart["key"] = "changed"
+        order.append("mutated")
+        second = yield Price("b")  # kept again
+        return (first, second)  # an immutable outcome: encoded by the writer
+
+    sink = DirectorySink(tmp_path) if sink_kind == "directory" else MemorySink()
+    recorder = Recorder(sink)
+    performers: dict[type, Callable[[Any], Any]] = {
+        Fetch: fetch,
+        Price: lambda e: (e.sku, len(e.sku)),
+    }
+    outcome = Interpreter(performers, recorder=recorder).run(handler, ["new"])
+    assert outcome == Success((("a", 1), ("b", 1)))
+    assert recorder.close(timeout=60)
+    if sink_kind == "directory":
+        (path,) = glob.glob(str(tmp_path / "*.prodtrace"))
+        trace = read_trace(path)
+    else:
+        trace = read_trace(sink.traces[0])
+    assert trace.complete and trace.input == ["new"]
+    age = datetime.datetime.now(datetime.timezone.utc) - trace.header.started_at
+    assert datetime.timedelta(0) <= age < datetime.timedelta(minutes=10)
+    assert uuid.UUID(trace.header.trace_id).version == 4
+    assert [(e.seq, e.type, e.result) for e in trace.effects] == [
+        (1, "test_writer.Price", ("a", 1)),
+        (2, "test_writer.Fetch", {"key": "cart", "blob": "cart" * 200}),
+        (3, "test_writer.Price", ("b", 1)),
+    ]
+    assert trace.outcome.value == (("a", 1), ("b", 1))
+
+
+def test_an_error_inside_the_writer_neither_stops_it_nor_hangs_flush(tmp_path, monkeypatch):
+    """Whatever goes wrong while writing one trace (here: completing it raises) costs that
+    trace only, counted as a sink error: the next traces are written and flush() returns."""
+    from prodture import recorder as recorder_module
+
+    real_complete = recorder_module._StreamSession.complete
+    calls = []
+
+    def complete_failing_once(self):
+        calls.append(1)
+        if len(calls) == 1:
+            raise RuntimeError("a bug in the writer")
+        real_complete(self)
+
+    monkeypatch.setattr(recorder_module._StreamSession, "complete", complete_failing_once)
+    recorder = Recorder(DirectorySink(tmp_path))
+    interpreter = Interpreter({Fetch: fetch}, recorder=recorder)
+    for i in range(3):
+        assert interpreter.run(two_fetches, [f"a{i}", "b"]).ok
+    assert recorder.flush(timeout=60)
+    assert recorder.stats.sink_errors == 1 and recorder.stats.traces_written == 2
+    assert len(glob.glob(str(tmp_path / "*.prodtrace"))) == 2
+
+
+@pytest.mark.parametrize("mode", [ALWAYS, ON_FAILURE])
+def test_nested_plain_containers_are_recorded_as_returned_though_changed_later(tmp_path, mode):
+    """Plain dicts, lists and tuples are kept as private copies (encoded later): changing the
+    original at any depth afterwards — input, result or returned value — does not change the
+    trace."""
+    returned = {"lines": [{"sku": "a", "qty": 1}], "tags": ("x", ["y"])}
+
+    def handler(order):
+        basket = yield Fetch("basket")
+        basket["lines"][0]["qty"] = 99
+        basket["tags"][1].append("z")
+        order["items"][0]["n"] = -1
+        answer = {"seen": [basket["lines"][0]["sku"]]}
+        if mode == ON_FAILURE:
+            raise ValueError("fail so that on-failure writes the trace")
+        return answer
+
+    recorder = Recorder(DirectorySink(tmp_path), mode=mode)
+    interpreter = Interpreter({Fetch: lambda e: returned}, recorder=recorder)
+    outcome = interpreter.run(handler, {"items": [{"n": 1}]})
+    if mode == ALWAYS:
+        outcome.value["seen"].append("changed by the caller")
+    assert recorder.close(timeout=60)
+    (path,) = glob.glob(str(tmp_path / "*.prodtrace"))
+    trace = read_trace(path)
+    assert trace.input == {"items": [{"n": 1}]}
+    assert trace.effects[0].result == {"lines": [{"sku": "a", "qty": 1}], "tags": ("x", ["y"])}
+    if mode == ALWAYS:
+        assert trace.outcome.value == {"seen": ["a"]}
