@@ -5,6 +5,8 @@ from __future__ import annotations
 
 import asyncio
 import dataclasses
+from collections.abc import Callable
+from typing import Any
 
 import pytest
 
@@ -137,10 +139,11 @@ def test_speculative_replay_answers_gathered_effects_with_their_own_stubs():
         a, b = await prodture.gather(Lookup("x"), prodture.RandomInt(1, 6))
         return f"{a}{b}"
 
-    stubs = {"test_gather.Lookup": lambda e: e.key * 2}
+    stubs: dict[type | str, Callable[[Any], Any]] = {"test_gather.Lookup": lambda e: e.key * 2}
     result = Replayer(trace, changed, mode="speculative", stubs=stubs).run()
     assert result.outcome.ok and result.outcome.value.startswith("xx")
     again = Replayer(trace, changed, mode="speculative", stubs=stubs).run()
     assert again.outcome.value == result.outcome.value  # the default RandomInt is deterministic
     missing = Replayer(trace, changed, mode="speculative").run()
     assert missing.outcome is None and missing.divergence.kind == "no-stub"
+

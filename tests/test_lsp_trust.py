@@ -330,7 +330,7 @@ async def test_reading_traces_works_in_an_untrusted_folder(
         summary = await client.protocol.send_request_async(
             "prodture/traceSummary", {"path": trace, "offset": 0, "limit": 50}
         )
-    assert hover is not None and "PaymentDeclined" in hover.contents.value  # type: ignore[union-attr]
+    assert hover is not None and "PaymentDeclined" in hover.contents.value
     assert any("PaymentDeclined" in str(h.label) for h in hints or [])
     assert summary.total >= 4 and summary.failedEffect is not None
     assert tripwires.processes() == 1 and not tripwires.marker.exists()

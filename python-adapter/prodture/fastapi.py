@@ -77,7 +77,7 @@ class Prodture:
         trace_header: str = TRACE_ID_HEADER,
     ) -> None:
         self.interpreter = Interpreter(performers, recorder=recorder)
-        self.expected = (StarletteHTTPException, *expected)
+        self.expected: tuple[type[BaseException], ...] = (StarletteHTTPException, *expected)
         self.resources = resources
         self.trace_header = trace_header
 
@@ -171,9 +171,12 @@ class Prodture:
                 del kwargs[name]
             input = {k: kwargs[k] for k in recorded}
             live = {k: v for k, v in kwargs.items() if k not in input}
-            bound = functools.partial(run, live=live) if live else run
+            bound: Callable[..., Any] = run
             if live:
-                bound.__prodture_handler__ = key  # type: ignore[attr-defined]
+                with_live = functools.partial(run, live=live)
+                # recorded under the route's name: handler_name() reads this attribute
+                with_live.__prodture_handler__ = key  # type: ignore[attr-defined]  # our own attribute on the partial
+                bound = with_live
             outcome = await self._run(bound, input, request)
             if outcome.trace_id:
                 response.headers[self.trace_header] = outcome.trace_id
@@ -209,15 +212,15 @@ class Prodture:
             raise
         # An expected error is an answer, not a failure, but its transaction still rolls back,
         # as it would had the route raised it without prodture.
-        error = (
+        rolled_back = (
             outcome.error
             if isinstance(outcome, Failure)
             else outcome.value.__dict__.get("_error")
             if isinstance(outcome.value, Rejected)
             else None
         )
-        if error is not None:
-            await manager.__aexit__(type(error), error, user_traceback(error))
+        if rolled_back is not None:
+            await manager.__aexit__(type(rolled_back), rolled_back, user_traceback(rolled_back))
         else:
             await manager.__aexit__(None, None, None)
         return outcome

@@ -69,7 +69,7 @@ def _rebuild(model: type[pydantic.BaseModel], fields: Any) -> pydantic.BaseModel
             raise
     # A redacted field cannot validate: every other field is validated on its own, a redacted
     # one stays <redacted> (which replay matches against anything).
-    values = {}
+    values: dict[str, Any] = {}
     for key, value in fields.items():
         info = model.model_fields.get(key) if isinstance(key, str) else None
         if info is None:
@@ -77,7 +77,7 @@ def _rebuild(model: type[pydantic.BaseModel], fields: Any) -> pydantic.BaseModel
         if isinstance(value, Redacted):
             values[key] = value
             continue
-        annotation = info.annotation
+        annotation: Any = info.annotation  # any typing form, not only a class
         if (
             isinstance(value, dict)
             and isinstance(annotation, type)
