@@ -147,3 +147,24 @@ def test_speculative_replay_answers_gathered_effects_with_their_own_stubs():
     missing = Replayer(trace, changed, mode="speculative").run()
     assert missing.outcome is None and missing.divergence.kind == "no-stub"
 
+
+def test_gathered_default_sleeps_under_run_async_leave_the_event_loop_free():
+    """The default Sleep of a gathered effect sleeps with asyncio.sleep under run_async: another
+    task runs while the handler waits (a blocking time.sleep would run it only afterwards)."""
+    order: list[str] = []
+
+    async def napping(_):
+        await prodture.gather(prodture.Sleep(0.01), prodture.Sleep(0.01))
+        order.append("gathered")
+
+    async def other():
+        order.append("other task")
+
+    async def main():
+        task = asyncio.create_task(other())
+        outcome = await Interpreter(recorder=Recorder(MemorySink())).run_async(napping, None)
+        await task
+        return outcome
+
+    assert asyncio.run(main()).ok
+    assert order == ["other task", "gathered"]

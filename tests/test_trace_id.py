@@ -109,3 +109,24 @@ def test_log_records_carry_the_trace_id() -> None:
     finally:
         logger.removeHandler(handler)
     assert stream.getvalue().splitlines() == [f"{outcome.trace_id} charging", "- after"]
+
+
+def test_the_id_names_the_file_the_background_writer_writes(tmp_path) -> None:
+    """A DirectorySink is written by the recorder's writer thread: after flush(), every id on an
+    outcome (run and run_async, both modes) names a written file, and only those are written."""
+    for mode in (prodture.ALWAYS, prodture.ON_FAILURE):
+        directory = tmp_path / mode
+        recorder = prodture.Recorder(prodture.DirectorySink(directory), mode=mode)
+        interpreter = prodture.Interpreter({Probe: _perform_probe}, recorder=recorder)
+        outcomes = []
+        for fail in (False, True):
+            outcomes.append(interpreter.run(probing, fail))
+            outcomes.append(asyncio.run(interpreter.run_async(probing_async, fail)))
+        assert recorder.flush(timeout=120)
+        written = {prodture.read_trace(p).header.trace_id for p in directory.glob("*.prodtrace")}
+        kept = [o for o in outcomes if mode == prodture.ALWAYS or not o.ok]
+        assert len(kept) == len(written) and {o.trace_id for o in kept} == written
+        for o in outcomes:
+            if o.ok:  # the id the handler saw while running; on the outcome only when kept
+                assert o.value is not None and o.trace_id == (o.value if o in kept else None)
+        recorder.close()
