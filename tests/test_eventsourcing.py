@@ -33,7 +33,12 @@ def poker_copy(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> Path:
 
 
 def _bet_trace(copy: Path) -> Path:
-    return sorted(Path(p) for p in glob.glob(str(copy / "traces" / "*.prodtrace")))[-1]
+    """The trace of p-7's blind: the bet that was accepted without moving the chips."""
+    for path in sorted(Path(p) for p in glob.glob(str(copy / "traces" / "*.prodtrace"))):
+        command = read_trace(path).input  # inert: poker is not imported here
+        if repr(command).startswith("PlaceBet(player_id='p-7'"):
+            return path
+    raise AssertionError("run_table.py recorded no bet of p-7")
 
 
 def _fix_reducer(copy: Path) -> None:
@@ -47,10 +52,10 @@ def _fix_reducer(copy: Path) -> None:
 def test_the_bug_reproduces_from_the_trace_alone(poker_copy: Path) -> None:
     """The recorded bet replays exactly — chips still 1000 — with no event store present."""
     trace = read_trace(_bet_trace(poker_copy))
-    assert [e.type for e in trace.effects] == ["prodture.LoadEvents", "prodture.AppendEvents"]
+    assert [e.type for e in trace.effects] == ["prodture.LoadStream", "prodture.AppendStream"]
     result = Replayer.from_file(_bet_trace(poker_copy), cwd=str(poker_copy)).run()
     assert result.reproduced
-    assert result.outcome.value == {"chips": 1000, "version": 2}
+    assert result.outcome.value == {"chips": 400, "version": 3}
 
 
 def test_the_fix_check_names_the_changed_outcome(poker_copy: Path) -> None:
@@ -60,7 +65,7 @@ def test_the_fix_check_names_the_changed_outcome(poker_copy: Path) -> None:
     assert not result.reproduced
     assert result.divergence.kind == "outcome"
     assert result.divergence.message == (
-        "outcome: recorded Success: {'chips': 1000, 'version': 2}, now Success: {'chips': 900, 'version': 2}"
+        "outcome: recorded Success: {'chips': 400, 'version': 3}, now Success: {'chips': 390, 'version': 3}"
     )
 
 
@@ -70,9 +75,9 @@ def test_speculation_runs_a_command_against_fetched_events_without_persisting(
     """speculate() answers LoadEvents from the given history and collects what would be appended."""
     _fix_reducer(poker_copy)
     player = importlib.import_module("poker.player")
-    history = [player.ChipsDeposited(1000)]
+    history = [player.ChipsDeposited(1000), player.FundsReserved("t-1", 1000)]
     result = speculate(player.handle_player_command, player.PlaceBet("p-7", "hand-2", 250), history)
-    assert result.outcome.value == {"chips": 750, "version": 2}
+    assert result.outcome.value == {"chips": 750, "version": 3}
     assert result.would_append == (player.BetPlaced("hand-2", 250),)
     refused = speculate(
         player.handle_player_command, player.PlaceBet("p-7", "hand-3", 5000), history

@@ -402,8 +402,10 @@ class Coordinator:
         outcome = Interpreter(performers, recorder=recorder).run(fn, item)
         execution.outcome = outcome
         error = ""
+        speculative = getattr(store, "speculative", False)
         if isinstance(outcome, Failure):
             error = f"{type(outcome.error).__name__}: {outcome.error}"
+        if error and not speculative:
             log.error(
                 "command rejected: %s/%s at sequence %d, correlation id %s: %s",
                 domain or "-",
@@ -420,7 +422,7 @@ class Coordinator:
                     "prodture_handler": name,
                 },
             )
-        if hasattr(store, "log_execution") and not getattr(store, "speculative", False):
+        if hasattr(store, "log_execution") and not speculative:
             try:
                 store.log_execution(
                     correlation_id=correlation_id,

@@ -95,7 +95,7 @@ class StoredExecution:
     correlation_id: str
     causation_id: str
     handler: str
-    input: Any
+    input_payload: bytes  # decoded by the caller once the handler's module is imported
     position: int
     domain: str
     root: str
@@ -324,7 +324,8 @@ class EventStore:
         return [(r[0], r[1], self._page(r[2:], MAIN, r[0], r[1])) for r in rows]
 
     def executions(self, correlation_id: str) -> list[StoredExecution]:
-        """The component executions the coordinator logged for one flow, in order."""
+        """The component executions the coordinator logged for one flow, in order (inputs still
+        encoded: decode them with ``decode_value`` after importing the handlers' modules)."""
         rows = self._execute(
             self._q(
                 "SELECT id, correlation_id, causation_id, handler, input, position, domain, root, ok, error "
@@ -338,7 +339,7 @@ class EventStore:
                 r[1],
                 r[2],
                 r[3],
-                decode_value(bytes(r[4])),
+                bytes(r[4]),
                 int(r[5]),
                 r[6],
                 r[7],
