@@ -51,8 +51,18 @@ def main() -> int:
     for suffix in ("", "-wal", "-shm"):
         if os.path.exists(args.store + suffix):
             os.remove(args.store + suffix)
-    store = open_store(args.store)
-    service = flow.coordinator(store, sink=prodture.DirectorySink(args.traces))
+    with open_store(args.store) as store:
+        play(store, args.traces)
+        for domain, root, head in store.streams():
+            print(f"  stream {domain}/{root}: {head} events")
+    count = len(glob.glob(os.path.join(args.traces, "*.prodtrace")))
+    print(f"  {count} traces in {os.path.relpath(args.traces)}")
+    return 0
+
+
+def play(store, traces: str) -> None:
+    """Run COMMANDS through the poker service on ``store``; one trace per execution in ``traces``."""
+    service = flow.coordinator(store, sink=prodture.DirectorySink(traces))
     for n, (label, command) in enumerate(COMMANDS, start=1):
         try:
             result = service.execute(command, correlation_id=f"{label}-{n}")
@@ -69,13 +79,6 @@ def main() -> int:
         print(
             f"  {label:<8} {type(command).__name__} correlation_id={result.correlation_id}: {steps}"
         )
-    for domain, root, head in store.streams():
-        print(f"  stream {domain}/{root}: {head} events")
-    store.close()
-    print(
-        f"  {len(glob.glob(os.path.join(args.traces, '*.prodtrace')))} traces in {os.path.relpath(args.traces)}"
-    )
-    return 0
 
 
 if __name__ == "__main__":
