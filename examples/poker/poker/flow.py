@@ -79,7 +79,7 @@ class HandFlow(ProcessManager):
 def coordinator(store, **kw) -> Coordinator:
     """The poker service's wiring: routes, the saga, the process manager."""
     c = Coordinator(store, **kw)
-    for command in (player.DepositChips, player.ReserveFunds, player.PlaceBet):
+    for command in (player.DepositChips, player.ReserveFunds, player.ReleaseFunds, player.PlaceBet):
         c.route(command, player.handle_player_command, domain=player.DOMAIN, root=_player)
     for command in (table.SeatPlayer, table.StartHand, table.DealCards):
         c.route(command, table.handle_table_command, domain=table.DOMAIN, root=_table)

@@ -36,6 +36,16 @@ class PlaceBet:
     amount: int
 
 
+@prodture.register(name="poker.ReleaseFunds")
+@dataclasses.dataclass(frozen=True)
+class ReleaseFunds:
+    """Give chips reserved for ``table_id`` back to the bank (the table did not seat the player)."""
+
+    player_id: str
+    table_id: str
+    amount: int
+
+
 @prodture.register(name="poker.ChipsDeposited")
 @dataclasses.dataclass(frozen=True)
 class ChipsDeposited:
@@ -45,6 +55,13 @@ class ChipsDeposited:
 @prodture.register(name="poker.FundsReserved")
 @dataclasses.dataclass(frozen=True)
 class FundsReserved:
+    table_id: str
+    amount: int
+
+
+@prodture.register(name="poker.FundsReleased")
+@dataclasses.dataclass(frozen=True)
+class FundsReleased:
     table_id: str
     amount: int
 
@@ -78,6 +95,11 @@ class Player(Aggregate):
             raise InsufficientChips(f"reserve {command.amount} with {self.bank} in the bank")
         return [FundsReserved(command.table_id, command.amount)]
 
+    @handles(ReleaseFunds)
+    def release(self, command: ReleaseFunds) -> list:
+        amount = min(command.amount, self.chips)
+        return [FundsReleased(command.table_id, amount)] if amount else []
+
     @handles(PlaceBet)
     def place_bet(self, command: PlaceBet) -> list:
         if command.amount > self.chips:
@@ -92,6 +114,11 @@ class Player(Aggregate):
     def _reserved(self, event: FundsReserved) -> None:
         self.bank -= event.amount
         self.chips += event.amount
+
+    @applies(FundsReleased)
+    def _released(self, event: FundsReleased) -> None:
+        self.chips -= event.amount
+        self.bank += event.amount
 
     @applies(BetPlaced)
     def _bet_placed(self, event: BetPlaced) -> None:
