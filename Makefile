@@ -102,6 +102,7 @@ bench: venv
 	  if [ -x .venv-$$v/bin/python ]; then $(PY) benchmarks/bench_adapter.py --python "$$PWD/.venv-$$v/bin/python"; else echo "# SKIPPED adapter benchmarks on Python $$v: run make test-python-extra first"; fi
 	done
 	$(PY) benchmarks/bench_lsp.py
+	$(PY) benchmarks/bench_eventsourcing.py
 
 fuzz: venv
 	$(PY) scripts/fuzz_reader.py

@@ -118,7 +118,7 @@ class Aggregate:
     def fold(self, events: Iterable[Any]) -> None:
         """Apply ``events`` (or pages) in order, each through its ``@applies`` reducer."""
         if isinstance(events, EventBook):
-            events = events.pages
+            events = events.values
         reducers = self._reducers
         for event in events:
             if type(event) is EventPage:
@@ -211,12 +211,21 @@ def speculative_performer(
     per_stream: dict[tuple[str, str], list[Any]] = {}
     others = dict(performers or {})
 
+    loaded: dict[tuple[str, str], Any] = {}
+
     def lookup(domain: str, root: str) -> Any:
+        """The history of a stream, asked of ``history`` once per speculation."""
+        key = (domain, root)
+        if key in loaded:
+            return loaded[key]
         if callable(history):
-            return history(domain, root)
-        if isinstance(history, dict):
-            return history.get((domain, root), ())
-        return history
+            found = history(domain, root)
+        elif isinstance(history, dict):
+            found = history.get(key, ())
+        else:
+            found = history
+        loaded[key] = found = as_book(domain, root, found)
+        return found
 
     def perform(call: Any) -> Any:
         effect = call.effect

@@ -23,7 +23,7 @@ from ..replay import ReplayError, _import, configured_modules, load_trace, resol
 from ..runtime import Interpreter, Outcome, handler_name
 from ..trace.codec import allow_modules, decode_value
 from .aggregate import speculative_performer
-from .model import MAIN, LoadStream, StreamNotFound
+from .model import MAIN, EventBook, EventStoreError, LoadStream, StreamNotFound
 from .store import EventStore, open_store
 
 __all__ = ["FetchedTrace", "fetch_command", "fetch_from_trace", "fetch_flow", "failure_context"]
@@ -37,6 +37,14 @@ class FetchedTrace:
     root: str
     sequence: int
     outcome: Outcome
+
+
+class _Abort(BaseException):
+    """Carries a store error through the handler (a BaseException is never thrown into it)."""
+
+    def __init__(self, error: EventStoreError) -> None:
+        super().__init__(str(error))
+        self.error = error
 
 
 class _OneFile:
@@ -69,7 +77,10 @@ def _run(
 
     def history(domain: str, root: str) -> Any:
         limit = up_to if (domain, root) == stream else None
-        book = store.load(domain, root, edition=edition, up_to=limit, position=position)
+        try:
+            book = store.load(domain, root, edition=edition, up_to=limit, position=position)
+        except EventStoreError as e:  # the store's problem, not the handler's: abort the fetch
+            raise _Abort(e) from None
         if (domain, root) == stream:
             seen["sequence"] = book.head
         return book
@@ -81,7 +92,12 @@ def _run(
 
     sink = _OneFile(path)
     recorder = Recorder(sink, mode=ALWAYS, meta=meta)
-    outcome = Interpreter({Effect: any_effect}, recorder=recorder).run(fn, input)
+    try:
+        outcome = Interpreter({Effect: any_effect}, recorder=recorder).run(fn, input)
+    except _Abort as abort:
+        if os.path.exists(path):
+            os.remove(path)  # a partial trace would only mislead
+        raise abort.error from None
     if recorder.stats.sink_errors or recorder.stats.encode_errors:
         raise ReplayError(f"{path}: could not write the fetched trace; check the folder")
     return outcome, seen["sequence"]
@@ -90,7 +106,7 @@ def _run(
 def _check_stream(
     store: EventStore, domain: str, root: str, up_to: int | None, edition: str
 ) -> int:
-    head = store.load(domain, root, edition=edition).head
+    head = store.head(domain, root, edition=edition)
     if head == 0:
         known = [r for d, r, _ in store.streams(domain)][:5]
         hint = (
@@ -163,10 +179,8 @@ def failure_context(trace: Any) -> dict[str, Any]:
             request = e.request
             if not domain or (request.get("domain"), request.get("root")) == (domain, root):
                 domain, root = request.get("domain", ""), request.get("root", "")
-                result = e.result
-                pages = getattr(result, "pages", None)
-                if pages is not None:
-                    sequence = pages[-1].sequence if pages else 0
+                if isinstance(e.result, EventBook):
+                    sequence = e.result.head
                 break
     error = ""
     if trace.outcome is not None and not trace.outcome.ok:

@@ -10,7 +10,7 @@ from __future__ import annotations
 
 import dataclasses
 import datetime as _dt
-from collections.abc import Iterator
+from collections.abc import Iterable, Iterator, Sequence
 from typing import Any
 
 from ..effects import Effect, register
@@ -53,30 +53,103 @@ class EventPage:
 
 
 @register(name="prodture.es.EventBook")
-@dataclasses.dataclass(frozen=True, slots=True)
+@dataclasses.dataclass(frozen=True, init=False)
 class EventBook:
-    """A stream's events, oldest first (the result of :class:`LoadStream`)."""
+    """A stream's events, oldest first (the result of :class:`LoadStream`).
+
+    Stored column by column (one tuple per page field) so that a book of 100,000 events is a
+    compact trace value; ``pages`` gives them as :class:`EventPage` objects and ``events`` as
+    the plain events. ``EventBook(domain, root, pages, edition)`` builds one from pages."""
 
     domain: str
     root: str
-    pages: tuple[EventPage, ...] = ()
-    edition: str = MAIN
+    edition: str
+    sequences: tuple[int, ...]
+    values: tuple[Any, ...]
+    recorded_at: tuple[_dt.datetime | None, ...]
+    correlation_ids: tuple[str, ...]
+    causation_ids: tuple[str, ...]
+    page_editions: tuple[str, ...]
+
+    def __init__(
+        self, domain: str, root: str, pages: Iterable[EventPage] = (), edition: str = MAIN
+    ) -> None:
+        pages = tuple(pages)
+        set_ = object.__setattr__
+        set_(self, "domain", domain)
+        set_(self, "root", root)
+        set_(self, "edition", edition)
+        set_(self, "sequences", tuple(p.sequence for p in pages))
+        set_(self, "values", tuple(p.event for p in pages))
+        set_(self, "recorded_at", tuple(p.recorded_at for p in pages))
+        set_(self, "correlation_ids", tuple(p.correlation_id for p in pages))
+        set_(self, "causation_ids", tuple(p.causation_id for p in pages))
+        set_(self, "page_editions", tuple(p.edition for p in pages))
+
+    @classmethod
+    def from_columns(
+        cls,
+        domain: str,
+        root: str,
+        edition: str,
+        sequences: Sequence[int],
+        values: Sequence[Any],
+        recorded_at: Sequence[_dt.datetime | None],
+        correlation_ids: Sequence[str],
+        causation_ids: Sequence[str],
+        page_editions: Sequence[str],
+    ) -> EventBook:
+        book = object.__new__(cls)
+        set_ = object.__setattr__
+        set_(book, "domain", domain)
+        set_(book, "root", root)
+        set_(book, "edition", edition)
+        set_(book, "sequences", tuple(sequences))
+        set_(book, "values", tuple(values))
+        set_(book, "recorded_at", tuple(recorded_at))
+        set_(book, "correlation_ids", tuple(correlation_ids))
+        set_(book, "causation_ids", tuple(causation_ids))
+        set_(book, "page_editions", tuple(page_editions))
+        return book
+
+    @property
+    def pages(self) -> tuple[EventPage, ...]:
+        return tuple(
+            EventPage(*fields)
+            for fields in zip(
+                self.sequences,
+                self.values,
+                self.recorded_at,
+                self.correlation_ids,
+                self.causation_ids,
+                self.page_editions,
+                strict=False,
+            )
+        )
 
     @property
     def head(self) -> int:
         """The sequence of the last event (0 for an empty stream): the expected sequence of the
         next append."""
-        return self.pages[-1].sequence if self.pages else 0
+        return self.sequences[-1] if self.sequences else 0
 
     @property
     def events(self) -> list[Any]:
-        return [p.event for p in self.pages]
+        return list(self.values)
 
     def __iter__(self) -> Iterator[Any]:
-        return (p.event for p in self.pages)
+        return iter(self.values)
 
     def __len__(self) -> int:
-        return len(self.pages)
+        return len(self.values)
+
+    def __repr__(self) -> str:
+        where = f"{self.domain}/{self.root}" + (f" in {self.edition}" if self.edition else "")
+        if not self.values:
+            return f"EventBook({where}, empty)"
+        kinds = ", ".join(type(v).__name__ for v in self.values[:3])
+        more = ", …" if len(self.values) > 3 else ""
+        return f"EventBook({where}, #{self.sequences[0]}..#{self.head}: {kinds}{more})"
 
 
 @dataclasses.dataclass(frozen=True)

@@ -22,9 +22,17 @@ from collections.abc import Callable, Iterable, Sequence
 from typing import Any
 from urllib.parse import unquote, urlsplit
 
+import msgpack
+
 from ..effects import registry
 from ..store_url import mask_password
-from ..trace.codec import TraceFormatError, _rebuild_object, decode_value, encode_value
+from ..trace.codec import (
+    UNPACK_OPTIONS,
+    TraceFormatError,
+    _rebuild_object,
+    decode_value,
+    encode_value,
+)
 from .model import (
     MAIN,
     AppendStream,
@@ -66,24 +74,43 @@ def encode_event(event: Any) -> tuple[str, bytes]:
 def decode_event(type_name: str, payload: bytes, where: str = "") -> Any:
     """The event stored as ``(type_name, payload)``; only a registered dataclass is built."""
     cls = registry.lookup(type_name)
-    if cls is None or not dataclasses.is_dataclass(cls):
-        raise UnregisteredEventType(
-            f"event type {type_name!r}{where} is not registered in this process; import the module "
-            f'that defines it (add it to [tool.prodture] modules) and decorate the class with @prodture.register(name="{type_name}")'
-        )
+    cached = _builders.get(type_name)
+    if cached is None or cached[0] is not cls:
+        if cls is None or not dataclasses.is_dataclass(cls):
+            raise UnregisteredEventType(
+                f"event type {type_name!r}{where} is not registered in this process; import the module "
+                f'that defines it (add it to [tool.prodture] modules) and decorate the class with @prodture.register(name="{type_name}")'
+            )
+        cached = _builders[type_name] = (cls, frozenset(f.name for f in dataclasses.fields(cls)))
     try:
-        fields = decode_value(bytes(payload))
-    except TraceFormatError as e:
-        raise EventStoreError(f"event {type_name!r}{where} has a corrupt payload: {e}") from None
-    if not isinstance(fields, dict):
+        fields = msgpack.unpackb(payload, **UNPACK_OPTIONS)
+    except Exception:
+        try:
+            fields = decode_value(bytes(payload))  # the precise error
+        except TraceFormatError as e:
+            raise EventStoreError(
+                f"event {type_name!r}{where} has a corrupt payload: {e}"
+            ) from None
+    if type(fields) is not dict:
         raise EventStoreError(f"event {type_name!r}{where} has a corrupt payload (not a record)")
-    event = _rebuild_object(type_name, fields)
+    if fields.keys() == cached[1]:
+        # The common case: exactly the class's fields. Built without __init__ (the stored state).
+        event = _new(cls)
+        for key, value in fields.items():
+            _setattr(event, key, value)
+        return event
+    event = _rebuild_object(type_name, fields)  # defaults for fields added since, or refusal
     if type(event) is not cls:
         raise EventStoreError(
             f"event {type_name!r}{where} does not match its class's fields (stored: "
             f"{sorted(map(str, fields))}); the class changed since it was written"
         )
     return event
+
+
+_builders: dict[str, tuple[type, frozenset[str]]] = {}
+_new = object.__new__
+_setattr = object.__setattr__
 
 
 @dataclasses.dataclass(frozen=True)
@@ -282,20 +309,43 @@ class EventStore:
                     ),
                     main_params + [edition] + params,
                 )
-        pages = tuple(self._page(r[:6], r[6], domain, root) for r in rows)
-        return EventBook(domain, root, pages, edition)
+        values = [decode_event(r[1], r[2], f" ({domain}/{root} #{r[0]})") for r in rows]
+        return EventBook.from_columns(
+            domain,
+            root,
+            edition,
+            [r[0] for r in rows],
+            values,
+            [_as_datetime(r[3]) for r in rows],
+            [r[4] or "" for r in rows],
+            [r[5] or "" for r in rows],
+            [r[6] or "" for r in rows],
+        )
 
     def _page(self, row: Sequence[Any], edition: str, domain: str, root: str) -> EventPage:
         sequence, type_name, payload, recorded_at, correlation_id, causation_id = row
         event = decode_event(type_name, payload, f" ({domain}/{root} #{sequence})")
-        return EventPage(
-            int(sequence),
-            event,
-            _as_datetime(recorded_at),
-            correlation_id or "",
-            causation_id or "",
-            edition or "",
-        )
+        page = _new(EventPage)  # the dataclass's frozen __init__, without its per-field overhead
+        _setattr(page, "sequence", sequence)
+        _setattr(page, "event", event)
+        _setattr(page, "recorded_at", _as_datetime(recorded_at))
+        _setattr(page, "correlation_id", correlation_id or "")
+        _setattr(page, "causation_id", causation_id or "")
+        _setattr(page, "edition", edition or "")
+        return page
+
+    def head(self, domain: str, root: str, *, edition: str = MAIN) -> int:
+        """The stream's head as ``edition`` sees it (0 when it has no events), without loading it."""
+        with self._lock:
+            if edition != MAIN:
+                return self._edition_head(self._execute, edition, domain, root)
+            rows = self._execute(
+                self._q(
+                    "SELECT max(sequence) FROM prodture_events WHERE edition = '' AND domain = ? AND root = ?"
+                ),
+                (domain, root),
+            )
+        return int(rows[0][0] or 0)
 
     def streams(self, domain: str | None = None) -> list[tuple[str, str, int]]:
         """``(domain, root, head)`` of every stream of the main timeline."""
