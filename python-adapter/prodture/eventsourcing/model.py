@@ -66,7 +66,8 @@ class EventBook:
     edition: str
     sequences: tuple[int, ...]
     values: tuple[Any, ...]
-    recorded_at: tuple[_dt.datetime | None, ...]
+    #: Seconds since the epoch (UTC) as floats, or None: ``pages`` turns them into datetimes.
+    recorded_at: tuple[float | None, ...]
     correlation_ids: tuple[str, ...]
     causation_ids: tuple[str, ...]
     page_editions: tuple[str, ...]
@@ -81,7 +82,7 @@ class EventBook:
         set_(self, "edition", edition)
         set_(self, "sequences", tuple(p.sequence for p in pages))
         set_(self, "values", tuple(p.event for p in pages))
-        set_(self, "recorded_at", tuple(p.recorded_at for p in pages))
+        set_(self, "recorded_at", tuple(_epoch(p.recorded_at) for p in pages))
         set_(self, "correlation_ids", tuple(p.correlation_id for p in pages))
         set_(self, "causation_ids", tuple(p.causation_id for p in pages))
         set_(self, "page_editions", tuple(p.edition for p in pages))
@@ -94,7 +95,7 @@ class EventBook:
         edition: str,
         sequences: Sequence[int],
         values: Sequence[Any],
-        recorded_at: Sequence[_dt.datetime | None],
+        recorded_at: Sequence[float | None],
         correlation_ids: Sequence[str],
         causation_ids: Sequence[str],
         page_editions: Sequence[str],
@@ -119,7 +120,7 @@ class EventBook:
             for fields in zip(
                 self.sequences,
                 self.values,
-                self.recorded_at,
+                map(_datetime, self.recorded_at),
                 self.correlation_ids,
                 self.causation_ids,
                 self.page_editions,
@@ -150,6 +151,14 @@ class EventBook:
         kinds = ", ".join(type(v).__name__ for v in self.values[:3])
         more = ", …" if len(self.values) > 3 else ""
         return f"EventBook({where}, #{self.sequences[0]}..#{self.head}: {kinds}{more})"
+
+
+def _epoch(when: _dt.datetime | None) -> float | None:
+    return None if when is None else when.timestamp()
+
+
+def _datetime(seconds: float | None) -> _dt.datetime | None:
+    return None if seconds is None else _dt.datetime.fromtimestamp(seconds, _dt.timezone.utc)
 
 
 @dataclasses.dataclass(frozen=True)

@@ -140,6 +140,8 @@ class EventStore:
     url: str
     read_only: bool
     dialect: str
+    #: SQL giving ``recorded_at`` as seconds since the epoch (a float: cheap to carry in a book).
+    _epoch: str
     _param = "?"
 
     def __init__(self) -> None:
@@ -281,7 +283,7 @@ class EventStore:
     ) -> EventBook:
         """The stream's events (up to sequence ``up_to``, or written at or before global
         ``position``), as edition ``edition`` sees it."""
-        cols = "sequence, type, payload, recorded_at, correlation_id, causation_id, edition"
+        cols = f"sequence, type, payload, {self._epoch}, correlation_id, causation_id, edition"
         where, params = "domain = ? AND root = ?", [domain, root]
         if up_to is not None:
             where += " AND sequence <= ?"
@@ -316,7 +318,7 @@ class EventStore:
             edition,
             [r[0] for r in rows],
             values,
-            [_as_datetime(r[3]) for r in rows],
+            [r[3] for r in rows],
             [r[4] or "" for r in rows],
             [r[5] or "" for r in rows],
             [r[6] or "" for r in rows],
@@ -622,6 +624,7 @@ class SQLiteEventStore(EventStore):
     """The embedded store: one SQLite file. ``read_only`` opens it with ``mode=ro``."""
 
     dialect = "sqlite"
+    _epoch = "(julianday(recorded_at) - 2440587.5) * 86400.0"
 
     def __init__(self, path: str, *, read_only: bool = False, url: str | None = None) -> None:
         super().__init__()
@@ -758,6 +761,7 @@ class PostgresEventStore(EventStore):
     transaction of the connection read-only: the server itself refuses any write."""
 
     dialect = "postgresql"
+    _epoch = "extract(epoch from recorded_at)::float8"
     _param = "%s"
 
     def __init__(self, url: str, *, read_only: bool = False) -> None:
