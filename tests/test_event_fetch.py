@@ -451,3 +451,42 @@ def test_the_run_script_records_against_the_sqlite_store(tmp_path: Path) -> None
     assert done.returncode == 0, done.stderr
     assert "REJECTED domain=player root=p-8 sequence=3 correlation_id=bet-8" in done.stdout
     assert os.path.isfile(copy / "var" / "events.db") and len(_traces(copy / "traces")) == 20
+
+
+def test_a_projector_builds_a_read_model_from_delivered_events(played) -> None:
+    """A projector is an effect handler too: its read-model writes are effects, recorded."""
+    import dataclasses as dc
+
+    from prodture.effects import Effect
+    from prodture.eventsourcing import Delivery, Projector, reacts
+
+    copy, url, _ = played
+    player = importlib.import_module("poker.player")
+    flow = importlib.import_module("poker.flow")
+
+    @dc.dataclass(frozen=True)
+    class PutRow(Effect, name="test.PutRow"):
+        key: str
+        value: int
+
+    class BetsProjector(Projector):
+        source = "player"
+
+        @reacts(player.BetPlaced)
+        def on_bet(self, delivery: Delivery):
+            yield PutRow(f"{delivery.event.hand_id}/{delivery.root}", delivery.event.amount)
+
+    rows: dict[str, int] = {}
+    sink = DirectorySink(str(copy / "projected"))
+    with open_store(url) as store:
+        service = flow.coordinator(
+            store, sink=sink, performers={PutRow: lambda e: rows.__setitem__(e.key, e.value)}
+        )
+        service.subscribe(BetsProjector)
+        result = service.execute(player.PlaceBet("p-7", "h-3", 25), correlation_id="proj")
+    assert rows == {"h-3/p-7": 25}
+    assert [x.kind for x in result.executions] == ["aggregate", "process-manager", "projector"]
+    traces = [read_trace(p) for p in _traces(copy / "projected")]
+    projected = next(t for t in traces if t.header.meta["component"] == "projector")
+    assert [e.type for e in projected.effects] == ["test.PutRow"]
+    assert projected.input.event == player.BetPlaced("h-3", 25)
