@@ -490,3 +490,37 @@ def test_a_projector_builds_a_read_model_from_delivered_events(played) -> None:
     projected = next(t for t in traces if t.header.meta["component"] == "projector")
     assert [e.type for e in projected.effects] == ["test.PutRow"]
     assert projected.input.event == player.BetPlaced("h-3", 25)
+
+
+def test_event_books_of_a_trace_list_loaded_and_appended_pages(played, capsys) -> None:
+    copy, url, _ = played
+    code, _, err = _cli(
+        [
+            "events",
+            "fetch",
+            "--store",
+            url,
+            "--correlation-id",
+            "hand-6",
+            "--out",
+            str(copy / "hand"),
+        ],
+        capsys,
+    )
+    assert code == 0, err
+    blind = _traces(copy / "hand")[3]  # p-8's blind
+    code, out, _ = _cli(["events", "books", str(blind), "--cwd", str(copy)], capsys)
+    assert code == 0
+    assert out.splitlines() == [
+        "#1 loaded player/p-8: 2 events",
+        "    [1] poker.ChipsDeposited",
+        "    [2] poker.FundsReserved",
+        "#2 appended player/p-8: 1 events",
+        "    [3] poker.BetPlaced",
+    ]
+    code, out, _ = _cli(["events", "books", str(blind), "--json", "--cwd", str(copy)], capsys)
+    books = __import__("json").loads(out)
+    assert (
+        books[0]["pages"][1]["correlation_id"] == "sit-5" and books[0]["pages"][1]["causation_id"]
+    )
+    assert books[1]["pages"][0]["event"]["fields"] == {"hand_id": "h-1", "amount": 20}

@@ -80,6 +80,13 @@ def add_parser(sub: Any) -> None:
     spec.add_argument("--edition", default=MAIN)
     spec.add_argument("--json", action="store_true")
 
+    books = group.add_parser(
+        "books", help="the event books of a trace: streams loaded and appended, by sequence"
+    )
+    books.add_argument("trace", help="path to a .prodtrace file")
+    books.add_argument("--json", action="store_true")
+    books.add_argument("--cwd", help="project directory (default: the current directory)")
+
     streams = group.add_parser("streams", help="list the streams of the main timeline")
     common(streams)
     streams.add_argument("--domain")
@@ -100,6 +107,8 @@ def run(args: argparse.Namespace, out: Any, fail: Any) -> int:
             "missing subcommand: use 'events fetch', 'speculate', 'streams', 'editions' or 'delete-edition'"
         )
     try:
+        if args.events_command == "books":  # reads a trace, not a store
+            return _books(args, cwd, out)
         url = resolve_store(args.store, cwd)
         return _COMMANDS[args.events_command](args, url, cwd, out)
     except (EventStoreError, StoreConfigError, ReplayError) as e:
@@ -300,6 +309,87 @@ def _speculate(args: argparse.Namespace, url: str, cwd: str, out: Any) -> int:
         for e in evs:
             out(f"    would append {d}/{r} {e!r}")
     out("nothing was persisted")
+    return 0
+
+
+def event_books(trace: Any) -> list[dict[str, Any]]:
+    """The event books of a trace, effect by effect: each ``LoadStream`` result (what the
+    handler saw) and each ``AppendStream`` request (what it wrote, with the sequences it got)."""
+    from ..trace.codec import type_name
+    from .model import AppendStream, EventBook, LoadStream
+
+    books = []
+    for e in trace.effects:
+        request = e.request
+        if e.type == LoadStream.effect_name and isinstance(e.result, EventBook):
+            book = e.result
+            pages = [
+                {
+                    "sequence": seq,
+                    "type": type_name(type(value)),
+                    "event": to_json(value),
+                    "correlation_id": corr,
+                    "causation_id": cause,
+                }
+                for seq, value, corr, cause in zip(
+                    book.sequences,
+                    book.values,
+                    book.correlation_ids,
+                    book.causation_ids,
+                    strict=False,
+                )
+            ]
+            kind = "loaded"
+        elif e.type == AppendStream.effect_name:
+            expected = request.get("expected")
+            events = request.get("events") or ()
+            base = expected if isinstance(expected, int) else 0
+            pages = [
+                {
+                    "sequence": base + i,
+                    "type": type_name(type(value)),
+                    "event": to_json(value),
+                    "correlation_id": "",
+                    "causation_id": "",
+                }
+                for i, value in enumerate(events, start=1)
+            ]
+            kind = "appended" if e.ok else "refused"
+        else:
+            continue
+        books.append(
+            {
+                "effect": e.seq,
+                "kind": kind,
+                "domain": str(request.get("domain", "")),
+                "root": str(request.get("root", "")),
+                "pages": pages,
+            }
+        )
+    return books
+
+
+def _books(args: argparse.Namespace, cwd: str, out: Any) -> int:
+    from ..replay import load_trace
+
+    if not os.path.isfile(args.trace):
+        raise ReplayError(f"{args.trace}: no such trace file; check the path")
+    try:
+        trace, _ = load_trace(args.trace, cwd=cwd)  # the app's modules first: events decode
+    except ReplayError:
+        from ..trace.format import read_trace
+
+        trace = read_trace(args.trace)  # still readable without the code: events stay inert
+    books = event_books(trace)
+    if args.json:
+        out(json.dumps(books, indent=2, ensure_ascii=False))
+        return 0
+    if not books:
+        out("no event books in this trace (no LoadStream / AppendStream effects)")
+    for b in books:
+        out(f"#{b['effect']} {b['kind']} {b['domain']}/{b['root']}: {len(b['pages'])} events")
+        for page in b["pages"]:
+            out(f"    [{page['sequence']}] {page['type']}")
     return 0
 
 

@@ -148,9 +148,16 @@ class EventBook:
         where = f"{self.domain}/{self.root}" + (f" in {self.edition}" if self.edition else "")
         if not self.values:
             return f"EventBook({where}, empty)"
-        kinds = ", ".join(type(v).__name__ for v in self.values[:3])
+        kinds = ", ".join(_short_type(v) for v in self.values[:3])
         more = ", …" if len(self.values) > 3 else ""
         return f"EventBook({where}, #{self.sequences[0]}..#{self.head}: {kinds}{more})"
+
+
+def _short_type(value: Any) -> str:
+    recorded = getattr(value, "type_name", None)  # an event whose class is not imported here
+    if isinstance(recorded, str):
+        return recorded.rsplit(".", 1)[-1]
+    return type(value).__name__
 
 
 def _epoch(when: _dt.datetime | None) -> float | None:
