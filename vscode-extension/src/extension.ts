@@ -8,6 +8,7 @@ import { LanguageServer } from './lsp';
 import { ReplaySessions } from './sessions';
 import { TimelineView } from './timelineView';
 import { TraceViewerProvider } from './viewer';
+import { registerEventStore } from './eventStore';
 import { DEBUG_TYPE, TRACE_EXT, VIEW_TYPE } from './lib/protocol';
 import { LaunchConfig, LaunchContext, baseName, configForTrace, isTracePath, resolveAfterSubstitution, resolveBeforeSubstitution } from './lib/launch';
 import { TimelineNode } from './lib/timeline';
@@ -214,6 +215,7 @@ export function activate(context: vscode.ExtensionContext): { sessions: ReplaySe
       await sessions.jumpToEffect(seq);
     }),
     vscode.commands.registerCommand('prodture.refreshTimeline', () => timeline.refresh()),
+    ...registerEventStore(interpreters, log),
   );
 
   lsp.warmUp();
