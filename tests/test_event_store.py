@@ -292,3 +292,51 @@ def test_a_store_written_by_a_newer_schema_is_refused(store_url: str) -> None:
     for read_only in (False, True):
         with pytest.raises(StoreUnavailable, match="schema version 99 is newer.*upgrade prodture"):
             open_store(store_url, read_only=read_only)
+
+
+def test_hostile_event_books_in_a_trace_never_crash_show_or_books(
+    tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    """A trace is untrusted: event books with columns of the wrong kinds, or naming unknown
+    types, are shown as far as they make sense; nothing raises past the CLI's one-line contract."""
+    from prodture.cli import main
+    from prodture.eventsourcing import EventBook
+    from prodture.trace.format import TraceEncoder
+
+    enc = TraceEncoder()
+    garbage = EventBook.from_columns(
+        "player", "p", "", ("x",), (1, 2), (None,), (3,), (None,), ("",)
+    )
+    not_columns = object.__new__(EventBook)  # as a hostile trace decodes: any field values
+    for name, value in zip(
+        [
+            "domain",
+            "root",
+            "edition",
+            "sequences",
+            "values",
+            "recorded_at",
+            "correlation_ids",
+            "causation_ids",
+            "page_editions",
+        ],
+        ["player", "q", "", 7, 8, 9, 10, 11, 12],
+        strict=True,
+    ):
+        object.__setattr__(not_columns, name, value)
+    data = enc.header("estest:nothing") + enc.input(None)
+    data += enc.effect(1, LoadStream("player", "p"), True, garbage, 0, 1, None)
+    data += enc.effect(2, LoadStream("player", "q"), True, not_columns, 0, 1, None)
+    data += enc.effect(3, AppendStream("player", "p", "two", "not-a-tuple"), True, 3, 0, 1, None)  # type: ignore[arg-type]
+    data += enc.outcome(False, ValueError("boom"), "", 3, 10)
+    path = tmp_path / "hostile.prodtrace"
+    path.write_bytes(data)
+    assert main(["show", str(path)]) == 0
+    out = capsys.readouterr().out
+    assert "failure  domain player, root p, sequence ?" in out
+    assert main(["events", "books", str(path)]) == 0
+    assert capsys.readouterr().out.splitlines() == [
+        "#1 malformed /: 0 events",
+        "#2 malformed /: 0 events",
+        "#3 malformed /: 0 events",
+    ]

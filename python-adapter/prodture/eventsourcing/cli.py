@@ -315,58 +315,66 @@ def _speculate(args: argparse.Namespace, url: str, cwd: str, out: Any) -> int:
 def event_books(trace: Any) -> list[dict[str, Any]]:
     """The event books of a trace, effect by effect: each ``LoadStream`` result (what the
     handler saw) and each ``AppendStream`` request (what it wrote, with the sequences it got)."""
-    from ..trace.codec import type_name
-    from .model import AppendStream, EventBook, LoadStream
-
     books = []
     for e in trace.effects:
-        request = e.request
-        if e.type == LoadStream.effect_name and isinstance(e.result, EventBook):
-            book = e.result
-            pages = [
-                {
-                    "sequence": seq,
-                    "type": type_name(type(value)),
-                    "event": to_json(value),
-                    "correlation_id": corr,
-                    "causation_id": cause,
-                }
-                for seq, value, corr, cause in zip(
-                    book.sequences,
-                    book.values,
-                    book.correlation_ids,
-                    book.causation_ids,
-                    strict=False,
-                )
-            ]
-            kind = "loaded"
-        elif e.type == AppendStream.effect_name:
-            expected = request.get("expected")
-            events = request.get("events") or ()
-            base = expected if isinstance(expected, int) else 0
-            pages = [
-                {
-                    "sequence": base + i,
-                    "type": type_name(type(value)),
-                    "event": to_json(value),
-                    "correlation_id": "",
-                    "causation_id": "",
-                }
-                for i, value in enumerate(events, start=1)
-            ]
-            kind = "appended" if e.ok else "refused"
-        else:
-            continue
-        books.append(
-            {
-                "effect": e.seq,
-                "kind": kind,
-                "domain": str(request.get("domain", "")),
-                "root": str(request.get("root", "")),
-                "pages": pages,
-            }
-        )
+        try:
+            book = _book_of(e)
+        except Exception:  # a trace is untrusted: a malformed book is reported, not fatal
+            book = {"effect": e.seq, "kind": "malformed", "domain": "", "root": "", "pages": []}
+        if book is not None:
+            books.append(book)
     return books
+
+
+def _event_type(value: Any) -> str:
+    from ..trace.codec import type_name
+
+    recorded = getattr(value, "type_name", None)  # an event whose class is not imported here
+    return recorded if isinstance(recorded, str) else type_name(type(value))
+
+
+def _page(
+    sequence: Any, value: Any, correlation_id: Any = "", causation_id: Any = ""
+) -> dict[str, Any]:
+    if not isinstance(sequence, int) or isinstance(sequence, bool):
+        raise TypeError("a sequence is not an integer")
+    return {
+        "sequence": sequence,
+        "type": _event_type(value),
+        "event": to_json(value),
+        "correlation_id": str(correlation_id),
+        "causation_id": str(causation_id),
+    }
+
+
+def _book_of(e: Any) -> dict[str, Any] | None:
+    from .model import AppendStream, EventBook, LoadStream
+
+    request = e.request
+    if e.type == LoadStream.effect_name and isinstance(e.result, EventBook):
+        b = e.result
+        columns = (b.sequences, b.values, b.correlation_ids, b.causation_ids)
+        if not all(isinstance(c, (list, tuple)) for c in columns):
+            raise TypeError("an event book column is not a sequence")
+        pages = [_page(*row) for row in zip(*columns, strict=False)]
+        kind = "loaded"
+    elif e.type == AppendStream.effect_name:
+        expected = request.get("expected")
+        events = request.get("events") or ()
+        if not isinstance(events, (list, tuple)):
+            raise TypeError("events is not a sequence")
+        base = expected if isinstance(expected, int) else 0
+        pages = [_page(base + i, value) for i, value in enumerate(events, start=1)]
+        kind = "appended" if e.ok else "refused"
+    else:
+        return None
+    return {
+        "effect": e.seq,
+        "kind": kind,
+        "domain": str(request.get("domain", "")),
+        "root": str(request.get("root", "")),
+        "pages": pages,
+    }
 
 
 def _books(args: argparse.Namespace, cwd: str, out: Any) -> int:

@@ -180,7 +180,11 @@ def failure_context(trace: Any) -> dict[str, Any]:
             if not domain or (request.get("domain"), request.get("root")) == (domain, root):
                 domain, root = request.get("domain", ""), request.get("root", "")
                 if isinstance(e.result, EventBook):
-                    sequence = e.result.head
+                    try:  # a trace is untrusted: a malformed book leaves the sequence unknown
+                        head = e.result.head
+                        sequence = head if isinstance(head, int) else None
+                    except Exception:
+                        sequence = None
                 break
     error = ""
     if trace.outcome is not None and not trace.outcome.ok:
