@@ -524,3 +524,24 @@ def test_event_books_of_a_trace_list_loaded_and_appended_pages(played, capsys) -
         books[0]["pages"][1]["correlation_id"] == "sit-5" and books[0]["pages"][1]["causation_id"]
     )
     assert books[1]["pages"][0]["event"]["fields"] == {"hand_id": "h-1", "amount": 20}
+
+
+def test_editions_are_listed_and_deleted_from_the_command_line(played, capsys) -> None:
+    copy, url, _ = played
+    player = importlib.import_module("poker.player")
+    flow = importlib.import_module("poker.flow")
+    with open_store(url) as store:
+        store.create_edition("debug-7", {"player": 2})
+        flow.coordinator(store, edition="debug-7").execute(
+            player.PlaceBet("p-7", "h-9", 5), correlation_id="d"
+        )
+    code, out, _ = _cli(["events", "editions", "--store", url], capsys)
+    assert (code, out) == (0, "debug-7  1 events\n")
+    code, out, _ = _cli(["events", "delete-edition", "--store", url, "debug-7"], capsys)
+    assert (code, out) == (0, "deleted 1 events of edition debug-7\n")
+    code, out, _ = _cli(["events", "editions", "--store", url], capsys)
+    assert (code, out) == (0, "")
+    code, _, err = _cli(["events", "delete-edition", "--store", url, ""], capsys)
+    assert code == 2 and "main timeline cannot be deleted" in err
+    with open_store(url, read_only=True) as store:
+        assert store.head("player", "p-7") == 3

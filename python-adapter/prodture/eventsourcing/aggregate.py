@@ -119,12 +119,13 @@ class Aggregate:
         """Apply ``events`` (or pages) in order, each through its ``@applies`` reducer."""
         if isinstance(events, EventBook):
             events = events.values
-        reducers = self._reducers
+        get = self._reducers.get
         for event in events:
-            if type(event) is EventPage:
-                event = event.event
-            reducer = reducers.get(type(event))
-            if reducer is None:
+            reducer = get(type(event))
+            if reducer is None:  # off the hot path: a page, or a type with no reducer
+                if type(event) is EventPage:
+                    self.apply(event.event)
+                    continue
                 raise TypeError(
                     f"{type(self).__name__} has no @applies({type(event).__name__}) reducer"
                 )

@@ -823,7 +823,8 @@ class PostgresEventStore(EventStore):
     def _execute(self, sql: str, params: Sequence[Any] = ()) -> list[tuple[Any, ...]]:
         with self._lock:
             try:
-                cursor = self._conn.execute(sql, tuple(params))
+                # Binary results: BYTEA payloads arrive as bytes, not hex text to parse.
+                cursor = self._conn.execute(sql, tuple(params), binary=True)
                 rows = cursor.fetchall() if cursor.description is not None else []
                 self._conn.rollback() if self.read_only else self._conn.commit()
                 return rows
