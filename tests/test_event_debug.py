@@ -62,8 +62,21 @@ def test_a_breakpoint_in_an_applies_reducer_of_a_fetched_trace_hits_and_steps_ba
     reducer = _line(player, "self.bets.append(event.hand_id)")
     handles = _line(player, "if command.amount > self.chips:")
     blind = traces[2]  # 03-handle_player_command: p-7's blind
-    client = start_session(blind, copy, breakpoints={str(player): [handles, reducer]})
+    folded = _line(player, "self.bank -= event.amount")  # the FundsReserved reducer
+    client = start_session(blind, copy, breakpoints={str(player): [folded, handles, reducer]})
     try:
+        # The fold of the fetched events: an @applies reducer of history, before the command.
+        stop = client.stopped()
+        assert stop["reason"] == "breakpoint"
+        assert client.frames()[0]["line"] == folded and client.frames()[0]["name"] == "_reserved"
+        assert client.evaluate("event") == "FundsReserved(table_id='t-1', amount=400)"
+        assert client.evaluate("self.bank") == "1000"
+        client.stopped("next")
+        assert client.evaluate("self.bank") == "600"
+        client.stopped("stepBack")
+        assert client.frames()[0]["line"] == folded
+        assert client.evaluate("self.bank") == "1000"
+        client.request("continue", {"threadId": client.thread_id()})
         stop = client.stopped()
         assert stop["reason"] == "breakpoint"
         assert client.frames()[0]["line"] == handles

@@ -96,6 +96,14 @@ def test_a_rejected_command_carries_its_failure_context(played, capsys, caplog) 
         "failure  domain player, root p-8, sequence 3, correlation id bet-8: "
         "InsufficientChips: bet of 5000 with 400 chips"
     )
+    code, out, _ = _cli(["show", "--json", str(_rejected_bet(traces))], capsys)
+    assert __import__("json").loads(out)["failure_context"] == {
+        "domain": "player",
+        "root": "p-8",
+        "sequence": 3,
+        "correlation_id": "bet-8",
+        "error": "InsufficientChips: bet of 5000 with 400 chips",
+    }
     # The log record of a rejection carries the same context, as fields.
     flow = importlib.import_module("poker.flow")
     player = importlib.import_module("poker.player")
