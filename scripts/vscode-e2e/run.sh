@@ -73,7 +73,7 @@ cleanup() {
     kill -KILL -- "-$pg" 2>/dev/null || true
   done
   # the sockets code-server created
-  ls /tmp/vscode-ipc-*.sock 2>/dev/null | sort | comm -13 "$SOCKS_BEFORE" - | xargs -r rm -f
+  { ls /tmp/vscode-ipc-*.sock 2>/dev/null || true; } | sort | comm -13 "$SOCKS_BEFORE" - | xargs -r rm -f
   [ -f "$TMP/code-server.log" ] && cp "$TMP/code-server.log" "$ARTIFACTS/" 2>/dev/null || true
   # VS Code's logs, output channels included (the "Prodture" channel shows the servers' stderr)
   [ -d "$USER_DATA/logs" ] && cp -r "$USER_DATA/logs" "$ARTIFACTS/vscode-logs" 2>/dev/null || true
@@ -138,7 +138,7 @@ fi
 export E2E_URL="$URL" E2E_WORKSPACE="$WORKSPACE" E2E_ARTIFACTS="$ARTIFACTS" E2E_CHROMIUM="$CHROMIUM" \
   E2E_PLAYWRIGHT="$PLAYWRIGHT_NODE_PATH/playwright-core" E2E_VSIX_BYTES="$VSIX_BYTES" E2E_PYTHON="$PY" \
   E2E_CODE_SERVER_LOG="$TMP/code-server.log" E2E_USER_DATA="$USER_DATA" E2E_BIG_TRACE="$BIG_TRACE"
-setsid node "$ROOT/tests/e2e-vscode/walk.cjs" &
+setsid node "$ROOT/tests/e2e-vscode/${E2E_WALK:-walk.cjs}" &
 TEST_PGID=$!
 set +e
 wait "$TEST_PGID"

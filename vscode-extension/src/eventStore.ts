@@ -9,8 +9,13 @@ import { TRACE_EXT, VIEW_TYPE } from './lib/protocol';
 import { baseName } from './lib/launch';
 import { EventBookView, FetchRequest, booksArgs, fetchArgs, firstErrorLine, parseFetched, renderBooks, traceToOpen } from './lib/eventStore';
 
+const BOOKS_SCHEME = 'prodture-books';
+/** The rendered event books, by virtual document URI (read-only documents: nothing to save). */
+const rendered = new Map<string, string>();
+
 export function registerEventStore(interpreters: Interpreters, log: vscode.OutputChannel): vscode.Disposable[] {
   return [
+    vscode.workspace.registerTextDocumentContentProvider(BOOKS_SCHEME, { provideTextDocumentContent: (uri) => rendered.get(uri.toString()) ?? '' }),
     vscode.commands.registerCommand('prodture.fetchFromEventStore', (arg?: FetchRequest) => fetchFromEventStore(interpreters, log, arg)),
     vscode.commands.registerCommand('prodture.showEventBooks', (arg?: unknown) => showEventBooks(interpreters, log, arg)),
   ];
@@ -124,7 +129,9 @@ async function showEventBooks(interpreters: Interpreters, log: vscode.OutputChan
   try {
     const books = JSON.parse(await run(python, [...booksArgs(trace), '--cwd', cwd], cwd, log)) as EventBookView[];
     const content = renderBooks(baseName(trace), books);
-    const doc = await vscode.workspace.openTextDocument({ content, language: 'markdown' });
+    const uri = vscode.Uri.from({ scheme: BOOKS_SCHEME, path: `/Event books of ${baseName(trace)}.md`, query: String(Date.now()) });
+    rendered.set(uri.toString(), content);
+    const doc = await vscode.languages.setTextDocumentLanguage(await vscode.workspace.openTextDocument(uri), 'markdown');
     await vscode.window.showTextDocument(doc, { viewColumn: vscode.ViewColumn.Beside, preview: true });
     return content;
   } catch (e) {
