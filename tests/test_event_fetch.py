@@ -427,7 +427,7 @@ def test_the_coordinator_stamps_correlation_and_causation_and_records_each_execu
     assert all(read_trace(p).header.meta["correlation_id"] for p in _traces(traces))
 
 
-def test_a_flow_in_an_edition_never_touches_main(played) -> None:
+def test_a_flow_in_an_edition_never_touches_main_and_fetches_in_it(played) -> None:
     copy, url, traces = played
     player = importlib.import_module("poker.player")
     flow = importlib.import_module("poker.flow")
@@ -442,6 +442,16 @@ def test_a_flow_in_an_edition_never_touches_main(played) -> None:
             "BetPlaced"
         ]
         assert store.load("player", "p-7").head == 3
+    # Fetching the flow replays it as it ran: in the edition, on the edition's view of history.
+    fetched = fetch_module.fetch_flow(url, "dbg", out_dir=str(copy / "dbg-fetched"), cwd=str(copy))
+    book = read_trace(fetched[0].path).effects[0].result
+    assert (book.edition, book.head, fetched[0].outcome.value) == (
+        "debug-42",
+        2,
+        {"chips": 400, "version": 3},
+    )
+    assert read_trace(fetched[0].path).header.meta["edition"] == "debug-42"
+    with open_store(url) as store:
         assert store.delete_edition_events("debug-42") == 1
     after = _snapshot(url)
     assert after[2] == before[2] and after[3] == before[3]

@@ -434,6 +434,7 @@ class Coordinator:
                     root=root,
                     ok=outcome.ok,
                     error=error,
+                    edition=self.edition,
                 )
             except Exception:  # the flow's outcome never depends on its bookkeeping
                 log.exception("prodture: could not log execution of %s", name)

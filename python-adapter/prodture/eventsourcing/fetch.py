@@ -275,6 +275,7 @@ def fetch_flow(
                 causation_id=ex.causation_id,
                 position=ex.position,
                 recorded_error=ex.error,
+                edition=ex.edition,
             )
             outcome, sequence = _run(
                 store,
@@ -284,7 +285,7 @@ def fetch_flow(
                 stream=stream,
                 up_to=None,
                 position=ex.position,
-                edition=MAIN,
+                edition=ex.edition,
                 meta=meta,
             )
             fetched.append(FetchedTrace(path, ex.handler, ex.domain, ex.root, sequence, outcome))

@@ -128,6 +128,7 @@ class StoredExecution:
     root: str
     ok: bool
     error: str
+    edition: str = MAIN
 
 
 class EventStore:
@@ -380,8 +381,8 @@ class EventStore:
         encoded: decode them with ``decode_value`` after importing the handlers' modules)."""
         rows = self._execute(
             self._q(
-                "SELECT id, correlation_id, causation_id, handler, input, position, domain, root, ok, error "
-                "FROM prodture_executions WHERE correlation_id = ? ORDER BY id"
+                "SELECT id, correlation_id, causation_id, handler, input, position, domain, root, ok, "
+                "error, edition FROM prodture_executions WHERE correlation_id = ? ORDER BY id"
             ),
             (correlation_id,),
         )
@@ -397,6 +398,7 @@ class EventStore:
                 r[7],
                 bool(r[8]),
                 r[9],
+                r[10] or MAIN,
             )
             for r in rows
         ]
@@ -495,17 +497,30 @@ class EventStore:
         root: str = "",
         ok: bool = True,
         error: str = "",
+        edition: str = MAIN,
     ) -> None:
-        """Record that ``handler`` ran on ``input`` having seen the store up to ``position``."""
+        """Record that ``handler`` ran on ``input`` (in ``edition``) having seen the store up to
+        ``position``."""
         payload = self._blob(encode_value(input))
 
         def work(execute: Callable[..., Any]) -> None:
             execute(
                 self._q(
                     "INSERT INTO prodture_executions (correlation_id, causation_id, handler, input, "
-                    "position, domain, root, ok, error) VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?)"
+                    "position, domain, root, ok, error, edition) VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?)"
                 ),
-                (correlation_id, causation_id, handler, payload, position, domain, root, ok, error),
+                (
+                    correlation_id,
+                    causation_id,
+                    handler,
+                    payload,
+                    position,
+                    domain,
+                    root,
+                    ok,
+                    error,
+                    edition,
+                ),
             )
 
         self._write(work)
@@ -614,7 +629,8 @@ CREATE TABLE IF NOT EXISTS prodture_executions (
     domain TEXT NOT NULL,
     root TEXT NOT NULL,
     ok BOOLEAN NOT NULL,
-    error TEXT NOT NULL
+    error TEXT NOT NULL,
+    edition TEXT NOT NULL DEFAULT ''
 );
 CREATE INDEX IF NOT EXISTS prodture_executions_correlation ON prodture_executions (correlation_id);
 """
@@ -750,7 +766,8 @@ _PG_SCHEMA = [
         domain TEXT NOT NULL,
         root TEXT NOT NULL,
         ok BOOLEAN NOT NULL,
-        error TEXT NOT NULL
+        error TEXT NOT NULL,
+        edition TEXT NOT NULL DEFAULT ''
     )""",
     "CREATE INDEX IF NOT EXISTS prodture_executions_correlation ON prodture_executions (correlation_id)",
 ]
