@@ -25,6 +25,8 @@ const STOP_TIMEOUT_MS = 30_000;
 
 const PLAYER_REL = 'poker/player.py';
 const PLAYER_FILE = path.join(WORKSPACE, PLAYER_REL);
+const FLOW_REL = 'poker/flow.py';
+const FLOW_FILE = path.join(WORKSPACE, FLOW_REL);
 const CORRELATION_ID = 'bet-8';
 const FETCHED_NAME = '01-handle_player_command.prodtrace';
 
@@ -275,6 +277,8 @@ async function pickItem(label) {
 async function main() {
   fs.mkdirSync(ARTIFACTS, { recursive: true });
   const reducerLine = lineOf(PLAYER_FILE, 'self.bank -= event.amount');
+  const handlesLine = lineOf(PLAYER_FILE, 'if command.amount > self.chips:');
+  const pmLine = lineOf(FLOW_FILE, 'self.record(HandOpened(');
   log(`FundsReserved reducer on line ${reducerLine}`);
   // production ran: the poker service on its SQLite event store (var/events.db)
   const run = execFileSync(PYTHON, ['run_table.py'], { cwd: WORKSPACE, encoding: 'utf8', timeout: 120_000 });
@@ -353,7 +357,9 @@ async function main() {
     await openFile(PLAYER_REL);
     await gotoLine(reducerLine);
     await page.keyboard.press('F9');
-    await page.locator('.monaco-editor .codicon-debug-breakpoint').first().waitFor({ timeout: 5_000 });
+    await gotoLine(handlesLine);
+    await page.keyboard.press('F9');
+    await until(async () => (await page.locator('.monaco-editor .codicon-debug-breakpoint').count()) >= 2, 'two breakpoints', 5_000);
     await runCommand('View: Show Run and Debug');
     await page.locator(`.tab[aria-label^="${FETCHED_NAME}"]`).first().click();
     viewer = await until(() => viewerFrame(FETCHED_NAME), 'the viewer frame');
@@ -376,6 +382,53 @@ async function main() {
     log('after step back:', JSON.stringify(back));
     assert(back.line === reducerLine && back.step === stop.step, `back on line ${reducerLine} at step ${stop.step} (got line ${back.line}, step ${back.step})`);
     await shot('step-back-in-reducer');
+    stop = back;
+  });
+
+  await stage('Continue: the breakpoint in the @handles method hits', async () => {
+    await (await debugToolbarButton('Continue')).click();
+    const s = await waitStop(stop, 'the breakpoint in place_bet');
+    log('handles stop:', JSON.stringify(s));
+    assert(s.line === handlesLine && /place_bet/.test(s.fn), `stopped in Player.place_bet line ${handlesLine} (got ${s.fn} ${s.line})`);
+    await shot('handles-breakpoint');
+    await page.keyboard.press('Shift+F5');
+    await until(async () => (await page.locator('.debug-toolbar').count()) === 0 || !(await page.locator('.debug-toolbar').first().isVisible()), 'the session to end', 15_000);
+  });
+
+  await stage('a fetched flow: a breakpoint in the process manager hits, Step Back works', async () => {
+    await runCommand('Prodture: Fetch from Event Store…');
+    await answerInput(`sqlite:///${path.join(WORKSPACE, 'var', 'events.db')}`);
+    await pickItem('A flow, by correlation id');
+    await answerInput('hand-6');
+    const pmTrace = '02-HandFlow.handle.prodtrace';
+    await until(() => fs.existsSync(path.join(WORKSPACE, 'fetched', 'hand-6', pmTrace)), 'the fetched flow', 60_000, 200);
+    // focus the workbench, not the webview the fetch opened (it would keep the keyboard)
+    await page.keyboard.press('Escape');
+    await page.locator('.tab[aria-label^="01-handle_player_command.prodtrace"]').first().click();
+    await page.waitForTimeout(500);
+    await shot('before-quick-open');
+    await quickInput(FLOW_REL);
+    const flowRow = page.locator('.quick-input-list .monaco-list-row', { hasText: 'flow.py' }).first();
+    await flowRow.waitFor({ state: 'visible', timeout: 30_000 });
+    await page.keyboard.press('Enter');
+    await page.locator('.tab[aria-label^="flow.py"]').first().waitFor({ timeout: 10_000 });
+    await gotoLine(pmLine);
+    await page.keyboard.press('F9');
+    await openFile(`fetched/hand-6/${pmTrace}`);
+    const pmViewer = await until(async () => {
+      const f = await viewerFrame(pmTrace);
+      return f && (await f.evaluate(() => document.getElementById('prodture-viewer').dataset.painted === 'true')) ? f : false;
+    }, 'the process manager trace in the viewer', 30_000);
+    await pmViewer.locator('#debug-button').click();
+    const s = await waitStop(undefined, 'the breakpoint in HandFlow.open');
+    log('pm stop:', JSON.stringify(s));
+    assert(s.line === pmLine && /open/.test(s.fn), `stopped in HandFlow.open line ${pmLine} (got ${s.fn} ${s.line})`);
+    await (await debugToolbarButton('Step Over')).click();
+    const over = await waitStop(s, 'a stop after Step Over');
+    await (await debugToolbarButton('Step Back')).click();
+    const back = await waitStop(over, 'a stop after Step Back');
+    assert(back.line === pmLine && back.step === s.step, `back on line ${pmLine} at step ${s.step} (got line ${back.line}, step ${back.step})`);
+    await shot('process-manager-step-back');
     await page.keyboard.press('Shift+F5');
   });
 }
