@@ -91,7 +91,15 @@ def _parser() -> argparse.ArgumentParser:
         help="project directory (where pyproject.toml lists [tool.prodture] modules); default: the current directory",
     )
     _store_commands(sub)
+    _add_events_parser(sub)
     return parser
+
+
+def _add_events_parser(sub: Any) -> None:
+    """``prodture events ...`` (event stores: fetch, speculate, streams, editions)."""
+    from .eventsourcing.cli import add_parser
+
+    add_parser(sub)
 
 
 def main(argv: Sequence[str] | None = None) -> int:
@@ -103,6 +111,8 @@ def main(argv: Sequence[str] | None = None) -> int:
             return _show(args)
         if args.command in _STORE_COMMANDS:
             return _STORE_COMMANDS[args.command](args)
+        if args.command == "events":
+            return _events(args)
         return _replay(args)
     except (ReplayError, TraceFormatError) as e:
         return _fail(str(e))
@@ -148,6 +158,8 @@ def _reader_may_stop() -> Iterator[None]:
 
 
 def _show(args: argparse.Namespace) -> int:
+    from .eventsourcing import fetch  # registers the event book types a trace may hold
+
     trace = read_trace(args.trace)
     with _reader_may_stop():
         if args.effect is not None:
@@ -163,11 +175,31 @@ def _show(args: argparse.Namespace) -> int:
             else:
                 _print_effect_full(matching[0], trace)
             return EXIT_OK
+        context = fetch.failure_context(trace)
         if args.json:
-            _out(json.dumps(trace_to_json(trace), indent=2, ensure_ascii=False))
+            data = trace_to_json(trace)
+            if context["domain"] or context["correlation_id"]:
+                data["failure_context"] = context
+            _out(json.dumps(data, indent=2, ensure_ascii=False))
             return EXIT_OK
         _print_trace(trace, full=args.full)
+        if trace.outcome is not None and not trace.outcome.ok and context["domain"]:
+            seq = "?" if context["sequence"] is None else context["sequence"]
+            _out(
+                f"failure  domain {context['domain']}, root {context['root']}, sequence {seq}, "
+                f"correlation id {context['correlation_id'] or '-'}: {context['error']}"
+            )
     return EXIT_OK
+
+
+# ---------------------------------------------------------------------------------------------
+# events
+
+
+def _events(args: argparse.Namespace) -> int:
+    from .eventsourcing.cli import run
+
+    return run(args, _out, _fail)
 
 
 def _whole(value: Any) -> str:

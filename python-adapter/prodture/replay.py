@@ -649,6 +649,22 @@ def _import(module: str, config: ProjectConfig, cwd: str | None) -> None:
         ) from None
 
 
+def import_allowed_modules(cwd: str | None = None) -> list[str]:
+    """Import the modules the user allows (see :func:`project_config`), with ``cwd`` on
+    ``sys.path``, and return them: their registered types exist and values may decode as
+    their types (``decode_value(..., allowed_modules=)``) from then on."""
+    config = project_config(cwd)
+    return _import_allowed(list(config.modules), config, cwd)
+
+
+def _import_allowed(modules: list[str], config: ProjectConfig, cwd: str | None) -> list[str]:
+    if cwd is not None and cwd not in sys.path:
+        sys.path.insert(0, cwd)
+    for m in modules:
+        _import(m, config, cwd)
+    return modules
+
+
 def _not_on_path(module: str, config: ProjectConfig, cwd: str | None) -> str:
     """What to do when a handler module is not importable from here: name the folder."""
     problem = f"handler module {module!r} cannot be imported: its folder is not on sys.path"
@@ -689,11 +705,7 @@ def _resolve_handler(
         raise ReplayError(f"handler {name!r} is not of the form module:function")
     module, _, qualname = name.partition(":")
     config = project_config(cwd)
-    allowed = list(modules) + list(config.modules)
-    if cwd is not None and cwd not in sys.path:
-        sys.path.insert(0, cwd)
-    for m in allowed:
-        _import(m, config, cwd)
+    allowed = _import_allowed(list(modules) + list(config.modules), config, cwd)
     # Imported even when a handler of that name is registered: the module may have been
     # removed from sys.modules to pick up edited code, and importing re-registers it.
     if explicit or any(module == m or module.startswith(m + ".") for m in allowed):

@@ -9,6 +9,7 @@
 #   PRODTURE_CACHE    cache folder for node@24, code-server, playwright-core (default ~/.cache/prodture)
 #   E2E_ARTIFACTS     where screenshots and logs go (default: artifacts/vscode-e2e)
 #   E2E_WORKSPACE     folder to open (default: examples/checkout)
+#   E2E_WORKSPACE_TRUST  false: Workspace Trust off (every folder trusted), for walks about other things
 # Prints the measured figures as `name: value` lines. Everything it starts runs in process groups
 # that are killed on exit; the /tmp/vscode-ipc-*.sock files code-server creates are removed.
 # The folder opens in Restricted Mode (Workspace Trust on, no start-up prompt): the walk checks
@@ -87,7 +88,7 @@ cleanup() {
   fi
   rm -f "$MARKER_MODULE"
   # the sockets code-server created
-  ls /tmp/vscode-ipc-*.sock 2>/dev/null | sort | comm -13 "$SOCKS_BEFORE" - | xargs -r rm -f
+  { ls /tmp/vscode-ipc-*.sock 2>/dev/null || true; } | sort | comm -13 "$SOCKS_BEFORE" - | xargs -r rm -f
   [ -f "$TMP/code-server.log" ] && cp "$TMP/code-server.log" "$ARTIFACTS/" 2>/dev/null || true
   # VS Code's logs, output channels included (the "Prodture" channel shows the servers' stderr)
   [ -d "$USER_DATA/logs" ] && cp -r "$USER_DATA/logs" "$ARTIFACTS/vscode-logs" 2>/dev/null || true
@@ -105,7 +106,7 @@ cat >"$USER_DATA/User/settings.json" <<JSON
   "workbench.secondarySideBar.defaultVisibility": "hidden",
   "workbench.welcomePage.walkthroughs.openOnInstall": false,
   "workbench.enableExperiments": false,
-  "security.workspace.trust.enabled": true,
+  "security.workspace.trust.enabled": ${E2E_WORKSPACE_TRUST:-true},
   "security.workspace.trust.startupPrompt": "never",
   "telemetry.telemetryLevel": "off",
   "update.mode": "none",

@@ -13,6 +13,7 @@ import { showTrace } from './traces';
 import { WorkspaceTrustGate } from './trust';
 import { TraceViewerProvider } from './viewer';
 import { registerTraceStore } from './traceStore';
+import { registerEventStore } from './eventStore';
 import { TimelineNode } from './lib/timeline';
 
 export function activate(context: vscode.ExtensionContext): { sessions: ReplaySessions } {
@@ -47,6 +48,7 @@ export function activate(context: vscode.ExtensionContext): { sessions: ReplaySe
     vscode.commands.registerCommand('prodture.showTrace', (arg?: unknown) => showTrace(arg)),
     vscode.commands.registerCommand('prodture.jumpToEffect', (arg?: number | TimelineNode) => timeline.jumpTo(arg)),
     vscode.commands.registerCommand('prodture.refreshTimeline', () => timeline.refresh()),
+    ...registerEventStore(interpreters, trust, log),
   );
 
   context.subscriptions.push(...registerTraceStore(context, interpreters, trust, log));

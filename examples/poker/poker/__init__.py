@@ -1,1 +1,3 @@
-"""The poker example: an event-sourced Player aggregate whose bet does not move the chips."""
+"""The poker service: Player and Table aggregates, the seating saga, the hand-flow process manager."""
+
+from . import flow, player, table  # noqa: F401 -- importing the package registers every type and handler

@@ -1,17 +1,30 @@
-"""The Player aggregate: commands are handled, events are applied. It has a bug (see README)."""
+"""The Player aggregate: a player's chips. It has the bug of the report (see the README):
+"the bet was accepted but the chips didn't decrease"."""
 
 from __future__ import annotations
 
 import dataclasses
 
 import prodture
-from prodture.eventsourcing import Aggregate, AppendEvents, LoadEvents, applies, handles
+from prodture.eventsourcing import Aggregate, AppendStream, LoadStream, applies, handles
+
+DOMAIN = "player"
 
 
 @prodture.register(name="poker.DepositChips")
 @dataclasses.dataclass(frozen=True)
 class DepositChips:
     player_id: str
+    amount: int
+
+
+@prodture.register(name="poker.ReserveFunds")
+@dataclasses.dataclass(frozen=True)
+class ReserveFunds:
+    """Set ``amount`` chips aside to sit at ``table_id`` (the saga seats the player)."""
+
+    player_id: str
+    table_id: str
     amount: int
 
 
@@ -23,9 +36,33 @@ class PlaceBet:
     amount: int
 
 
+@prodture.register(name="poker.ReleaseFunds")
+@dataclasses.dataclass(frozen=True)
+class ReleaseFunds:
+    """Give chips reserved for ``table_id`` back to the bank (the table did not seat the player)."""
+
+    player_id: str
+    table_id: str
+    amount: int
+
+
 @prodture.register(name="poker.ChipsDeposited")
 @dataclasses.dataclass(frozen=True)
 class ChipsDeposited:
+    amount: int
+
+
+@prodture.register(name="poker.FundsReserved")
+@dataclasses.dataclass(frozen=True)
+class FundsReserved:
+    table_id: str
+    amount: int
+
+
+@prodture.register(name="poker.FundsReleased")
+@dataclasses.dataclass(frozen=True)
+class FundsReleased:
+    table_id: str
     amount: int
 
 
@@ -44,12 +81,24 @@ class InsufficientChips(Exception):
 class Player(Aggregate):
     def __init__(self) -> None:
         super().__init__()
-        self.chips = 0
+        self.chips = 0  # at the table (reserved), available for bets
+        self.bank = 0  # deposited, not reserved
         self.bets: list[str] = []
 
     @handles(DepositChips)
     def deposit(self, command: DepositChips) -> list:
         return [ChipsDeposited(command.amount)]
+
+    @handles(ReserveFunds)
+    def reserve(self, command: ReserveFunds) -> list:
+        if command.amount > self.bank:
+            raise InsufficientChips(f"reserve {command.amount} with {self.bank} in the bank")
+        return [FundsReserved(command.table_id, command.amount)]
+
+    @handles(ReleaseFunds)
+    def release(self, command: ReleaseFunds) -> list:
+        amount = min(command.amount, self.chips)
+        return [FundsReleased(command.table_id, amount)] if amount else []
 
     @handles(PlaceBet)
     def place_bet(self, command: PlaceBet) -> list:
@@ -59,7 +108,17 @@ class Player(Aggregate):
 
     @applies(ChipsDeposited)
     def _deposited(self, event: ChipsDeposited) -> None:
+        self.bank += event.amount
+
+    @applies(FundsReserved)
+    def _reserved(self, event: FundsReserved) -> None:
+        self.bank -= event.amount
         self.chips += event.amount
+
+    @applies(FundsReleased)
+    def _released(self, event: FundsReleased) -> None:
+        self.chips -= event.amount
+        self.bank += event.amount
 
     @applies(BetPlaced)
     def _bet_placed(self, event: BetPlaced) -> None:
@@ -70,9 +129,8 @@ class Player(Aggregate):
 @prodture.handler
 def handle_player_command(command):
     """Load the player's events, handle the command, append the new events."""
-    stream = f"player-{command.player_id}"
-    history = yield LoadEvents(stream)
-    player = Player.rehydrate(history)
+    book = yield LoadStream(DOMAIN, command.player_id)
+    player = Player.rehydrate(book)
     events = player.execute(command)
-    yield AppendEvents(stream, len(history), tuple(events))
+    yield AppendStream(DOMAIN, command.player_id, book.head, tuple(events))
     return {"chips": player.chips, "version": player.version}

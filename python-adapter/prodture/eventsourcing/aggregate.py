@@ -30,11 +30,12 @@ from __future__ import annotations
 
 import dataclasses
 import threading
-from collections.abc import Callable, Iterable, Sequence
-from typing import Any, ClassVar
+from collections.abc import Callable, Iterable
+from typing import Any, ClassVar, TypeVar
 
-from .effects import Effect
-from .runtime import Outcome, run_sync
+from ..effects import Effect
+from ..runtime import Outcome, run_sync
+from .model import AppendStream, ConcurrencyConflict, EventBook, EventPage, LoadStream
 
 __all__ = [
     "Aggregate",
@@ -66,10 +67,6 @@ class AppendEvents(Effect, name="prodture.AppendEvents"):
     events: tuple[Any, ...]
 
 
-class ConcurrencyConflict(Exception):
-    """The stream moved on since it was loaded."""
-
-
 def handles(command_type: type) -> Callable[[Callable[..., Any]], Callable[..., Any]]:
     """Mark an aggregate method as the handler of ``command_type``: it validates against the
     current state and returns the new events (it must not change state itself)."""
@@ -89,6 +86,9 @@ def applies(event_type: type) -> Callable[[Callable[..., Any]], Callable[..., An
         return method
 
     return mark
+
+
+_A = TypeVar("_A", bound="Aggregate")
 
 
 class Aggregate:
@@ -111,11 +111,29 @@ class Aggregate:
         self.version = 0
 
     @classmethod
-    def rehydrate(cls, events: Iterable[Any]) -> Aggregate:
+    def rehydrate(cls: type[_A], events: Iterable[Any]) -> _A:
+        """A new aggregate with ``events`` applied in order (an :class:`EventBook`, its pages,
+        or plain events); its ``version`` is then the stream's head."""
         aggregate = cls()
-        for event in events:
-            aggregate.apply(event)
+        aggregate.fold(events)
         return aggregate
+
+    def fold(self, events: Iterable[Any]) -> None:
+        """Apply ``events`` (or pages) in order, each through its ``@applies`` reducer."""
+        if isinstance(events, EventBook):
+            events = events.values
+        get = self._reducers.get
+        for event in events:
+            reducer = get(type(event))
+            if reducer is None:  # off the hot path: a page, or a type with no reducer
+                if type(event) is EventPage:
+                    self.apply(event.event)
+                    continue
+                raise TypeError(
+                    f"{type(self).__name__} has no @applies({type(event).__name__}) reducer"
+                )
+            reducer(self, event)
+            self.version += 1
 
     def apply(self, event: Any) -> None:
         reducer = self._reducers.get(type(event))
@@ -166,41 +184,116 @@ class InMemoryEventStore:
 
 @dataclasses.dataclass(frozen=True)
 class Speculation:
-    """What a command *would* do: its outcome and the events it would have appended."""
+    """What a command *would* do: its outcome and the events it would have appended
+    (``appended`` keeps them per stream: ``{(domain, root): (event, ...)}``)."""
 
     outcome: Outcome
     would_append: tuple[Any, ...]
+    appended: dict[tuple[str, str], tuple[Any, ...]] = dataclasses.field(default_factory=dict)
 
 
-def speculate(
-    handler: Callable[..., Any],
-    command: Any,
-    history: Sequence[Any] | Callable[[str], Sequence[Any]],
-    *,
-    performers: dict[type, Callable[[Any], Any]] | None = None,
-) -> Speculation:
-    """Run ``handler(command)`` against ``history`` without persisting anything.
+History = Any  # events | {(domain, root): EventBook | events} | callable
 
-    ``history`` is the stream's events (or a function ``stream -> events``, e.g. a read-only
-    fetch from production). ``AppendEvents`` is answered as if it succeeded and collected;
-    other effects go to ``performers``.
-    """
+
+def as_book(domain: str, root: str, found: Any) -> EventBook:
+    """``found`` (an EventBook, pages, or plain events numbered from 1) as an EventBook."""
+    if isinstance(found, EventBook):
+        return found
+    pages = tuple(
+        item if isinstance(item, EventPage) else EventPage(i, item)
+        for i, item in enumerate(found or (), start=1)
+    )
+    return EventBook(domain, root, pages)
+
+
+def speculative_performer(
+    history: History, performers: dict[type, Callable[[Any], Any]] | None = None
+) -> tuple[Callable[[Any], Any], list[Any], dict[tuple[str, str], list[Any]]]:
+    """A ``perform(call)`` answering loads from ``history`` and collecting appends (nothing is
+    persisted); plus the list of all appended events and the per-stream dict it fills."""
     appended: list[Any] = []
+    per_stream: dict[tuple[str, str], list[Any]] = {}
     others = dict(performers or {})
+
+    loaded: dict[tuple[str, str], Any] = {}
+
+    def lookup(domain: str, root: str) -> Any:
+        """The history of a stream, asked of ``history`` once per speculation."""
+        key = (domain, root)
+        if key in loaded:
+            return loaded[key]
+        if callable(history):
+            found = history(domain, root)
+        elif isinstance(history, dict):
+            found = history.get(key, ())
+        else:
+            found = history
+        loaded[key] = found = as_book(domain, root, found)
+        return found
 
     def perform(call: Any) -> Any:
         effect = call.effect
+        if isinstance(effect, LoadStream):
+            book = as_book(effect.domain, effect.root, lookup(effect.domain, effect.root))
+            own = per_stream.get((effect.domain, effect.root))
+            if own:  # a second load in the same execution sees what it appended
+                start = book.head
+                book = EventBook(
+                    book.domain,
+                    book.root,
+                    book.pages + tuple(EventPage(start + i, e) for i, e in enumerate(own, 1)),
+                    book.edition,
+                )
+            return book
+        if isinstance(effect, AppendStream):
+            key = (effect.domain, effect.root)
+            book = as_book(effect.domain, effect.root, lookup(*key))
+            head = book.head + len(per_stream.get(key, ()))
+            if effect.expected != head:
+                raise ConcurrencyConflict(
+                    f"{effect.domain}/{effect.root} is at sequence {head}, the command expected "
+                    f"{effect.expected}: reload the stream and retry"
+                )
+            per_stream.setdefault(key, []).extend(effect.events)
+            appended.extend(effect.events)
+            return effect.expected + len(effect.events)
         if isinstance(effect, LoadEvents):
-            return list(history(effect.stream) if callable(history) else history)
+            found = history(effect.stream) if callable(history) else history
+            if isinstance(history, dict):
+                found = history.get(effect.stream, ())
+            return list(found)
         if isinstance(effect, AppendEvents):
             appended.extend(effect.events)
+            per_stream.setdefault((effect.stream, ""), []).extend(effect.events)
             return effect.expected_version + len(effect.events)
         performer = others.get(type(effect))
+        if performer is None:
+            from ..runtime import BUILTIN_PERFORMERS
+
+            performer = BUILTIN_PERFORMERS.get(type(effect))
         if performer is None:
             raise LookupError(
                 f"speculate: no performer for {type(effect).__name__}; pass performers={{...}}"
             )
         return performer(effect)
 
+    return perform, appended, per_stream
+
+
+def speculate(
+    handler: Callable[..., Any],
+    command: Any,
+    history: History,
+    *,
+    performers: dict[type, Callable[[Any], Any]] | None = None,
+) -> Speculation:
+    """Run ``handler(command)`` against ``history`` without persisting anything.
+
+    ``history`` is the stream's events, a dict ``{(domain, root): EventBook | events}``, or a
+    function returning them (``stream -> events`` for ``LoadEvents``, ``(domain, root) ->``
+    for ``LoadStream``; e.g. a read-only fetch from production). Appends are answered as if
+    they succeeded and collected; other effects go to ``performers`` (built-ins by default).
+    """
+    perform, appended, per_stream = speculative_performer(history, performers)
     outcome = run_sync(handler, command, perform)
-    return Speculation(outcome, tuple(appended))
+    return Speculation(outcome, tuple(appended), {k: tuple(v) for k, v in per_stream.items()})
