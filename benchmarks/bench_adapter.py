@@ -8,6 +8,9 @@ repeated runs; p95, sample count, where it was measured and the goal follow in p
 - ``launch_first_stop_s``   adapter spawn → initialize → launch → breakpoint → configurationDone →
                             first ``stopped`` (the checkout example's failing trace, breakpoint on
                             the ChargeCard line); goal ≤ 0.5 s
+- ``pipelined_variables_ms`` two ``variables`` requests (Locals and Globals) sent together while
+                            paused at the checkout breakpoint → both answers (as nvim-dap and VS
+                            Code send them); goal ≤ 5 ms
 - ``next_ms``               forward ``next`` request → ``stopped``; goal ≤ 5 ms
 - ``stepback_1k_ms``, ``stepback_100k_ms``, ``stepback_1m_ms``
                             ``stepBack`` request → ``stopped`` about 1k / 100k / 1M line steps into a
@@ -269,6 +272,33 @@ def bench_launch(python: str, example: Path, failing: Path, repeat: int) -> None
     )
 
 
+def bench_pipelined(python: str, example: Path, failing: Path, repeat: int) -> None:
+    service = example / "checkout" / "service.py"
+    client = start_session(python, failing, example, {service: [CHARGE_LINE]})
+    times = []
+    try:
+        client.configuration_done()
+        client.stopped()
+        scopes = client.scopes()
+        refs = [s["variablesReference"] for s in scopes if s["name"] in ("Locals", "Globals")]
+        assert len(refs) == 2, scopes
+        for _ in range(max(repeat, 15)):
+            start = time.perf_counter()
+            seqs = [client.send("variables", {"variablesReference": ref}) for ref in refs]
+            for seq in seqs:
+                assert client.response(seq)["body"]["variables"], seq
+            times.append(time.perf_counter() - start)
+    finally:
+        client.close()
+    report(
+        "pipelined_variables_ms",
+        times,
+        1000,
+        5,
+        "Locals + Globals sent together at the checkout breakpoint",
+    )
+
+
 def bench_stepping(python: str, project: Path, trace: Path, mark_line: int, repeat: int) -> None:
     module = project / "benchmod.py"
     client = start_session(python, trace, project, {module: [mark_line]})
@@ -396,6 +426,7 @@ def main(argv: list[str] | None = None) -> int:
         example, failing = record_checkout(python, work)
         project, trace, mark_line = make_synthetic(python, work)
         bench_launch(python, example, failing, args.repeat)
+        bench_pipelined(python, example, failing, args.repeat)
         bench_stepping(python, project, trace, mark_line, args.repeat)
         bench_forward(python, project, trace, max(3, args.repeat // 3))
         print(f"loadavg_1m_end: {os.getloadavg()[0]:.2f}", flush=True)

@@ -633,3 +633,27 @@ def test_variables_of_a_previous_stop_never_produce_a_user_visible_error(charge_
     stop = client.stopped()
     assert stop["position"]["line"] == LOAD_LINE
     assert "total" not in client.locals() and "request" in client.locals()
+
+
+def test_inspection_requests_sent_together_all_get_their_own_answers(charge_stop):
+    """Locals, Globals, a watch and the stack asked at once while paused (as nvim-dap and VS Code do) each get the right answer."""
+    client, _ = charge_stop
+    frame_id = client.frames()[0]["id"]
+    scopes = {s["name"]: s["variablesReference"] for s in client.scopes(frame_id)}
+    for _ in range(3):
+        seqs = {
+            "locals": client.send("variables", {"variablesReference": scopes["Locals"]}),
+            "globals": client.send("variables", {"variablesReference": scopes["Globals"]}),
+            "watch": client.send(
+                "evaluate", {"expression": "str(total)", "frameId": frame_id, "context": "watch"}
+            ),
+            "stack": client.send("stackTrace", {"threadId": client.thread_id()}),
+        }
+        answers = {name: client.response(seq)["body"] for name, seq in seqs.items()}
+        local_names = {v["name"]: v["value"] for v in answers["locals"]["variables"]}
+        global_names = {v["name"] for v in answers["globals"]["variables"]}
+        assert local_names["total"] == "Decimal('0.00')" and "subtotal" in local_names
+        assert {"annotations", "class variables", "function variables"} <= global_names
+        assert "total" not in global_names
+        assert answers["watch"]["result"] == "'0.00'"
+        assert [f["line"] for f in answers["stack"]["stackFrames"]] == [CHARGE_LINE]

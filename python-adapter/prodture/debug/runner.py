@@ -74,7 +74,12 @@ def self_test() -> str | None:
 
         missing = [
             name
-            for name in ("do_wait_suspend", "set_suspend", "post_method_as_internal_command")
+            for name in (
+                "do_wait_suspend",
+                "set_suspend",
+                "post_method_as_internal_command",
+                "get_internal_queue_and_event",
+            )
             if not hasattr(pydevd.PyDB, name)
         ]
         if not hasattr(pydevd_thread_lifecycle, "internal_run_thread"):
@@ -91,6 +96,26 @@ def self_test() -> str | None:
     if missing:
         return f"debugpy's pydevd lacks {', '.join(missing)}; reinstall debugpy=={DEBUGPY_VERSION}"
     return None
+
+
+class QueueAwareEvent(threading.Event):
+    """The wake-up event of the replay thread's pydevd command queue, which never sleeps while a
+    command waits in that queue.
+
+    pydevd's suspended loop takes one command from the queue, runs it, then waits on this event
+    (``TIMEOUT_SLOW``, 0.2 s) and clears it. A second command posted while the first is being
+    taken sets the event just before that ``clear()``: with a plain event the loop then sleeps
+    0.2 s with the command queued (two ``variables`` requests sent together answered 200 ms
+    apart). Looking at the queue before sleeping closes that window."""
+
+    def __init__(self, commands: Any) -> None:
+        super().__init__()
+        self._commands = commands
+
+    def wait(self, timeout: float | None = None) -> bool:
+        if not self._commands.empty():
+            return True
+        return super().wait(timeout)
 
 
 class Runner:
@@ -273,6 +298,17 @@ class Runner:
             pending = ("continue", None)
         return pending
 
+    def _wake_on_queued_commands(self) -> None:
+        """Give the replay thread's command queue a :class:`QueueAwareEvent` (before its first
+        stop, so pydevd's suspended loop only ever waits on that one)."""
+        from _pydevd_bundle.pydevd_constants import get_current_thread_id
+
+        thread_id = get_current_thread_id(self.thread)
+        commands, _ = self.py_db.get_internal_queue_and_event(thread_id)
+        events = getattr(self.py_db, "_thread_events", None)
+        if isinstance(events, dict):  # pydevd's per-thread events (debugpy is pinned)
+            events[thread_id] = QueueAwareEvent(commands)
+
     def _untrace_pydevd(self) -> None:
         """Keep pydevd's tracing off the replay thread (it may re-enable it after a suspend)."""
         from _pydevd_bundle import pydevd_constants
@@ -295,6 +331,7 @@ class Runner:
                 sock.setsockopt(IPPROTO_TCP, TCP_NODELAY, 1)
             except OSError:
                 pass
+        self._wake_on_queued_commands()
         self._untrace_pydevd()
         self.engine._settrace(None)
         outcome = self.engine.run()
