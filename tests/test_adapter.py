@@ -218,18 +218,19 @@ def test_effects_request_lists_the_recording(charge_stop):
 
 
 def test_effect_failed_filter_stops_where_the_recorded_error_arrives(checkout_dir, checkout_traces):
-    """With the "effect failed" filter the replay stops on the charge line when the recorded decline is thrown in."""
+    """With the "effect failed" filter the replay stops on the charge line when the recorded decline
+    is thrown in; the exception id is the error's type, the description the whole sentence."""
     client = start_session(checkout_traces["failing"], checkout_dir, filters=["effectFailed"])
     try:
         stop = client.stopped()
+        sentence = "effect #3 ChargeCard failed (recorded error): PaymentDeclined: amount must be greater than zero"
         assert stop["reason"] == "exception"
-        assert (
-            "ChargeCard failed (recorded error): PaymentDeclined: amount must be greater than zero"
-            in stop["text"]
-        )
+        assert stop["text"] == "PaymentDeclined" and stop["description"] == sentence
         assert stop["position"]["line"] == CHARGE_LINE and stop["position"]["effect"] == 3
         info = client.request("exceptionInfo", {"threadId": client.thread_id()})["body"]
-        assert "PaymentDeclined" in info["description"]
+        assert info["exceptionId"] == "PaymentDeclined" and info["description"] == sentence
+        assert info["details"]["typeName"] == "PaymentDeclined"
+        assert info["details"]["message"] == "amount must be greater than zero"
     finally:
         client.close()
 
@@ -255,7 +256,8 @@ def test_uncaught_handler_exception_stops_where_it_leaves_the_handler(
         stop = client.stopped()
         assert (
             stop["reason"] == "exception"
-            and stop["text"] == "PaymentDeclined: amount must be greater than zero"
+            and stop["text"] == "PaymentDeclined"
+            and stop["description"] == "PaymentDeclined: amount must be greater than zero"
         )
         assert stop["position"]["line"] == DECLINED_SAVE_LINE + 1
         client.request("continue", {"threadId": client.thread_id()})
@@ -312,7 +314,8 @@ def test_divergence_after_editing_the_handler_stops_with_the_precise_message(
     try:
         stop = client.stopped()
         assert stop["reason"] == "exception"
-        assert stop["text"] == (
+        assert stop["text"] == "Divergence"
+        assert stop["description"] == (
             "divergence: effect #3 ChargeCard: request differs — amount: recorded "
             "Decimal('0.00'), now Decimal('1.00')"
         )
@@ -338,7 +341,7 @@ def test_restart_reruns_edited_code_and_keeps_breakpoints(tmp_path, checkout_dir
         stop = client.stopped()
         assert stop["reason"] == "breakpoint" and stop["position"]["line"] == CHARGE_LINE
         stop = client.stopped("continue")
-        assert stop["text"].startswith("divergence: effect #3 ChargeCard: request differs")
+        assert stop["description"].startswith("divergence: effect #3 ChargeCard: request differs")
     finally:
         client.close()
 
@@ -501,20 +504,20 @@ def test_missing_effects_stop_on_the_early_return_and_allow_stepping_back(
     try:
         stop = client.stopped()
         assert stop["reason"] == "exception"
-        assert stop["text"].startswith("divergence: effect #4: recorded SaveOrder(")
-        assert "the code now finishes after 3 effects (Success: None)" in stop["text"]
+        assert stop["description"].startswith("divergence: effect #4: recorded SaveOrder(")
+        assert "the code now finishes after 3 effects (Success: None)" in stop["description"]
         assert stop["position"]["line"] == CHARGE_LINE + 4 and stop["position"]["effect"] == 3
         replay = next(s for s in client.scopes() if s["name"] == "Replay")
         assert (
             client.variables(replay["variablesReference"])["divergence"]
-            == stop["text"][len("divergence: ") :]
+            == stop["description"][len("divergence: ") :]
         )
         back = client.stopped("stepBack")
         assert (
             back["position"]["line"] < CHARGE_LINE + 4
             and back["position"]["step"] == stop["position"]["step"] - 1
         )
-        assert client.stopped("continue")["text"] == stop["text"]
+        assert client.stopped("continue")["description"] == stop["description"]
         client.request("continue", {"threadId": client.thread_id()})
         assert client.wait_event("exited")["body"]["exitCode"] == 1
     finally:
@@ -533,8 +536,8 @@ def test_different_outcome_stops_on_the_return_line(tmp_path, checkout_dir, chec
         stop = client.stopped()
         assert stop["reason"] == "exception" and stop["position"]["line"] == CHARGE_LINE + 5
         assert (
-            stop["text"].startswith("divergence: outcome: recorded Success: {")
-            and "!'" in stop["text"]
+            stop["description"].startswith("divergence: outcome: recorded Success: {")
+            and "!'" in stop["description"]
         )
         assert client.locals()["order_id"]
     finally:
@@ -568,7 +571,7 @@ def test_speculative_replay_continues_past_the_divergence_with_stubs(
     try:
         stop = client.stopped()
         assert stop["reason"] == "exception" and stop["position"]["line"] == CHARGE_LINE
-        assert stop["text"].startswith("divergence: effect #3 ChargeCard: request differs")
+        assert stop["description"].startswith("divergence: effect #3 ChargeCard: request differs")
         after = client.stopped("next")
         assert after["reason"] == "step" and client.locals()["charge"].startswith(
             "Charge(charge_id='ch_stub'"
@@ -614,7 +617,8 @@ def test_effect_failed_filter_is_on_by_default(checkout_dir, checkout_traces):
         client.configuration_done()
         stop = client.stopped()
         assert (
-            stop["reason"] == "exception" and "ChargeCard failed (recorded error)" in stop["text"]
+            stop["reason"] == "exception"
+            and "ChargeCard failed (recorded error)" in stop["description"]
         )
         assert stop["position"]["line"] == CHARGE_LINE
     finally:
@@ -657,3 +661,39 @@ def test_inspection_requests_sent_together_all_get_their_own_answers(charge_stop
         assert "total" not in global_names
         assert answers["watch"]["result"] == "'0.00'"
         assert [f["line"] for f in answers["stack"]["stackFrames"]] == [CHARGE_LINE]
+
+
+DAP_COMMANDS = """
+import json, os, sys, debugpy
+sys.path.insert(0, os.path.join(os.path.dirname(debugpy.__file__), "_vendored", "pydevd"))
+from _pydevd_bundle._debug_adapter import pydevd_base_schema, pydevd_schema  # noqa: F401
+print(json.dumps(sorted(pydevd_base_schema._requests_to_types)))
+"""
+
+
+def test_only_real_dap_requests_have_handlers():
+    """Every request the adapter handles itself is a DAP request (debugpy's copy of the DAP schema) or prodture's own."""
+    import json
+    import subprocess
+
+    from prodture.adapter.client import Client
+
+    dap = set(json.loads(subprocess.check_output([sys.executable, "-c", DAP_COMMANDS], text=True)))
+    assert {"launch", "stepBack", "exceptionInfo"} <= dap
+    ours = {c for c in Client.REQUESTS if c.startswith("prodture/")}
+    assert ours == {"prodture/effects", "prodture/jumpToEffect"}
+    assert set(Client.REQUESTS) - ours <= dap, set(Client.REQUESTS) - ours - dap
+
+
+@pytest.mark.parametrize(
+    "command",
+    ["engine", "diverging", "forward", "dispatch", "request", "prodture_effects", "_move"],
+)
+def test_adapter_internals_cannot_be_called_as_dap_commands(charge_stop, command):
+    """A request named after one of the adapter's helpers reaches no helper: debugpy answers it as an unknown command, and the session goes on."""
+    client, stop = charge_stop
+    response = client.request(command, {"threadId": client.thread_id()}, check=False)
+    assert not response["success"]
+    assert "prodture adapter error" not in response.get("message", "")
+    assert "refused in a strict replay" not in response.get("message", "")
+    assert client.stopped("next")["position"]["step"] == stop["position"]["step"] + 1

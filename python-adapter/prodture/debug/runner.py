@@ -6,7 +6,8 @@
 
 Started by ``python -m prodture.adapter``, never by hand. Two channels go back to the adapter:
 pydevd's DAP socket (debugpy, in-process: the client's stack / scopes / variables / evaluate) and
-the inherited control socket (newline-delimited JSON: engine commands in, stops and errors out).
+the inherited control socket (the messages of :mod:`prodture.debug.control`: commands in, stops,
+output and errors out). This module translates between those messages and the step engine.
 pydevd only *presents* stops: the engine owns the replay thread's tracing, and the replay
 thread is marked so pydevd never traces it (``pydev_do_not_trace`` under ``sys.settrace``,
 the per-thread ``stop_monitoring()`` switch under ``sys.monitoring`` on 3.12+).
@@ -15,38 +16,48 @@ the per-thread ``stop_monitoring()`` switch under ``sys.monitoring`` on 3.12+).
 from __future__ import annotations
 
 import argparse
-import json
+import dataclasses
 import os
 import socket
 import sys
 import threading
 from typing import Any
 
+from . import control as ctl
+
 DEBUGPY_VERSION = "1.8.22"
 
 
 class Control:
-    """The control socket: one JSON object per line, both ways."""
+    """The control socket to the adapter (:mod:`prodture.debug.control` messages, one a line)."""
 
     def __init__(self, fd: int) -> None:
         self.sock = socket.socket(fileno=fd)
         self._lock = threading.Lock()
         self._file = self.sock.makefile("rb")
 
-    def send(self, message: dict[str, Any]) -> None:
-        data = (json.dumps(message, default=str) + "\n").encode()
+    def send(self, message: ctl.Message) -> None:
+        data = ctl.encode(message)
         with self._lock:
             self.sock.sendall(data)
 
-    def receive(self) -> dict[str, Any] | None:
-        line = self._file.readline()
-        return json.loads(line) if line else None
+    def receive(self) -> ctl.Message | None:
+        """The next command; None when the adapter is gone. Lines that are not commands of this
+        protocol are skipped (a ProtocolError from ``decode``)."""
+        while True:
+            line = self._file.readline()
+            if not line:
+                return None
+            try:
+                return ctl.decode(line)
+            except ctl.ProtocolError as e:
+                print(f"prodture: ignored a control line: {e}", file=sys.stderr, flush=True)
 
 
 def fail(control: Control, message: str, code: int = 2) -> None:
     """End the debuggee with one line the adapter shows the user."""
     try:
-        control.send({"event": "error", "message": message})
+        control.send(ctl.Failed(message))
     finally:
         print(f"prodture: {message}", file=sys.stderr, flush=True)
         os._exit(code)
@@ -151,11 +162,9 @@ class Runner:
             just_my_code=args.just_my_code == "1",
             stop_on_entry=args.stop_on_entry == "1",
             stubs=stubs,
-            output=lambda text: self.control.send(
-                {"event": "output", "category": "console", "output": text}
-            ),
+            output=lambda text: self.control.send(ctl.Output(ctl.OutputCategory.CONSOLE, text)),
             warn=lambda text: self.control.send(
-                {"event": "output", "category": "important", "output": f"prodture: {text}\n"}
+                ctl.Output(ctl.OutputCategory.IMPORTANT, f"prodture: {text}\n")
             ),
         )
         import debugpy
@@ -180,15 +189,15 @@ class Runner:
         from ..runtime import PACKAGE_DIR
 
         self.control.send(
-            {
-                "event": "hello",
-                "port": port,
-                "host": host,
-                "pid": os.getpid(),
-                "runtimeDir": os.path.realpath(PACKAGE_DIR),
-                "python": sys.version.split()[0],
-                "effectCount": len(trace.effects),
-            }
+            ctl.Hello(
+                protocol=ctl.PROTOCOL_VERSION,
+                host=host,
+                port=port,
+                pid=os.getpid(),
+                runtime_dir=os.path.realpath(PACKAGE_DIR),
+                python=sys.version.split()[0],
+                effect_count=len(trace.effects),
+            )
         )
 
     # -- the control thread -------------------------------------------------------------------
@@ -202,55 +211,71 @@ class Runner:
                 message = None
             if message is None:
                 os._exit(0)  # the adapter is gone: never outlive it
+            if not isinstance(message, ctl.Command):
+                continue
             try:
                 reply = self.handle(message)
             except Exception as e:
-                reply = {"ok": False, "message": f"{type(e).__name__}: {e}"}
-            if "id" in message:
-                self.control.send({"event": "reply", "id": message["id"], **reply})
+                reply = ctl.Reply(0, ok=False, message=f"{type(e).__name__}: {e}")
+            if message.id is not None:
+                self.control.send(dataclasses.replace(reply, id=message.id))
 
-    def handle(self, message: dict[str, Any]) -> dict[str, Any]:
+    def handle(self, message: ctl.Command) -> ctl.Reply:
+        """Carry out one command of the adapter (the reply's id is filled in by the caller)."""
         from .engine import Breakpoint
 
-        cmd = message.get("cmd")
         engine = self.engine
-        if cmd == "breakpoints":
+        ok = ctl.Reply(0)
+        if isinstance(message, ctl.SetBreakpoints):
             bps = [
-                Breakpoint(
-                    int(b["line"]),
-                    b.get("condition") or None,
-                    b.get("hitCondition") or None,
-                    b.get("logMessage") or None,
-                )
-                for b in message.get("breakpoints", [])
+                Breakpoint(b.line, b.condition, b.hit_condition, b.log_message)
+                for b in message.breakpoints
             ]
-            engine.set_breakpoints(message["path"], bps)
-            return {"ok": True}
-        if cmd == "filters":
-            engine.set_filters(message.get("filters", []))
-            return {"ok": True}
-        if cmd == "start":
+            engine.set_breakpoints(message.path, bps)
+            return ok
+        if isinstance(message, ctl.SetExceptionStops):
+            engine.set_filters(
+                [
+                    name
+                    for name, on in (
+                        ("effectFailed", message.effect_failed),
+                        ("everyEffect", message.every_effect),
+                        ("raised", message.raised),
+                        ("uncaught", message.uncaught),
+                    )
+                    if on
+                ]
+            )
+            return ok
+        if isinstance(message, ctl.Start):
             self.started.set()
-            return {"ok": True}
-        if cmd == "effects":
-            return {"ok": True, "body": effects_body(engine)}
-        if cmd == "pause":
+            return ok
+        if isinstance(message, ctl.ListEffects):
+            return ctl.Reply(0, body=effects_body(engine))
+        if isinstance(message, ctl.Pause):
             with self._lock:
                 if not self.stopped:
                     engine.request_pause()
-            return {"ok": True}
-        if cmd == "terminate" and not self.stopped:
-            os._exit(0)
+            return ok
+        if isinstance(message, ctl.Terminate):
+            if not self.stopped:
+                os._exit(0)
+            command: tuple[str, Any] = ("terminate", None)
+        elif isinstance(message, ctl.Move):
+            command = (message.motion.value, message.effect)
+        else:
+            return ctl.Reply(0, ok=False, message=f"unknown command {message.KIND}")
         with self._lock:
             if not self.stopped:
-                return {
-                    "ok": False,
-                    "message": f"cannot {cmd} while the replay is running; pause first",
-                }
+                return ctl.Reply(
+                    0,
+                    ok=False,
+                    message=f"cannot {command[0]} while the replay is running; pause first",
+                )
             self.stopped = False
-            self.pending = (cmd, message.get("arg"))
+            self.pending = command
         self._resume()
-        return {"ok": True}
+        return ok
 
     def _resume(self) -> None:
         from _pydevd_bundle.pydevd_additional_thread_info import set_additional_thread_info
@@ -279,16 +304,25 @@ class Runner:
         with self._lock:
             self.stopped = True
             self.pending = None
+        position = engine.position(stop)
+        exception_id, exception_message = _exception_of(stop)
         self.control.send(
-            {
-                "event": "stop",
-                "reason": stop.reason,
-                "text": stop.text,
-                "description": stop.description,
-                "end": stop.end,
-                "position": engine.position(stop),
-                "replay": engine.replay_view(stop),
-            }
+            ctl.Stopped(
+                reason=ctl.StopReason(stop.reason),
+                position=ctl.Position(
+                    step=position["step"],
+                    effect=position["effect"],
+                    effect_count=position["effectCount"],
+                    path=position["path"],
+                    line=position["line"],
+                    next_effect=position["nextEffect"],
+                ),
+                description=stop.text or stop.description,
+                exception_id=exception_id,
+                exception_message=exception_message,
+                end=stop.end,
+                replay=tuple((k, str(v)) for k, v in engine.replay_view(stop).items()),
+            )
         )
         self.py_db.set_suspend(thread, CMD_SET_BREAK)
         self.py_db.do_wait_suspend(thread, stop.frame, "line", None)
@@ -337,21 +371,41 @@ class Runner:
         outcome = self.engine.run()
         engine = self.engine
         divergence = engine.divergence
-        message: dict[str, Any] = {"event": "exited", "exitCode": 0}
         if divergence is not None:
-            message.update(exitCode=1, summary=f"replay diverged: {divergence.message}")
+            message = ctl.Exited(1, f"replay diverged: {divergence.message}")
         elif outcome is None:
-            message.update(summary="replay terminated")
+            message = ctl.Exited(0, "replay terminated")
         else:
             from ..trace.format import describe_error
 
-            message["summary"] = "replay reproduced the recording: " + (
-                f"Success: {outcome.value!r}"[:200]
-                if outcome.ok
-                else f"Failure: {describe_error(outcome.error)}"
+            message = ctl.Exited(
+                0,
+                "replay reproduced the recording: "
+                + (
+                    f"Success: {outcome.value!r}"[:200]
+                    if outcome.ok
+                    else f"Failure: {describe_error(outcome.error)}"
+                ),
             )
         self.control.send(message)
-        return message["exitCode"]
+        return message.exit_code
+
+
+def _exception_of(stop: Any) -> tuple[str | None, str | None]:
+    """INTERIM, until the engine's structured stops carry them: (exception type, message) of an
+    exception stop, from the engine's text."""
+    if stop.reason != "exception" or not stop.text:
+        return None, None
+    text = stop.text
+    if text.startswith("divergence: "):
+        return "Divergence", text[len("divergence: ") :]
+    if text.startswith("effect #"):
+        marker = "(recorded error): "
+        if marker not in text:
+            return "EffectPerformed", text
+        text = text.split(marker, 1)[1]
+    name, _, message = text.partition(": ")
+    return name or None, message or None
 
 
 def load_stubs(name: str) -> Any:

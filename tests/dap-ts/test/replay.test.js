@@ -265,7 +265,8 @@ describe('prodture adapter: replaying the failing checkout trace', function () {
     await session.launch(launchArgs(), { exceptionFilters: ['uncaught'] });
     const end = await session.firstStop();
     assert.strictEqual(end.stopped.reason, 'exception');
-    assert.match(String(end.stopped.text), /PaymentDeclined: amount must be greater than zero/);
+    assert.match(String(end.stopped.description), /PaymentDeclined: amount must be greater than zero/);
+    assert.strictEqual(end.stopped.text, 'PaymentDeclined');
     assert.strictEqual(end.position.nextEffect, null);
   });
 });
