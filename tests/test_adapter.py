@@ -697,3 +697,79 @@ def test_adapter_internals_cannot_be_called_as_dap_commands(charge_stop, command
     assert "prodture adapter error" not in response.get("message", "")
     assert "refused in a strict replay" not in response.get("message", "")
     assert client.stopped("next")["position"]["step"] == stop["position"]["step"] + 1
+
+
+BLOCKING_SOURCE = """
+import dataclasses
+import os
+
+import prodture
+
+
+@dataclasses.dataclass(frozen=True)
+class Fetch(prodture.Effect, name="blocking.Fetch"):
+    n: int
+
+
+@prodture.handler
+def blocking(request):
+    got = yield Fetch(1)
+    fifo = os.environ.get("BLOCKING_FIFO")
+    data = open(fifo).read() if fifo else ""  # BLOCKS: no line event until the writer closes
+    after = got + len(data)  # NEXT
+    return after
+"""
+
+RECORD_BLOCKING = """
+import sys
+sys.path.insert(0, ".")
+import prodture
+from blockdemo import Fetch, blocking
+recorder = prodture.Recorder(prodture.DirectorySink("traces"))
+print(prodture.Interpreter({Fetch: lambda e: 41}, recorder=recorder).run(blocking, {}))
+"""
+
+
+def test_pause_inside_a_blocking_call_says_why_it_waits_then_stops(tmp_path):
+    """pause while the handler is blocked in a call that runs no Python line: an output event says
+    where it waits; once the call returns, the replay stops at the next line (reason pause)."""
+    import subprocess
+    import time
+
+    (tmp_path / "blockdemo.py").write_text(BLOCKING_SOURCE)
+    (tmp_path / "pyproject.toml").write_text('[tool.prodture]\nmodules = ["blockdemo"]\n')
+    (tmp_path / "record.py").write_text(RECORD_BLOCKING)
+    subprocess.run([sys.executable, "record.py"], cwd=tmp_path, check=True, timeout=60)
+    trace = next((tmp_path / "traces").glob("*.prodtrace"))
+    lines = BLOCKING_SOURCE.splitlines()
+    block_line = next(n for n, text in enumerate(lines, 1) if "# BLOCKS" in text)
+    next_line = next(n for n, text in enumerate(lines, 1) if "# NEXT" in text)
+    fifo = tmp_path / "fifo"
+    os.mkfifo(fifo)
+    client = start_session(trace, tmp_path, env={"BLOCKING_FIFO": str(fifo)})
+    writer = None
+    try:
+        deadline = time.monotonic() + 30
+        while writer is None:  # the handler has opened the FIFO: it now blocks in read()
+            try:
+                writer = os.open(fifo, os.O_WRONLY | os.O_NONBLOCK)
+            except OSError:
+                assert time.monotonic() < deadline, "the handler never opened the FIFO"
+                time.sleep(0.01)
+        client.request("pause", {"threadId": client.thread_id()})
+        notice = client.wait_event("output")["body"]
+        while "pause requested" not in notice["output"]:
+            notice = client.wait_event("output")["body"]
+        assert notice["category"] == "important"
+        assert f"blockdemo.py:{block_line} in blocking" in notice["output"]
+        assert not any(e["event"] == "stopped" for e in client.events)
+        os.write(writer, b"abc")
+        os.close(writer)
+        writer = None
+        stop = client.stopped()
+        assert stop["reason"] == "pause" and stop["position"]["line"] == next_line
+        assert client.locals()["data"] == "'abc'"
+    finally:
+        if writer is not None:
+            os.close(writer)
+        client.close()

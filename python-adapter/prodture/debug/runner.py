@@ -26,6 +26,8 @@ from typing import Any
 from . import control as ctl
 
 DEBUGPY_VERSION = "1.8.22"
+#: seconds after a pause request without a stop before the user is told why the pause waits
+PAUSE_PENDING_AFTER = 0.5
 
 
 class Control:
@@ -136,6 +138,7 @@ class Runner:
         self.started = threading.Event()
         self._lock = threading.Lock()
         self.stopped = False
+        self.stop_count = 0  # stops presented so far (a pending pause watches it)
         self.pending: tuple[str, Any] | None = None
         self.engine: Any = None
         self.thread: threading.Thread | None = None
@@ -256,6 +259,7 @@ class Runner:
             with self._lock:
                 if not self.stopped:
                     engine.request_pause()
+                    self._watch_pause(self.stop_count)
             return ok
         if isinstance(message, ctl.Terminate):
             if not self.stopped:
@@ -276,6 +280,48 @@ class Runner:
             self.pending = command
         self._resume()
         return ok
+
+    def _watch_pause(self, stops: int) -> None:
+        """A pause stops at the handler's next line event; while the handler is inside a call
+        that runs none of its lines (``time.sleep``, a blocking read, a long library call) that
+        is not soon. If no stop came within :data:`PAUSE_PENDING_AFTER`, tell the user why."""
+
+        def check() -> None:
+            with self._lock:
+                if self.stopped or self.stop_count != stops:
+                    return
+            where = self._blocked_in()
+            if where:
+                self.control.send(
+                    ctl.Output(
+                        ctl.OutputCategory.IMPORTANT,
+                        f"prodture: pause requested while {where}; the replay pauses at the "
+                        "handler's next line once that call returns\n",
+                    )
+                )
+
+        timer = threading.Timer(PAUSE_PENDING_AFTER, check)
+        timer.daemon = True
+        timer.start()
+
+    def _blocked_in(self) -> str | None:
+        """Where the replay thread is, as the user should read it; None outside the handler."""
+        frame = sys._current_frames().get(self.thread.ident) if self.thread else None
+        is_user_code = self.engine.is_user_code
+        inner = frame
+        while frame is not None and not is_user_code(frame.f_code.co_filename):
+            frame = frame.f_back
+        if frame is None:
+            return None
+        at = f"{os.path.basename(frame.f_code.co_filename)}:{frame.f_lineno} in {frame.f_code.co_name}"
+        if inner is frame:
+            return f"the handler is in a call that runs no Python line (at {at})"
+        assert inner is not None
+        return (
+            f"the handler is in {inner.f_code.co_name} "
+            f"({os.path.basename(inner.f_code.co_filename)}:{inner.f_lineno}), outside its own "
+            f"code (called at {at})"
+        )
 
     def _resume(self) -> None:
         from _pydevd_bundle.pydevd_additional_thread_info import set_additional_thread_info
@@ -303,6 +349,7 @@ class Runner:
         thread = self.thread
         with self._lock:
             self.stopped = True
+            self.stop_count += 1
             self.pending = None
         position = engine.position(stop)
         exception_id, exception_message = _exception_of(stop)
