@@ -69,6 +69,7 @@ def test_breakpoint_on_charge_line_shows_zero_total(charge_stop, checkout_dir):
         "path": str(checkout_dir / SERVICE),
         "line": CHARGE_LINE,
         "nextEffect": 3,
+        "end": False,
     }
 
 
@@ -259,7 +260,7 @@ def test_uncaught_handler_exception_stops_where_it_leaves_the_handler(
             and stop["text"] == "PaymentDeclined"
             and stop["description"] == "PaymentDeclined: amount must be greater than zero"
         )
-        assert stop["position"]["line"] == DECLINED_SAVE_LINE + 1
+        assert stop["position"]["line"] == DECLINED_SAVE_LINE + 1 and stop["position"]["end"]
         client.request("continue", {"threadId": client.thread_id()})
         assert client.wait_event("exited")["body"]["exitCode"] == 0
         client.wait_event("terminated")
@@ -280,6 +281,7 @@ def test_stop_on_entry_pauses_on_the_first_handler_line(checkout_dir, checkout_t
             "path": stop["position"]["path"],
             "line": LOAD_LINE,
             "nextEffect": 1,
+            "end": False,
         }
     finally:
         client.close()

@@ -66,7 +66,7 @@ class StopPairing:
         self.last = engine
         self.suspended = True
         self.client.event("stopped", stopped_body(engine, pydevd.get("threadId", self.thread_id)))
-        self.client.event("prodture/position", position_body(engine.position))
+        self.client.event("prodture/position", position_body(engine.position, engine.end))
 
 
 def stopped_body(stop: ctl.Stopped, thread_id: int | None) -> dict[str, Any]:
@@ -85,8 +85,8 @@ def stopped_body(stop: ctl.Stopped, thread_id: int | None) -> dict[str, Any]:
     return body
 
 
-def position_body(position: ctl.Position) -> dict[str, Any]:
-    """The ``prodture/position`` event body."""
+def position_body(position: ctl.Position, end: bool) -> dict[str, Any]:
+    """The ``prodture/position`` event body; ``end``: this is the end-of-replay pause."""
     return {
         "step": position.step,
         "effect": position.effect,
@@ -94,6 +94,7 @@ def position_body(position: ctl.Position) -> dict[str, Any]:
         "path": position.path,
         "line": position.line,
         "nextEffect": position.next_effect,
+        "end": end,
     }
 
 
