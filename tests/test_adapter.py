@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import os
+import re
 import sys
 from pathlib import Path
 
@@ -775,3 +776,135 @@ def test_pause_inside_a_blocking_call_says_why_it_waits_then_stops(tmp_path):
         if writer is not None:
             os.close(writer)
         client.close()
+
+
+FAKE_RUNNER = """
+import json, socket, sys, time
+fd = int(sys.argv[sys.argv.index("--control-fd") + 1])
+sock = socket.socket(fileno=fd)
+sock.sendall((json.dumps(json.loads(sys.argv[1])) + "\\n").encode())
+time.sleep(30)
+"""
+
+
+@pytest.mark.parametrize(
+    ("hello", "expected"),
+    [
+        (
+            {
+                "kind": "hello",
+                "protocol": 999,
+                "host": "127.0.0.1",
+                "port": 1,
+                "pid": 1,
+                "runtime_dir": "/",
+                "python": "3",
+                "effect_count": 0,
+            },
+            "speaks control protocol 999, this adapter 1; install the same prodture version in both",
+        ),
+        (
+            {"event": "hello", "port": 1},  # a runner from before the control protocol
+            "sent a control message this adapter cannot read (unknown message kind None)",
+        ),
+    ],
+)
+def test_debuggee_of_another_prodture_version_fails_the_launch(
+    tmp_path, checkout_dir, checkout_traces, hello, expected
+):
+    """A debuggee interpreter whose prodture speaks another control protocol ends the launch with
+    one line saying to install the same prodture version, instead of a 30 s timeout."""
+    import json
+
+    script = tmp_path / "fake_runner.py"
+    script.write_text(FAKE_RUNNER)
+    python = tmp_path / "python"
+    python.write_text(f"#!/bin/sh\nexec {sys.executable} {script} '{json.dumps(hello)}' \"$@\"\n")
+    python.chmod(0o755)
+    message, client = _launch_error(
+        checkout_dir, trace=str(checkout_traces["ok"]), python=str(python)
+    )
+    client.close()
+    assert expected in message, message
+
+
+def test_control_messages_survive_the_wire_and_bad_lines_are_refused():
+    """Every control message kind reads back equal to what was sent; a line that is not one
+    is refused with the reason."""
+    from prodture.debug import control as ctl
+
+    samples = [
+        ctl.SetBreakpoints(
+            path="/p/s.py",
+            breakpoints=(ctl.BreakpointSpec(3, "x > 1", "2", None), ctl.BreakpointSpec(4)),
+            id=7,
+        ),
+        ctl.SetExceptionStops(effect_failed=False, every_effect=True, raised=True, uncaught=False),
+        ctl.Start(),
+        ctl.Move(motion=ctl.Motion.JUMP_TO_EFFECT, effect=3, id=2),
+        ctl.Move(motion=ctl.Motion.STEP_BACK),
+        ctl.Pause(),
+        ctl.ListEffects(id=5),
+        ctl.Terminate(),
+        ctl.Hello(ctl.PROTOCOL_VERSION, "127.0.0.1", 5678, 42, "/rt", "3.12.1", 4),
+        ctl.Failed("the trace is corrupt; record it again"),
+        ctl.Stopped(
+            reason=ctl.StopReason.EXCEPTION,
+            position=ctl.Position(12, 3, 4, "/p/s.py", 18, 4),
+            description="effect #3 ChargeCard failed (recorded error): PaymentDeclined: no",
+            exception_id="PaymentDeclined",
+            exception_message="no",
+            end=False,
+            replay=(("step", "12"), ("effect", "3 of 4")),
+        ),
+        ctl.Output(ctl.OutputCategory.IMPORTANT, "prodture: note\n"),
+        ctl.Exited(1, "replay diverged: …"),
+        ctl.Reply(7, ok=False, message="cannot next while the replay is running", body=None),
+        ctl.Reply(5, body={"effects": [], "outcome": None, "complete": True}),
+    ]
+    kinds = {type(m) for m in samples}
+    assert kinds == {
+        c for c in vars(ctl).values() if isinstance(c, type) and c.__dict__.get("KIND")
+    }
+    for message in samples:
+        line = ctl.encode(message)
+        assert line.endswith(b"\n") and line.count(b"\n") == 1
+        assert ctl.decode(line) == message
+    for bad, reason in [
+        (b"not json\n", "not JSON"),
+        (b"[1]\n", "not a JSON object"),
+        (b'{"kind": "launchMissiles"}\n', "unknown message kind 'launchMissiles'"),
+        (b'{"kind": "move", "motion": "sideways"}\n', "unknown motion 'sideways'"),
+        (b'{"kind": "hello", "port": 1}\n', "bad hello message"),
+    ]:
+        with pytest.raises(ctl.ProtocolError, match=re.escape(reason)):
+            ctl.decode(bad)
+
+
+def test_the_adapter_imports_no_engine_code_and_the_protocol_only_the_standard_library():
+    """The adapter runs without the engine (the debuggee may be another Python); the control
+    protocol module, which both import, needs nothing but the standard library."""
+    import ast
+    import subprocess
+
+    import prodture.debug.control as control_module
+
+    probe = (
+        "import sys, prodture.adapter.server; "
+        "print(sorted(m for m in sys.modules if m.startswith('prodture.debug')))"
+    )
+    loaded = subprocess.check_output([sys.executable, "-c", probe], text=True).strip()
+    assert loaded == "['prodture.debug', 'prodture.debug.control']"
+    tree = ast.parse(Path(control_module.__file__).read_text())
+    imported = {
+        alias.name.split(".")[0]
+        for node in ast.walk(tree)
+        if isinstance(node, ast.Import)
+        for alias in node.names
+    } | {
+        node.module.split(".")[0]
+        for node in ast.walk(tree)
+        if isinstance(node, ast.ImportFrom) and node.module and not node.level
+    }
+    assert imported <= set(sys.stdlib_module_names) | {"__future__"}, imported
+    assert not any(isinstance(n, ast.ImportFrom) and n.level for n in ast.walk(tree))
