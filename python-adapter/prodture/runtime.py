@@ -141,17 +141,42 @@ def handler_name(fn: Callable[..., Any]) -> str:
 def handler(fn: Callable[..., Any] | None = None, *, name: str | None = None) -> Any:
     """Register ``fn`` as a handler: recorded under ``module:qualname`` (or ``name``).
 
-    Only registered handlers can be named by a trace and run by the replayer.
+    Only registered handlers can be named by a trace and run by the replayer. A name already taken
+    by another handler is refused (a trace of one would replay the other); the same definition
+    again (a module imported twice, reloaded) replaces the earlier one.
     """
 
     def apply(f: Callable[..., Any]) -> Callable[..., Any]:
         key = name or f"{f.__module__}:{f.__qualname__}"
-        f.__prodture_handler__ = key  # type: ignore[attr-defined]
         with _handlers_lock:
+            existing = handlers.get(key)
+            if existing is not None and _definition(existing) != _definition(f):
+                raise ValueError(
+                    f"handler name {key!r} is already registered for {_describe_handler(existing)}; "
+                    f"refusing to register {_describe_handler(f)} under the same name (a trace of "
+                    "one would replay the other): pass another name=, e.g. "
+                    "prodture.handler(prodture.pipeline(...), name='orders:checkout')"
+                )
             handlers[key] = f
+        f.__prodture_handler__ = key  # type: ignore[attr-defined]
         return f
 
     return apply(fn) if fn is not None else apply
+
+
+def _definition(f: Callable[..., Any]) -> tuple[str, ...]:
+    """What makes two registrations the same handler: module and qualname, or a pipeline's steps."""
+    steps = getattr(f, "__prodture_steps__", None)
+    if steps is not None:
+        return ("pipeline", *(f"{s.__module__}:{s.__qualname__}" for s in steps))
+    return (getattr(f, "__module__", "?"), getattr(f, "__qualname__", repr(f)))
+
+
+def _describe_handler(f: Callable[..., Any]) -> str:
+    definition = _definition(f)
+    if definition[0] == "pipeline":
+        return f"pipeline({', '.join(definition[1:])})"
+    return ":".join(definition)
 
 
 # ---------------------------------------------------------------------------------------------
@@ -321,6 +346,7 @@ def pipeline(*steps: Callable[[Any], Any]) -> Callable[[Any], Any]:
     composed.__qualname__ = (
         "pipeline(" + ", ".join(getattr(s, "__qualname__", "?") for s in steps) + ")"
     )
+    composed.__prodture_steps__ = steps  # type: ignore[attr-defined]
     return composed
 
 

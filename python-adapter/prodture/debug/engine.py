@@ -148,7 +148,14 @@ class StepEngine:
         self.output = output or (lambda text: None)
         self.warn = warn or (lambda text: None)
         self.performer = TracePerformer(trace, mode=mode, stubs=stubs, observer=self._observe)
-        self.root_code = getattr(getattr(handler, "__wrapped__", handler), "__code__", None)
+        # the handler's own code when it is a generator or coroutine function: its frame's last
+        # return is the end of the replay. Other handlers (Command handlers, pipelines) end in
+        # the runtime's code: their end is known once a run completes (end_step).
+        root = getattr(getattr(handler, "__wrapped__", handler), "__code__", None)
+        self.root_code = root if root is not None and root.co_flags & _GEN_FLAGS else None
+        # the last step of a complete run, once one ran: a depth-1 return at or after it ends
+        self.end_step = _NEVER
+        self._final_divergence: Any = None  # the end divergence of a complete run
         self._library = _library_roots()
         # the stubs stand in for the outside world: their files are never stepped through
         self._stub_files = frozenset(
@@ -186,6 +193,7 @@ class StepEngine:
         self._scan_until = 0
         self._scan_hit = 0
         self._jump_effect = 0
+        self._end_shown = False
         self._pending_effect: tuple[EffectCall, EffectRecord | None] | None = None
         self._exc_frame: Any = None
         self._last_exc: Any = None
@@ -199,7 +207,7 @@ class StepEngine:
         # (bare `except:`) cannot lose it: see _perform and run
         self._unwinding: BaseException | None = None
         # fast-forward from an effect checkpoint: (effect number, installs the narrowed watcher)
-        self._ff_install: tuple[int, Callable[[], None]] | None = None
+        self._ff_install: tuple[int, Callable[[Any], None]] | None = None
         self._tool: int | None = None  # our sys.monitoring tool id (3.12+)
         self._monitored: Any = None  # the code object the fast-forward watches
         self._modules = ModuleState(self.is_project_file)
@@ -229,7 +237,8 @@ class StepEngine:
                 if line in lines:
                     by_loc[(index << _LINE_BITS) | line] = bp
         self._bp_by_loc = by_loc
-        self.bp_locs = frozenset(by_loc)
+        # quiet runs (a jump, a re-run to an unseen step) stop at no breakpoint on the way
+        self.bp_locs = frozenset() if self._quiet else frozenset(by_loc)
 
     # -- user code ----------------------------------------------------------------------------
 
@@ -273,6 +282,22 @@ class StepEngine:
             self._rebuild_bp_locs()
         return local
 
+    def _chain_depth(self, frame: Any) -> int:
+        """How many user frames the frame chain holds from ``frame`` down to the handler's caller."""
+        tracers = self._tracers
+        base = self._base_frame
+        depth = 0
+        while frame is not None and frame is not base:
+            code = frame.f_code
+            try:
+                if tracers[code] is not None:
+                    depth += 1
+            except KeyError:
+                if self._register(code) is not None:
+                    depth += 1
+            frame = frame.f_back
+        return depth
+
     def code_index(self, code: Any) -> int:
         if code not in self._tracers:
             self._register(code)
@@ -288,7 +313,9 @@ class StepEngine:
             local = self._register(code)
         if local is None:
             return None
-        self.depth += 1
+        # from the frame chain, not by pairing call/return events: a value or error thrown into a
+        # delegating chain (`yield from`, `await`) resumes frames without a call event
+        self.depth = self._chain_depth(frame)
         if self._pending_effect is not None:
             self._on_resume(frame)
         return local
@@ -313,15 +340,15 @@ class StepEngine:
                     engine._exc_frame = None
             elif event == "return":
                 if (
-                    frame.f_code is engine.root_code
-                    and engine.depth == 1
+                    engine.depth == 1
+                    and (frame.f_code is engine.root_code or engine.step >= engine.end_step)
                     and not (engine._ff or engine._scan_until)
                 ):
-                    engine._on_root_return(
-                        frame, arg
-                    )  # before the depth drops: the frame is still there
+                    # before the depth drops: the frame is still there
+                    engine._on_root_return(frame, arg)
                 engine.depth -= 1
             elif event == "exception":
+                engine.depth = engine._chain_depth(frame)
                 engine._on_exception(frame, arg)
             return local
 
@@ -337,6 +364,8 @@ class StepEngine:
             if self._quiet:
                 self._quiet = False
                 self.bp_locs = frozenset(self._bp_by_loc)
+            if self._check_reason == "end":
+                return
             self._stop(
                 Stop(self._check_reason, step, self.effects_done, frame, text=self._check_text)
             )
@@ -464,13 +493,24 @@ class StepEngine:
             or (offset + 2 < len(co_code) and co_code[offset + 2] == _YIELD_FROM)
         ):
             return  # a yield / await suspends the handler: not its end
-        failed = op not in _RETURN_OPS  # left by an exception
+        self._end_shown = True
+        final = self.finished
+        if final is not None:
+            # a complete run ended the same way (replay is deterministic): its outcome is exact,
+            # where this run may not have seen the exception (a re-run fast-forwards past it, and
+            # a bare `raise` fires no exception event)
+            failed = not final.ok
+            exc = None if final.ok else final.error
+            divergence = self._final_divergence
+        else:
+            failed = op not in _RETURN_OPS  # left by an exception
+            exc = self._last_exc if failed else None
+            divergence = self._end_divergence(failed, arg, exc)
         recorded = (
             self.trace.outcome.describe(200)
             if self.trace.outcome is not None
             else "none (incomplete recording)"
         )
-        divergence = self._end_divergence(failed, arg)
         if divergence is not None:
             # known only now (the code stops before the recorded effects end, or ends otherwise):
             # a stop on the line the handler leaves from, so one can step back to see why
@@ -487,7 +527,6 @@ class StepEngine:
                 )
             )
         elif failed and "uncaught" in self.filters:
-            exc = self._last_exc
             text = f"{type(exc).__name__}: {exc}" if exc is not None else "the handler raised"
             self._stop(
                 Stop(
@@ -512,13 +551,12 @@ class StepEngine:
                 )
             )
 
-    def _end_divergence(self, failed: bool, value: Any) -> Any:
+    def _end_divergence(self, failed: bool, value: Any, exc: Any) -> Any:
         """The divergence the replayer finds at the end (missing effects, other outcome), or None.
         A divergence already announced during the run (speculative mode) is not repeated."""
         performer = self.performer
         if performer.divergence is not None:
             return None
-        exc = self._last_exc
         if failed and not isinstance(exc, Exception):
             return None  # not an outcome (a BaseException leaves run_sync as is)
         outcome = Failure(exc) if failed else Success(value)
@@ -532,6 +570,10 @@ class StepEngine:
 
     def _stop(self, stop: Stop) -> None:
         self.stop_depth = -1
+        if self._jump_effect:  # the jump's target was not reached (the handler ended first)
+            self._jump_effect = 0
+            self._quiet = False
+            self.bp_locs = frozenset(self._bp_by_loc)
         self.stops += 1
         command = self.presenter(stop)
         self._apply(command, stop)
@@ -554,9 +596,12 @@ class StepEngine:
             n = int(arg)
             if 1 <= n <= len(self.effect_steps):
                 raise self._rewind(Rewind(self.effect_steps[n - 1], "goto"))
+            # not seen yet: run on with no stop of any kind (breakpoints, effect and exception
+            # stops) until the handler yields effect n; a re-run then stops on that line
             self._jump_effect = n
+            self._quiet = True
             self.stop_depth = -1
-            self.bp_locs = frozenset()  # a jump does not stop at breakpoints on the way
+            self.bp_locs = frozenset()
         elif name == "terminate":
             self._settrace(None)
             self._unwinding = Terminate()
@@ -608,7 +653,7 @@ class StepEngine:
         if install is not None and call.seq == install[0]:
             # the checkpoint: the handler resumes after this effect; watch from here on
             self._ff_install = None
-            install[1]()
+            install[1](sys._getframe(1))  # the runtime's driver: its `gen` is the handler's
         if not self._ff:
             if call.seq > len(self.effect_steps):
                 self.effect_steps.append(self.step)
@@ -658,9 +703,19 @@ class StepEngine:
     def run(self) -> Any:
         """Replay until the client terminates or the handler runs past its end; returns the
         Outcome (or None after a terminate / an unrecoverable divergence)."""
+        previous_hook = sys.unraisablehook
+
+        def unraisable(info: Any) -> None:
+            # a rewind raised on a line of a generator that is being finalized (a `finally` run by
+            # the garbage collector) cannot leave it: it is kept in _unwinding and raised again
+            if not isinstance(info.exc_value, (Rewind, Terminate)):
+                previous_hook(info)
+
+        sys.unraisablehook = unraisable
         try:
             return self._run()
         finally:
+            sys.unraisablehook = previous_hook
             self._free_monitor_tool()
 
     def _run(self) -> Any:
@@ -685,6 +740,9 @@ class StepEngine:
             try:
                 outcome = run_sync(self.handler, self.trace.input, self._perform)
             except Rewind as rewind:
+                # its traceback holds the old run's frames: released now, with tracing off, their
+                # generators close here (a `finally` in one runs), not inside the next run's steps
+                rewind.__traceback__ = rewind.__context__ = None
                 target = rewind
                 continue
             except Terminate:
@@ -698,21 +756,35 @@ class StepEngine:
             finally:
                 self._settrace(None)
                 self._stop_monitoring()
+                self._last_exc = self._exc_frame = None
             if self._unwinding is not None:
                 # the handler swallowed the rewind / terminate (bare `except:`) and ended anyway
                 if isinstance(self._unwinding, Terminate):
                     return None
                 target = self._unwinding  # type: ignore[assignment]
                 continue
-            if self._ff or self.check_step != _NEVER:
+            short = self._ff or self.check_step != _NEVER
+            if short:
                 self.warn(
                     "the re-run ended before reaching its target step: the handler is not deterministic "
                     "(module-level state?)"
                 )
+            first = self.finished is None
             self.finished = outcome
             divergence = self.performer.finish(outcome)
             if divergence is not None and self.divergence is None:
                 self.divergence = divergence
+            if first and not short:
+                self.end_step = self.step
+                if divergence is not None and divergence.kind in ("missing", "outcome"):
+                    self._final_divergence = divergence
+                if not self._end_shown and self.step:
+                    # the end was not presented: the handler ends in the runtime's code (a
+                    # Command handler, a pipeline). Run again to its last step: the first
+                    # depth-1 return from there is the end of the replay.
+                    self._restore_modules()
+                    target = Rewind(self.step, "end")
+                    continue
             return outcome
 
     def _reset_run(self) -> None:
@@ -734,6 +806,7 @@ class StepEngine:
         self._exc_frame = None
         self._last_exc = None
         self._jump_effect = 0
+        self._end_shown = False
         self.bp_locs = frozenset(self._bp_by_loc)
         for bp in self._bp_by_loc.values():  # a run from the start counts hits from zero
             bp.hits = 0
@@ -793,7 +866,7 @@ class StepEngine:
             self._ff_install = (checkpoint, install)
             self._settrace(None)
         else:
-            install()
+            install(None)
 
     def _trace_fast_forward(
         self, code: Any, line: int, nth: int, k: int, target: Rewind
@@ -814,7 +887,21 @@ class StepEngine:
                 return ff_local
             return None
 
-        return lambda: self._settrace(ff_global)
+        def install(driver: Any) -> None:
+            # frames of `code` suspended in the handler's generator chain may resume without a
+            # call event (an error thrown into a `yield from` / `await` chain): trace them now
+            obj = driver.f_locals.get("gen") if driver is not None else None
+            while obj is not None:
+                frame = getattr(obj, "gi_frame", None) or getattr(obj, "cr_frame", None)
+                if frame is None:
+                    break
+                if frame.f_code is code:
+                    frame.f_trace = ff_local
+                    frame.f_trace_lines = True
+                obj = getattr(obj, "gi_yieldfrom", None) or getattr(obj, "cr_await", None)
+            self._settrace(ff_global)
+
+        return install
 
     def _monitor_fast_forward(
         self, code: Any, line: int, nth: int, k: int, target: Rewind
@@ -863,7 +950,7 @@ class StepEngine:
                 arrive()
             return None
 
-        def install() -> None:
+        def install(driver: Any) -> None:
             mon.restart_events()  # lines DISABLEd by an earlier fast-forward count again
             mon.register_callback(tool, events.LINE, on_line)
             mon.register_callback(tool, events.JUMP, on_jump)
@@ -926,7 +1013,11 @@ class StepEngine:
             f.f_trace_lines = True
         self._settrace(self._global)
         self._recount_hits(k)
-        self._stop(Stop(target.reason, k, self.effects_done, frame, text=target.text))
+        exc = sys.exc_info()[1]
+        if exc is not None:  # raised before step k; a bare `raise` may re-raise it, unseen
+            self._last_exc = exc
+        if target.reason != "end":  # "end": run on to the depth-1 return (see _run)
+            self._stop(Stop(target.reason, k, self.effects_done, frame, text=target.text))
         return frames[0][1]  # the frame's tracer from now on (a tracer's return value is f_trace)
 
     def _recount_hits(self, k: int) -> None:
