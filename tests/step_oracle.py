@@ -28,6 +28,7 @@ from collections.abc import Callable, Iterable
 from typing import Any
 
 from prodture.debug import engine as engine_module
+from prodture.debug.contract import Command, Move, StopKind, StopPolicy
 from prodture.replay import TracePerformer
 from prodture.runtime import run_sync
 
@@ -226,22 +227,27 @@ class Model:
 # -- the engine side: what a stop shows, and how commands are given ----------------------------
 
 
+_KINDS = {
+    StopKind.ENTRY: "entry",
+    StopKind.STEP: "step",
+    StopKind.BREAKPOINT: "breakpoint",
+    StopKind.GOTO: "goto",
+    StopKind.EFFECT_FAILED: "effect_failed",
+    StopKind.END: "end",
+    StopKind.UNCAUGHT: "end",
+}
+
+
 def stop_kind(stop: Any) -> str:
-    """The engine's stop, in the oracle's words."""
-    if stop.end:
-        return "end"
-    if stop.reason == "exception":
-        return "effect_failed" if "Effect failed" in (stop.description or "") else "exception"
-    return stop.reason
+    """The engine's stop, in the oracle's words (every end-of-replay stop is "end")."""
+    return _KINDS.get(stop.kind, stop.kind.value)
 
 
 def stop_error(stop: Any) -> tuple[str, str] | None:
     """The exception an end-of-replay stop reports (type name, message), or None."""
-    text = stop.text or ""
-    if not stop.end or stop.reason != "exception" or text.startswith("divergence"):
+    if not stop.end or stop.exception is None:
         return None
-    name, _, message = text.partition(": ")
-    return name, message
+    return stop.exception.type_name, stop.exception.message
 
 
 def stop_state(engine: Any, stop: Any, user_file: str) -> State:
@@ -251,7 +257,7 @@ def stop_state(engine: Any, stop: Any, user_file: str) -> State:
 
 
 def set_policy(engine: Any, effect_failed: bool) -> None:
-    engine.set_filters(["effectFailed", "uncaught"] if effect_failed else ["uncaught"])
+    engine.set_policy(StopPolicy(effect_failed=effect_failed, uncaught=True))
 
 
 def set_breakpoints(engine: Any, path: str, breakpoints: set[tuple[int, str | None]]) -> None:
@@ -260,8 +266,21 @@ def set_breakpoints(engine: Any, path: str, breakpoints: set[tuple[int, str | No
     )
 
 
+_COMMANDS = {
+    "next": Command.NEXT,
+    "stepIn": Command.STEP_IN,
+    "stepOut": Command.STEP_OUT,
+    "continue": Command.CONTINUE,
+    "stepBack": Command.STEP_BACK,
+    "reverseContinue": Command.REVERSE_CONTINUE,
+    "jumpToEffect": Command.JUMP_TO_EFFECT,
+    "terminate": Command.TERMINATE,
+}
+
+
 def command(name: str, arg: Any = None) -> Any:
-    return (name, arg)
+    """The engine's Move for a command of a script (named as DAP requests are)."""
+    return Move(_COMMANDS[name], arg)
 
 
 # -- the driver ---------------------------------------------------------------------------------

@@ -27,21 +27,20 @@ from typing import Any
 
 from ..replay import STRICT, ReplayDiverged, TracePerformer
 from ..runtime import EffectCall, Failure, Success, is_runtime_file, run_sync
-from ..trace.format import EffectRecord, Trace, describe_error
+from ..trace.format import EffectRecord, Trace
+from .contract import (
+    Command,
+    ExceptionInfo,
+    Move,
+    Position,
+    ReplayView,
+    Stop,
+    StopKind,
+    StopPolicy,
+)
 from .modstate import ModuleState
 
-__all__ = ["StepEngine", "Stop", "Rewind", "Breakpoint", "Terminate", "COMMANDS"]
-
-COMMANDS = (
-    "next",
-    "stepIn",
-    "stepOut",
-    "continue",
-    "stepBack",
-    "reverseContinue",
-    "jumpToEffect",
-    "terminate",
-)
+__all__ = ["StepEngine", "Stop", "Rewind", "Breakpoint", "Terminate", "Move", "Command"]
 
 _LINE_BITS = 24
 _LINE_MASK = (1 << _LINE_BITS) - 1
@@ -63,13 +62,19 @@ class Rewind(BaseException):
     handler's ``except Exception`` cannot swallow it."""
 
     def __init__(
-        self, step: int, reason: str = "step", text: str | None = None, scan_until: int = 0
+        self,
+        step: int,
+        kind: StopKind = StopKind.STEP,
+        divergence: Any = None,
+        scan_until: int = 0,
+        present: bool = True,
     ) -> None:
         super().__init__(step)
         self.step = step
-        self.reason = reason
-        self.text = text
+        self.kind = kind
+        self.divergence = divergence
         self.scan_until = scan_until
+        self.present = present  # False: arrive and run on (the end of a Command handler)
 
 
 class Terminate(BaseException):
@@ -83,19 +88,20 @@ class Breakpoint:
     hit_condition: str | None = None
     log_message: str | None = None
     hits: int = 0
+    # the condition compiled once (None: not yet, or it does not compile: evaluated as text so
+    # the error shows at the hit, as pydevd does)
+    compiled: Any = dataclasses.field(default=None, repr=False, compare=False)
+    # condition results by step (replay is deterministic): a reverse continue needs no re-run
+    # to evaluate them at steps already evaluated
+    results: dict[int, bool] = dataclasses.field(default_factory=dict, repr=False, compare=False)
 
-
-@dataclasses.dataclass
-class Stop:
-    """One presented stop. ``frame`` is the user frame to show; ``step`` the step index."""
-
-    reason: str  # breakpoint | step | entry | exception | goto | pause
-    step: int
-    effect: int
-    frame: Any
-    text: str | None = None
-    description: str | None = None
-    end: bool = False
+    def condition_code(self) -> Any:
+        if self.compiled is None and self.condition:
+            try:
+                self.compiled = compile(self.condition, "<breakpoint condition>", "eval")
+            except SyntaxError:
+                self.compiled = self.condition
+        return self.compiled
 
 
 def _norm(path: str) -> str:
@@ -185,7 +191,7 @@ class StepEngine:
         # breakpoints: normalized file -> {line: Breakpoint}
         self.breakpoints: dict[str, dict[int, Breakpoint]] = {}
         self._bp_by_loc: dict[int, Breakpoint] = {}
-        self.filters: set[str] = set()
+        self.policy = StopPolicy()
         self.pause_requested = False
         # per-run state
         self._ff = False
@@ -219,8 +225,8 @@ class StepEngine:
         self.breakpoints[_norm(path)] = {bp.line: bp for bp in bps}
         self._rebuild_bp_locs()
 
-    def set_filters(self, filters: list[str]) -> None:
-        self.filters = set(filters)
+    def set_policy(self, policy: StopPolicy) -> None:
+        self.policy = policy
 
     def request_pause(self) -> None:
         self.pause_requested = True
@@ -364,45 +370,60 @@ class StepEngine:
             if self._quiet:
                 self._quiet = False
                 self.bp_locs = frozenset(self._bp_by_loc)
-            if self._check_reason == "end":
-                return
-            self._stop(
-                Stop(self._check_reason, step, self.effects_done, frame, text=self._check_text)
-            )
+            target = self._check_target
+            if target.present:
+                self._stop(
+                    Stop(target.kind, step, self.effects_done, frame, divergence=target.divergence)
+                )
             return
         if self._scan_until:
             if step >= self._scan_until:
                 target = self._scan_hit or 1
-                raise self._rewind(Rewind(target, "breakpoint" if self._scan_hit else "entry"))
+                kind = StopKind.BREAKPOINT if self._scan_hit else StopKind.ENTRY
+                raise self._rewind(Rewind(target, kind))
             bp = self._bp_by_loc.get(loc)
-            if bp is not None and bp.log_message is None and self._bp_true(bp, frame) is not False:
+            if (
+                bp is not None
+                and bp.log_message is None
+                and self._bp_true(bp, frame, step) is not False
+            ):
                 self._scan_hit = step
             return
         bp = self._bp_by_loc.get(loc) if loc in self.bp_locs else None
         if bp is not None:
-            hit = self._bp_true(bp, frame)
+            hit = self._bp_true(bp, frame, step)
             if hit is not False:
                 if bp.log_message is not None:
                     self._log(bp, frame)
                 else:
-                    text = hit if isinstance(hit, str) else None
-                    self._stop(Stop("breakpoint", step, self.effects_done, frame, description=text))
+                    error = hit if isinstance(hit, ExceptionInfo) else None
+                    self._stop(
+                        Stop(
+                            StopKind.BREAKPOINT,
+                            step,
+                            self.effects_done,
+                            frame,
+                            condition_error=error,
+                        )
+                    )
                     return
         if self.depth <= self.stop_depth:
-            reason = "pause" if self.pause_requested else "step"
+            kind = StopKind.PAUSE if self.pause_requested else StopKind.STEP
             self.pause_requested = False
-            self._stop(Stop(reason, step, self.effects_done, frame))
+            self._stop(Stop(kind, step, self.effects_done, frame))
 
-    def _bp_true(self, bp: Breakpoint, frame: Any) -> bool | str:
-        """Whether ``bp`` fires here (counting its hits); a string when its condition failed to
-        evaluate (pydevd also stops then, with the error)."""
+    def _bp_true(self, bp: Breakpoint, frame: Any, step: int) -> bool | ExceptionInfo:
+        """Whether ``bp`` fires here at ``step`` (counting its hits); the error when its
+        condition failed to evaluate (pydevd also stops then, with the error)."""
         if bp.condition:
             try:
-                if not eval(bp.condition, frame.f_globals, frame.f_locals):
-                    return False
+                true = bool(eval(bp.condition_code(), frame.f_globals, frame.f_locals))
             except Exception as e:
                 bp.hits += 1
-                return f"breakpoint condition error: {type(e).__name__}: {e}"
+                return ExceptionInfo.of(e)
+            bp.results[step] = true
+            if not true:
+                return False
         bp.hits += 1
         if bp.hit_condition:
             return _hit_matches(bp.hit_condition, bp.hits)
@@ -426,18 +447,16 @@ class StepEngine:
         if record is not None and not record.ok:
             return  # the error is thrown in next: the exception event stops
         self._pending_effect = None
-        if "everyEffect" in self.filters and not (self._ff or self._scan_until or self._quiet):
-            text = f"effect #{call.seq} {_describe_record(record, call)}"
-            if record is not None:
-                text += f" → {record.describe_result(200)}"
+        if self.policy.every_effect and not (self._ff or self._scan_until or self._quiet):
             self._stop(
                 Stop(
-                    "exception",
+                    StopKind.EFFECT_PERFORMED,
                     self.step,
                     self.effects_done,
                     frame,
-                    text=text,
-                    description="Effect performed",
+                    record=record,
+                    effect_seq=call.seq,
+                    effect_type=type(call.effect).__name__,
                 )
             )
 
@@ -448,37 +467,34 @@ class StepEngine:
             return
         exc = arg[1]
         pending = self._pending_effect
-        if pending is not None:
+        if pending is not None and pending[1] is not None and pending[1].error is exc:
+            # the effect's recorded error, thrown into the frame that yielded it
             call, record = pending
             self._pending_effect = None
-            if (
-                record is not None
-                and not record.ok
-                and ({"everyEffect", "effectFailed"} & self.filters)
-            ):
+            if self.policy.effect_stops:
                 self._last_exc_stop = (id(exc), self.step)
-                text = f"effect #{call.seq} {record.short_type} failed (recorded error): {describe_error(record.error)}"
                 self._stop(
                     Stop(
-                        "exception",
+                        StopKind.EFFECT_FAILED,
                         self.step,
                         self.effects_done,
                         frame,
-                        text=text,
-                        description="Effect failed (recorded error)",
+                        exception=ExceptionInfo.of(exc),
+                        record=record,
+                        effect_seq=call.seq,
+                        effect_type=type(call.effect).__name__,
                     )
                 )
                 return
-        if "raised" in self.filters and self._last_exc_stop != (id(exc), self.step):
+        if self.policy.raised and self._last_exc_stop != (id(exc), self.step):
             self._last_exc_stop = (id(exc), self.step)
             self._stop(
                 Stop(
-                    "exception",
+                    StopKind.RAISED,
                     self.step,
                     self.effects_done,
                     frame,
-                    text=f"{type(exc).__name__}: {exc}",
-                    description="Exception raised",
+                    exception=ExceptionInfo.of(exc),
                 )
             )
 
@@ -506,50 +522,25 @@ class StepEngine:
             failed = op not in _RETURN_OPS  # left by an exception
             exc = self._last_exc if failed else None
             divergence = self._end_divergence(failed, arg, exc)
-        recorded = (
-            self.trace.outcome.describe(200)
-            if self.trace.outcome is not None
-            else "none (incomplete recording)"
-        )
+        info = ExceptionInfo.of(exc) if failed and exc is not None else None
         if divergence is not None:
             # known only now (the code stops before the recorded effects end, or ends otherwise):
             # a stop on the line the handler leaves from, so one can step back to see why
             self.divergence = divergence
-            self._stop(
-                Stop(
-                    "exception",
-                    self.step,
-                    self.effects_done,
-                    frame,
-                    text=f"divergence: {divergence.message}",
-                    description=f"Divergence at the end of the replay (recorded {recorded})",
-                    end=True,
-                )
-            )
-        elif failed and "uncaught" in self.filters:
-            text = f"{type(exc).__name__}: {exc}" if exc is not None else "the handler raised"
-            self._stop(
-                Stop(
-                    "exception",
-                    self.step,
-                    self.effects_done,
-                    frame,
-                    text=text,
-                    description=f"Uncaught exception (end of replay; recorded {recorded})",
-                    end=True,
-                )
-            )
+            kind = StopKind.DIVERGENCE
         else:
-            self._stop(
-                Stop(
-                    "step",
-                    self.step,
-                    self.effects_done,
-                    frame,
-                    description=f"End of replay (recorded {recorded})",
-                    end=True,
-                )
+            kind = StopKind.UNCAUGHT if failed and self.policy.uncaught else StopKind.END
+        self._stop(
+            Stop(
+                kind,
+                self.step,
+                self.effects_done,
+                frame,
+                end=True,
+                exception=info,
+                divergence=divergence,
             )
+        )
 
     def _end_divergence(self, failed: bool, value: Any, exc: Any) -> Any:
         """The divergence the replayer finds at the end (missing effects, other outcome), or None.
@@ -578,36 +569,36 @@ class StepEngine:
         command = self.presenter(stop)
         self._apply(command, stop)
 
-    def _apply(self, command: tuple[str, Any], stop: Stop) -> None:
-        name, arg = command
-        if name == "next":
+    def _apply(self, move: Move, stop: Stop) -> None:
+        command = move.command
+        if command is Command.NEXT:
             self.stop_depth = self.depth
-        elif name == "stepIn":
+        elif command is Command.STEP_IN:
             self.stop_depth = _NEVER
-        elif name == "stepOut":
+        elif command is Command.STEP_OUT:
             self.stop_depth = self.depth - 1
-        elif name == "continue":
+        elif command is Command.CONTINUE:
             self.stop_depth = -1
-        elif name == "stepBack":
-            raise self._rewind(Rewind(self._step_back_target(), "step"))
-        elif name == "reverseContinue":
+        elif command is Command.STEP_BACK:
+            raise self._rewind(Rewind(self._step_back_target(), StopKind.STEP))
+        elif command is Command.REVERSE_CONTINUE:
             raise self._rewind(self._reverse_target())
-        elif name == "jumpToEffect":
-            n = int(arg)
+        elif command is Command.JUMP_TO_EFFECT:
+            n = int(move.effect or 0)
             if 1 <= n <= len(self.effect_steps):
-                raise self._rewind(Rewind(self.effect_steps[n - 1], "goto"))
+                raise self._rewind(Rewind(self.effect_steps[n - 1], StopKind.GOTO))
             # not seen yet: run on with no stop of any kind (breakpoints, effect and exception
             # stops) until the handler yields effect n; a re-run then stops on that line
             self._jump_effect = n
             self._quiet = True
             self.stop_depth = -1
             self.bp_locs = frozenset()
-        elif name == "terminate":
+        elif command is Command.TERMINATE:
             self._settrace(None)
             self._unwinding = Terminate()
             raise self._unwinding
         else:
-            raise ValueError(f"unknown engine command {name!r}")
+            raise ValueError(f"unknown engine command {move!r}")
         if self.pause_requested:
             self.stop_depth = _NEVER
 
@@ -632,15 +623,23 @@ class StepEngine:
         current = self.step
         bp_by_loc = self._bp_by_loc
         if not bp_by_loc:
-            return Rewind(1, "entry")
-        if any(bp.condition or bp.hit_condition for bp in bp_by_loc.values()):
-            return Rewind(0, "breakpoint", scan_until=current)  # conditions need a re-run
+            return Rewind(1, StopKind.ENTRY)
+        scan = Rewind(0, StopKind.BREAKPOINT, scan_until=current)  # evaluates on a re-run
+        if any(bp.hit_condition for bp in bp_by_loc.values()):
+            return scan  # hit counts need every hit from the start
         hist_loc = self.hist_loc
         for j in range(current - 1, 0, -1):
             bp = bp_by_loc.get(hist_loc[j - 1])
-            if bp is not None and bp.log_message is None:
-                return Rewind(j, "breakpoint")
-        return Rewind(1, "entry")
+            if bp is None or bp.log_message is not None:
+                continue
+            if not bp.condition:
+                return Rewind(j, StopKind.BREAKPOINT)
+            true = bp.results.get(j)
+            if true is None:
+                return scan  # not evaluated at this step yet
+            if true:
+                return Rewind(j, StopKind.BREAKPOINT)
+        return Rewind(1, StopKind.ENTRY)
 
     # -- effects ------------------------------------------------------------------------------
 
@@ -660,7 +659,7 @@ class StepEngine:
             if call.seq == self._jump_effect:
                 self._jump_effect = 0
                 self._rebuild_bp_locs()
-                raise self._rewind(Rewind(self.step, "goto"))
+                raise self._rewind(Rewind(self.step, StopKind.GOTO))
         performer = self.performer
         before = performer.divergence
         try:
@@ -671,7 +670,7 @@ class StepEngine:
                 raise
             self._divergence_step = self.step
             raise self._rewind(
-                Rewind(self.step, "exception", text=f"divergence: {stop.divergence.message}")
+                Rewind(self.step, StopKind.DIVERGENCE, divergence=stop.divergence)
             ) from None
         except Exception:
             if before is None and performer.divergence is not None:
@@ -688,14 +687,11 @@ class StepEngine:
         if self._ff or self._scan_until or self._divergence_step == self.step:
             return
         self._divergence_step = self.step
-        raise self._rewind(Rewind(self.step, "exception", text=f"divergence: {divergence.message}"))
+        raise self._rewind(Rewind(self.step, StopKind.DIVERGENCE, divergence=divergence))
 
     def _observe(self, call: EffectCall, record: EffectRecord | None) -> None:
         self.effects_done = call.seq
-        if not (self._ff or self._scan_until or self._quiet) and self.filters & {
-            "everyEffect",
-            "effectFailed",
-        }:
+        if not (self._ff or self._scan_until or self._quiet) and self.policy.effect_stops:
             self._pending_effect = (call, record)
 
     # -- running ------------------------------------------------------------------------------
@@ -722,8 +718,8 @@ class StepEngine:
         self._clear_outer_traces()
         self._modules.capture()
         self._base_frame = sys._getframe()  # frames at or below this one are not the handler's
-        target: Rewind | None = Rewind(1, "entry") if self.stop_on_entry else None
-        self._check_reason, self._check_text = "entry", None
+        target: Rewind | None = Rewind(1, StopKind.ENTRY) if self.stop_on_entry else None
+        self._check_target = Rewind(1, StopKind.ENTRY)
         while True:
             self._reset_run()
             if target is not None and target.scan_until:
@@ -783,7 +779,7 @@ class StepEngine:
                     # Command handler, a pipeline). Run again to its last step: the first
                     # depth-1 return from there is the end of the replay.
                     self._restore_modules()
-                    target = Rewind(self.step, "end")
+                    target = Rewind(self.step, StopKind.END, present=False)
                     continue
             return outcome
 
@@ -845,7 +841,7 @@ class StepEngine:
         if k > len(self.hist_loc):
             # never seen: run with full tracing and stop when step k is reached
             self._clear_history()  # a full re-run from the start records it again
-            self.check_step, self._check_reason, self._check_text = k, target.reason, target.text
+            self.check_step, self._check_target = k, target
             self._quiet = True  # no breakpoint or effect stops on the way
             self.bp_locs = frozenset()
             self._settrace(self._global)
@@ -858,7 +854,10 @@ class StepEngine:
         code = self._codes[loc >> _LINE_BITS]
         line = loc & _LINE_MASK
         self._ff = True
-        if _MONITORING and self._monitor_tool() is not None:
+        # sys.monitoring may fire no LINE event for a line on the code's entry line (3.13: a
+        # lambda's body), where the legacy tracer that recorded the history reports one
+        entry_line = next((ln for _, _, ln in code.co_lines() if ln is not None), None)
+        if _MONITORING and line != entry_line and self._monitor_tool() is not None:
             install = self._monitor_fast_forward(code, line, nth, k, target)
         else:
             install = self._trace_fast_forward(code, line, nth, k, target)
@@ -1016,8 +1015,8 @@ class StepEngine:
         exc = sys.exc_info()[1]
         if exc is not None:  # raised before step k; a bare `raise` may re-raise it, unseen
             self._last_exc = exc
-        if target.reason != "end":  # "end": run on to the depth-1 return (see _run)
-            self._stop(Stop(target.reason, k, self.effects_done, frame, text=target.text))
+        if target.present:  # else run on to the depth-1 return that ends the replay (see _run)
+            self._stop(Stop(target.kind, k, self.effects_done, frame, divergence=target.divergence))
         return frames[0][1]  # the frame's tracer from now on (a tracer's return value is f_trace)
 
     def _recount_hits(self, k: int) -> None:
@@ -1035,53 +1034,35 @@ class StepEngine:
             frame = frame.f_back
         return out
 
-    def position(self, stop: Stop) -> dict[str, Any]:
+    def position(self, stop: Stop) -> Position:
         count = len(self.trace.effects)
         nxt = stop.effect + 1
-        return {
-            "step": stop.step,
-            "effect": stop.effect,
-            "effectCount": count,
-            "path": stop.frame.f_code.co_filename if stop.frame is not None else None,
-            "line": stop.frame.f_lineno if stop.frame is not None else None,
-            "nextEffect": nxt if nxt <= count else None,
-        }
-
-    def replay_view(self, stop: Stop) -> dict[str, Any]:
-        """What the Replay scope shows: short renderings only."""
-        effects = self.trace.effects
-        view: dict[str, Any] = {
-            "step": stop.step,
-            "effect": f"{stop.effect} of {len(effects)}",
-            "mode": self.mode,
-        }
-        if stop.effect >= 1 and stop.effect <= len(effects):
-            last = effects[stop.effect - 1]
-            view["lastEffect"] = f"#{last.seq} {last.describe_request(200)}"
-            view["lastResult" if last.ok else "lastError"] = last.describe_result(200)
-        elif stop.effect > len(effects):
-            view["lastEffect"] = f"#{stop.effect} (speculative: answered by a stub)"
-        else:
-            view["lastEffect"] = "none yet"
-        if stop.effect < len(effects):
-            nxt = effects[stop.effect]
-            view["nextEffect"] = f"#{nxt.seq} {nxt.describe_request(200)}"
-        else:
-            view["nextEffect"] = "none (all recorded effects performed)"
-        view["outcome"] = (
-            self.trace.outcome.describe(200)
-            if self.trace.outcome is not None
-            else "none (incomplete recording)"
+        frame = stop.frame
+        return Position(
+            step=stop.step,
+            effect=stop.effect,
+            effect_count=count,
+            path=frame.f_code.co_filename if frame is not None else None,
+            line=frame.f_lineno if frame is not None else None,
+            next_effect=nxt if nxt <= count else None,
+            end=stop.end,
         )
-        if self.divergence is not None:
-            view["divergence"] = self.divergence.message
-        return view
 
-
-def _describe_record(record: EffectRecord | None, call: EffectCall) -> str:
-    if record is not None:
-        return record.describe_request(200)
-    return type(call.effect).__name__
+    def replay_view(self, stop: Stop) -> ReplayView:
+        """Where the replay is at ``stop``, as records (the runner renders the Replay scope)."""
+        effects = self.trace.effects
+        count = len(effects)
+        return ReplayView(
+            step=stop.step,
+            effect=stop.effect,
+            effect_count=count,
+            mode=self.mode,
+            last=effects[stop.effect - 1] if 1 <= stop.effect <= count else None,
+            speculative_last=stop.effect > count,
+            next=effects[stop.effect] if stop.effect < count else None,
+            outcome=self.trace.outcome,
+            divergence=self.divergence,
+        )
 
 
 def _hit_matches(condition: str, hits: int) -> bool:

@@ -24,6 +24,7 @@ import threading
 from typing import Any
 
 from . import control as ctl
+from .contract import Command, Move, Stop, StopKind, StopPolicy
 
 DEBUGPY_VERSION = "1.8.22"
 #: seconds after a pause request without a stop before the user is told why the pause waits
@@ -139,7 +140,7 @@ class Runner:
         self._lock = threading.Lock()
         self.stopped = False
         self.stop_count = 0  # stops presented so far (a pending pause watches it)
-        self.pending: tuple[str, Any] | None = None
+        self.pending: Any = None  # the engine Move to answer the current stop with
         self.engine: Any = None
         self.thread: threading.Thread | None = None
 
@@ -237,17 +238,13 @@ class Runner:
             engine.set_breakpoints(message.path, bps)
             return ok
         if isinstance(message, ctl.SetExceptionStops):
-            engine.set_filters(
-                [
-                    name
-                    for name, on in (
-                        ("effectFailed", message.effect_failed),
-                        ("everyEffect", message.every_effect),
-                        ("raised", message.raised),
-                        ("uncaught", message.uncaught),
-                    )
-                    if on
-                ]
+            engine.set_policy(
+                StopPolicy(
+                    effect_failed=message.effect_failed,
+                    every_effect=message.every_effect,
+                    raised=message.raised,
+                    uncaught=message.uncaught,
+                )
             )
             return ok
         if isinstance(message, ctl.Start):
@@ -264,9 +261,10 @@ class Runner:
         if isinstance(message, ctl.Terminate):
             if not self.stopped:
                 os._exit(0)
-            command: tuple[str, Any] = ("terminate", None)
+            command, name = Move(Command.TERMINATE), "terminate"
         elif isinstance(message, ctl.Move):
-            command = (message.motion.value, message.effect)
+            command = Move(_MOTIONS[message.motion], message.effect)
+            name = message.motion.value
         else:
             return ctl.Reply(0, ok=False, message=f"unknown command {message.KIND}")
         with self._lock:
@@ -274,7 +272,7 @@ class Runner:
                 return ctl.Reply(
                     0,
                     ok=False,
-                    message=f"cannot {command[0]} while the replay is running; pause first",
+                    message=f"cannot {name} while the replay is running; pause first",
                 )
             self.stopped = False
             self.pending = command
@@ -342,7 +340,7 @@ class Runner:
 
     # -- the replay thread --------------------------------------------------------------------
 
-    def present(self, stop: Any) -> tuple[str, Any]:
+    def present(self, stop: Stop) -> Move:
         from _pydevd_bundle.pydevd_comm_constants import CMD_SET_BREAK
 
         engine = self.engine
@@ -355,20 +353,20 @@ class Runner:
         exception_id, exception_message = _exception_of(stop)
         self.control.send(
             ctl.Stopped(
-                reason=ctl.StopReason(stop.reason),
+                reason=_REASONS[stop.kind],
                 position=ctl.Position(
-                    step=position["step"],
-                    effect=position["effect"],
-                    effect_count=position["effectCount"],
-                    path=position["path"],
-                    line=position["line"],
-                    next_effect=position["nextEffect"],
+                    step=position.step,
+                    effect=position.effect,
+                    effect_count=position.effect_count,
+                    path=position.path,
+                    line=position.line,
+                    next_effect=position.next_effect,
                 ),
-                description=stop.text or stop.description,
+                description=_describe_stop(stop, engine.trace),
                 exception_id=exception_id,
                 exception_message=exception_message,
                 end=stop.end,
-                replay=tuple((k, str(v)) for k, v in engine.replay_view(stop).items()),
+                replay=replay_rows(engine.replay_view(stop)),
             )
         )
         self.py_db.set_suspend(thread, CMD_SET_BREAK)
@@ -376,7 +374,7 @@ class Runner:
         self._untrace_pydevd()
         pending = self.pending
         if pending is None:  # pydevd resumed on its own (client sent a plain continue to debugpy)
-            pending = ("continue", None)
+            pending = Move(Command.CONTINUE)
         return pending
 
     def _wake_on_queued_commands(self) -> None:
@@ -438,21 +436,117 @@ class Runner:
         return message.exit_code
 
 
-def _exception_of(stop: Any) -> tuple[str | None, str | None]:
-    """INTERIM, until the engine's structured stops carry them: (exception type, message) of an
-    exception stop, from the engine's text."""
-    if stop.reason != "exception" or not stop.text:
-        return None, None
-    text = stop.text
-    if text.startswith("divergence: "):
-        return "Divergence", text[len("divergence: ") :]
-    if text.startswith("effect #"):
-        marker = "(recorded error): "
-        if marker not in text:
-            return "EffectPerformed", text
-        text = text.split(marker, 1)[1]
-    name, _, message = text.partition(": ")
-    return name or None, message or None
+# -- the engine's vocabulary in DAP's words ---------------------------------------------------
+
+_MOTIONS = {
+    ctl.Motion.NEXT: Command.NEXT,
+    ctl.Motion.STEP_IN: Command.STEP_IN,
+    ctl.Motion.STEP_OUT: Command.STEP_OUT,
+    ctl.Motion.CONTINUE: Command.CONTINUE,
+    ctl.Motion.STEP_BACK: Command.STEP_BACK,
+    ctl.Motion.REVERSE_CONTINUE: Command.REVERSE_CONTINUE,
+    ctl.Motion.JUMP_TO_EFFECT: Command.JUMP_TO_EFFECT,
+}
+
+_REASONS = {
+    StopKind.ENTRY: ctl.StopReason.ENTRY,
+    StopKind.STEP: ctl.StopReason.STEP,
+    StopKind.BREAKPOINT: ctl.StopReason.BREAKPOINT,
+    StopKind.PAUSE: ctl.StopReason.PAUSE,
+    StopKind.GOTO: ctl.StopReason.GOTO,
+    StopKind.EFFECT_PERFORMED: ctl.StopReason.EXCEPTION,
+    StopKind.EFFECT_FAILED: ctl.StopReason.EXCEPTION,
+    StopKind.RAISED: ctl.StopReason.EXCEPTION,
+    StopKind.DIVERGENCE: ctl.StopReason.EXCEPTION,
+    StopKind.UNCAUGHT: ctl.StopReason.EXCEPTION,
+    StopKind.END: ctl.StopReason.STEP,
+}
+
+
+def _recorded(trace: Any) -> str:
+    return (
+        trace.outcome.describe(200) if trace.outcome is not None else "none (incomplete recording)"
+    )
+
+
+def _describe_stop(stop: Stop, trace: Any) -> str | None:
+    """The sentence the user reads for ``stop`` (None for plain steps)."""
+    kind = stop.kind
+    error = stop.exception
+    if kind is StopKind.EFFECT_FAILED and error is not None:
+        name = stop.record.short_type if stop.record is not None else stop.effect_type
+        return (
+            f"effect #{stop.effect_seq} {name} failed (recorded error): "
+            f"{error.type_name}: {error.message}"
+        )
+    if kind is StopKind.EFFECT_PERFORMED:
+        record = stop.record
+        if record is None:
+            return f"effect #{stop.effect_seq} {stop.effect_type}"
+        return (
+            f"effect #{stop.effect_seq} {record.describe_request(200)} → "
+            f"{record.describe_result(200)}"
+        )
+    if kind is StopKind.DIVERGENCE and stop.divergence is not None:
+        return f"divergence: {stop.divergence.message}"
+    if kind in (StopKind.RAISED, StopKind.UNCAUGHT) and error is not None:
+        return f"{error.type_name}: {error.message}" if error.message else error.type_name
+    if kind is StopKind.UNCAUGHT:
+        return f"Uncaught exception (end of replay; recorded {_recorded(trace)})"
+    if kind is StopKind.END:
+        return f"End of replay (recorded {_recorded(trace)})"
+    if kind is StopKind.BREAKPOINT and stop.condition_error is not None:
+        condition = stop.condition_error
+        return f"breakpoint condition error: {condition.type_name}: {condition.message}"
+    return None
+
+
+def _exception_of(stop: Stop) -> tuple[str | None, str | None]:
+    """(exception id, message) of an exception stop: the exception's type name and message."""
+    kind = stop.kind
+    if kind is StopKind.DIVERGENCE and stop.divergence is not None:
+        return "Divergence", stop.divergence.message
+    if kind is StopKind.EFFECT_PERFORMED:
+        return "EffectPerformed", _describe_stop(stop, None)
+    if kind in (StopKind.EFFECT_FAILED, StopKind.RAISED, StopKind.UNCAUGHT):
+        error = stop.exception
+        if error is not None:
+            return error.type_name, error.message
+    return None, None
+
+
+def replay_rows(view: Any) -> tuple[tuple[str, str], ...]:
+    """The Replay scope's rows (name, value) for the engine's ReplayView."""
+    rows = [("step", str(view.step)), ("effect", f"{view.effect} of {view.effect_count}")]
+    rows.append(("mode", view.mode))
+    last = view.last
+    if last is not None:
+        rows.append(("lastEffect", f"#{last.seq} {last.describe_request(200)}"))
+        rows.append(("lastResult" if last.ok else "lastError", last.describe_result(200)))
+    elif view.speculative_last:
+        rows.append(("lastEffect", f"#{view.effect} (speculative: answered by a stub)"))
+    else:
+        rows.append(("lastEffect", "none yet"))
+    nxt = view.next
+    rows.append(
+        (
+            "nextEffect",
+            f"#{nxt.seq} {nxt.describe_request(200)}"
+            if nxt is not None
+            else "none (all recorded effects performed)",
+        )
+    )
+    rows.append(
+        (
+            "outcome",
+            view.outcome.describe(200)
+            if view.outcome is not None
+            else "none (incomplete recording)",
+        )
+    )
+    if view.divergence is not None:
+        rows.append(("divergence", view.divergence.message))
+    return tuple(rows)
 
 
 def load_stubs(name: str) -> Any:
