@@ -15,10 +15,9 @@ client can look at the stack; tests hand it to a script. The engine never blocks
 from __future__ import annotations
 
 import bisect
-import dataclasses
 import dis
+import enum
 import os
-import re
 import sys
 import sysconfig
 from array import array
@@ -28,6 +27,7 @@ from typing import Any
 from ..replay import STRICT, ReplayDiverged, TracePerformer
 from ..runtime import EffectCall, Failure, Success, is_runtime_file, run_sync
 from ..trace.format import EffectRecord, Trace
+from .breakpoints import Breakpoint
 from .contract import (
     Command,
     ExceptionInfo,
@@ -38,6 +38,7 @@ from .contract import (
     StopKind,
     StopPolicy,
 )
+from .fastforward import MONITORING, MonitoringFastForward, SettraceFastForward
 from .modstate import ModuleState
 
 __all__ = ["StepEngine", "Stop", "Rewind", "Breakpoint", "Terminate", "Move", "Command"]
@@ -53,8 +54,19 @@ _RESUME = dis.opmap.get("RESUME", -1)
 _YIELD_FROM = dis.opmap.get("YIELD_FROM", -1)
 _GEN_FLAGS = 0x20 | 0x80 | 0x200  # CO_GENERATOR | CO_COROUTINE | CO_ASYNC_GENERATOR
 _DEBUG_DIR = os.path.dirname(os.path.abspath(__file__)) + os.sep
-# 3.12+: the fast-forward watches one code object with sys.monitoring instead of sys.settrace
-_MONITORING = sys.version_info >= (3, 12)
+
+
+class RunMode(enum.Enum):
+    """What a run of the handler is for."""
+
+    RUN = "run"  # stepping as commanded: every stop may happen
+    FAST_FORWARD = "fast-forward"  # re-run to a seen step, only its code watched (no stops)
+    QUIET = "quiet"  # full tracing, no stop until check_step (an unseen step) or a jump's effect
+    SCAN = "scan"  # full tracing to _scan_until, noting the last breakpoint hit (reverse continue)
+
+
+# no end-of-replay or divergence stop while fast-forwarding or scanning: they stop elsewhere
+_NO_END_STOP = frozenset((RunMode.FAST_FORWARD, RunMode.SCAN))
 
 
 class Rewind(BaseException):
@@ -79,29 +91,6 @@ class Rewind(BaseException):
 
 class Terminate(BaseException):
     """Ends the replay (the client disconnected)."""
-
-
-@dataclasses.dataclass
-class Breakpoint:
-    line: int
-    condition: str | None = None
-    hit_condition: str | None = None
-    log_message: str | None = None
-    hits: int = 0
-    # the condition compiled once (None: not yet, or it does not compile: evaluated as text so
-    # the error shows at the hit, as pydevd does)
-    compiled: Any = dataclasses.field(default=None, repr=False, compare=False)
-    # condition results by step (replay is deterministic): a reverse continue needs no re-run
-    # to evaluate them at steps already evaluated
-    results: dict[int, bool] = dataclasses.field(default_factory=dict, repr=False, compare=False)
-
-    def condition_code(self) -> Any:
-        if self.compiled is None and self.condition:
-            try:
-                self.compiled = compile(self.condition, "<breakpoint condition>", "eval")
-            except SyntaxError:
-                self.compiled = self.condition
-        return self.compiled
 
 
 def _norm(path: str) -> str:
@@ -194,9 +183,8 @@ class StepEngine:
         self.policy = StopPolicy()
         self.pause_requested = False
         # per-run state
-        self._ff = False
-        self._quiet = False
-        self._scan_until = 0
+        self.run_mode = RunMode.RUN
+        self._scan_until = 0  # SCAN: the step the scan runs to
         self._scan_hit = 0
         self._jump_effect = 0
         self._end_shown = False
@@ -214,8 +202,10 @@ class StepEngine:
         self._unwinding: BaseException | None = None
         # fast-forward from an effect checkpoint: (effect number, installs the narrowed watcher)
         self._ff_install: tuple[int, Callable[[Any], None]] | None = None
-        self._tool: int | None = None  # our sys.monitoring tool id (3.12+)
-        self._monitored: Any = None  # the code object the fast-forward watches
+        # the fast-forward strategies (see fastforward.py); the settrace one calls self._settrace
+        # late, as the runner replaces it after construction
+        self._settrace_ff = SettraceFastForward(lambda tracer: self._settrace(tracer))
+        self._monitoring = MonitoringFastForward() if MONITORING else None
         self._modules = ModuleState(self.is_project_file)
         self._restored_reported: set[str] = set()
 
@@ -244,7 +234,7 @@ class StepEngine:
                     by_loc[(index << _LINE_BITS) | line] = bp
         self._bp_by_loc = by_loc
         # quiet runs (a jump, a re-run to an unseen step) stop at no breakpoint on the way
-        self.bp_locs = frozenset() if self._quiet else frozenset(by_loc)
+        self.bp_locs = frozenset() if self.run_mode is RunMode.QUIET else frozenset(by_loc)
 
     # -- user code ----------------------------------------------------------------------------
 
@@ -348,7 +338,7 @@ class StepEngine:
                 if (
                     engine.depth == 1
                     and (frame.f_code is engine.root_code or engine.step >= engine.end_step)
-                    and not (engine._ff or engine._scan_until)
+                    and engine.run_mode not in _NO_END_STOP
                 ):
                     # before the depth drops: the frame is still there
                     engine._on_root_return(frame, arg)
@@ -365,10 +355,10 @@ class StepEngine:
     def _on_line(self, frame: Any, step: int, loc: int) -> None:
         if self._exc_frame is frame:
             self._exc_frame = None
-        if step >= self.check_step and not self._scan_until:
+        if step >= self.check_step and self.run_mode is not RunMode.SCAN:
             self.check_step = _NEVER
-            if self._quiet:
-                self._quiet = False
+            if self.run_mode is RunMode.QUIET:
+                self.run_mode = RunMode.RUN
                 self.bp_locs = frozenset(self._bp_by_loc)
             target = self._check_target
             if target.present:
@@ -376,25 +366,21 @@ class StepEngine:
                     Stop(target.kind, step, self.effects_done, frame, divergence=target.divergence)
                 )
             return
-        if self._scan_until:
+        if self.run_mode is RunMode.SCAN:
             if step >= self._scan_until:
                 target = self._scan_hit or 1
                 kind = StopKind.BREAKPOINT if self._scan_hit else StopKind.ENTRY
                 raise self._rewind(Rewind(target, kind))
             bp = self._bp_by_loc.get(loc)
-            if (
-                bp is not None
-                and bp.log_message is None
-                and self._bp_true(bp, frame, step) is not False
-            ):
+            if bp is not None and bp.log_message is None and bp.fires(frame, step) is not False:
                 self._scan_hit = step
             return
         bp = self._bp_by_loc.get(loc) if loc in self.bp_locs else None
         if bp is not None:
-            hit = self._bp_true(bp, frame, step)
+            hit = bp.fires(frame, step)
             if hit is not False:
                 if bp.log_message is not None:
-                    self._log(bp, frame)
+                    self.output(bp.log_text(frame) + "\n")
                 else:
                     error = hit if isinstance(hit, ExceptionInfo) else None
                     self._stop(
@@ -412,32 +398,6 @@ class StepEngine:
             self.pause_requested = False
             self._stop(Stop(kind, step, self.effects_done, frame))
 
-    def _bp_true(self, bp: Breakpoint, frame: Any, step: int) -> bool | ExceptionInfo:
-        """Whether ``bp`` fires here at ``step`` (counting its hits); the error when its
-        condition failed to evaluate (pydevd also stops then, with the error)."""
-        if bp.condition:
-            try:
-                true = bool(eval(bp.condition_code(), frame.f_globals, frame.f_locals))
-            except Exception as e:
-                bp.hits += 1
-                return ExceptionInfo.of(e)
-            bp.results[step] = true
-            if not true:
-                return False
-        bp.hits += 1
-        if bp.hit_condition:
-            return _hit_matches(bp.hit_condition, bp.hits)
-        return True
-
-    def _log(self, bp: Breakpoint, frame: Any) -> None:
-        def value(m: re.Match[str]) -> str:
-            try:
-                return str(eval(m.group(1), frame.f_globals, frame.f_locals))
-            except Exception as e:
-                return f"<{type(e).__name__}: {e}>"
-
-        self.output(re.sub(r"\{([^{}]+)\}", value, bp.log_message or "") + "\n")
-
     def _on_resume(self, frame: Any) -> None:
         call, record = self._pending_effect  # type: ignore[misc]
         site = call.site
@@ -447,7 +407,7 @@ class StepEngine:
         if record is not None and not record.ok:
             return  # the error is thrown in next: the exception event stops
         self._pending_effect = None
-        if self.policy.every_effect and not (self._ff or self._scan_until or self._quiet):
+        if self.policy.every_effect and self.run_mode is RunMode.RUN:
             self._stop(
                 Stop(
                     StopKind.EFFECT_PERFORMED,
@@ -463,7 +423,7 @@ class StepEngine:
     def _on_exception(self, frame: Any, arg: Any) -> None:
         self._exc_frame = frame
         self._last_exc = arg[1]
-        if self._ff or self._scan_until or self._quiet:
+        if self.run_mode is not RunMode.RUN:
             return
         exc = arg[1]
         pending = self._pending_effect
@@ -563,7 +523,7 @@ class StepEngine:
         self.stop_depth = -1
         if self._jump_effect:  # the jump's target was not reached (the handler ended first)
             self._jump_effect = 0
-            self._quiet = False
+            self.run_mode = RunMode.RUN
             self.bp_locs = frozenset(self._bp_by_loc)
         self.stops += 1
         command = self.presenter(stop)
@@ -590,7 +550,7 @@ class StepEngine:
             # not seen yet: run on with no stop of any kind (breakpoints, effect and exception
             # stops) until the handler yields effect n; a re-run then stops on that line
             self._jump_effect = n
-            self._quiet = True
+            self.run_mode = RunMode.QUIET
             self.stop_depth = -1
             self.bp_locs = frozenset()
         elif command is Command.TERMINATE:
@@ -653,7 +613,7 @@ class StepEngine:
             # the checkpoint: the handler resumes after this effect; watch from here on
             self._ff_install = None
             install[1](sys._getframe(1))  # the runtime's driver: its `gen` is the handler's
-        if not self._ff:
+        if self.run_mode is not RunMode.FAST_FORWARD:
             if call.seq > len(self.effect_steps):
                 self.effect_steps.append(self.step)
             if call.seq == self._jump_effect:
@@ -666,7 +626,7 @@ class StepEngine:
             result = performer(call)
         except ReplayDiverged as stop:
             self.divergence = stop.divergence
-            if self._ff or self._scan_until or self._divergence_step == self.step:
+            if self.run_mode in _NO_END_STOP or self._divergence_step == self.step:
                 raise
             self._divergence_step = self.step
             raise self._rewind(
@@ -684,14 +644,14 @@ class StepEngine:
         """Speculative mode went past a divergence (a stub answered): stop once on the line
         that yields the diverging effect, as strict mode does; continuing goes on with the stubs."""
         self.divergence = divergence
-        if self._ff or self._scan_until or self._divergence_step == self.step:
+        if self.run_mode in _NO_END_STOP or self._divergence_step == self.step:
             return
         self._divergence_step = self.step
         raise self._rewind(Rewind(self.step, StopKind.DIVERGENCE, divergence=divergence))
 
     def _observe(self, call: EffectCall, record: EffectRecord | None) -> None:
         self.effects_done = call.seq
-        if not (self._ff or self._scan_until or self._quiet) and self.policy.effect_stops:
+        if self.run_mode is RunMode.RUN and self.policy.effect_stops:
             self._pending_effect = (call, record)
 
     # -- running ------------------------------------------------------------------------------
@@ -724,6 +684,7 @@ class StepEngine:
             self._reset_run()
             if target is not None and target.scan_until:
                 self._clear_history()  # a full re-run from the start records it again
+                self.run_mode = RunMode.SCAN
                 self._scan_until, self._scan_hit = target.scan_until, 0
                 self.check_step = target.scan_until
                 self.bp_locs = frozenset(self._bp_by_loc)
@@ -759,7 +720,7 @@ class StepEngine:
                     return None
                 target = self._unwinding  # type: ignore[assignment]
                 continue
-            short = self._ff or self.check_step != _NEVER
+            short = self.run_mode is RunMode.FAST_FORWARD or self.check_step != _NEVER
             if short:
                 self.warn(
                     "the re-run ended before reaching its target step: the handler is not deterministic "
@@ -795,9 +756,8 @@ class StepEngine:
         self.effects_done = 0
         self.stop_depth = -1
         self.check_step = _NEVER
-        self._ff = False
-        self._quiet = False
-        self._scan_until = 0
+        self.run_mode = RunMode.RUN
+        self._scan_until = 0  # SCAN: the step the scan runs to
         self._pending_effect = None
         self._exc_frame = None
         self._last_exc = None
@@ -842,7 +802,7 @@ class StepEngine:
             # never seen: run with full tracing and stop when step k is reached
             self._clear_history()  # a full re-run from the start records it again
             self.check_step, self._check_target = k, target
-            self._quiet = True  # no breakpoint or effect stops on the way
+            self.run_mode = RunMode.QUIET  # no breakpoint or effect stops on the way
             self.bp_locs = frozenset()
             self._settrace(self._global)
             return
@@ -853,140 +813,33 @@ class StepEngine:
         nth = self.hist_loc[first:k].count(loc)
         code = self._codes[loc >> _LINE_BITS]
         line = loc & _LINE_MASK
-        self._ff = True
+        self.run_mode = RunMode.FAST_FORWARD
         # sys.monitoring may fire no LINE event for a line on the code's entry line (3.13: a
         # lambda's body), where the legacy tracer that recorded the history reports one
         entry_line = next((ln for _, _, ln in code.co_lines() if ln is not None), None)
-        if _MONITORING and line != entry_line and self._monitor_tool() is not None:
-            install = self._monitor_fast_forward(code, line, nth, k, target)
+        monitoring = self._monitoring
+        if monitoring is not None and line != entry_line and monitoring.available():
+            strategy: Any = monitoring
         else:
-            install = self._trace_fast_forward(code, line, nth, k, target)
+            strategy = self._settrace_ff
+        install = strategy.prepare(code, line, nth, lambda frame: self._arrive(frame, k, target))
         if checkpoint:
             self._ff_install = (checkpoint, install)
             self._settrace(None)
         else:
             install(None)
 
-    def _trace_fast_forward(
-        self, code: Any, line: int, nth: int, k: int, target: Rewind
-    ) -> Callable[[], None]:
-        engine = self
-        seen = 0
-
-        def ff_local(frame: Any, event: str, arg: Any) -> Any:
-            nonlocal seen
-            if event == "line" and frame.f_lineno == line:
-                seen += 1
-                if seen == nth:
-                    return engine._arrive(frame, k, target)
-            return ff_local
-
-        def ff_global(frame: Any, event: str, arg: Any) -> Any:
-            if frame.f_code is code:
-                return ff_local
-            return None
-
-        def install(driver: Any) -> None:
-            # frames of `code` suspended in the handler's generator chain may resume without a
-            # call event (an error thrown into a `yield from` / `await` chain): trace them now
-            obj = driver.f_locals.get("gen") if driver is not None else None
-            while obj is not None:
-                frame = getattr(obj, "gi_frame", None) or getattr(obj, "cr_frame", None)
-                if frame is None:
-                    break
-                if frame.f_code is code:
-                    frame.f_trace = ff_local
-                    frame.f_trace_lines = True
-                obj = getattr(obj, "gi_yieldfrom", None) or getattr(obj, "cr_await", None)
-            self._settrace(ff_global)
-
-        return install
-
-    def _monitor_fast_forward(
-        self, code: Any, line: int, nth: int, k: int, target: Rewind
-    ) -> Callable[[], None]:
-        """The 3.12+ fast-forward: events on the target code object only. Counts what the
-        legacy tracer (which recorded the history) reports as line events there: a LINE event
-        on the line, or a backward jump that stays on the line (the legacy tracer turns those
-        into line events; LINE does not fire for them)."""
-        mon = sys.monitoring
-        events = mon.events
-        disable = mon.DISABLE
-        tool = self._tool
-        engine = self
-        seen = 0
-        starts = [start for start, _, _ in code.co_lines()]
-        lines = [ln for _, _, ln in code.co_lines()]
-
-        def line_of(offset: int) -> Any:
-            return lines[bisect.bisect_right(starts, offset) - 1]
-
-        def arrive() -> None:
-            mon.set_local_events(tool, code, 0)
-            self._monitored = None
-            engine._arrive(sys._getframe(2), k, target)
-
-        def on_line(c: Any, lineno: int) -> Any:
-            nonlocal seen
-            if c is not code or lineno != line:
-                return disable
-            seen += 1
-            if seen == nth:
-                arrive()
-            return None
-
-        def on_jump(c: Any, source: int, destination: int) -> Any:
-            nonlocal seen
-            if (
-                c is not code
-                or destination >= source
-                or line_of(destination) != line
-                or line_of(source) != line
-            ):
-                return disable  # a jump's ends never change: never ask again for this one
-            seen += 1
-            if seen == nth:
-                arrive()
-            return None
-
-        def install(driver: Any) -> None:
-            mon.restart_events()  # lines DISABLEd by an earlier fast-forward count again
-            mon.register_callback(tool, events.LINE, on_line)
-            mon.register_callback(tool, events.JUMP, on_jump)
-            self._monitored = code
-            mon.set_local_events(tool, code, events.LINE | events.JUMP)
-
-        return install
-
-    def _monitor_tool(self) -> int | None:
-        """Our sys.monitoring tool id, taken on first use and freed when run() ends; None when
-        every id is taken (coverage, profilers): the settrace fast-forward works then too."""
-        if self._tool is None:
-            mon = sys.monitoring
-            for tool in (4, 3, 5, 2, 1):  # 0 (debugger) is pydevd's
-                if mon.get_tool(tool) is None:
-                    mon.use_tool_id(tool, "prodture fast-forward")
-                    self._tool = tool
-                    break
-        return self._tool
+    def _stop_monitoring(self) -> None:
+        if self._monitoring is not None:
+            self._monitoring.stop()
 
     def _free_monitor_tool(self) -> None:
-        if self._tool is not None:
-            self._stop_monitoring()
-            mon = sys.monitoring
-            for event in (mon.events.LINE, mon.events.JUMP):
-                mon.register_callback(self._tool, event, None)
-            mon.free_tool_id(self._tool)
-            self._tool = None
-
-    def _stop_monitoring(self) -> None:
-        if self._monitored is not None:
-            sys.monitoring.set_local_events(self._tool, self._monitored, 0)
-            self._monitored = None
+        if self._monitoring is not None:
+            self._monitoring.close()
 
     def _arrive(self, frame: Any, k: int, target: Rewind) -> Any:
         """Fast-forward reached step ``k``: restore full tracing and present the stop."""
-        self._ff = False
+        self.run_mode = RunMode.RUN
         self.step = k
         del self.hist_loc[k:]
         del self.hist_depth[k:]
@@ -1063,17 +916,3 @@ class StepEngine:
             outcome=self.trace.outcome,
             divergence=self.divergence,
         )
-
-
-def _hit_matches(condition: str, hits: int) -> bool:
-    """VS Code / debugpy hit conditions: ``N``, ``== N``, ``>= N``, ``> N``, ``% N``…
-
-    A plain ``N`` means ``== N``, as in debugpy (pydevd ``_get_hit_condition_expression``)."""
-    text = condition.strip()
-    m = re.fullmatch(r"(==|>=|<=|>|<|%)?\s*(\d+)", text)
-    if not m:
-        return True
-    op, n = m.group(1) or "==", int(m.group(2))
-    if op == "%":
-        return n > 0 and hits % n == 0
-    return {"==": hits == n, ">=": hits >= n, "<=": hits <= n, ">": hits > n, "<": hits < n}[op]
