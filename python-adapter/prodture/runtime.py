@@ -20,7 +20,6 @@ import inspect
 import logging
 import os
 import random
-import sysconfig
 import threading
 import time
 import traceback as _traceback
@@ -30,6 +29,8 @@ from collections.abc import Callable, Mapping
 from datetime import datetime, timezone
 from typing import Any, Protocol
 
+from .codefilter import PACKAGE_DIR as PACKAGE_DIR  # re-exported: prodture's own files
+from .codefilter import is_library_file, is_runtime_file
 from .effects import (
     Command,
     Effect,
@@ -59,14 +60,6 @@ __all__ = [
 ]
 
 log = logging.getLogger("prodture")
-
-#: Frames of files under this directory are prodture's, not the user's: tracebacks and
-#: debuggers hide them.
-PACKAGE_DIR = os.path.dirname(os.path.abspath(__file__)) + os.sep
-
-
-def is_runtime_file(filename: str) -> bool:
-    return filename.startswith(PACKAGE_DIR)
 
 
 @dataclasses.dataclass(frozen=True)
@@ -205,16 +198,6 @@ def _site_of(obj: Any) -> tuple[str, int, str] | None:
     return (code.co_filename, frame.f_lineno, code.co_name)
 
 
-_LIBRARY_DIRS = tuple(
-    {
-        os.path.join(os.path.abspath(p), "")
-        for k, p in sysconfig.get_paths().items()
-        if k in ("stdlib", "platstdlib", "purelib", "platlib")
-    }
-    | {PACKAGE_DIR}
-)
-
-
 def _not_an_effect(value: Any, gen: Any) -> TypeError:
     """The error for a non-effect: names the handler's own line (``await asyncio.sleep(0)``),
     not the library frame that actually yielded, and that frame too when they differ."""
@@ -226,7 +209,11 @@ def _not_an_effect(value: Any, gen: Any) -> TypeError:
             break
         frames.append(f)
         obj = getattr(obj, "gi_yieldfrom", None) or getattr(obj, "cr_await", None)
-    user = [f for f in frames if not f.f_code.co_filename.startswith(_LIBRARY_DIRS)]
+    user = [
+        f
+        for f in frames
+        if not (is_runtime_file(f.f_code.co_filename) or is_library_file(f.f_code.co_filename))
+    ]
     where = "an unknown line"
     if frames:
         site = (user or frames)[-1]

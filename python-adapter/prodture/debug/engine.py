@@ -19,13 +19,13 @@ import dis
 import enum
 import os
 import sys
-import sysconfig
 from array import array
 from collections.abc import Callable
 from typing import Any
 
+from ..codefilter import UserCode
 from ..replay import STRICT, ReplayDiverged, TracePerformer
-from ..runtime import EffectCall, Failure, Success, is_runtime_file, run_sync
+from ..runtime import EffectCall, Failure, Success, run_sync
 from ..trace.format import EffectRecord, Trace
 from .breakpoints import Breakpoint
 from .contract import (
@@ -53,7 +53,6 @@ _RESUME = dis.opmap.get("RESUME", -1)
 # 3.10 suspends `await` / `yield from` with f_lasti on the instruction before YIELD_FROM
 _YIELD_FROM = dis.opmap.get("YIELD_FROM", -1)
 _GEN_FLAGS = 0x20 | 0x80 | 0x200  # CO_GENERATOR | CO_COROUTINE | CO_ASYNC_GENERATOR
-_DEBUG_DIR = os.path.dirname(os.path.abspath(__file__)) + os.sep
 
 
 class RunMode(enum.Enum):
@@ -95,18 +94,6 @@ class Terminate(BaseException):
 
 def _norm(path: str) -> str:
     return os.path.normcase(os.path.realpath(path))
-
-
-def _library_roots() -> tuple[str, ...]:
-    roots = set()
-    for key in ("stdlib", "platstdlib", "purelib", "platlib"):
-        try:
-            roots.add(os.path.realpath(sysconfig.get_paths()[key]) + os.sep)
-        except KeyError:
-            pass
-    for p in (sys.prefix, sys.base_prefix, sys.exec_prefix):
-        roots.add(os.path.realpath(os.path.join(p, "lib")) + os.sep)
-    return tuple(sorted(roots))
 
 
 class StepEngine:
@@ -151,15 +138,17 @@ class StepEngine:
         # the last step of a complete run, once one ran: a depth-1 return at or after it ends
         self.end_step = _NEVER
         self._final_divergence: Any = None  # the end divergence of a complete run
-        self._library = _library_roots()
         # the stubs stand in for the outside world: their files are never stepped through
-        self._stub_files = frozenset(
-            os.path.realpath(code.co_filename)
-            for code in (
-                getattr(getattr(stub, "__wrapped__", stub), "__code__", None)
-                for stub in (stubs or {}).values()
-            )
-            if code is not None
+        self.user_code = UserCode(
+            just_my_code,
+            (
+                code.co_filename
+                for code in (
+                    getattr(getattr(stub, "__wrapped__", stub), "__code__", None)
+                    for stub in (stubs or {}).values()
+                )
+                if code is not None
+            ),
         )
         # code object -> local tracer (None: not user code); index <-> code for history entries
         self._tracers: dict[Any, Any] = {}
@@ -206,7 +195,7 @@ class StepEngine:
         # late, as the runner replaces it after construction
         self._settrace_ff = SettraceFastForward(lambda tracer: self._settrace(tracer))
         self._monitoring = MonitoringFastForward() if MONITORING else None
-        self._modules = ModuleState(self.is_project_file)
+        self._modules = ModuleState(self.user_code)
         self._restored_reported: set[str] = set()
 
     # -- configuration (may be called from another thread while the replay thread is stopped) ---
@@ -239,27 +228,7 @@ class StepEngine:
     # -- user code ----------------------------------------------------------------------------
 
     def is_user_code(self, filename: str) -> bool:
-        if filename.startswith("<") or is_runtime_file(filename):
-            return False
-        real = os.path.realpath(filename)
-        if real.startswith(_DEBUG_DIR) or is_runtime_file(real):
-            return False
-        if "debugpy" in real.split(os.sep) or real in self._stub_files:
-            return False
-        if self.just_my_code:
-            if real.startswith(self._library) or os.sep + "site-packages" + os.sep in real:
-                return False
-        return True
-
-    def is_project_file(self, filename: str) -> bool:
-        """User code under the just-my-code rule whatever the launch said: whose module-level
-        state re-runs put back."""
-        if filename.startswith("<") or is_runtime_file(filename):
-            return False
-        real = os.path.realpath(filename)
-        if real.startswith(_DEBUG_DIR) or is_runtime_file(real) or "debugpy" in real.split(os.sep):
-            return False
-        return not (real.startswith(self._library) or os.sep + "site-packages" + os.sep in real)
+        return self.user_code.is_user_code(filename)
 
     def _register(self, code: Any) -> Any:
         """The local tracer of ``code`` (creating it), or None when it is not user code."""
