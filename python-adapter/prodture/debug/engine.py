@@ -556,19 +556,22 @@ class StepEngine:
         scan = Rewind(0, StopKind.BREAKPOINT, scan_until=current)  # evaluates on a re-run
         if any(bp.hit_condition for bp in bp_by_loc.values()):
             return scan  # hit counts need every hit from the start
-        hist_loc = self.hist_loc
-        for j in range(current - 1, 0, -1):
-            bp = bp_by_loc.get(hist_loc[j - 1])
-            if bp is None or bp.log_message is not None:
-                continue
+        earlier = self.hist_loc[: max(0, current - 1)]  # steps 1 .. current-1
+        locs_of: dict[int, tuple[Breakpoint, list[int]]] = {}
+        for loc, bp in bp_by_loc.items():
+            if bp.log_message is None:
+                locs_of.setdefault(id(bp), (bp, []))[1].append(loc)
+        best = 0
+        for bp, locs in locs_of.values():
             if not bp.condition:
-                return Rewind(j, StopKind.BREAKPOINT)
-            true = bp.results.get(j)
-            if true is None:
-                return scan  # not evaluated at this step yet
-            if true:
-                return Rewind(j, StopKind.BREAKPOINT)
-        return Rewind(1, StopKind.ENTRY)
+                best = max(best, *(_last_index(earlier, loc) + 1 for loc in locs))
+                continue
+            # a condition: its results by step, if it was evaluated at every earlier hit
+            evaluated = [step for step in bp.results if step < current]
+            if len(evaluated) != sum(earlier.count(loc) for loc in locs):
+                return scan
+            best = max(best, max((s for s in evaluated if bp.results[s]), default=0))
+        return Rewind(best, StopKind.BREAKPOINT) if best else Rewind(1, StopKind.ENTRY)
 
     # -- effects ------------------------------------------------------------------------------
 
@@ -885,3 +888,18 @@ class StepEngine:
             outcome=self.trace.outcome,
             divergence=self.divergence,
         )
+
+
+def _last_index(values: array, value: int) -> int:
+    """The index of the last ``value`` in ``values`` (-1 if none), searched at C speed."""
+    data = values.tobytes()
+    needle = array(values.typecode, [value]).tobytes()
+    size = values.itemsize
+    end = len(data)
+    while True:
+        i = data.rfind(needle, 0, end)
+        if i < 0:
+            return -1
+        if i % size == 0:
+            return i // size
+        end = i + size - 1  # a match across two entries: look before it
