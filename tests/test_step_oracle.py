@@ -198,6 +198,7 @@ def test_effect_failures_continue_step_back_and_out(shape, tmp_path_factory):
     check(oracle.Session(f"{shape}/jumps", trace, fn, truth, USER_FILE, oracle.scripted(jumps)))
 
 
+@pytest.mark.slow
 @pytest.mark.parametrize("shape", SHAPE_NAMES)
 @pytest.mark.parametrize("seed", range(6))
 def test_random_walks(shape, seed, tmp_path_factory):
