@@ -317,6 +317,7 @@ def test_every_step_through_the_adapter(project, shape):
     check(DapSession(f"{shape}/walk", project, shaped, chooser, max_stops=shaped[2].last + 40))
 
 
+@pytest.mark.slow
 @pytest.mark.parametrize("shape", SHAPES)
 @pytest.mark.parametrize("seed", [0, 2])
 def test_random_walks_through_the_adapter(project, shape, seed):
