@@ -654,7 +654,9 @@ class StepEngine:
         self._check_target = Rewind(1, StopKind.ENTRY)
         while True:
             self._reset_run()
-            if target is not None and target.scan_until:
+            if target is not None and target.scan_until and self._start_narrow_scan(target):
+                pass
+            elif target is not None and target.scan_until:
                 self._clear_history()  # a full re-run from the start records it again
                 self.run_mode = RunMode.SCAN
                 self._scan_until, self._scan_hit = target.scan_until, 0
@@ -759,6 +761,47 @@ class StepEngine:
         while frame is not None:
             frame.f_trace = None
             frame = frame.f_back
+
+    def _start_narrow_scan(self, target: Rewind) -> bool:
+        """A reverse continue over one conditional breakpoint location: re-run watching only
+        that line (as a fast-forward does), evaluate the condition at each earlier hit, then
+        rewind to the latest true one. False when the general scan is needed."""
+        stops = [(loc, bp) for loc, bp in self._bp_by_loc.items() if bp.log_message is None]
+        if len(stops) != 1 or not stops[0][1].condition or stops[0][1].hit_condition:
+            return False
+        loc, bp = stops[0]
+        code = self._codes[loc >> _LINE_BITS]
+        line = loc & _LINE_MASK
+        entry_line = next((ln for _, _, ln in code.co_lines() if ln is not None), None)
+        monitoring = self._monitoring
+        if monitoring is not None and line != entry_line and monitoring.available():
+            strategy: Any = monitoring
+        else:
+            strategy = self._settrace_ff
+        earlier = self.hist_loc[: max(0, target.scan_until - 1)]
+        steps = []  # the steps of the earlier hits, in order (the history maps them)
+        i = _find(earlier, loc, 0)
+        while i >= 0:
+            steps.append(i + 1)
+            i = _find(earlier, loc, i + 1)
+        if not steps:
+            return False
+        seen = 0
+        best = 0
+
+        def visit(frame: Any) -> None:
+            nonlocal seen, best
+            step = steps[seen]
+            seen += 1
+            if bp.fires(frame, step) is not False:
+                best = step
+            if seen == len(steps):
+                kind = StopKind.BREAKPOINT if best else StopKind.ENTRY
+                raise self._rewind(Rewind(best or 1, kind))
+
+        self.run_mode = RunMode.FAST_FORWARD  # no stops, no history on the way
+        strategy.scan(code, line, visit)
+        return True
 
     def _start_fast_forward(self, target: Rewind) -> None:
         """Re-run to ``target.step`` watching only the code object of that step.
@@ -903,3 +946,11 @@ def _last_index(values: array, value: int) -> int:
         if i % size == 0:
             return i // size
         end = i + size - 1  # a match across two entries: look before it
+
+
+def _find(values: array, value: int, start: int) -> int:
+    """The index of the first ``value`` in ``values`` at or after ``start`` (-1 if none)."""
+    try:
+        return values.index(value, start)
+    except ValueError:
+        return -1

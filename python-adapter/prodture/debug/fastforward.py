@@ -58,6 +58,17 @@ class SettraceFastForward:
 
         return install
 
+    def scan(self, code: Any, line: int, visit: Callable[[Any], None]) -> None:
+        """From the start of a run, call ``visit(frame)`` at every line event on ``line`` of
+        ``code`` (and nowhere else); ``visit`` ends the scan by raising."""
+
+        def scan_local(frame: Any, event: str, arg: Any) -> Any:
+            if event == "line" and frame.f_lineno == line:
+                visit(frame)
+            return scan_local
+
+        self._settrace(lambda frame, event, arg: scan_local if frame.f_code is code else None)
+
     def stop(self) -> None:
         pass  # the engine turns sys.settrace off itself
 
@@ -133,6 +144,40 @@ class MonitoringFastForward:
             mon.set_local_events(tool, code, events.LINE | events.JUMP)
 
         return install
+
+    def scan(self, code: Any, line: int, visit: Callable[[Any], None]) -> None:
+        """As :meth:`SettraceFastForward.scan`, with LINE / JUMP events on ``code`` alone."""
+        mon = sys.monitoring
+        events = mon.events
+        disable = mon.DISABLE
+        starts = [start for start, _, _ in code.co_lines()]
+        lines = [ln for _, _, ln in code.co_lines()]
+
+        def line_of(offset: int) -> Any:
+            return lines[bisect.bisect_right(starts, offset) - 1]
+
+        def on_line(c: Any, lineno: int) -> Any:
+            if c is not code or lineno != line:
+                return disable
+            visit(sys._getframe(1))
+            return None
+
+        def on_jump(c: Any, source: int, destination: int) -> Any:
+            if (
+                c is not code
+                or destination >= source
+                or line_of(destination) != line
+                or line_of(source) != line
+            ):
+                return disable
+            visit(sys._getframe(1))
+            return None
+
+        mon.restart_events()
+        mon.register_callback(self._tool, events.LINE, on_line)
+        mon.register_callback(self._tool, events.JUMP, on_jump)
+        self._monitored = code
+        mon.set_local_events(self._tool, code, events.LINE | events.JUMP)
 
     def stop(self) -> None:
         if self._monitored is not None:
