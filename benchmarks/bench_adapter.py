@@ -306,7 +306,7 @@ def bench_pipelined(python: str, example: Path, failing: Path, repeat: int) -> N
         scopes = client.scopes()
         refs = [s["variablesReference"] for s in scopes if s["name"] in ("Locals", "Globals")]
         assert len(refs) == 2, scopes
-        for _ in range(max(repeat, 15)):
+        for _ in range(max(4 * repeat, 30)):
             start = time.perf_counter()
             seqs = [client.send("variables", {"variablesReference": ref}) for ref in refs]
             for seq in seqs:
