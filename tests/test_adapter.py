@@ -6,6 +6,7 @@ import os
 import re
 import sys
 from pathlib import Path
+from typing import Any
 
 import pytest
 
@@ -908,3 +909,64 @@ def test_the_adapter_imports_no_engine_code_and_the_protocol_only_the_standard_l
     }
     assert imported <= set(sys.stdlib_module_names) | {"__future__"}, imported
     assert not any(isinstance(n, ast.ImportFrom) and n.level for n in ast.walk(tree))
+
+
+class _FakeSession:
+    def __init__(self) -> None:
+        self.timers: list[Any] = []
+
+    def after(self, seconds: float, fn: Any) -> None:
+        self.timers.append(fn)
+
+    def fire(self) -> None:
+        timers, self.timers = self.timers, []
+        for fn in timers:
+            fn()
+
+
+class _FakeClient:
+    def __init__(self) -> None:
+        self.session = _FakeSession()
+        self.events: list[tuple[str, Any]] = []
+
+    def event(self, name: str, body: Any = None) -> None:
+        self.events.append((name, body))
+
+
+def _engine_stop(step: int) -> Any:
+    from prodture.debug import control as ctl
+
+    return ctl.Stopped(ctl.StopReason.STEP, ctl.Position(step, 0, 1, "/h.py", step, 1))
+
+
+def test_stop_pairing_survives_an_engine_half_that_arrives_late():
+    """Under heavy load the engine's half of a stop may reach the adapter after the pairing
+    timeout: the client still gets exactly one stopped and then its prodture/position; a timer of
+    an earlier stop never shows a later pydevd stop alone."""
+    from prodture.adapter.stops import StopPairing
+
+    client = _FakeClient()
+    pairing = StopPairing(client)  # type: ignore[arg-type]
+    # stop 1 pairs normally; its timer (armed while the engine half was pending) fires during stop 2
+    pairing.pydevd_stopped({"threadId": 1, "reason": "breakpoint"})
+    pairing.engine_stopped(_engine_stop(1))
+    pairing.resumed()
+    pairing.pydevd_stopped({"threadId": 1, "reason": "breakpoint"})
+    stale = client.session.timers.pop(0)
+    stale()  # stop 1's timer: must not show stop 2 alone
+    assert [name for name, _ in client.events] == ["stopped", "prodture/position"]
+    pairing.engine_stopped(_engine_stop(2))
+    assert [name for name, _ in client.events][-2:] == ["stopped", "prodture/position"]
+    assert client.events[-1][1]["step"] == 2
+    pairing.resumed()
+    # stop 3: the engine half is late past the timeout and its confirmation
+    client.events.clear()
+    client.session.timers.clear()
+    pairing.pydevd_stopped({"threadId": 1, "reason": "breakpoint"})
+    client.session.fire()  # the timeout: re-checks once after a short sleep
+    assert client.events == []
+    client.session.fire()
+    assert [name for name, _ in client.events] == ["stopped"]
+    pairing.engine_stopped(_engine_stop(3))
+    assert [name for name, _ in client.events] == ["stopped", "prodture/position"]
+    assert client.events[-1][1]["step"] == 3 and pairing.last.position.step == 3

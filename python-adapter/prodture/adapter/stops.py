@@ -27,6 +27,9 @@ class StopPairing:
         self.client = client
         self.engine: ctl.Stopped | None = None
         self.pydevd: dict[str, Any] | None = None
+        self._pydevd_stops = 0  # pydevd stops seen: a pairing timer belongs to one of them
+        #: a pydevd stop shown alone, with no resume since: an engine stop arriving now is its half
+        self._shown_alone = False
         #: the stop shown now (or the last one shown): the Replay scope and exceptionInfo read it
         self.last: ctl.Stopped | None = None
         self.thread_id: int | None = None
@@ -35,28 +38,43 @@ class StopPairing:
 
     def reset(self) -> None:
         self.engine = self.pydevd = self.last = None
-        self.suspended = False
+        self.suspended = self._shown_alone = False
 
     def resumed(self) -> None:
         """The replay moves on: the shown stop's references are stale from now."""
-        self.suspended = False
+        self.suspended = self._shown_alone = False
 
     def engine_stopped(self, stopped: ctl.Stopped) -> None:
+        if self._shown_alone and self.pydevd is None:
+            # its pydevd half was shown alone (the adapter was starved past the timeout): the
+            # client already has the stopped event; give it the rest of this stop
+            self._shown_alone = False
+            self.last = stopped
+            self.client.event("prodture/position", position_body(stopped.position, stopped.end))
+            return
         self.engine = stopped
         self._pair()
 
     def pydevd_stopped(self, body: dict[str, Any]) -> None:
         self.thread_id = body.get("threadId", self.thread_id)
         self.pydevd = body
+        self._pydevd_stops += 1
         self._pair()
         if self.engine is None:
-            self.client.session.after(STOP_PAIR_TIMEOUT, self._unpaired)
+            stop = self._pydevd_stops
+            self.client.session.after(STOP_PAIR_TIMEOUT, lambda: self._unpaired(stop, False))
 
-    def _unpaired(self) -> None:
-        if self.pydevd is not None and self.engine is None:
-            body, self.pydevd = self.pydevd, None
-            self.suspended = True
-            self.client.event("stopped", body)
+    def _unpaired(self, stop: int, confirmed: bool) -> None:
+        if self.pydevd is None or self.engine is not None or stop != self._pydevd_stops:
+            return  # paired meanwhile, or a later pydevd stop (it has its own timer)
+        if not confirmed:
+            # the session's thread may have run first after a long descheduling: sleep a moment
+            # so the reader threads post what already arrived (the engine's half, usually)
+            self.client.session.after(0.05, lambda: self._unpaired(stop, True))
+            return
+        body, self.pydevd = self.pydevd, None
+        self.suspended = self._shown_alone = True
+        self.client.event("stopped", body)
 
     def _pair(self) -> None:
         if self.engine is None or self.pydevd is None:
@@ -65,6 +83,7 @@ class StopPairing:
         self.engine = self.pydevd = None
         self.last = engine
         self.suspended = True
+        self._shown_alone = False
         self.client.event("stopped", stopped_body(engine, pydevd.get("threadId", self.thread_id)))
         self.client.event("prodture/position", position_body(engine.position, engine.end))
 
