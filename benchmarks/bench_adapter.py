@@ -8,12 +8,22 @@ repeated runs; p95, sample count, where it was measured and the goal follow in p
 - ``launch_first_stop_s``   adapter spawn → initialize → launch → breakpoint → configurationDone →
                             first ``stopped`` (the checkout example's failing trace, breakpoint on
                             the ChargeCard line); goal ≤ 0.5 s
+- ``pipelined_variables_ms`` two ``variables`` requests (Locals and Globals) sent together while
+                            paused at the checkout breakpoint → both answers (as nvim-dap and VS
+                            Code send them); goal ≤ 5 ms
 - ``next_ms``               forward ``next`` request → ``stopped``; goal ≤ 5 ms
 - ``stepback_1k_ms``, ``stepback_100k_ms``, ``stepback_1m_ms``
                             ``stepBack`` request → ``stopped`` about 1k / 100k / 1M line steps into a
                             handler; goals ≤ 10 / 50 / 300 ms
 - ``reverse_continue_100k_ms``  ``reverseContinue`` at ~100k steps back to the previous breakpoint
                             hit ~4k steps earlier (so ~96k steps are re-executed); goal ≤ 60 ms
+- ``stepback_10m_ms``       ``stepBack`` about 10M line steps into a handler; goal ≤ 50 ms
+- ``cond_bp_first_stop_300k_s``  configurationDone → first stop at a conditional breakpoint on a
+                            line hit 50k times in a ~300k-step handler, true only near its end;
+                            goal ≤ 0.5 s
+- ``cond_reverse_continue_300k_s``  from there, the condition changed to be true only at the
+                            11th hit, ``reverseContinue`` (every hit in between is evaluated);
+                            goal ≤ 0.5 s
 - ``forward_slowdown``      replaying the ~1M-step trace under the adapter with no breakpoints
                             (configurationDone → end-of-replay stop) ÷ plain headless replay with
                             ``prodture.replay.Replayer`` in the same interpreter
@@ -66,6 +76,11 @@ ITERATIONS = 250_000  # ~4 line steps per iteration: ~1M steps
 EVERY = 1_000
 MARKS = [250, 25_000, 249_900]  # the MARK line runs once at each: ~1k, ~100k, ~1M steps in
 REVERSE_MARK = 24_000  # an earlier breakpoint hit for reverse continue from ~100k (~4k steps back)
+DEEP_ITERATIONS = 2_500_000  # ~10M steps; the MARK line runs once, near the end
+DEEP_MARK = 2_499_900
+SCAN_ITERATIONS = 50_000  # 6 line steps per iteration: ~300k steps, the COND line hit 50k times
+SCAN_LATE = "i == 49_990"  # the first stop: true at one hit near the end
+SCAN_EARLY = "i == 10"  # then reverse continue to the 11th hit
 
 HANDLER_MODULE = '''\
 """Synthetic handler for bench_adapter.py."""
@@ -93,16 +108,29 @@ def crunch(request):
         if i % every == 0:
             acc += yield Tick(i)
     return {"acc": acc, "hit": hit}
+
+
+@prodture.handler
+def scan(request):
+    total = 0
+    for i in range(request["n"]):
+        a = i * 7 % 11
+        b = a + i % 3
+        c = b * 2
+        total += a - c  # COND
+        if i % request["every"] == 0:
+            total += yield Tick(i)
+    return total
 '''
 
 RECORD = """\
-import sys
+import json, sys
 sys.path.insert(0, sys.argv[1])
 import prodture
 import benchmod
 sink = prodture.DirectorySink(sys.argv[2])
 interpreter = prodture.Interpreter({benchmod.Tick: lambda e: e.i % 5}, recorder=prodture.Recorder(sink))
-outcome = interpreter.run(benchmod.crunch, {"n": int(sys.argv[3]), "every": int(sys.argv[4]), "marks": [int(m) for m in sys.argv[5].split(",")]})
+outcome = interpreter.run(getattr(benchmod, sys.argv[3]), json.loads(sys.argv[4]))
 assert outcome.ok, outcome
 """
 
@@ -120,31 +148,30 @@ print(json.dumps(times))
 """
 
 
-def make_synthetic(python: str, work: Path) -> tuple[Path, Path, int]:
-    """(project dir, trace path, MARK line)."""
+def line_of(marker: str) -> int:
+    return next(n for n, line in enumerate(HANDLER_MODULE.splitlines(), 1) if marker in line)
+
+
+def make_synthetic(python: str, work: Path) -> Path:
+    """The project dir of the synthetic handlers."""
     project = work / "synthetic"
     project.mkdir()
     (project / "benchmod.py").write_text(HANDLER_MODULE)
     (project / "pyproject.toml").write_text('[tool.prodture]\nmodules = ["benchmod"]\n')
-    traces = work / "synthetic-traces"
+    return project
+
+
+def record_synthetic(python: str, project: Path, name: str, handler: str, request: Any) -> Path:
+    """The trace of one run of ``benchmod.<handler>(request)``."""
+    traces = project.parent / f"traces-{name}"
     subprocess.run(
-        [
-            python,
-            "-c",
-            RECORD,
-            str(project),
-            str(traces),
-            str(ITERATIONS),
-            str(EVERY),
-            ",".join(map(str, sorted(MARKS + [REVERSE_MARK]))),
-        ],
+        [python, "-c", RECORD, str(project), str(traces), handler, json.dumps(request)],
         check=True,
         cwd=project,
-        timeout=300,
+        timeout=600,
     )
     [trace] = traces.glob("*.prodtrace")
-    mark_line = next(n for n, line in enumerate(HANDLER_MODULE.splitlines(), 1) if "# MARK" in line)
-    return project, trace, mark_line
+    return trace
 
 
 def record_checkout(python: str, work: Path) -> tuple[Path, Path]:
@@ -269,6 +296,33 @@ def bench_launch(python: str, example: Path, failing: Path, repeat: int) -> None
     )
 
 
+def bench_pipelined(python: str, example: Path, failing: Path, repeat: int) -> None:
+    service = example / "checkout" / "service.py"
+    client = start_session(python, failing, example, {service: [CHARGE_LINE]})
+    times = []
+    try:
+        client.configuration_done()
+        client.stopped()
+        scopes = client.scopes()
+        refs = [s["variablesReference"] for s in scopes if s["name"] in ("Locals", "Globals")]
+        assert len(refs) == 2, scopes
+        for _ in range(max(4 * repeat, 30)):
+            start = time.perf_counter()
+            seqs = [client.send("variables", {"variablesReference": ref}) for ref in refs]
+            for seq in seqs:
+                assert client.response(seq)["body"]["variables"], seq
+            times.append(time.perf_counter() - start)
+    finally:
+        client.close()
+    report(
+        "pipelined_variables_ms",
+        times,
+        1000,
+        5,
+        "Locals + Globals sent together at the checkout breakpoint",
+    )
+
+
 def bench_stepping(python: str, project: Path, trace: Path, mark_line: int, repeat: int) -> None:
     module = project / "benchmod.py"
     client = start_session(python, trace, project, {module: [mark_line]})
@@ -328,6 +382,81 @@ def bench_stepping(python: str, project: Path, trace: Path, mark_line: int, repe
         1000,
         60,
         f"from step {reverse_step:,} to step {target_step:,}",
+    )
+
+
+def bench_stepback_deep(python: str, project: Path, trace: Path, repeat: int) -> None:
+    mark_line = line_of("# MARK")
+    client = start_session(python, trace, project, {project / "benchmod.py": [mark_line]})
+    samples = []
+    try:
+        client.configuration_done()
+        stop = client.stopped(timeout=600)
+        step = stop["position"]["step"]
+        assert stop["position"]["line"] == mark_line and step > 9_900_000, stop
+        for _ in range(repeat):
+            elapsed, back = timed_stop(client, "stepBack")
+            assert back["position"]["step"] < step, (back, step)
+            samples.append(elapsed)
+            _, fwd = timed_stop(client, "next")
+            assert fwd["position"]["step"] == step, (fwd, step)
+    finally:
+        client.close()
+    report("stepback_10m_ms", samples, 1000, 50, f"from step {step:,}")
+
+
+def bench_conditional(python: str, project: Path, trace: Path, repeat: int) -> None:
+    cond_line = line_of("# COND")
+    module = str(project / "benchmod.py")
+    first: list[float] = []
+    reverse: list[float] = []
+    steps = (0, 0)
+
+    def condition(client: Any, text: str) -> None:
+        client.request(
+            "setBreakpoints",
+            {"source": {"path": module}, "breakpoints": [{"line": cond_line, "condition": text}]},
+        )
+
+    for session in range(repeat):
+        client = start_session(python, trace, project, {})
+        try:
+            condition(client, SCAN_LATE)
+            client.drain("stopped")
+            start = time.perf_counter()
+            client.configuration_done()
+            stop = client.stopped(timeout=600)
+            first.append(time.perf_counter() - start)
+            assert stop["reason"] == "breakpoint" and stop["position"]["line"] == cond_line, stop
+            for _ in range(3 if session == 0 else 1):
+                condition(client, SCAN_EARLY)
+                elapsed, back = timed_stop(client, "reverseContinue")
+                assert back["reason"] == "breakpoint", back
+                assert back["position"]["line"] == cond_line, back
+                assert back["position"]["step"] < stop["position"]["step"] // 100, (back, stop)
+                reverse.append(elapsed)
+                steps = (stop["position"]["step"], back["position"]["step"])
+                condition(client, SCAN_LATE)
+                _, again = timed_stop(client, "continue")
+                assert again["position"]["step"] == stop["position"]["step"], (again, stop)
+        finally:
+            client.close()
+    hits = f"{SCAN_ITERATIONS:,} hits of the line"
+    report(
+        "cond_bp_first_stop_300k_s",
+        first,
+        1,
+        0.5,
+        f"stop at step {steps[0]:,}, {hits}",
+        digits=3,
+    )
+    report(
+        "cond_reverse_continue_300k_s",
+        reverse,
+        1,
+        0.5,
+        f"from step {steps[0]:,} to step {steps[1]:,}",
+        digits=3,
     )
 
 
@@ -394,9 +523,26 @@ def main(argv: list[str] | None = None) -> int:
     work = Path(tempfile.mkdtemp(prefix="prodture-bench-"))
     try:
         example, failing = record_checkout(python, work)
-        project, trace, mark_line = make_synthetic(python, work)
+        project = make_synthetic(python, work)
+        marks = sorted(MARKS + [REVERSE_MARK])
+        trace = record_synthetic(
+            python, project, "1m", "crunch", {"n": ITERATIONS, "every": EVERY, "marks": marks}
+        )
+        scan = record_synthetic(
+            python, project, "scan", "scan", {"n": SCAN_ITERATIONS, "every": EVERY}
+        )
+        deep = record_synthetic(
+            python,
+            project,
+            "10m",
+            "crunch",
+            {"n": DEEP_ITERATIONS, "every": EVERY * 10, "marks": [DEEP_MARK]},
+        )
         bench_launch(python, example, failing, args.repeat)
-        bench_stepping(python, project, trace, mark_line, args.repeat)
+        bench_pipelined(python, example, failing, args.repeat)
+        bench_stepping(python, project, trace, line_of("# MARK"), args.repeat)
+        bench_conditional(python, project, scan, max(3, args.repeat // 3))
+        bench_stepback_deep(python, project, deep, max(3, args.repeat // 2))
         bench_forward(python, project, trace, max(3, args.repeat // 3))
         print(f"loadavg_1m_end: {os.getloadavg()[0]:.2f}", flush=True)
     finally:

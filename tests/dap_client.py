@@ -146,17 +146,22 @@ class DapClient:
 
     def wait_event(self, name: str, timeout: float = DEFAULT_TIMEOUT) -> dict[str, Any]:
         """The oldest not-yet-consumed event called ``name`` (waiting for it)."""
+        return self.wait_any((name,), timeout)
+
+    def wait_any(self, names: tuple[str, ...], timeout: float = DEFAULT_TIMEOUT) -> dict[str, Any]:
+        """The oldest not-yet-consumed event called any of ``names`` (waiting for one)."""
+        name = " or ".join(repr(n) for n in names)
         deadline = time.monotonic() + timeout
         with self._cond:
             while True:
                 for i, event in enumerate(self._unconsumed):
-                    if event["event"] == name:
+                    if event["event"] in names:
                         del self._unconsumed[i]
                         return event
                 remaining = deadline - time.monotonic()
                 if remaining <= 0 or self._closed:
                     raise TimeoutError(
-                        f"no {name!r} event (adapter {'closed' if self._closed else 'silent'}); "
+                        f"no {name} event (adapter {'closed' if self._closed else 'silent'}); "
                         f"events so far: {[e['event'] for e in self.events]}"
                     )
                 self._cond.wait(remaining)

@@ -3,8 +3,10 @@
 from __future__ import annotations
 
 import os
+import re
 import sys
 from pathlib import Path
+from typing import Any
 
 import pytest
 
@@ -75,6 +77,7 @@ def test_breakpoint_on_charge_line_shows_zero_total(charge_stop, checkout_dir):
         "path": str(checkout_dir / SERVICE),
         "line": CHARGE_LINE,
         "nextEffect": 3,
+        "end": False,
     }
 
 
@@ -211,18 +214,19 @@ def test_effects_request_lists_the_recording(charge_stop):
 
 
 def test_effect_failed_filter_stops_where_the_recorded_error_arrives(checkout_dir, checkout_traces):
-    """With the "effect failed" filter the replay stops on the charge line when the recorded decline is thrown in."""
+    """With the "effect failed" filter the replay stops on the charge line when the recorded decline
+    is thrown in; the exception id is the error's type, the description the whole sentence."""
     client = start_session(checkout_traces["failing"], checkout_dir, filters=["effectFailed"])
     try:
         stop = client.stopped()
+        sentence = "effect #3 ChargeCard failed (recorded error): PaymentDeclined: amount must be greater than zero"
         assert stop["reason"] == "exception"
-        assert (
-            "ChargeCard failed (recorded error): PaymentDeclined: amount must be greater than zero"
-            in stop["text"]
-        )
+        assert stop["text"] == "PaymentDeclined" and stop["description"] == sentence
         assert stop["position"]["line"] == CHARGE_LINE and stop["position"]["effect"] == 3
         info = client.request("exceptionInfo", {"threadId": client.thread_id()})["body"]
-        assert "PaymentDeclined" in info["description"]
+        assert info["exceptionId"] == "PaymentDeclined" and info["description"] == sentence
+        assert info["details"]["typeName"] == "PaymentDeclined"
+        assert info["details"]["message"] == "amount must be greater than zero"
     finally:
         client.close()
 
@@ -248,9 +252,10 @@ def test_uncaught_handler_exception_stops_where_it_leaves_the_handler(
         stop = client.stopped()
         assert (
             stop["reason"] == "exception"
-            and stop["text"] == "PaymentDeclined: amount must be greater than zero"
+            and stop["text"] == "PaymentDeclined"
+            and stop["description"] == "PaymentDeclined: amount must be greater than zero"
         )
-        assert stop["position"]["line"] == RAISE_LINE
+        assert stop["position"]["line"] == RAISE_LINE and stop["position"]["end"]
         client.request("continue", {"threadId": client.thread_id()})
         assert client.wait_event("exited")["body"]["exitCode"] == 0
         client.wait_event("terminated")
@@ -271,6 +276,7 @@ def test_stop_on_entry_pauses_on_the_first_handler_line(checkout_dir, checkout_t
             "path": stop["position"]["path"],
             "line": LOAD_LINE,
             "nextEffect": 1,
+            "end": False,
         }
     finally:
         client.close()
@@ -305,7 +311,8 @@ def test_divergence_after_editing_the_handler_stops_with_the_precise_message(
     try:
         stop = client.stopped()
         assert stop["reason"] == "exception"
-        assert stop["text"] == (
+        assert stop["text"] == "Divergence"
+        assert stop["description"] == (
             "divergence: effect #3 ChargeCard: request differs — amount: recorded "
             "Decimal('0.00'), now Decimal('1.00')"
         )
@@ -331,7 +338,7 @@ def test_restart_reruns_edited_code_and_keeps_breakpoints(tmp_path, checkout_dir
         stop = client.stopped()
         assert stop["reason"] == "breakpoint" and stop["position"]["line"] == CHARGE_LINE
         stop = client.stopped("continue")
-        assert stop["text"].startswith("divergence: effect #3 ChargeCard: request differs")
+        assert stop["description"].startswith("divergence: effect #3 ChargeCard: request differs")
     finally:
         client.close()
 
@@ -500,21 +507,21 @@ def test_missing_effects_stop_on_the_early_return_and_allow_stepping_back(
     try:
         stop = client.stopped()
         assert stop["reason"] == "exception"
-        assert stop["text"].startswith("divergence: effect #4: recorded SaveOrder(")
-        assert "the code now finishes after 3 effects (Success: None)" in stop["text"]
+        assert stop["description"].startswith("divergence: effect #4: recorded SaveOrder(")
+        assert "the code now finishes after 3 effects (Success: None)" in stop["description"]
         early_return = line_of(service, "return None  # early")
         assert stop["position"]["line"] == early_return and stop["position"]["effect"] == 3
         replay = next(s for s in client.scopes() if s["name"] == "Replay")
         assert (
             client.variables(replay["variablesReference"])["divergence"]
-            == stop["text"][len("divergence: ") :]
+            == stop["description"][len("divergence: ") :]
         )
         back = client.stopped("stepBack")
         assert (
             back["position"]["line"] < early_return
             and back["position"]["step"] == stop["position"]["step"] - 1
         )
-        assert client.stopped("continue")["text"] == stop["text"]
+        assert client.stopped("continue")["description"] == stop["description"]
         client.request("continue", {"threadId": client.thread_id()})
         assert client.wait_event("exited")["body"]["exitCode"] == 1
     finally:
@@ -534,8 +541,8 @@ def test_different_outcome_stops_on_the_return_line(tmp_path, checkout_dir, chec
         assert stop["reason"] == "exception"
         assert stop["position"]["line"] == line_of(service, 'return {"order_id"')
         assert (
-            stop["text"].startswith("divergence: outcome: recorded Success: {")
-            and "!'" in stop["text"]
+            stop["description"].startswith("divergence: outcome: recorded Success: {")
+            and "!'" in stop["description"]
         )
         assert client.locals()["order_id"]
     finally:
@@ -569,7 +576,7 @@ def test_speculative_replay_continues_past_the_divergence_with_stubs(
     try:
         stop = client.stopped()
         assert stop["reason"] == "exception" and stop["position"]["line"] == CHARGE_LINE
-        assert stop["text"].startswith("divergence: effect #3 ChargeCard: request differs")
+        assert stop["description"].startswith("divergence: effect #3 ChargeCard: request differs")
         after = client.stopped("next")
         assert after["reason"] == "step" and client.locals()["charge"].startswith(
             "Charge(charge_id='ch_stub'"
@@ -615,7 +622,8 @@ def test_effect_failed_filter_is_on_by_default(checkout_dir, checkout_traces):
         client.configuration_done()
         stop = client.stopped()
         assert (
-            stop["reason"] == "exception" and "ChargeCard failed (recorded error)" in stop["text"]
+            stop["reason"] == "exception"
+            and "ChargeCard failed (recorded error)" in stop["description"]
         )
         assert stop["position"]["line"] == CHARGE_LINE
     finally:
@@ -634,3 +642,332 @@ def test_variables_of_a_previous_stop_never_produce_a_user_visible_error(charge_
     stop = client.stopped()
     assert stop["position"]["line"] == LOAD_LINE
     assert "total" not in client.locals() and "request" in client.locals()
+
+
+def test_inspection_requests_sent_together_all_get_their_own_answers(charge_stop):
+    """Locals, Globals, a watch and the stack asked at once while paused (as nvim-dap and VS Code do) each get the right answer."""
+    client, _ = charge_stop
+    frame_id = client.frames()[0]["id"]
+    scopes = {s["name"]: s["variablesReference"] for s in client.scopes(frame_id)}
+    for _ in range(3):
+        seqs = {
+            "locals": client.send("variables", {"variablesReference": scopes["Locals"]}),
+            "globals": client.send("variables", {"variablesReference": scopes["Globals"]}),
+            "watch": client.send(
+                "evaluate", {"expression": "str(total)", "frameId": frame_id, "context": "watch"}
+            ),
+            "stack": client.send("stackTrace", {"threadId": client.thread_id()}),
+        }
+        answers = {name: client.response(seq)["body"] for name, seq in seqs.items()}
+        local_names = {v["name"]: v["value"] for v in answers["locals"]["variables"]}
+        global_names = {v["name"] for v in answers["globals"]["variables"]}
+        assert local_names["total"] == "Decimal('0.00')" and "subtotal" in local_names
+        assert {"annotations", "class variables", "function variables"} <= global_names
+        assert "total" not in global_names
+        assert answers["watch"]["result"] == "'0.00'"
+        assert [f["line"] for f in answers["stack"]["stackFrames"]] == [CHARGE_LINE]
+
+
+DAP_COMMANDS = """
+import json, os, sys, debugpy
+sys.path.insert(0, os.path.join(os.path.dirname(debugpy.__file__), "_vendored", "pydevd"))
+from _pydevd_bundle._debug_adapter import pydevd_base_schema, pydevd_schema  # noqa: F401
+print(json.dumps(sorted(pydevd_base_schema._requests_to_types)))
+"""
+
+
+def test_only_real_dap_requests_have_handlers():
+    """Every request the adapter handles itself is a DAP request (debugpy's copy of the DAP schema) or prodture's own."""
+    import json
+    import subprocess
+
+    from prodture.adapter.client import Client
+
+    dap = set(json.loads(subprocess.check_output([sys.executable, "-c", DAP_COMMANDS], text=True)))
+    assert {"launch", "stepBack", "exceptionInfo"} <= dap
+    ours = {c for c in Client.REQUESTS if c.startswith("prodture/")}
+    assert ours == {"prodture/effects", "prodture/jumpToEffect"}
+    assert set(Client.REQUESTS) - ours <= dap, set(Client.REQUESTS) - ours - dap
+
+
+@pytest.mark.parametrize(
+    "command",
+    ["engine", "diverging", "forward", "dispatch", "request", "prodture_effects", "_move"],
+)
+def test_adapter_internals_cannot_be_called_as_dap_commands(charge_stop, command):
+    """A request named after one of the adapter's helpers reaches no helper: debugpy answers it as an unknown command, and the session goes on."""
+    client, stop = charge_stop
+    response = client.request(command, {"threadId": client.thread_id()}, check=False)
+    assert not response["success"]
+    assert "prodture adapter error" not in response.get("message", "")
+    assert "refused in a strict replay" not in response.get("message", "")
+    assert client.stopped("next")["position"]["step"] == stop["position"]["step"] + 1
+
+
+BLOCKING_SOURCE = """
+import dataclasses
+import os
+
+import prodture
+
+
+@dataclasses.dataclass(frozen=True)
+class Fetch(prodture.Effect, name="blocking.Fetch"):
+    n: int
+
+
+@prodture.handler
+def blocking(request):
+    got = yield Fetch(1)
+    fifo = os.environ.get("BLOCKING_FIFO")
+    data = open(fifo).read() if fifo else ""  # BLOCKS: no line event until the writer closes
+    after = got + len(data)  # NEXT
+    return after
+"""
+
+RECORD_BLOCKING = """
+import sys
+sys.path.insert(0, ".")
+import prodture
+from blockdemo import Fetch, blocking
+recorder = prodture.Recorder(prodture.DirectorySink("traces"))
+print(prodture.Interpreter({Fetch: lambda e: 41}, recorder=recorder).run(blocking, {}))
+"""
+
+
+def test_pause_inside_a_blocking_call_says_why_it_waits_then_stops(tmp_path):
+    """pause while the handler is blocked in a call that runs no Python line: an output event says
+    where it waits; once the call returns, the replay stops at the next line (reason pause)."""
+    import subprocess
+    import time
+
+    (tmp_path / "blockdemo.py").write_text(BLOCKING_SOURCE)
+    (tmp_path / "pyproject.toml").write_text('[tool.prodture]\nmodules = ["blockdemo"]\n')
+    (tmp_path / "record.py").write_text(RECORD_BLOCKING)
+    subprocess.run([sys.executable, "record.py"], cwd=tmp_path, check=True, timeout=60)
+    trace = next((tmp_path / "traces").glob("*.prodtrace"))
+    lines = BLOCKING_SOURCE.splitlines()
+    block_line = next(n for n, text in enumerate(lines, 1) if "# BLOCKS" in text)
+    next_line = next(n for n, text in enumerate(lines, 1) if "# NEXT" in text)
+    fifo = tmp_path / "fifo"
+    os.mkfifo(fifo)
+    client = start_session(trace, tmp_path, env={"BLOCKING_FIFO": str(fifo)})
+    writer = None
+    try:
+        deadline = time.monotonic() + 30
+        while writer is None:  # the handler has opened the FIFO: it now blocks in read()
+            try:
+                writer = os.open(fifo, os.O_WRONLY | os.O_NONBLOCK)
+            except OSError:
+                assert time.monotonic() < deadline, "the handler never opened the FIFO"
+                time.sleep(0.01)
+        client.request("pause", {"threadId": client.thread_id()})
+        notice = client.wait_event("output")["body"]
+        while "pause requested" not in notice["output"]:
+            notice = client.wait_event("output")["body"]
+        assert notice["category"] == "important"
+        assert f"blockdemo.py:{block_line} in blocking" in notice["output"]
+        assert not any(e["event"] == "stopped" for e in client.events)
+        os.write(writer, b"abc")
+        os.close(writer)
+        writer = None
+        stop = client.stopped()
+        assert stop["reason"] == "pause" and stop["position"]["line"] == next_line
+        assert client.locals()["data"] == "'abc'"
+    finally:
+        if writer is not None:
+            os.close(writer)
+        client.close()
+
+
+FAKE_RUNNER = """
+import json, socket, sys, time
+fd = int(sys.argv[sys.argv.index("--control-fd") + 1])
+sock = socket.socket(fileno=fd)
+sock.sendall((json.dumps(json.loads(sys.argv[1])) + "\\n").encode())
+time.sleep(30)
+"""
+
+
+@pytest.mark.parametrize(
+    ("hello", "expected"),
+    [
+        (
+            {
+                "kind": "hello",
+                "protocol": 999,
+                "host": "127.0.0.1",
+                "port": 1,
+                "pid": 1,
+                "runtime_dir": "/",
+                "python": "3",
+                "effect_count": 0,
+            },
+            "speaks control protocol 999, this adapter 1; install the same prodture version in both",
+        ),
+        (
+            {"event": "hello", "port": 1},  # a runner from before the control protocol
+            "sent a control message this adapter cannot read (unknown message kind None)",
+        ),
+    ],
+)
+def test_debuggee_of_another_prodture_version_fails_the_launch(
+    tmp_path, checkout_dir, checkout_traces, hello, expected
+):
+    """A debuggee interpreter whose prodture speaks another control protocol ends the launch with
+    one line saying to install the same prodture version, instead of a 30 s timeout."""
+    import json
+
+    script = tmp_path / "fake_runner.py"
+    script.write_text(FAKE_RUNNER)
+    python = tmp_path / "python"
+    python.write_text(f"#!/bin/sh\nexec {sys.executable} {script} '{json.dumps(hello)}' \"$@\"\n")
+    python.chmod(0o755)
+    message, client = _launch_error(
+        checkout_dir, trace=str(checkout_traces["ok"]), python=str(python)
+    )
+    client.close()
+    assert expected in message, message
+
+
+def test_control_messages_survive_the_wire_and_bad_lines_are_refused():
+    """Every control message kind reads back equal to what was sent; a line that is not one
+    is refused with the reason."""
+    from prodture.debug import control as ctl
+
+    samples = [
+        ctl.SetBreakpoints(
+            path="/p/s.py",
+            breakpoints=(ctl.BreakpointSpec(3, "x > 1", "2", None), ctl.BreakpointSpec(4)),
+            id=7,
+        ),
+        ctl.SetExceptionStops(effect_failed=False, every_effect=True, raised=True, uncaught=False),
+        ctl.Start(),
+        ctl.Move(motion=ctl.Motion.JUMP_TO_EFFECT, effect=3, id=2),
+        ctl.Move(motion=ctl.Motion.STEP_BACK),
+        ctl.Pause(),
+        ctl.ListEffects(id=5),
+        ctl.Terminate(),
+        ctl.Hello(ctl.PROTOCOL_VERSION, "127.0.0.1", 5678, 42, "/rt", "3.12.1", 4),
+        ctl.Failed("the trace is corrupt; record it again"),
+        ctl.Stopped(
+            reason=ctl.StopReason.EXCEPTION,
+            position=ctl.Position(12, 3, 4, "/p/s.py", 18, 4),
+            description="effect #3 ChargeCard failed (recorded error): PaymentDeclined: no",
+            exception_id="PaymentDeclined",
+            exception_message="no",
+            end=False,
+            replay=(("step", "12"), ("effect", "3 of 4")),
+        ),
+        ctl.Output(ctl.OutputCategory.IMPORTANT, "prodture: note\n"),
+        ctl.Exited(1, "replay diverged: …"),
+        ctl.Reply(7, ok=False, message="cannot next while the replay is running", body=None),
+        ctl.Reply(5, body={"effects": [], "outcome": None, "complete": True}),
+    ]
+    kinds = {type(m) for m in samples}
+    assert kinds == {
+        c for c in vars(ctl).values() if isinstance(c, type) and c.__dict__.get("KIND")
+    }
+    for message in samples:
+        line = ctl.encode(message)
+        assert line.endswith(b"\n") and line.count(b"\n") == 1
+        assert ctl.decode(line) == message
+    for bad, reason in [
+        (b"not json\n", "not JSON"),
+        (b"[1]\n", "not a JSON object"),
+        (b'{"kind": "launchMissiles"}\n', "unknown message kind 'launchMissiles'"),
+        (b'{"kind": "move", "motion": "sideways"}\n', "unknown motion 'sideways'"),
+        (b'{"kind": "hello", "port": 1}\n', "bad hello message"),
+    ]:
+        with pytest.raises(ctl.ProtocolError, match=re.escape(reason)):
+            ctl.decode(bad)
+
+
+def test_the_adapter_imports_no_engine_code_and_the_protocol_only_the_standard_library():
+    """The adapter runs without the engine (the debuggee may be another Python); the control
+    protocol module, which both import, needs nothing but the standard library."""
+    import ast
+    import subprocess
+
+    import prodture.debug.control as control_module
+
+    probe = (
+        "import sys, prodture.adapter.server; "
+        "print(sorted(m for m in sys.modules if m.startswith('prodture.debug')))"
+    )
+    loaded = subprocess.check_output([sys.executable, "-c", probe], text=True).strip()
+    assert loaded == "['prodture.debug', 'prodture.debug.control']"
+    tree = ast.parse(Path(control_module.__file__).read_text())
+    imported = {
+        alias.name.split(".")[0]
+        for node in ast.walk(tree)
+        if isinstance(node, ast.Import)
+        for alias in node.names
+    } | {
+        node.module.split(".")[0]
+        for node in ast.walk(tree)
+        if isinstance(node, ast.ImportFrom) and node.module and not node.level
+    }
+    assert imported <= set(sys.stdlib_module_names) | {"__future__"}, imported
+    assert not any(isinstance(n, ast.ImportFrom) and n.level for n in ast.walk(tree))
+
+
+class _FakeSession:
+    def __init__(self) -> None:
+        self.timers: list[Any] = []
+
+    def after(self, seconds: float, fn: Any) -> None:
+        self.timers.append(fn)
+
+    def fire(self) -> None:
+        timers, self.timers = self.timers, []
+        for fn in timers:
+            fn()
+
+
+class _FakeClient:
+    def __init__(self) -> None:
+        self.session = _FakeSession()
+        self.events: list[tuple[str, Any]] = []
+
+    def event(self, name: str, body: Any = None) -> None:
+        self.events.append((name, body))
+
+
+def _engine_stop(step: int) -> Any:
+    from prodture.debug import control as ctl
+
+    return ctl.Stopped(ctl.StopReason.STEP, ctl.Position(step, 0, 1, "/h.py", step, 1))
+
+
+def test_stop_pairing_survives_an_engine_half_that_arrives_late():
+    """Under heavy load the engine's half of a stop may reach the adapter after the pairing
+    timeout: the client still gets exactly one stopped and then its prodture/position; a timer of
+    an earlier stop never shows a later pydevd stop alone."""
+    from prodture.adapter.stops import StopPairing
+
+    client = _FakeClient()
+    pairing = StopPairing(client)  # type: ignore[arg-type]
+    # stop 1 pairs normally; its timer (armed while the engine half was pending) fires during stop 2
+    pairing.pydevd_stopped({"threadId": 1, "reason": "breakpoint"})
+    pairing.engine_stopped(_engine_stop(1))
+    pairing.resumed()
+    pairing.pydevd_stopped({"threadId": 1, "reason": "breakpoint"})
+    stale = client.session.timers.pop(0)
+    stale()  # stop 1's timer: must not show stop 2 alone
+    assert [name for name, _ in client.events] == ["stopped", "prodture/position"]
+    pairing.engine_stopped(_engine_stop(2))
+    assert [name for name, _ in client.events][-2:] == ["stopped", "prodture/position"]
+    assert client.events[-1][1]["step"] == 2
+    pairing.resumed()
+    # stop 3: the engine half is late past the timeout and its confirmation
+    client.events.clear()
+    client.session.timers.clear()
+    pairing.pydevd_stopped({"threadId": 1, "reason": "breakpoint"})
+    client.session.fire()  # the timeout: re-checks once after a short sleep
+    assert client.events == []
+    client.session.fire()
+    assert [name for name, _ in client.events] == ["stopped"]
+    pairing.engine_stopped(_engine_stop(3))
+    assert [name for name, _ in client.events] == ["stopped", "prodture/position"]
+    assert client.events[-1][1]["step"] == 3 and pairing.last.position.step == 3

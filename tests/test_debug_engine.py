@@ -11,6 +11,7 @@ from typing import Any
 import pytest
 
 import prodture
+from prodture.debug.contract import Command, Move, StopKind, StopPolicy
 from prodture.debug.engine import Breakpoint, StepEngine, Stop
 from prodture.trace import read_trace
 
@@ -147,7 +148,7 @@ class Script:
         frame = stop.frame
         self.stops.append(
             {
-                "reason": stop.reason,
+                "reason": stop.kind.value,
                 "step": stop.step,
                 "effect": stop.effect,
                 "line": frame.f_lineno,
@@ -156,7 +157,10 @@ class Script:
                 "stack": [f.f_code.co_name for f in self.engine.user_frames(frame)]
                 if self.engine
                 else [],
-                "text": stop.text,
+                "divergence": stop.divergence.message if stop.divergence is not None else None,
+                "exception": (stop.exception.type_name, stop.exception.message)
+                if stop.exception is not None
+                else None,
                 "end": stop.end,
             }
         )
@@ -166,8 +170,30 @@ class Script:
         return command if isinstance(command, tuple) else (command, None)
 
 
+COMMANDS = {
+    "next": Command.NEXT,
+    "stepIn": Command.STEP_IN,
+    "stepOut": Command.STEP_OUT,
+    "continue": Command.CONTINUE,
+    "stepBack": Command.STEP_BACK,
+    "reverseContinue": Command.REVERSE_CONTINUE,
+    "jumpToEffect": Command.JUMP_TO_EFFECT,
+    "terminate": Command.TERMINATE,
+}
+
+
+def moves(present: Any) -> Any:
+    """A presenter answering (name, arg) pairs, as the engine's Moves."""
+
+    def answer(stop: Stop) -> Move:
+        name, arg = present(stop)
+        return Move(COMMANDS[name], arg)
+
+    return answer
+
+
 def engine_for(trace, fn, script: Script, **kwargs: Any) -> StepEngine:
-    engine = StepEngine(trace, fn, script, **kwargs)
+    engine = StepEngine(trace, fn, moves(script), **kwargs)
     script.engine = engine
     return engine
 
@@ -256,7 +282,7 @@ def test_reverse_continue_evaluates_conditions_on_the_way_back(tmp_path):
             engine2.set_breakpoints(HERE, [Breakpoint(append, condition="i % 2 == 1")])
         return original(stop)
 
-    engine2.presenter = swap
+    engine2.presenter = moves(swap)
     engine2.run()
     _, first_back, second_back = engine2_script.stops
     assert first_back["line"] == append and first_back["locals"]["i"] == "5"
@@ -364,7 +390,7 @@ def test_random_walk_revisits_are_identical(tmp_path, seed):
             return ("jumpToEffect", rng.randint(1, 8))
         return (command, None)
 
-    engine = StepEngine(trace, walk, present, stop_on_entry=True)
+    engine = StepEngine(trace, walk, moves(present), stop_on_entry=True)
     engine.run()
     assert len(seen) > 20
 
@@ -386,7 +412,7 @@ def test_revisited_step_shows_the_module_state_of_the_first_visit(tmp_path):
         return script(stop)
 
     engine = engine_for(trace, module_state, script, output=printed.append)
-    engine.presenter = present
+    engine.presenter = moves(present)
     engine.set_breakpoints(HERE, [Breakpoint(line_of(module_state, "SEEN.append(got)"))])
     outcome = engine.run()
     first, second, back1, back2 = views[:4]
@@ -427,16 +453,16 @@ def test_bare_except_around_yield_cannot_swallow_a_step_back(tmp_path):
 
 
 def test_missing_effects_stop_at_the_end_with_the_replayers_message(tmp_path):
-    """A handler that now returns before the recorded effects end stops on its return line with reason exception."""
+    """A handler that now returns before the recorded effects end stops on its return line with the divergence."""
     trace = record(tmp_path, walk, {"n": 3})
     short = dataclasses.replace(trace, input={"n": 2})
     script = Script(["stepBack"])
     engine_for(short, walk, script).run()
     end, back = script.stops[:2]
-    assert end["reason"] == "exception" and end["end"]
+    assert end["reason"] == "divergence" and end["end"]
     assert (
-        end["text"].startswith("divergence: effect #3: recorded ")
-        and "finishes after 2 effects" in end["text"]
+        end["divergence"].startswith("effect #3: recorded ")
+        and "finishes after 2 effects" in end["divergence"]
     )
     assert end["line"] == line_of(walk, "return result")
     assert back["line"] == line_of(walk, "result = accumulate(items)")
@@ -467,6 +493,115 @@ def test_fast_forward_lands_on_the_same_state_in_one_line_loops_and_comprehensio
             return ("stepIn", None)
         return (rng.choice(["stepIn", "next", "stepBack", "stepBack", "stepOut"]), None)
 
-    engine = StepEngine(trace, shapes, present, stop_on_entry=True)
+    engine = StepEngine(trace, shapes, moves(present), stop_on_entry=True)
     engine.run()
     assert len(seen) > 100 and engine.stops > 400
+
+
+# -- the issue-8 shapes: recorded errors thrown into delegating chains, pipelines, the end -------
+
+
+def record_shape(tmp_path: Path, name: str) -> tuple[Any, prodture.Trace]:
+    import oracle_shapes
+
+    fn, request = oracle_shapes.SHAPES[name]
+    directory = tmp_path / f"traces-{name}"
+    interpreter = prodture.Interpreter(
+        oracle_shapes.PERFORMERS, recorder=prodture.Recorder(prodture.DirectorySink(directory))
+    )
+    if asyncio.iscoroutinefunction(fn):
+        asyncio.run(interpreter.run_async(fn, request))
+    else:
+        interpreter.run(fn, request)
+    return fn, read_trace(next(directory.glob("*.prodtrace")))
+
+
+FAILURES = StopPolicy(effect_failed=True, uncaught=True)
+
+
+@pytest.mark.parametrize("shape", ["gen_yield_from", "async_helpers"])
+def test_step_back_and_out_from_a_failed_effect_in_a_helper(tmp_path, shape):
+    """From the failure of effect #2 inside the retrying helper (two deep), stepBack lands on the
+    helper's previous line and stepOut returns to its caller; nothing warns."""
+    import oracle_shapes
+
+    fn, trace = record_shape(tmp_path, shape)
+    helper = (
+        oracle_shapes.retrying_charge
+        if shape == "gen_yield_from"
+        else oracle_shapes.retrying_charge_async
+    )
+    caller = oracle_shapes.pay_twice if shape == "gen_yield_from" else oracle_shapes.pay_twice_async
+    warnings: list[str] = []
+    script = Script(["stepBack", "continue", "stepOut", "next"])
+    engine = engine_for(trace, fn, script, warn=warnings.append)
+    engine.set_policy(FAILURES)
+    engine.run()
+    failed, back, failed_again, out, over = script.stops[:5]
+    assert failed["reason"] == "effect failed" and failed["exception"] == (
+        "Declined",
+        "amount 3 refused",
+    )
+    assert failed["stack"][:2] == [helper.__name__, caller.__name__]
+    assert back["function"] == helper.__name__ and back["line"] == line_of(helper, "try:")
+    assert failed_again["step"] == failed["step"]
+    assert out["function"] == caller.__name__ and out["line"] == line_of(caller, "try:")
+    assert over["function"] == caller.__name__ and over["line"] == line_of(caller, "b = ")
+    assert warnings == []
+
+
+def test_jump_to_effect_stops_nowhere_on_the_way_and_is_disarmed(tmp_path):
+    """A jump past failed effects and a breakpoint stops only at the target; afterwards the
+    breakpoint and the effect-failed stops work as before."""
+    import oracle_shapes
+
+    fn, trace = record_shape(tmp_path, "gen_yield_from")
+    script = Script([("jumpToEffect", 5), "continue", ("jumpToEffect", 2), "continue", "continue"])
+    engine = engine_for(trace, fn, script, stop_on_entry=True)
+    engine.set_policy(FAILURES)
+    engine.set_breakpoints(
+        oracle_shapes.__file__,
+        [Breakpoint(line_of(oracle_shapes.retrying_charge, "pause = yield"))],
+    )
+    engine.run()
+    entry, jumped, after, back, bp = script.stops[:5]
+    assert (jumped["reason"], jumped["effect"]) == ("goto", 4)
+    assert after["reason"] == "effect failed" and after["effect"] == 5
+    assert (back["reason"], back["effect"]) == ("goto", 1)
+    assert bp["reason"] == "effect failed" and bp["effect"] == 2
+    assert script.stops[5]["reason"] == "breakpoint"
+
+
+@pytest.mark.parametrize("shape", ["command_pipeline", "plain_command"])
+def test_command_handlers_pause_at_the_end_of_the_replay(tmp_path, shape):
+    """continue from a breakpoint in a pipeline step, and stepOut from the first step, reach an
+    end-of-replay stop (on the last step's return) instead of ending the session."""
+    import oracle_shapes
+
+    fn, trace = record_shape(tmp_path, shape)
+    first = oracle_shapes.load if shape == "command_pipeline" else oracle_shapes.plain_command
+    script = Script(["continue", "stepBack", "stepOut"])
+    engine = engine_for(trace, fn, script)
+    engine.set_breakpoints(oracle_shapes.__file__, [Breakpoint(line_of(first, "wanted = order"))])
+    outcome = engine.run()
+    at_bp, end, back, end_again = script.stops[:4]
+    assert at_bp["reason"] == "breakpoint"
+    assert end["end"] and end["reason"] == "end" and end["effect"] >= 2
+    assert not back["end"] and end_again["end"] and end_again["step"] == end["step"]
+    assert outcome is None  # terminated at the end stop, not run past it
+
+
+def test_end_of_replay_after_a_step_back_reports_the_real_exception(tmp_path):
+    """The stop at the handler's final bare `raise` reports the handler's exception, also when it
+    is reached again after stepBack (the re-run fast-forwards past where it was raised)."""
+    fn, trace = record_shape(tmp_path, "own_raise")
+    script = Script(["continue", "stepBack", "continue", "stepBack", "stepBack", "continue"])
+    engine = engine_for(trace, fn, script)
+    engine.set_policy(StopPolicy(uncaught=True))
+    engine.run()
+    ends = [s for s in script.stops if s["end"]]
+    assert len(ends) == 3
+    for end in ends:
+        assert end["reason"] == StopKind.UNCAUGHT.value
+        assert end["exception"] == ("PaymentDeclined", "amount must be greater than zero")
+    assert engine.divergence is None

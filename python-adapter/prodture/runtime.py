@@ -21,7 +21,6 @@ import inspect
 import logging
 import os
 import random
-import sysconfig
 import threading
 import time
 import traceback as _traceback
@@ -31,6 +30,8 @@ from collections.abc import Callable, Mapping
 from datetime import datetime, timezone
 from typing import Any, ClassVar, Literal, Protocol
 
+from .codefilter import PACKAGE_DIR as PACKAGE_DIR  # re-exported: prodture's own files
+from .codefilter import is_library_file, is_runtime_file
 from .effects import (
     All,
     Command,
@@ -64,14 +65,6 @@ __all__ = [
 ]
 
 log = logging.getLogger("prodture")
-
-#: Frames of files under this directory are prodture's, not the user's: tracebacks and
-#: debuggers hide them.
-PACKAGE_DIR = os.path.dirname(os.path.abspath(__file__)) + os.sep
-
-
-def is_runtime_file(filename: str) -> bool:
-    return filename.startswith(PACKAGE_DIR)
 
 
 #: The id of the trace being recorded for the execution running in this thread or task (``None``
@@ -165,17 +158,42 @@ def handler_name(fn: Callable[..., Any]) -> str:
 def handler(fn: Callable[..., Any] | None = None, *, name: str | None = None) -> Any:
     """Register ``fn`` as a handler: recorded under ``module:qualname`` (or ``name``).
 
-    Only registered handlers can be named by a trace and run by the replayer.
+    Only registered handlers can be named by a trace and run by the replayer. A name already taken
+    by another handler is refused (a trace of one would replay the other); the same definition
+    again (a module imported twice, reloaded) replaces the earlier one.
     """
 
     def apply(f: Callable[..., Any]) -> Callable[..., Any]:
         key = name or f"{f.__module__}:{f.__qualname__}"
-        f.__prodture_handler__ = key  # type: ignore[attr-defined]
         with _handlers_lock:
+            existing = handlers.get(key)
+            if existing is not None and _definition(existing) != _definition(f):
+                raise ValueError(
+                    f"handler name {key!r} is already registered for {_describe_handler(existing)}; "
+                    f"refusing to register {_describe_handler(f)} under the same name (a trace of "
+                    "one would replay the other): pass another name=, e.g. "
+                    "prodture.handler(prodture.pipeline(...), name='orders:checkout')"
+                )
             handlers[key] = f
+        f.__prodture_handler__ = key  # type: ignore[attr-defined]
         return f
 
     return apply(fn) if fn is not None else apply
+
+
+def _definition(f: Callable[..., Any]) -> tuple[str, ...]:
+    """What makes two registrations the same handler: module and qualname, or a pipeline's steps."""
+    steps = getattr(f, "__prodture_steps__", None)
+    if steps is not None:
+        return ("pipeline", *(f"{s.__module__}:{s.__qualname__}" for s in steps))
+    return (getattr(f, "__module__", "?"), getattr(f, "__qualname__", repr(f)))
+
+
+def _describe_handler(f: Callable[..., Any]) -> str:
+    definition = _definition(f)
+    if definition[0] == "pipeline":
+        return f"pipeline({', '.join(definition[1:])})"
+    return ":".join(definition)
 
 
 # ---------------------------------------------------------------------------------------------
@@ -208,16 +226,6 @@ def _site_of(obj: Any) -> tuple[str, int, str] | None:
     return (code.co_filename, frame.f_lineno, code.co_name)
 
 
-_LIBRARY_DIRS = tuple(
-    {
-        os.path.join(os.path.abspath(p), "")
-        for k, p in sysconfig.get_paths().items()
-        if k in ("stdlib", "platstdlib", "purelib", "platlib")
-    }
-    | {PACKAGE_DIR}
-)
-
-
 def _not_an_effect(value: Any, gen: Any) -> TypeError:
     """The error for a non-effect: names the handler's own line (``await asyncio.sleep(0)``),
     not the library frame that actually yielded, and that frame too when they differ."""
@@ -236,7 +244,11 @@ def _not_an_effect(value: Any, gen: Any) -> TypeError:
             break
         frames.append(f)
         obj = getattr(obj, "gi_yieldfrom", None) or getattr(obj, "cr_await", None)
-    user = [f for f in frames if not f.f_code.co_filename.startswith(_LIBRARY_DIRS)]
+    user = [
+        f
+        for f in frames
+        if not (is_runtime_file(f.f_code.co_filename) or is_library_file(f.f_code.co_filename))
+    ]
     where = "an unknown line"
     if frames:
         site = (user or frames)[-1]
@@ -431,6 +443,7 @@ def pipeline(*steps: Callable[[Any], Any]) -> Callable[[Any], Any]:
     composed.__qualname__ = (
         "pipeline(" + ", ".join(getattr(s, "__qualname__", "?") for s in steps) + ")"
     )
+    composed.__prodture_steps__ = steps  # type: ignore[attr-defined]
     return composed
 
 

@@ -15,33 +15,33 @@ client can look at the stack; tests hand it to a script. The engine never blocks
 from __future__ import annotations
 
 import bisect
-import dataclasses
 import dis
+import enum
 import os
-import re
 import sys
-import sysconfig
 from array import array
 from collections.abc import Callable
 from typing import Any
 
+from ..codefilter import UserCode
 from ..replay import STRICT, ReplayDiverged, TracePerformer
-from ..runtime import EffectCall, Failure, Success, is_runtime_file, run_sync
-from ..trace.format import EffectRecord, Trace, describe_error
+from ..runtime import EffectCall, Failure, Success, run_sync
+from ..trace.format import EffectRecord, Trace
+from .breakpoints import Breakpoint
+from .contract import (
+    Command,
+    ExceptionInfo,
+    Move,
+    Position,
+    ReplayView,
+    Stop,
+    StopKind,
+    StopPolicy,
+)
+from .fastforward import MONITORING, MonitoringFastForward, SettraceFastForward
 from .modstate import ModuleState
 
-__all__ = ["StepEngine", "Stop", "Rewind", "Breakpoint", "Terminate", "COMMANDS"]
-
-COMMANDS = (
-    "next",
-    "stepIn",
-    "stepOut",
-    "continue",
-    "stepBack",
-    "reverseContinue",
-    "jumpToEffect",
-    "terminate",
-)
+__all__ = ["StepEngine", "Stop", "Rewind", "Breakpoint", "Terminate", "Move", "Command"]
 
 _LINE_BITS = 24
 _LINE_MASK = (1 << _LINE_BITS) - 1
@@ -53,9 +53,19 @@ _RESUME = dis.opmap.get("RESUME", -1)
 # 3.10 suspends `await` / `yield from` with f_lasti on the instruction before YIELD_FROM
 _YIELD_FROM = dis.opmap.get("YIELD_FROM", -1)
 _GEN_FLAGS = 0x20 | 0x80 | 0x200  # CO_GENERATOR | CO_COROUTINE | CO_ASYNC_GENERATOR
-_DEBUG_DIR = os.path.dirname(os.path.abspath(__file__)) + os.sep
-# 3.12+: the fast-forward watches one code object with sys.monitoring instead of sys.settrace
-_MONITORING = sys.version_info >= (3, 12)
+
+
+class RunMode(enum.Enum):
+    """What a run of the handler is for."""
+
+    RUN = "run"  # stepping as commanded: every stop may happen
+    FAST_FORWARD = "fast-forward"  # re-run to a seen step, only its code watched (no stops)
+    QUIET = "quiet"  # full tracing, no stop until check_step (an unseen step) or a jump's effect
+    SCAN = "scan"  # full tracing to _scan_until, noting the last breakpoint hit (reverse continue)
+
+
+# no end-of-replay or divergence stop while fast-forwarding or scanning: they stop elsewhere
+_NO_END_STOP = frozenset((RunMode.FAST_FORWARD, RunMode.SCAN))
 
 
 class Rewind(BaseException):
@@ -63,55 +73,27 @@ class Rewind(BaseException):
     handler's ``except Exception`` cannot swallow it."""
 
     def __init__(
-        self, step: int, reason: str = "step", text: str | None = None, scan_until: int = 0
+        self,
+        step: int,
+        kind: StopKind = StopKind.STEP,
+        divergence: Any = None,
+        scan_until: int = 0,
+        present: bool = True,
     ) -> None:
         super().__init__(step)
         self.step = step
-        self.reason = reason
-        self.text = text
+        self.kind = kind
+        self.divergence = divergence
         self.scan_until = scan_until
+        self.present = present  # False: arrive and run on (the end of a Command handler)
 
 
 class Terminate(BaseException):
     """Ends the replay (the client disconnected)."""
 
 
-@dataclasses.dataclass
-class Breakpoint:
-    line: int
-    condition: str | None = None
-    hit_condition: str | None = None
-    log_message: str | None = None
-    hits: int = 0
-
-
-@dataclasses.dataclass
-class Stop:
-    """One presented stop. ``frame`` is the user frame to show; ``step`` the step index."""
-
-    reason: str  # breakpoint | step | entry | exception | goto | pause
-    step: int
-    effect: int
-    frame: Any
-    text: str | None = None
-    description: str | None = None
-    end: bool = False
-
-
 def _norm(path: str) -> str:
     return os.path.normcase(os.path.realpath(path))
-
-
-def _library_roots() -> tuple[str, ...]:
-    roots = set()
-    for key in ("stdlib", "platstdlib", "purelib", "platlib"):
-        try:
-            roots.add(os.path.realpath(sysconfig.get_paths()[key]) + os.sep)
-        except KeyError:
-            pass
-    for p in (sys.prefix, sys.base_prefix, sys.exec_prefix):
-        roots.add(os.path.realpath(os.path.join(p, "lib")) + os.sep)
-    return tuple(sorted(roots))
 
 
 class StepEngine:
@@ -148,16 +130,25 @@ class StepEngine:
         self.output = output or (lambda text: None)
         self.warn = warn or (lambda text: None)
         self.performer = TracePerformer(trace, mode=mode, stubs=stubs, observer=self._observe)
-        self.root_code = getattr(getattr(handler, "__wrapped__", handler), "__code__", None)
-        self._library = _library_roots()
+        # the handler's own code when it is a generator or coroutine function: its frame's last
+        # return is the end of the replay. Other handlers (Command handlers, pipelines) end in
+        # the runtime's code: their end is known once a run completes (end_step).
+        root = getattr(getattr(handler, "__wrapped__", handler), "__code__", None)
+        self.root_code = root if root is not None and root.co_flags & _GEN_FLAGS else None
+        # the last step of a complete run, once one ran: a depth-1 return at or after it ends
+        self.end_step = _NEVER
+        self._final_divergence: Any = None  # the end divergence of a complete run
         # the stubs stand in for the outside world: their files are never stepped through
-        self._stub_files = frozenset(
-            os.path.realpath(code.co_filename)
-            for code in (
-                getattr(getattr(stub, "__wrapped__", stub), "__code__", None)
-                for stub in (stubs or {}).values()
-            )
-            if code is not None
+        self.user_code = UserCode(
+            just_my_code,
+            (
+                code.co_filename
+                for code in (
+                    getattr(getattr(stub, "__wrapped__", stub), "__code__", None)
+                    for stub in (stubs or {}).values()
+                )
+                if code is not None
+            ),
         )
         # code object -> local tracer (None: not user code); index <-> code for history entries
         self._tracers: dict[Any, Any] = {}
@@ -178,14 +169,14 @@ class StepEngine:
         # breakpoints: normalized file -> {line: Breakpoint}
         self.breakpoints: dict[str, dict[int, Breakpoint]] = {}
         self._bp_by_loc: dict[int, Breakpoint] = {}
-        self.filters: set[str] = set()
+        self.policy = StopPolicy()
         self.pause_requested = False
         # per-run state
-        self._ff = False
-        self._quiet = False
-        self._scan_until = 0
+        self.run_mode = RunMode.RUN
+        self._scan_until = 0  # SCAN: the step the scan runs to
         self._scan_hit = 0
         self._jump_effect = 0
+        self._end_shown = False
         self._pending_effect: tuple[EffectCall, EffectRecord | None] | None = None
         self._exc_frame: Any = None
         self._last_exc: Any = None
@@ -199,10 +190,12 @@ class StepEngine:
         # (bare `except:`) cannot lose it: see _perform and run
         self._unwinding: BaseException | None = None
         # fast-forward from an effect checkpoint: (effect number, installs the narrowed watcher)
-        self._ff_install: tuple[int, Callable[[], None]] | None = None
-        self._tool: int | None = None  # our sys.monitoring tool id (3.12+)
-        self._monitored: Any = None  # the code object the fast-forward watches
-        self._modules = ModuleState(self.is_project_file)
+        self._ff_install: tuple[int, Callable[[Any], None]] | None = None
+        # the fast-forward strategies (see fastforward.py); the settrace one calls self._settrace
+        # late, as the runner replaces it after construction
+        self._settrace_ff = SettraceFastForward(lambda tracer: self._settrace(tracer))
+        self._monitoring = MonitoringFastForward() if MONITORING else None
+        self._modules = ModuleState(self.user_code)
         self._restored_reported: set[str] = set()
 
     # -- configuration (may be called from another thread while the replay thread is stopped) ---
@@ -211,8 +204,8 @@ class StepEngine:
         self.breakpoints[_norm(path)] = {bp.line: bp for bp in bps}
         self._rebuild_bp_locs()
 
-    def set_filters(self, filters: list[str]) -> None:
-        self.filters = set(filters)
+    def set_policy(self, policy: StopPolicy) -> None:
+        self.policy = policy
 
     def request_pause(self) -> None:
         self.pause_requested = True
@@ -229,32 +222,13 @@ class StepEngine:
                 if line in lines:
                     by_loc[(index << _LINE_BITS) | line] = bp
         self._bp_by_loc = by_loc
-        self.bp_locs = frozenset(by_loc)
+        # quiet runs (a jump, a re-run to an unseen step) stop at no breakpoint on the way
+        self.bp_locs = frozenset() if self.run_mode is RunMode.QUIET else frozenset(by_loc)
 
     # -- user code ----------------------------------------------------------------------------
 
     def is_user_code(self, filename: str) -> bool:
-        if filename.startswith("<") or is_runtime_file(filename):
-            return False
-        real = os.path.realpath(filename)
-        if real.startswith(_DEBUG_DIR) or is_runtime_file(real):
-            return False
-        if "debugpy" in real.split(os.sep) or real in self._stub_files:
-            return False
-        if self.just_my_code:
-            if real.startswith(self._library) or os.sep + "site-packages" + os.sep in real:
-                return False
-        return True
-
-    def is_project_file(self, filename: str) -> bool:
-        """User code under the just-my-code rule whatever the launch said: whose module-level
-        state re-runs put back."""
-        if filename.startswith("<") or is_runtime_file(filename):
-            return False
-        real = os.path.realpath(filename)
-        if real.startswith(_DEBUG_DIR) or is_runtime_file(real) or "debugpy" in real.split(os.sep):
-            return False
-        return not (real.startswith(self._library) or os.sep + "site-packages" + os.sep in real)
+        return self.user_code.is_user_code(filename)
 
     def _register(self, code: Any) -> Any:
         """The local tracer of ``code`` (creating it), or None when it is not user code."""
@@ -273,6 +247,22 @@ class StepEngine:
             self._rebuild_bp_locs()
         return local
 
+    def _chain_depth(self, frame: Any) -> int:
+        """How many user frames the frame chain holds from ``frame`` down to the handler's caller."""
+        tracers = self._tracers
+        base = self._base_frame
+        depth = 0
+        while frame is not None and frame is not base:
+            code = frame.f_code
+            try:
+                if tracers[code] is not None:
+                    depth += 1
+            except KeyError:
+                if self._register(code) is not None:
+                    depth += 1
+            frame = frame.f_back
+        return depth
+
     def code_index(self, code: Any) -> int:
         if code not in self._tracers:
             self._register(code)
@@ -288,7 +278,9 @@ class StepEngine:
             local = self._register(code)
         if local is None:
             return None
-        self.depth += 1
+        # from the frame chain, not by pairing call/return events: a value or error thrown into a
+        # delegating chain (`yield from`, `await`) resumes frames without a call event
+        self.depth = self._chain_depth(frame)
         if self._pending_effect is not None:
             self._on_resume(frame)
         return local
@@ -313,15 +305,15 @@ class StepEngine:
                     engine._exc_frame = None
             elif event == "return":
                 if (
-                    frame.f_code is engine.root_code
-                    and engine.depth == 1
-                    and not (engine._ff or engine._scan_until)
+                    engine.depth == 1
+                    and (frame.f_code is engine.root_code or engine.step >= engine.end_step)
+                    and engine.run_mode not in _NO_END_STOP
                 ):
-                    engine._on_root_return(
-                        frame, arg
-                    )  # before the depth drops: the frame is still there
+                    # before the depth drops: the frame is still there
+                    engine._on_root_return(frame, arg)
                 engine.depth -= 1
             elif event == "exception":
+                engine.depth = engine._chain_depth(frame)
                 engine._on_exception(frame, arg)
             return local
 
@@ -332,61 +324,48 @@ class StepEngine:
     def _on_line(self, frame: Any, step: int, loc: int) -> None:
         if self._exc_frame is frame:
             self._exc_frame = None
-        if step >= self.check_step and not self._scan_until:
+        if step >= self.check_step and self.run_mode is not RunMode.SCAN:
             self.check_step = _NEVER
-            if self._quiet:
-                self._quiet = False
+            if self.run_mode is RunMode.QUIET:
+                self.run_mode = RunMode.RUN
                 self.bp_locs = frozenset(self._bp_by_loc)
-            self._stop(
-                Stop(self._check_reason, step, self.effects_done, frame, text=self._check_text)
-            )
+            target = self._check_target
+            if target.present:
+                self._stop(
+                    Stop(target.kind, step, self.effects_done, frame, divergence=target.divergence)
+                )
             return
-        if self._scan_until:
+        if self.run_mode is RunMode.SCAN:
             if step >= self._scan_until:
                 target = self._scan_hit or 1
-                raise self._rewind(Rewind(target, "breakpoint" if self._scan_hit else "entry"))
+                kind = StopKind.BREAKPOINT if self._scan_hit else StopKind.ENTRY
+                raise self._rewind(Rewind(target, kind))
             bp = self._bp_by_loc.get(loc)
-            if bp is not None and bp.log_message is None and self._bp_true(bp, frame) is not False:
+            if bp is not None and bp.log_message is None and bp.fires(frame, step) is not False:
                 self._scan_hit = step
             return
         bp = self._bp_by_loc.get(loc) if loc in self.bp_locs else None
         if bp is not None:
-            hit = self._bp_true(bp, frame)
+            hit = bp.fires(frame, step)
             if hit is not False:
                 if bp.log_message is not None:
-                    self._log(bp, frame)
+                    self.output(bp.log_text(frame) + "\n")
                 else:
-                    text = hit if isinstance(hit, str) else None
-                    self._stop(Stop("breakpoint", step, self.effects_done, frame, description=text))
+                    error = hit if isinstance(hit, ExceptionInfo) else None
+                    self._stop(
+                        Stop(
+                            StopKind.BREAKPOINT,
+                            step,
+                            self.effects_done,
+                            frame,
+                            condition_error=error,
+                        )
+                    )
                     return
         if self.depth <= self.stop_depth:
-            reason = "pause" if self.pause_requested else "step"
+            kind = StopKind.PAUSE if self.pause_requested else StopKind.STEP
             self.pause_requested = False
-            self._stop(Stop(reason, step, self.effects_done, frame))
-
-    def _bp_true(self, bp: Breakpoint, frame: Any) -> bool | str:
-        """Whether ``bp`` fires here (counting its hits); a string when its condition failed to
-        evaluate (pydevd also stops then, with the error)."""
-        if bp.condition:
-            try:
-                if not eval(bp.condition, frame.f_globals, frame.f_locals):
-                    return False
-            except Exception as e:
-                bp.hits += 1
-                return f"breakpoint condition error: {type(e).__name__}: {e}"
-        bp.hits += 1
-        if bp.hit_condition:
-            return _hit_matches(bp.hit_condition, bp.hits)
-        return True
-
-    def _log(self, bp: Breakpoint, frame: Any) -> None:
-        def value(m: re.Match[str]) -> str:
-            try:
-                return str(eval(m.group(1), frame.f_globals, frame.f_locals))
-            except Exception as e:
-                return f"<{type(e).__name__}: {e}>"
-
-        self.output(re.sub(r"\{([^{}]+)\}", value, bp.log_message or "") + "\n")
+            self._stop(Stop(kind, step, self.effects_done, frame))
 
     def _on_resume(self, frame: Any) -> None:
         call, record = self._pending_effect  # type: ignore[misc]
@@ -397,59 +376,54 @@ class StepEngine:
         if record is not None and not record.ok:
             return  # the error is thrown in next: the exception event stops
         self._pending_effect = None
-        if "everyEffect" in self.filters and not (self._ff or self._scan_until or self._quiet):
-            text = f"effect #{call.seq} {_describe_record(record, call)}"
-            if record is not None:
-                text += f" → {record.describe_result(200)}"
+        if self.policy.every_effect and self.run_mode is RunMode.RUN:
             self._stop(
                 Stop(
-                    "exception",
+                    StopKind.EFFECT_PERFORMED,
                     self.step,
                     self.effects_done,
                     frame,
-                    text=text,
-                    description="Effect performed",
+                    record=record,
+                    effect_seq=call.seq,
+                    effect_type=type(call.effect).__name__,
                 )
             )
 
     def _on_exception(self, frame: Any, arg: Any) -> None:
         self._exc_frame = frame
         self._last_exc = arg[1]
-        if self._ff or self._scan_until or self._quiet:
+        if self.run_mode is not RunMode.RUN:
             return
         exc = arg[1]
         pending = self._pending_effect
-        if pending is not None:
+        if pending is not None and pending[1] is not None and pending[1].error is exc:
+            # the effect's recorded error, thrown into the frame that yielded it
             call, record = pending
             self._pending_effect = None
-            if (
-                record is not None
-                and not record.ok
-                and ({"everyEffect", "effectFailed"} & self.filters)
-            ):
+            if self.policy.effect_stops:
                 self._last_exc_stop = (id(exc), self.step)
-                text = f"effect #{call.seq} {record.short_type} failed (recorded error): {describe_error(record.error)}"
                 self._stop(
                     Stop(
-                        "exception",
+                        StopKind.EFFECT_FAILED,
                         self.step,
                         self.effects_done,
                         frame,
-                        text=text,
-                        description="Effect failed (recorded error)",
+                        exception=ExceptionInfo.of(exc),
+                        record=record,
+                        effect_seq=call.seq,
+                        effect_type=type(call.effect).__name__,
                     )
                 )
                 return
-        if "raised" in self.filters and self._last_exc_stop != (id(exc), self.step):
+        if self.policy.raised and self._last_exc_stop != (id(exc), self.step):
             self._last_exc_stop = (id(exc), self.step)
             self._stop(
                 Stop(
-                    "exception",
+                    StopKind.RAISED,
                     self.step,
                     self.effects_done,
                     frame,
-                    text=f"{type(exc).__name__}: {exc}",
-                    description="Exception raised",
+                    exception=ExceptionInfo.of(exc),
                 )
             )
 
@@ -464,61 +438,45 @@ class StepEngine:
             or (offset + 2 < len(co_code) and co_code[offset + 2] == _YIELD_FROM)
         ):
             return  # a yield / await suspends the handler: not its end
-        failed = op not in _RETURN_OPS  # left by an exception
-        recorded = (
-            self.trace.outcome.describe(200)
-            if self.trace.outcome is not None
-            else "none (incomplete recording)"
-        )
-        divergence = self._end_divergence(failed, arg)
+        self._end_shown = True
+        final = self.finished
+        if final is not None:
+            # a complete run ended the same way (replay is deterministic): its outcome is exact,
+            # where this run may not have seen the exception (a re-run fast-forwards past it, and
+            # a bare `raise` fires no exception event)
+            failed = not final.ok
+            exc = None if final.ok else final.error
+            divergence = self._final_divergence
+        else:
+            failed = op not in _RETURN_OPS  # left by an exception
+            exc = self._last_exc if failed else None
+            divergence = self._end_divergence(failed, arg, exc)
+        info = ExceptionInfo.of(exc) if failed and exc is not None else None
         if divergence is not None:
             # known only now (the code stops before the recorded effects end, or ends otherwise):
             # a stop on the line the handler leaves from, so one can step back to see why
             self.divergence = divergence
-            self._stop(
-                Stop(
-                    "exception",
-                    self.step,
-                    self.effects_done,
-                    frame,
-                    text=f"divergence: {divergence.message}",
-                    description=f"Divergence at the end of the replay (recorded {recorded})",
-                    end=True,
-                )
-            )
-        elif failed and "uncaught" in self.filters:
-            exc = self._last_exc
-            text = f"{type(exc).__name__}: {exc}" if exc is not None else "the handler raised"
-            self._stop(
-                Stop(
-                    "exception",
-                    self.step,
-                    self.effects_done,
-                    frame,
-                    text=text,
-                    description=f"Uncaught exception (end of replay; recorded {recorded})",
-                    end=True,
-                )
-            )
+            kind = StopKind.DIVERGENCE
         else:
-            self._stop(
-                Stop(
-                    "step",
-                    self.step,
-                    self.effects_done,
-                    frame,
-                    description=f"End of replay (recorded {recorded})",
-                    end=True,
-                )
+            kind = StopKind.UNCAUGHT if failed and self.policy.uncaught else StopKind.END
+        self._stop(
+            Stop(
+                kind,
+                self.step,
+                self.effects_done,
+                frame,
+                end=True,
+                exception=info,
+                divergence=divergence,
             )
+        )
 
-    def _end_divergence(self, failed: bool, value: Any) -> Any:
+    def _end_divergence(self, failed: bool, value: Any, exc: Any) -> Any:
         """The divergence the replayer finds at the end (missing effects, other outcome), or None.
         A divergence already announced during the run (speculative mode) is not repeated."""
         performer = self.performer
         if performer.divergence is not None:
             return None
-        exc = self._last_exc
         if failed and not isinstance(exc, Exception):
             return None  # not an outcome (a BaseException leaves run_sync as is)
         outcome = Failure(exc) if failed else Success(value)
@@ -532,37 +490,44 @@ class StepEngine:
 
     def _stop(self, stop: Stop) -> None:
         self.stop_depth = -1
+        if self._jump_effect:  # the jump's target was not reached (the handler ended first)
+            self._jump_effect = 0
+            self.run_mode = RunMode.RUN
+            self.bp_locs = frozenset(self._bp_by_loc)
         self.stops += 1
         command = self.presenter(stop)
         self._apply(command, stop)
 
-    def _apply(self, command: tuple[str, Any], stop: Stop) -> None:
-        name, arg = command
-        if name == "next":
+    def _apply(self, move: Move, stop: Stop) -> None:
+        command = move.command
+        if command is Command.NEXT:
             self.stop_depth = self.depth
-        elif name == "stepIn":
+        elif command is Command.STEP_IN:
             self.stop_depth = _NEVER
-        elif name == "stepOut":
+        elif command is Command.STEP_OUT:
             self.stop_depth = self.depth - 1
-        elif name == "continue":
+        elif command is Command.CONTINUE:
             self.stop_depth = -1
-        elif name == "stepBack":
-            raise self._rewind(Rewind(self._step_back_target(), "step"))
-        elif name == "reverseContinue":
+        elif command is Command.STEP_BACK:
+            raise self._rewind(Rewind(self._step_back_target(), StopKind.STEP))
+        elif command is Command.REVERSE_CONTINUE:
             raise self._rewind(self._reverse_target())
-        elif name == "jumpToEffect":
-            n = int(arg)
+        elif command is Command.JUMP_TO_EFFECT:
+            n = int(move.effect or 0)
             if 1 <= n <= len(self.effect_steps):
-                raise self._rewind(Rewind(self.effect_steps[n - 1], "goto"))
+                raise self._rewind(Rewind(self.effect_steps[n - 1], StopKind.GOTO))
+            # not seen yet: run on with no stop of any kind (breakpoints, effect and exception
+            # stops) until the handler yields effect n; a re-run then stops on that line
             self._jump_effect = n
+            self.run_mode = RunMode.QUIET
             self.stop_depth = -1
-            self.bp_locs = frozenset()  # a jump does not stop at breakpoints on the way
-        elif name == "terminate":
+            self.bp_locs = frozenset()
+        elif command is Command.TERMINATE:
             self._settrace(None)
             self._unwinding = Terminate()
             raise self._unwinding
         else:
-            raise ValueError(f"unknown engine command {name!r}")
+            raise ValueError(f"unknown engine command {move!r}")
         if self.pause_requested:
             self.stop_depth = _NEVER
 
@@ -587,15 +552,26 @@ class StepEngine:
         current = self.step
         bp_by_loc = self._bp_by_loc
         if not bp_by_loc:
-            return Rewind(1, "entry")
-        if any(bp.condition or bp.hit_condition for bp in bp_by_loc.values()):
-            return Rewind(0, "breakpoint", scan_until=current)  # conditions need a re-run
-        hist_loc = self.hist_loc
-        for j in range(current - 1, 0, -1):
-            bp = bp_by_loc.get(hist_loc[j - 1])
-            if bp is not None and bp.log_message is None:
-                return Rewind(j, "breakpoint")
-        return Rewind(1, "entry")
+            return Rewind(1, StopKind.ENTRY)
+        scan = Rewind(0, StopKind.BREAKPOINT, scan_until=current)  # evaluates on a re-run
+        if any(bp.hit_condition for bp in bp_by_loc.values()):
+            return scan  # hit counts need every hit from the start
+        earlier = self.hist_loc[: max(0, current - 1)]  # steps 1 .. current-1
+        locs_of: dict[int, tuple[Breakpoint, list[int]]] = {}
+        for loc, bp in bp_by_loc.items():
+            if bp.log_message is None:
+                locs_of.setdefault(id(bp), (bp, []))[1].append(loc)
+        best = 0
+        for bp, locs in locs_of.values():
+            if not bp.condition:
+                best = max(best, *(_last_index(earlier, loc) + 1 for loc in locs))
+                continue
+            # a condition: its results by step, if it was evaluated at every earlier hit
+            evaluated = [step for step in bp.results if step < current]
+            if len(evaluated) != sum(earlier.count(loc) for loc in locs):
+                return scan
+            best = max(best, max((s for s in evaluated if bp.results[s]), default=0))
+        return Rewind(best, StopKind.BREAKPOINT) if best else Rewind(1, StopKind.ENTRY)
 
     # -- effects ------------------------------------------------------------------------------
 
@@ -608,25 +584,25 @@ class StepEngine:
         if install is not None and call.seq == install[0]:
             # the checkpoint: the handler resumes after this effect; watch from here on
             self._ff_install = None
-            install[1]()
-        if not self._ff:
+            install[1](sys._getframe(1))  # the runtime's driver: its `gen` is the handler's
+        if self.run_mode is not RunMode.FAST_FORWARD:
             if call.seq > len(self.effect_steps):
                 self.effect_steps.append(self.step)
             if call.seq == self._jump_effect:
                 self._jump_effect = 0
                 self._rebuild_bp_locs()
-                raise self._rewind(Rewind(self.step, "goto"))
+                raise self._rewind(Rewind(self.step, StopKind.GOTO))
         performer = self.performer
         before = performer.divergence
         try:
             result = performer(call)
         except ReplayDiverged as stop:
             self.divergence = stop.divergence
-            if self._ff or self._scan_until or self._divergence_step == self.step:
+            if self.run_mode in _NO_END_STOP or self._divergence_step == self.step:
                 raise
             self._divergence_step = self.step
             raise self._rewind(
-                Rewind(self.step, "exception", text=f"divergence: {stop.divergence.message}")
+                Rewind(self.step, StopKind.DIVERGENCE, divergence=stop.divergence)
             ) from None
         except Exception:
             if before is None and performer.divergence is not None:
@@ -640,17 +616,14 @@ class StepEngine:
         """Speculative mode went past a divergence (a stub answered): stop once on the line
         that yields the diverging effect, as strict mode does; continuing goes on with the stubs."""
         self.divergence = divergence
-        if self._ff or self._scan_until or self._divergence_step == self.step:
+        if self.run_mode in _NO_END_STOP or self._divergence_step == self.step:
             return
         self._divergence_step = self.step
-        raise self._rewind(Rewind(self.step, "exception", text=f"divergence: {divergence.message}"))
+        raise self._rewind(Rewind(self.step, StopKind.DIVERGENCE, divergence=divergence))
 
     def _observe(self, call: EffectCall, record: EffectRecord | None) -> None:
         self.effects_done = call.seq
-        if not (self._ff or self._scan_until or self._quiet) and self.filters & {
-            "everyEffect",
-            "effectFailed",
-        }:
+        if self.run_mode is RunMode.RUN and self.policy.effect_stops:
             self._pending_effect = (call, record)
 
     # -- running ------------------------------------------------------------------------------
@@ -658,21 +631,34 @@ class StepEngine:
     def run(self) -> Any:
         """Replay until the client terminates or the handler runs past its end; returns the
         Outcome (or None after a terminate / an unrecoverable divergence)."""
+        previous_hook = sys.unraisablehook
+
+        def unraisable(info: Any) -> None:
+            # a rewind raised on a line of a generator that is being finalized (a `finally` run by
+            # the garbage collector) cannot leave it: it is kept in _unwinding and raised again
+            if not isinstance(info.exc_value, (Rewind, Terminate)):
+                previous_hook(info)
+
+        sys.unraisablehook = unraisable
         try:
             return self._run()
         finally:
+            sys.unraisablehook = previous_hook
             self._free_monitor_tool()
 
     def _run(self) -> Any:
         self._clear_outer_traces()
         self._modules.capture()
         self._base_frame = sys._getframe()  # frames at or below this one are not the handler's
-        target: Rewind | None = Rewind(1, "entry") if self.stop_on_entry else None
-        self._check_reason, self._check_text = "entry", None
+        target: Rewind | None = Rewind(1, StopKind.ENTRY) if self.stop_on_entry else None
+        self._check_target = Rewind(1, StopKind.ENTRY)
         while True:
             self._reset_run()
-            if target is not None and target.scan_until:
+            if target is not None and target.scan_until and self._start_narrow_scan(target):
+                pass
+            elif target is not None and target.scan_until:
                 self._clear_history()  # a full re-run from the start records it again
+                self.run_mode = RunMode.SCAN
                 self._scan_until, self._scan_hit = target.scan_until, 0
                 self.check_step = target.scan_until
                 self.bp_locs = frozenset(self._bp_by_loc)
@@ -685,6 +671,9 @@ class StepEngine:
             try:
                 outcome = run_sync(self.handler, self.trace.input, self._perform)
             except Rewind as rewind:
+                # its traceback holds the old run's frames: released now, with tracing off, their
+                # generators close here (a `finally` in one runs), not inside the next run's steps
+                rewind.__traceback__ = rewind.__context__ = None
                 target = rewind
                 continue
             except Terminate:
@@ -698,21 +687,35 @@ class StepEngine:
             finally:
                 self._settrace(None)
                 self._stop_monitoring()
+                self._last_exc = self._exc_frame = None
             if self._unwinding is not None:
                 # the handler swallowed the rewind / terminate (bare `except:`) and ended anyway
                 if isinstance(self._unwinding, Terminate):
                     return None
                 target = self._unwinding  # type: ignore[assignment]
                 continue
-            if self._ff or self.check_step != _NEVER:
+            short = self.run_mode is RunMode.FAST_FORWARD or self.check_step != _NEVER
+            if short:
                 self.warn(
                     "the re-run ended before reaching its target step: the handler is not deterministic "
                     "(module-level state?)"
                 )
+            first = self.finished is None
             self.finished = outcome
             divergence = self.performer.finish(outcome)
             if divergence is not None and self.divergence is None:
                 self.divergence = divergence
+            if first and not short:
+                self.end_step = self.step
+                if divergence is not None and divergence.kind in ("missing", "outcome"):
+                    self._final_divergence = divergence
+                if not self._end_shown and self.step:
+                    # the end was not presented: the handler ends in the runtime's code (a
+                    # Command handler, a pipeline). Run again to its last step: the first
+                    # depth-1 return from there is the end of the replay.
+                    self._restore_modules()
+                    target = Rewind(self.step, StopKind.END, present=False)
+                    continue
             return outcome
 
     def _reset_run(self) -> None:
@@ -727,13 +730,13 @@ class StepEngine:
         self.effects_done = 0
         self.stop_depth = -1
         self.check_step = _NEVER
-        self._ff = False
-        self._quiet = False
-        self._scan_until = 0
+        self.run_mode = RunMode.RUN
+        self._scan_until = 0  # SCAN: the step the scan runs to
         self._pending_effect = None
         self._exc_frame = None
         self._last_exc = None
         self._jump_effect = 0
+        self._end_shown = False
         self.bp_locs = frozenset(self._bp_by_loc)
         for bp in self._bp_by_loc.values():  # a run from the start counts hits from zero
             bp.hits = 0
@@ -759,6 +762,47 @@ class StepEngine:
             frame.f_trace = None
             frame = frame.f_back
 
+    def _start_narrow_scan(self, target: Rewind) -> bool:
+        """A reverse continue over one conditional breakpoint location: re-run watching only
+        that line (as a fast-forward does), evaluate the condition at each earlier hit, then
+        rewind to the latest true one. False when the general scan is needed."""
+        stops = [(loc, bp) for loc, bp in self._bp_by_loc.items() if bp.log_message is None]
+        if len(stops) != 1 or not stops[0][1].condition or stops[0][1].hit_condition:
+            return False
+        loc, bp = stops[0]
+        code = self._codes[loc >> _LINE_BITS]
+        line = loc & _LINE_MASK
+        entry_line = next((ln for _, _, ln in code.co_lines() if ln is not None), None)
+        monitoring = self._monitoring
+        if monitoring is not None and line != entry_line and monitoring.available():
+            strategy: Any = monitoring
+        else:
+            strategy = self._settrace_ff
+        earlier = self.hist_loc[: max(0, target.scan_until - 1)]
+        steps = []  # the steps of the earlier hits, in order (the history maps them)
+        i = _find(earlier, loc, 0)
+        while i >= 0:
+            steps.append(i + 1)
+            i = _find(earlier, loc, i + 1)
+        if not steps:
+            return False
+        seen = 0
+        best = 0
+
+        def visit(frame: Any) -> None:
+            nonlocal seen, best
+            step = steps[seen]
+            seen += 1
+            if bp.fires(frame, step) is not False:
+                best = step
+            if seen == len(steps):
+                kind = StopKind.BREAKPOINT if best else StopKind.ENTRY
+                raise self._rewind(Rewind(best or 1, kind))
+
+        self.run_mode = RunMode.FAST_FORWARD  # no stops, no history on the way
+        strategy.scan(code, line, visit)
+        return True
+
     def _start_fast_forward(self, target: Rewind) -> None:
         """Re-run to ``target.step`` watching only the code object of that step.
 
@@ -772,8 +816,8 @@ class StepEngine:
         if k > len(self.hist_loc):
             # never seen: run with full tracing and stop when step k is reached
             self._clear_history()  # a full re-run from the start records it again
-            self.check_step, self._check_reason, self._check_text = k, target.reason, target.text
-            self._quiet = True  # no breakpoint or effect stops on the way
+            self.check_step, self._check_target = k, target
+            self.run_mode = RunMode.QUIET  # no breakpoint or effect stops on the way
             self.bp_locs = frozenset()
             self._settrace(self._global)
             return
@@ -784,123 +828,33 @@ class StepEngine:
         nth = self.hist_loc[first:k].count(loc)
         code = self._codes[loc >> _LINE_BITS]
         line = loc & _LINE_MASK
-        self._ff = True
-        if _MONITORING and self._monitor_tool() is not None:
-            install = self._monitor_fast_forward(code, line, nth, k, target)
+        self.run_mode = RunMode.FAST_FORWARD
+        # sys.monitoring may fire no LINE event for a line on the code's entry line (3.13: a
+        # lambda's body), where the legacy tracer that recorded the history reports one
+        entry_line = next((ln for _, _, ln in code.co_lines() if ln is not None), None)
+        monitoring = self._monitoring
+        if monitoring is not None and line != entry_line and monitoring.available():
+            strategy: Any = monitoring
         else:
-            install = self._trace_fast_forward(code, line, nth, k, target)
+            strategy = self._settrace_ff
+        install = strategy.prepare(code, line, nth, lambda frame: self._arrive(frame, k, target))
         if checkpoint:
             self._ff_install = (checkpoint, install)
             self._settrace(None)
         else:
-            install()
-
-    def _trace_fast_forward(
-        self, code: Any, line: int, nth: int, k: int, target: Rewind
-    ) -> Callable[[], None]:
-        engine = self
-        seen = 0
-
-        def ff_local(frame: Any, event: str, arg: Any) -> Any:
-            nonlocal seen
-            if event == "line" and frame.f_lineno == line:
-                seen += 1
-                if seen == nth:
-                    return engine._arrive(frame, k, target)
-            return ff_local
-
-        def ff_global(frame: Any, event: str, arg: Any) -> Any:
-            if frame.f_code is code:
-                return ff_local
-            return None
-
-        return lambda: self._settrace(ff_global)
-
-    def _monitor_fast_forward(
-        self, code: Any, line: int, nth: int, k: int, target: Rewind
-    ) -> Callable[[], None]:
-        """The 3.12+ fast-forward: events on the target code object only. Counts what the
-        legacy tracer (which recorded the history) reports as line events there: a LINE event
-        on the line, or a backward jump that stays on the line (the legacy tracer turns those
-        into line events; LINE does not fire for them)."""
-        mon = sys.monitoring
-        events = mon.events
-        disable = mon.DISABLE
-        tool = self._tool
-        engine = self
-        seen = 0
-        starts = [start for start, _, _ in code.co_lines()]
-        lines = [ln for _, _, ln in code.co_lines()]
-
-        def line_of(offset: int) -> Any:
-            return lines[bisect.bisect_right(starts, offset) - 1]
-
-        def arrive() -> None:
-            mon.set_local_events(tool, code, 0)
-            self._monitored = None
-            engine._arrive(sys._getframe(2), k, target)
-
-        def on_line(c: Any, lineno: int) -> Any:
-            nonlocal seen
-            if c is not code or lineno != line:
-                return disable
-            seen += 1
-            if seen == nth:
-                arrive()
-            return None
-
-        def on_jump(c: Any, source: int, destination: int) -> Any:
-            nonlocal seen
-            if (
-                c is not code
-                or destination >= source
-                or line_of(destination) != line
-                or line_of(source) != line
-            ):
-                return disable  # a jump's ends never change: never ask again for this one
-            seen += 1
-            if seen == nth:
-                arrive()
-            return None
-
-        def install() -> None:
-            mon.restart_events()  # lines DISABLEd by an earlier fast-forward count again
-            mon.register_callback(tool, events.LINE, on_line)
-            mon.register_callback(tool, events.JUMP, on_jump)
-            self._monitored = code
-            mon.set_local_events(tool, code, events.LINE | events.JUMP)
-
-        return install
-
-    def _monitor_tool(self) -> int | None:
-        """Our sys.monitoring tool id, taken on first use and freed when run() ends; None when
-        every id is taken (coverage, profilers): the settrace fast-forward works then too."""
-        if self._tool is None:
-            mon = sys.monitoring
-            for tool in (4, 3, 5, 2, 1):  # 0 (debugger) is pydevd's
-                if mon.get_tool(tool) is None:
-                    mon.use_tool_id(tool, "prodture fast-forward")
-                    self._tool = tool
-                    break
-        return self._tool
-
-    def _free_monitor_tool(self) -> None:
-        if self._tool is not None:
-            self._stop_monitoring()
-            mon = sys.monitoring
-            for event in (mon.events.LINE, mon.events.JUMP):
-                mon.register_callback(self._tool, event, None)
-            mon.free_tool_id(self._tool)
-            self._tool = None
+            install(None)
 
     def _stop_monitoring(self) -> None:
-        if self._monitored is not None:
-            sys.monitoring.set_local_events(self._tool, self._monitored, 0)
-            self._monitored = None
+        if self._monitoring is not None:
+            self._monitoring.stop()
+
+    def _free_monitor_tool(self) -> None:
+        if self._monitoring is not None:
+            self._monitoring.close()
 
     def _arrive(self, frame: Any, k: int, target: Rewind) -> Any:
         """Fast-forward reached step ``k``: restore full tracing and present the stop."""
-        self._ff = False
+        self.run_mode = RunMode.RUN
         self.step = k
         del self.hist_loc[k:]
         del self.hist_depth[k:]
@@ -926,7 +880,11 @@ class StepEngine:
             f.f_trace_lines = True
         self._settrace(self._global)
         self._recount_hits(k)
-        self._stop(Stop(target.reason, k, self.effects_done, frame, text=target.text))
+        exc = sys.exc_info()[1]
+        if exc is not None:  # raised before step k; a bare `raise` may re-raise it, unseen
+            self._last_exc = exc
+        if target.present:  # else run on to the depth-1 return that ends the replay (see _run)
+            self._stop(Stop(target.kind, k, self.effects_done, frame, divergence=target.divergence))
         return frames[0][1]  # the frame's tracer from now on (a tracer's return value is f_trace)
 
     def _recount_hits(self, k: int) -> None:
@@ -944,64 +902,55 @@ class StepEngine:
             frame = frame.f_back
         return out
 
-    def position(self, stop: Stop) -> dict[str, Any]:
+    def position(self, stop: Stop) -> Position:
         count = len(self.trace.effects)
         nxt = stop.effect + 1
-        return {
-            "step": stop.step,
-            "effect": stop.effect,
-            "effectCount": count,
-            "path": stop.frame.f_code.co_filename if stop.frame is not None else None,
-            "line": stop.frame.f_lineno if stop.frame is not None else None,
-            "nextEffect": nxt if nxt <= count else None,
-        }
-
-    def replay_view(self, stop: Stop) -> dict[str, Any]:
-        """What the Replay scope shows: short renderings only."""
-        effects = self.trace.effects
-        view: dict[str, Any] = {
-            "step": stop.step,
-            "effect": f"{stop.effect} of {len(effects)}",
-            "mode": self.mode,
-        }
-        if stop.effect >= 1 and stop.effect <= len(effects):
-            last = effects[stop.effect - 1]
-            view["lastEffect"] = f"#{last.seq} {last.describe_request(200)}"
-            view["lastResult" if last.ok else "lastError"] = last.describe_result(200)
-        elif stop.effect > len(effects):
-            view["lastEffect"] = f"#{stop.effect} (speculative: answered by a stub)"
-        else:
-            view["lastEffect"] = "none yet"
-        if stop.effect < len(effects):
-            nxt = effects[stop.effect]
-            view["nextEffect"] = f"#{nxt.seq} {nxt.describe_request(200)}"
-        else:
-            view["nextEffect"] = "none (all recorded effects performed)"
-        view["outcome"] = (
-            self.trace.outcome.describe(200)
-            if self.trace.outcome is not None
-            else "none (incomplete recording)"
+        frame = stop.frame
+        return Position(
+            step=stop.step,
+            effect=stop.effect,
+            effect_count=count,
+            path=frame.f_code.co_filename if frame is not None else None,
+            line=frame.f_lineno if frame is not None else None,
+            next_effect=nxt if nxt <= count else None,
+            end=stop.end,
         )
-        if self.divergence is not None:
-            view["divergence"] = self.divergence.message
-        return view
+
+    def replay_view(self, stop: Stop) -> ReplayView:
+        """Where the replay is at ``stop``, as records (the runner renders the Replay scope)."""
+        effects = self.trace.effects
+        count = len(effects)
+        return ReplayView(
+            step=stop.step,
+            effect=stop.effect,
+            effect_count=count,
+            mode=self.mode,
+            last=effects[stop.effect - 1] if 1 <= stop.effect <= count else None,
+            speculative_last=stop.effect > count,
+            next=effects[stop.effect] if stop.effect < count else None,
+            outcome=self.trace.outcome,
+            divergence=self.divergence,
+        )
 
 
-def _describe_record(record: EffectRecord | None, call: EffectCall) -> str:
-    if record is not None:
-        return record.describe_request(200)
-    return type(call.effect).__name__
+def _last_index(values: array, value: int) -> int:
+    """The index of the last ``value`` in ``values`` (-1 if none), searched at C speed."""
+    data = values.tobytes()
+    needle = array(values.typecode, [value]).tobytes()
+    size = values.itemsize
+    end = len(data)
+    while True:
+        i = data.rfind(needle, 0, end)
+        if i < 0:
+            return -1
+        if i % size == 0:
+            return i // size
+        end = i + size - 1  # a match across two entries: look before it
 
 
-def _hit_matches(condition: str, hits: int) -> bool:
-    """VS Code / debugpy hit conditions: ``N``, ``== N``, ``>= N``, ``> N``, ``% N``…
-
-    A plain ``N`` means ``== N``, as in debugpy (pydevd ``_get_hit_condition_expression``)."""
-    text = condition.strip()
-    m = re.fullmatch(r"(==|>=|<=|>|<|%)?\s*(\d+)", text)
-    if not m:
-        return True
-    op, n = m.group(1) or "==", int(m.group(2))
-    if op == "%":
-        return n > 0 and hits % n == 0
-    return {"==": hits == n, ">=": hits >= n, "<=": hits <= n, ">": hits > n, "<": hits < n}[op]
+def _find(values: array, value: int, start: int) -> int:
+    """The index of the first ``value`` in ``values`` at or after ``start`` (-1 if none)."""
+    try:
+        return values.index(value, start)
+    except ValueError:
+        return -1

@@ -23,8 +23,9 @@ import collections
 import copy
 import sys
 import types
-from collections.abc import Callable
 from typing import Any
+
+from ..codefilter import UserCode
 
 _MISSING = object()
 _CONTAINERS = (list, dict, set, bytearray, collections.deque)
@@ -35,8 +36,9 @@ def _dunder(name: str) -> bool:
 
 
 class ModuleState:
-    def __init__(self, is_project_file: Callable[[str], bool]) -> None:
-        self._is_project_file = is_project_file
+    def __init__(self, user_code: UserCode | None = None) -> None:
+        # the project's modules: user code under the just-my-code rule whatever the launch said
+        self._is_project_file = (user_code or UserCode()).is_project_file
         # module name -> (its globals dict, {name: (original object, deep copy of contents or None)})
         self._modules: dict[str, tuple[dict[str, Any], dict[str, tuple[Any, Any]]]] = {}
         self._project_modules: set[str] = set()

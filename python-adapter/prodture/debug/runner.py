@@ -6,7 +6,8 @@
 
 Started by ``python -m prodture.adapter``, never by hand. Two channels go back to the adapter:
 pydevd's DAP socket (debugpy, in-process: the client's stack / scopes / variables / evaluate) and
-the inherited control socket (newline-delimited JSON: engine commands in, stops and errors out).
+the inherited control socket (the messages of :mod:`prodture.debug.control`: commands in, stops,
+output and errors out). This module translates between those messages and the step engine.
 pydevd only *presents* stops: the engine owns the replay thread's tracing, and the replay
 thread is marked so pydevd never traces it (``pydev_do_not_trace`` under ``sys.settrace``,
 the per-thread ``stop_monitoring()`` switch under ``sys.monitoring`` on 3.12+).
@@ -15,38 +16,51 @@ the per-thread ``stop_monitoring()`` switch under ``sys.monitoring`` on 3.12+).
 from __future__ import annotations
 
 import argparse
-import json
+import dataclasses
 import os
 import socket
 import sys
 import threading
 from typing import Any
 
+from . import control as ctl
+from .contract import Command, Move, Stop, StopKind, StopPolicy
+
 DEBUGPY_VERSION = "1.8.22"
+#: seconds after a pause request without a stop before the user is told why the pause waits
+PAUSE_PENDING_AFTER = 0.5
 
 
 class Control:
-    """The control socket: one JSON object per line, both ways."""
+    """The control socket to the adapter (:mod:`prodture.debug.control` messages, one a line)."""
 
     def __init__(self, fd: int) -> None:
         self.sock = socket.socket(fileno=fd)
         self._lock = threading.Lock()
         self._file = self.sock.makefile("rb")
 
-    def send(self, message: dict[str, Any]) -> None:
-        data = (json.dumps(message, default=str) + "\n").encode()
+    def send(self, message: ctl.Message) -> None:
+        data = ctl.encode(message)
         with self._lock:
             self.sock.sendall(data)
 
-    def receive(self) -> dict[str, Any] | None:
-        line = self._file.readline()
-        return json.loads(line) if line else None
+    def receive(self) -> ctl.Message | None:
+        """The next command; None when the adapter is gone. Lines that are not commands of this
+        protocol are skipped (a ProtocolError from ``decode``)."""
+        while True:
+            line = self._file.readline()
+            if not line:
+                return None
+            try:
+                return ctl.decode(line)
+            except ctl.ProtocolError as e:
+                print(f"prodture: ignored a control line: {e}", file=sys.stderr, flush=True)
 
 
 def fail(control: Control, message: str, code: int = 2) -> None:
     """End the debuggee with one line the adapter shows the user."""
     try:
-        control.send({"event": "error", "message": message})
+        control.send(ctl.Failed(message))
     finally:
         print(f"prodture: {message}", file=sys.stderr, flush=True)
         os._exit(code)
@@ -74,7 +88,12 @@ def self_test() -> str | None:
 
         missing = [
             name
-            for name in ("do_wait_suspend", "set_suspend", "post_method_as_internal_command")
+            for name in (
+                "do_wait_suspend",
+                "set_suspend",
+                "post_method_as_internal_command",
+                "get_internal_queue_and_event",
+            )
             if not hasattr(pydevd.PyDB, name)
         ]
         if not hasattr(pydevd_thread_lifecycle, "internal_run_thread"):
@@ -93,6 +112,26 @@ def self_test() -> str | None:
     return None
 
 
+class QueueAwareEvent(threading.Event):
+    """The wake-up event of the replay thread's pydevd command queue, which never sleeps while a
+    command waits in that queue.
+
+    pydevd's suspended loop takes one command from the queue, runs it, then waits on this event
+    (``TIMEOUT_SLOW``, 0.2 s) and clears it. A second command posted while the first is being
+    taken sets the event just before that ``clear()``: with a plain event the loop then sleeps
+    0.2 s with the command queued (two ``variables`` requests sent together answered 200 ms
+    apart). Looking at the queue before sleeping closes that window."""
+
+    def __init__(self, commands: Any) -> None:
+        super().__init__()
+        self._commands = commands
+
+    def wait(self, timeout: float | None = None) -> bool:
+        if not self._commands.empty():
+            return True
+        return super().wait(timeout)
+
+
 class Runner:
     def __init__(self, args: argparse.Namespace, control: Control) -> None:
         self.args = args
@@ -100,7 +139,8 @@ class Runner:
         self.started = threading.Event()
         self._lock = threading.Lock()
         self.stopped = False
-        self.pending: tuple[str, Any] | None = None
+        self.stop_count = 0  # stops presented so far (a pending pause watches it)
+        self.pending: Any = None  # the engine Move to answer the current stop with
         self.engine: Any = None
         self.thread: threading.Thread | None = None
 
@@ -126,11 +166,9 @@ class Runner:
             just_my_code=args.just_my_code == "1",
             stop_on_entry=args.stop_on_entry == "1",
             stubs=stubs,
-            output=lambda text: self.control.send(
-                {"event": "output", "category": "console", "output": text}
-            ),
+            output=lambda text: self.control.send(ctl.Output(ctl.OutputCategory.CONSOLE, text)),
             warn=lambda text: self.control.send(
-                {"event": "output", "category": "important", "output": f"prodture: {text}\n"}
+                ctl.Output(ctl.OutputCategory.IMPORTANT, f"prodture: {text}\n")
             ),
         )
         import debugpy
@@ -155,15 +193,15 @@ class Runner:
         from ..runtime import PACKAGE_DIR
 
         self.control.send(
-            {
-                "event": "hello",
-                "port": port,
-                "host": host,
-                "pid": os.getpid(),
-                "runtimeDir": os.path.realpath(PACKAGE_DIR),
-                "python": sys.version.split()[0],
-                "effectCount": len(trace.effects),
-            }
+            ctl.Hello(
+                protocol=ctl.PROTOCOL_VERSION,
+                host=host,
+                port=port,
+                pid=os.getpid(),
+                runtime_dir=os.path.realpath(PACKAGE_DIR),
+                python=sys.version.split()[0],
+                effect_count=len(trace.effects),
+            )
         )
 
     # -- the control thread -------------------------------------------------------------------
@@ -177,55 +215,111 @@ class Runner:
                 message = None
             if message is None:
                 os._exit(0)  # the adapter is gone: never outlive it
+            if not isinstance(message, ctl.Command):
+                continue
             try:
                 reply = self.handle(message)
             except Exception as e:
-                reply = {"ok": False, "message": f"{type(e).__name__}: {e}"}
-            if "id" in message:
-                self.control.send({"event": "reply", "id": message["id"], **reply})
+                reply = ctl.Reply(0, ok=False, message=f"{type(e).__name__}: {e}")
+            if message.id is not None:
+                self.control.send(dataclasses.replace(reply, id=message.id))
 
-    def handle(self, message: dict[str, Any]) -> dict[str, Any]:
+    def handle(self, message: ctl.Command) -> ctl.Reply:
+        """Carry out one command of the adapter (the reply's id is filled in by the caller)."""
         from .engine import Breakpoint
 
-        cmd = message.get("cmd")
         engine = self.engine
-        if cmd == "breakpoints":
+        ok = ctl.Reply(0)
+        if isinstance(message, ctl.SetBreakpoints):
             bps = [
-                Breakpoint(
-                    int(b["line"]),
-                    b.get("condition") or None,
-                    b.get("hitCondition") or None,
-                    b.get("logMessage") or None,
-                )
-                for b in message.get("breakpoints", [])
+                Breakpoint(b.line, b.condition, b.hit_condition, b.log_message)
+                for b in message.breakpoints
             ]
-            engine.set_breakpoints(message["path"], bps)
-            return {"ok": True}
-        if cmd == "filters":
-            engine.set_filters(message.get("filters", []))
-            return {"ok": True}
-        if cmd == "start":
+            engine.set_breakpoints(message.path, bps)
+            return ok
+        if isinstance(message, ctl.SetExceptionStops):
+            engine.set_policy(
+                StopPolicy(
+                    effect_failed=message.effect_failed,
+                    every_effect=message.every_effect,
+                    raised=message.raised,
+                    uncaught=message.uncaught,
+                )
+            )
+            return ok
+        if isinstance(message, ctl.Start):
             self.started.set()
-            return {"ok": True}
-        if cmd == "effects":
-            return {"ok": True, "body": effects_body(engine)}
-        if cmd == "pause":
+            return ok
+        if isinstance(message, ctl.ListEffects):
+            return ctl.Reply(0, body=effects_body(engine))
+        if isinstance(message, ctl.Pause):
             with self._lock:
                 if not self.stopped:
                     engine.request_pause()
-            return {"ok": True}
-        if cmd == "terminate" and not self.stopped:
-            os._exit(0)
+                    self._watch_pause(self.stop_count)
+            return ok
+        if isinstance(message, ctl.Terminate):
+            if not self.stopped:
+                os._exit(0)
+            command, name = Move(Command.TERMINATE), "terminate"
+        elif isinstance(message, ctl.Move):
+            command = Move(_MOTIONS[message.motion], message.effect)
+            name = message.motion.value
+        else:
+            return ctl.Reply(0, ok=False, message=f"unknown command {message.KIND}")
         with self._lock:
             if not self.stopped:
-                return {
-                    "ok": False,
-                    "message": f"cannot {cmd} while the replay is running; pause first",
-                }
+                return ctl.Reply(
+                    0,
+                    ok=False,
+                    message=f"cannot {name} while the replay is running; pause first",
+                )
             self.stopped = False
-            self.pending = (cmd, message.get("arg"))
+            self.pending = command
         self._resume()
-        return {"ok": True}
+        return ok
+
+    def _watch_pause(self, stops: int) -> None:
+        """A pause stops at the handler's next line event; while the handler is inside a call
+        that runs none of its lines (``time.sleep``, a blocking read, a long library call) that
+        is not soon. If no stop came within :data:`PAUSE_PENDING_AFTER`, tell the user why."""
+
+        def check() -> None:
+            with self._lock:
+                if self.stopped or self.stop_count != stops:
+                    return
+            where = self._blocked_in()
+            if where:
+                self.control.send(
+                    ctl.Output(
+                        ctl.OutputCategory.IMPORTANT,
+                        f"prodture: pause requested while {where}; the replay pauses at the "
+                        "handler's next line once that call returns\n",
+                    )
+                )
+
+        timer = threading.Timer(PAUSE_PENDING_AFTER, check)
+        timer.daemon = True
+        timer.start()
+
+    def _blocked_in(self) -> str | None:
+        """Where the replay thread is, as the user should read it; None outside the handler."""
+        frame = sys._current_frames().get(self.thread.ident) if self.thread else None
+        is_user_code = self.engine.is_user_code
+        inner = frame
+        while frame is not None and not is_user_code(frame.f_code.co_filename):
+            frame = frame.f_back
+        if frame is None:
+            return None
+        at = f"{os.path.basename(frame.f_code.co_filename)}:{frame.f_lineno} in {frame.f_code.co_name}"
+        if inner is frame:
+            return f"the handler is in a call that runs no Python line (at {at})"
+        assert inner is not None
+        return (
+            f"the handler is in {inner.f_code.co_name} "
+            f"({os.path.basename(inner.f_code.co_filename)}:{inner.f_lineno}), outside its own "
+            f"code (called at {at})"
+        )
 
     def _resume(self) -> None:
         from _pydevd_bundle.pydevd_additional_thread_info import set_additional_thread_info
@@ -246,32 +340,53 @@ class Runner:
 
     # -- the replay thread --------------------------------------------------------------------
 
-    def present(self, stop: Any) -> tuple[str, Any]:
+    def present(self, stop: Stop) -> Move:
         from _pydevd_bundle.pydevd_comm_constants import CMD_SET_BREAK
 
         engine = self.engine
         thread = self.thread
         with self._lock:
             self.stopped = True
+            self.stop_count += 1
             self.pending = None
+        position = engine.position(stop)
+        exception_id, exception_message = _exception_of(stop)
         self.control.send(
-            {
-                "event": "stop",
-                "reason": stop.reason,
-                "text": stop.text,
-                "description": stop.description,
-                "end": stop.end,
-                "position": engine.position(stop),
-                "replay": engine.replay_view(stop),
-            }
+            ctl.Stopped(
+                reason=_REASONS[stop.kind],
+                position=ctl.Position(
+                    step=position.step,
+                    effect=position.effect,
+                    effect_count=position.effect_count,
+                    path=position.path,
+                    line=position.line,
+                    next_effect=position.next_effect,
+                ),
+                description=_describe_stop(stop, engine.trace),
+                exception_id=exception_id,
+                exception_message=exception_message,
+                end=stop.end,
+                replay=replay_rows(engine.replay_view(stop)),
+            )
         )
         self.py_db.set_suspend(thread, CMD_SET_BREAK)
         self.py_db.do_wait_suspend(thread, stop.frame, "line", None)
         self._untrace_pydevd()
         pending = self.pending
         if pending is None:  # pydevd resumed on its own (client sent a plain continue to debugpy)
-            pending = ("continue", None)
+            pending = Move(Command.CONTINUE)
         return pending
+
+    def _wake_on_queued_commands(self) -> None:
+        """Give the replay thread's command queue a :class:`QueueAwareEvent` (before its first
+        stop, so pydevd's suspended loop only ever waits on that one)."""
+        from _pydevd_bundle.pydevd_constants import get_current_thread_id
+
+        thread_id = get_current_thread_id(self.thread)
+        commands, _ = self.py_db.get_internal_queue_and_event(thread_id)
+        events = getattr(self.py_db, "_thread_events", None)
+        if isinstance(events, dict):  # pydevd's per-thread events (debugpy is pinned)
+            events[thread_id] = QueueAwareEvent(commands)
 
     def _untrace_pydevd(self) -> None:
         """Keep pydevd's tracing off the replay thread (it may re-enable it after a suspend)."""
@@ -295,26 +410,143 @@ class Runner:
                 sock.setsockopt(IPPROTO_TCP, TCP_NODELAY, 1)
             except OSError:
                 pass
+        self._wake_on_queued_commands()
         self._untrace_pydevd()
         self.engine._settrace(None)
         outcome = self.engine.run()
         engine = self.engine
         divergence = engine.divergence
-        message: dict[str, Any] = {"event": "exited", "exitCode": 0}
         if divergence is not None:
-            message.update(exitCode=1, summary=f"replay diverged: {divergence.message}")
+            message = ctl.Exited(1, f"replay diverged: {divergence.message}")
         elif outcome is None:
-            message.update(summary="replay terminated")
+            message = ctl.Exited(0, "replay terminated")
         else:
             from ..trace.format import describe_error
 
-            message["summary"] = "replay reproduced the recording: " + (
-                f"Success: {outcome.value!r}"[:200]
-                if outcome.ok
-                else f"Failure: {describe_error(outcome.error)}"
+            message = ctl.Exited(
+                0,
+                "replay reproduced the recording: "
+                + (
+                    f"Success: {outcome.value!r}"[:200]
+                    if outcome.ok
+                    else f"Failure: {describe_error(outcome.error)}"
+                ),
             )
         self.control.send(message)
-        return message["exitCode"]
+        return message.exit_code
+
+
+# -- the engine's vocabulary in DAP's words ---------------------------------------------------
+
+_MOTIONS = {
+    ctl.Motion.NEXT: Command.NEXT,
+    ctl.Motion.STEP_IN: Command.STEP_IN,
+    ctl.Motion.STEP_OUT: Command.STEP_OUT,
+    ctl.Motion.CONTINUE: Command.CONTINUE,
+    ctl.Motion.STEP_BACK: Command.STEP_BACK,
+    ctl.Motion.REVERSE_CONTINUE: Command.REVERSE_CONTINUE,
+    ctl.Motion.JUMP_TO_EFFECT: Command.JUMP_TO_EFFECT,
+}
+
+_REASONS = {
+    StopKind.ENTRY: ctl.StopReason.ENTRY,
+    StopKind.STEP: ctl.StopReason.STEP,
+    StopKind.BREAKPOINT: ctl.StopReason.BREAKPOINT,
+    StopKind.PAUSE: ctl.StopReason.PAUSE,
+    StopKind.GOTO: ctl.StopReason.GOTO,
+    StopKind.EFFECT_PERFORMED: ctl.StopReason.EXCEPTION,
+    StopKind.EFFECT_FAILED: ctl.StopReason.EXCEPTION,
+    StopKind.RAISED: ctl.StopReason.EXCEPTION,
+    StopKind.DIVERGENCE: ctl.StopReason.EXCEPTION,
+    StopKind.UNCAUGHT: ctl.StopReason.EXCEPTION,
+    StopKind.END: ctl.StopReason.STEP,
+}
+
+
+def _recorded(trace: Any) -> str:
+    return (
+        trace.outcome.describe(200) if trace.outcome is not None else "none (incomplete recording)"
+    )
+
+
+def _describe_stop(stop: Stop, trace: Any) -> str | None:
+    """The sentence the user reads for ``stop`` (None for plain steps)."""
+    kind = stop.kind
+    error = stop.exception
+    if kind is StopKind.EFFECT_FAILED and error is not None:
+        name = stop.record.short_type if stop.record is not None else stop.effect_type
+        return (
+            f"effect #{stop.effect_seq} {name} failed (recorded error): "
+            f"{error.type_name}: {error.message}"
+        )
+    if kind is StopKind.EFFECT_PERFORMED:
+        record = stop.record
+        if record is None:
+            return f"effect #{stop.effect_seq} {stop.effect_type}"
+        return (
+            f"effect #{stop.effect_seq} {record.describe_request(200)} → "
+            f"{record.describe_result(200)}"
+        )
+    if kind is StopKind.DIVERGENCE and stop.divergence is not None:
+        return f"divergence: {stop.divergence.message}"
+    if kind in (StopKind.RAISED, StopKind.UNCAUGHT) and error is not None:
+        return f"{error.type_name}: {error.message}" if error.message else error.type_name
+    if kind is StopKind.UNCAUGHT:
+        return f"Uncaught exception (end of replay; recorded {_recorded(trace)})"
+    if kind is StopKind.END:
+        return f"End of replay (recorded {_recorded(trace)})"
+    if kind is StopKind.BREAKPOINT and stop.condition_error is not None:
+        condition = stop.condition_error
+        return f"breakpoint condition error: {condition.type_name}: {condition.message}"
+    return None
+
+
+def _exception_of(stop: Stop) -> tuple[str | None, str | None]:
+    """(exception id, message) of an exception stop: the exception's type name and message."""
+    kind = stop.kind
+    if kind is StopKind.DIVERGENCE and stop.divergence is not None:
+        return "Divergence", stop.divergence.message
+    if kind is StopKind.EFFECT_PERFORMED:
+        return "EffectPerformed", _describe_stop(stop, None)
+    if kind in (StopKind.EFFECT_FAILED, StopKind.RAISED, StopKind.UNCAUGHT):
+        error = stop.exception
+        if error is not None:
+            return error.type_name, error.message
+    return None, None
+
+
+def replay_rows(view: Any) -> tuple[tuple[str, str], ...]:
+    """The Replay scope's rows (name, value) for the engine's ReplayView."""
+    rows = [("step", str(view.step)), ("effect", f"{view.effect} of {view.effect_count}")]
+    rows.append(("mode", view.mode))
+    last = view.last
+    if last is not None:
+        rows.append(("lastEffect", f"#{last.seq} {last.describe_request(200)}"))
+        rows.append(("lastResult" if last.ok else "lastError", last.describe_result(200)))
+    elif view.speculative_last:
+        rows.append(("lastEffect", f"#{view.effect} (speculative: answered by a stub)"))
+    else:
+        rows.append(("lastEffect", "none yet"))
+    nxt = view.next
+    rows.append(
+        (
+            "nextEffect",
+            f"#{nxt.seq} {nxt.describe_request(200)}"
+            if nxt is not None
+            else "none (all recorded effects performed)",
+        )
+    )
+    rows.append(
+        (
+            "outcome",
+            view.outcome.describe(200)
+            if view.outcome is not None
+            else "none (incomplete recording)",
+        )
+    )
+    if view.divergence is not None:
+        rows.append(("divergence", view.divergence.message))
+    return tuple(rows)
 
 
 def load_stubs(name: str) -> Any:

@@ -1,0 +1,195 @@
+"""Fast-forward: re-run the handler to the n-th line event on one line of one code object, with
+only that code object watched, then hand the frame to the engine (``arrive(frame)``).
+
+Two strategies behind one interface (``prepare(code, line, nth, arrive) -> install(driver)``,
+``stop()``, ``close()``): ``sys.settrace`` with a local tracer on that code alone, and, on 3.12+,
+``sys.monitoring`` LINE / JUMP events on that code alone (every other line DISABLEd). Both count
+what the legacy tracer that recorded the engine's history reports as line events there.
+``install(driver)`` starts watching; ``driver`` is the runtime's driver frame at an effect
+checkpoint (its ``gen`` is the handler's generator), or None at the start of the run.
+"""
+
+from __future__ import annotations
+
+import bisect
+import sys
+from collections.abc import Callable
+from typing import Any
+
+__all__ = ["SettraceFastForward", "MonitoringFastForward", "MONITORING"]
+
+MONITORING = sys.version_info >= (3, 12)
+
+Arrive = Callable[[Any], Any]  # arrive(frame) -> the frame's tracer from now on (or None)
+Install = Callable[[Any], None]
+
+
+class SettraceFastForward:
+    def __init__(self, settrace: Callable[[Any], None]) -> None:
+        self._settrace = settrace
+
+    def prepare(self, code: Any, line: int, nth: int, arrive: Arrive) -> Install:
+        seen = 0
+
+        def ff_local(frame: Any, event: str, arg: Any) -> Any:
+            nonlocal seen
+            if event == "line" and frame.f_lineno == line:
+                seen += 1
+                if seen == nth:
+                    return arrive(frame)
+            return ff_local
+
+        def ff_global(frame: Any, event: str, arg: Any) -> Any:
+            return ff_local if frame.f_code is code else None
+
+        def install(driver: Any) -> None:
+            # frames of `code` suspended in the handler's generator chain may resume without a
+            # call event (an error thrown into a `yield from` / `await` chain): trace them now
+            obj = driver.f_locals.get("gen") if driver is not None else None
+            while obj is not None:
+                frame = getattr(obj, "gi_frame", None) or getattr(obj, "cr_frame", None)
+                if frame is None:
+                    break
+                if frame.f_code is code:
+                    frame.f_trace = ff_local
+                    frame.f_trace_lines = True
+                obj = getattr(obj, "gi_yieldfrom", None) or getattr(obj, "cr_await", None)
+            self._settrace(ff_global)
+
+        return install
+
+    def scan(self, code: Any, line: int, visit: Callable[[Any], None]) -> None:
+        """From the start of a run, call ``visit(frame)`` at every line event on ``line`` of
+        ``code`` (and nowhere else); ``visit`` ends the scan by raising."""
+
+        def scan_local(frame: Any, event: str, arg: Any) -> Any:
+            if event == "line" and frame.f_lineno == line:
+                visit(frame)
+            return scan_local
+
+        self._settrace(lambda frame, event, arg: scan_local if frame.f_code is code else None)
+
+    def stop(self) -> None:
+        pass  # the engine turns sys.settrace off itself
+
+    def close(self) -> None:
+        pass
+
+
+class MonitoringFastForward:
+    """The 3.12+ strategy. Counts a LINE event on the line, or a backward jump that stays on the
+    line (the legacy tracer turns those into line events; LINE does not fire for them)."""
+
+    def __init__(self) -> None:
+        self._tool: int | None = None
+        self._monitored: Any = None  # the code object being watched
+
+    def available(self) -> bool:
+        """Takes our tool id on first use; False when every id is taken (coverage, profilers):
+        the settrace strategy works then too."""
+        if self._tool is None:
+            mon = sys.monitoring
+            for tool in (4, 3, 5, 2, 1):  # 0 (debugger) is pydevd's
+                if mon.get_tool(tool) is None:
+                    mon.use_tool_id(tool, "prodture fast-forward")
+                    self._tool = tool
+                    break
+        return self._tool is not None
+
+    def prepare(self, code: Any, line: int, nth: int, arrive: Arrive) -> Install:
+        mon = sys.monitoring
+        events = mon.events
+        disable = mon.DISABLE
+        tool = self._tool
+        seen = 0
+        starts = [start for start, _, _ in code.co_lines()]
+        lines = [ln for _, _, ln in code.co_lines()]
+
+        def line_of(offset: int) -> Any:
+            return lines[bisect.bisect_right(starts, offset) - 1]
+
+        def reached() -> None:
+            mon.set_local_events(tool, code, 0)
+            self._monitored = None
+            arrive(sys._getframe(2))  # 0: reached, 1: the callback, 2: the watched frame
+
+        def on_line(c: Any, lineno: int) -> Any:
+            nonlocal seen
+            if c is not code or lineno != line:
+                return disable
+            seen += 1
+            if seen == nth:
+                reached()
+            return None
+
+        def on_jump(c: Any, source: int, destination: int) -> Any:
+            nonlocal seen
+            if (
+                c is not code
+                or destination >= source
+                or line_of(destination) != line
+                or line_of(source) != line
+            ):
+                return disable  # a jump's ends never change: never ask again for this one
+            seen += 1
+            if seen == nth:
+                reached()
+            return None
+
+        def install(driver: Any) -> None:
+            mon.restart_events()  # lines DISABLEd by an earlier fast-forward count again
+            mon.register_callback(tool, events.LINE, on_line)
+            mon.register_callback(tool, events.JUMP, on_jump)
+            self._monitored = code
+            mon.set_local_events(tool, code, events.LINE | events.JUMP)
+
+        return install
+
+    def scan(self, code: Any, line: int, visit: Callable[[Any], None]) -> None:
+        """As :meth:`SettraceFastForward.scan`, with LINE / JUMP events on ``code`` alone."""
+        mon = sys.monitoring
+        events = mon.events
+        disable = mon.DISABLE
+        starts = [start for start, _, _ in code.co_lines()]
+        lines = [ln for _, _, ln in code.co_lines()]
+
+        def line_of(offset: int) -> Any:
+            return lines[bisect.bisect_right(starts, offset) - 1]
+
+        def on_line(c: Any, lineno: int) -> Any:
+            if c is not code or lineno != line:
+                return disable
+            visit(sys._getframe(1))
+            return None
+
+        def on_jump(c: Any, source: int, destination: int) -> Any:
+            if (
+                c is not code
+                or destination >= source
+                or line_of(destination) != line
+                or line_of(source) != line
+            ):
+                return disable
+            visit(sys._getframe(1))
+            return None
+
+        mon.restart_events()
+        mon.register_callback(self._tool, events.LINE, on_line)
+        mon.register_callback(self._tool, events.JUMP, on_jump)
+        self._monitored = code
+        mon.set_local_events(self._tool, code, events.LINE | events.JUMP)
+
+    def stop(self) -> None:
+        if self._monitored is not None:
+            sys.monitoring.set_local_events(self._tool, self._monitored, 0)
+            self._monitored = None
+
+    def close(self) -> None:
+        """Frees the tool id (the engine's run is over)."""
+        if self._tool is not None:
+            self.stop()
+            mon = sys.monitoring
+            for event in (mon.events.LINE, mon.events.JUMP):
+                mon.register_callback(self._tool, event, None)
+            mon.free_tool_id(self._tool)
+            self._tool = None

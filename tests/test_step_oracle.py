@@ -1,0 +1,220 @@
+"""Exactness of the step engine against ground truth (see tests/step_oracle.py).
+
+Each handler shape of tests/oracle_shapes.py is recorded for real, replayed headless under
+``sys.settrace`` as ground truth, and then driven through the engine (no DAP) by scripted command
+sequences and seeded random walks; every stop is compared with the reference model. The number
+of states compared and of mismatches is printed at the end of the run (and appended as a JSON line
+to ``$PRODTURE_ORACLE_REPORT`` when set).
+"""
+
+from __future__ import annotations
+
+import asyncio
+import inspect
+import json
+import os
+import sys
+import types
+from pathlib import Path
+from typing import Any
+
+import pytest
+
+import oracle_shapes as shapes
+import prodture
+import step_oracle as oracle
+from prodture.trace import read_trace
+
+USER_FILE = shapes.__file__
+# Not a plain container: the engine puts back this module's plain containers (module state) before
+# every re-run, which would copy the cached traces and ground truths each time.
+STATE = types.SimpleNamespace(totals=oracle.Report(), cache={})
+
+
+def line_of(fn: Any, text: str) -> int:
+    lines, start = inspect.getsourcelines(fn)
+    return start + next(i for i, line in enumerate(lines) if text in line)
+
+
+# Breakpoint menus of the random walks: (line, condition or None).
+MENUS: dict[str, list[tuple[Any, str, str | None]]] = {
+    "gen_yield_from": [
+        (shapes.retrying_charge, "pause = yield Fetch", None),
+        (shapes.retrying_charge, "reason = str(e)", "attempts > 1"),
+        (shapes.strict_charge, 'note = "declined"', None),
+        (shapes.pay_twice, "return [a, b]", None),
+        (shapes.gen_yield_from, "total = got", None),
+    ],
+    "async_helpers": [
+        (shapes.retrying_charge_async, "pause = await Fetch", None),
+        (shapes.strict_charge_async, 'note = "declined"', None),
+        (shapes.pay_twice_async, "return [a, b]", None),
+        (shapes.async_helpers, "total = got", None),
+    ],
+    "command_pipeline": [
+        (shapes.price, "doubled = value", None),
+        (shapes.on_declined, "fallback = ", None),
+        (shapes.summarize, "words = receipt", None),
+    ],
+    "plain_command": [
+        (shapes.plain_command, "wanted = order", None),
+        (shapes.finish_command, "doubled = value", None),
+    ],
+    "swallows": [
+        (shapes.swallows, "kept.append(receipt)", None),
+        (shapes.swallows, "pass", "amount > 3"),
+        (shapes.swallows, "return kept", None),
+    ],
+    "closed_early": [
+        (shapes.countdown, "closed = True", None),
+        (shapes.helper_closed_early, "limit = -1", None),
+        (shapes.closed_early, "firsts.append(value)", "value < 9"),
+    ],
+    "long_loop": [
+        (shapes.long_loop, "acc += i % 7", "i % 9973 == 0"),
+        (shapes.long_loop, "acc += yield Fetch", None),
+        (shapes.long_loop, "return acc", None),
+    ],
+    "own_raise": [
+        (shapes.validate, "raise PaymentDeclined", None),
+        (shapes.own_raise, "receipt = None", None),
+        (shapes.own_raise, "raise\n", None),
+    ],
+    "uncaught_effect_error": [
+        (shapes.strict_charge, "raise\n", None),
+        (shapes.uncaught_effect_error, "got = yield", None),
+    ],
+}
+
+
+def menu(shape: str) -> list[tuple[int, str | None]]:
+    return [(line_of(fn, text), condition) for fn, text, condition in MENUS[shape]]
+
+
+def prepared(shape: str, tmp_path_factory: pytest.TempPathFactory) -> tuple[Any, Any, Any]:
+    """The shape's handler, its trace (recorded for real) and the ground truth, once per run."""
+    cache = STATE.cache
+    if shape not in cache:
+        fn, request = shapes.SHAPES[shape]
+        directory = tmp_path_factory.mktemp(f"oracle-{shape}")
+        recorder = prodture.Recorder(prodture.DirectorySink(directory))
+        interpreter = prodture.Interpreter(shapes.PERFORMERS, recorder=recorder)
+        if asyncio.iscoroutinefunction(fn):
+            asyncio.run(interpreter.run_async(fn, request))
+        else:
+            interpreter.run(fn, request)
+        trace = read_trace(next(Path(directory).glob("*.prodtrace")))
+        conditions = [(line, c) for line, c in menu(shape) if c is not None]
+        cache[shape] = (fn, trace, oracle.ground_truth(trace, fn, USER_FILE, conditions))
+    return cache[shape]
+
+
+@pytest.fixture(scope="module", autouse=True)
+def summary(request: pytest.FixtureRequest):
+    yield
+    line = (
+        f"step oracle (Python {sys.version.split()[0]}): {STATE.totals.compared} states compared, "
+        f"{len(STATE.totals.mismatches)} mismatches"
+    )
+    reporter = request.config.pluginmanager.get_plugin("terminalreporter")
+    if reporter is not None:
+        reporter.write_line(line)
+    target = os.environ.get("PRODTURE_ORACLE_REPORT")
+    if target:
+        with open(target, "a", encoding="utf-8") as f:
+            f.write(
+                json.dumps(
+                    {
+                        "python": sys.version.split()[0],
+                        "compared": STATE.totals.compared,
+                        "mismatches": len(STATE.totals.mismatches),
+                    }
+                )
+                + "\n"
+            )
+
+
+def check(session: oracle.Session) -> None:
+    report = session.run()
+    STATE.totals.add(report)
+    assert report.compared > 0
+    assert not report.mismatches, (
+        f"{len(report.mismatches)} of {report.compared} compared states differ:\n"
+        + "\n".join(report.mismatches[:15])
+    )
+
+
+SHAPE_NAMES = list(shapes.SHAPES)
+
+
+def test_ground_truth_covers_every_shape(tmp_path_factory):
+    """The shapes do what they are for: recorded errors thrown into frames, 100k+ steps, failures."""
+    truths = {name: prepared(name, tmp_path_factory)[2] for name in SHAPE_NAMES}
+    assert truths["long_loop"].last > 100_000
+    for name in ("gen_yield_from", "async_helpers"):
+        depths = {state.depth for state in truths[name].failed.values()}
+        assert {2, 3} <= depths, (name, depths)  # errors thrown into helpers two deep and one deep
+    assert truths["own_raise"].error == ("PaymentDeclined", "amount must be greater than zero")
+    assert truths["uncaught_effect_error"].error == ("Declined", "amount 11 refused")
+
+
+@pytest.mark.parametrize("shape", SHAPE_NAMES)
+def test_every_step_forward_then_back(shape, tmp_path_factory):
+    """stepIn over every step to the end, then back and out: each state is the ground truth's."""
+    fn, trace, truth = prepared(shape, tmp_path_factory)
+    then = ["stepBack"] * 6 + ["stepOut", "next", "stepIn", "stepBack", "reverseContinue"]
+    max_stops = truth.last + 40 if shape != "long_loop" else 3_000
+    chooser = (
+        oracle.walk_through(then)
+        if shape != "long_loop"
+        else oracle.scripted(
+            ["stepIn"] * 200
+            + [("jumpToEffect", 3), "stepIn", "stepBack", "stepBack", "continue"]
+            + ["stepBack"] * 4
+            + ["reverseContinue"]
+        )
+    )
+    check(
+        oracle.Session(f"{shape}/walk", trace, fn, truth, USER_FILE, chooser, max_stops=max_stops)
+    )
+
+
+@pytest.mark.parametrize("shape", SHAPE_NAMES)
+def test_effect_failures_continue_step_back_and_out(shape, tmp_path_factory):
+    """Continue from failure to failure; step back, out and over from each (recorded errors
+    thrown into delegating chains); then jumps forward and back with breakpoints set."""
+    fn, trace, truth = prepared(shape, tmp_path_factory)
+    commands: list[Any] = []
+    for _ in range(len(truth.failed) + 1):
+        commands += ["continue", "stepBack", "stepOut", "stepBack", "next", "next", "continue"]
+    check(
+        oracle.Session(f"{shape}/failures", trace, fn, truth, USER_FILE, oracle.scripted(commands))
+    )
+    effects = len(truth.effect_steps)
+    jumps: list[Any] = [("breakpoints", set(menu(shape)[:2]))]
+    for n in [*range(1, effects + 1), *range(effects, 0, -1)]:
+        jumps += [("jumpToEffect", n), "continue", "stepBack"]
+    jumps += [("jumpToEffect", effects), "continue", "continue", "reverseContinue"]
+    check(oracle.Session(f"{shape}/jumps", trace, fn, truth, USER_FILE, oracle.scripted(jumps)))
+
+
+@pytest.mark.slow
+@pytest.mark.parametrize("shape", SHAPE_NAMES)
+@pytest.mark.parametrize("seed", range(6))
+def test_random_walks(shape, seed, tmp_path_factory):
+    """Seeded random walks of next / stepIn / stepOut / stepBack / continue / reverseContinue /
+    jumpToEffect / breakpoint changes, with and without effect-failed stops."""
+    fn, trace, truth = prepared(shape, tmp_path_factory)
+    walk = oracle.random_walk(seed, menu(shape))
+    stops = 40 if shape == "long_loop" else 120
+    session = oracle.Session(
+        f"{shape}/seed{seed}",
+        trace,
+        fn,
+        truth,
+        USER_FILE,
+        walk,
+        effect_failed=seed % 3 != 2,
+        max_stops=stops,
+    )
+    check(session)
