@@ -12,6 +12,8 @@ Only this file is user code for the oracle: the handlers call nothing else of th
 from __future__ import annotations
 
 import dataclasses
+from collections.abc import Callable
+from typing import Any
 
 import prodture
 from prodture import Command
@@ -42,7 +44,7 @@ def perform_charge(effect: Charge) -> str:
     return f"charged {effect.amount}"
 
 
-PERFORMERS = {Fetch: perform_fetch, Charge: perform_charge}
+PERFORMERS: dict[type, Callable[[Any], Any]] = {Fetch: perform_fetch, Charge: perform_charge}
 
 
 # -- generators: yield from, nested two deep ---------------------------------------------------

@@ -109,7 +109,7 @@ def prepared(project: Path, shape: str) -> tuple[str, str, oracle.GroundTruth]:
             failed={k: _state(s) for k, s in data["failed"]},
             effect_steps=data["effect_steps"],
             end=_state(data["end"]),
-            error=tuple(data["error"]) if data["error"] else None,  # type: ignore[arg-type]
+            error=tuple(data["error"]) if data["error"] else None,
             condition_true={(line, c): set(steps) for line, c, steps in data["condition_true"]},
         )
         _truths[shape] = (data["trace"], os.path.realpath(data["user_file"]), truth)
@@ -200,15 +200,15 @@ class DapSession:
                         f"expected {wanted[0]} at step {wanted[1]} ({wanted[2].describe()}), "
                         f"adapter {actual[0]} at step {actual[1]} ({actual[2].describe()})"
                     )
-                    event = {"end": oracle.END, "effect_failed": oracle.EFFECT_FAILED}.get(
+                    seen_event = {"end": oracle.END, "effect_failed": oracle.EFFECT_FAILED}.get(
                         actual[0], oracle.LINE
                     )
-                    if event == oracle.EFFECT_FAILED and actual[1] not in self.truth.failed:
-                        event = oracle.LINE
+                    if seen_event == oracle.EFFECT_FAILED and actual[1] not in self.truth.failed:
+                        seen_event = oracle.LINE
                     if not 1 <= actual[1] <= self.truth.last:
                         break
                     expected = oracle.Expected(
-                        actual[0], actual[1], event, self.model.state(actual[1], event)
+                        actual[0], actual[1], seen_event, self.model.state(actual[1], seen_event)
                     )
                 if expected.event == oracle.END and self.truth.error is not None:
                     self.report.compared += 1

@@ -25,7 +25,7 @@ if TYPE_CHECKING:
 
 REQUEST_TIMEOUT = 30.0
 
-EXCEPTION_FILTERS = [
+EXCEPTION_FILTERS: list[dict[str, Any]] = [
     {
         "filter": "effectFailed",
         "label": "Effect failed (recorded error)",
@@ -459,8 +459,9 @@ class Client:
 
     def prodture_jumpToEffect_request(self, request: dict[str, Any]) -> None:
         debuggee = self.session.debuggee
+        raw: Any = (request.get("arguments") or {}).get("effect")  # None: the TypeError below
         try:
-            effect = int((request.get("arguments") or {}).get("effect"))
+            effect = int(raw)
         except (TypeError, ValueError):
             self.respond(request, message='prodture/jumpToEffect needs {"effect": N}')
             return

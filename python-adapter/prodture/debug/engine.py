@@ -21,6 +21,7 @@ import os
 import sys
 from array import array
 from collections.abc import Callable
+from types import FrameType
 from typing import Any
 
 from ..codefilter import UserCode
@@ -99,9 +100,8 @@ def _norm(path: str) -> str:
 class StepEngine:
     """Time-travel stepping over one trace and one handler.
 
-    ``presenter(stop)`` is called at every stop and returns the next command as a tuple
-    ``(name, arg)``: ``next`` / ``stepIn`` / ``stepOut`` / ``continue`` / ``stepBack`` /
-    ``reverseContinue`` / ``jumpToEffect`` (arg = effect number) / ``terminate``.
+    ``presenter(stop)`` is called at every stop and returns the next :class:`Move`: a
+    :class:`Command` (for ``JUMP_TO_EFFECT`` with the effect number, from 1).
     ``output(text)`` receives log-point messages.
     """
 
@@ -109,7 +109,7 @@ class StepEngine:
         self,
         trace: Trace,
         handler: Callable[..., Any],
-        presenter: Callable[[Stop], tuple[str, Any]],
+        presenter: Callable[[Stop], Move],
         *,
         mode: str = STRICT,
         just_my_code: bool = True,
@@ -337,9 +337,9 @@ class StepEngine:
             return
         if self.run_mode is RunMode.SCAN:
             if step >= self._scan_until:
-                target = self._scan_hit or 1
+                found = self._scan_hit or 1
                 kind = StopKind.BREAKPOINT if self._scan_hit else StopKind.ENTRY
-                raise self._rewind(Rewind(target, kind))
+                raise self._rewind(Rewind(found, kind))
             bp = self._bp_by_loc.get(loc)
             if bp is not None and bp.log_message is None and bp.fires(frame, step) is not False:
                 self._scan_hit = step
@@ -394,7 +394,7 @@ class StepEngine:
         self._last_exc = arg[1]
         if self.run_mode is not RunMode.RUN:
             return
-        exc = arg[1]
+        exc: BaseException = arg[1]  # arg: (type, value, traceback)
         pending = self._pending_effect
         if pending is not None and pending[1] is not None and pending[1].error is exc:
             # the effect's recorded error, thrown into the frame that yielded it
@@ -757,7 +757,7 @@ class StepEngine:
 
     def _clear_outer_traces(self) -> None:
         # frames below the handler (the runner's) may carry pydevd's tracer: no events there
-        frame = sys._getframe(1)
+        frame: FrameType | None = sys._getframe(1)
         while frame is not None:
             frame.f_trace = None
             frame = frame.f_back

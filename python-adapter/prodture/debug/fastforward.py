@@ -88,7 +88,7 @@ class MonitoringFastForward:
         """Takes our tool id on first use; False when every id is taken (coverage, profilers):
         the settrace strategy works then too."""
         if self._tool is None:
-            mon = sys.monitoring
+            mon = sys.monitoring  # type: ignore[attr-defined]  # 3.12+ only; mypy checks as 3.10
             for tool in (4, 3, 5, 2, 1):  # 0 (debugger) is pydevd's
                 if mon.get_tool(tool) is None:
                     mon.use_tool_id(tool, "prodture fast-forward")
@@ -97,7 +97,7 @@ class MonitoringFastForward:
         return self._tool is not None
 
     def prepare(self, code: Any, line: int, nth: int, arrive: Arrive) -> Install:
-        mon = sys.monitoring
+        mon = sys.monitoring  # type: ignore[attr-defined]  # 3.12+ only; mypy checks as 3.10
         events = mon.events
         disable = mon.DISABLE
         tool = self._tool
@@ -147,7 +147,7 @@ class MonitoringFastForward:
 
     def scan(self, code: Any, line: int, visit: Callable[[Any], None]) -> None:
         """As :meth:`SettraceFastForward.scan`, with LINE / JUMP events on ``code`` alone."""
-        mon = sys.monitoring
+        mon = sys.monitoring  # type: ignore[attr-defined]  # 3.12+ only; mypy checks as 3.10
         events = mon.events
         disable = mon.DISABLE
         starts = [start for start, _, _ in code.co_lines()]
@@ -181,14 +181,14 @@ class MonitoringFastForward:
 
     def stop(self) -> None:
         if self._monitored is not None:
-            sys.monitoring.set_local_events(self._tool, self._monitored, 0)
+            sys.monitoring.set_local_events(self._tool, self._monitored, 0)  # type: ignore[attr-defined]  # 3.12+ only
             self._monitored = None
 
     def close(self) -> None:
         """Frees the tool id (the engine's run is over)."""
         if self._tool is not None:
             self.stop()
-            mon = sys.monitoring
+            mon = sys.monitoring  # type: ignore[attr-defined]  # 3.12+ only; mypy checks as 3.10
             for event in (mon.events.LINE, mon.events.JUMP):
                 mon.register_callback(self._tool, event, None)
             mon.free_tool_id(self._tool)

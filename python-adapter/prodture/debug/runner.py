@@ -304,7 +304,8 @@ class Runner:
 
     def _blocked_in(self) -> str | None:
         """Where the replay thread is, as the user should read it; None outside the handler."""
-        frame = sys._current_frames().get(self.thread.ident) if self.thread else None
+        ident = self.thread.ident if self.thread else None  # None: not started yet
+        frame = sys._current_frames().get(ident) if ident is not None else None
         is_user_code = self.engine.is_user_code
         inner = frame
         while frame is not None and not is_user_code(frame.f_code.co_filename):
