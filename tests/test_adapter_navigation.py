@@ -57,6 +57,7 @@ def test_position_follows_the_stops_with_the_effects_done_and_the_next(session, 
         "path": path,
         "line": LOAD_LINE,
         "nextEffect": 1,
+        "end": False,  # a stop, not the end-of-replay pause
     }
     second = client.stopped("continue")
     assert {k: second["position"][k] for k in ("effect", "nextEffect", "line", "path")} == {

@@ -45,11 +45,13 @@ from prodture.trace import read_trace
 
 fn, request = shapes.SHAPES[shape]
 directory = Path(project) / "traces" / shape
-interpreter = prodture.Interpreter(shapes.PERFORMERS, recorder=prodture.Recorder(prodture.DirectorySink(directory)))
+recorder = prodture.Recorder(prodture.DirectorySink(directory))
+interpreter = prodture.Interpreter(shapes.PERFORMERS, recorder=recorder)
 if asyncio.iscoroutinefunction(fn):
     asyncio.run(interpreter.run_async(fn, request))
 else:
     interpreter.run(fn, request)
+recorder.close()  # the trace is written by the recorder's writer thread
 path = next(directory.glob("*.prodtrace"))
 truth = oracle.ground_truth(read_trace(path), fn, shapes.__file__, [tuple(c) for c in conditions])
 state = lambda s: [s.line, s.function, s.depth, s.locals, s.effects]

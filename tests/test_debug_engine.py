@@ -506,13 +506,13 @@ def record_shape(tmp_path: Path, name: str) -> tuple[Any, prodture.Trace]:
 
     fn, request = oracle_shapes.SHAPES[name]
     directory = tmp_path / f"traces-{name}"
-    interpreter = prodture.Interpreter(
-        oracle_shapes.PERFORMERS, recorder=prodture.Recorder(prodture.DirectorySink(directory))
-    )
+    recorder = prodture.Recorder(prodture.DirectorySink(directory))
+    interpreter = prodture.Interpreter(oracle_shapes.PERFORMERS, recorder=recorder)
     if asyncio.iscoroutinefunction(fn):
         asyncio.run(interpreter.run_async(fn, request))
     else:
         interpreter.run(fn, request)
+    recorder.close()  # the trace is written by the recorder's writer thread
     return fn, read_trace(next(directory.glob("*.prodtrace")))
 
 

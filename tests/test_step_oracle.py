@@ -103,6 +103,7 @@ def prepared(shape: str, tmp_path_factory: pytest.TempPathFactory) -> tuple[Any,
             asyncio.run(interpreter.run_async(fn, request))
         else:
             interpreter.run(fn, request)
+        recorder.close()  # the trace is written by the recorder's writer thread
         trace = read_trace(next(Path(directory).glob("*.prodtrace")))
         conditions = [(line, c) for line, c in menu(shape) if c is not None]
         cache[shape] = (fn, trace, oracle.ground_truth(trace, fn, USER_FILE, conditions))
