@@ -111,6 +111,9 @@ test-vscode: venv node_modules/.installed
 	@echo "==> end-to-end test in a real VS Code (code-server + Chromium)"
 	bash scripts/vscode-e2e/install.sh
 	bash scripts/vscode-e2e/run.sh
+	@echo "==> end-to-end test of the trace store commands in a real VS Code (examples/checkout, a trusted folder)"
+	E2E_WALKS=walk-store.cjs E2E_BIG_TRACE=0 E2E_WORKSPACE_TRUST=false \
+	  E2E_ARTIFACTS=$$PWD/artifacts/vscode-e2e-store bash scripts/vscode-e2e/run.sh
 	@echo "==> end-to-end test of the event store path in a real VS Code (examples/poker)"
 	E2E_WALKS=walk-eventstore.cjs E2E_WORKSPACE=$$PWD/examples/poker E2E_BIG_TRACE=0 E2E_WORKSPACE_TRUST=false \
 	  E2E_ARTIFACTS=$$PWD/artifacts/vscode-e2e-eventstore bash scripts/vscode-e2e/run.sh

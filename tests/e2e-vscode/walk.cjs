@@ -639,7 +639,7 @@ async function main() {
     if (afterOver.step === firstStop.step) {
       // Stepping over the ChargeCard line performs the effect, which failed in production: the
       // "Effect failed (recorded error)" filter (on by default) stops right there first.
-      assert(/Effect failed/i.test(afterOver.state), `stepping over the failing effect stops on its recorded error (${afterOver.state})`);
+      assert(/failed \(recorded error\)/i.test(afterOver.state), `stepping over the failing effect stops on its recorded error (${afterOver.state})`);
       await shot('step-over-effect-failed');
       await (await debugToolbarButton('Step Over')).click();
       afterOver = await waitStop(afterOver, 'a stop after Step Over from the failed effect');
