@@ -17,7 +17,7 @@ from prodture.replay import (
     SPECULATIVE,
     ProjectConfig,
     ReplayError,
-    _pyproject_modules,
+    _tool_prodture,
     project_config,
 )
 from prodture.trace import REDACTED
@@ -317,9 +317,9 @@ def test_the_project_configuration_is_read_once_until_it_changes(tmp_path, monke
     monkeypatch.delenv("PRODTURE_MODULES", raising=False)
     pyproject = tmp_path / "pyproject.toml"
     pyproject.write_text('[tool.prodture]\nmodules = ["one"]\n')
-    parsed = _pyproject_modules.cache_info().misses
+    parsed = _tool_prodture.cache_info().misses
     for _ in range(5):
         assert project_config(str(tmp_path)) == ProjectConfig(("one",), str(pyproject))
-    assert _pyproject_modules.cache_info().misses == parsed + 1
+    assert _tool_prodture.cache_info().misses == parsed + 1
     pyproject.write_text('[tool.prodture]\nmodules = ["one", "two"]\n')
     assert project_config(str(tmp_path)).modules == ("one", "two")

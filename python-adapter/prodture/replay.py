@@ -569,6 +569,8 @@ class ProjectConfig:
     modules: tuple[str, ...]
     #: the ``pyproject.toml`` whose ``[tool.prodture] modules`` were read (None: none found)
     pyproject: str | None
+    #: ``[tool.prodture] store`` as written (any TOML value; ``store_url`` checks it), or None
+    store: object = None
 
 
 def project_config(cwd: str | None = None) -> ProjectConfig:
@@ -580,10 +582,13 @@ def project_config(cwd: str | None = None) -> ProjectConfig:
     """
     modules = [m.strip() for m in os.environ.get("PRODTURE_MODULES", "").split(",") if m.strip()]
     pyproject = _nearest_pyproject(os.path.abspath(cwd or os.getcwd()))
+    store: object = None
     if pyproject is not None:
         stat = os.stat(pyproject)
-        modules += _pyproject_modules(pyproject, stat.st_mtime_ns, stat.st_size)
-    return ProjectConfig(tuple(modules), pyproject)
+        table = _tool_prodture(pyproject, stat.st_mtime_ns, stat.st_size)
+        modules += table["modules"]
+        store = table["store"]
+    return ProjectConfig(tuple(modules), pyproject, store)
 
 
 def configured_modules(cwd: str | None = None) -> list[str]:
@@ -603,30 +608,40 @@ def _nearest_pyproject(directory: str) -> str | None:
 
 
 @functools.lru_cache(maxsize=64)
-def _pyproject_modules(path: str, mtime_ns: int, size: int) -> tuple[str, ...]:
-    """``[tool.prodture] modules`` of one ``pyproject.toml``; cached by (path, mtime, size)."""
+def _tool_prodture(path: str, mtime_ns: int, size: int) -> dict[str, Any]:
+    """``modules`` (a tuple of names) and ``store`` (as written, or None) of ``[tool.prodture]``
+    in one ``pyproject.toml``; cached by (path, mtime, size)."""
     try:
         import tomllib  # type: ignore[import-not-found]  # mypy checks as Python 3.10: no tomllib
     except ModuleNotFoundError:  # Python 3.10
-        return tuple(_pyproject_modules_fallback(path))
+        return _tool_prodture_fallback(path)
     try:
         with open(path, "rb") as f:
             data = tomllib.load(f)
     except (OSError, tomllib.TOMLDecodeError) as e:
         raise ReplayError(f"{path}: cannot read [tool.prodture] ({e}); fix the file") from None
-    modules = data.get("tool", {}).get("prodture", {}).get("modules", [])
-    return tuple(m for m in modules if isinstance(m, str))
+    table = data.get("tool", {}).get("prodture", {})
+    modules = table.get("modules", [])
+    return {
+        "modules": tuple(m for m in modules if isinstance(m, str)),
+        "store": table.get("store"),
+    }
 
 
-def _pyproject_modules_fallback(path: str) -> list[str]:
+def _tool_prodture_fallback(path: str) -> dict[str, Any]:
+    """The two keys prodture reads, found by pattern (Python 3.10 has no TOML parser)."""
     import re
 
     text = open(path, encoding="utf-8").read()
     section = re.search(r"^\[tool\.prodture\]\s*$(.*?)(?=^\[|\Z)", text, re.M | re.S)
     if not section:
-        return []
+        return {"modules": (), "store": None}
     found = re.search(r"^modules\s*=\s*\[(.*?)\]", section.group(1), re.M | re.S)
-    return re.findall(r"[\"']([^\"']+)[\"']", found.group(1)) if found else []
+    store = re.search(r"^store\s*=\s*[\"']([^\"']*)[\"']", section.group(1), re.M)
+    return {
+        "modules": tuple(re.findall(r"[\"']([^\"']+)[\"']", found.group(1))) if found else (),
+        "store": store.group(1) if store else None,
+    }
 
 
 def _import(module: str, config: ProjectConfig, cwd: str | None) -> None:

@@ -43,42 +43,6 @@ def mask_password(url: str) -> str:
     return urlunsplit((parts.scheme, netloc, parts.path, parts.query, parts.fragment))
 
 
-def find_pyproject(cwd: str | None = None) -> str | None:
-    """The nearest ``pyproject.toml`` at or above ``cwd`` (default: the working folder)."""
-    directory = os.path.abspath(cwd or os.getcwd())
-    while True:
-        candidate = os.path.join(directory, "pyproject.toml")
-        if os.path.isfile(candidate):
-            return candidate
-        parent = os.path.dirname(directory)
-        if parent == directory:
-            return None
-        directory = parent
-
-
-def _configured_store(pyproject: str) -> str | None:
-    try:
-        import tomllib  # type: ignore[import-not-found]  # mypy checks as Python 3.10: no tomllib
-    except ModuleNotFoundError:  # Python 3.10: the one key this needs, read by pattern
-        text = open(pyproject, encoding="utf-8").read()
-        section = re.search(r"^\[tool\.prodture\]\s*$(.*?)(?=^\[|\Z)", text, re.M | re.S)
-        found = section and re.search(r"^store\s*=\s*[\"']([^\"']*)[\"']", section.group(1), re.M)
-        return found.group(1) if found else None
-    try:
-        with open(pyproject, "rb") as f:
-            data = tomllib.load(f)
-    except (OSError, tomllib.TOMLDecodeError) as e:
-        raise StoreConfigError(
-            f"{pyproject}: cannot read [tool.prodture] ({e}); fix the file"
-        ) from None
-    value = data.get("tool", {}).get("prodture", {}).get("store")
-    if value is not None and not isinstance(value, str):
-        raise StoreConfigError(
-            f"{pyproject}: [tool.prodture] store must be a string (a URL or a path)"
-        )
-    return value
-
-
 def _anchor(location: str, base_dir: str) -> str:
     """A relative plain path or ``sqlite:///relative`` made absolute against ``base_dir``."""
     if location.startswith("sqlite:///") and not location.startswith("sqlite:////"):
@@ -100,11 +64,18 @@ def resolve_store(explicit: str | None = None, cwd: str | None = None) -> str:
     from_env = os.environ.get(ENV_VAR, "").strip()
     if from_env:
         return _anchor(from_env, base)
-    pyproject = find_pyproject(base)
-    if pyproject:
-        configured = _configured_store(pyproject)
-        if configured:
-            return _anchor(configured, os.path.dirname(pyproject))
+    from .replay import ReplayError, project_config  # read once per process, shared with replay
+
+    try:
+        config = project_config(base)
+    except ReplayError as e:
+        raise StoreConfigError(str(e)) from None
+    if config.store is not None and not isinstance(config.store, str):
+        raise StoreConfigError(
+            f"{config.pyproject}: [tool.prodture] store must be a string (a URL or a path)"
+        )
+    if config.store and config.pyproject:
+        return _anchor(config.store, os.path.dirname(config.pyproject))
     raise StoreConfigError(
         'no store given: pass --store URL, set PRODTURE_STORE, or set store = "..." '
         "in [tool.prodture] of pyproject.toml"
