@@ -56,8 +56,19 @@ def two_fetches(keys):
     return [len(first["blob"]), len(second["blob"])]
 
 
-def _open_descriptors() -> int:
-    return len(os.listdir("/proc/self/fd"))
+def _descriptors_into(folder: Path) -> list[str]:
+    """The targets of this process's open descriptors that lie under `folder`: a leaked trace
+    file shows up here by name. (Counting every descriptor is not a leak check: other threads
+    of the test process open and close descriptors of their own meanwhile.)"""
+    targets = []
+    for fd in os.listdir("/proc/self/fd"):
+        try:
+            target = os.readlink(f"/proc/self/fd/{fd}")
+        except OSError:  # closed between listdir and readlink
+            continue
+        if target.startswith(str(folder)):
+            targets.append(target)
+    return targets
 
 
 @pytest.fixture
@@ -89,7 +100,7 @@ def test_a_full_disk_leaks_no_descriptor_and_leaves_no_partial_trace(small_disk,
     keys = lambda i: [f"k{i:03d}-" + "x" * 5, ("missing" if fails else "y") + f"{i:03d}"]  # noqa: E731
     interpreter.run(two_fetches, keys(999))  # warm-up: the writer thread exists from here on
     assert recorder.flush(timeout=60)
-    before = _open_descriptors()
+    before = len(os.listdir("/proc/self/fd"))
     for i in range(300):
         outcome = interpreter.run(two_fetches, keys(i))
         if fails:
@@ -98,7 +109,9 @@ def test_a_full_disk_leaks_no_descriptor_and_leaves_no_partial_trace(small_disk,
         else:
             assert outcome == Success([len(keys(i)[0]) * 200, len(keys(i)[1]) * 200])
     assert recorder.close(timeout=60)
-    assert _open_descriptors() == before, "a failed trace left its descriptor open"
+    assert _descriptors_into(small_disk) == [], "a failed trace left its descriptor open"
+    # one descriptor per failed trace was the leak: 290 of them; allow for the test process's own
+    assert len(os.listdir("/proc/self/fd")) <= before + 2
     stats = recorder.stats
     files = sorted(glob.glob(str(small_disk / "*.prodtrace")))
     assert stats.sink_errors > 0, "the disk never filled: make the traces bigger"
