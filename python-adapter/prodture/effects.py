@@ -46,10 +46,11 @@ class TypeRegistry:
     def __init__(self) -> None:
         self._by_name: dict[str, type] = {}
         self._by_type: dict[type, str] = {}
+        self._aliases: dict[str, type] = {}
         self._lock = threading.Lock()
 
     def add(self, cls: type, name: str | None = None) -> type:
-        name = name or f"{cls.__module__}.{cls.__qualname__}"
+        name = name or _origin(cls)
         with self._lock:
             existing = self._by_name.get(name)
             if existing is not None and existing is not cls and _origin(existing) != _origin(cls):
@@ -57,15 +58,32 @@ class TypeRegistry:
                     f"type name {name!r} is already registered for {_origin(existing)}; "
                     f"give {_origin(cls)} another name"
                 )
+            if existing is not None and existing is not cls:
+                # The same class defined again (a ``slots=True`` dataclass is a new class, a
+                # reloaded module): the newest one is the live one.
+                self._by_type.pop(existing, None)
             self._by_name[name] = cls
             self._by_type[cls] = name
         return cls
+
+    def add_alias(self, alias: str, cls: type) -> None:
+        """Let ``alias`` (a name older traces carry) resolve to ``cls``; ``cls`` keeps writing its
+        registered name. A name registered in its own right is never shadowed by an alias."""
+        with self._lock:
+            if alias != self._by_type.get(cls) and alias not in self._by_name:
+                self._aliases[alias] = cls
 
     def name_of(self, cls: type) -> str | None:
         return self._by_type.get(cls)
 
     def lookup(self, name: str) -> type | None:
-        return self._by_name.get(name)
+        return self._by_name.get(name) or self._aliases.get(name)
+
+    def canonical(self, name: str) -> str:
+        """The name a trace's ``name`` stands for today: an alias's registered name, else
+        ``name`` itself (also when it names nothing registered)."""
+        cls = self._aliases.get(name) if name not in self._by_name else None
+        return (cls is not None and self._by_type.get(cls)) or name
 
     def names(self) -> list[str]:
         return sorted(self._by_name)
@@ -103,6 +121,13 @@ def register(cls: type | None = None, *, name: str | None = None) -> Any:
                 "make it a @dataclasses.dataclass (put @prodture.register above @dataclass), "
                 "or convert it to one (or to plain data) before it reaches an effect or a trace"
             )
+        if issubclass(c, Effect):
+            # An effect is recorded under ``effect_name``: registering it under a name sets it.
+            previous = c.effect_name
+            c.effect_name = name or previous
+            registry.add(c, c.effect_name)
+            registry.add_alias(previous, c)
+            return c
         return registry.add(c, name)
 
     return apply(cls) if cls is not None else apply
@@ -128,8 +153,16 @@ class Effect:
 
     def __init_subclass__(cls, name: str | None = None, **kwargs: Any) -> None:
         super().__init_subclass__(**kwargs)
-        cls.effect_name = name or f"{cls.__module__}.{cls.__qualname__}"
+        # ``@dataclass(slots=True)`` builds a new class from the decorated one's namespace, and
+        # the class keyword ``name=`` is not passed again: the ``effect_name`` the namespace
+        # already holds is the name the class was declared with, so it is kept.
+        declared = cls.__dict__.get("effect_name")
+        cls.effect_name = name or declared or _origin(cls)
         registry.add(cls, cls.effect_name)
+        if name is None and declared is not None and declared != _origin(cls):
+            # Before that name was kept, such a class was recorded as <module>.<qualname>
+            # (``prodture.effects.Now``): traces written then still resolve.
+            registry.add_alias(_origin(cls), cls)
 
     def __await__(self) -> Generator[Effect, Any, Any]:
         result = yield self
@@ -204,7 +237,7 @@ class GetEnv(Effect, name="prodture.GetEnv"):
     default: str | None = None
 
 
-@dataclasses.dataclass(frozen=True)  # no slots=True: it would re-register under a default name
+@dataclasses.dataclass(frozen=True, slots=True)
 class All(Effect, name="prodture.All"):
     """Perform ``effects`` at once (the role of ``asyncio.gather``); the result is the list of
     their results, in order. If any fails, the first failing one's error (in order) is raised,

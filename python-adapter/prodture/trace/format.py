@@ -20,7 +20,7 @@ from typing import IO, Any
 
 import msgpack
 
-from ..effects import Effect
+from ..effects import Effect, registry
 from ..text import clip as _clip
 from ..text import short_repr as _short
 from .codec import _PLAIN_SET as _PLAIN_TYPES
@@ -673,7 +673,9 @@ class TraceReader:
                     type_id = _int(type_id)
                     if type_id in types:
                         raise ValueError(f"type id {type_id} is defined twice")
-                    types[type_id] = (name, tuple(fields))
+                    # An older name of a registered effect (``prodture.effects.Now``) reads as
+                    # its name today, so replay and the tools compare one name (§4.4).
+                    types[type_id] = (registry.canonical(name), tuple(fields))
                 elif kind == RecordKind.SITE:
                     _arity(record, 5)
                     _, site_id, file, line, function = record[:5]
