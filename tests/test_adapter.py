@@ -24,6 +24,7 @@ from adapter_support import (
     start_session,
 )
 from dap_client import DapClient, DapError
+from prodture import read_trace
 
 # Each test starts the debug adapter and a debuggee: not part of `make test-fast`.
 pytestmark = pytest.mark.slow
@@ -582,11 +583,69 @@ def test_speculative_replay_continues_past_the_divergence_with_stubs(
             "Charge(charge_id='ch_stub'"
         )
         end = client.stopped("continue")
-        assert end["reason"] == "step" and end["description"].startswith("End of replay")
+        # the end stop says what the changed code now does, beside what production did
+        assert end["reason"] == "step" and end["description"] == (
+            "End of replay (speculative): the code now ends with Success: {'order_id': 'ord_stub', "
+            "'total': '0.00', 'charge_id': 'ch_stub'} "
+            f"(recorded {read_trace(checkout_traces['failing']).outcome.describe(200)})"
+        )
         assert client.locals()["order_id"] == "'ord_stub'"
         back = client.stopped("stepBack")
         assert back["position"]["step"] == end["position"]["step"] - 1
-        assert client.stopped("continue")["description"].startswith("End of replay")
+        assert client.stopped("continue")["description"] == end["description"]
+        client.request("continue", {"threadId": client.thread_id()})
+        assert client.wait_event("exited")["body"]["exitCode"] == 1
+        # the debug console's last line says it too
+        assert client.output[-1].endswith(
+            "the code now ends with Success: {'order_id': 'ord_stub', 'total': '0.00', "
+            "'charge_id': 'ch_stub'}\n"
+        )
+    finally:
+        client.close()
+
+
+RAISING_STUBS = """
+from checkout.effects import ChargeCard
+
+
+def refuse(effect):
+    raise TimeoutError(f"gateway timed out charging {effect.amount}")
+
+
+def stubs():
+    return {ChargeCard: refuse}
+"""
+
+
+def test_speculative_end_stop_on_a_new_uncaught_error_says_it_and_the_recorded_outcome(
+    tmp_path, checkout_dir, checkout_traces
+):
+    """In a speculative replay that now fails otherwise, the uncaught end stop names the new error and the recorded outcome; exceptionInfo carries the new error."""
+    project = copy_checkout(checkout_dir, tmp_path / "speculative-raise")
+    service = project / SERVICE
+    service.write_text(service.read_text().replace("amount=total)", "amount=total + 1)"))
+    (project / "stubs_for_replay.py").write_text(RAISING_STUBS)
+    client = start_session(
+        checkout_traces["failing"],
+        project,
+        replayMode="speculative",
+        stubs="stubs_for_replay:stubs",
+        filters=["uncaught"],
+    )
+    try:
+        assert client.stopped()["description"].startswith("divergence: effect #3 ChargeCard")
+        end = client.stopped("continue")
+        assert end["reason"] == "exception" and end["text"] == "TimeoutError"
+        assert end["description"] == (
+            "End of replay (speculative): the code now ends with Failure: TimeoutError: gateway "
+            "timed out charging 1.00 "
+            f"(recorded {read_trace(checkout_traces['failing']).outcome.describe(200)})"
+        )
+        assert end["position"]["end"]
+        info = client.request("exceptionInfo", {"threadId": client.thread_id()})["body"]
+        assert info["exceptionId"] == "TimeoutError"
+        assert info["details"]["message"] == "gateway timed out charging 1.00"
+        assert info["description"] == end["description"]
         client.request("continue", {"threadId": client.thread_id()})
         assert client.wait_event("exited")["body"]["exitCode"] == 1
     finally:

@@ -63,6 +63,7 @@ __all__ = [
     "find_project",
     "load_stubs",
     "EXPECT_FIXED_SUFFIX",
+    "describe_outcome",
 ]
 
 STRICT = "strict"
@@ -465,7 +466,7 @@ class TracePerformer:
                 f"effect #{self.consumed + 1}: recorded {nxt.describe_request(200)}, but the code now "
                 f"finishes after {self.consumed} effect"
                 + ("" if self.consumed == 1 else "s")
-                + f" ({_describe_outcome(outcome)})"
+                + f" ({describe_outcome(outcome)})"
                 + ("" if outcome.ok else self._opaque_note()),
                 recorded=nxt,
             )
@@ -477,7 +478,7 @@ class TracePerformer:
             self.divergence = Divergence(
                 "outcome",
                 None,
-                f"outcome: recorded {recorded.describe(200)}, now {_describe_outcome(outcome)}"
+                f"outcome: recorded {recorded.describe(200)}, now {describe_outcome(outcome)}"
                 + self._opaque_note(),
             )
         return self.divergence
@@ -500,7 +501,8 @@ class TracePerformer:
         )
 
 
-def _describe_outcome(outcome: Outcome) -> str:
+def describe_outcome(outcome: Outcome) -> str:
+    """``Success: <short repr>`` or ``Failure: Name: message``: what a run ended with."""
     if isinstance(outcome, Success):
         return f"Success: {short_repr(outcome.value, 120)}"
     return f"Failure: {describe_error(outcome.error)}"
@@ -873,5 +875,5 @@ def check_fixed(result: ReplayResult) -> FixCheck:
     if not outcome.ok and _errors_match(recorded.error, outcome.error):
         return FixCheck(False, f"not fixed: the code still fails with {was}")
     return FixCheck(
-        True, f"fixed: the recorded {was} no longer happens; now {_describe_outcome(outcome)}"
+        True, f"fixed: the recorded {was} no longer happens; now {describe_outcome(outcome)}"
     )

@@ -108,7 +108,8 @@ class Stop:
     exception (RAISED), the handler's (UNCAUGHT, or END when uncaught stops are off).
     ``record``: the effect's record (EFFECT_PERFORMED / EFFECT_FAILED; None for a speculative one,
     then ``effect_seq``/``effect_type`` say which). ``divergence``: the replayer's Divergence.
-    ``condition_error``: the breakpoint condition's error, when it failed to evaluate."""
+    ``condition_error``: the breakpoint condition's error, when it failed to evaluate.
+    ``outcome``: at an end stop, the Success or Failure this run ends with (None if unknown)."""
 
     kind: StopKind
     step: int
@@ -121,6 +122,7 @@ class Stop:
     effect_type: str | None = None
     divergence: Any = None
     condition_error: ExceptionInfo | None = None
+    outcome: Any = None
 
 
 @dataclasses.dataclass(frozen=True)

@@ -447,10 +447,12 @@ class StepEngine:
             failed = not final.ok
             exc = None if final.ok else final.error
             divergence = self._final_divergence
+            outcome = final
         else:
             failed = op not in _RETURN_OPS  # left by an exception
             exc = self._last_exc if failed else None
             divergence = self._end_divergence(failed, arg, exc)
+            outcome = Success(arg) if not failed else Failure(exc) if exc is not None else None
         info = ExceptionInfo.of(exc) if failed and exc is not None else None
         if divergence is not None:
             # known only now (the code stops before the recorded effects end, or ends otherwise):
@@ -468,6 +470,7 @@ class StepEngine:
                 end=True,
                 exception=info,
                 divergence=divergence,
+                outcome=outcome,
             )
         )
 

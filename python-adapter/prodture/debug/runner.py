@@ -23,6 +23,7 @@ import sys
 import threading
 from typing import Any
 
+from ..replay import SPECULATIVE, STRICT, describe_outcome
 from . import control as ctl
 from .contract import Command, Move, Stop, StopKind, StopPolicy
 
@@ -363,7 +364,7 @@ class Runner:
                     line=position.line,
                     next_effect=position.next_effect,
                 ),
-                description=_describe_stop(stop, engine.trace),
+                description=_describe_stop(stop, engine.trace, engine.mode),
                 exception_id=exception_id,
                 exception_message=exception_message,
                 end=stop.end,
@@ -418,7 +419,10 @@ class Runner:
         engine = self.engine
         divergence = engine.divergence
         if divergence is not None:
-            message = ctl.Exited(1, f"replay diverged: {divergence.message}")
+            now = ""
+            if outcome is not None and engine.mode == SPECULATIVE:
+                now = f"; the code now ends with {describe_outcome(outcome)}"
+            message = ctl.Exited(1, f"replay diverged: {divergence.message}{now}")
         elif outcome is None:
             message = ctl.Exited(0, "replay terminated")
         else:
@@ -470,10 +474,17 @@ def _recorded(trace: Any) -> str:
     )
 
 
-def _describe_stop(stop: Stop, trace: Any) -> str | None:
+def _describe_stop(stop: Stop, trace: Any, mode: str = STRICT) -> str | None:
     """The sentence the user reads for ``stop`` (None for plain steps)."""
     kind = stop.kind
     error = stop.exception
+    end = kind in (StopKind.END, StopKind.UNCAUGHT)
+    if mode == SPECULATIVE and end and stop.outcome is not None:
+        # what the changed code now does, beside what production did: the point of the mode
+        return (
+            f"End of replay (speculative): the code now ends with {describe_outcome(stop.outcome)} "
+            f"(recorded {_recorded(trace)})"
+        )
     if kind is StopKind.EFFECT_FAILED and error is not None:
         name = stop.record.short_type if stop.record is not None else stop.effect_type
         return (
