@@ -9,6 +9,8 @@ from __future__ import annotations
 
 import dataclasses
 import uuid
+from collections.abc import Callable
+from typing import Any
 
 import pytest
 
@@ -69,7 +71,10 @@ def handler(key):
     return {"year": now.year, "uuid": str(ident), "both": both, "renamed": renamed}
 
 
-PERFORMERS = {Lookup: lambda e: e.key.upper(), Renamed: lambda e: e.key[::-1]}
+PERFORMERS: dict[type, Callable[[Any], Any]] = {
+    Lookup: lambda e: e.key.upper(),
+    Renamed: lambda e: e.key[::-1],
+}
 
 
 def record_bytes() -> bytes:

@@ -27,7 +27,6 @@
 
 from __future__ import annotations
 
-import dataclasses
 import functools
 import inspect
 import logging
@@ -39,27 +38,21 @@ from fastapi.responses import JSONResponse
 from starlette.exceptions import HTTPException as StarletteHTTPException
 
 from .effects import register
-from .runtime import Failure, Interpreter, Observer, handler, user_traceback
+from .runtime import Failure, Interpreter, Observer, user_traceback
 from .scope import resources_scope
+from .web import (
+    TRACE_ID_HEADER,
+    Rejected,
+    log_failure,
+    rejected,
+    rolled_back,
+    route_handler,
+    server_error_body,
+)
 
 __all__ = ["Prodture", "Rejected", "TRACE_ID_HEADER", "user_traceback"]
 
-TRACE_ID_HEADER = "X-Prodture-Trace-Id"
-
 log = logging.getLogger("prodture.fastapi")
-
-
-@register(name="prodture.fastapi.Rejected")
-@dataclasses.dataclass(frozen=True)
-class Rejected:
-    """What a handler answered with an expected error: recorded as a success value.
-
-    The live exception rides along outside the dataclass fields (never recorded)."""
-
-    error_type: str
-    status_code: int | None
-    detail: Any
-
 
 _REQUEST_TYPES = (Request, Response)
 
@@ -104,38 +97,8 @@ class Prodture:
         ]
         # Request/Response parameters are live objects, not input: replay passes None for them.
         not_recorded = {p: None for p in signature.parameters if p not in recorded}
-        is_expected = self.is_expected
         key = name or f"{fn.__module__}:{fn.__qualname__}"
-
-        if inspect.isgeneratorfunction(fn):
-
-            def run(input: dict[str, Any], live: dict[str, Any] | None = None) -> Any:
-                try:
-                    return (yield from fn(**input, **(live if live is not None else not_recorded)))
-                except Exception as error:
-                    if is_expected(error):
-                        return _rejected(error)
-                    raise
-
-        else:
-
-            async def run(input: dict[str, Any], live: dict[str, Any] | None = None) -> Any:  # type: ignore[misc]
-                try:
-                    result = fn(**input, **(live if live is not None else not_recorded))
-                    if inspect.isawaitable(result):
-                        result = await result
-                    return result
-                except Exception as error:
-                    if is_expected(error):
-                        return _rejected(error)
-                    raise
-
-        run.__qualname__ = fn.__qualname__
-        run.__module__ = fn.__module__
-        # Replay calls the registered handler with the recorded input alone; the recorder's
-        # code fingerprint and the debugger's source map follow fn's own file.
-        run.__wrapped__ = fn  # type: ignore[attr-defined]  # the trace's code fingerprint is fn's file
-        handler(name=key)(run)
+        run = route_handler(fn, key, self._as_rejected, not_recorded)
 
         # FastAPI passes a Request (a Response) to one parameter only: the route's own if it
         # has one, else one added here.
@@ -184,7 +147,7 @@ class Prodture:
                 return self._failed(outcome, key, request)
             value = outcome.value
             if isinstance(value, Rejected):
-                error = value.__dict__.get("_error")
+                error = value.error
                 if error is not None:
                     if isinstance(error, StarletteHTTPException) and outcome.trace_id:
                         error.headers = {
@@ -210,50 +173,25 @@ class Prodture:
         except BaseException as error:  # cancelled: the transaction must not commit
             await manager.__aexit__(type(error), error, error.__traceback__)
             raise
-        # An expected error is an answer, not a failure, but its transaction still rolls back,
-        # as it would had the route raised it without prodture.
-        rolled_back = (
-            outcome.error
-            if isinstance(outcome, Failure)
-            else outcome.value.__dict__.get("_error")
-            if isinstance(outcome.value, Rejected)
-            else None
-        )
-        if rolled_back is not None:
-            await manager.__aexit__(type(rolled_back), rolled_back, user_traceback(rolled_back))
+        undone = rolled_back(outcome)
+        if undone is not None:
+            await manager.__aexit__(type(undone), undone, user_traceback(undone))
         else:
             await manager.__aexit__(None, None, None)
         return outcome
 
+    def _as_rejected(self, error: BaseException) -> Rejected | None:
+        if not self.is_expected(error):
+            return None
+        if isinstance(error, StarletteHTTPException):
+            return rejected(error, error.status_code, error.detail)
+        return rejected(error)
+
     def _failed(self, outcome: Failure, key: str, request: Request) -> Response:
-        error = outcome.error
+        log_failure(log, request.method, request.url.path, key, outcome)
         trace_id = outcome.trace_id
-        log.error(
-            "%s %s failed in %s (trace %s): %s: %s",
-            request.method,
-            request.url.path,
-            key,
-            trace_id or "not recorded",
-            type(error).__name__,
-            error,
-            exc_info=(type(error), error, user_traceback(error)),
-            extra={"trace_id": trace_id or "-"},
-        )
         headers = {self.trace_header: trace_id} if trace_id else None
-        return JSONResponse(
-            {"detail": "Internal Server Error", "trace_id": trace_id},
-            status_code=500,
-            headers=headers,
-        )
-
-
-def _rejected(error: BaseException) -> Rejected:
-    if isinstance(error, StarletteHTTPException):
-        value = Rejected(type(error).__name__, error.status_code, error.detail)
-    else:
-        value = Rejected(f"{type(error).__module__}.{type(error).__qualname__}", None, str(error))
-    object.__setattr__(value, "_error", error)
-    return value
+        return JSONResponse(server_error_body(trace_id), status_code=500, headers=headers)
 
 
 register(HTTPException, name="fastapi.HTTPException")
