@@ -201,3 +201,18 @@ def test_generator_and_plain_routes_and_request_parameters():
     assert not replayed.reproduced  # the agent came from the live request: replay sees None
     assert replayed.outcome.value == {"price": 100, "agent": None}
     assert Replayer(plain_trace, prodture.runtime.handlers["test_fastapi:plain"]).run().reproduced
+
+
+def test_a_rejection_recorded_under_its_older_name_still_reads_and_replays(app, monkeypatch):
+    """Rejected was named prodture.fastapi.Rejected before Flask shared it (prodture.web)."""
+    from prodture.effects import registry
+
+    fastapi_app, sink, _, _ = app
+    monkeypatch.setitem(registry._by_type, Rejected, "prodture.fastapi.Rejected")
+    with TestClient(fastapi_app) as client:
+        client.post("/rooms/gone/bookings", json={"guest": "d", "nights": 1})
+    monkeypatch.undo()
+    assert b"prodture.fastapi.Rejected" in sink.traces[0]
+    trace = read_trace(sink.traces[0])
+    assert trace.outcome.value == Rejected("HTTPException", 404, "no such room")
+    assert Replayer(trace, prodture.runtime.handlers["test_fastapi:book"]).run().reproduced
