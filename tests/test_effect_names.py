@@ -55,6 +55,28 @@ def test_every_built_in_effect_is_registered_and_recorded_under_its_public_name(
     assert "__slots__" in prodture.Now.__dict__  # still the slots class, not a copy without
 
 
+def test_every_effect_prodture_ships_is_recorded_under_the_name_it_declares():
+    """prodture.http, prodture.sql and the event-sourcing effects too: the registry and the
+    trace writer (effect_name) agree on one name."""
+    import prodture.eventsourcing
+    import prodture.http
+    import prodture.sql  # noqa: F401 -- imported for their effect classes
+
+    shipped = [
+        cls
+        for name in registry.names()
+        if isinstance(cls := registry.lookup(name), type)
+        and issubclass(cls, Effect)
+        and cls.__module__.startswith("prodture.")
+    ]
+    assert {"prodture.http.Request", "prodture.sql.Query", "prodture.LoadStream"} <= {
+        c.effect_name for c in shipped
+    }
+    for cls in shipped:
+        assert registry.name_of(cls) == cls.effect_name, cls
+        assert registry.lookup(cls.effect_name) is cls
+
+
 def test_a_users_slots_dataclass_effect_keeps_the_name_it_was_declared_with():
     assert Lookup.effect_name == registry.name_of(Lookup) == "shop.Lookup"
     assert registry.lookup("shop.Lookup") is Lookup
