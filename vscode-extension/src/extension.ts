@@ -24,6 +24,7 @@ export function activate(context: vscode.ExtensionContext): { sessions: ReplaySe
   const lsp = new LanguageServer(interpreters, trust, context.extensionUri.fsPath, log);
   const sessions = new ReplaySessions(log);
   const setup = new InterpreterSetup(interpreters, trust, log);
+  lsp.interpreterProblemNotice = (e) => void setup.notify(e);
   const viewer = new TraceViewerProvider(context, lsp, sessions, trust, interpreters, setup, log);
   const timeline = new TimelineView(sessions);
   const debug = new DebugSupport(interpreters, sessions, trust, log);

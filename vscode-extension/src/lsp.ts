@@ -126,6 +126,9 @@ export class LanguageServer implements vscode.Disposable {
     return client;
   }
 
+  /** Who tells the user that the interpreter cannot run the server (with the ways out); default: a plain warning. */
+  interpreterProblemNotice: ((e: InterpreterProblemError) => void) | undefined;
+
   /** Start in the background (on activation), reporting a failure once, without a modal. */
   warmUp(): void {
     if (!this.enabled) return;
@@ -133,7 +136,9 @@ export class LanguageServer implements vscode.Disposable {
       const msg = String((e as Error)?.message ?? e);
       this.log.appendLine(`[lsp] ${msg}`);
       // a Python project without traces should not be nagged; one with traces needs the fix
-      if (this.knownFolders.size > 0) void vscode.window.showWarningMessage(msg);
+      if (this.knownFolders.size === 0) return;
+      if (e instanceof InterpreterProblemError && this.interpreterProblemNotice) this.interpreterProblemNotice(e);
+      else void vscode.window.showWarningMessage(msg);
     });
   }
 

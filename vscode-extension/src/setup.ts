@@ -7,7 +7,7 @@ import * as vscode from 'vscode';
 import * as fs from 'fs';
 import { Interpreters } from './interpreter';
 import { WorkspaceTrustGate } from './trust';
-import { InstallSource, PROBE_GIVE_UP_MS, findProdtureProject, installCommandLine, installSource, probeDelayMs } from './lib/setup';
+import { InstallSource, InterpreterProblemError, PROBE_GIVE_UP_MS, findProdtureProject, installCommandLine, installSource, probeDelayMs } from './lib/setup';
 
 const TERMINAL_NAME = 'Install prodture';
 
@@ -57,6 +57,21 @@ export class InterpreterSetup implements vscode.Disposable {
       }
     };
     return installSource(findProdtureProject(folders, readText));
+  }
+
+  /**
+   * The notice when the interpreter lacks prodture (the language server could not start): the
+   * same ways out as the viewer's panel, not a command to copy.
+   */
+  async notify(e: InterpreterProblemError): Promise<void> {
+    const { python, kind } = e.problem;
+    const install = 'Install prodture';
+    const choose = 'Choose Interpreter…';
+    const buttons = kind === 'not-installed' && this.trust.trusted ? [install, choose] : [choose];
+    const text = kind === 'not-installed' ? `prodture: ${python} lacks prodture, which the trace viewer, hovers and the debugger need.` : `prodture: ${e.problem.message}`;
+    const pick = await vscode.window.showWarningMessage(text, ...buttons);
+    if (pick === install) await this.install(python);
+    else if (pick === choose) await this.interpreters.pickAnother();
   }
 
   /** An install is running (its terminal is open) for `python`. */
