@@ -111,7 +111,8 @@ async function main() {
     await shot('setup-panel-restricted');
   });
 
-  await stage('Choose another interpreter… offers the ways to pick one', async () => {
+  /** "Choose another interpreter…" → "Enter interpreter path…" → `python`. */
+  async function chooseByPath(python, shotName) {
     await viewer.locator('#choose-interpreter-button').click();
     const rows = await until(async () => {
       const t = await page.locator('.quick-input-widget .quick-input-list .monaco-list-row').allInnerTexts();
@@ -119,8 +120,35 @@ async function main() {
     }, 'the interpreter quick pick', UI_WAIT_MS);
     log('quick pick:', JSON.stringify(rows));
     assert(rows.some((x) => /Find interpreter/.test(x)), 'a file picker is offered');
-    await shot('choose-interpreter');
-    await page.keyboard.press('Escape');
+    if (shotName) await shot(shotName);
+    await page.locator('.quick-input-list .monaco-list-row', { hasText: 'Enter interpreter path' }).first().click();
+    const input = page.locator('.quick-input-widget input').first();
+    await until(async () => (await page.locator('.quick-input-widget .quick-input-title', { hasText: 'Interpreter for prodture' }).count()) > 0, 'the path input', UI_WAIT_MS);
+    await input.fill(python);
+    await page.keyboard.press('Enter');
+  }
+
+  await stage('Choose another interpreter…: the viewer follows the choice in the same page', async () => {
+    await viewer.evaluate(() => {
+      window.__firstRunMark = 'before-choice';
+    });
+    const missing = path.join(path.dirname(FRESH_PYTHON), 'no-such-python');
+    await chooseByPath(missing, 'choose-interpreter');
+    const gone = await until(async () => {
+      const s = await viewerState(viewer);
+      return s.state === 'setup' && s.panel.includes(missing) ? s : false;
+    }, 'the panel to name the chosen interpreter', UI_WAIT_MS);
+    log('after choosing a missing interpreter:', JSON.stringify(gone.panel.slice(0, 200)));
+    assert(/could not be started/i.test(gone.panel), `it says the interpreter cannot start (${gone.panel.slice(0, 200)})`);
+    assert(gone.install.disabled && /choose another interpreter/.test(gone.reason), `install is off, saying why (${gone.reason})`);
+    assert(gone.mark === 'before-choice', 'the same viewer page');
+    await shot('chose-missing-interpreter');
+    await chooseByPath(FRESH_PYTHON);
+    const back = await until(async () => {
+      const s = await viewerState(viewer);
+      return s.state === 'setup' && /not installed/i.test(s.panel) && s.panel.includes(FRESH_PYTHON) ? s : false;
+    }, 'the panel to name the new venv again', UI_WAIT_MS);
+    assert(back.mark === 'before-choice', 'the same viewer page');
   });
 
   await stage('trusting the folder turns Install on in the same viewer', async () => {
@@ -135,12 +163,12 @@ async function main() {
     }, 'Install to be enabled', UI_WAIT_MS);
     assert(!st.reason, `no Restricted Mode reason any more (${st.reason})`);
     assert(st.mark === 'before-install', 'the same viewer page');
+    log('notifications while the panel shows:', JSON.stringify(await notificationTexts()));
     await shot('setup-panel-trusted');
   });
 
   let t0;
   await stage('Install prodture: pip runs in a visible terminal', async () => {
-    log('notifications:', JSON.stringify(await notificationTexts()));
     t0 = Date.now();
     await viewer.locator('#install-button').click();
     const tab = await until(async () => {

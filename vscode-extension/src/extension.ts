@@ -24,8 +24,11 @@ export function activate(context: vscode.ExtensionContext): { sessions: ReplaySe
   const lsp = new LanguageServer(interpreters, trust, context.extensionUri.fsPath, log);
   const sessions = new ReplaySessions(log);
   const setup = new InterpreterSetup(interpreters, trust, log);
-  lsp.interpreterProblemNotice = (e) => void setup.notify(e);
   const viewer = new TraceViewerProvider(context, lsp, sessions, trust, interpreters, setup, log);
+  // an open viewer's setup panel already says it, with the same buttons
+  lsp.interpreterProblemNotice = (e) => {
+    if (!viewer.showingSetup()) void setup.notify(e);
+  };
   const timeline = new TimelineView(sessions);
   const debug = new DebugSupport(interpreters, sessions, trust, log);
   const replay = new ReplayRunner(interpreters, trust);

@@ -17,6 +17,7 @@ export class InterpreterSetup implements vscode.Disposable {
   readonly onMaybeReady = this.ready.event;
   private readonly installs = new Map<vscode.Terminal, { python: string; timer?: NodeJS.Timeout; started: number; done: boolean }>();
   private readonly disposables: vscode.Disposable[] = [this.ready];
+  private readonly noticesShown = new Set<string>();
 
   constructor(
     private readonly interpreters: Interpreters,
@@ -65,11 +66,18 @@ export class InterpreterSetup implements vscode.Disposable {
    */
   async notify(e: InterpreterProblemError): Promise<void> {
     const { python, kind } = e.problem;
+    const key = `${kind}|${python}`;
+    if (this.noticesShown.has(key)) return; // that notice is up already
+    this.noticesShown.add(key);
     const install = 'Install prodture';
     const choose = 'Choose Interpreter…';
     const buttons = kind === 'not-installed' && this.trust.trusted ? [install, choose] : [choose];
     const text = kind === 'not-installed' ? `prodture: ${python} lacks prodture, which the trace viewer, hovers and the debugger need.` : `prodture: ${e.problem.message}`;
-    const pick = await vscode.window.showWarningMessage(text, ...buttons);
+    const pick = await vscode.window.showWarningMessage(text, ...buttons).then(
+      (p) => p,
+      () => undefined,
+    );
+    this.noticesShown.delete(key);
     if (pick === install) await this.install(python);
     else if (pick === choose) await this.interpreters.pickAnother();
   }

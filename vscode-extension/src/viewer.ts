@@ -61,6 +61,11 @@ export class TraceViewerProvider implements vscode.CustomReadonlyEditorProvider,
     for (const retry of this.waiting.values()) void retry();
   }
 
+  /** A viewer is showing the setup panel (it says what is missing: no notice needed on top). */
+  showingSetup(): boolean {
+    return this.waiting.size > 0;
+  }
+
   openTraces(): string[] {
     return [...new Set(this.panels.values())];
   }
