@@ -117,6 +117,9 @@ test-vscode: venv node_modules/.installed
 	@echo "==> end-to-end test of the event store path in a real VS Code (examples/poker)"
 	E2E_WALKS=walk-eventstore.cjs E2E_WORKSPACE=$$PWD/examples/poker E2E_BIG_TRACE=0 E2E_WORKSPACE_TRUST=false \
 	  E2E_ARTIFACTS=$$PWD/artifacts/vscode-e2e-eventstore bash scripts/vscode-e2e/run.sh
+	@echo "==> end-to-end test of the extension's first run in a real VS Code (an interpreter without prodture, installed from the viewer)"
+	E2E_WALKS=walk-firstrun.cjs E2E_FRESH_VENV=1 E2E_BIG_TRACE=0 \
+	  E2E_ARTIFACTS=$$PWD/artifacts/vscode-e2e-firstrun bash scripts/vscode-e2e/run.sh
 
 bench: venv
 	$(PY) benchmarks/bench_foundation.py

@@ -10,6 +10,8 @@
 #   E2E_ARTIFACTS     where screenshots and logs go (default: artifacts/vscode-e2e)
 #   E2E_WORKSPACE     folder to open (default: examples/checkout)
 #   E2E_WORKSPACE_TRUST  false: Workspace Trust off (every folder trusted), for walks about other things
+#   E2E_FRESH_VENV    1: prodture.python names a new virtual environment without prodture (the
+#                     extension's first run; walk-firstrun.cjs installs prodture into it from the viewer)
 # Prints the measured figures as `name: value` lines. Everything it starts runs in process groups
 # that are killed on exit; the /tmp/vscode-ipc-*.sock files code-server creates are removed.
 # The folder opens in Restricted Mode (Workspace Trust on, no start-up prompt): the walk checks
@@ -98,9 +100,20 @@ cleanup() {
 trap cleanup EXIT
 trap 'exit 130' INT TERM
 
+# the interpreter VS Code is told to use: the repository's, or a new one that lacks prodture
+VIEWER_PY="$PY"
+FRESH_PY=""
+if [ "${E2E_FRESH_VENV:-0}" = "1" ]; then
+  log "creating a virtual environment without prodture for the first-run walk"
+  "$PY" -m venv "$TMP/fresh-venv"
+  FRESH_PY="$TMP/fresh-venv/bin/python"
+  if "$FRESH_PY" -c 'import prodture' 2>/dev/null; then log "$FRESH_PY can import prodture: not a first run"; exit 1; fi
+  VIEWER_PY="$FRESH_PY"
+fi
+
 cat >"$USER_DATA/User/settings.json" <<JSON
 {
-  "prodture.python": "$PY",
+  "prodture.python": "$VIEWER_PY",
   "workbench.startupEditor": "none",
   "workbench.tips.enabled": false,
   "workbench.secondarySideBar.defaultVisibility": "hidden",
@@ -154,7 +167,7 @@ fi
 export E2E_URL="$URL" E2E_WORKSPACE="$WORKSPACE" E2E_ARTIFACTS="$ARTIFACTS" E2E_CHROMIUM="$CHROMIUM" \
   E2E_PLAYWRIGHT="$PLAYWRIGHT_NODE_PATH/playwright-core" E2E_VSIX_BYTES="$VSIX_BYTES" E2E_PYTHON="$PY" \
   E2E_CODE_SERVER_LOG="$TMP/code-server.log" E2E_USER_DATA="$USER_DATA" E2E_BIG_TRACE="$BIG_TRACE" \
-  E2E_MARKER_MODULE="$MARKER_MODULE" E2E_IMPORT_MARKER="$TMP/imported.marker"
+  E2E_MARKER_MODULE="$MARKER_MODULE" E2E_IMPORT_MARKER="$TMP/imported.marker" E2E_FRESH_PYTHON="$FRESH_PY"
 # E2E_WALKS: which walks to run, in order, in the same VS Code (default: walk.cjs; make test-vscode
 # runs walk-store.cjs and walk-eventstore.cjs in VS Codes of their own).
 RC=0

@@ -9,76 +9,22 @@ const fs = require('fs');
 const path = require('path');
 const { execFileSync } = require('child_process');
 
-const env = (k, d) => {
-  const v = process.env[k] ?? d;
-  if (v === undefined) throw new Error(`${k} is not set (run scripts/vscode-e2e/run.sh)`);
-  return v;
-};
+const { createWalk, env, assert } = require('./workbench.cjs');
+
 const URL = env('E2E_URL');
 const WORKSPACE = env('E2E_WORKSPACE');
 const ARTIFACTS = path.join(env('E2E_ARTIFACTS'), 'store');
-const CHROMIUM = env('E2E_CHROMIUM', '/usr/bin/chromium');
 const PYTHON = env('E2E_PYTHON');
 const USER_DATA = env('E2E_USER_DATA');
 const STORE = env('E2E_STORE_DIR', path.join(path.dirname(USER_DATA), 'trace-store'));
-const { chromium } = require(env('E2E_PLAYWRIGHT'));
 const TOTAL_TIMEOUT_MS = Number(process.env.E2E_TIMEOUT_MS || 300_000);
 
-const figures = {};
-const results = [];
-let shotNo = 0;
+const walk = createWalk({ tag: 'walk-store', summary: 'vscode-e2e-store', artifacts: ARTIFACTS, timeoutMs: TOTAL_TIMEOUT_MS, untilMs: 10_000, untilEveryMs: 100, defaultTimeoutMs: 15_000 });
+const { figures, log, shot, stage, until, runCommand } = walk;
 let page;
-let browser;
-
-const log = (...a) => console.log('[walk-store]', ...a);
-
-function assert(cond, msg) {
-  if (!cond) throw new Error(`assertion failed: ${msg}`);
-}
-
-async function shot(name) {
-  await page.screenshot({ path: path.join(ARTIFACTS, `${String(++shotNo).padStart(2, '0')}-${name}.png`) });
-}
-
-async function stage(name, fn) {
-  const t0 = Date.now();
-  try {
-    await fn();
-    results.push({ name, ok: true });
-    log(`ok   ${name} (${Date.now() - t0} ms)`);
-  } catch (e) {
-    results.push({ name, ok: false, error: e });
-    log(`FAIL ${name}: ${e && e.stack ? e.stack : e}`);
-    await shot(`FAILED-${name.replace(/[^a-z0-9]+/gi, '-')}`).catch(() => {});
-    throw e;
-  }
-}
-
-async function until(fn, what, timeout = 10_000, every = 100) {
-  const end = Date.now() + timeout;
-  let last;
-  for (;;) {
-    try {
-      last = await fn();
-      if (last) return last;
-    } catch (e) {
-      last = e;
-    }
-    if (Date.now() > end) throw new Error(`timed out after ${timeout} ms waiting for ${what} (last: ${last instanceof Error ? last.message : JSON.stringify(last)})`);
-    await page.waitForTimeout(every);
-  }
-}
 
 const input = () => page.locator('.quick-input-widget input').first();
 const rows = () => page.locator('.quick-input-widget .quick-input-list .monaco-list-row');
-
-async function runCommand(title) {
-  await page.keyboard.press('F1');
-  await input().waitFor({ state: 'visible', timeout: 10_000 });
-  await input().fill(`>${title}`);
-  await page.locator('.quick-input-list .monaco-list-row', { hasText: title }).first().waitFor({ state: 'visible', timeout: 10_000 });
-  await page.keyboard.press('Enter');
-}
 
 /** The trace viewer frame that shows `text` (webviews are nested iframes). */
 async function viewerShowing(text) {
@@ -181,25 +127,13 @@ async function main() {
   fs.mkdirSync(path.dirname(otlpFile), { recursive: true });
   execFileSync(PYTHON, ['-c', OTLP_EXPORT, otlpFile], { cwd: WORKSPACE });
 
-  browser = await chromium.launch({
-    executablePath: CHROMIUM,
-    args: ['--headless', '--no-sandbox', '--disable-gpu', '--disable-quic', '--no-first-run', '--disable-background-networking', '--disable-component-update', '--disable-sync'],
-  });
-  page = await browser.newPage({ viewport: { width: 1600, height: 1000 } });
-  page.setDefaultTimeout(15_000);
+  page = await walk.launch();
 
   await stage('workbench loads with the store commands', async () => {
     await page.goto(URL);
     await page.locator('.explorer-folders-view .monaco-list-row').first().waitFor({ timeout: 60_000 });
     await until(
-      async () => {
-        await page.keyboard.press('F1');
-        await input().fill('>Prodture: Open Trace');
-        await page.waitForTimeout(300);
-        const labels = await rows().allInnerTexts();
-        await page.keyboard.press('Escape');
-        return ['Open Trace from Store…', 'Open Trace by Id…'].every((t) => labels.some((l) => l.includes(t)));
-      },
+      () => walk.commandsListed('Prodture: Open Trace', ['Open Trace from Store…', 'Open Trace by Id…']),
       'the store commands in the palette',
       30_000,
       500,
@@ -292,30 +226,4 @@ async function main() {
   });
 }
 
-const killer = setTimeout(() => {
-  log(`the walk took longer than ${TOTAL_TIMEOUT_MS} ms: giving up`);
-  finish(1);
-}, TOTAL_TIMEOUT_MS);
-
-async function finish(code) {
-  clearTimeout(killer);
-  try {
-    if (browser) await browser.close();
-  } catch {
-    /* already closed */
-  }
-  for (const [k, v] of Object.entries(figures)) console.log(`${k}: ${v}`);
-  const passed = results.filter((r) => r.ok).length;
-  console.log(`screenshots: ${ARTIFACTS}`);
-  console.log(`vscode-e2e-store: ${passed} passed, ${results.length - passed} failed`);
-  process.exit(code || (results.length - passed ? 1 : 0));
-}
-
-main().then(
-  () => finish(0),
-  (e) => {
-    if (!results.some((r) => !r.ok)) results.push({ name: 'setup', ok: false, error: e });
-    log(`walk stopped: ${e && e.message ? e.message : e}`);
-    finish(1);
-  },
-);
+walk.run(main);

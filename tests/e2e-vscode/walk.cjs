@@ -9,19 +9,27 @@
 const fs = require('fs');
 const path = require('path');
 
-const env = (k, d) => {
-  const v = process.env[k] ?? d;
-  if (v === undefined) throw new Error(`${k} is not set (run scripts/vscode-e2e/run.sh)`);
-  return v;
-};
-const URL = env('E2E_URL');
+const { createWalk, env, lineOf, assert, failingCheckoutTrace } = require('./workbench.cjs');
+
 const WORKSPACE = env('E2E_WORKSPACE');
 const ARTIFACTS = env('E2E_ARTIFACTS');
-const CHROMIUM = env('E2E_CHROMIUM', '/usr/bin/chromium');
-const { chromium } = require(env('E2E_PLAYWRIGHT'));
+const URL = env('E2E_URL');
 const TOTAL_TIMEOUT_MS = Number(process.env.E2E_TIMEOUT_MS || 600_000);
-const STOP_TIMEOUT_MS = 90_000;
 const BIG_TRACE = process.env.E2E_BIG_TRACE || '';
+const walk = createWalk({
+  tag: 'walk',
+  summary: 'vscode-e2e',
+  artifacts: ARTIFACTS,
+  timeoutMs: TOTAL_TIMEOUT_MS,
+  stopTimeoutMs: 90_000,
+  beforeFigures: (figures) => {
+    figures.vsix_bytes = process.env.E2E_VSIX_BYTES;
+  },
+});
+const { UI_WAIT_MS, figures, log, shot, stage, until } = walk;
+const { runCommand, openFile, gotoLine, notificationTexts, clearNotifications, problems, explorerRow, viewerFrame, trustFolder } = walk;
+const { debugToolbarButton, debugState, waitStop, variables, ensurePaneExpanded, ensurePaneCollapsed, timelineRow, timelineRows } = walk;
+let page;
 
 const HANDLER_REL = 'checkout/service.py';
 const HANDLER_FILE = path.join(WORKSPACE, HANDLER_REL);
@@ -30,143 +38,8 @@ const HANDLER_FILE = path.join(WORKSPACE, HANDLER_REL);
 const MARKER_MODULE = process.env.E2E_MARKER_MODULE || path.join(WORKSPACE, 'checkout', '_e2e_import_marker.py');
 const IMPORT_MARKER = process.env.E2E_IMPORT_MARKER || path.join(ARTIFACTS, 'imported.marker');
 const MARKER_IMPORT_LINE = `from . import ${path.basename(MARKER_MODULE, '.py')}`;
-/** UI waits: generous, a busy 2-core machine is slow and a flaky test is a failing test. */
-const UI_WAIT_MS = 60_000;
 
-const figures = {};
-const results = [];
-let shotNo = 0;
-let page;
-let browser;
-
-function log(...a) {
-  console.log('[walk]', ...a);
-}
-
-function lineOf(file, needle) {
-  const lines = fs.readFileSync(file, 'utf8').split('\n');
-  const i = lines.findIndex((l) => l.includes(needle));
-  if (i < 0) throw new Error(`"${needle}" not found in ${file}`);
-  return i + 1;
-}
-
-/** The trace of the failing order: the one that recorded promo FREE100 (msgpack keeps strings as bytes). */
-function failingTrace() {
-  const dir = path.join(WORKSPACE, 'traces');
-  const files = fs.readdirSync(dir).filter((f) => f.endsWith('.prodtrace')).sort();
-  const hit = files.find((f) => fs.readFileSync(path.join(dir, f)).includes('FREE100'));
-  if (!hit) throw new Error(`no trace with promo FREE100 in ${dir} (run examples/checkout/run_orders.py)`);
-  return path.join(dir, hit);
-}
-
-async function shot(name) {
-  const file = path.join(ARTIFACTS, `${String(++shotNo).padStart(2, '0')}-${name}.png`);
-  await page.screenshot({ path: file });
-  return file;
-}
-
-async function stage(name, fn) {
-  const t0 = Date.now();
-  try {
-    await fn();
-    results.push({ name, ok: true });
-    log(`ok   ${name} (${Date.now() - t0} ms)`);
-  } catch (e) {
-    results.push({ name, ok: false, error: e });
-    log(`FAIL ${name}: ${e && e.stack ? e.stack : e}`);
-    try {
-      await shot(`FAILED-${name.replace(/[^a-z0-9]+/gi, '-')}`);
-    } catch {
-      /* page gone */
-    }
-    throw e;
-  }
-}
-
-function assert(cond, msg) {
-  if (!cond) throw new Error(`assertion failed: ${msg}`);
-}
-
-async function until(fn, what, timeout = 60_000, every = 50) {
-  const end = Date.now() + timeout;
-  let last;
-  for (;;) {
-    try {
-      last = await fn();
-      if (last) return last;
-    } catch (e) {
-      if (e && e.fatal) throw e;
-      last = e;
-    }
-    if (Date.now() > end) throw new Error(`timed out after ${timeout} ms waiting for ${what} (last: ${last instanceof Error ? last.message : JSON.stringify(last)})`);
-    await page.waitForTimeout(every);
-  }
-}
-
-// ---------------------------------------------------------------- workbench helpers
-
-async function quickInput(prefixText) {
-  const input = page.locator('.quick-input-widget input').first();
-  // F1 is lost when the focus sits where the workbench does not listen (a webview, a toast that
-  // just closed): press it again until the command palette shows
-  // (a palette still closing from the last command is visible but inert: wait for it to go)
-  const state = () => input.evaluate((e) => (!e.offsetParent ? 'closed' : e.closest('[inert]') ? 'closing' : 'open')).catch(() => 'closed');
-  await until(async () => {
-    const now = await state();
-    if (now !== 'closed') return now === 'open';
-    await page.keyboard.press('F1');
-    for (let i = 0; i < 30; i++) {
-      if ((await state()) === 'open') return true;
-      await page.waitForTimeout(100);
-    }
-    return false;
-  }, 'the command palette', UI_WAIT_MS, 200);
-  await input.fill(prefixText);
-  await page.waitForTimeout(150);
-  return input;
-}
-
-async function runCommand(title) {
-  await quickInput(`>${title}`);
-  const row = page.locator('.quick-input-list .monaco-list-row', { hasText: title }).first();
-  await row.waitFor({ state: 'visible', timeout: 60_000 });
-  await page.keyboard.press('Enter');
-}
-
-async function openFile(rel) {
-  await quickInput(rel);
-  const row = page.locator('.quick-input-list .monaco-list-row', { hasText: path.basename(rel) }).first();
-  await row.waitFor({ state: 'visible', timeout: 60_000 });
-  await page.keyboard.press('Enter');
-  await page.locator(`.tab[aria-label^="${path.basename(rel)}"]`).first().waitFor({ timeout: 60_000 });
-}
-
-async function gotoLine(n) {
-  await quickInput(`:${n}`);
-  await page.waitForTimeout(150);
-  await page.keyboard.press('Enter');
-  await until(async () => (await cursorLine()) === n, `cursor on line ${n}`, 60_000);
-}
-
-async function cursorLine() {
-  const t = await page.locator('.statusbar-item[id="status.editor.selection"]').first().innerText({ timeout: 10_000 });
-  const m = /Ln (\d+)/.exec(t);
-  return m ? Number(m[1]) : undefined;
-}
-
-async function notificationTexts() {
-  return page.locator('.notifications-toasts .notification-toast').allInnerTexts();
-}
-
-async function clearNotifications() {
-  await runCommand('Notifications: Clear All Notifications');
-  await until(async () => (await notificationTexts()).length === 0, 'the notifications to clear', UI_WAIT_MS);
-}
-
-/** The rows of the Problems panel (opens it). */
-async function problems() {
-  return page.evaluate(() => [...document.querySelectorAll('.markers-panel .monaco-list-row')].map((r) => r.getAttribute('aria-label') || r.textContent.trim()));
-}
+// ---------------------------------------------------------------- the walk's own helpers
 
 /** The state of the trace viewer's Replay and Debug buttons and of its trust note. */
 async function viewerTrustState(frame) {
@@ -186,149 +59,17 @@ async function saveActiveEditor(file, saved) {
   await until(() => saved(fs.readFileSync(file, 'utf8')), `${path.basename(file)} to be saved`, UI_WAIT_MS, 100);
 }
 
-async function explorerRow(name) {
-  return page.locator(`.explorer-folders-view .monaco-list-row[aria-label="${name}"]`).first();
-}
-
-/** The frame of the trace viewer showing `fileName` (webviews are nested iframes). */
-async function viewerFrame(fileName) {
-  for (const f of page.frames()) {
-    try {
-      const ok = await f.evaluate((name) => {
-        const r = document.getElementById('prodture-viewer');
-        return !!r && (r.dataset.state !== 'ready' || document.body.innerText.includes(name));
-      }, fileName);
-      if (ok) return f;
-    } catch {
-      /* detached or cross-origin frame */
-    }
-  }
-  return undefined;
-}
-
-async function debugToolbarButton(label) {
-  const b = page.locator(`.debug-toolbar .action-label[aria-label^="${label}"]`).first();
-  await b.waitFor({ state: 'visible', timeout: 60_000 });
-  return b;
-}
-
-/** What the debugger shows now: the stop reason and top frame from Call Stack, the position from our status bar item. */
-async function debugState() {
-  return page.evaluate(() => {
-    const header = [...document.querySelectorAll('.pane-header')].find((h) => /^Call Stack/.test(h.getAttribute('aria-label') || ''));
-    const msg = header ? header.querySelector('.call-stack-state-message') : null;
-    const rows = [...document.querySelectorAll('.debug-call-stack .monaco-list-row')];
-    const thread = rows.find((r) => r.querySelector('.thread'));
-    const frame = rows.find((r) => r.querySelector('.stack-frame'));
-    let state = msg ? msg.textContent.trim() : '';
-    if (thread) state = state || ((thread.querySelector('.state') || thread).textContent || '').trim();
-    let line;
-    let fn = '';
-    if (frame) {
-      const m = /line (\d+)/.exec(frame.getAttribute('aria-label') || '');
-      line = m ? Number(m[1]) : undefined;
-      fn = ((frame.querySelector('.expression') || frame).textContent || '').trim();
-    }
-    const sb = [...document.querySelectorAll('.statusbar-item')].find((e) => /effect \d+\/\d+/.test(e.textContent || ''));
-    const status = sb ? sb.textContent.trim() : '';
-    const m2 = /effect (\d+)\/(\d+) · (next #(\d+)|end) · step (\d+)/.exec(status);
-    // its aria-label ends with "..., service.py line L"
-    const aria = sb ? [sb, ...sb.querySelectorAll('[aria-label]')].map((e) => e.getAttribute('aria-label') || '').join(' ') : '';
-    const m3 = /line (\d+)/.exec(aria);
-    return {
-      positionLine: m3 ? Number(m3[1]) : undefined,
-      paused: !!frame && !/running/i.test(state),
-      state,
-      line,
-      fn,
-      status,
-      effect: m2 ? Number(m2[1]) : undefined,
-      nextEffect: m2 ? (m2[4] ? Number(m2[4]) : null) : undefined,
-      step: m2 ? Number(m2[5]) : undefined,
-    };
-  });
-}
-
-/** Wait for a stop different from `before` (by step), paused, with a top frame. */
-async function waitStop(before, what, timeout = STOP_TIMEOUT_MS) {
-  return until(
-    async () => {
-      const s = await debugState();
-      if (!s.paused || s.line === undefined || s.step === undefined) return false;
-      if (before && s.step === before.step && s.line === before.line && s.state === before.state) return false;
-      // the position event and the Call Stack view update separately: wait until they agree
-      if (s.positionLine !== undefined && s.positionLine !== s.line) return false;
-      return s;
-    },
-    what,
-    timeout,
-    30,
-  );
-}
-
-async function variables() {
-  return page.evaluate(() =>
-    [...document.querySelectorAll('.debug-variables .monaco-list-row')].map((r) => {
-      // rows are labelled "NAME, value VALUE" (variables) or "Scope NAME" (scopes)
-      const label = r.getAttribute('aria-label') || '';
-      const m = /^(.*?), value (.*)$/s.exec(label);
-      return {
-        text: r.textContent.trim(),
-        name: m ? m[1] : '',
-        value: m ? m[2] : '',
-        scope: /^Scope /.test(label),
-        expanded: r.getAttribute('aria-expanded'),
-        label,
-      };
-    }),
-  );
-}
-
-async function ensurePaneExpanded(title) {
-  const header = page.locator(`.pane-header[aria-label^="${title}"]`).first();
-  await header.waitFor({ timeout: 60_000 });
-  if ((await header.getAttribute('aria-expanded')) === 'false') await header.click();
-  return header;
-}
-
-async function ensurePaneCollapsed(title) {
-  const header = page.locator(`.pane-header[aria-label^="${title}"]`).first();
-  if ((await header.count()) && (await header.getAttribute('aria-expanded')) === 'true') await header.click();
-}
-
-/** The row of an effect (by type name) in the Replay Timeline view. */
-function timelineRow(effectType) {
-  return page
-    .locator('.pane', { has: page.locator('.pane-header[aria-label^="Replay Timeline"]') })
-    .locator('.monaco-list-row', { has: page.locator('.monaco-highlighted-label, .label-name', { hasText: effectType }) })
-    .first();
-}
-
-async function timelineRows() {
-  return page.evaluate(() => {
-    const header = [...document.querySelectorAll('.pane-header')].find((h) => /Replay Timeline/i.test(h.getAttribute('aria-label') || h.textContent));
-    const pane = header ? header.closest('.pane') : null;
-    if (!pane) return [];
-    return [...pane.querySelectorAll('.monaco-list-row')].map((r) => r.getAttribute('aria-label') || r.textContent.trim());
-  });
-}
-
 // ---------------------------------------------------------------- the walk
 
 async function main() {
   fs.mkdirSync(ARTIFACTS, { recursive: true });
-  const trace = failingTrace();
+  const trace = failingCheckoutTrace(WORKSPACE);
   const traceName = path.basename(trace);
   const chargeLine = lineOf(HANDLER_FILE, 'yield ChargeCard(');
   const promoLine = lineOf(HANDLER_FILE, 'yield ApplyPromo(');
   log(`trace ${traceName}; ChargeCard on line ${chargeLine}, ApplyPromo on line ${promoLine}`);
 
-  browser = await chromium.launch({
-    executablePath: CHROMIUM,
-    args: ['--headless', '--no-sandbox', '--disable-gpu', '--disable-quic', '--no-first-run', '--disable-background-networking', '--disable-component-update', '--disable-sync'],
-  });
-  page = await browser.newPage({ viewport: { width: 1600, height: 1000 } });
-  page.setDefaultTimeout(60_000);
+  page = await walk.launch();
 
   await stage('workbench loads with the extension', async () => {
     await page.goto(URL);
@@ -337,13 +78,7 @@ async function main() {
     // extension host has scanned the extensions, a moment after the workbench paints)
     const want = ['Prodture: Debug Trace', 'Prodture: Replay Trace', 'Prodture: Show Trace'];
     await until(
-      async () => {
-        await quickInput('>Prodture');
-        await page.waitForTimeout(300);
-        const labels = await page.locator('.quick-input-list .monaco-list-row').allInnerTexts();
-        await page.keyboard.press('Escape');
-        return want.every((t) => labels.some((l) => l.includes(t))) ? labels : false;
-      },
+      () => walk.commandsListed('Prodture', want),
       'the Prodture commands in the command palette',
       60_000,
       500,
@@ -484,21 +219,7 @@ async function main() {
   });
 
   await stage('trusting the folder enables Replay without a reload, and a save replays again', async () => {
-    await runCommand('Workspaces: Manage Workspace Trust');
-    const trustButton = page.locator('.workspace-trust-editor .workspace-trust-buttons .monaco-button', { hasText: /^Trust/ }).first();
-    await trustButton.waitFor({ state: 'visible', timeout: UI_WAIT_MS });
-    await shot('workspace-trust-editor');
-    await trustButton.click();
-    await until(async () => (await page.locator('.statusbar-item', { hasText: 'Restricted Mode' }).count()) === 0, 'Restricted Mode to end', UI_WAIT_MS);
-    // the Workspace Trust editor opens as a modal over the others: close it with its close button
-    await shot('workspace-trusted');
-    await until(async () => {
-      if (!(await page.locator('.workspace-trust-editor').first().isVisible().catch(() => false))) return true;
-      const close = page.locator('.modal-editor-part .modal-editor-header .codicon-close').first();
-      if (await close.isVisible().catch(() => false)) await close.click();
-      else await page.keyboard.press('Escape');
-      return false;
-    }, 'the Workspace Trust editor to close', UI_WAIT_MS, 1000);
+    await trustFolder();
     await page.locator('.tab[aria-label^="service.py"]').first().click();
     // the note about the refused replay goes (the server was told; the handler is still open) ...
     await until(async () => {
@@ -802,32 +523,4 @@ async function main() {
   }
 }
 
-const killer = setTimeout(() => {
-  log(`the walk took longer than ${TOTAL_TIMEOUT_MS} ms: giving up`);
-  finish(1);
-}, TOTAL_TIMEOUT_MS);
-
-async function finish(code) {
-  clearTimeout(killer);
-  try {
-    if (browser) await browser.close();
-  } catch {
-    /* already closed */
-  }
-  figures.vsix_bytes = process.env.E2E_VSIX_BYTES;
-  for (const [k, v] of Object.entries(figures)) if (v !== undefined) console.log(`${k}: ${v}`);
-  const passed = results.filter((r) => r.ok).length;
-  const failed = results.length - passed;
-  console.log(`screenshots: ${ARTIFACTS}`);
-  console.log(`vscode-e2e: ${passed} passed, ${failed} failed`);
-  process.exit(code || (failed ? 1 : 0));
-}
-
-main().then(
-  () => finish(0),
-  (e) => {
-    if (!results.some((r) => !r.ok)) results.push({ name: 'setup', ok: false, error: e });
-    log(`walk stopped: ${e && e.message ? e.message : e}`);
-    finish(1);
-  },
-);
+walk.run(main);

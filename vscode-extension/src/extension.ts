@@ -12,6 +12,7 @@ import { TimelineView } from './timelineView';
 import { showTrace } from './traces';
 import { WorkspaceTrustGate } from './trust';
 import { TraceViewerProvider } from './viewer';
+import { InterpreterSetup } from './setup';
 import { registerTraceStore } from './traceStore';
 import { registerEventStore } from './eventStore';
 import { TimelineNode } from './lib/timeline';
@@ -22,7 +23,12 @@ export function activate(context: vscode.ExtensionContext): { sessions: ReplaySe
   const interpreters = new Interpreters(log);
   const lsp = new LanguageServer(interpreters, trust, context.extensionUri.fsPath, log);
   const sessions = new ReplaySessions(log);
-  const viewer = new TraceViewerProvider(context, lsp, sessions, trust, log);
+  const setup = new InterpreterSetup(interpreters, trust, log);
+  const viewer = new TraceViewerProvider(context, lsp, sessions, trust, interpreters, setup, log);
+  // an open viewer's setup panel already says it, with the same buttons
+  lsp.interpreterProblemNotice = (e) => {
+    if (!viewer.showingSetup()) void setup.notify(e);
+  };
   const timeline = new TimelineView(sessions);
   const debug = new DebugSupport(interpreters, sessions, trust, log);
   const replay = new ReplayRunner(interpreters, trust);
@@ -35,6 +41,7 @@ export function activate(context: vscode.ExtensionContext): { sessions: ReplaySe
     interpreters,
     lsp,
     sessions,
+    setup,
     viewer,
     timeline,
     replay,

@@ -9,13 +9,17 @@ import { WorkspaceTrustGate } from './trust';
 import { dirName } from './lib/paths';
 import { LSP_SET_ACTIVE_TRACES, LSP_SET_WORKSPACE_TRUST, LSP_TRACE_SUMMARY, TraceSummary } from './lib/protocol';
 import { safePythonEnv } from './lib/trust';
+import { InterpreterProblemError, ProblemKind } from './lib/setup';
 
 export class LanguageServer implements vscode.Disposable {
   private client: LanguageClient | undefined;
   private starting: Promise<LanguageClient> | undefined;
   private lastError: string | undefined;
   private activeTraces: string[] = [];
-  private disposables: vscode.Disposable[] = [];
+  private readonly restarted = new vscode.EventEmitter<void>();
+  /** fires when the server is being started afresh (another interpreter, trust granted): waiting viewers ask again */
+  readonly onDidRestart = this.restarted.event;
+  private disposables: vscode.Disposable[] = [this.restarted];
 
   constructor(
     private readonly interpreters: Interpreters,
@@ -83,14 +87,17 @@ export class LanguageServer implements vscode.Disposable {
     if (!this.enabled) throw new Error('The prodture language server is disabled (prodture.languageServer.enabled): enable it to see trace contents.');
     const folder = vscode.workspace.workspaceFolders?.[0];
     const traceFolders = await this.traceFolders();
-    const { python } = await this.interpreters.choose(folder?.uri);
+    const { python, source } = await this.interpreters.choose(folder?.uri);
     this.python = python;
     const trusted = this.trust.trusted;
     const cwd = trusted ? folder?.uri.fsPath : this.safeCwd;
-    const problem = this.trust.interpreterProblem(python) ?? (await this.interpreters.check(python, 'prodture.lsp', cwd));
+    const refused = this.trust.interpreterProblem(python);
+    const problem: { kind: ProblemKind; message: string } | undefined = refused
+      ? { kind: 'untrusted-location', message: refused }
+      : await this.interpreters.probe(python, 'prodture.lsp', cwd);
     if (problem) {
-      this.lastError = problem;
-      throw new Error(problem);
+      this.lastError = problem.message;
+      throw new InterpreterProblemError({ ...problem, python, source });
     }
     const serverOptions: ServerOptions = {
       command: python,
@@ -119,6 +126,9 @@ export class LanguageServer implements vscode.Disposable {
     return client;
   }
 
+  /** Who tells the user that the interpreter cannot run the server (with the ways out); default: a plain warning. */
+  interpreterProblemNotice: ((e: InterpreterProblemError) => void) | undefined;
+
   /** Start in the background (on activation), reporting a failure once, without a modal. */
   warmUp(): void {
     if (!this.enabled) return;
@@ -126,7 +136,9 @@ export class LanguageServer implements vscode.Disposable {
       const msg = String((e as Error)?.message ?? e);
       this.log.appendLine(`[lsp] ${msg}`);
       // a Python project without traces should not be nagged; one with traces needs the fix
-      if (this.knownFolders.size > 0) void vscode.window.showWarningMessage(msg);
+      if (this.knownFolders.size === 0) return;
+      if (e instanceof InterpreterProblemError && this.interpreterProblemNotice) this.interpreterProblemNotice(e);
+      else void vscode.window.showWarningMessage(msg);
     });
   }
 
@@ -159,6 +171,7 @@ export class LanguageServer implements vscode.Disposable {
       }
     }
     this.warmUp();
+    this.restarted.fire();
   }
 
   async traceSummary(path: string, offset = 0, limit = 200): Promise<TraceSummary> {

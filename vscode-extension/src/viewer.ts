@@ -1,12 +1,17 @@
 // The trace viewer: a read-only custom editor for *.prodtrace whose data comes from the language
 // server (`prodture/traceSummary`, paged as the user scrolls). Showing a trace runs no code, so it
 // works in Restricted Mode; its Replay and Debug buttons are off there, with the reason, until
-// the folder is trusted.
+// the folder is trusted. When the interpreter lacks prodture (the first run), the viewer says so
+// and offers to install it or to choose another interpreter; it renders the trace as soon as the
+// interpreter can serve it, in the same tab.
 import * as vscode from 'vscode';
 import * as fs from 'fs';
 import { LanguageServer } from './lsp';
 import { ReplaySessions } from './sessions';
 import { WorkspaceTrustGate } from './trust';
+import { Interpreters } from './interpreter';
+import { InterpreterSetup } from './setup';
+import { InterpreterProblemError, setupView } from './lib/setup';
 import { FromWebview, ToWebview, TraceSummary, VIEW_TYPE } from './lib/protocol';
 import { baseName } from './lib/paths';
 import { viewerReason } from './lib/trust';
@@ -19,12 +24,16 @@ export class TraceViewerProvider implements vscode.CustomReadonlyEditorProvider,
   /** fires when the set of traces open in viewers changes */
   readonly onDidChangeOpenTraces = this.openChanged.event;
   private disposables: vscode.Disposable[] = [];
+  /** viewers showing the setup panel, with how each asks for its trace again */
+  private readonly waiting = new Map<vscode.WebviewPanel, () => Promise<void>>();
 
   constructor(
     private readonly context: vscode.ExtensionContext,
     private readonly lsp: LanguageServer,
     private readonly sessions: ReplaySessions,
     private readonly trust: WorkspaceTrustGate,
+    private readonly interpreters: Interpreters,
+    private readonly setup: InterpreterSetup,
     private readonly log: vscode.OutputChannel,
   ) {
     this.disposables.push(
@@ -36,12 +45,25 @@ export class TraceViewerProvider implements vscode.CustomReadonlyEditorProvider,
       sessions.onDidChange(() => this.postPositions()),
       trust.onDidGrant(() => {
         for (const panel of this.panels.keys()) this.postTrust(panel);
+        this.retryWaiting();
       }),
+      lsp.onDidRestart(() => this.retryWaiting()),
+      setup.onMaybeReady(() => this.retryWaiting()),
     );
   }
 
   dispose(): void {
     this.disposables.forEach((d) => d.dispose());
+  }
+
+  /** Viewers on the setup panel ask for their trace again (the one that succeeds renders it). */
+  private retryWaiting(): void {
+    for (const retry of this.waiting.values()) void retry();
+  }
+
+  /** A viewer is showing the setup panel (it says what is missing: no notice needed on top). */
+  showingSetup(): boolean {
+    return this.waiting.size > 0;
   }
 
   openTraces(): string[] {
@@ -68,6 +90,11 @@ export class TraceViewerProvider implements vscode.CustomReadonlyEditorProvider,
     // ask the language server while the webview loads; the first 'ready' uses this answer
     let prefetched: Promise<TraceSummary> | undefined = this.lsp.traceSummary(trace, 0, FIRST_PAGE);
     prefetched.catch(() => undefined);
+    let lastProblem: InterpreterProblemError | undefined;
+    const postSetup = (p: InterpreterProblemError) => {
+      lastProblem = p;
+      post({ type: 'setup', view: setupView(p.problem, this.setup.source(), this.trust.trusted, this.setup.installing(p.problem.python)) });
+    };
     const sendSummary = async () => {
       try {
         const t0 = Date.now();
@@ -75,25 +102,61 @@ export class TraceViewerProvider implements vscode.CustomReadonlyEditorProvider,
         prefetched = undefined;
         const summary = await (pending ?? this.lsp.traceSummary(trace, 0, FIRST_PAGE));
         this.log.appendLine(`[viewer] ${baseName(trace)}: summary in ${Date.now() - t0} ms (${Date.now() - opened} ms after open)`);
+        this.waiting.delete(panel);
+        lastProblem = undefined;
         post({ type: 'summary', summary, fileName: baseName(trace) });
         this.postPosition(panel, trace);
       } catch (e) {
         const message = String((e as Error)?.message ?? e);
         this.log.appendLine(`[viewer] ${trace}: ${message}`);
-        post({ type: 'error', message });
+        if (e instanceof InterpreterProblemError) {
+          this.waiting.set(panel, retry);
+          postSetup(e);
+        } else {
+          post({ type: 'error', message });
+        }
       }
+    };
+    // one ask at a time per viewer; a trigger during an ask asks once more after it
+    let asking: Promise<void> | undefined;
+    let askAgain = false;
+    const retry = async (): Promise<void> => {
+      if (asking) {
+        askAgain = true;
+        return asking;
+      }
+      asking = sendSummary();
+      try {
+        await asking;
+      } finally {
+        asking = undefined;
+      }
+      if (askAgain && this.waiting.has(panel)) {
+        askAgain = false;
+        await retry();
+      }
+      askAgain = false;
     };
 
     const watcher = vscode.workspace.createFileSystemWatcher(new vscode.RelativePattern(vscode.Uri.joinPath(document.uri, '..'), baseName(trace)));
     const disposables: vscode.Disposable[] = [
       watcher,
-      watcher.onDidChange(() => void sendSummary()),
+      watcher.onDidChange(() => void retry()),
       webview.onDidReceiveMessage(async (m: FromWebview) => {
         switch (m.type) {
           case 'ready':
             this.log.appendLine(`[viewer] ${baseName(trace)}: page ready ${Date.now() - opened} ms after open`);
             this.postTrust(panel);
-            await sendSummary();
+            await retry();
+            break;
+          case 'install':
+            if (lastProblem) {
+              await this.setup.install(lastProblem.problem.python);
+              postSetup(lastProblem); // now "installing…"
+            }
+            break;
+          case 'chooseInterpreter':
+            await this.interpreters.pickAnother(document.uri);
             break;
           case 'fetch':
             try {
@@ -129,6 +192,7 @@ export class TraceViewerProvider implements vscode.CustomReadonlyEditorProvider,
     panel.onDidDispose(() => {
       disposables.forEach((d) => d.dispose());
       this.panels.delete(panel);
+      this.waiting.delete(panel);
       this.openChanged.fire();
     });
   }

@@ -1,5 +1,6 @@
 // Shapes of the custom messages shared with the Python side (protocol/CONTRACT-NAMES.md).
 // Plain types only: this module is imported by the extension host, the webview and the unit tests.
+import type { SetupView } from './setup';
 
 /** One effect as `prodture/traceSummary` (LSP) returns it. Strings are short renderings. */
 export interface SummaryEffect {
@@ -83,7 +84,10 @@ export type FromWebview =
   | { type: 'open'; path: string; line?: number | null }
   | { type: 'jump'; seq: number }
   | { type: 'manageTrust' }
-  | { type: 'painted'; ms: number };
+  | { type: 'painted'; ms: number }
+  /** the setup panel's buttons: install prodture into the interpreter, or choose another one */
+  | { type: 'install' }
+  | { type: 'chooseInterpreter' };
 
 /** Messages from the extension host to the webview. */
 export type ToWebview =
@@ -92,4 +96,6 @@ export type ToWebview =
   | { type: 'error'; message: string; detail?: string }
   | { type: 'position'; effect: number | null; nextEffect: number | null; active: boolean }
   /** Replay and Debug run the folder's code: off (with `reason`) while the folder is untrusted */
-  | { type: 'trust'; trusted: boolean; reason: string | null };
+  | { type: 'trust'; trusted: boolean; reason: string | null }
+  /** the interpreter cannot serve the viewer (first run): what is missing and the ways out */
+  | { type: 'setup'; view: SetupView };

@@ -5,14 +5,14 @@ import { isInside } from './paths';
 
 /** The actions that run the folder's code (a store command runs Python in the folder, whose
  * `pyproject.toml` and modules are the folder's). */
-export type GatedAction = 'replay' | 'debug' | 'store' | 'books';
+export type GatedAction = 'replay' | 'debug' | 'store' | 'books' | 'install';
 
 /** VS Code's command that opens the Workspace Trust editor ("Workspaces: Manage Workspace Trust"). */
 export const MANAGE_TRUST_COMMAND = 'workbench.trust.manage';
 export const MANAGE_TRUST_LABEL = 'Manage Workspace Trust';
 
-const ACTION_NAME: Record<GatedAction, string> = { replay: 'Replay', debug: 'Debug', store: 'Opening a trace from a store', books: 'Show Event Books' };
-const ACTION_VERB: Record<GatedAction, string> = { replay: 'replaying a trace', debug: 'debugging a trace', store: 'reaching the store', books: 'reading the event books' };
+const ACTION_NAME: Record<GatedAction, string> = { replay: 'Replay', debug: 'Debug', store: 'Opening a trace from a store', books: 'Show Event Books', install: 'Installing prodture' };
+const ACTION_VERB: Record<GatedAction, string> = { replay: 'replaying a trace', debug: 'debugging a trace', store: 'reaching the store', books: 'reading the event books', install: 'installing it with pip' };
 
 /** One line: the action is off, why, and how to trust the folder. */
 export function untrustedMessage(action: GatedAction): string {

@@ -1,6 +1,7 @@
 // The trace viewer's page (runs in the webview). Virtualized effect list: only the rows in view
 // are in the DOM; rows are fetched page by page from the extension (which asks the language server).
 import { FromWebview, SummaryEffect, ToWebview, TraceSummary } from '../lib/protocol';
+import type { SetupView } from '../lib/setup';
 import { PageCache, scrollTopFor, visibleRange } from '../lib/virtual';
 import { clip, formatDuration } from './format';
 
@@ -324,6 +325,43 @@ function showError(message: string, detailText?: string): void {
   root.append(box);
 }
 
+/** First run: the interpreter cannot serve the trace. Says what is missing and offers the ways out. */
+function renderSetup(v: SetupView): void {
+  summary = undefined;
+  scroller = spacer = detail = undefined;
+  root.textContent = '';
+  root.dataset.state = 'setup';
+  const box = el('div', 'setup');
+  box.id = 'setup-panel';
+  box.setAttribute('role', 'region');
+  box.setAttribute('aria-label', v.title);
+  box.append(el('h3', undefined, v.title));
+  for (const line of v.lines) box.append(el('p', undefined, line));
+  const cmd = el('pre', 'command', v.command);
+  cmd.id = 'install-command';
+  cmd.title = 'What "Install" types into the terminal';
+  box.append(cmd);
+  const actions = el('div', 'actions');
+  const install = button(v.installLabel, 'install-button', v.installOff ?? `Run in a terminal: ${v.command}`, () => post({ type: 'install' }), true);
+  install.disabled = v.installOff !== null || v.installing;
+  actions.append(install, button(v.chooseLabel, 'choose-interpreter-button', 'Pick the interpreter prodture runs with (prodture.python)', () => post({ type: 'chooseInterpreter' })));
+  box.append(actions);
+  if (v.installOff !== null) {
+    const reason = el('div', 'install-reason', v.installOff);
+    reason.id = 'install-reason';
+    reason.setAttribute('role', 'status');
+    install.setAttribute('aria-describedby', 'install-reason');
+    box.append(reason);
+  }
+  if (v.installing) {
+    const status = el('div', 'install-status', `Installing in the terminal "Install prodture"… the trace shows here when it finishes.`);
+    status.id = 'install-status';
+    status.setAttribute('role', 'status');
+    box.append(status);
+  }
+  root.append(box);
+}
+
 window.addEventListener('message', (ev: MessageEvent<ToWebview>) => {
   const m = ev.data;
   switch (m.type) {
@@ -345,6 +383,9 @@ window.addEventListener('message', (ev: MessageEvent<ToWebview>) => {
         const n = el('div', 'notice error', m.message);
         root.prepend(n);
       }
+      break;
+    case 'setup':
+      renderSetup(m.view);
       break;
     case 'trust':
       trust = { trusted: m.trusted, reason: m.reason };

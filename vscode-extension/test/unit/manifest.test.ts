@@ -32,6 +32,7 @@ describe('package.json contributions', () => {
     assert.strictEqual(u.supported, 'limited');
     assert.deepStrictEqual(u.restrictedConfigurations, ['prodture.python', 'prodture.store']);
     assert.match(u.description, /Replay, Debug, the trace-store and event-store commands and the language server's replay on save .* off/);
+    assert.match(u.description, /Installing prodture .* off too/);
   });
   it('pins TypeScript 5 and bundles with esbuild', () => {
     assert.match(pkg.devDependencies.typescript, /^\^5\./);

@@ -3,7 +3,7 @@ import { MANAGE_TRUST_COMMAND, safePythonEnv, untrustedInterpreterProblem, untru
 
 describe('Restricted Mode', () => {
   it('says in one line what is off, why, and how to trust the folder', () => {
-    for (const action of ['replay', 'debug', 'store', 'books'] as const) {
+    for (const action of ['replay', 'debug', 'store', 'books', 'install'] as const) {
       const m = untrustedMessage(action);
       assert.ok(!m.includes('\n'), m);
       assert.match(m, /not trusted/);
