@@ -63,6 +63,10 @@ MAX_KEPT = 64
 #: The default bound on the encoded bytes of finished traces waiting for the writer.
 MAX_QUEUE_BYTES = 64 * 1024 * 1024
 
+#: What a value kept unencoded (not a string or bytes) counts against ``max_queue_bytes``.
+KEPT_VALUE_BYTES = 128
+_SIZED = (str, bytes)
+
 #: Seconds between two log lines about the same kind of recorder fault.
 LOG_INTERVAL_S = 60.0
 
@@ -787,14 +791,31 @@ class _StreamSession(_Pending):
         if recorder._in_memory:
             recorder._writer.write_now(self)
             return
-        size = sum(map(len, self.records))
-        if self.tail is not None:
-            size += len(self.tail)
-        if not recorder._enqueue(self, size):
+        if not recorder._enqueue(self, self._queued_size()):
             # Dropped: the writer removes what it may already have streamed of it.
             self.broken = True
             self.records.clear()
-            recorder._writer.done.append(self)
+            self.deferred = []
+            self.input = self.success = None
+            self.tail = None
+            recorder._writer.dropped.append(self)
+
+    def _queued_size(self) -> int:
+        """What this finished trace counts against ``max_queue_bytes``: its encoded records, and
+        for each value kept to be encoded by the writer an estimate (a string's or bytes' length,
+        else ``KEPT_VALUE_BYTES``) — measuring a kept container would cost the handler's thread
+        the walk that keeping it was meant to save."""
+        size = sum(map(len, self.records))
+        if self.tail is not None:
+            size += len(self.tail)
+        values = [item[2] for item in self.deferred]
+        if self.head_pending:
+            values.append(self.input)
+        if self.success is not None:
+            values.append(self.success[0])
+        for value in values:
+            size += len(value) if type(value) in _SIZED else KEPT_VALUE_BYTES
+        return size
 
     def complete(self) -> None:
         """After finish(), in the thread that writes: encode what was kept, then the outcome."""
@@ -982,6 +1003,9 @@ class _Writer:
         self.interval = recorder.flush_interval
         self.done: collections.deque[_Pending | threading.Event] = collections.deque()
         self.running: dict[int, _StreamSession] = {}
+        #: Traces dropped when they finished (max_queue_bytes): the writer removes whatever it
+        #: had already streamed of them.
+        self.dropped: collections.deque[_Pending] = collections.deque()
         self._reset()
         _writers.add(self)
 
@@ -990,7 +1014,7 @@ class _Writer:
         Its open trace files are closed here (the descriptors only: the files are the parent's),
         its traces are never written by the child, and the child starts with its own thread,
         queue and counts."""
-        for trace in [*self.done, *self.running.values()]:
+        for trace in [*self.done, *self.running.values(), *self.dropped]:
             if isinstance(trace, _Pending):
                 trace.broken = True
                 stream, trace.stream = trace.stream, None
@@ -1007,6 +1031,7 @@ class _Writer:
         thread does not exist)."""
         self.done.clear()
         self.running.clear()
+        self.dropped.clear()
         # True whenever the thread may be waiting (or is not started): the next hand-off rings.
         self.sleeping = True
         self.thread: threading.Thread | None = None
@@ -1047,7 +1072,7 @@ class _Writer:
         self._ring()
 
     def flush(self, timeout: float | None) -> bool:
-        if self.thread is None and not self.done and not self.running:
+        if self.thread is None and not (self.done or self.running or self.dropped):
             return True  # nothing was ever handed over, or the thread ended with nothing left
         marker = threading.Event()
         self.done.append(marker)
@@ -1081,7 +1106,7 @@ class _Writer:
                 continue
             if self.stopping:
                 with self._lock:
-                    if self.stopping and not self.done:
+                    if self.stopping and not self.done and not self.dropped:
                         self.thread = None
                         self.sleeping = True
                         return
@@ -1102,6 +1127,9 @@ class _Writer:
         busy = False
         written = freed = 0
         write_trace = self.write_trace
+        dropped = self.dropped
+        while dropped:
+            write_trace(dropped.popleft())  # broken: removes what was streamed
         while True:
             try:
                 item = done.popleft()
@@ -1152,7 +1180,8 @@ class _Writer:
         (not counted here: the caller counts a batch at once)."""
         if trace.broken:
             # Dropped after the writer streamed part of it (max_queue_bytes): remove that part.
-            # (A sink error has already closed its stream and counted the loss.)
+            # (A sink error has already closed its stream and counted the loss; a trace begun
+            # before a fork was the parent's, and the child has closed its copy.)
             trace.records.clear()
             stream, trace.stream = trace.stream, None
             if stream is not None:
