@@ -201,6 +201,40 @@ def test_the_queue_is_bounded_in_bytes_and_what_does_not_fit_is_dropped_and_coun
     assert len(_inputs(tmp_path)) == stats.traces_written
 
 
+class WatchingSink(GatedSink):
+    """Notes the recorder's stats each time the (released) writer opens a trace."""
+
+    recorder: Recorder
+
+    def __init__(self, directory: Path) -> None:
+        super().__init__(directory)
+        self.seen: list[tuple[int, int]] = []
+
+    def open(self, info):
+        stream = super().open(info)
+        stats = self.recorder.stats
+        self.seen.append((stats.traces_written, stats.queue_bytes))
+        return stream
+
+
+def test_stats_and_the_byte_bound_follow_a_writer_that_never_runs_dry(tmp_path: Path):
+    """200 traces wait behind a held writer, then it writes them in one go: while it does, the
+    written count rises and the queued bytes fall (a writer busy without pause must not keep
+    the bytes it has written counted against max_queue_bytes, or every later trace is dropped)."""
+    sink = WatchingSink(tmp_path)
+    recorder = sink.recorder = Recorder(sink, max_queue=10_000)
+    interpreter = Interpreter({Fetch: fetch}, recorder=recorder)
+    for i in range(200):
+        assert interpreter.run(two_fetches, f"key-{i:03d}").ok
+    queued = recorder.stats.queue_bytes
+    assert queued > 0
+    sink.gate.set()
+    assert recorder.close(timeout=60)
+    written, remaining = sink.seen[-1]  # as the writer opened the last trace
+    assert written >= 150 and remaining < queued / 4, sink.seen[-1]
+    assert recorder.stats.traces_written == 200 and recorder.stats.queue_bytes == 0
+
+
 def test_max_queue_bytes_must_be_positive(tmp_path: Path):
     with pytest.raises(ValueError, match="max_queue_bytes"):
         Recorder(DirectorySink(tmp_path), max_queue_bytes=0)

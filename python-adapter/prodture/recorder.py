@@ -992,6 +992,8 @@ class _FailureSession:
 
 
 _writers: weakref.WeakSet[_Writer] = weakref.WeakSet()
+#: The writer publishes its counts (written, queued bytes) at least every this many traces.
+_PUBLISH_EVERY = 32
 #: Bumped in a forked child: a session begun before the fork (in the parent) is the parent's
 #: trace, so the child neither finishes nor writes it.
 _fork_generation = 0
@@ -1133,11 +1135,13 @@ class _Writer:
             self.sleeping = False
 
     def _drain_done(self) -> bool:
-        """Write every finished trace waiting, as one batch: the counts (written, queued bytes)
-        are published once per batch, and before any flush() marker is answered."""
+        """Write every finished trace waiting. The counts (written, queued bytes) are published
+        every ``_PUBLISH_EVERY`` traces (one lock round per batch, not per trace; often enough
+        for ``stats`` and the byte bound to follow a writer that never runs dry), at the end,
+        and before any flush() marker is answered."""
         done = self.done
         busy = False
-        written = freed = 0
+        written = freed = batch = 0
         write_trace = self.write_trace
         dropped = self.dropped
         while dropped:
@@ -1150,7 +1154,7 @@ class _Writer:
             busy = True
             if type(item) is threading.Event:  # a flush() waiting for what came before
                 self._publish(written, freed)
-                written = freed = 0
+                written = freed = batch = 0
                 try:
                     self._stream_running(force=True)
                 finally:
@@ -1162,6 +1166,12 @@ class _Writer:
                     written += 1
             except Exception:  # a bug of ours must not stop the writer (nor hang a flush)
                 self._sink_failed(item, item.stream)
+            batch += 1
+            if batch == _PUBLISH_EVERY:
+                self._publish(written, freed)
+                written = freed = batch = 0
+                while dropped:
+                    write_trace(dropped.popleft())
         if busy:
             self._publish(written, freed)
         return busy
