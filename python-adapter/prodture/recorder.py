@@ -903,7 +903,7 @@ class _FailureSession:
 
     @property
     def info(self) -> TraceInfo:
-        """Made on first use (an OpenTelemetry span asks for the trace id; a success never does)."""
+        """Made when a failure is written (a success never needs more than the id)."""
         info = self._info
         if info is None:
             info = TraceInfo(self.handler, self.trace_id or _trace_id(), _started_at(self.wall_ns))
@@ -1152,7 +1152,7 @@ class _Writer:
             except IndexError:
                 break
             busy = True
-            if type(item) is threading.Event:  # a flush() waiting for what came before
+            if isinstance(item, threading.Event):  # a flush() waiting for what came before
                 self._publish(written, freed)
                 written = freed = batch = 0
                 try:
