@@ -810,7 +810,10 @@ class _StreamSession(_Pending):
             self.deferred = []
             self.input = self.success = None
             self.tail = None
-            recorder._writer.dropped.append(self)
+            writer = recorder._writer
+            writer.dropped.append(self)
+            if writer.sleeping:
+                writer.wake()
 
     def _queued_size(self) -> int:
         """What this finished trace counts against ``max_queue_bytes``: its encoded records, and
@@ -1127,7 +1130,7 @@ class _Writer:
                 continue
             # Sleep until a handler rings or running executions are due to be streamed.
             self.sleeping = True
-            if self.done or self.stopping:  # rang between the drain and now
+            if self.done or self.dropped or self.stopping:  # rang between the drain and now
                 self.sleeping = False
                 continue
             timeout = max(next_stream - time.monotonic(), 0.0) if self.running else -1
