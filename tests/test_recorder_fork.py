@@ -235,6 +235,66 @@ def test_stats_and_the_byte_bound_follow_a_writer_that_never_runs_dry(tmp_path: 
     assert recorder.stats.traces_written == 200 and recorder.stats.queue_bytes == 0
 
 
+class HandlerGatedSink(DirectorySink):
+    """A DirectorySink that holds (until ``gate``) only the traces of handler ``held``."""
+
+    def __init__(self, directory: Path, held: str) -> None:
+        super().__init__(directory)
+        self.held = held
+        self.gate = threading.Event()
+        self.entered = threading.Event()
+
+    def open(self, info):
+        if info.handler.endswith(self.held):
+            self.entered.set()
+            if not self.gate.wait(timeout=30):
+                raise TimeoutError("the gate was never opened")
+        return super().open(info)
+
+
+def blocker(key):
+    first = yield Fetch(key)
+    return first["key"]
+
+
+def test_a_trace_dropped_when_it_finishes_leaves_nothing_of_what_was_streamed(tmp_path: Path):
+    """A long execution whose first records the writer has already streamed to its file, then
+    finds the queue's byte bound full when it ends: it is dropped and counted, and its partial
+    file is removed (never left behind as if it were a killed writer's trace)."""
+    sink = HandlerGatedSink(tmp_path, held="blocker")
+    recorder = Recorder(sink, max_queue_bytes=1500)
+    long_done: list[bool] = []
+
+    def fetch_then_fill_the_queue(effect: Fetch) -> dict:
+        if effect.key == "long-a":
+            assert recorder.flush(timeout=30)  # the long trace's file is open, records in it
+            assert len(list(tmp_path.glob("*.prodtrace"))) == 1
+
+            def fill() -> None:
+                for i in range(20):
+                    assert interpreter.run(blocker, f"b{i}-" + "x" * 200).ok
+
+            filler = threading.Thread(target=fill)
+            filler.start()
+            filler.join()
+            assert sink.entered.is_set()  # the writer is held on the first of them
+        if effect.key == "long-b":  # encoded at once (a set could change): 2 KB to queue
+            return {"key": effect.key, "blob": "y" * 2000, "tags": {"t"}}
+        return fetch(effect)
+
+    interpreter = Interpreter({Fetch: fetch_then_fill_the_queue}, recorder=recorder)
+    long_done.append(interpreter.run(set_input_two_fetches, {"long"}).ok)
+    assert long_done == [True]
+    sink.gate.set()
+    assert recorder.close(timeout=30)
+    stats = recorder.stats
+    inputs = _inputs(tmp_path)
+    assert all(isinstance(i, str) and i.startswith("b") for i in inputs), inputs
+    assert stats.traces_written == len(inputs) >= 2
+    assert stats.traces_dropped == 21 - stats.traces_written and stats.sink_errors == 0, stats
+    assert stats.traces_started == 21
+
+
 def test_max_queue_bytes_must_be_positive(tmp_path: Path):
     with pytest.raises(ValueError, match="max_queue_bytes"):
         Recorder(DirectorySink(tmp_path), max_queue_bytes=0)
