@@ -21,6 +21,7 @@ waiting for the GIL or the disk excluded). Prints ``name: value`` lines:
 from __future__ import annotations
 
 import argparse
+import gc
 import os
 import shutil
 import statistics
@@ -110,6 +111,8 @@ def one_round(n: int, directory: str) -> dict[str, float]:
 
     rec = Recorder(_NullSink())
     reps = 20_000
+    gc.collect()
+    gc.disable()  # a collection landing in one loop and not the other would swamp the difference
     t0 = time.thread_time()
     for _ in range(reps):
         _StreamSession(rec, "benchrec:checkout", "o-1")
@@ -118,6 +121,7 @@ def one_round(n: int, directory: str) -> dict[str, float]:
     for _ in range(reps):
         _StreamSession(rec, "benchrec:checkout", "o-1").trace_id  # noqa: B018 -- what is timed
     out["trace_id_us"] = (time.thread_time() - t0 - bare) / reps * 1e6
+    gc.enable()
     return out
 
 
