@@ -25,6 +25,7 @@ import os
 import platform
 import random
 import re
+import sys
 import threading
 import time
 import uuid
@@ -58,6 +59,13 @@ ON_FAILURE = "on-failure"
 #: Only an always-mode execution's first effects may be kept by reference (unencoded): one
 #: that then blocks in a performer has no more than these in memory only.
 MAX_KEPT = 64
+
+#: The default bound on the encoded bytes of finished traces waiting for the writer.
+MAX_QUEUE_BYTES = 64 * 1024 * 1024
+
+#: What a value kept unencoded (not a string or bytes) counts against ``max_queue_bytes``.
+KEPT_VALUE_BYTES = 128
+_SIZED = (str, bytes)
 
 #: Seconds between two log lines about the same kind of recorder fault.
 LOG_INTERVAL_S = 60.0
@@ -143,12 +151,24 @@ class DirectorySink:
         self.directory = os.fspath(directory)
         self.file_mode = file_mode
         os.makedirs(self.directory, exist_ok=True)
+        self._prefix = os.path.join(self.directory, "")
+        self._short_names: dict[str, str] = {}  # handler -> its part of the file name
 
     def open(self, info: TraceInfo) -> _FileStream:
-        stamp = info.started_at.strftime("%Y%m%dT%H%M%S.%fZ")
-        short = _UNSAFE.sub("_", info.handler.rsplit(":", 1)[-1])[:40]
-        name = f"{stamp}-{short}-{info.trace_id[:12]}.prodtrace"
-        return _FileStream(os.path.join(self.directory, name), self.file_mode)
+        # Called once per trace by the writer thread: the name is built with one f-string (a
+        # strftime and a regex substitution per trace cost as much as the rest of the writer's
+        # Python work per trace).
+        handler = info.handler
+        short = self._short_names.get(handler)
+        if short is None:
+            short = _UNSAFE.sub("_", handler.rsplit(":", 1)[-1])[:40]
+            self._short_names[handler] = short
+        t = info.started_at
+        path = (
+            f"{self._prefix}{t.year:04d}{t.month:02d}{t.day:02d}T{t.hour:02d}{t.minute:02d}"
+            f"{t.second:02d}.{t.microsecond:06d}Z-{short}-{info.trace_id[:12]}.prodtrace"
+        )
+        return _FileStream(path, self.file_mode)
 
     def __repr__(self) -> str:
         return f"DirectorySink({self.directory!r})"
@@ -197,7 +217,7 @@ class RecorderStats:
     success), dropped (the writer's queue was full), or lost to a sink error — once the writer
     is idle (after :meth:`Recorder.flush`), ``traces_started == traces_written +
     traces_discarded + traces_dropped + sink_errors``. ``queue_depth`` is the number of
-    finished traces waiting for the writer.
+    finished traces waiting for the writer, ``queue_bytes`` their encoded size.
     """
 
     traces_started: int = 0
@@ -210,6 +230,7 @@ class RecorderStats:
     #: once, with its name and the fix.
     opaque_values: int = 0
     queue_depth: int = 0
+    queue_bytes: int = 0
 
 
 class _Counters:
@@ -224,13 +245,20 @@ class _Counters:
         "sink_errors",
         "encode_errors",
         "opaque",
+        "queued_bytes",
         "lock",
         "last_log",
     )
 
     def __init__(self) -> None:
+        self.reset()
+
+    def reset(self) -> None:
+        """All counts at zero and a new lock (also in a forked child: the parent's counts are
+        the parent's, and its lock may have been held by a thread that does not exist here)."""
         self.started = self.written = self.discarded = self.dropped = 0
         self.sink_errors = self.encode_errors = self.opaque = 0
+        self.queued_bytes = 0  # encoded bytes of the finished traces waiting for the writer
         self.lock = threading.Lock()
         self.last_log: dict[str, float] = {}
 
@@ -364,12 +392,15 @@ def _kept(value: Any, depth: int = 0) -> Any:
     return value if _immutable(value, depth) else _NOT_KEPT
 
 
+#: Clear the version and variant bits of 128 random bits, then set version 4, RFC 4122 variant.
+_ID_CLEAR = ((1 << 128) - 1) & ~((0xF000 << 64) | (0xC000 << 48))
+_ID_SET = (0x4000 << 64) | (0x8000 << 48)
+
+
 def _trace_id() -> str:
-    """32 hex digits laid out as a random (version 4) UUID, as the format asks."""
-    bits = _ids.getrandbits(128)
-    bits = (bits & ~(0xF000 << 64)) | (0x4000 << 64)  # version 4
-    bits = (bits & ~(0xC000 << 48)) | (0x8000 << 48)  # RFC 4122 variant
-    return f"{bits:032x}"
+    """32 hex digits laid out as a random (version 4) UUID, as the format asks (about 1 µs: the
+    interpreter asks for it in the handler's thread at the start of every recorded execution)."""
+    return "%032x" % (_ids.getrandbits(128) & _ID_CLEAR | _ID_SET)
 
 
 class Recorder:
@@ -377,8 +408,9 @@ class Recorder:
 
     ``redact``: a :class:`Redactor`, a list of field-name patterns, or ``None`` for no redaction
     (the default redacts common secret names such as ``password``, ``token``, ``card_number``).
-    ``max_queue``: finished traces that may wait for the writer; beyond that new traces are
-    dropped (counted in ``stats.traces_dropped``). ``flush_interval``: seconds after which the
+    ``max_queue``: finished traces that may wait for the writer, and ``max_queue_bytes`` (64 MiB)
+    their encoded size; beyond either, new traces are dropped (counted in
+    ``stats.traces_dropped``). ``flush_interval``: seconds after which the
     writer also writes the records of executions still running (what a ``kill -9`` can lose).
     Safe to share between threads and asyncio tasks: each execution has its own session.
     """
@@ -391,6 +423,7 @@ class Recorder:
         redact: Redactor | list[str] | tuple[str, ...] | None = Redactor(),  # noqa: B008 -- Redactor is immutable, one shared default is safe
         meta: dict[str, Any] | None = None,
         max_queue: int = 1000,
+        max_queue_bytes: int = MAX_QUEUE_BYTES,
         flush_interval: float = 0.05,
     ) -> None:
         if mode not in (ALWAYS, ON_FAILURE) and not isinstance(mode, Sampled):
@@ -399,6 +432,8 @@ class Recorder:
             )
         if max_queue < 1:
             raise ValueError(f"max_queue must be at least 1, got {max_queue}")
+        if max_queue_bytes < 1:
+            raise ValueError(f"max_queue_bytes must be at least 1, got {max_queue_bytes}")
         if not flush_interval > 0:
             raise ValueError(
                 f"flush_interval must be a positive number of seconds, got {flush_interval}"
@@ -410,6 +445,7 @@ class Recorder:
         )
         self.meta = dict(meta or {})
         self.max_queue = max_queue
+        self.max_queue_bytes = max_queue_bytes
         self.flush_interval = flush_interval
         self._defer_ns = int(flush_interval * 1e9)
         self._scratch = threading.local()
@@ -435,6 +471,7 @@ class Recorder:
                 encode_errors=c.encode_errors,
                 opaque_values=c.opaque,
                 queue_depth=len(self._writer.done),
+                queue_bytes=c.queued_bytes,
             )
 
     def flush(self, timeout: float | None = None) -> bool:
@@ -462,7 +499,9 @@ class Recorder:
             return None
         self._count_started()
         writer = self._writer
-        if not self._in_memory and len(writer.done) >= self.max_queue:
+        if not self._in_memory and (
+            len(writer.done) >= self.max_queue or self._counts.queued_bytes >= self.max_queue_bytes
+        ):
             self._dropped()
             return None
         session = _StreamSession(self, handler_name, input, meta)
@@ -487,11 +526,34 @@ class Recorder:
         self._counts.log_fault(
             "dropped",
             "prodture: the trace writer is behind (%s is slow or stuck): %d traces dropped so far "
-            "(max_queue=%d); handlers are unaffected",
+            "(max_queue=%d, max_queue_bytes=%d); handlers are unaffected",
             self.sink,
             dropped,
             self.max_queue,
+            self.max_queue_bytes,
         )
+
+    def _enqueue(self, trace: _Pending, size: int) -> bool:
+        """Hand a finished trace of ``size`` encoded bytes to the writer, or drop it (False) when
+        that would pass ``max_queue_bytes`` (a trace alone larger than the bound is still taken
+        when nothing else waits, so that one big trace is not always lost)."""
+        c = self._counts
+        with c.lock:
+            queued = c.queued_bytes
+            if queued and queued + size > self.max_queue_bytes:
+                fits = False
+            else:
+                fits = True
+                c.queued_bytes = queued + size
+        if not fits:
+            self._dropped()
+            return False
+        trace.size = size
+        writer = self._writer
+        writer.done.append(trace)
+        if writer.sleeping:
+            writer.wake()
+        return True
 
     def _encoder(self) -> TraceEncoder:
         return TraceEncoder(self.redactor, on_opaque=self._opaque)
@@ -551,15 +613,12 @@ class Recorder:
         """A finished trace (all its records encoded): to the writer, or dropped when its queue
         is full. A memory sink is written here and now."""
         if self._in_memory:
-            self._writer.write_trace(trace)
+            self._writer.write_now(trace)
             return
-        writer = self._writer
-        if len(writer.done) >= self.max_queue:
+        if len(self._writer.done) >= self.max_queue:
             self._dropped()
             return
-        writer.done.append(trace)
-        if writer.sleeping:
-            writer.wake()
+        self._enqueue(trace, sum(map(len, trace.records)))
 
 
 class _Pending:
@@ -567,27 +626,51 @@ class _Pending:
 
     ``records`` is appended by the handler's thread and popped by the writer (a deque: both are
     atomic); ``done`` is set after the last record is appended; ``broken`` by the writer when
-    the sink failed (the handler then stops encoding)."""
+    the sink failed (the handler then stops encoding), or in a forked child for a trace its
+    parent began (the parent writes it). ``size``: encoded bytes counted in the queue."""
 
-    __slots__ = ("recorder", "records", "done", "broken", "stream", "handler", "wall_ns", "_info")
+    __slots__ = (
+        "recorder",
+        "records",
+        "done",
+        "broken",
+        "stream",
+        "handler",
+        "wall_ns",
+        "size",
+        "generation",
+        "_info",
+        "_id",
+    )
 
     def __init__(self, recorder: Recorder, handler: str, wall_ns: int) -> None:
+        self.generation = _fork_generation
         self.recorder = recorder
         self.handler = handler
         self.wall_ns = wall_ns
         self._info: TraceInfo | None = None
+        self._id: str | None = None
+        self.size = 0
         self.records: collections.deque[bytes] = collections.deque()
         self.done = False
         self.broken = False
         self.stream: TraceStream | None = None
 
     @property
+    def trace_id(self) -> str:
+        """This execution's trace id (the interpreter puts it in ``current_trace_id`` and on the
+        outcome): only the id is made in the handler's thread, the rest of ``info`` (a
+        datetime) when the writer or a header needs it."""
+        trace_id = self._id
+        if trace_id is None:
+            trace_id = self._id = _trace_id()
+        return trace_id
+
+    @property
     def info(self) -> TraceInfo:
-        """Made on first use (by the writer, or by an OpenTelemetry span that links the trace
-        id), not in the handler's thread when nothing asks for it."""
         info = self._info
         if info is None:
-            info = self._info = TraceInfo(self.handler, _trace_id(), _started_at(self.wall_ns))
+            info = self._info = TraceInfo(self.handler, self.trace_id, _started_at(self.wall_ns))
         return info
 
 
@@ -645,12 +728,6 @@ class _StreamSession(_Pending):
         if self.input is _NOT_KEPT:
             self.input = input
             self._encode_head()
-
-    @property
-    def trace_id(self) -> str:
-        """This execution's trace id (the interpreter puts it in ``current_trace_id`` and on the
-        outcome)."""
-        return self.info.trace_id
 
     def _encoder(self) -> TraceEncoder:
         encoder = self.encoder
@@ -711,8 +788,8 @@ class _StreamSession(_Pending):
     def finish(self, outcome: Outcome) -> None:
         recorder = self.recorder
         recorder._writer.running.pop(id(self), None)
-        if self.broken:
-            return
+        if self.broken or self.generation != _fork_generation:
+            return  # lost to a sink error, or begun before a fork: the parent writes it
         duration = time.perf_counter_ns() - self.t0
         kept = _kept(outcome.value) if isinstance(outcome, Success) else _NOT_KEPT
         if kept is not _NOT_KEPT:
@@ -724,12 +801,36 @@ class _StreamSession(_Pending):
                 recorder._encode_failed("the outcome", self.handler)
         self.done = True
         if recorder._in_memory:
-            recorder._writer.write_trace(self)
+            recorder._writer.write_now(self)
             return
-        writer = recorder._writer
-        writer.done.append(self)  # already counted against the queue when it began
-        if writer.sleeping:
-            writer.wake()
+        if not recorder._enqueue(self, self._queued_size()):
+            # Dropped: the writer removes what it may already have streamed of it.
+            self.broken = True
+            self.records.clear()
+            self.deferred = []
+            self.input = self.success = None
+            self.tail = None
+            writer = recorder._writer
+            writer.dropped.append(self)
+            if writer.sleeping:
+                writer.wake()
+
+    def _queued_size(self) -> int:
+        """What this finished trace counts against ``max_queue_bytes``: its encoded records, and
+        for each value kept to be encoded by the writer an estimate (a string's or bytes' length,
+        else ``KEPT_VALUE_BYTES``) — measuring a kept container would cost the handler's thread
+        the walk that keeping it was meant to save."""
+        size = sum(map(len, self.records))
+        if self.tail is not None:
+            size += len(self.tail)
+        values = [item[2] for item in self.deferred]
+        if self.head_pending:
+            values.append(self.input)
+        if self.success is not None:
+            values.append(self.success[0])
+        for value in values:
+            size += len(value) if type(value) in _SIZED else KEPT_VALUE_BYTES
+        return size
 
     def complete(self) -> None:
         """After finish(), in the thread that writes: encode what was kept, then the outcome."""
@@ -772,8 +873,10 @@ class _FailureSession:
         "encoder",
         "records",
         "_info",
+        "_id",
         "meta",
         "discarded",
+        "generation",
     )
 
     def __init__(
@@ -786,6 +889,8 @@ class _FailureSession:
         self.recorder = recorder
         self.meta = meta
         self.discarded = False
+        self.generation = _fork_generation
+        self._id: str | None = None
         self.handler = handler_name
         self.t0 = time.perf_counter_ns()
         self.wall_ns = time.time_ns()
@@ -801,17 +906,23 @@ class _FailureSession:
 
     @property
     def info(self) -> TraceInfo:
-        """Made on first use (an OpenTelemetry span asks for the trace id; a success never does)."""
+        """Made when a failure is written (a success never needs more than the id)."""
         info = self._info
         if info is None:
-            info = self._info = TraceInfo(self.handler, _trace_id(), _started_at(self.wall_ns))
+            info = TraceInfo(self.handler, self.trace_id or _trace_id(), _started_at(self.wall_ns))
+            self._info = info
         return info
 
     @property
     def trace_id(self) -> str | None:
         """This execution's trace id; ``None`` once the trace is discarded (the handler
-        succeeded)."""
-        return None if self.discarded else self.info.trace_id
+        succeeded). Only the id is made in the handler's thread at the start (about 1 µs)."""
+        if self.discarded:
+            return None
+        trace_id = self._id
+        if trace_id is None:
+            trace_id = self._id = _trace_id()
+        return trace_id
 
     def _encoder(self) -> TraceEncoder:
         encoder = self.encoder
@@ -855,6 +966,8 @@ class _FailureSession:
 
     def finish(self, outcome: Outcome) -> None:
         recorder = self.recorder
+        if self.generation != _fork_generation:
+            return  # begun before a fork: the parent's trace, not this process's
         if outcome.ok:
             self.discarded = True
             c = recorder._counts
@@ -875,12 +988,18 @@ class _FailureSession:
             tail = b""
         trace = _Pending(recorder, self.handler, self.wall_ns)
         trace._info = self.info
+        trace._id = self.info.trace_id
         trace.records.append(b"".join([head, input_record, *self.records, tail]))
         trace.done = True
         recorder._submit(trace)
 
 
 _writers: weakref.WeakSet[_Writer] = weakref.WeakSet()
+#: The writer publishes its counts (written, queued bytes) at least every this many traces.
+_PUBLISH_EVERY = 32
+#: Bumped in a forked child: a session begun before the fork (in the parent) is the parent's
+#: trace, so the child neither finishes nor writes it.
+_fork_generation = 0
 #: How long interpreter exit waits for each recorder's writer (a stuck sink must not hang exit).
 EXIT_FLUSH_TIMEOUT_S = 10.0
 
@@ -901,14 +1020,35 @@ class _Writer:
         self.interval = recorder.flush_interval
         self.done: collections.deque[_Pending | threading.Event] = collections.deque()
         self.running: dict[int, _StreamSession] = {}
+        #: Traces dropped when they finished (max_queue_bytes): the writer removes whatever it
+        #: had already streamed of them.
+        self.dropped: collections.deque[_Pending] = collections.deque()
         self._reset()
         _writers.add(self)
 
+    def after_fork_in_child(self) -> None:
+        """In a forked child: what the parent had queued or running is the parent's to write.
+        Its open trace files are closed here (the descriptors only: the files are the parent's),
+        its traces are never written by the child, and the child starts with its own thread,
+        queue and counts."""
+        for trace in [*self.done, *self.running.values(), *self.dropped]:
+            if isinstance(trace, _Pending):
+                trace.broken = True
+                stream, trace.stream = trace.stream, None
+                if isinstance(stream, _FileStream):
+                    try:
+                        os.close(stream.fd)
+                    except OSError:
+                        pass
+        self.counts.reset()
+        self._reset()
+
     def _reset(self) -> None:
         """Fresh thread state (at creation, and in a forked child, where the parent's writer
-        thread does not exist and what it had pending is the parent's to write)."""
+        thread does not exist)."""
         self.done.clear()
         self.running.clear()
+        self.dropped.clear()
         # True whenever the thread may be waiting (or is not started): the next hand-off rings.
         self.sleeping = True
         self.thread: threading.Thread | None = None
@@ -949,7 +1089,7 @@ class _Writer:
         self._ring()
 
     def flush(self, timeout: float | None) -> bool:
-        if self.thread is None and not self.done and not self.running:
+        if self.thread is None and not (self.done or self.running or self.dropped):
             return True  # nothing was ever handed over, or the thread ended with nothing left
         marker = threading.Event()
         self.done.append(marker)
@@ -983,14 +1123,14 @@ class _Writer:
                 continue
             if self.stopping:
                 with self._lock:
-                    if self.stopping and not self.done:
+                    if self.stopping and not self.done and not self.dropped:
                         self.thread = None
                         self.sleeping = True
                         return
                 continue
             # Sleep until a handler rings or running executions are due to be streamed.
             self.sleeping = True
-            if self.done or self.stopping:  # rang between the drain and now
+            if self.done or self.dropped or self.stopping:  # rang between the drain and now
                 self.sleeping = False
                 continue
             timeout = max(next_stream - time.monotonic(), 0.0) if self.running else -1
@@ -998,24 +1138,52 @@ class _Writer:
             self.sleeping = False
 
     def _drain_done(self) -> bool:
+        """Write every finished trace waiting. The counts (written, queued bytes) are published
+        every ``_PUBLISH_EVERY`` traces (one lock round per batch, not per trace; often enough
+        for ``stats`` and the byte bound to follow a writer that never runs dry), at the end,
+        and before any flush() marker is answered."""
         done = self.done
         busy = False
+        written = freed = batch = 0
+        write_trace = self.write_trace
+        dropped = self.dropped
+        while dropped:
+            write_trace(dropped.popleft())  # broken: removes what was streamed
         while True:
             try:
                 item = done.popleft()
             except IndexError:
-                return busy
+                break
             busy = True
             if isinstance(item, threading.Event):  # a flush() waiting for what came before
+                self._publish(written, freed)
+                written = freed = batch = 0
                 try:
                     self._stream_running(force=True)
                 finally:
                     item.set()
                 continue
+            freed += item.size
             try:
-                self.write_trace(item)
+                if write_trace(item):
+                    written += 1
             except Exception:  # a bug of ours must not stop the writer (nor hang a flush)
                 self._sink_failed(item, item.stream)
+            batch += 1
+            if batch == _PUBLISH_EVERY:
+                self._publish(written, freed)
+                written = freed = batch = 0
+                while dropped:
+                    write_trace(dropped.popleft())
+        if busy:
+            self._publish(written, freed)
+        return busy
+
+    def _publish(self, written: int, freed: int) -> None:
+        c = self.counts
+        with c.lock:
+            c.written += written
+            c.queued_bytes -= freed
 
     def _stream_running(self, *, force: bool) -> None:
         """Write what executions still running have recorded (those older than the interval)."""
@@ -1027,25 +1195,49 @@ class _Writer:
                 except Exception:
                     self._sink_failed(session, session.stream)
 
-    def write_trace(self, trace: _Pending) -> None:
-        """Write a finished trace's remaining records and close it (any thread for a memory
-        sink, else the writer thread)."""
-        if type(trace) is _StreamSession and not trace.broken:
-            trace.complete()
-        self._write_records(trace)
+    def write_now(self, trace: _Pending) -> None:
+        """Write a finished trace in the calling thread (a memory sink: in the handler's)."""
+        if self.write_trace(trace):
+            self._publish(1, 0)
+
+    def write_trace(self, trace: _Pending) -> bool:
+        """Write a finished trace's remaining records and close it; True when it is written
+        (not counted here: the caller counts a batch at once)."""
         if trace.broken:
-            return
+            # Dropped after the writer streamed part of it (max_queue_bytes): remove that part.
+            # (A sink error has already closed its stream and counted the loss; a trace begun
+            # before a fork was the parent's, and the child has closed its copy.)
+            trace.records.clear()
+            stream, trace.stream = trace.stream, None
+            if stream is not None:
+                _abort(stream)
+            return False
+        if type(trace) is _StreamSession:
+            trace.complete()
+        records = trace.records
         stream = trace.stream
+        if stream is None and len(records) == 1:
+            # The common case, a whole trace at once: open, one write, close.
+            data = records.popleft()
+            try:
+                stream = trace.stream = self.sink.open(trace.info)
+                stream.write(data)
+            except Exception:
+                self._sink_failed(trace, trace.stream)
+                return False
+        else:
+            self._write_records(trace)
+            if trace.broken:
+                return False
+            stream = trace.stream
         trace.stream = None
         try:
             if stream is not None:
                 stream.close()
         except Exception:
             self._sink_failed(trace, None)
-            return
-        c = self.counts
-        with c.lock:
-            c.written += 1
+            return False
+        return True
 
     def _write_records(self, trace: _Pending) -> None:
         records = trace.records
@@ -1073,14 +1265,7 @@ class _Writer:
         trace.records.clear()
         trace.stream = None
         if stream is not None:
-            try:
-                abort = getattr(stream, "abort", None)
-                if abort is not None:
-                    abort()
-                else:
-                    stream.close()
-            except Exception:
-                pass
+            _abort(stream)
         c = self.counts
         with c.lock:
             c.sink_errors += 1
@@ -1095,6 +1280,18 @@ class _Writer:
             errors,
             exc_info=True,
         )
+
+
+def _abort(stream: TraceStream) -> None:
+    """Remove what a stream wrote (``abort()``), or at least close it."""
+    try:
+        abort = getattr(stream, "abort", None)
+        if abort is not None:
+            abort()
+        else:
+            stream.close()
+    except Exception:
+        pass
 
 
 def _close_all_at_exit() -> None:
@@ -1118,10 +1315,35 @@ atexit.register(_close_all_at_exit)
 
 
 def _after_fork_in_child() -> None:
+    global _fork_generation
+    _fork_generation += 1
     _ids.seed()  # from os.urandom: a child must not repeat its parent's trace ids
     for writer in list(_writers):
-        writer._reset()
+        writer.after_fork_in_child()
+
+
+_multiprocessing_hooked = False
+
+
+def _before_fork() -> None:
+    """A child that ``multiprocessing`` starts by forking ends with ``os._exit()``, which skips
+    ``atexit``: ask multiprocessing (when in use) to write what such a child has pending when it
+    ends, like any normal exit."""
+    global _multiprocessing_hooked
+    if _multiprocessing_hooked:
+        return
+    util = sys.modules.get("multiprocessing.util")
+    if util is not None:
+        util.register_after_fork(_close_all_at_exit, _close_at_multiprocessing_exit)
+        _multiprocessing_hooked = True
+
+
+def _close_at_multiprocessing_exit(_: object) -> None:
+    """In a child multiprocessing has just forked (its after-fork hooks run once its exit
+    handlers are reset): its exit runs :func:`_close_all_at_exit`."""
+    util = sys.modules["multiprocessing.util"]
+    util.Finalize(None, _close_all_at_exit, exitpriority=0)
 
 
 if hasattr(os, "register_at_fork"):
-    os.register_at_fork(after_in_child=_after_fork_in_child)
+    os.register_at_fork(before=_before_fork, after_in_child=_after_fork_in_child)
