@@ -309,21 +309,41 @@ def test_a_corrupt_payload_deep_in_a_long_stream_is_named_by_its_sequence(
 def test_loading_leaves_the_garbage_collector_as_it_found_it(store_url: str) -> None:
     import gc
 
+    from prodture.eventsourcing.store import _GC_PAUSE_ROWS
+
+    long = [Withdrawn(i) for i in range(_GC_PAUSE_ROWS)]
     with open_store(store_url) as store:
-        store.append("bulk", "g", 0, [Withdrawn(1)])
+        store.append("bulk", "g", 0, long)
         assert gc.isenabled()
-        store.load("bulk", "g")
+        assert store.load("bulk", "g").events == long
         assert gc.isenabled()
-        gc.disable()
+        gc.disable()  # the application's choice: kept
         try:
             store.load("bulk", "g")
             assert not gc.isenabled()
         finally:
             gc.enable()
-        _raw_insert(store_url, "bulk", "g", 2, "estest.Unknown", encode_value({}))
+        _raw_insert(store_url, "bulk", "g", len(long) + 1, "estest.Unknown", encode_value({}))
         with pytest.raises(UnregisteredEventType):
             store.load("bulk", "g")
         assert gc.isenabled()
+
+
+def test_overlapping_gc_pauses_end_with_the_first_one() -> None:
+    """Several threads loading long streams at once never keep the collector off longer than
+    the load that turned it off."""
+    import gc
+
+    from prodture.eventsourcing.store import _cyclic_gc_paused
+
+    first, second = _cyclic_gc_paused(), _cyclic_gc_paused()
+    first.__enter__()
+    second.__enter__()
+    assert not gc.isenabled()
+    first.__exit__(None, None, None)
+    assert gc.isenabled()  # although the second is still running
+    second.__exit__(None, None, None)
+    assert gc.isenabled()
 
 
 def test_a_read_only_store_cannot_write_even_with_raw_sql(store_url: str) -> None:

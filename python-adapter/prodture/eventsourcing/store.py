@@ -394,9 +394,7 @@ class EventStore:
         if position is not None:
             where += " AND position <= ?"
             params.append(int(position))
-        # A long stream is 100,000s of rows, decoded events and their dicts, none of them in a
-        # reference cycle: the cyclic collector would only walk them again and again meanwhile.
-        with self._lock, _cyclic_gc_paused():
+        with self._lock:
             if edition == MAIN:  # every page's edition is "": not read row by row
                 rows = self._execute(
                     self._q(
@@ -416,11 +414,21 @@ class EventStore:
                     ),
                     main_params + [edition] + params,
                 )
-            return self._book(domain, root, edition, rows)
+        return self._book(domain, root, edition, rows)
 
     def _book(self, domain: str, root: str, edition: str, rows: list[tuple[Any, ...]]) -> EventBook:
         if not rows:
             return EventBook.from_columns(domain, root, edition, (), (), (), (), (), ())
+        if len(rows) >= _GC_PAUSE_ROWS:
+            # 100,000s of events, none in a reference cycle: meanwhile the cyclic collector
+            # would only walk them, and everything already alive, again and again.
+            with _cyclic_gc_paused():
+                return self._columns(domain, root, edition, rows)
+        return self._columns(domain, root, edition, rows)
+
+    def _columns(
+        self, domain: str, root: str, edition: str, rows: list[tuple[Any, ...]]
+    ) -> EventBook:
         # Column by column (zip(*rows) transposes in C), as the book keeps them.
         columns = list(zip(*rows, strict=True))
         sequences, type_names, payloads, recorded_at, correlation_ids, causation_ids = columns[:6]
@@ -700,29 +708,31 @@ class _UniqueViolation(Exception):
     pass
 
 
+#: Streams at least this long are decoded with the cyclic garbage collector paused.
+_GC_PAUSE_ROWS = 1000
 _gc_pause_lock = threading.Lock()
-_gc_pauses = 0
-_gc_resume = False
+_gc_paused = False
 
 
 @contextlib.contextmanager
 def _cyclic_gc_paused() -> Iterator[None]:
-    """Pause Python's cyclic garbage collector while a stream's rows are turned into events
-    (reference counting still frees everything; only the search for cycles waits). Overlapping
-    pauses in several threads nest: the last one out turns it back on, and only if it was on
-    when the first one began."""
-    global _gc_pauses, _gc_resume
+    """Pause Python's cyclic garbage collector while a long stream's rows become events
+    (reference counting still frees everything; only the search for cycles waits). Only a
+    pause that finds the collector on (and no other pause running) turns it off, and it turns
+    it back on when it ends: no pause outlasts one stream's decoding, even with several threads
+    loading at once, and a collector the application turned off stays off."""
+    global _gc_paused
     with _gc_pause_lock:
-        if _gc_pauses == 0:
-            _gc_resume = gc.isenabled()
+        owner = not _gc_paused and gc.isenabled()
+        if owner:
             gc.disable()
-        _gc_pauses += 1
+            _gc_paused = True
     try:
         yield
     finally:
-        with _gc_pause_lock:
-            _gc_pauses -= 1
-            if _gc_pauses == 0 and _gc_resume:
+        if owner:
+            with _gc_pause_lock:
+                _gc_paused = False
                 gc.enable()
 
 
