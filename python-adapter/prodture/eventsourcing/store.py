@@ -148,7 +148,7 @@ def decode_events(
             plan = plans[type_name]
             fields = None if decoded is None else decoded[i]
             if plan is not None and type(fields) is dict and fields.keys() == plan[1]:
-                event = _new(plan[0])
+                event: Any = _new(plan[0])
                 for key, value in fields.items():
                     _setattr(event, key, value)
                 events.append(event)
@@ -171,13 +171,10 @@ def _build_all(
     except TypeError:
         return None
     classes = {name: plan[0] for name, plan in plans.items() if plan is not None}
-    events = list(map(_new, map(classes.__getitem__, names)))
+    events: list[Any] = list(map(_new, map(classes.__getitem__, names)))
     # Each decoded dict is fresh (no one else holds it): it becomes the event's __dict__.
     collections.deque(map(_setattr, events, itertools.repeat("__dict__"), decoded), maxlen=0)
     return events
-
-
-_UNPLANNED: Any = object()
 
 
 def _build_plan(type_name: str) -> tuple[type, Any, bool] | None:
