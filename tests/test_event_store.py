@@ -280,6 +280,30 @@ def test_a_long_stream_loads_exactly_as_event_by_event_decoding(store_url: str) 
         assert ro.load("bulk", "old").events == [Deposited(5, by="")]
 
 
+@prodture.handler(name="estest:balance")
+def balance(_command: str):
+    book = yield LoadStream("bulk", "f")
+    return sum(e.amount for e in book)
+
+
+def test_a_fetched_trace_of_a_long_stream_reads_back_and_replays(tmp_path: Path) -> None:
+    """40,000 events: sequences past 32,768 (whose encoding a chunked read once mistook for a
+    header); the fetched trace reads, lists its book and replays."""
+    from prodture.eventsourcing.fetch import fetch_command
+
+    url = f"sqlite:///{tmp_path / 'events.db'}"
+    events = [Withdrawn(i % 100) for i in range(40_000)]
+    with open_store(url) as store:
+        store.append("bulk", "f", 0, events)
+    out = tmp_path / "f.prodtrace"
+    fetched = fetch_command(url, balance, "check", domain="bulk", root="f", out=str(out))
+    trace = read_trace(out)
+    book = trace.effects[0].result
+    assert book.events == events and book.sequences == tuple(range(1, 40_001))
+    assert fetched.outcome.value == trace.outcome.value == sum(e.amount for e in events)
+    assert Replayer(trace, balance).run().reproduced
+
+
 @pytest.mark.parametrize(
     "bad",
     [
