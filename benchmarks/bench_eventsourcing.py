@@ -177,6 +177,8 @@ def bench_fetch(url: str, name: str, repeat: int, where: str) -> None:
             samples.append(time.perf_counter() - t)
             assert fetched.sequence == 100_000 and fetched.outcome.ok
         size = os.path.getsize(out)
+        # Not timed: the trace measured is one every reader opens (its whole book, decoded).
+        assert len(prodture.read_trace(out).effects[0].result) == 100_000
     _line(
         name,
         _median(samples),

@@ -10,6 +10,7 @@ import os
 import shutil
 import subprocess
 import sys
+import threading
 from pathlib import Path
 
 import pytest
@@ -426,6 +427,40 @@ def test_the_coordinator_stamps_correlation_and_causation_and_records_each_execu
     assert len({p.causation_id for _, _, p in flow_events}) == 7
     assert len(_traces(traces)) == 20
     assert all(read_trace(p).header.meta["correlation_id"] for p in _traces(traces))
+
+
+def test_one_recorder_writes_every_execution_of_a_flow_each_with_its_own_ids(
+    played, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """One trace per component execution, each header naming its execution, all written by one
+    recorder (one writer thread for the whole flow, not one per execution) before execute
+    returns."""
+    copy, url, _ = played
+    flow = importlib.import_module("poker.flow")
+    table = importlib.import_module("poker.table")
+    writers: list[threading.Thread] = []
+    real_start = threading.Thread.start
+
+    def start(thread: threading.Thread) -> None:
+        if thread.name == "prodture-trace-writer":
+            writers.append(thread)
+        real_start(thread)
+
+    monkeypatch.setattr(threading.Thread, "start", start)
+    with open_store(url) as store:
+        service = flow.coordinator(store, sink=DirectorySink(str(copy / "one")))
+        result = service.execute(table.StartHand("t-1", "h-2"), correlation_id="one")
+        traces = [read_trace(p) for p in _traces(copy / "one")]  # on disk when execute returns
+        service.close()
+    assert len(result.executions) >= 4 and len(traces) == len(result.executions)
+    assert len(writers) == 1 and not writers[0].is_alive()
+    metas = [t.header.meta for t in traces]
+    assert {m["correlation_id"] for m in metas} == {"one"}
+    assert len({m["command_id"] for m in metas}) == len(traces)
+    assert sorted(m["component"] for m in metas) == sorted(x.kind for x in result.executions)
+    assert sorted((t.handler, repr(t.input)) for t in traces) == sorted(
+        (x.handler, repr(x.input)) for x in result.executions
+    )
 
 
 def test_a_flow_in_an_edition_never_touches_main_and_fetches_in_it(played) -> None:

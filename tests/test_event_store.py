@@ -224,6 +224,152 @@ def test_a_hostile_store_gets_nothing_imported_or_called(
     assert "antigravity" not in sys.modules and "this" not in sys.modules and calls == []
 
 
+@prodture.register(name="estest.Tagged")
+@dataclasses.dataclass(frozen=True, slots=True)
+class Tagged:  # a slots class: no instance dict to hand the fields to
+    tag: str
+    at: datetime.datetime
+
+
+@dataclasses.dataclass(frozen=True)
+class _Base:
+    amount: int
+
+
+@prodture.register(name="estest.Moved")
+@dataclasses.dataclass(frozen=True)
+class Moved(_Base):  # fields declared on a base class
+    to: str
+
+
+def _mixed(n: int) -> list:
+    when = datetime.datetime(2026, 11, 30, 12, 0, tzinfo=datetime.timezone.utc)
+    kinds = [
+        lambda i: Deposited(i, by=f"teller-{i % 3}"),
+        lambda i: Withdrawn(i % 7),
+        lambda i: Tagged(f"t{i}", when + datetime.timedelta(seconds=i)),
+        lambda i: Moved(i, to="savings"),
+    ]
+    return [kinds[i % len(kinds)](i) for i in range(n)]
+
+
+def test_a_long_stream_loads_exactly_as_event_by_event_decoding(store_url: str) -> None:
+    """More events than one decoding chunk, of four kinds (a slots class, inherited fields, a
+    nested datetime): the bulk path gives what decoding each stored row alone gives."""
+    from prodture.eventsourcing.store import _DECODE_CHUNK, decode_event
+
+    events = _mixed(2 * _DECODE_CHUNK + 5)
+    with open_store(store_url) as store:
+        store.append("bulk", "b", 0, events)
+        raw = store._execute(
+            store._q("SELECT type, payload FROM prodture_events WHERE root = ? ORDER BY sequence"),
+            ("b",),
+        )
+    with open_store(store_url, read_only=True) as ro:
+        book = ro.load("bulk", "b")
+        part = ro.load("bulk", "b", up_to=_DECODE_CHUNK + 1)
+    one_by_one = [decode_event(t, bytes(p)) for t, p in raw]
+    assert book.events == one_by_one == events
+    assert [type(e) for e in book.events] == [type(e) for e in events]
+    assert book.sequences == tuple(range(1, len(events) + 1)) and book.head == len(events)
+    assert set(book.page_editions) == {MAIN} and len(book.recorded_at) == len(events)
+    assert part.events == events[: _DECODE_CHUNK + 1]
+    # an event written before its class gained a field: the field's default, as one by one
+    _raw_insert(store_url, "bulk", "old", 1, "estest.Deposited", encode_value({"amount": 5}))
+    with open_store(store_url, read_only=True) as ro:
+        assert ro.load("bulk", "old").events == [Deposited(5, by="")]
+
+
+@prodture.handler(name="estest:balance")
+def balance(_command: str):
+    book = yield LoadStream("bulk", "f")
+    return sum(e.amount for e in book)
+
+
+def test_a_fetched_trace_of_a_long_stream_reads_back_and_replays(tmp_path: Path) -> None:
+    """40,000 events: sequences past 32,768 (whose encoding a chunked read once mistook for a
+    header); the fetched trace reads, lists its book and replays."""
+    from prodture.eventsourcing.fetch import fetch_command
+
+    url = f"sqlite:///{tmp_path / 'events.db'}"
+    events = [Withdrawn(i % 100) for i in range(40_000)]
+    with open_store(url) as store:
+        store.append("bulk", "f", 0, events)
+    out = tmp_path / "f.prodtrace"
+    fetched = fetch_command(url, balance, "check", domain="bulk", root="f", out=str(out))
+    trace = read_trace(out)
+    book = trace.effects[0].result
+    assert book.events == events and book.sequences == tuple(range(1, 40_001))
+    assert fetched.outcome.value == trace.outcome.value == sum(e.amount for e in events)
+    assert Replayer(trace, balance).run().reproduced
+
+
+@pytest.mark.parametrize(
+    "bad",
+    [
+        encode_value({"amount": 1}) + encode_value({"amount": 2}),  # two values in one payload
+        encode_value({"amount": 1, "by": "x"})[:-1],  # half a value
+        b"",
+    ],
+    ids=["two-values", "truncated", "empty"],
+)
+def test_a_corrupt_payload_deep_in_a_long_stream_is_named_by_its_sequence(
+    store_url: str, bad: bytes
+) -> None:
+    from prodture.eventsourcing.store import _DECODE_CHUNK
+
+    n = _DECODE_CHUNK + 10
+    with open_store(store_url) as store:
+        store.append("bulk", "c", 0, [Withdrawn(i) for i in range(n)])
+    _raw_insert(store_url, "bulk", "c", n + 1, "estest.Withdrawn", bad)
+    _raw_insert(store_url, "bulk", "c", n + 2, "estest.Withdrawn", encode_value({"amount": 3}))
+    with open_store(store_url, read_only=True) as ro:
+        with pytest.raises(EventStoreError, match="corrupt payload") as e:
+            ro.load("bulk", "c")
+        assert f"bulk/c #{n + 1}" in str(e.value) and "\n" not in str(e.value)
+        assert ro.load("bulk", "c", up_to=n).events == [Withdrawn(i) for i in range(n)]
+
+
+def test_loading_leaves_the_garbage_collector_as_it_found_it(store_url: str) -> None:
+    import gc
+
+    from prodture.eventsourcing.store import _GC_PAUSE_ROWS
+
+    long = [Withdrawn(i) for i in range(_GC_PAUSE_ROWS)]
+    with open_store(store_url) as store:
+        store.append("bulk", "g", 0, long)
+        assert gc.isenabled()
+        assert store.load("bulk", "g").events == long
+        assert gc.isenabled()
+        gc.disable()  # the application's choice: kept
+        try:
+            store.load("bulk", "g")
+            assert not gc.isenabled()
+        finally:
+            gc.enable()
+        _raw_insert(store_url, "bulk", "g", len(long) + 1, "estest.Unknown", encode_value({}))
+        with pytest.raises(UnregisteredEventType):
+            store.load("bulk", "g")
+        assert gc.isenabled()
+
+
+def test_overlapping_gc_pauses_end_with_the_first_one() -> None:
+    """Several threads loading long streams at once never keep the collector off longer than
+    the load that turned it off."""
+    import gc
+
+    from prodture.eventsourcing.store import _cyclic_gc_paused
+
+    first, second = _cyclic_gc_paused(), _cyclic_gc_paused()
+    first.__enter__()
+    second.__enter__()
+    assert not gc.isenabled()
+    first.__exit__(None, None, None)
+    assert gc.isenabled()  # although the second is still running
+    second.__exit__(None, None, None)
+    assert gc.isenabled()
+
+
 def test_a_read_only_store_cannot_write_even_with_raw_sql(store_url: str) -> None:
     with open_store(store_url) as store:
         store.append("bank", "a", 0, [Deposited(1)])

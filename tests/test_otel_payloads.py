@@ -82,7 +82,11 @@ def _record(exporter, **options):
         {LoadRows: _perform_load, HttpCall: _perform_http}, recorder=recorder
     )
     at = _dt.datetime(2026, 11, 30, 10, 42, tzinfo=_dt.timezone.utc)
-    outcomes = [interpreter.run(pay, {"at": at}), interpreter.run(pay, {"at": at, "fail": True})]
+    # Each run's own header meta (over the recorder's): in the file and in the span's header.
+    outcomes = [
+        interpreter.run(pay, {"at": at}, meta={"attempt": 1}),
+        interpreter.run(pay, {"at": at, "fail": True}, meta={"attempt": 2}),
+    ]
     with provider.get_tracer("other").start_as_current_span("unrelated request"):
         pass  # a span without prodture data: skipped and counted on import
     provider.shutdown()
@@ -193,7 +197,7 @@ def test_spans_carry_redacted_values_semantic_attributes_and_links() -> None:
     header = prodture.read_trace(recorded[outcomes[1].trace_id]).header
     assert header.meta["otel.trace_id"] == format_trace_id(execution.context.trace_id)
     assert header.meta["otel.span_id"] == format_span_id(execution.context.span_id)
-    assert header.meta["service"] == "shop"
+    assert header.meta["service"] == "shop" and header.meta["attempt"] == 2
 
 
 def test_store_finds_the_trace_for_a_dashboards_trace_id(tmp_path, capsys) -> None:

@@ -166,6 +166,26 @@ def test_on_failure_mode_writes_only_failed_runs():
     assert trace.complete and len(trace.effects) == 2 and trace.outcome.failed_effect == 2
 
 
+@pytest.mark.parametrize("mode", [ALWAYS, ON_FAILURE])
+def test_one_recorder_gives_each_run_its_own_header_meta(mode):
+    """``run(..., meta=)`` adds to that run's header only (over the recorder's meta): one
+    recorder, and its writer, serves runs that each say which execution they were."""
+    sink = MemorySink()
+    recorder = Recorder(sink, mode=mode, meta={"service": "bank", "run": "default"})
+    interpreter = Interpreter({Fetch: fetch}, recorder=recorder)
+    interpreter.run(two_fetches, ["a", "missing-1"], meta={"run": "first", "n": 1})
+    asyncio.run(interpreter.run_async(two_fetches, ["b", "missing-2"], meta={"run": "second"}))
+    interpreter.run(two_fetches, ["c", "missing-3"])
+    assert recorder.flush(timeout=30)
+    metas = [read_trace(t).header.meta for t in sink.traces]
+    assert metas == [
+        {"service": "bank", "run": "first", "n": 1},
+        {"service": "bank", "run": "second"},
+        {"service": "bank", "run": "default"},
+    ]
+    assert recorder.meta == {"service": "bank", "run": "default"}
+
+
 def test_sampled_mode_records_the_given_fraction():
     """Sampled(0) records nothing, Sampled(1) everything, Sampled(0.5) some but not all runs."""
     for rate, check in (

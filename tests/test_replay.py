@@ -18,6 +18,7 @@ from prodture.replay import (
     ProjectConfig,
     ReplayError,
     _tool_prodture,
+    find_project,
     project_config,
 )
 from prodture.trace import REDACTED
@@ -310,6 +311,23 @@ def test_a_script_outside_the_project_is_told_which_folder_to_pass(
         [*run, str(checkout_dir)], cwd=tmp_path, capture_output=True, text=True, timeout=60
     )
     assert (done.returncode, done.stdout) == (0, "True\n"), done.stderr
+
+
+def test_the_project_is_the_nearest_pyproject_with_a_prodture_table(tmp_path, monkeypatch):
+    """``find_project`` (the pytest plugin's project of a trace) passes over a nearer
+    pyproject.toml without ``[tool.prodture]``; ``project_config`` reads the nearest one."""
+    monkeypatch.delenv("PRODTURE_MODULES", raising=False)
+    (tmp_path / "pyproject.toml").write_text('[tool.prodture]\nmodules = ["outer"]\n')
+    inner = tmp_path / "libs" / "inner"
+    deep = inner / "tests" / "traces"
+    deep.mkdir(parents=True)
+    (inner / "pyproject.toml").write_text('[project]\nname = "inner"\n')
+    assert find_project(str(deep)) == str(tmp_path)
+    assert find_project(str(tmp_path)) == str(tmp_path)
+    assert project_config(str(deep)) == ProjectConfig((), str(inner / "pyproject.toml"))
+    (inner / "pyproject.toml").write_text('[tool.prodture]\nmodules = ["inner"]\n')
+    assert find_project(str(deep)) == str(inner)
+    assert project_config(str(deep)).modules == ("inner",)
 
 
 def test_the_project_configuration_is_read_once_until_it_changes(tmp_path, monkeypatch):

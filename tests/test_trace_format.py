@@ -126,6 +126,33 @@ def test_reader_accepts_path_bytes_and_stream(tmp_path):
     assert traces[0].source == str(path)
 
 
+@pytest.mark.parametrize(
+    "value",
+    [
+        tuple(range(70_000)),  # uint16 values whose first byte (0x80-0x9f) looks like a header
+        tuple(-i for i in range(70_000)),
+        {"columns": [tuple(range(40_000)), tuple(float(i) / 7 for i in range(40_000))]},
+        tuple(str(i) * (i % 5) for i in range(60_000)),
+    ],
+    ids=["uint16", "negative", "columns", "strings"],
+)
+def test_a_large_value_cut_at_any_read_chunk_boundary_reads_back(value):
+    """A record or ext payload above the streaming threshold is read a chunk at a time; a value
+    cut by a chunk's end is finished, never re-read from a byte inside it (the ids of a
+    100,000-event book once made every fetched trace of that size unreadable)."""
+    sink = MemorySink()
+
+    def load(_):
+        result = yield Tick(0)
+        return len(result) if isinstance(result, tuple) else 0
+
+    recorder = Recorder(sink)
+    Interpreter({Tick: lambda e: value}, recorder=recorder).run(load, None)
+    assert recorder.flush(timeout=60)
+    trace = read_trace(sink.traces[0])
+    assert trace.effects[0].result == value and trace.complete
+
+
 def test_hand_built_records_read_as_specified():
     """A trace assembled record by record from the spec decodes to the expected effect and outcome."""
     trace = read_trace(pack(*GOOD))

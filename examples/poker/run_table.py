@@ -79,6 +79,7 @@ def play(store, traces: str) -> None:
         print(
             f"  {label:<8} {type(command).__name__} correlation_id={result.correlation_id}: {steps}"
         )
+    service.close()  # its recorder's writer thread: every trace is already on disk
 
 
 if __name__ == "__main__":

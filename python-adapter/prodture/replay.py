@@ -20,7 +20,7 @@ import os
 import random
 import sys
 import uuid
-from collections.abc import Callable, Iterable, Mapping
+from collections.abc import Callable, Iterable, Iterator, Mapping
 from typing import Any
 
 from .effects import All, Effect, MonotonicNow, NewUUID, Now, RandomFloat, RandomInt, Sleep
@@ -548,20 +548,14 @@ def load_stubs(spec: str, cwd: str) -> dict[Any, Any]:
 def find_project(start: str) -> str | None:
     """The directory of the nearest ``pyproject.toml`` at or above ``start`` that has a
     ``[tool.prodture]`` table (``None`` when there is none)."""
-    directory = os.path.abspath(start)
-    while True:
-        candidate = os.path.join(directory, "pyproject.toml")
-        if os.path.isfile(candidate):
-            try:
-                with open(candidate, encoding="utf-8") as f:
-                    if "[tool.prodture]" in f.read():
-                        return directory
-            except OSError:
-                pass
-        parent = os.path.dirname(directory)
-        if parent == directory:
-            return None
-        directory = parent
+    for pyproject in _pyprojects_above(os.path.abspath(start)):
+        try:
+            with open(pyproject, encoding="utf-8") as f:
+                if "[tool.prodture]" in f.read():
+                    return os.path.dirname(pyproject)
+        except OSError:
+            pass
+    return None
 
 
 @dataclasses.dataclass(frozen=True)
@@ -599,13 +593,18 @@ def configured_modules(cwd: str | None = None) -> list[str]:
 
 
 def _nearest_pyproject(directory: str) -> str | None:
+    return next(_pyprojects_above(directory), None)
+
+
+def _pyprojects_above(directory: str) -> Iterator[str]:
+    """Each ``pyproject.toml`` at or above ``directory`` (absolute), nearest first."""
     while True:
         candidate = os.path.join(directory, "pyproject.toml")
         if os.path.isfile(candidate):
-            return candidate
+            yield candidate
         parent = os.path.dirname(directory)
         if parent == directory:
-            return None
+            return
         directory = parent
 
 

@@ -139,7 +139,10 @@ class RecordingSession(Protocol):
 
 
 class Observer(Protocol):
-    """What the interpreter tells a recorder; see :class:`prodture.recorder.Recorder`."""
+    """What the interpreter tells a recorder; see :class:`prodture.recorder.Recorder`.
+
+    ``begin`` is called with ``meta=`` only when the run was given one (``Interpreter.run(...,
+    meta=...)``); an observer that records no header may leave the parameter out."""
 
     def begin(self, handler_name: str, input: Any) -> RecordingSession | None: ...
 
@@ -544,10 +547,13 @@ class Interpreter:
 
     # -- running -----------------------------------------------------------------------------
 
-    def run(self, fn: Callable[..., Any], input: Any) -> Outcome:
+    def run(
+        self, fn: Callable[..., Any], input: Any, *, meta: dict[str, Any] | None = None
+    ) -> Outcome:
         """Run ``fn(input)`` to completion and return ``Success`` or ``Failure``; never raises
-        for an error of the handler's own."""
-        session = self._begin(fn, input)
+        for an error of the handler's own. ``meta`` adds to this run's trace header ``meta``
+        (over the recorder's own), so one recorder serves runs that each say what they are."""
+        session = self._begin(fn, input, meta)
         state = _Run()
         token = current_trace_id.set(_trace_id_of(session))
         try:
@@ -566,10 +572,12 @@ class Interpreter:
             outcome = _finish(session, outcome)
         return outcome
 
-    async def run_async(self, fn: Callable[..., Any], input: Any) -> Outcome:
+    async def run_async(
+        self, fn: Callable[..., Any], input: Any, *, meta: dict[str, Any] | None = None
+    ) -> Outcome:
         """Like :meth:`run`, inside an event loop: awaitable performer results are awaited, and
         the built-in ``Sleep`` sleeps with ``asyncio.sleep``."""
-        session = self._begin(fn, input)
+        session = self._begin(fn, input, meta)
         state = _Run()
         token = current_trace_id.set(_trace_id_of(session))
         try:
@@ -606,13 +614,17 @@ class Interpreter:
             performer = self._perform_all_async
         return performer(effect)
 
-    def _begin(self, fn: Callable[..., Any], input: Any) -> RecordingSession | None:
+    def _begin(
+        self, fn: Callable[..., Any], input: Any, meta: dict[str, Any] | None
+    ) -> RecordingSession | None:
         if self.recorder is None:
             return None
         try:
             name = handler_name(fn)
             if name not in handlers and name not in _warned_unregistered:
                 _warn_unregistered(name)
+            if meta:
+                return self.recorder.begin(name, input, meta=meta)  # type: ignore[call-arg]
             return self.recorder.begin(name, input)
         except Exception:  # recording must never break the handler
             log.exception("prodture: recorder failed to start a trace; handler runs unrecorded")

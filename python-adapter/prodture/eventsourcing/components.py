@@ -255,6 +255,23 @@ class Coordinator:
         self.max_steps = max_steps
         self.routes: dict[type, _Route] = {}
         self.subscriptions: list[_Subscription] = []
+        self._recorder_made: Any = None
+
+    def _recorder(self) -> Any:
+        """The one recorder of every execution this coordinator runs (None without a sink)."""
+        if self.sink is None:
+            return None
+        if self._recorder_made is None:
+            from ..recorder import ALWAYS, Recorder
+
+            self._recorder_made = Recorder(self.sink, mode=self.mode or ALWAYS)
+        return self._recorder_made
+
+    def close(self) -> None:
+        """Write every pending trace and stop the recorder's writer thread (a later
+        :meth:`execute` starts it again)."""
+        if self._recorder_made is not None:
+            self._recorder_made.close()
 
     # -- wiring --------------------------------------------------------------------------------
 
@@ -290,8 +307,14 @@ class Coordinator:
     ) -> FlowResult:
         """Run ``command`` and everything it causes. Raises :class:`CommandRejected` when the
         first command is refused (unless ``raise_on_reject=False``); later rejections are in
-        the result."""
-        correlation_id = correlation_id or uuid.uuid4().hex
+        the result. Every trace of the flow is written by the time this returns or raises."""
+        try:
+            return self._flow(command, correlation_id or uuid.uuid4().hex, raise_on_reject)
+        finally:
+            if self._recorder_made is not None:
+                self._recorder_made.flush()
+
+    def _flow(self, command: Any, correlation_id: str, raise_on_reject: bool) -> FlowResult:
         result = FlowResult(correlation_id, [])
         work: deque[tuple[str, Any, Any, str]] = deque([(AGGREGATE, None, command, "")])
         steps = 0
@@ -390,7 +413,7 @@ class Coordinator:
             LoadStream: load,
             AppendStream: append,
         }
-        meta = {
+        meta: dict[str, Any] = {
             "component": kind,
             "correlation_id": correlation_id,
             "causation_id": causation,
@@ -400,18 +423,8 @@ class Coordinator:
             meta.update(domain=domain, root=root)
         if self.edition:
             meta["edition"] = self.edition
-        recorder = None
-        if self.sink is not None:
-            from ..recorder import ALWAYS, Recorder
-
-            recorder = Recorder(self.sink, mode=self.mode or ALWAYS, meta=meta)
-        try:
-            outcome = Interpreter(performers, recorder=recorder).run(fn, item)
-        finally:
-            if recorder is not None:
-                # one recorder per execution (its header carries this execution's ids): its
-                # writer thread has the trace on disk before the flow goes on, then stops
-                recorder.close()
+        # One trace per execution, each header saying which execution it was (the run's meta).
+        outcome = Interpreter(performers, recorder=self._recorder()).run(fn, item, meta=meta)
         execution.outcome = outcome
         error = ""
         speculative = getattr(store, "speculative", False)

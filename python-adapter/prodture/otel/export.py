@@ -63,8 +63,10 @@ class OtelRecorder:
         begin = getattr(inner, "begin", None)
         self._inner_takes_meta = begin is not None and "meta" in inspect.signature(begin).parameters
 
-    def begin(self, handler_name: str, input: Any) -> _OtelSession:
-        return _OtelSession(self, handler_name, input)
+    def begin(
+        self, handler_name: str, input: Any, *, meta: dict[str, Any] | None = None
+    ) -> _OtelSession:
+        return _OtelSession(self, handler_name, input, meta)
 
 
 class _OtelSession:
@@ -81,7 +83,13 @@ class _OtelSession:
         "own_trace_id",
     )
 
-    def __init__(self, owner: OtelRecorder, handler_name: str, input: Any) -> None:
+    def __init__(
+        self,
+        owner: OtelRecorder,
+        handler_name: str,
+        input: Any,
+        meta: dict[str, Any] | None = None,
+    ) -> None:
         self.owner = owner
         self.tracer = owner.tracer
         # Effect timings are perf_counter readings; spans want epoch nanoseconds.
@@ -102,6 +110,8 @@ class _OtelSession:
                 m.HEADER_META_TRACE_ID: otel_trace.format_trace_id(ids.trace_id),
                 m.HEADER_META_SPAN_ID: otel_trace.format_span_id(ids.span_id),
             }
+        if meta:  # the run's own header meta (Interpreter.run(..., meta=)), the span's ids over it
+            link = {**meta, **link}
         inner = owner.inner
         if inner is None:
             self.inner = None

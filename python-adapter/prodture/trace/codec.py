@@ -985,17 +985,28 @@ class MemoryBudget:
             while pos >= fed:
                 refill()
             head = data[pos]
-            try:
-                if 0x90 <= head <= 0x9F or head in (0xDC, 0xDD):
-                    n = unpacker.read_array_header()
-                elif 0x80 <= head <= 0x8F or head in (0xDE, 0xDF):
-                    n = unpacker.read_map_header()
-                else:
-                    value = unpacker.unpack()
-                    n = -1
-            except msgpack.OutOfData:
-                refill()
-                continue
+            container = 0x90 <= head <= 0x9F or head in (0xDC, 0xDD)
+            mapping = 0x80 <= head <= 0x8F or head in (0xDE, 0xDF)
+            read: Callable[[], Any] = (
+                unpacker.read_array_header
+                if container
+                else unpacker.read_map_header
+                if mapping
+                else unpacker.unpack
+            )
+            while True:
+                # A value cut by the end of what was fed has been partly consumed (tell()
+                # moved into it): the same read goes on once more is fed, never a new one
+                # from a byte inside the value.
+                try:
+                    got = read()
+                    break
+                except msgpack.OutOfData:
+                    refill()
+            if container or mapping:
+                n = got
+            else:
+                value, n = got, -1
             if n < 0:
                 if not (
                     value is None
