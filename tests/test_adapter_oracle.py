@@ -337,3 +337,33 @@ def test_random_walks_through_the_adapter(project, shape, seed):
             max_stops=60,
         )
     )
+
+
+def test_pipeline_effect_failure_stops_through_the_adapter(project):
+    """A pipeline step's recorded error stops where it arrives (the step's on_error), as in a
+    generator handler: reason exception, the error's type as text and exceptionId, the whole
+    sentence as description; the Locals show the error. Without the filter there is no stop."""
+    trace, user_file, truth = prepared(project, "command_pipeline")
+    (step, arrived), *_ = truth.failed.items()
+    client = start_session(trace, project, filters=["effectFailed", "uncaught"])
+    try:
+        stop = client.stopped()
+        sentence = "effect #2 Charge failed (recorded error): Declined: amount 17 refused"
+        assert stop["reason"] == "exception"
+        assert stop["text"] == "Declined" and stop["description"] == sentence
+        assert (stop["position"]["step"], stop["position"]["line"]) == (step, arrived.line)
+        assert stop["position"]["effect"] == 2 and not stop["position"]["end"]
+        info = client.request("exceptionInfo", {"threadId": client.thread_id()})["body"]
+        assert info["exceptionId"] == "Declined" and info["description"] == sentence
+        assert info["details"]["message"] == "amount 17 refused"
+        top = client.frames()[0]
+        assert (top["name"], top["line"]) == ("on_declined", arrived.line)
+        after = client.stopped("continue")
+        assert after["position"]["end"]
+    finally:
+        client.close()
+    client = start_session(trace, project, filters=["uncaught"])
+    try:
+        assert client.stopped()["position"]["end"]
+    finally:
+        client.close()

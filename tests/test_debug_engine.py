@@ -582,6 +582,7 @@ def test_command_handlers_pause_at_the_end_of_the_replay(tmp_path, shape):
     first = oracle_shapes.load if shape == "command_pipeline" else oracle_shapes.plain_command
     script = Script(["continue", "stepBack", "stepOut"])
     engine = engine_for(trace, fn, script)
+    engine.set_policy(StopPolicy(effect_failed=False))  # no stop at effect #2's failure
     engine.set_breakpoints(oracle_shapes.__file__, [Breakpoint(line_of(first, "wanted = order"))])
     outcome = engine.run()
     at_bp, end, back, end_again = script.stops[:4]
@@ -605,3 +606,36 @@ def test_end_of_replay_after_a_step_back_reports_the_real_exception(tmp_path):
         assert end["reason"] == StopKind.UNCAUGHT.value
         assert end["exception"] == ("PaymentDeclined", "amount must be greater than zero")
     assert engine.divergence is None
+
+
+@pytest.mark.parametrize(
+    "shape, receiver, amount",
+    [("command_pipeline", "on_declined", 17), ("plain_command", "<lambda>", 15)],
+)
+def test_command_handlers_stop_where_the_recorded_error_arrives(tmp_path, shape, receiver, amount):
+    """A Command / pipeline handler gets an effect's recorded error as the argument of the
+    Command's on_error: with effect-failed stops on, continue stops there (before its first
+    line) with the error's type and message, as a generator handler stops on its yield; step back
+    and step in go around it as around any stop; with the filter off it does not stop."""
+    fn, trace = record_shape(tmp_path, shape)
+    script = Script(["continue", "stepIn", "stepBack", "continue"])
+    engine = engine_for(trace, fn, script, stop_on_entry=True)
+    engine.set_policy(FAILURES)
+    engine.run()
+    entry, failed, first_line, back, failed_again = script.stops[:5]
+    assert failed["reason"] == StopKind.EFFECT_FAILED.value
+    assert failed["exception"] == ("Declined", f"amount {amount} refused")
+    assert (failed["function"], failed["effect"]) == (receiver, 2)
+    assert failed["locals"]["error"] == f"Declined('amount {amount} refused')"
+    assert (first_line["reason"], first_line["function"]) == ("step", receiver)
+    assert first_line["step"] == failed["step"] + 1 and not first_line["end"]
+    # back to a step before the failure (it comes after the line building the Command)
+    assert back["reason"] == "step" and back["step"] <= failed["step"]
+    assert failed_again["reason"] == StopKind.EFFECT_FAILED.value
+    assert (failed_again["step"], failed_again["line"]) == (failed["step"], failed["line"])
+
+    script = Script(["continue"])
+    engine = engine_for(trace, fn, script, stop_on_entry=True)
+    engine.set_policy(StopPolicy(effect_failed=False, uncaught=True))
+    engine.run()
+    assert [stop["reason"] for stop in script.stops] == ["entry", "end"]

@@ -155,6 +155,9 @@ def test_ground_truth_covers_every_shape(tmp_path_factory):
     for name in ("gen_yield_from", "async_helpers"):
         depths = {state.depth for state in truths[name].failed.values()}
         assert {2, 3} <= depths, (name, depths)  # errors thrown into helpers two deep and one deep
+    for name, receiver in (("command_pipeline", "on_declined"), ("plain_command", "<lambda>")):
+        # the recorded error arrives as the argument of the Command's on_error
+        assert [state.function for state in truths[name].failed.values()] == [receiver], name
     assert truths["own_raise"].error == ("PaymentDeclined", "amount must be greater than zero")
     assert truths["uncaught_effect_error"].error == ("Declined", "amount 11 refused")
 

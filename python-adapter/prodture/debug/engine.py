@@ -369,12 +369,21 @@ class StepEngine:
 
     def _on_resume(self, frame: Any) -> None:
         call, record = self._pending_effect  # type: ignore[misc]
-        site = call.site
         code = frame.f_code
+        if record is not None and not record.ok:
+            # a generator or coroutine gets the error thrown in next (the exception event
+            # stops); a Command / pipeline handler gets it as the argument of the Command's
+            # on_error: this call is where it arrives
+            if (
+                self.run_mode is RunMode.RUN
+                and code.co_argcount
+                and frame.f_locals.get(code.co_varnames[0]) is record.error
+            ):
+                self._on_effect_failed(frame, call, record)
+            return
+        site = call.site
         if site is not None and (code.co_filename != site[0] or frame.f_lineno != site[1]):
             return
-        if record is not None and not record.ok:
-            return  # the error is thrown in next: the exception event stops
         self._pending_effect = None
         if self.policy.every_effect and self.run_mode is RunMode.RUN:
             self._stop(
@@ -389,6 +398,28 @@ class StepEngine:
                 )
             )
 
+    def _on_effect_failed(self, frame: Any, call: EffectCall, record: EffectRecord) -> bool:
+        """An effect's recorded error arrives in ``frame``: stop there if the policy says so
+        (True when it stopped)."""
+        self._pending_effect = None
+        if not self.policy.effect_stops:
+            return False
+        error = record.error
+        self._last_exc_stop = (id(error), self.step)
+        self._stop(
+            Stop(
+                StopKind.EFFECT_FAILED,
+                self.step,
+                self.effects_done,
+                frame,
+                exception=ExceptionInfo.of(error),
+                record=record,
+                effect_seq=call.seq,
+                effect_type=type(call.effect).__name__,
+            )
+        )
+        return True
+
     def _on_exception(self, frame: Any, arg: Any) -> None:
         self._exc_frame = frame
         self._last_exc = arg[1]
@@ -398,22 +429,7 @@ class StepEngine:
         pending = self._pending_effect
         if pending is not None and pending[1] is not None and pending[1].error is exc:
             # the effect's recorded error, thrown into the frame that yielded it
-            call, record = pending
-            self._pending_effect = None
-            if self.policy.effect_stops:
-                self._last_exc_stop = (id(exc), self.step)
-                self._stop(
-                    Stop(
-                        StopKind.EFFECT_FAILED,
-                        self.step,
-                        self.effects_done,
-                        frame,
-                        exception=ExceptionInfo.of(exc),
-                        record=record,
-                        effect_seq=call.seq,
-                        effect_type=type(call.effect).__name__,
-                    )
-                )
+            if self._on_effect_failed(frame, *pending):
                 return
         if self.policy.raised and self._last_exc_stop != (id(exc), self.step):
             self._last_exc_stop = (id(exc), self.step)
