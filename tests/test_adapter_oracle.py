@@ -26,7 +26,7 @@ import pytest
 import step_oracle as oracle
 from adapter_support import start_session
 from dap_client import DapClient
-from test_step_oracle import menu
+from test_step_oracle import condition_menu, conditions, menu
 
 TESTS = Path(__file__).resolve().parent
 SHAPES = ["gen_yield_from", "async_helpers", "command_pipeline"]
@@ -88,7 +88,6 @@ _truths: dict[str, tuple[str, str, oracle.GroundTruth]] = {}
 def prepared(project: Path, shape: str) -> tuple[str, str, oracle.GroundTruth]:
     """(trace path, user file, ground truth) of one shape, recorded once per module."""
     if shape not in _truths:
-        conditions = [[line, c] for line, c in menu(shape) if c is not None]
         out = subprocess.run(
             [
                 sys.executable,
@@ -97,7 +96,7 @@ def prepared(project: Path, shape: str) -> tuple[str, str, oracle.GroundTruth]:
                 str(project),
                 str(TESTS),
                 shape,
-                json.dumps(conditions),
+                json.dumps(conditions(shape)),
             ],
             cwd=project,
             check=True,
@@ -317,6 +316,20 @@ def test_every_step_through_the_adapter(project, shape):
     then = ["stepBack"] * 6 + ["stepOut", "next", "stepIn", "stepBack", "reverseContinue"]
     chooser = oracle.walk_through(then)
     check(DapSession(f"{shape}/walk", project, shaped, chooser, max_stops=shaped[2].last + 40))
+
+
+@pytest.mark.parametrize("shape", ["gen_yield_from", "command_pipeline"])
+def test_reverse_continue_over_several_conditions_through_the_adapter(project, shape):
+    """Conditional breakpoints in several functions set at the end of the replay: each
+    reverseContinue a client sends lands on the latest earlier step where one is true."""
+    shaped = prepared(project, shape)
+    pair = condition_menu(shape)
+    truth = shaped[2]
+    backward = ["reverseContinue"] * (sum(len(truth.condition_true[c]) for c in pair) + 1)
+    commands: list[Any] = ["continue", ("breakpoints", set(pair)), *backward, "continue"]
+    scripted = oracle.scripted(commands)
+    # no effect-failed stops: the first continue runs to the end of the replay
+    check(DapSession(f"{shape}/conditions", project, shaped, scripted, effect_failed=False))
 
 
 @pytest.mark.slow

@@ -21,6 +21,8 @@ __all__ = ["SettraceFastForward", "MonitoringFastForward", "MONITORING"]
 MONITORING = sys.version_info >= (3, 12)
 
 Arrive = Callable[[Any], Any]  # arrive(frame) -> the frame's tracer from now on (or None)
+Watch = dict[Any, frozenset[int]]  # a scan's code objects -> the lines watched in each
+Visit = Callable[[Any, int], None]  # visit(frame, line) at each watched line event of a scan
 Install = Callable[[Any], None]
 
 
@@ -58,16 +60,19 @@ class SettraceFastForward:
 
         return install
 
-    def scan(self, code: Any, line: int, visit: Callable[[Any], None]) -> None:
-        """From the start of a run, call ``visit(frame)`` at every line event on ``line`` of
-        ``code`` (and nowhere else); ``visit`` ends the scan by raising."""
+    def scan(self, watch: Watch, visit: Visit) -> None:
+        """From the start of a run, call ``visit(frame, line)`` at every line event on the
+        watched lines of the watched code objects (and nowhere else); ``visit`` ends the scan
+        by raising."""
 
         def scan_local(frame: Any, event: str, arg: Any) -> Any:
-            if event == "line" and frame.f_lineno == line:
-                visit(frame)
+            if event == "line":
+                line = frame.f_lineno
+                if line in watch[frame.f_code]:
+                    visit(frame, line)
             return scan_local
 
-        self._settrace(lambda frame, event, arg: scan_local if frame.f_code is code else None)
+        self._settrace(lambda frame, event, arg: scan_local if frame.f_code in watch else None)
 
     def stop(self) -> None:
         pass  # the engine turns sys.settrace off itself
@@ -82,7 +87,8 @@ class MonitoringFastForward:
 
     def __init__(self) -> None:
         self._tool: int | None = None
-        self._monitored: Any = None  # the code object being watched
+        self._monitored: Any = None  # the code object being watched (fast-forward)
+        self._scanned: tuple[Any, ...] = ()  # the code objects being watched (scan)
 
     def available(self) -> bool:
         """Takes our tool id on first use; False when every id is taken (coverage, profilers):
@@ -145,44 +151,49 @@ class MonitoringFastForward:
 
         return install
 
-    def scan(self, code: Any, line: int, visit: Callable[[Any], None]) -> None:
-        """As :meth:`SettraceFastForward.scan`, with LINE / JUMP events on ``code`` alone."""
+    def scan(self, watch: Watch, visit: Visit) -> None:
+        """As :meth:`SettraceFastForward.scan`, with LINE / JUMP events on the watched code
+        objects alone."""
         mon = sys.monitoring  # type: ignore[attr-defined]  # 3.12+ only; mypy checks as 3.10
         events = mon.events
         disable = mon.DISABLE
-        starts = [start for start, _, _ in code.co_lines()]
-        lines = [ln for _, _, ln in code.co_lines()]
-
-        def line_of(offset: int) -> Any:
-            return lines[bisect.bisect_right(starts, offset) - 1]
+        line_tables = {
+            code: ([start for start, _, _ in code.co_lines()], [ln for _, _, ln in code.co_lines()])
+            for code in watch
+        }
 
         def on_line(c: Any, lineno: int) -> Any:
-            if c is not code or lineno != line:
+            lines = watch.get(c)
+            if lines is None or lineno not in lines:
                 return disable
-            visit(sys._getframe(1))
+            visit(sys._getframe(1), lineno)
             return None
 
         def on_jump(c: Any, source: int, destination: int) -> Any:
-            if (
-                c is not code
-                or destination >= source
-                or line_of(destination) != line
-                or line_of(source) != line
-            ):
+            lines = watch.get(c)
+            if lines is None or destination >= source:
                 return disable
-            visit(sys._getframe(1))
+            starts, numbers = line_tables[c]
+            line = numbers[bisect.bisect_right(starts, source) - 1]
+            if line not in lines or numbers[bisect.bisect_right(starts, destination) - 1] != line:
+                return disable  # a jump's ends never change: never ask again for this one
+            visit(sys._getframe(1), line)
             return None
 
         mon.restart_events()
         mon.register_callback(self._tool, events.LINE, on_line)
         mon.register_callback(self._tool, events.JUMP, on_jump)
-        self._monitored = code
-        mon.set_local_events(self._tool, code, events.LINE | events.JUMP)
+        self._scanned = tuple(watch)
+        for code in watch:
+            mon.set_local_events(self._tool, code, events.LINE | events.JUMP)
 
     def stop(self) -> None:
         if self._monitored is not None:
             sys.monitoring.set_local_events(self._tool, self._monitored, 0)  # type: ignore[attr-defined]  # 3.12+ only
             self._monitored = None
+        for code in self._scanned:
+            sys.monitoring.set_local_events(self._tool, code, 0)  # type: ignore[attr-defined]  # 3.12+ only
+        self._scanned = ()
 
     def close(self) -> None:
         """Frees the tool id (the engine's run is over)."""
