@@ -807,49 +807,52 @@ class StepEngine:
         plan = target.scan_hits
         if not plan:
             return False
-        # (code, line) -> [breakpoint, steps of its earlier hits in order, hits seen so far]
-        hits: dict[tuple[Any, int], list[Any]] = {}
-        watch: dict[Any, set[int]] = {}
+        floor = target.scan_floor
+        best = floor
+        # hits still to evaluate (after the floor), over every location
+        left = sum(len(steps) - bisect.bisect_right(steps, floor) for steps in plan.values())
+
+        def visitor(bp: Breakpoint, steps: list[int]) -> Callable[[Any], None]:
+            """Visits the hits of one location: its n-th hit on the re-run is steps[n]."""
+            seen = 0
+            first = bisect.bisect_right(steps, floor)  # the hits before are not evaluated
+            results = bp.results
+
+            def visit(frame: Any) -> None:
+                nonlocal seen, best, left
+                n = seen
+                seen = n + 1
+                if n < first or n >= len(steps):  # after the last: the re-run's end warns
+                    return
+                step = steps[n]
+                left -= 1
+                fires = results.get(step)  # evaluated before (replay is deterministic)
+                if fires is None:
+                    fires = bp.fires(frame, step) is not False  # a condition error stops too
+                if fires:
+                    best = step  # hits come in step order: a later true one is the latest
+                if not left:
+                    kind = StopKind.BREAKPOINT if best else StopKind.ENTRY
+                    raise self._rewind(Rewind(best or 1, kind))
+
+            return visit
+
+        watch: dict[Any, dict[int, Callable[[Any], None]]] = {}
         entry_lines = False
         for loc, steps in plan.items():
             code = self._codes[loc >> _LINE_BITS]
             line = loc & _LINE_MASK
-            hits[(code, line)] = [self._bp_by_loc[loc], steps, 0]
-            watch.setdefault(code, set()).add(line)
+            watch.setdefault(code, {})[line] = visitor(self._bp_by_loc[loc], steps)
             # sys.monitoring may fire no LINE event on the code's entry line (see fast-forward)
-            entry_lines = entry_lines or line == next(
-                (ln for _, _, ln in code.co_lines() if ln is not None), None
-            )
+            entry = next((ln for _, _, ln in code.co_lines() if ln is not None), None)
+            entry_lines = entry_lines or line == entry
         monitoring = self._monitoring
         if monitoring is not None and not entry_lines and monitoring.available():
             strategy: Any = monitoring
         else:
             strategy = self._settrace_ff
-        floor = target.scan_floor
-        best = floor
-        left = sum(len(steps) - bisect.bisect_right(steps, floor) for steps in plan.values())
-
-        def visit(frame: Any, line: int) -> None:
-            nonlocal best, left
-            hit = hits[(frame.f_code, line)]
-            bp, steps, seen = hit
-            if seen == len(steps):
-                return  # more hits than the first run had: the re-run's end warns
-            hit[2] = seen + 1
-            step = steps[seen]
-            if step <= floor:
-                return
-            left -= 1
-            known = bp.results.get(step)  # evaluated before (replay is deterministic)
-            fires = known if known is not None else bp.fires(frame, step) is not False
-            if fires:
-                best = step  # hits come in step order: a later true one is the latest
-            if not left:
-                kind = StopKind.BREAKPOINT if best else StopKind.ENTRY
-                raise self._rewind(Rewind(best or 1, kind))
-
         self.run_mode = RunMode.FAST_FORWARD  # no stops, no history on the way
-        strategy.scan({code: frozenset(lines) for code, lines in watch.items()}, visit)
+        strategy.scan(watch)
         return True
 
     def _start_fast_forward(self, target: Rewind) -> None:

@@ -21,8 +21,8 @@ __all__ = ["SettraceFastForward", "MonitoringFastForward", "MONITORING"]
 MONITORING = sys.version_info >= (3, 12)
 
 Arrive = Callable[[Any], Any]  # arrive(frame) -> the frame's tracer from now on (or None)
-Watch = dict[Any, frozenset[int]]  # a scan's code objects -> the lines watched in each
-Visit = Callable[[Any, int], None]  # visit(frame, line) at each watched line event of a scan
+# a scan's code objects -> {line: visit}; visit(frame) at each line event on that line
+Watch = dict[Any, dict[int, Callable[[Any], None]]]
 Install = Callable[[Any], None]
 
 
@@ -60,19 +60,23 @@ class SettraceFastForward:
 
         return install
 
-    def scan(self, watch: Watch, visit: Visit) -> None:
-        """From the start of a run, call ``visit(frame, line)`` at every line event on the
-        watched lines of the watched code objects (and nowhere else); ``visit`` ends the scan
-        by raising."""
+    def scan(self, watch: Watch) -> None:
+        """From the start of a run, call ``watch[code][line](frame)`` at every line event on a
+        watched line of a watched code object (and nowhere else); a visit ends the scan by
+        raising."""
 
-        def scan_local(frame: Any, event: str, arg: Any) -> Any:
-            if event == "line":
-                line = frame.f_lineno
-                if line in watch[frame.f_code]:
-                    visit(frame, line)
+        def tracer_of(visits: dict[int, Callable[[Any], None]]) -> Any:
+            def scan_local(frame: Any, event: str, arg: Any) -> Any:
+                if event == "line":
+                    visit = visits.get(frame.f_lineno)
+                    if visit is not None:
+                        visit(frame)
+                return scan_local
+
             return scan_local
 
-        self._settrace(lambda frame, event, arg: scan_local if frame.f_code in watch else None)
+        tracers = {code: tracer_of(visits) for code, visits in watch.items()}
+        self._settrace(lambda frame, event, arg: tracers.get(frame.f_code))
 
     def stop(self) -> None:
         pass  # the engine turns sys.settrace off itself
@@ -151,7 +155,7 @@ class MonitoringFastForward:
 
         return install
 
-    def scan(self, watch: Watch, visit: Visit) -> None:
+    def scan(self, watch: Watch) -> None:
         """As :meth:`SettraceFastForward.scan`, with LINE / JUMP events on the watched code
         objects alone."""
         mon = sys.monitoring  # type: ignore[attr-defined]  # 3.12+ only; mypy checks as 3.10
@@ -163,21 +167,23 @@ class MonitoringFastForward:
         }
 
         def on_line(c: Any, lineno: int) -> Any:
-            lines = watch.get(c)
-            if lines is None or lineno not in lines:
+            visits = watch.get(c)
+            visit = visits.get(lineno) if visits is not None else None
+            if visit is None:
                 return disable
-            visit(sys._getframe(1), lineno)
+            visit(sys._getframe(1))
             return None
 
         def on_jump(c: Any, source: int, destination: int) -> Any:
-            lines = watch.get(c)
-            if lines is None or destination >= source:
+            visits = watch.get(c)
+            if visits is None or destination >= source:
                 return disable
             starts, numbers = line_tables[c]
             line = numbers[bisect.bisect_right(starts, source) - 1]
-            if line not in lines or numbers[bisect.bisect_right(starts, destination) - 1] != line:
+            visit = visits.get(line)
+            if visit is None or numbers[bisect.bisect_right(starts, destination) - 1] != line:
                 return disable  # a jump's ends never change: never ask again for this one
-            visit(sys._getframe(1), line)
+            visit(sys._getframe(1))
             return None
 
         mon.restart_events()
