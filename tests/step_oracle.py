@@ -25,7 +25,7 @@ import dataclasses
 import random
 import re
 import sys
-from collections.abc import Callable, Iterable
+from collections.abc import Callable, Iterable, Sequence
 from typing import Any
 
 from prodture.debug import engine as engine_module
@@ -443,7 +443,7 @@ def walk_through(then: list[Any] | None = None) -> Chooser:
     return choose
 
 
-def random_walk(seed: int, breakpoint_menu: list[tuple[int, str | None]]) -> Chooser:
+def random_walk(seed: int, breakpoint_menu: Sequence[tuple[int, str | None]]) -> Chooser:
     """A seeded random walk over every command, breakpoint changes included."""
     rng = random.Random(seed)
 

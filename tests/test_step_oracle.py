@@ -128,7 +128,7 @@ def menu(shape: str) -> list[tuple[int, str | None]]:
     return [(line_of(fn, text), condition) for fn, text, condition in MENUS[shape]]
 
 
-def condition_menu(shape: str) -> list[tuple[int, str | None]]:
+def condition_menu(shape: str) -> list[tuple[int, str]]:
     return [(line_of(fn, text), condition) for fn, text, condition in CONDITIONS.get(shape, [])]
 
 

@@ -380,12 +380,14 @@ class StepEngine:
             # a generator or coroutine gets the error thrown in next (the exception event
             # stops); a Command / pipeline handler gets it as the argument of the Command's
             # on_error: this call is where it arrives
+            error = record.error
             if (
-                self.run_mode is RunMode.RUN
+                error is not None
+                and self.run_mode is RunMode.RUN
                 and code.co_argcount
-                and frame.f_locals.get(code.co_varnames[0]) is record.error
+                and frame.f_locals.get(code.co_varnames[0]) is error
             ):
-                self._on_effect_failed(frame, call, record)
+                self._on_effect_failed(frame, call, record, error)
             return
         site = call.site
         if site is not None and (code.co_filename != site[0] or frame.f_lineno != site[1]):
@@ -404,13 +406,14 @@ class StepEngine:
                 )
             )
 
-    def _on_effect_failed(self, frame: Any, call: EffectCall, record: EffectRecord) -> bool:
-        """An effect's recorded error arrives in ``frame``: stop there if the policy says so
+    def _on_effect_failed(
+        self, frame: Any, call: EffectCall, record: EffectRecord, error: BaseException
+    ) -> bool:
+        """An effect's recorded ``error`` arrives in ``frame``: stop there if the policy says so
         (True when it stopped)."""
         self._pending_effect = None
         if not self.policy.effect_stops:
             return False
-        error = record.error
         self._last_exc_stop = (id(error), self.step)
         self._stop(
             Stop(
@@ -435,7 +438,7 @@ class StepEngine:
         pending = self._pending_effect
         if pending is not None and pending[1] is not None and pending[1].error is exc:
             # the effect's recorded error, thrown into the frame that yielded it
-            if self._on_effect_failed(frame, *pending):
+            if self._on_effect_failed(frame, pending[0], pending[1], exc):
                 return
         if self.policy.raised and self._last_exc_stop != (id(exc), self.step):
             self._last_exc_stop = (id(exc), self.step)
