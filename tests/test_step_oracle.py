@@ -315,12 +315,43 @@ def _hits(truth: oracle.GroundTruth, line: int) -> set[int]:
     return {k for k, state in enumerate(truth.states, 1) if state.line == line}
 
 
+# Python 3.13's sys.monitoring fires no LINE event on the `try:` line that follows a `yield from`
+# when the fast-forward starts watching at an effect checkpoint while the frame is suspended in
+# that `yield from` (the legacy tracer that recorded the history reports one): the re-run ends
+# without reaching the step. A fast-forward bug found by the walks below, present on main.
+FAST_FORWARD_313 = pytest.mark.xfail(
+    sys.version_info[:2] == (3, 13),
+    strict=True,
+    reason="3.13 sys.monitoring misses the line after a yield from resumed past a checkpoint",
+)
+
+
+@FAST_FORWARD_313
+def test_step_back_onto_the_line_after_a_yield_from(tmp_path_factory):
+    """Step back twice from the line after `try:` (each a fast-forward from the effect
+    checkpoint inside the `yield from` before it) lands on `try:`, then on the helper's return."""
+    fn, trace, truth = prepared("gen_yield_from", tmp_path_factory)
+    commands: list[Any] = ["stepIn"] * 33 + ["stepBack"] * 3
+    check(
+        oracle.Session(
+            "gen_yield_from/try-after-yield-from",
+            trace,
+            fn,
+            truth,
+            USER_FILE,
+            oracle.scripted(commands),
+        )
+    )
+
+
 @pytest.mark.slow
 @pytest.mark.parametrize("shape", list(CONDITIONS))
 @pytest.mark.parametrize("seed", range(4))
-def test_random_walks_with_several_conditional_breakpoints(shape, seed, tmp_path_factory):
+def test_random_walks_with_several_conditional_breakpoints(shape, seed, tmp_path_factory, request):
     """Seeded random walks whose breakpoint changes pick among the shape's conditional
     breakpoints only (0 to 3 at once, in one or several code objects)."""
+    if (shape, seed) == ("gen_yield_from", 3):
+        request.applymarker(FAST_FORWARD_313)  # it steps back onto that `try:` line
     fn, trace, truth = prepared(shape, tmp_path_factory)
     walk = oracle.random_walk(seed + 100, condition_menu(shape))
     check(
