@@ -639,3 +639,42 @@ def test_command_handlers_stop_where_the_recorded_error_arrives(tmp_path, shape,
     engine.set_policy(StopPolicy(effect_failed=False, uncaught=True))
     engine.run()
     assert [stop["reason"] for stop in script.stops] == ["entry", "end"]
+
+
+def _load_order(order):
+    import oracle_shapes
+
+    return prodture.Command(oracle_shapes.Fetch(order["n"]), then=lambda value: value + 1)
+
+
+def _charge_unguarded(value):
+    import oracle_shapes
+
+    # no on_error: a failure leaves the handler
+    return prodture.Command(oracle_shapes.Charge(value * 2 + 1))
+
+
+unguarded_pipeline = prodture.handler(
+    prodture.pipeline(_load_order, _charge_unguarded), name="tests.engine:unguarded_pipeline"
+)
+
+
+def test_a_pipeline_failure_no_step_catches_is_reported_by_the_end_stop(tmp_path):
+    """No on_error receives the recorded error (no user frame does): there is no effect-failed
+    stop, and the end-of-replay stop reports the error as uncaught."""
+    import oracle_shapes
+
+    directory = tmp_path / "traces"
+    recorder = prodture.Recorder(prodture.DirectorySink(directory))
+    interpreter = prodture.Interpreter(oracle_shapes.PERFORMERS, recorder=recorder)
+    interpreter.run(unguarded_pipeline, {"n": 2})
+    recorder.close()
+    trace = read_trace(next(directory.glob("*.prodtrace")))
+    script = Script(["continue"])
+    engine = engine_for(trace, unguarded_pipeline, script, stop_on_entry=True)
+    engine.set_policy(FAILURES)
+    engine.run()
+    entry, end = script.stops
+    assert (end["reason"], end["end"]) == (StopKind.UNCAUGHT.value, True)
+    assert end["exception"] == ("Declined", "amount 17 refused")
+    assert end["function"] == "_charge_unguarded"
