@@ -116,7 +116,8 @@ def ground_truth(
         """A Command's ``on_error`` called with the recorded error (a Command / ``pipeline``
         handler gets the error as an argument, not thrown into a frame)."""
         code = frame.f_code
-        return code.co_argcount > 0 and frame.f_locals.get(code.co_varnames[0]) is thrown
+        values = frame.f_locals
+        return any(values.get(name) is thrown for name in code.co_varnames[: code.co_argcount])
 
     def local(frame: Any, event: str, arg: Any) -> Any:
         nonlocal thrown, end

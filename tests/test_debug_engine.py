@@ -678,3 +678,42 @@ def test_a_pipeline_failure_no_step_catches_is_reported_by_the_end_stop(tmp_path
     assert (end["reason"], end["end"]) == (StopKind.UNCAUGHT.value, True)
     assert end["exception"] == ("Declined", "amount 17 refused")
     assert end["function"] == "_charge_unguarded"
+
+
+class _Refunds:
+    def refuse(self, error):
+        note = f"refused: {error}"
+        return note
+
+
+def _charge_with_method(value):
+    import oracle_shapes
+
+    return prodture.Command(oracle_shapes.Charge(value * 2 + 1), on_error=_Refunds().refuse)
+
+
+method_pipeline = prodture.handler(
+    prodture.pipeline(_load_order, _charge_with_method), name="tests.engine:method_pipeline"
+)
+
+
+def test_a_bound_method_on_error_gets_the_effect_failed_stop(tmp_path):
+    """The recorded error arrives as the second argument of a bound method: the stop is there."""
+    import oracle_shapes
+
+    directory = tmp_path / "traces"
+    recorder = prodture.Recorder(prodture.DirectorySink(directory))
+    interpreter = prodture.Interpreter(oracle_shapes.PERFORMERS, recorder=recorder)
+    interpreter.run(method_pipeline, {"n": 2})
+    recorder.close()
+    trace = read_trace(next(directory.glob("*.prodtrace")))
+    script = Script(["continue", "next", "continue"])
+    engine = engine_for(trace, method_pipeline, script, stop_on_entry=True)
+    engine.set_policy(FAILURES)
+    engine.run()
+    entry, failed, first_line, end = script.stops
+    assert (failed["reason"], failed["function"]) == (StopKind.EFFECT_FAILED.value, "refuse")
+    assert failed["exception"] == ("Declined", "amount 17 refused")
+    assert failed["locals"]["error"] == "Declined('amount 17 refused')"
+    assert first_line["line"] == line_of(_Refunds.refuse, "note = ")
+    assert end["end"] and end["exception"] is None

@@ -378,16 +378,13 @@ class StepEngine:
         code = frame.f_code
         if record is not None and not record.ok:
             # a generator or coroutine gets the error thrown in next (the exception event
-            # stops); a Command / pipeline handler gets it as the argument of the Command's
-            # on_error: this call is where it arrives
+            # stops); a Command / pipeline handler gets it as an argument of the Command's
+            # on_error (a method's second): this call is where it arrives
             error = record.error
-            if (
-                error is not None
-                and self.run_mode is RunMode.RUN
-                and code.co_argcount
-                and frame.f_locals.get(code.co_varnames[0]) is error
-            ):
-                self._on_effect_failed(frame, call, record, error)
+            if error is not None and self.run_mode is RunMode.RUN and code.co_argcount:
+                values = frame.f_locals
+                if any(values.get(name) is error for name in code.co_varnames[: code.co_argcount]):
+                    self._on_effect_failed(frame, call, record, error)
             return
         site = call.site
         if site is not None and (code.co_filename != site[0] or frame.f_lineno != site[1]):
