@@ -315,26 +315,29 @@ def _hits(truth: oracle.GroundTruth, line: int) -> set[int]:
     return {k for k, state in enumerate(truth.states, 1) if state.line == line}
 
 
-# Python 3.13's sys.monitoring fires no LINE event on the `try:` line that follows a `yield from`
-# when the fast-forward starts watching at an effect checkpoint while the frame is suspended in
-# that `yield from` (the legacy tracer that recorded the history reports one): the re-run ends
-# without reaching the step. A fast-forward bug found by the walks below, present on main.
+# Python 3.13: a recorded error thrown into `results = yield from pay_twice(...)` is caught inside
+# the delegate, which then returns; the frame resumes through CPython's CLEANUP_THROW path and the
+# legacy tracer that recorded the history reports that line once more (step 30 of gen_yield_from).
+# A fast-forward to that step watches with sys.monitoring from the effect checkpoint, installed
+# while the frame is suspended in the `yield from`: it gets neither a LINE nor a JUMP event there,
+# and the re-run ends without reaching the step. A fast-forward bug found by the walks below,
+# present on main.
 FAST_FORWARD_313 = pytest.mark.xfail(
     sys.version_info[:2] == (3, 13),
     strict=True,
-    reason="3.13 sys.monitoring misses the line after a yield from resumed past a checkpoint",
+    reason="3.13 sys.monitoring reports no event where a yield from resumes after CLEANUP_THROW",
 )
 
 
 @FAST_FORWARD_313
-def test_step_back_onto_the_line_after_a_yield_from(tmp_path_factory):
-    """Step back twice from the line after `try:` (each a fast-forward from the effect
-    checkpoint inside the `yield from` before it) lands on `try:`, then on the helper's return."""
+def test_step_back_onto_a_yield_from_resumed_by_a_thrown_error(tmp_path_factory):
+    """Step back onto the `yield from` line the handler resumes on once the delegate caught the
+    recorded error thrown into it (the step after the delegate's return): the stop is there."""
     fn, trace, truth = prepared("gen_yield_from", tmp_path_factory)
     commands: list[Any] = ["stepIn"] * 33 + ["stepBack"] * 3
     check(
         oracle.Session(
-            "gen_yield_from/try-after-yield-from",
+            "gen_yield_from/yield-from-after-throw",
             trace,
             fn,
             truth,
@@ -351,7 +354,7 @@ def test_random_walks_with_several_conditional_breakpoints(shape, seed, tmp_path
     """Seeded random walks whose breakpoint changes pick among the shape's conditional
     breakpoints only (0 to 3 at once, in one or several code objects)."""
     if (shape, seed) == ("gen_yield_from", 3):
-        request.applymarker(FAST_FORWARD_313)  # it steps back onto that `try:` line
+        request.applymarker(FAST_FORWARD_313)  # it steps back onto that line
     fn, trace, truth = prepared(shape, tmp_path_factory)
     walk = oracle.random_walk(seed + 100, condition_menu(shape))
     check(
