@@ -1,6 +1,6 @@
 """Benchmarks of the debug adapter, end to end through DAP (``python -m prodture.adapter`` on stdio).
 
-    python benchmarks/bench_adapter.py [--python PY] [--repeat N]
+    python benchmarks/bench_adapter.py [--python PY] [--repeat N] [--only GROUPS]
 
 Prints the measured interpreter first, then one line per figure, ``name: value`` (median of
 repeated runs; p95, sample count, where it was measured and the goal follow in parentheses):
@@ -24,6 +24,9 @@ repeated runs; p95, sample count, where it was measured and the goal follow in p
 - ``cond_reverse_continue_300k_s``  from there, the condition changed to be true only at the
                             11th hit, ``reverseContinue`` (every hit in between is evaluated);
                             goal ≤ 0.5 s
+- ``cond2_reverse_continue_300k_s``  the same with a second conditional breakpoint (another line
+                            of the loop, also hit 50k times): ``reverseContinue`` evaluates both
+                            conditions at every earlier hit; goal ≤ 0.5 s
 - ``forward_slowdown``      replaying the ~1M-step trace under the adapter with no breakpoints
                             (configurationDone → end-of-replay stop) ÷ plain headless replay with
                             ``prodture.replay.Replayer`` in the same interpreter
@@ -81,6 +84,8 @@ DEEP_MARK = 2_499_900
 SCAN_ITERATIONS = 50_000  # 6 line steps per iteration: ~300k steps, the COND line hit 50k times
 SCAN_LATE = "i == 49_990"  # the first stop: true at one hit near the end
 SCAN_EARLY = "i == 10"  # then reverse continue to the 11th hit
+SCAN2_LATE = "i == -1"  # cond2: a second conditional breakpoint, never true on the way forward
+SCAN2_EARLY = "i == 5"  # then true at its 6th hit, before the COND line's 11th: not the target
 
 HANDLER_MODULE = '''\
 """Synthetic handler for bench_adapter.py."""
@@ -115,7 +120,7 @@ def scan(request):
     total = 0
     for i in range(request["n"]):
         a = i * 7 % 11
-        b = a + i % 3
+        b = a + i % 3  # PAIR
         c = b * 2
         total += a - c  # COND
         if i % request["every"] == 0:
@@ -460,6 +465,56 @@ def bench_conditional(python: str, project: Path, trace: Path, repeat: int) -> N
     )
 
 
+def bench_conditional_pair(python: str, project: Path, trace: Path, repeat: int) -> None:
+    """cond2_reverse_continue_300k_s: reverse continue over two conditional breakpoints."""
+    lines = (line_of("# COND"), line_of("# PAIR"))
+    module = str(project / "benchmod.py")
+    reverse: list[float] = []
+    steps = (0, 0)
+
+    def conditions(client: Any, texts: tuple[str, str]) -> None:
+        client.request(
+            "setBreakpoints",
+            {
+                "source": {"path": module},
+                "breakpoints": [
+                    {"line": line, "condition": text}
+                    for line, text in zip(lines, texts, strict=True)
+                ],
+            },
+        )
+
+    for session in range(repeat):
+        client = start_session(python, trace, project, {})
+        try:
+            conditions(client, (SCAN_LATE, SCAN2_LATE))
+            client.drain("stopped")
+            client.configuration_done()
+            stop = client.stopped(timeout=600)
+            assert stop["reason"] == "breakpoint" and stop["position"]["line"] == lines[0], stop
+            for _ in range(3 if session == 0 else 1):
+                conditions(client, (SCAN_EARLY, SCAN2_EARLY))
+                elapsed, back = timed_stop(client, "reverseContinue")
+                assert back["reason"] == "breakpoint", back
+                assert back["position"]["line"] == lines[0], back
+                assert back["position"]["step"] < stop["position"]["step"] // 100, (back, stop)
+                reverse.append(elapsed)
+                steps = (stop["position"]["step"], back["position"]["step"])
+                conditions(client, (SCAN_LATE, SCAN2_LATE))
+                _, again = timed_stop(client, "continue")
+                assert again["position"]["step"] == stop["position"]["step"], (again, stop)
+        finally:
+            client.close()
+    report(
+        "cond2_reverse_continue_300k_s",
+        reverse,
+        1,
+        0.5,
+        f"from step {steps[0]:,} to step {steps[1]:,}, two conditional breakpoints",
+        digits=3,
+    )
+
+
 def bench_forward(python: str, project: Path, trace: Path, repeat: int) -> None:
     under_adapter = []
     for _ in range(repeat):
@@ -499,6 +554,12 @@ def main(argv: list[str] | None = None) -> int:
     )
     parser.add_argument("--keep", action="store_true", help="keep the temp dir (printed)")
     parser.add_argument("--samples", action="store_true", help="also print every sample, in order")
+    parser.add_argument(
+        "--only",
+        default="",
+        help="comma-separated groups to run (launch, pipelined, stepping, conditional, deep, "
+        "forward); default: all",
+    )
     args = parser.parse_args(argv)
     global SHOW_SAMPLES
     SHOW_SAMPLES = args.samples
@@ -522,28 +583,44 @@ def main(argv: list[str] | None = None) -> int:
 
     work = Path(tempfile.mkdtemp(prefix="prodture-bench-"))
     try:
+        groups = set(filter(None, args.only.split(","))) or {
+            "launch",
+            "pipelined",
+            "stepping",
+            "conditional",
+            "deep",
+            "forward",
+        }
         example, failing = record_checkout(python, work)
         project = make_synthetic(python, work)
-        marks = sorted(MARKS + [REVERSE_MARK])
-        trace = record_synthetic(
-            python, project, "1m", "crunch", {"n": ITERATIONS, "every": EVERY, "marks": marks}
-        )
-        scan = record_synthetic(
-            python, project, "scan", "scan", {"n": SCAN_ITERATIONS, "every": EVERY}
-        )
-        deep = record_synthetic(
-            python,
-            project,
-            "10m",
-            "crunch",
-            {"n": DEEP_ITERATIONS, "every": EVERY * 10, "marks": [DEEP_MARK]},
-        )
-        bench_launch(python, example, failing, args.repeat)
-        bench_pipelined(python, example, failing, args.repeat)
-        bench_stepping(python, project, trace, line_of("# MARK"), args.repeat)
-        bench_conditional(python, project, scan, max(3, args.repeat // 3))
-        bench_stepback_deep(python, project, deep, max(3, args.repeat // 2))
-        bench_forward(python, project, trace, max(3, args.repeat // 3))
+        if "launch" in groups:
+            bench_launch(python, example, failing, args.repeat)
+        if "pipelined" in groups:
+            bench_pipelined(python, example, failing, args.repeat)
+        if groups & {"stepping", "forward"}:
+            marks = sorted(MARKS + [REVERSE_MARK])
+            trace = record_synthetic(
+                python, project, "1m", "crunch", {"n": ITERATIONS, "every": EVERY, "marks": marks}
+            )
+        if "stepping" in groups:
+            bench_stepping(python, project, trace, line_of("# MARK"), args.repeat)
+        if "conditional" in groups:
+            scan = record_synthetic(
+                python, project, "scan", "scan", {"n": SCAN_ITERATIONS, "every": EVERY}
+            )
+            bench_conditional(python, project, scan, max(3, args.repeat // 3))
+            bench_conditional_pair(python, project, scan, max(3, args.repeat // 3))
+        if "deep" in groups:
+            deep = record_synthetic(
+                python,
+                project,
+                "10m",
+                "crunch",
+                {"n": DEEP_ITERATIONS, "every": EVERY * 10, "marks": [DEEP_MARK]},
+            )
+            bench_stepback_deep(python, project, deep, max(3, args.repeat // 2))
+        if "forward" in groups:
+            bench_forward(python, project, trace, max(3, args.repeat // 3))
         print(f"loadavg_1m_end: {os.getloadavg()[0]:.2f}", flush=True)
     finally:
         if args.keep:

@@ -4,7 +4,8 @@ of what each command must do, and a driver that checks every stop of the engine 
 Ground truth: the handler replayed headless (``run_sync`` + ``TracePerformer``) under a plain
 ``sys.settrace`` tracer that records every line event in the user file — its line, function, call
 depth counted on the frame chain, locals (reprs without addresses) and effects performed so far —
-plus where each recorded error is thrown into a user frame, at which step each effect is yielded,
+plus where each recorded error arrives in a user frame (thrown into the frame that yielded the effect,
+or passed to a Command's ``on_error`` at its call), at which step each effect is yielded,
 the state at the handler's last return and its outcome. Nothing of the engine is used.
 
 Reference model: from the ground truth alone, the stop each command must reach (``next`` /
@@ -24,7 +25,7 @@ import dataclasses
 import random
 import re
 import sys
-from collections.abc import Callable, Iterable
+from collections.abc import Callable, Iterable, Sequence
 from typing import Any
 
 from prodture.debug import engine as engine_module
@@ -111,9 +112,20 @@ def ground_truth(
         effect_steps.append(len(states))
         thrown = record.error if record is not None and not record.ok else None
 
+    def receives_thrown(frame: Any) -> bool:
+        """A Command's ``on_error`` called with the recorded error (a Command / ``pipeline``
+        handler gets the error as an argument, not thrown into a frame)."""
+        code = frame.f_code
+        values = frame.f_locals
+        return any(values.get(name) is thrown for name in code.co_varnames[: code.co_argcount])
+
     def local(frame: Any, event: str, arg: Any) -> Any:
         nonlocal thrown, end
-        if event == "line":
+        if event == "call":
+            if thrown is not None and receives_thrown(frame):
+                failed[len(states)] = snapshot(frame, user_file, effects)
+                thrown = None
+        elif event == "line":
             states.append(snapshot(frame, user_file, effects))
             for condition in by_line.get(frame.f_lineno, ()):
                 try:
@@ -130,7 +142,11 @@ def ground_truth(
         return local
 
     def global_(frame: Any, event: str, arg: Any) -> Any:
-        return local if frame.f_code.co_filename == user_file else None
+        if frame.f_code.co_filename != user_file:
+            return None
+        return local(
+            frame, event, arg
+        )  # the call event: a Command's on_error may receive the error
 
     performer = TracePerformer(trace, observer=observer)
     sys.settrace(global_)
@@ -428,7 +444,7 @@ def walk_through(then: list[Any] | None = None) -> Chooser:
     return choose
 
 
-def random_walk(seed: int, breakpoint_menu: list[tuple[int, str | None]]) -> Chooser:
+def random_walk(seed: int, breakpoint_menu: Sequence[tuple[int, str | None]]) -> Chooser:
     """A seeded random walk over every command, breakpoint changes included."""
     rng = random.Random(seed)
 

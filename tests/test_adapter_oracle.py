@@ -26,7 +26,7 @@ import pytest
 import step_oracle as oracle
 from adapter_support import start_session
 from dap_client import DapClient
-from test_step_oracle import menu
+from test_step_oracle import condition_menu, conditions, menu
 
 TESTS = Path(__file__).resolve().parent
 SHAPES = ["gen_yield_from", "async_helpers", "command_pipeline"]
@@ -88,7 +88,6 @@ _truths: dict[str, tuple[str, str, oracle.GroundTruth]] = {}
 def prepared(project: Path, shape: str) -> tuple[str, str, oracle.GroundTruth]:
     """(trace path, user file, ground truth) of one shape, recorded once per module."""
     if shape not in _truths:
-        conditions = [[line, c] for line, c in menu(shape) if c is not None]
         out = subprocess.run(
             [
                 sys.executable,
@@ -97,7 +96,7 @@ def prepared(project: Path, shape: str) -> tuple[str, str, oracle.GroundTruth]:
                 str(project),
                 str(TESTS),
                 shape,
-                json.dumps(conditions),
+                json.dumps(conditions(shape)),
             ],
             cwd=project,
             check=True,
@@ -319,6 +318,20 @@ def test_every_step_through_the_adapter(project, shape):
     check(DapSession(f"{shape}/walk", project, shaped, chooser, max_stops=shaped[2].last + 40))
 
 
+@pytest.mark.parametrize("shape", ["gen_yield_from", "command_pipeline"])
+def test_reverse_continue_over_several_conditions_through_the_adapter(project, shape):
+    """Conditional breakpoints in several functions set at the end of the replay: each
+    reverseContinue a client sends lands on the latest earlier step where one is true."""
+    shaped = prepared(project, shape)
+    pair = condition_menu(shape)
+    truth = shaped[2]
+    backward = ["reverseContinue"] * (sum(len(truth.condition_true[c]) for c in pair) + 1)
+    commands: list[Any] = ["continue", ("breakpoints", set(pair)), *backward, "continue"]
+    scripted = oracle.scripted(commands)
+    # no effect-failed stops: the first continue runs to the end of the replay
+    check(DapSession(f"{shape}/conditions", project, shaped, scripted, effect_failed=False))
+
+
 @pytest.mark.slow
 @pytest.mark.parametrize("shape", SHAPES)
 @pytest.mark.parametrize("seed", [0, 2])
@@ -337,3 +350,33 @@ def test_random_walks_through_the_adapter(project, shape, seed):
             max_stops=60,
         )
     )
+
+
+def test_pipeline_effect_failure_stops_through_the_adapter(project):
+    """A pipeline step's recorded error stops where it arrives (the step's on_error), as in a
+    generator handler: reason exception, the error's type as text and exceptionId, the whole
+    sentence as description; the Locals show the error. Without the filter there is no stop."""
+    trace, user_file, truth = prepared(project, "command_pipeline")
+    (step, arrived), *_ = truth.failed.items()
+    client = start_session(trace, project, filters=["effectFailed", "uncaught"])
+    try:
+        stop = client.stopped()
+        sentence = "effect #2 Charge failed (recorded error): Declined: amount 17 refused"
+        assert stop["reason"] == "exception"
+        assert stop["text"] == "Declined" and stop["description"] == sentence
+        assert (stop["position"]["step"], stop["position"]["line"]) == (step, arrived.line)
+        assert stop["position"]["effect"] == 2 and not stop["position"]["end"]
+        info = client.request("exceptionInfo", {"threadId": client.thread_id()})["body"]
+        assert info["exceptionId"] == "Declined" and info["description"] == sentence
+        assert info["details"]["message"] == "amount 17 refused"
+        top = client.frames()[0]
+        assert (top["name"], top["line"]) == ("on_declined", arrived.line)
+        after = client.stopped("continue")
+        assert after["position"]["end"]
+    finally:
+        client.close()
+    client = start_session(trace, project, filters=["uncaught"])
+    try:
+        assert client.stopped()["position"]["end"]
+    finally:
+        client.close()

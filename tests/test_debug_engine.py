@@ -582,6 +582,7 @@ def test_command_handlers_pause_at_the_end_of_the_replay(tmp_path, shape):
     first = oracle_shapes.load if shape == "command_pipeline" else oracle_shapes.plain_command
     script = Script(["continue", "stepBack", "stepOut"])
     engine = engine_for(trace, fn, script)
+    engine.set_policy(StopPolicy(effect_failed=False))  # no stop at effect #2's failure
     engine.set_breakpoints(oracle_shapes.__file__, [Breakpoint(line_of(first, "wanted = order"))])
     outcome = engine.run()
     at_bp, end, back, end_again = script.stops[:4]
@@ -605,3 +606,114 @@ def test_end_of_replay_after_a_step_back_reports_the_real_exception(tmp_path):
         assert end["reason"] == StopKind.UNCAUGHT.value
         assert end["exception"] == ("PaymentDeclined", "amount must be greater than zero")
     assert engine.divergence is None
+
+
+@pytest.mark.parametrize(
+    "shape, receiver, amount",
+    [("command_pipeline", "on_declined", 17), ("plain_command", "<lambda>", 15)],
+)
+def test_command_handlers_stop_where_the_recorded_error_arrives(tmp_path, shape, receiver, amount):
+    """A Command / pipeline handler gets an effect's recorded error as the argument of the
+    Command's on_error: with effect-failed stops on, continue stops there (before its first
+    line) with the error's type and message, as a generator handler stops on its yield; step back
+    and step in go around it as around any stop; with the filter off it does not stop."""
+    fn, trace = record_shape(tmp_path, shape)
+    script = Script(["continue", "stepIn", "stepBack", "continue"])
+    engine = engine_for(trace, fn, script, stop_on_entry=True)
+    engine.set_policy(FAILURES)
+    engine.run()
+    entry, failed, first_line, back, failed_again = script.stops[:5]
+    assert failed["reason"] == StopKind.EFFECT_FAILED.value
+    assert failed["exception"] == ("Declined", f"amount {amount} refused")
+    assert (failed["function"], failed["effect"]) == (receiver, 2)
+    assert failed["locals"]["error"] == f"Declined('amount {amount} refused')"
+    assert (first_line["reason"], first_line["function"]) == ("step", receiver)
+    assert first_line["step"] == failed["step"] + 1 and not first_line["end"]
+    # back to a step before the failure (it comes after the line building the Command)
+    assert back["reason"] == "step" and back["step"] <= failed["step"]
+    assert failed_again["reason"] == StopKind.EFFECT_FAILED.value
+    assert (failed_again["step"], failed_again["line"]) == (failed["step"], failed["line"])
+
+    script = Script(["continue"])
+    engine = engine_for(trace, fn, script, stop_on_entry=True)
+    engine.set_policy(StopPolicy(effect_failed=False, uncaught=True))
+    engine.run()
+    assert [stop["reason"] for stop in script.stops] == ["entry", "end"]
+
+
+def _load_order(order):
+    import oracle_shapes
+
+    return prodture.Command(oracle_shapes.Fetch(order["n"]), then=lambda value: value + 1)
+
+
+def _charge_unguarded(value):
+    import oracle_shapes
+
+    # no on_error: a failure leaves the handler
+    return prodture.Command(oracle_shapes.Charge(value * 2 + 1))
+
+
+unguarded_pipeline = prodture.handler(
+    prodture.pipeline(_load_order, _charge_unguarded), name="tests.engine:unguarded_pipeline"
+)
+
+
+def test_a_pipeline_failure_no_step_catches_is_reported_by_the_end_stop(tmp_path):
+    """No on_error receives the recorded error (no user frame does): there is no effect-failed
+    stop, and the end-of-replay stop reports the error as uncaught."""
+    import oracle_shapes
+
+    directory = tmp_path / "traces"
+    recorder = prodture.Recorder(prodture.DirectorySink(directory))
+    interpreter = prodture.Interpreter(oracle_shapes.PERFORMERS, recorder=recorder)
+    interpreter.run(unguarded_pipeline, {"n": 2})
+    recorder.close()
+    trace = read_trace(next(directory.glob("*.prodtrace")))
+    script = Script(["continue"])
+    engine = engine_for(trace, unguarded_pipeline, script, stop_on_entry=True)
+    engine.set_policy(FAILURES)
+    engine.run()
+    entry, end = script.stops
+    assert (end["reason"], end["end"]) == (StopKind.UNCAUGHT.value, True)
+    assert end["exception"] == ("Declined", "amount 17 refused")
+    assert end["function"] == "_charge_unguarded"
+
+
+class _Refunds:
+    def refuse(self, error):
+        note = f"refused: {error}"
+        return note
+
+
+def _charge_with_method(value):
+    import oracle_shapes
+
+    return prodture.Command(oracle_shapes.Charge(value * 2 + 1), on_error=_Refunds().refuse)
+
+
+method_pipeline = prodture.handler(
+    prodture.pipeline(_load_order, _charge_with_method), name="tests.engine:method_pipeline"
+)
+
+
+def test_a_bound_method_on_error_gets_the_effect_failed_stop(tmp_path):
+    """The recorded error arrives as the second argument of a bound method: the stop is there."""
+    import oracle_shapes
+
+    directory = tmp_path / "traces"
+    recorder = prodture.Recorder(prodture.DirectorySink(directory))
+    interpreter = prodture.Interpreter(oracle_shapes.PERFORMERS, recorder=recorder)
+    interpreter.run(method_pipeline, {"n": 2})
+    recorder.close()
+    trace = read_trace(next(directory.glob("*.prodtrace")))
+    script = Script(["continue", "next", "continue"])
+    engine = engine_for(trace, method_pipeline, script, stop_on_entry=True)
+    engine.set_policy(FAILURES)
+    engine.run()
+    entry, failed, first_line, end = script.stops
+    assert (failed["reason"], failed["function"]) == (StopKind.EFFECT_FAILED.value, "refuse")
+    assert failed["exception"] == ("Declined", "amount 17 refused")
+    assert failed["locals"]["error"] == "Declined('amount 17 refused')"
+    assert first_line["line"] == line_of(_Refunds.refuse, "note = ")
+    assert end["end"] and end["exception"] is None

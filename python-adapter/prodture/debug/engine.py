@@ -80,12 +80,18 @@ class Rewind(BaseException):
         divergence: Any = None,
         scan_until: int = 0,
         present: bool = True,
+        scan_floor: int = 0,
+        scan_hits: dict[int, list[int]] | None = None,
     ) -> None:
         super().__init__(step)
         self.step = step
         self.kind = kind
         self.divergence = divergence
         self.scan_until = scan_until
+        # a narrowed scan (reverse continue): the latest step known to fire (0: none), and the
+        # steps of the earlier hits of each location whose condition is still to be evaluated
+        self.scan_floor = scan_floor
+        self.scan_hits = scan_hits
         self.present = present  # False: arrive and run on (the end of a Command handler)
 
 
@@ -369,12 +375,20 @@ class StepEngine:
 
     def _on_resume(self, frame: Any) -> None:
         call, record = self._pending_effect  # type: ignore[misc]
-        site = call.site
         code = frame.f_code
+        if record is not None and not record.ok:
+            # a generator or coroutine gets the error thrown in next (the exception event
+            # stops); a Command / pipeline handler gets it as an argument of the Command's
+            # on_error (a method's second): this call is where it arrives
+            error = record.error
+            if error is not None and self.run_mode is RunMode.RUN and code.co_argcount:
+                values = frame.f_locals
+                if any(values.get(name) is error for name in code.co_varnames[: code.co_argcount]):
+                    self._on_effect_failed(frame, call, record, error)
+            return
+        site = call.site
         if site is not None and (code.co_filename != site[0] or frame.f_lineno != site[1]):
             return
-        if record is not None and not record.ok:
-            return  # the error is thrown in next: the exception event stops
         self._pending_effect = None
         if self.policy.every_effect and self.run_mode is RunMode.RUN:
             self._stop(
@@ -389,6 +403,29 @@ class StepEngine:
                 )
             )
 
+    def _on_effect_failed(
+        self, frame: Any, call: EffectCall, record: EffectRecord, error: BaseException
+    ) -> bool:
+        """An effect's recorded ``error`` arrives in ``frame``: stop there if the policy says so
+        (True when it stopped)."""
+        self._pending_effect = None
+        if not self.policy.effect_stops:
+            return False
+        self._last_exc_stop = (id(error), self.step)
+        self._stop(
+            Stop(
+                StopKind.EFFECT_FAILED,
+                self.step,
+                self.effects_done,
+                frame,
+                exception=ExceptionInfo.of(error),
+                record=record,
+                effect_seq=call.seq,
+                effect_type=type(call.effect).__name__,
+            )
+        )
+        return True
+
     def _on_exception(self, frame: Any, arg: Any) -> None:
         self._exc_frame = frame
         self._last_exc = arg[1]
@@ -398,22 +435,7 @@ class StepEngine:
         pending = self._pending_effect
         if pending is not None and pending[1] is not None and pending[1].error is exc:
             # the effect's recorded error, thrown into the frame that yielded it
-            call, record = pending
-            self._pending_effect = None
-            if self.policy.effect_stops:
-                self._last_exc_stop = (id(exc), self.step)
-                self._stop(
-                    Stop(
-                        StopKind.EFFECT_FAILED,
-                        self.step,
-                        self.effects_done,
-                        frame,
-                        exception=ExceptionInfo.of(exc),
-                        record=record,
-                        effect_seq=call.seq,
-                        effect_type=type(call.effect).__name__,
-                    )
-                )
+            if self._on_effect_failed(frame, pending[0], pending[1], exc):
                 return
         if self.policy.raised and self._last_exc_stop != (id(exc), self.step):
             self._last_exc_stop = (id(exc), self.step)
@@ -551,29 +573,44 @@ class StepEngine:
         return 1
 
     def _reverse_target(self) -> Rewind:
-        """The latest earlier step where a breakpoint fires, or the start."""
+        """The latest earlier step where a breakpoint fires, or the start.
+
+        From the history alone for breakpoints without a condition and for conditions already
+        evaluated at every earlier hit that matters; the other conditions are evaluated on a
+        re-run that watches only their lines (:meth:`_start_narrow_scan`), at their hits after
+        the latest step known to fire."""
         current = self.step
-        bp_by_loc = self._bp_by_loc
-        if not bp_by_loc:
+        stops = [(loc, bp) for loc, bp in self._bp_by_loc.items() if bp.log_message is None]
+        if not stops:
             return Rewind(1, StopKind.ENTRY)
-        scan = Rewind(0, StopKind.BREAKPOINT, scan_until=current)  # evaluates on a re-run
-        if any(bp.hit_condition for bp in bp_by_loc.values()):
-            return scan  # hit counts need every hit from the start
+        if any(bp.hit_condition for _, bp in stops):
+            # hit counts need every hit from the start: the general scan
+            return Rewind(0, StopKind.BREAKPOINT, scan_until=current)
         earlier = self.hist_loc[: max(0, current - 1)]  # steps 1 .. current-1
-        locs_of: dict[int, tuple[Breakpoint, list[int]]] = {}
-        for loc, bp in bp_by_loc.items():
-            if bp.log_message is None:
-                locs_of.setdefault(id(bp), (bp, []))[1].append(loc)
-        best = 0
-        for bp, locs in locs_of.values():
+        best = max(
+            (_last_index(earlier, loc) + 1 for loc, bp in stops if not bp.condition), default=0
+        )
+        to_evaluate: dict[int, list[int]] = {}
+        for loc, bp in stops:
             if not bp.condition:
-                best = max(best, *(_last_index(earlier, loc) + 1 for loc in locs))
                 continue
-            # a condition: its results by step, if it was evaluated at every earlier hit
-            evaluated = [step for step in bp.results if step < current]
-            if len(evaluated) != sum(earlier.count(loc) for loc in locs):
-                return scan
-            best = max(best, max((s for s in evaluated if bp.results[s]), default=0))
+            steps = _steps_of(earlier, loc)
+            later = steps[bisect.bisect_right(steps, best) :]
+            results = bp.results
+            if all(step in results for step in later):
+                best = max(best, max((step for step in later if results[step]), default=0))
+            else:
+                to_evaluate[loc] = steps
+        # a hit at or before the best one found cannot be the answer
+        to_evaluate = {loc: steps for loc, steps in to_evaluate.items() if steps[-1] > best}
+        if to_evaluate:
+            return Rewind(
+                0,
+                StopKind.BREAKPOINT,
+                scan_until=current,
+                scan_floor=best,
+                scan_hits=to_evaluate,
+            )
         return Rewind(best, StopKind.BREAKPOINT) if best else Rewind(1, StopKind.ENTRY)
 
     # -- effects ------------------------------------------------------------------------------
@@ -766,44 +803,59 @@ class StepEngine:
             frame = frame.f_back
 
     def _start_narrow_scan(self, target: Rewind) -> bool:
-        """A reverse continue over one conditional breakpoint location: re-run watching only
-        that line (as a fast-forward does), evaluate the condition at each earlier hit, then
-        rewind to the latest true one. False when the general scan is needed."""
-        stops = [(loc, bp) for loc, bp in self._bp_by_loc.items() if bp.log_message is None]
-        if len(stops) != 1 or not stops[0][1].condition or stops[0][1].hit_condition:
+        """A reverse continue over conditional breakpoints (in one or several code objects):
+        re-run watching only their lines (as a fast-forward does), evaluate each condition at its
+        earlier hits after ``target.scan_floor``, then rewind to the latest true one (or the
+        floor). False when the general scan is needed (hit counts)."""
+        plan = target.scan_hits
+        if not plan:
             return False
-        loc, bp = stops[0]
-        code = self._codes[loc >> _LINE_BITS]
-        line = loc & _LINE_MASK
-        entry_line = next((ln for _, _, ln in code.co_lines() if ln is not None), None)
+        floor = target.scan_floor
+        best = floor
+        # hits still to evaluate (after the floor), over every location
+        left = sum(len(steps) - bisect.bisect_right(steps, floor) for steps in plan.values())
+
+        def visitor(bp: Breakpoint, steps: list[int]) -> Callable[[Any], None]:
+            """Visits the hits of one location: its n-th hit on the re-run is steps[n]."""
+            seen = 0
+            first = bisect.bisect_right(steps, floor)  # the hits before are not evaluated
+            results = bp.results
+
+            def visit(frame: Any) -> None:
+                nonlocal seen, best, left
+                n = seen
+                seen = n + 1
+                if n < first or n >= len(steps):  # after the last: the re-run's end warns
+                    return
+                step = steps[n]
+                left -= 1
+                fires = results.get(step)  # evaluated before (replay is deterministic)
+                if fires is None:
+                    fires = bp.fires(frame, step) is not False  # a condition error stops too
+                if fires:
+                    best = step  # hits come in step order: a later true one is the latest
+                if not left:
+                    kind = StopKind.BREAKPOINT if best else StopKind.ENTRY
+                    raise self._rewind(Rewind(best or 1, kind))
+
+            return visit
+
+        watch: dict[Any, dict[int, Callable[[Any], None]]] = {}
+        entry_lines = False
+        for loc, steps in plan.items():
+            code = self._codes[loc >> _LINE_BITS]
+            line = loc & _LINE_MASK
+            watch.setdefault(code, {})[line] = visitor(self._bp_by_loc[loc], steps)
+            # sys.monitoring may fire no LINE event on the code's entry line (see fast-forward)
+            entry = next((ln for _, _, ln in code.co_lines() if ln is not None), None)
+            entry_lines = entry_lines or line == entry
         monitoring = self._monitoring
-        if monitoring is not None and line != entry_line and monitoring.available():
+        if monitoring is not None and not entry_lines and monitoring.available():
             strategy: Any = monitoring
         else:
             strategy = self._settrace_ff
-        earlier = self.hist_loc[: max(0, target.scan_until - 1)]
-        steps = []  # the steps of the earlier hits, in order (the history maps them)
-        i = _find(earlier, loc, 0)
-        while i >= 0:
-            steps.append(i + 1)
-            i = _find(earlier, loc, i + 1)
-        if not steps:
-            return False
-        seen = 0
-        best = 0
-
-        def visit(frame: Any) -> None:
-            nonlocal seen, best
-            step = steps[seen]
-            seen += 1
-            if bp.fires(frame, step) is not False:
-                best = step
-            if seen == len(steps):
-                kind = StopKind.BREAKPOINT if best else StopKind.ENTRY
-                raise self._rewind(Rewind(best or 1, kind))
-
         self.run_mode = RunMode.FAST_FORWARD  # no stops, no history on the way
-        strategy.scan(code, line, visit)
+        strategy.scan(watch)
         return True
 
     def _start_fast_forward(self, target: Rewind) -> None:
@@ -951,9 +1003,14 @@ def _last_index(values: array, value: int) -> int:
         end = i + size - 1  # a match across two entries: look before it
 
 
-def _find(values: array, value: int, start: int) -> int:
-    """The index of the first ``value`` in ``values`` at or after ``start`` (-1 if none)."""
+def _steps_of(values: array, value: int) -> list[int]:
+    """The steps (1-based) of every ``value`` in ``values``, in order, searched at C speed."""
+    steps = []
+    index = values.index
+    i = -1
     try:
-        return values.index(value, start)
+        while True:
+            i = index(value, i + 1)
+            steps.append(i + 1)
     except ValueError:
-        return -1
+        return steps

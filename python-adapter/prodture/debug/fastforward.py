@@ -21,6 +21,8 @@ __all__ = ["SettraceFastForward", "MonitoringFastForward", "MONITORING"]
 MONITORING = sys.version_info >= (3, 12)
 
 Arrive = Callable[[Any], Any]  # arrive(frame) -> the frame's tracer from now on (or None)
+# a scan's code objects -> {line: visit}; visit(frame) at each line event on that line
+Watch = dict[Any, dict[int, Callable[[Any], None]]]
 Install = Callable[[Any], None]
 
 
@@ -58,16 +60,23 @@ class SettraceFastForward:
 
         return install
 
-    def scan(self, code: Any, line: int, visit: Callable[[Any], None]) -> None:
-        """From the start of a run, call ``visit(frame)`` at every line event on ``line`` of
-        ``code`` (and nowhere else); ``visit`` ends the scan by raising."""
+    def scan(self, watch: Watch) -> None:
+        """From the start of a run, call ``watch[code][line](frame)`` at every line event on a
+        watched line of a watched code object (and nowhere else); a visit ends the scan by
+        raising."""
 
-        def scan_local(frame: Any, event: str, arg: Any) -> Any:
-            if event == "line" and frame.f_lineno == line:
-                visit(frame)
+        def tracer_of(visits: dict[int, Callable[[Any], None]]) -> Any:
+            def scan_local(frame: Any, event: str, arg: Any) -> Any:
+                if event == "line":
+                    visit = visits.get(frame.f_lineno)
+                    if visit is not None:
+                        visit(frame)
+                return scan_local
+
             return scan_local
 
-        self._settrace(lambda frame, event, arg: scan_local if frame.f_code is code else None)
+        tracers = {code: tracer_of(visits) for code, visits in watch.items()}
+        self._settrace(lambda frame, event, arg: tracers.get(frame.f_code))
 
     def stop(self) -> None:
         pass  # the engine turns sys.settrace off itself
@@ -82,7 +91,8 @@ class MonitoringFastForward:
 
     def __init__(self) -> None:
         self._tool: int | None = None
-        self._monitored: Any = None  # the code object being watched
+        self._monitored: Any = None  # the code object being watched (fast-forward)
+        self._scanned: tuple[Any, ...] = ()  # the code objects being watched (scan)
 
     def available(self) -> bool:
         """Takes our tool id on first use; False when every id is taken (coverage, profilers):
@@ -145,44 +155,51 @@ class MonitoringFastForward:
 
         return install
 
-    def scan(self, code: Any, line: int, visit: Callable[[Any], None]) -> None:
-        """As :meth:`SettraceFastForward.scan`, with LINE / JUMP events on ``code`` alone."""
+    def scan(self, watch: Watch) -> None:
+        """As :meth:`SettraceFastForward.scan`, with LINE / JUMP events on the watched code
+        objects alone."""
         mon = sys.monitoring  # type: ignore[attr-defined]  # 3.12+ only; mypy checks as 3.10
         events = mon.events
         disable = mon.DISABLE
-        starts = [start for start, _, _ in code.co_lines()]
-        lines = [ln for _, _, ln in code.co_lines()]
-
-        def line_of(offset: int) -> Any:
-            return lines[bisect.bisect_right(starts, offset) - 1]
+        line_tables = {
+            code: ([start for start, _, _ in code.co_lines()], [ln for _, _, ln in code.co_lines()])
+            for code in watch
+        }
 
         def on_line(c: Any, lineno: int) -> Any:
-            if c is not code or lineno != line:
+            visits = watch.get(c)
+            visit = visits.get(lineno) if visits is not None else None
+            if visit is None:
                 return disable
             visit(sys._getframe(1))
             return None
 
         def on_jump(c: Any, source: int, destination: int) -> Any:
-            if (
-                c is not code
-                or destination >= source
-                or line_of(destination) != line
-                or line_of(source) != line
-            ):
+            visits = watch.get(c)
+            if visits is None or destination >= source:
                 return disable
+            starts, numbers = line_tables[c]
+            line = numbers[bisect.bisect_right(starts, source) - 1]
+            visit = visits.get(line)
+            if visit is None or numbers[bisect.bisect_right(starts, destination) - 1] != line:
+                return disable  # a jump's ends never change: never ask again for this one
             visit(sys._getframe(1))
             return None
 
         mon.restart_events()
         mon.register_callback(self._tool, events.LINE, on_line)
         mon.register_callback(self._tool, events.JUMP, on_jump)
-        self._monitored = code
-        mon.set_local_events(self._tool, code, events.LINE | events.JUMP)
+        self._scanned = tuple(watch)
+        for code in watch:
+            mon.set_local_events(self._tool, code, events.LINE | events.JUMP)
 
     def stop(self) -> None:
         if self._monitored is not None:
             sys.monitoring.set_local_events(self._tool, self._monitored, 0)  # type: ignore[attr-defined]  # 3.12+ only
             self._monitored = None
+        for code in self._scanned:
+            sys.monitoring.set_local_events(self._tool, code, 0)  # type: ignore[attr-defined]  # 3.12+ only
+        self._scanned = ()
 
     def close(self) -> None:
         """Frees the tool id (the engine's run is over)."""
