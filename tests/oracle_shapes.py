@@ -148,6 +148,44 @@ async def async_helpers(request):
     return {"results": results, "last": last, "total": total}
 
 
+# -- a helper that catches the error thrown into it and returns, called in a loop ---------------
+
+
+def charge_or_note(amount):
+    """Catches the recorded error and returns: the caller resumes on its `yield from` line."""
+    try:
+        receipt = yield Charge(amount)
+    except Declined as e:
+        return f"noted: {e}"
+    return receipt
+
+
+@prodture.handler(name="oracle:gen_loop_caught")
+def gen_loop_caught(request):
+    kept = []
+    for amount in request["amounts"]:
+        receipt = yield from charge_or_note(amount)
+        kept.append(receipt)
+    return kept
+
+
+async def charge_or_note_async(amount):
+    try:
+        receipt = await Charge(amount)
+    except Declined as e:
+        return f"noted: {e}"
+    return receipt
+
+
+@prodture.handler(name="oracle:async_loop_caught")
+async def async_loop_caught(request):
+    kept = []
+    for amount in request["amounts"]:
+        receipt = await charge_or_note_async(amount)
+        kept.append(receipt)
+    return kept
+
+
 # -- Command handlers and pipelines ------------------------------------------------------------
 
 
@@ -299,6 +337,8 @@ def uncaught_effect_error(request):
 SHAPES = {
     "gen_yield_from": (gen_yield_from, {"first": 3, "second": 5, "third": 7}),
     "async_helpers": (async_helpers, {"first": 3, "second": 5, "third": 7}),
+    "gen_loop_caught": (gen_loop_caught, {"amounts": [3, 5, 4, 7]}),
+    "async_loop_caught": (async_loop_caught, {"amounts": [3, 5, 4, 7]}),
     "command_pipeline": (command_pipeline, {"n": 2}),
     "plain_command": (plain_command, {"n": 2}),
     "swallows": (swallows, {"amounts": [2, 3, 4, 5]}),

@@ -85,9 +85,21 @@ class SettraceFastForward:
         pass
 
 
+def _on_resume(code: Any, offset: int) -> None:
+    """PY_RESUME is watched for its side effect alone (see :class:`MonitoringFastForward`)."""
+
+
 class MonitoringFastForward:
     """The 3.12+ strategy. Counts a LINE event on the line, or a backward jump that stays on the
-    line (the legacy tracer turns those into line events; LINE does not fire for them)."""
+    line (the legacy tracer turns those into line events; LINE does not fire for them).
+
+    The watched code also gets PY_RESUME events, as under the legacy tracer, which always has
+    them: CPython does not report a LINE event on an instruction of the line it was reached from
+    unless that instruction is RESUME or INSTRUMENTED_RESUME. A frame suspended in a `yield from`
+    / `await` that a thrown error resumes enters CLEANUP_THROW, on that line, straight from its
+    RESUME; on 3.13 an uninstrumented RESUME is specialized to RESUME_CHECK after its first run,
+    so without PY_RESUME that line event (which the legacy tracer reports) never comes.
+    """
 
     def __init__(self) -> None:
         self._tool: int | None = None
@@ -150,8 +162,9 @@ class MonitoringFastForward:
             mon.restart_events()  # lines DISABLEd by an earlier fast-forward count again
             mon.register_callback(tool, events.LINE, on_line)
             mon.register_callback(tool, events.JUMP, on_jump)
+            mon.register_callback(tool, events.PY_RESUME, _on_resume)
             self._monitored = code
-            mon.set_local_events(tool, code, events.LINE | events.JUMP)
+            mon.set_local_events(tool, code, events.LINE | events.JUMP | events.PY_RESUME)
 
         return install
 
@@ -189,9 +202,10 @@ class MonitoringFastForward:
         mon.restart_events()
         mon.register_callback(self._tool, events.LINE, on_line)
         mon.register_callback(self._tool, events.JUMP, on_jump)
+        mon.register_callback(self._tool, events.PY_RESUME, _on_resume)
         self._scanned = tuple(watch)
         for code in watch:
-            mon.set_local_events(self._tool, code, events.LINE | events.JUMP)
+            mon.set_local_events(self._tool, code, events.LINE | events.JUMP | events.PY_RESUME)
 
     def stop(self) -> None:
         if self._monitored is not None:
@@ -206,7 +220,7 @@ class MonitoringFastForward:
         if self._tool is not None:
             self.stop()
             mon = sys.monitoring  # type: ignore[attr-defined]  # 3.12+ only; mypy checks as 3.10
-            for event in (mon.events.LINE, mon.events.JUMP):
+            for event in (mon.events.LINE, mon.events.JUMP, mon.events.PY_RESUME):
                 mon.register_callback(self._tool, event, None)
             mon.free_tool_id(self._tool)
             self._tool = None
