@@ -280,6 +280,26 @@ def closed_early(request):
     return [firsts, got, answer]
 
 
+def relay(limit):
+    """Delegates to helper_closed_early; closed while suspended in its `yield from`."""
+    try:
+        got = yield from helper_closed_early(limit)
+    finally:
+        limit = 0
+    return got
+
+
+@prodture.handler(name="oracle:closed_delegating")
+def closed_delegating(request):
+    inner = relay(4)
+    asked = next(inner)
+    answer = yield asked
+    again = inner.send(answer)
+    answer = yield again
+    inner.close()
+    return answer
+
+
 # -- a long loop -------------------------------------------------------------------------------
 
 
@@ -343,6 +363,7 @@ SHAPES = {
     "plain_command": (plain_command, {"n": 2}),
     "swallows": (swallows, {"amounts": [2, 3, 4, 5]}),
     "closed_early": (closed_early, {}),
+    "closed_delegating": (closed_delegating, {}),
     "long_loop": (long_loop, {"n": 35_000}),
     "own_raise": (own_raise, {"amount": 5}),
     "uncaught_effect_error": (uncaught_effect_error, {}),

@@ -80,6 +80,11 @@ MENUS: dict[str, list[tuple[Any, str, str | None]]] = {
         (shapes.helper_closed_early, "limit = -1", None),
         (shapes.closed_early, "firsts.append(value)", "value < 9"),
     ],
+    "closed_delegating": [
+        (shapes.relay, "limit = 0", None),
+        (shapes.closed_delegating, "inner.close()", None),
+        (shapes.closed_delegating, "return answer", None),
+    ],
     "long_loop": [
         (shapes.long_loop, "acc += i % 7", "i % 9973 == 0"),
         (shapes.long_loop, "acc += yield Fetch", None),
@@ -353,6 +358,25 @@ def test_step_back_onto_a_yield_from_resumed_by_a_thrown_error(tmp_path_factory)
     check(
         oracle.Session(
             "gen_yield_from/yield-from-after-throw",
+            trace,
+            fn,
+            truth,
+            USER_FILE,
+            oracle.scripted(commands),
+        )
+    )
+
+
+def test_step_back_onto_a_yield_from_resumed_by_close(tmp_path_factory):
+    """Step back onto the `yield from` line a delegating generator passes through again while
+    it is closed early (close() throws GeneratorExit into it there): the stop is there."""
+    fn, trace, truth = prepared("closed_delegating", tmp_path_factory)
+    delegating = line_of(shapes.relay, "got = yield from")
+    closing = max(k for k, state in enumerate(truth.states, 1) if state.line == delegating)
+    commands: list[Any] = ["stepIn"] * closing + ["stepBack"] * 3
+    check(
+        oracle.Session(
+            "closed_delegating/yield-from-on-close",
             trace,
             fn,
             truth,
