@@ -73,7 +73,16 @@ def _can_take_over() -> bool:
         hasattr(pydevd_comm, "ReaderThread")
         and hasattr(pydevd_comm.WriterThread, "add_command")
         and hasattr(pydevd_constants, "after_fork")
-        and hasattr(pydevd.PyDB, "start_auxiliary_daemon_threads")
+        and hasattr(pydevd.PyDB, "_create_pydb_command_thread")
+        and all(
+            hasattr(pydevd.PyDB, name) or name in pydevd.PyDB.__init__.__code__.co_names
+            for name in (
+                "_main_lock",
+                "_cmd_queue",
+                "_thread_events",
+                "_py_db_command_thread_event",
+            )
+        )
     )
 
 
@@ -415,8 +424,22 @@ class Runner:
         from _pydevd_bundle.pydevd_process_net_command import process_net_command
         from _pydevd_bundle.pydevd_process_net_command_json import PyDevJsonCommandProcessor
 
-        pydevd_constants.after_fork()
+        pydevd_constants.after_fork()  # pydevd's fork-safe locks
         py_db = self.py_db
+        # pydevd's plain locks and queues were copied as the fork found them: a thread that held
+        # one then (the command thread takes them every 0.2 s) is gone and would never free it
+        import _thread
+
+        py_db._main_lock = _thread.allocate_lock()
+        py_db._lock_running_thread_ids = _thread.allocate_lock()
+        py_db._lock_create_fs_notify = _thread.allocate_lock()
+        py_db._cmd_queue.clear()
+        py_db._thread_events.clear()
+        py_db._py_db_command_thread_event = threading.Event()
+        from _pydevd_bundle.pydevd_custom_frames import CustomFramesContainer
+
+        CustomFramesContainer._py_db_command_thread_event = py_db._py_db_command_thread_event
+        self._wake_on_queued_commands()
         sock = py_db.writer.sock
         old_reader = py_db.reader
         py_db.writer = WriterThread(sock, py_db, terminate_on_socket_close=True)
@@ -432,7 +455,7 @@ class Runner:
         py_db.reader.process_net_command_json = old_reader.process_net_command_json
         py_db.writer.start()
         py_db.reader.start()
-        py_db.start_auxiliary_daemon_threads()
+        py_db._create_pydb_command_thread()  # not the check-alive one: nothing it watches here
         self._lock = threading.Lock()
         self.control._lock = threading.Lock()
         self.control._file = self.control.sock.makefile("rb")
