@@ -116,7 +116,7 @@ class ForkCheckpoints:
         parked_at = time.monotonic()
         self.take_over()
         try:
-            os.kill(old, signal.SIGKILL)  # parked (stopped) or gone already
+            os.kill(old, signal.SIGKILL)  # parked (stopped): its sockets are ours now
         except OSError:
             pass
         if _DEBUG:
@@ -136,9 +136,10 @@ class ForkCheckpoints:
         if spare is not None:
             self.parked.append((seq, engine.step, engine.checkpoint_key(), *spare))
             try:
-                _write_all(spare[1], _PROMOTE)  # it forks a spare of its own, off this path
+                _write_all(spare[1], _PROMOTE)  # it forks a spare of its own, in its own process
             except OSError:
                 self.parked.pop()
+
         return message
 
     def _park(self) -> tuple[dict[str, Any], tuple[int, int] | None]:
@@ -275,17 +276,23 @@ _PROMOTE = b'{"op": "promote"}\n'
 def _fork_parked() -> tuple[int, int] | None:
     """Fork a process that waits on a new pipe: (pid, pipe write end) in this process; None in
     the new one, whose read end is then ``ForkCheckpoints._pipe_r``."""
-    r, w = os.pipe()
-    try:
-        # os.fork may be pydevd's wrapper, which resets the debugger in the child
-        import posix
+    import gc
+    import posix  # os.fork may be pydevd's wrapper, which resets the debugger in the child
 
+    r, w = os.pipe()
+    # the objects that exist now are left out of the garbage collector's passes in the fork:
+    # a pass would write to every page of the heap, copying each (copy-on-write) when the fork
+    # wakes up as the debuggee
+    gc.freeze()
+    try:
         pid = posix.fork()
     except OSError:
+        gc.unfreeze()
         os.close(r)
         os.close(w)
         raise
     if pid:
+        gc.unfreeze()
         os.close(r)
         return pid, w
     os.close(w)
