@@ -919,6 +919,7 @@ def test_control_messages_survive_the_wire_and_bad_lines_are_refused():
             replay=(("step", "12"), ("effect", "3 of 4")),
         ),
         ctl.Output(ctl.OutputCategory.IMPORTANT, "prodture: note\n"),
+        ctl.Handover(pid=4242),
         ctl.Exited(1, "replay diverged: …"),
         ctl.Reply(7, ok=False, message="cannot next while the replay is running", body=None),
         ctl.Reply(5, body={"effects": [], "outcome": None, "complete": True}),

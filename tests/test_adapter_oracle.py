@@ -308,14 +308,35 @@ def check(session: DapSession) -> None:
     )
 
 
+#: fork checkpoints (python-adapter/prodture/debug/checkpoints.py): one at every effect, each
+#: restore taken however few steps it saves, so step backs go through restored checkpoints; or
+#: none, so they re-run in-process
+CHECKPOINTS = {
+    "checkpoints": {"PRODTURE_CHECKPOINT_EVERY": "1", "PRODTURE_CHECKPOINT_MIN_SAVED": "0"},
+    "re-run": {"PRODTURE_CHECKPOINTS": "0"},
+}
+
+
+@pytest.fixture(params=sorted(CHECKPOINTS))
+def going_back(request: pytest.FixtureRequest, monkeypatch: pytest.MonkeyPatch) -> str:
+    """How the debuggee goes back (the adapter and its runner inherit this environment)."""
+    for name, value in CHECKPOINTS[request.param].items():
+        monkeypatch.setenv(name, value)
+    return request.param
+
+
 @pytest.mark.parametrize("shape", SHAPES)
-def test_every_step_through_the_adapter(project, shape):
+def test_every_step_through_the_adapter(project, shape, going_back):
     """stepIn over every step to the end, then back, out and over: each stop a DAP client sees is
     the ground truth's (file, line, function, depth, locals, effects)."""
     shaped = prepared(project, shape)
     then = ["stepBack"] * 6 + ["stepOut", "next", "stepIn", "stepBack", "reverseContinue"]
     chooser = oracle.walk_through(then)
-    check(DapSession(f"{shape}/walk", project, shaped, chooser, max_stops=shaped[2].last + 40))
+    check(
+        DapSession(
+            f"{shape}/walk/{going_back}", project, shaped, chooser, max_stops=shaped[2].last + 40
+        )
+    )
 
 
 @pytest.mark.parametrize("shape", ["gen_yield_from", "command_pipeline"])
@@ -335,14 +356,14 @@ def test_reverse_continue_over_several_conditions_through_the_adapter(project, s
 @pytest.mark.slow
 @pytest.mark.parametrize("shape", SHAPES)
 @pytest.mark.parametrize("seed", [0, 2])
-def test_random_walks_through_the_adapter(project, shape, seed):
+def test_random_walks_through_the_adapter(project, shape, seed, going_back):
     """Seeded random walks (the oracle's) of every command and breakpoint changes, through DAP;
     seed 2 runs without effect-failed stops."""
     shaped = prepared(project, shape)
     walk = oracle.random_walk(seed, menu(shape))
     check(
         DapSession(
-            f"{shape}/seed{seed}",
+            f"{shape}/seed{seed}/{going_back}",
             project,
             shaped,
             walk,

@@ -32,8 +32,21 @@ from .streams import DapStream
 if TYPE_CHECKING:
     from .server import Session
 
+#: seconds a restored checkpoint may take to speak (its first stop) before the session ends with
+#: an error; a restore re-executes at most checkpoints.MAX_SHIPPED_STEPS steps
+HANDOVER_TIMEOUT = 60.0
+
 #: pydevd's events that the adapter does not pass on: the engine decides when execution runs and ends
 _SWALLOWED_EVENTS = {"continued", "exited", "terminated", "process", "debugpyWaitingForServer"}
+
+
+def _alive(pid: int) -> bool:
+    """Whether process ``pid`` runs (a zombie does not)."""
+    try:
+        with open(f"/proc/{pid}/stat", "rb") as f:
+            return f.read().rsplit(b")", 1)[1].split()[0] not in (b"Z", b"X")
+    except (OSError, IndexError):
+        return False
 
 
 class Debuggee:
@@ -55,6 +68,10 @@ class Debuggee:
         self.effect_count = 0
         self.stderr_tail: list[str] = []
         self.dead = False
+        #: the pid of the process that is the debuggee now (a checkpoint after a handover)
+        self.pid: int | None = None
+        #: a checkpoint that took the session over and has not said anything yet
+        self.handing_over: int | None = None
         #: called once with None (debugpy is attached and initialized) or the launch error
         self.on_started: Callable[[str | None], None] | None = None
 
@@ -101,6 +118,7 @@ class Debuggee:
         finally:
             child.close()
         self.control = parent
+        self.pid = self.proc.pid
         for target, args_ in (
             (self._read_control, ()),
             (self._read_pipe, (self.proc.stdout, "stdout")),
@@ -133,7 +151,26 @@ class Debuggee:
         code = self.proc.wait()
         # let the pipe readers drain first so the last stderr line is known
         time.sleep(0.05)
-        self._post("exit", code)
+        self._post("exit", (self.proc.pid, code))
+
+    def _watch(self, pid: int) -> None:
+        """Wait for a debuggee that is not our child (a restored checkpoint) to end."""
+        import select
+
+        try:
+            fd = os.pidfd_open(pid)
+        except (OSError, AttributeError):  # gone already, or no pidfd (Linux < 5.3)
+            fd = None
+        if fd is not None:
+            try:
+                select.select([fd], [], [])
+            finally:
+                os.close(fd)
+        else:
+            while _alive(pid) and not self.dead:
+                time.sleep(0.2)
+        time.sleep(0.05)  # the pipe readers drain first, as in _wait
+        self._post("exit", (pid, None))
 
     def connect(self, host: str, port: int) -> None:
         sock = socket.create_connection((host, port), timeout=10)
@@ -184,8 +221,9 @@ class Debuggee:
 
     def kill(self) -> None:
         self.dead = True
-        if self.proc is not None and self.proc.poll() is None:
+        if self.proc is not None:
             try:
+                # the whole group: the runner and its checkpoints (forks of it)
                 os.killpg(self.proc.pid, signal.SIGKILL)
             except (ProcessLookupError, PermissionError):
                 try:
@@ -205,7 +243,22 @@ class Debuggee:
 
     # -- what the debuggee sends (on the session's thread) ------------------------------------
 
+    def _handover_late(self, pid: int) -> None:
+        """The checkpoint ``pid`` took the session over but has said nothing since: end the
+        session with a clear error rather than wait for ever."""
+        if self.handing_over != pid or self.dead:
+            return
+        client = self.session.client
+        client.notice(
+            f"going back through checkpoint process {pid} did not finish within "
+            f"{HANDOVER_TIMEOUT:g} s; to go back by re-running in-process instead, launch with "
+            '"env": {"PRODTURE_CHECKPOINTS": "0"}'
+        )
+        self.kill()
+        client.end_session(1)
+
     def on_control(self, message: ctl.Message) -> None:
+        self.handing_over = None  # the debuggee speaks (a Handover sets it again)
         client = self.session.client
         if isinstance(message, ctl.Reply):
             callback = self.control_pending.pop(message.id, None)
@@ -220,6 +273,11 @@ class Debuggee:
                 client.notice(message.message)
         elif isinstance(message, ctl.Stopped):
             self.session.stops.engine_stopped(message)
+        elif isinstance(message, ctl.Handover):
+            self.pid = message.pid
+            self.handing_over = message.pid
+            threading.Thread(target=self._watch, args=(message.pid,), daemon=True).start()
+            self.session.after(HANDOVER_TIMEOUT, lambda: self._handover_late(message.pid))
         elif isinstance(message, ctl.Output):
             client.event("output", {"category": message.category.value, "output": message.output})
         elif isinstance(message, ctl.Exited):
@@ -250,12 +308,22 @@ class Debuggee:
     def on_output(self, payload: dict[str, Any]) -> None:
         self.session.client.event("output", payload)
 
-    def on_exit(self, code: int | None) -> None:
+    def on_exit(self, payload: tuple[int, int | None]) -> None:
+        pid, code = payload
+        if pid != self.pid:
+            return  # a debuggee that handed the session over to its checkpoint
         self.dead = True
         if self.on_started is not None:
             self.on_started(explain_exit(self.python, self.stderr_tail, code))
             return
         client = self.session.client
+        if code is None and self.proc is not None and pid != self.proc.pid:
+            tail = "".join(self.stderr_tail[-3:]).strip()
+            client.notice(
+                f"the debuggee (pid {pid}, restored from a checkpoint) ended without a word"
+                + (f": {tail}" if tail else ""),
+                only_if_running=True,
+            )
         if code not in (0, None):
             tail = "".join(self.stderr_tail[-3:]).strip()
             client.notice(

@@ -200,6 +200,15 @@ class Hello(Message):
 
 
 @dataclasses.dataclass(frozen=True)
+class Handover(Message):
+    """This runner exits now and its checkpoint ``pid`` (a fork of it, parked at the step the
+    client goes back to) goes on as the debuggee, on the same control and DAP sockets."""
+
+    KIND: ClassVar[str] = "handover"
+    pid: int
+
+
+@dataclasses.dataclass(frozen=True)
 class Failed(Message):
     """The debuggee cannot go on (bad trace, handler that no longer imports…): one line for the
     user, naming the fix."""

@@ -15,6 +15,7 @@ client can look at the stack; tests hand it to a script. The engine never blocks
 from __future__ import annotations
 
 import bisect
+import dataclasses
 import dis
 import enum
 import os
@@ -67,6 +68,8 @@ class RunMode(enum.Enum):
 
 # no end-of-replay or divergence stop while fast-forwarding or scanning: they stop elsewhere
 _NO_END_STOP = frozenset((RunMode.FAST_FORWARD, RunMode.SCAN))
+# runs that record the history as they go: fork checkpoints are taken in them
+_HISTORY_MODES = frozenset((RunMode.RUN, RunMode.QUIET))
 
 
 class Rewind(BaseException):
@@ -192,6 +195,9 @@ class StepEngine:
         self._base_frame: Any = None
         self.finished: Any = None  # the Outcome once the handler ran to its end
         self.stops = 0
+        #: fork checkpoints (:class:`.checkpoints.ForkCheckpoints`, set by the runner), or None:
+        #: going back then always re-runs in-process
+        self.checkpoints: Any = None
         # a Rewind / Terminate on its way out of the handler; kept so a handler that swallows it
         # (bare `except:`) cannot lose it: see _perform and run
         self._unwinding: BaseException | None = None
@@ -558,6 +564,15 @@ class StepEngine:
 
     def _rewind(self, rewind: Rewind) -> Rewind:
         self._settrace(None)  # nothing of the unwinding (finally blocks) is a step
+        checkpoints = self.checkpoints
+        if (
+            checkpoints is not None
+            and rewind.present
+            and not rewind.scan_until
+            and rewind.divergence is None
+        ):
+            # returns only when no checkpoint serves the target (else this process is parked)
+            checkpoints.restore(max(1, rewind.step), rewind.kind.value, self._settings())
         self._unwinding = rewind
         return rewind
 
@@ -620,6 +635,11 @@ class StepEngine:
             # a bare `except:` / `except BaseException:` swallowed the rewind and the handler
             # went on: raise it again (run() also catches a handler that ends instead)
             raise self._unwinding
+        checkpoints = self.checkpoints
+        if checkpoints is not None and self.run_mode in _HISTORY_MODES:
+            message = checkpoints.at_effect(call.seq)
+            if message is not None:  # this process is a checkpoint, restored: fast-forward on
+                self._resume_at_checkpoint(call.seq, message, sys._getframe(1))
         install = self._ff_install
         if install is not None and call.seq == install[0]:
             # the checkpoint: the handler resumes after this effect; watch from here on
@@ -898,6 +918,82 @@ class StepEngine:
             self._settrace(None)
         else:
             install(None)
+
+    # -- fork checkpoints (see checkpoints.py) ---------------------------------------------------
+
+    def checkpoint_key(self) -> tuple[Any, int]:
+        """(what a checkpoint must share with the debuggee to serve it, code objects seen)."""
+        session = (
+            self.finished is None,
+            self.end_step,
+            self._final_divergence is None,
+            self.divergence is None,
+            self._divergence_step,
+        )
+        return session, len(self._codes)
+
+    def install_effect(self, k: int) -> int:
+        """The effect after which a re-run to step ``k`` starts watching (0: from the start)."""
+        return bisect.bisect_left(self.effect_steps, k)
+
+    def code_index_max(self, start: int, end: int) -> int:
+        """The highest code-object index in the history of steps ``start+1 .. end``."""
+        return max(self.hist_loc[start:end], default=0) >> _LINE_BITS
+
+    def _settings(self) -> dict[str, Any]:
+        """Breakpoints and stop policy, as a restored checkpoint applies them."""
+        return {
+            "breakpoints": {
+                path: [[b.line, b.condition, b.hit_condition, b.log_message] for b in bps.values()]
+                for path, bps in self.breakpoints.items()
+            },
+            "policy": dataclasses.asdict(self.policy),
+        }
+
+    def _resume_at_checkpoint(self, seq: int, message: dict[str, Any], driver: Any) -> None:
+        """This process is the checkpoint taken at effect ``seq``, restored by the old debuggee:
+        take the history it sent, its breakpoints and policy, and go on as a re-run from the start
+        would at this effect (``_start_fast_forward`` to the target step)."""
+        from .checkpoints import history
+
+        self._settrace(None)
+        locs, depths = history(message)
+        del self.hist_loc[self.step :]
+        self.hist_loc.extend(locs)
+        del self.hist_depth[self.step :]
+        self.hist_depth.extend(depths)
+        del self.effect_steps[seq - 1 :]
+        self.effect_steps.extend(message["effect_steps"])
+        settings = self._settings()
+        if message["breakpoints"] != settings["breakpoints"]:
+            for path in set(self.breakpoints) | set(message["breakpoints"]):
+                specs = message["breakpoints"].get(path, [])
+                self.set_breakpoints(path, [Breakpoint(*spec) for spec in specs])
+        if message["policy"] != settings["policy"]:
+            self.set_policy(StopPolicy(**message["policy"]))
+        # the handler's suspended frames carry this run's local tracers; a re-run's carry none
+        obj = driver.f_locals.get("gen")
+        while obj is not None:
+            frame = getattr(obj, "gi_frame", None) or getattr(obj, "cr_frame", None)
+            if frame is None:
+                break
+            frame.f_trace = None
+            obj = getattr(obj, "gi_yieldfrom", None) or getattr(obj, "cr_await", None)
+        # the per-run state of a re-run (see _reset_run), at this effect
+        self._unwinding = None
+        self._ff_install = None
+        self.stop_depth = -1
+        self.check_step = _NEVER
+        self.run_mode = RunMode.RUN
+        self._pending_effect = None
+        self._exc_frame = None
+        self._last_exc = None
+        self._jump_effect = 0
+        self._end_shown = False
+        for bp in self._bp_by_loc.values():
+            bp.hits = 0
+        self.bp_locs = frozenset(self._bp_by_loc)
+        self._start_fast_forward(Rewind(message["step"], StopKind(message["kind"])))
 
     def _stop_monitoring(self) -> None:
         if self._monitoring is not None:

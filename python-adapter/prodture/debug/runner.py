@@ -58,6 +58,35 @@ class Control:
                 print(f"prodture: ignored a control line: {e}", file=sys.stderr, flush=True)
 
 
+def _can_take_over() -> bool:
+    """The pydevd internals a restored checkpoint starts again (debugpy is pinned; without them
+    going back re-runs in-process)."""
+    try:
+        import pydevd
+        from _pydevd_bundle import pydevd_comm, pydevd_constants
+        from _pydevd_bundle.pydevd_process_net_command import process_net_command  # noqa: F401
+        from _pydevd_bundle.pydevd_process_net_command_json import (  # noqa: F401
+            PyDevJsonCommandProcessor,
+        )
+    except ImportError:
+        return False
+    return (
+        hasattr(pydevd_comm, "ReaderThread")
+        and hasattr(pydevd_comm.WriterThread, "add_command")
+        and hasattr(pydevd_constants, "after_fork")
+        and hasattr(pydevd.PyDB, "_create_pydb_command_thread")
+        and all(
+            hasattr(pydevd.PyDB, name) or name in pydevd.PyDB.__init__.__code__.co_names
+            for name in (
+                "_main_lock",
+                "_cmd_queue",
+                "_thread_events",
+                "_py_db_command_thread_event",
+            )
+        )
+    )
+
+
 def fail(control: Control, message: str, code: int = 2) -> None:
     """End the debuggee with one line the adapter shows the user."""
     try:
@@ -144,6 +173,8 @@ class Runner:
         self.pending: Any = None  # the engine Move to answer the current stop with
         self.engine: Any = None
         self.thread: threading.Thread | None = None
+        #: fork checkpoints (checkpoints.py); PRODTURE_CHECKPOINTS=0 turns them off
+        self.checkpointing = os.environ.get("PRODTURE_CHECKPOINTS", "1") != "0"
 
     # -- setup --------------------------------------------------------------------------------
 
@@ -222,11 +253,14 @@ class Runner:
                 reply = self.handle(message)
             except Exception as e:
                 reply = ctl.Reply(0, ok=False, message=f"{type(e).__name__}: {e}")
+            if reply is None:  # answered already
+                continue
             if message.id is not None:
                 self.control.send(dataclasses.replace(reply, id=message.id))
 
-    def handle(self, message: ctl.Command) -> ctl.Reply:
-        """Carry out one command of the adapter (the reply's id is filled in by the caller)."""
+    def handle(self, message: ctl.Command) -> ctl.Reply | None:
+        """Carry out one command of the adapter (the reply's id is filled in by the caller; None:
+        answered already)."""
         from .engine import Breakpoint
 
         engine = self.engine
@@ -277,8 +311,10 @@ class Runner:
                 )
             self.stopped = False
             self.pending = command
+        if message.id is not None:  # before resuming: a checkpoint restore ends this process
+            self.control.send(dataclasses.replace(ok, id=message.id))
         self._resume()
-        return ok
+        return None
 
     def _watch_pause(self, stops: int) -> None:
         """A pause stops at the handler's next line event; while the handler is inside a call
@@ -379,6 +415,80 @@ class Runner:
             pending = Move(Command.CONTINUE)
         return pending
 
+    # -- fork checkpoints (checkpoints.py) ----------------------------------------------------
+
+    def _take_over(self) -> None:
+        """In a restored checkpoint: start pydevd's and the runner's threads again (a fork has
+        only the replay thread) on the sockets inherited from the old debuggee."""
+        from _pydevd_bundle import pydevd_constants
+        from _pydevd_bundle.pydevd_comm import ReaderThread, WriterThread
+        from _pydevd_bundle.pydevd_process_net_command import process_net_command
+        from _pydevd_bundle.pydevd_process_net_command_json import PyDevJsonCommandProcessor
+
+        pydevd_constants.after_fork()  # pydevd's fork-safe locks
+        py_db = self.py_db
+        # pydevd's plain locks and queues were copied as the fork found them: a thread that held
+        # one then (the command thread takes them every 0.2 s) is gone and would never free it
+        import _thread
+
+        py_db._main_lock = _thread.allocate_lock()
+        py_db._lock_running_thread_ids = _thread.allocate_lock()
+        py_db._lock_create_fs_notify = _thread.allocate_lock()
+        py_db._cmd_queue.clear()
+        py_db._thread_events.clear()
+        py_db._py_db_command_thread_event = threading.Event()
+        from _pydevd_bundle.pydevd_custom_frames import CustomFramesContainer
+
+        CustomFramesContainer._py_db_command_thread_event = py_db._py_db_command_thread_event
+        self._wake_on_queued_commands()
+        sock = py_db.writer.sock
+        old_reader = py_db.reader
+        py_db.writer = WriterThread(sock, py_db, terminate_on_socket_close=True)
+        py_db.reader = ReaderThread(
+            sock,
+            py_db,
+            PyDevJsonCommandProcessor=PyDevJsonCommandProcessor,
+            process_net_command=process_net_command,
+            terminate_on_socket_close=True,
+        )
+        # the DAP request processor keeps the session's state (launch / attach received, ...):
+        # the new reader goes on with the old one's
+        py_db.reader.process_net_command_json = old_reader.process_net_command_json
+        py_db.writer.start()
+        py_db.reader.start()
+        py_db._create_pydb_command_thread()  # not the check-alive one: nothing it watches here
+        self._lock = threading.Lock()
+        self.control._lock = threading.Lock()
+        self.control._file = self.control.sock.makefile("rb")
+        control = threading.Thread(target=self.serve_control, name="prodture-control", daemon=True)
+        # marked before it starts: pydevd must never trace nor suspend it (a suspend-all stop
+        # would park it in pydevd's wait loop with the client's next command unread)
+        control.is_pydev_daemon_thread = True  # type: ignore[attr-defined]
+        control.pydev_do_not_trace = True  # type: ignore[attr-defined]
+        control.start()
+
+    def _handover(self, pid: int) -> None:
+        """This process is about to park: checkpoint ``pid`` is the debuggee from now on."""
+        self._flush_pydevd()
+        self.control.send(ctl.Handover(pid=pid))
+
+    def _flush_pydevd(self) -> None:
+        """Let pydevd's writer send what it has queued, then drop whatever comes later: a
+        message cut short on the DAP socket would desynchronize it for the checkpoint."""
+        writer = self.py_db.writer
+        sent = threading.Event()
+
+        class Marker:
+            as_dict = None
+            id = -1
+
+            def send(self, sock: Any) -> None:
+                sent.set()
+
+        writer.add_command = lambda cmd: None
+        writer._cmd_queue.put(Marker())
+        sent.wait(2)
+
     def _wake_on_queued_commands(self) -> None:
         """Give the replay thread's command queue a :class:`QueueAwareEvent` (before its first
         stop, so pydevd's suspended loop only ever waits on that one)."""
@@ -415,6 +525,18 @@ class Runner:
         self._wake_on_queued_commands()
         self._untrace_pydevd()
         self.engine._settrace(None)
+        from . import checkpoints
+
+        if self.checkpointing and checkpoints.supported() and _can_take_over():
+            every = os.environ.get("PRODTURE_CHECKPOINT_EVERY", "")
+            saved = os.environ.get("PRODTURE_CHECKPOINT_MIN_SAVED", "")
+            self.engine.checkpoints = checkpoints.ForkCheckpoints(
+                self.engine,
+                self._handover,
+                self._take_over,
+                every=int(every) if every.isdigit() else checkpoints.EVERY_STEPS,
+                min_saved=int(saved) if saved.isdigit() else checkpoints.MIN_SAVED_STEPS,
+            )
         outcome = self.engine.run()
         engine = self.engine
         divergence = engine.divergence
