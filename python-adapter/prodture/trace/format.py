@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import dataclasses
 import datetime as _dt
+import gc
 import hashlib
 import operator
 import os
@@ -25,13 +26,18 @@ from ..text import clip as _clip
 from ..text import short_repr as _short
 from .codec import _PLAIN_SET as _PLAIN_TYPES
 from .codec import (
+    _SIZED,
     ALLOWED_MODULES,
+    FLAT_EFFECT,
+    FLAT_MAX_ITEMS,
     REDACTED,
     STREAM_THRESHOLD,
     MemoryBudget,
     Redactor,
     TraceFormatError,
     _enc,
+    _sizeof,
+    flat_size,
     new_packer,
     opaque_of,
     type_name,
@@ -485,7 +491,7 @@ class TraceReader:
         return TraceFormatError(f"{self.name}: {what}")
 
     def _unpacker(self, data: bytes, budget: MemoryBudget) -> msgpack.Unpacker:
-        unpacker = budget.unpacker(len(data))
+        unpacker = budget.unpacker(len(data), hooks=True)
         unpacker.feed(data)
         return unpacker
 
@@ -547,10 +553,17 @@ class TraceReader:
             raise self._empty()
         budget = _memory_budget(len(data))
         decoding = ALLOWED_MODULES.set(self._allowed_modules)
+        # A decoded trace holds no reference cycles, so the cyclic collector has nothing to find
+        # in it; left on, it walks every object decoded so far again and again as the trace
+        # grows (about half the time of reading a large trace).
+        collecting = gc.isenabled()
+        gc.disable()
         try:
             with budget.active():
                 return self._read(data, budget)
         finally:
+            if collecting:
+                gc.enable()
             ALLOWED_MODULES.reset(decoding)
 
     def _read(self, data: bytes, budget: MemoryBudget) -> Trace:
@@ -571,6 +584,7 @@ class TraceReader:
         base = fed = 0  # data offset of the unpacker's first byte; bytes fed so far
         end = 0  # where the last whole record stopped
         index = -1
+        streamed = False  # whether the record in hand was decoded (and charged) item by item
         while True:
             try:
                 record = unpack()
@@ -592,6 +606,7 @@ class TraceReader:
                 unpacker = budget.unpacker(size)
                 unpack, tell = unpacker.unpack, unpacker.tell
                 base = fed = end
+                streamed = True  # charged as it was read
             except Exception as e:
                 error = self._unpack_error(e, base + tell())
                 if error is None:
@@ -614,6 +629,20 @@ class TraceReader:
                     and (ok is True or (ok is False and isinstance(payload, BaseException)))
                     and (site_id is None or (type(site_id) is int and site_id in sites))
                 ):
+                    if streamed:
+                        streamed = False
+                    else:  # what the record holds (itself replaced by the EffectRecord)
+                        n = len(values)
+                        if n <= FLAT_MAX_ITEMS and _SIZED.isdisjoint(map(type, values)):
+                            budget.left -= FLAT_EFFECT + flat_size(values)
+                        else:
+                            budget.left -= FLAT_EFFECT + 8 * n
+                            budget.charge_value(values)
+                        if type(payload) in _SIZED:
+                            budget.left -= _sizeof(payload)
+                            budget.charge_value(payload)
+                        if budget.left < 0:
+                            budget.exceeded()
                     append(
                         EffectRecord(
                             seq,
@@ -629,6 +658,10 @@ class TraceReader:
                         )
                     )
                     continue
+            if streamed:
+                streamed = False
+            else:
+                budget.charge_value(record)
             if (
                 not isinstance(record, list)
                 or not record
