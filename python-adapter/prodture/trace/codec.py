@@ -693,27 +693,32 @@ _REDACTED_EXT = msgpack.ExtType(ExtCode.REDACTED, b"")
 
 
 def _object_encoder(t: type) -> Callable[[Any], Any]:
+    """The OBJECT ext encoder of dataclass ``t``, compiled once per type: its field getter, and
+    the packed ``[name,`` head of its payload (re-made if the type's registered name changes)."""
     names = tuple(f.name for f in dataclasses.fields(t))
     default_name = f"{t.__module__}.{t.__qualname__}"
     name_of = registry.name_of
+    head: list[Any] = [None, b""]  # the name last used, and "[name," packed
+
+    def payload_head() -> bytes:
+        name = name_of(t) or default_name
+        if name != head[0]:
+            head[1] = b"\x92" + _plain_pack(name)  # the payload is [name, fields]
+            head[0] = name
+        data: bytes = head[1]
+        return data
+
     if len(names) > 1:
         many = operator.attrgetter(*names)
 
         def encode(obj: Any) -> Any:
-            return _new_tuple(
-                _ExtType,
-                (
-                    ExtCode.OBJECT,
-                    _pack([name_of(t) or default_name, dict(zip(names, many(obj), strict=False))]),
-                ),
-            )
+            fields = dict(zip(names, many(obj), strict=False))
+            return _new_tuple(_ExtType, (ExtCode.OBJECT, payload_head() + _pack(fields)))
     else:
 
         def encode(obj: Any) -> Any:
             fields = {n: getattr(obj, n) for n in names}
-            return _new_tuple(
-                _ExtType, (ExtCode.OBJECT, _pack([name_of(t) or default_name, fields]))
-            )
+            return _new_tuple(_ExtType, (ExtCode.OBJECT, payload_head() + _pack(fields)))
 
     return encode
 

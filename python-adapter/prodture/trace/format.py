@@ -12,6 +12,7 @@ import dataclasses
 import datetime as _dt
 import gc
 import hashlib
+import keyword
 import operator
 import os
 import platform
@@ -26,6 +27,7 @@ from ..text import clip as _clip
 from ..text import short_repr as _short
 from .codec import _PLAIN_SET as _PLAIN_TYPES
 from .codec import (
+    _RECORD,
     _SIZED,
     ALLOWED_MODULES,
     FLAT_EFFECT,
@@ -201,6 +203,31 @@ class _EffectType:
     has_secret: bool = False
 
 
+def _request_getter(
+    names: tuple[str, ...], secret: tuple[bool, ...]
+) -> Callable[[Any], list[Any]] | None:
+    """A function from an effect to its request values, a list (the packer is strict about
+    types: a tuple would become an ext value), with REDACTED in place of each secret field, whose
+    value is never read. Compiled once per effect type; None for a type without fields."""
+    if not names:
+        return None
+    if not any(secret):
+        if len(names) == 1:
+            single = operator.attrgetter(names[0])
+            return lambda e: [single(e)]
+        many = operator.attrgetter(*names)
+        return lambda e: list(many(e))
+    if not all(name.isidentifier() and not keyword.iskeyword(name) for name in names):
+        # A class made with make_dataclass / setattr can have any field name: read them by name.
+        getters = [
+            None if s else operator.attrgetter(n) for n, s in zip(names, secret, strict=True)
+        ]
+        return lambda e: [REDACTED if g is None else g(e) for g in getters]
+    items = ", ".join("_R" if s else f"e.{name}" for name, s in zip(names, secret, strict=True))
+    getter: Callable[[Any], list[Any]] = eval(f"lambda e: [{items}]", {"_R": REDACTED})  # noqa: S307 -- compiles identifiers checked above, once per effect type
+    return getter
+
+
 class TraceEncoder:
     """Turns one execution into record bytes. One per trace; not shared between threads.
 
@@ -333,16 +360,10 @@ class TraceEncoder:
         names = (
             tuple(f.name for f in dataclasses.fields(cls)) if dataclasses.is_dataclass(cls) else ()
         )
-        # Lists, not tuples: the packer is strict about types, and a tuple would become an ext value.
-        getter: Callable[[Any], Any] | None = None
-        if len(names) == 1:
-            single = operator.attrgetter(names[0])
-            getter = lambda e: [single(e)]  # noqa: E731
-        elif names:
-            many = operator.attrgetter(*names)
-            getter = lambda e: list(many(e))  # noqa: E731
         secret = self.redactor.secret_fields(cls) if (self.redactor and names) else ()
-        info = _EffectType(len(self._types), getter, len(names), secret, True in secret)
+        info = _EffectType(
+            len(self._types), _request_getter(names, secret), len(names), secret, True in secret
+        )
         name = getattr(cls, "effect_name", None) or type_name(cls)
         return info, self._packer.pack([RecordKind.TYPE, info.type_id, name, list(names)])
 
@@ -363,17 +384,23 @@ class TraceEncoder:
         new_type = info is None
         if info is None:
             info, prefix = self._effect_type(cls)
+        # The request's values, its secret fields already REDACTED (see _request_getter).
         values: Any = info.getter(effect) if info.getter is not None else []
         redactor = self.redactor
         if redactor is not None:
-            if info.has_secret:
-                values = [REDACTED if s else v for v, s in zip(values, info.secret, strict=False)]
             if not all(map(_PLAIN_TYPES.__contains__, map(type, values))):
                 scrubbed = redactor.scrub(values)
                 # REDACTED as a whole when a value could not be walked: then value by value.
                 values = scrubbed if type(scrubbed) is list else [redactor.scrub(v) for v in values]
-            if ok:
-                value = redactor.scrub(value)
+            if ok and type(value) not in _PLAIN_TYPES:
+                # Inline, the common result: an instance of a dataclass without secret fields
+                # whose field values are all plain (what Redactor.scrub finds first, too).
+                kind = redactor._kinds.get(type(value))
+                values_of = kind[1][2] if kind is not None and kind[0] == _RECORD else None
+                if values_of is None or not all(
+                    map(_PLAIN_TYPES.__contains__, map(type, values_of(value)))
+                ):
+                    value = redactor.scrub(value)
         site_id = None
         new_site: tuple[str, int, str] | None = None
         if site is not None:
