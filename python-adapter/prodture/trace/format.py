@@ -591,6 +591,9 @@ class TraceReader:
         finally:
             if collecting:
                 gc.enable()
+                # One pass over what was decoded, moving it out of the young generations, here
+                # rather than in whatever allocates next (a replay's first steps).
+                gc.collect(1)
             ALLOWED_MODULES.reset(decoding)
 
     def _read(self, data: bytes, budget: MemoryBudget) -> Trace:
