@@ -14,6 +14,7 @@ import pytest
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
+import prodture
 from prodture import Effect, Interpreter, MemorySink, Recorder
 from prodture.replay import Replayer, ReplayError, load_trace
 from prodture.trace import Opaque, RecordedError, TraceFormatError, UnknownValue, codec, read_trace
@@ -24,6 +25,16 @@ from prodture.trace.format import FORMAT_VERSION, RecordKind
 @dataclasses.dataclass(frozen=True)
 class Ping(Effect, name="test_hostile.Ping"):
     n: int
+
+
+@prodture.register(name="test_hostile.Triple")
+@dataclasses.dataclass(frozen=True)
+class Triple:
+    """Rebuilt by the reader's fast path for registered dataclasses (charged at flat rates)."""
+
+    a: str
+    b: str
+    c: str
 
 
 def pinging(count):
@@ -342,9 +353,52 @@ def _small_records_of_short_strings(size: int = 1_000_000) -> bytes:
     return b"".join(parts)
 
 
+def _effects_of_short_values(item: bytes, fields: int, size: int = 1_000_000) -> bytes:
+    """Well-formed effect records, each with ``fields`` request values of ``item`` and a None
+    result: the records a reader decodes on its fast path (charged at flat rates)."""
+    parts = [
+        msgpack.packb(
+            [RecordKind.HEADER, {"format": "prodture-trace", "version": 1, "handler": "m:f"}]
+        ),
+        msgpack.packb([RecordKind.INPUT, None]),
+        msgpack.packb([RecordKind.TYPE, 0, "x.Y", [f"f{i}" for i in range(fields)]]),
+    ]
+    seq = 1
+    while sum(map(len, parts)) < size:
+        parts.append(
+            b"\x99\x04"
+            + msgpack.packb(seq)
+            + b"\x00\xdc"
+            + fields.to_bytes(2, "big")
+            + item * fields
+            + b"\xc3\xc0\x00\x00\xc0"
+        )
+        seq += 1
+    return b"".join(parts)
+
+
 @pytest.mark.parametrize(
     "name, data",
     [
+        ("effects of 8 short strings", _effects_of_short_values(b"\xa2" + "\u0101".encode(), 8)),
+        (
+            "effects of 1000 short strings",
+            _effects_of_short_values(b"\xa2" + "\u0101".encode(), 1000),
+        ),
+        (
+            "effects of registered objects of short strings",
+            _effects_of_short_values(
+                msgpack.packb(
+                    ext(
+                        ExtCode.OBJECT,
+                        msgpack.packb(
+                            ["test_hostile.Triple", {"a": "\u0101", "b": "\u0101", "c": "\u0101"}]
+                        ),
+                    )
+                ),
+                8,
+            ),
+        ),
         ("empty maps", _flood(b"\x80")),
         ("empty arrays", _flood(b"\x90")),
         ("1-char non-Latin strings", _flood(b"\xa2" + "\u0101".encode())),

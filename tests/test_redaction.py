@@ -270,3 +270,44 @@ def test_a_single_string_is_refused_as_patterns():
     """Redactor("password") is refused: a string is a sequence of one-letter patterns."""
     with pytest.raises(TypeError, match=r"write \['password'\]"):
         Redactor("password")
+
+
+@dataclasses.dataclass(frozen=True)
+class Signup(Effect, name="test_redaction.Signup"):
+    user: str
+    pin: str = secret()
+    api_key: str = ""
+    extra: Any = None
+
+
+@dataclasses.dataclass(frozen=True)
+class Profile:
+    user: str
+    extra: Any
+
+
+def test_effect_secret_fields_and_a_once_clean_result_type_stay_redacted(tmp_path):
+    """An effect's secret() and name-matched fields are redacted by its compiled request getter while an Any field holding a secret dict is still walked; and a result type first recorded clean (so its type is known to hold no secret field) is walked again when a later instance holds a secret in a field typed Any."""
+
+    def handler(arg):
+        yield Signup(PUBLIC, SECRET, SECRET, {"password": SECRET, "user": PUBLIC})
+        yield Signup(PUBLIC, SECRET, SECRET, None)
+        yield Carry("clean")
+        yield Carry("dirty")
+        return "done"
+
+    results = {"clean": Profile(PUBLIC, "plain"), "dirty": Profile(PUBLIC, {"token": SECRET})}
+    recorder = Recorder(DirectorySink(tmp_path))
+    performers: dict[type, Callable[[Any], Any]] = {
+        Signup: lambda e: "ok",
+        Carry: lambda e: results[e.payload],
+    }
+    assert Interpreter(performers, recorder=recorder).run(handler, None).ok
+    recorder.close()
+    (path,) = tmp_path.glob("*.prodtrace")
+    data = path.read_bytes()
+    assert SECRET.encode() not in data and PUBLIC.encode() in data
+    effects = read_trace(data).effects
+    assert effects[0].request["pin"] is REDACTED and effects[0].request["api_key"] is REDACTED
+    assert effects[0].request["extra"] == {"password": REDACTED, "user": PUBLIC}
+    assert effects[3].result.fields["extra"] == {"token": REDACTED}

@@ -693,27 +693,32 @@ _REDACTED_EXT = msgpack.ExtType(ExtCode.REDACTED, b"")
 
 
 def _object_encoder(t: type) -> Callable[[Any], Any]:
+    """The OBJECT ext encoder of dataclass ``t``, compiled once per type: its field getter, and
+    the packed ``[name,`` head of its payload (re-made if the type's registered name changes)."""
     names = tuple(f.name for f in dataclasses.fields(t))
     default_name = f"{t.__module__}.{t.__qualname__}"
     name_of = registry.name_of
+    head: list[Any] = [None, b""]  # the name last used, and "[name," packed
+
+    def payload_head() -> bytes:
+        name = name_of(t) or default_name
+        if name != head[0]:
+            head[1] = b"\x92" + _plain_pack(name)  # the payload is [name, fields]
+            head[0] = name
+        data: bytes = head[1]
+        return data
+
     if len(names) > 1:
         many = operator.attrgetter(*names)
 
         def encode(obj: Any) -> Any:
-            return _new_tuple(
-                _ExtType,
-                (
-                    ExtCode.OBJECT,
-                    _pack([name_of(t) or default_name, dict(zip(names, many(obj), strict=False))]),
-                ),
-            )
+            fields = dict(zip(names, many(obj), strict=False))
+            return _new_tuple(_ExtType, (ExtCode.OBJECT, payload_head() + _pack(fields)))
     else:
 
         def encode(obj: Any) -> Any:
             fields = {n: getattr(obj, n) for n in names}
-            return _new_tuple(
-                _ExtType, (ExtCode.OBJECT, _pack([name_of(t) or default_name, fields]))
-            )
+            return _new_tuple(_ExtType, (ExtCode.OBJECT, payload_head() + _pack(fields)))
 
     return encode
 
@@ -887,13 +892,50 @@ class _DecodeState(threading.local):
         self.level = 0
         #: The memory budget of the read in progress in this thread, or None: no limit.
         self.budget: MemoryBudget | None = None
-        #: How ext payloads are unpacked (a read with a budget adds its hooks).
-        self.options: dict[str, Any] = UNPACK_OPTIONS
 
 
 _depth = _DecodeState()
 _unpackb = msgpack.unpackb
 _sizeof = sys.getsizeof
+#: The containers msgpack decodes (whose contents the budget charges).
+_NESTED = frozenset({list, dict})
+#: The values whose size depends on how many items they hold (never charged at a flat rate).
+_SIZED = frozenset({list, dict, tuple, set, frozenset})
+#: Flat charges for what the common records decode to, instead of ``sys.getsizeof`` of each
+#: object (which costs more than decoding it): per value held (a scalar, or the reference to
+#: an object that charged its own state), per object rebuilt (its instance and dict), per
+#: effect record (its EffectRecord and integers). Only for at most FLAT_MAX_ITEMS values none
+#: of which is a container (else each is charged its size): a string is then charged the flat
+#: rate whatever its length, its characters being bounded by the file's own bytes, and each
+#: flat charge is at least what ``getsizeof`` gives for the few-byte values that make a file
+#: decode to the most memory per byte (short non-ASCII strings, within a few percent).
+FLAT_MAX_ITEMS = 8
+#: A value's flat charge by type (its reference included): a little more than getsizeof gives
+#: for the values these types hold in a few bytes of trace (a short string: FLAT_STR).
+FLAT_STR = 80
+_FLAT_SIZES = {
+    int: 40,
+    float: 32,
+    bool: 8,
+    type(None): 8,
+    str: FLAT_STR,
+    bytes: 48,
+    Decimal: 112,
+    Redacted: 8,
+}
+#: Any other value: an object decoded from an ext value (that charged its own state).
+FLAT_ITEM = 64
+_flat_size = _FLAT_SIZES.get
+_FLAT_DEFAULTS = itertools.repeat(FLAT_ITEM)
+
+
+def flat_size(values: Any) -> int:
+    """The flat charge of ``values`` (at most FLAT_MAX_ITEMS, none of them a container)."""
+    return sum(map(_flat_size, map(type, values), _FLAT_DEFAULTS))
+
+
+FLAT_OBJECT = 160
+FLAT_EFFECT = 256
 
 
 def _distinct(items: Any) -> Any:
@@ -904,21 +946,26 @@ def _distinct(items: Any) -> Any:
 class MemoryBudget:
     """Bytes the objects decoded from one trace may take; exceeding it is a TraceFormatError.
 
-    Charged, with ``sys.getsizeof``, as each array and map is completed: the shallow size of
-    each item (of each distinct item in an array or map of more than 16; in a shorter one a
-    shared object, such as a cached small int, is counted each time: an over-estimate); an
-    ext value's instance dict as it is decoded; while streaming, each array and map as it is
-    started and each item as it is read. Installed
-    for the current thread with :meth:`active`; its hooks go to the reader's Unpacker.
+    Charged, with ``sys.getsizeof``, as each decoded value is completed (:meth:`charge_value`,
+    called by the reader for each record and by the ext decoders for each ext payload): the
+    shallow size of each item of each array and map (of each distinct item in an array or map
+    of more than 16; in a shorter one a shared object, such as a cached small int, is counted
+    each time: an over-estimate); an ext value's instance dict as it is decoded; while
+    streaming, each array and map as it is started and each item as it is read. A value is
+    decoded whole, then charged, only when its bytes are at most :data:`STREAM_THRESHOLD`
+    (larger ones are streamed), so what exists uncharged at any time is bounded by what that
+    many bytes decode to. Installed for the current thread with :meth:`active`.
     """
 
     def __init__(self, limit: int, message: str) -> None:
         self.left = limit
         self.message = message
+        #: type name -> how its OBJECT values are rebuilt (see _fast_plan), for this read.
+        self.classes: dict[str, Any] = {}
         budget = self
 
-        # Each object is charged once, by the container that holds it (its shallow size; an
-        # ext value's instance dict by ext_hook); the records themselves are not.
+        # For an Unpacker that decodes whole documents of any size (raw_records): each array
+        # and map charged as msgpack completes it, before a larger one can be built.
         def list_hook(value: list[Any]) -> list[Any]:
             budget.left -= sum(map(_sizeof, value if len(value) <= 16 else _distinct(value)))
             if budget.left < 0:
@@ -935,20 +982,46 @@ class MemoryBudget:
 
         self.list_hook = list_hook
         self.map_hook = map_hook
-        self.options = dict(UNPACK_OPTIONS, list_hook=list_hook, object_hook=map_hook)
+
+    def charge_value(self, value: Any) -> None:
+        """Charge what decoding ``value`` allocated, as the hooks would have: the items (and
+        keys) of each array and map in it, not ``value`` itself (its holder charges it; ext
+        values charge their own state as they are decoded)."""
+        t = type(value)
+        if t is not list and t is not dict:
+            return
+        left = self.left
+        stack = [value]
+        pop, push = stack.pop, stack.append
+        while stack:
+            container = pop()
+            items: Any = container
+            if type(container) is dict:
+                keys = container if len(container) <= 16 else _distinct(container)
+                left -= sum(map(_sizeof, keys))
+                items = container.values()
+            left -= sum(map(_sizeof, items if len(items) <= 16 else _distinct(items)))
+            if not _NESTED.isdisjoint(map(type, items)):
+                for item in items:
+                    if type(item) is list or type(item) is dict:
+                        push(item)
+        self.left = left
+        if left < 0:
+            self.exceeded()
 
     def charge(self, nbytes: int) -> None:
         self.left -= nbytes
         if self.left < 0:
             self.exceeded()
 
-    def unpacker(self, size: int) -> msgpack.Unpacker:
-        """An Unpacker for ``size`` bytes of trace data, with this budget's hooks and lengths
-        bounded by the data (a larger declared length raises ``ValueError: ... exceeds max_``)."""
+    def unpacker(self, size: int, *, hooks: bool = False) -> msgpack.Unpacker:
+        """An Unpacker for ``size`` bytes of trace data, lengths bounded by the data (a larger
+        declared length raises ``ValueError: ... exceeds max_``). Without ``hooks`` what it
+        decodes is charged by the caller (:meth:`charge_value`); with them, as it is built."""
         return msgpack.Unpacker(
             ext_hook=ext_hook,
-            list_hook=self.list_hook,
-            object_hook=self.map_hook,
+            list_hook=self.list_hook if hooks else None,
+            object_hook=self.map_hook if hooks else None,
             raw=False,
             strict_map_key=False,
             use_list=True,
@@ -1057,12 +1130,12 @@ class MemoryBudget:
     @contextlib.contextmanager
     def active(self) -> Iterator[MemoryBudget]:
         state = _depth
-        saved = state.budget, state.options
-        state.budget, state.options = self, self.options
+        saved = state.budget
+        state.budget = self
         try:
             yield self
         finally:
-            state.budget, state.options = saved
+            state.budget = saved
 
 
 def _unpack(payload: bytes) -> Any:
@@ -1074,12 +1147,18 @@ def _unpack(payload: bytes) -> Any:
     state.level = level + 1
     try:
         budget = state.budget
-        if budget is not None and len(payload) > STREAM_THRESHOLD:
+        if budget is None:
+            return _unpackb(
+                payload, ext_hook=ext_hook, raw=False, strict_map_key=False, timestamp=3
+            )
+        if len(payload) > STREAM_THRESHOLD:
             value, end = budget.stream_value(payload, 0)
             if end != len(payload):
                 raise ValueError("extra data after the ext payload's value")
             return value
-        return _unpackb(payload, **state.options)
+        value = _unpackb(payload, ext_hook=ext_hook, raw=False, strict_map_key=False, timestamp=3)
+        budget.charge_value(value)
+        return value
     finally:
         state.level = level
 
@@ -1099,6 +1178,8 @@ def ext_hook(code: int, payload: bytes) -> Any:
     if code == 10:  # ExtCode.REDACTED, the most frequent in a redacted trace
         return REDACTED
     try:
+        if code == 5:  # ExtCode.OBJECT: charges what it decodes itself
+            return _object(payload)
         decode = _DECODERS.get(code)
         if decode is None:
             # Unknown ext codes from a newer writer stay visible but inert.
@@ -1158,16 +1239,59 @@ def _opaque(payload: bytes) -> Opaque:
 
 
 def _object(payload: bytes) -> Any:
-    decoded = _unpack(payload)
+    state = _depth
+    budget = state.budget
+    level = state.level
+    if budget is not None and len(payload) <= STREAM_THRESHOLD and level < MAX_DEPTH:
+        # The common case of a read, inline: a small payload naming a dataclass whose fields
+        # it holds exactly (what a writer of the same code wrote).
+        state.level = level + 1
+        try:
+            decoded = _unpackb(
+                payload, ext_hook=ext_hook, raw=False, strict_map_key=False, timestamp=3
+            )
+        finally:
+            state.level = level
+        if type(decoded) is list and len(decoded) == 2:
+            name, fields = decoded
+            if type(fields) is dict and type(name) is str:
+                classes = budget.classes
+                plan = classes.get(name, _NO_KEY)
+                if plan is _NO_KEY:
+                    plan = classes[name] = _fast_plan(name)
+                if (
+                    plan is not None
+                    and len(fields) == len(plan[1])
+                    and all(map(plan[1].__contains__, fields))
+                ):
+                    obj = object.__new__(plan[0])
+                    obj.__dict__.update(fields)
+                    # Its dict and values (the keys are the class's own field names, shared).
+                    n = len(fields)
+                    if n <= FLAT_MAX_ITEMS and _SIZED.isdisjoint(map(type, fields.values())):
+                        budget.left -= FLAT_OBJECT + sum(
+                            map(_flat_size, map(type, fields.values()), _FLAT_DEFAULTS)
+                        )
+                    else:
+                        budget.left -= _sizeof(obj.__dict__)
+                        budget.charge_value(fields)
+                    if budget.left < 0:
+                        budget.exceeded()
+                    return obj
+        budget.charge_value(decoded)
+    else:
+        decoded = _unpack(payload)
     name, fields = decoded
     if type(name) is not str:
         _str(name)
     value = _rebuild_object(name, fields)
-    budget = _depth.budget
-    if budget is not None and type(value) is not UnknownValue:
-        # The name and the fields map were charged and are freed now (the fields' keys and
-        # values live on in the rebuilt object's dict).
-        budget.left += _sizeof(name) + _sizeof(fields)
+    if budget is not None:
+        if type(value) is not UnknownValue:
+            # The name and the fields map were charged and are freed now (the fields' keys and
+            # values live on in the rebuilt object's dict).
+            budget.left += _sizeof(name) + _sizeof(fields)
+        if hasattr(value, "__dict__"):
+            budget.charge(_sizeof(value.__dict__))
     return value
 
 
@@ -1178,10 +1302,9 @@ def _error(payload: bytes) -> Any:
     )
 
 
-#: Ext codes whose decoded value is a new object beyond the lists and maps already charged.
-_CHARGED = frozenset(
-    {ExtCode.TUPLE, ExtCode.SET, ExtCode.FROZENSET, ExtCode.OPAQUE, ExtCode.OBJECT, ExtCode.ERROR}
-)
+#: Ext codes whose decoded value is a new object beyond the lists and maps already charged
+#: (OBJECT values charge their own).
+_CHARGED = frozenset({ExtCode.TUPLE, ExtCode.SET, ExtCode.FROZENSET, ExtCode.OPAQUE, ExtCode.ERROR})
 
 _DECODERS: dict[int, Callable[[bytes], Any]] = {
     ExtCode.DECIMAL: _cached(_decimal),
@@ -1262,6 +1385,19 @@ def _rebuild_object(name: str, fields: Any) -> Any:
 
 
 _ENUM, _DATACLASS, _OTHER = range(3)
+
+
+def _fast_plan(name: str) -> tuple[type, dict[str, Any]] | None:
+    """(class, field name -> default) when objects named ``name`` are dataclasses with an
+    instance dict (rebuilt by filling it), else None (rebuilt by :func:`_rebuild_object`)."""
+    cls = _resolve(name)
+    if cls is None or cls in _custom_types:
+        return None
+    plan = _object_plans.get(cls)
+    if plan is None:
+        plan = _object_plans[cls] = _object_plan(cls)
+    kind, known, has_dict = plan
+    return (cls, known) if kind == _DATACLASS and has_dict else None
 
 
 def _object_plan(cls: type) -> tuple[int, dict[str, Any], bool]:

@@ -10,7 +10,9 @@ from __future__ import annotations
 
 import dataclasses
 import datetime as _dt
+import gc
 import hashlib
+import keyword
 import operator
 import os
 import platform
@@ -25,13 +27,19 @@ from ..text import clip as _clip
 from ..text import short_repr as _short
 from .codec import _PLAIN_SET as _PLAIN_TYPES
 from .codec import (
+    _RECORD,
+    _SIZED,
     ALLOWED_MODULES,
+    FLAT_EFFECT,
+    FLAT_MAX_ITEMS,
     REDACTED,
     STREAM_THRESHOLD,
     MemoryBudget,
     Redactor,
     TraceFormatError,
     _enc,
+    _sizeof,
+    flat_size,
     new_packer,
     opaque_of,
     type_name,
@@ -195,6 +203,31 @@ class _EffectType:
     has_secret: bool = False
 
 
+def _request_getter(
+    names: tuple[str, ...], secret: tuple[bool, ...]
+) -> Callable[[Any], list[Any]] | None:
+    """A function from an effect to its request values, a list (the packer is strict about
+    types: a tuple would become an ext value), with REDACTED in place of each secret field, whose
+    value is never read. Compiled once per effect type; None for a type without fields."""
+    if not names:
+        return None
+    if not any(secret):
+        if len(names) == 1:
+            single = operator.attrgetter(names[0])
+            return lambda e: [single(e)]
+        many = operator.attrgetter(*names)
+        return lambda e: list(many(e))
+    if not all(name.isidentifier() and not keyword.iskeyword(name) for name in names):
+        # A class made with make_dataclass / setattr can have any field name: read them by name.
+        getters = [
+            None if s else operator.attrgetter(n) for n, s in zip(names, secret, strict=True)
+        ]
+        return lambda e: [REDACTED if g is None else g(e) for g in getters]
+    items = ", ".join("_R" if s else f"e.{name}" for name, s in zip(names, secret, strict=True))
+    getter: Callable[[Any], list[Any]] = eval(f"lambda e: [{items}]", {"_R": REDACTED})  # noqa: S307 -- compiles identifiers checked above, once per effect type
+    return getter
+
+
 class TraceEncoder:
     """Turns one execution into record bytes. One per trace; not shared between threads.
 
@@ -327,16 +360,10 @@ class TraceEncoder:
         names = (
             tuple(f.name for f in dataclasses.fields(cls)) if dataclasses.is_dataclass(cls) else ()
         )
-        # Lists, not tuples: the packer is strict about types, and a tuple would become an ext value.
-        getter: Callable[[Any], Any] | None = None
-        if len(names) == 1:
-            single = operator.attrgetter(names[0])
-            getter = lambda e: [single(e)]  # noqa: E731
-        elif names:
-            many = operator.attrgetter(*names)
-            getter = lambda e: list(many(e))  # noqa: E731
         secret = self.redactor.secret_fields(cls) if (self.redactor and names) else ()
-        info = _EffectType(len(self._types), getter, len(names), secret, True in secret)
+        info = _EffectType(
+            len(self._types), _request_getter(names, secret), len(names), secret, True in secret
+        )
         name = getattr(cls, "effect_name", None) or type_name(cls)
         return info, self._packer.pack([RecordKind.TYPE, info.type_id, name, list(names)])
 
@@ -357,17 +384,23 @@ class TraceEncoder:
         new_type = info is None
         if info is None:
             info, prefix = self._effect_type(cls)
+        # The request's values, its secret fields already REDACTED (see _request_getter).
         values: Any = info.getter(effect) if info.getter is not None else []
         redactor = self.redactor
         if redactor is not None:
-            if info.has_secret:
-                values = [REDACTED if s else v for v, s in zip(values, info.secret, strict=False)]
             if not all(map(_PLAIN_TYPES.__contains__, map(type, values))):
                 scrubbed = redactor.scrub(values)
                 # REDACTED as a whole when a value could not be walked: then value by value.
                 values = scrubbed if type(scrubbed) is list else [redactor.scrub(v) for v in values]
-            if ok:
-                value = redactor.scrub(value)
+            if ok and type(value) not in _PLAIN_TYPES:
+                # Inline, the common result: an instance of a dataclass without secret fields
+                # whose field values are all plain (what Redactor.scrub finds first, too).
+                kind = redactor._kinds.get(type(value))
+                values_of = kind[1][2] if kind is not None and kind[0] == _RECORD else None
+                if values_of is None or not all(
+                    map(_PLAIN_TYPES.__contains__, map(type, values_of(value)))
+                ):
+                    value = redactor.scrub(value)
         site_id = None
         new_site: tuple[str, int, str] | None = None
         if site is not None:
@@ -485,7 +518,7 @@ class TraceReader:
         return TraceFormatError(f"{self.name}: {what}")
 
     def _unpacker(self, data: bytes, budget: MemoryBudget) -> msgpack.Unpacker:
-        unpacker = budget.unpacker(len(data))
+        unpacker = budget.unpacker(len(data), hooks=True)
         unpacker.feed(data)
         return unpacker
 
@@ -547,10 +580,20 @@ class TraceReader:
             raise self._empty()
         budget = _memory_budget(len(data))
         decoding = ALLOWED_MODULES.set(self._allowed_modules)
+        # A decoded trace holds no reference cycles, so the cyclic collector has nothing to find
+        # in it; left on, it walks every object decoded so far again and again as the trace
+        # grows (about half the time of reading a large trace).
+        collecting = gc.isenabled()
+        gc.disable()
         try:
             with budget.active():
                 return self._read(data, budget)
         finally:
+            if collecting:
+                gc.enable()
+                # One pass over what was decoded, moving it out of the young generations, here
+                # rather than in whatever allocates next (a replay's first steps).
+                gc.collect(1)
             ALLOWED_MODULES.reset(decoding)
 
     def _read(self, data: bytes, budget: MemoryBudget) -> Trace:
@@ -571,6 +614,7 @@ class TraceReader:
         base = fed = 0  # data offset of the unpacker's first byte; bytes fed so far
         end = 0  # where the last whole record stopped
         index = -1
+        streamed = False  # whether the record in hand was decoded (and charged) item by item
         while True:
             try:
                 record = unpack()
@@ -592,6 +636,7 @@ class TraceReader:
                 unpacker = budget.unpacker(size)
                 unpack, tell = unpacker.unpack, unpacker.tell
                 base = fed = end
+                streamed = True  # charged as it was read
             except Exception as e:
                 error = self._unpack_error(e, base + tell())
                 if error is None:
@@ -614,6 +659,20 @@ class TraceReader:
                     and (ok is True or (ok is False and isinstance(payload, BaseException)))
                     and (site_id is None or (type(site_id) is int and site_id in sites))
                 ):
+                    if streamed:
+                        streamed = False
+                    else:  # what the record holds (itself replaced by the EffectRecord)
+                        n = len(values)
+                        if n <= FLAT_MAX_ITEMS and _SIZED.isdisjoint(map(type, values)):
+                            budget.left -= FLAT_EFFECT + flat_size(values)
+                        else:
+                            budget.left -= FLAT_EFFECT + 8 * n
+                            budget.charge_value(values)
+                        if type(payload) in _SIZED:
+                            budget.left -= _sizeof(payload)
+                            budget.charge_value(payload)
+                        if budget.left < 0:
+                            budget.exceeded()
                     append(
                         EffectRecord(
                             seq,
@@ -629,6 +688,10 @@ class TraceReader:
                         )
                     )
                     continue
+            if streamed:
+                streamed = False
+            else:
+                budget.charge_value(record)
             if (
                 not isinstance(record, list)
                 or not record
