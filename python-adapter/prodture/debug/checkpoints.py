@@ -111,8 +111,8 @@ class ForkCheckpoints:
             return None
         message, spare = self._park()
         started = time.monotonic()
-        # the run this checkpoint was forked from traced every call: the take-over below is
-        # thousands of calls into pydevd and threading, none of them a step (the fast-forward
+        # the run this checkpoint was forked from traced every call: the take-over below makes
+        # many calls into pydevd and threading, none of them a step (the fast-forward
         # that follows sets its own tracing)
         engine._settrace(None)
         old = message["from"]
