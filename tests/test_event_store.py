@@ -358,9 +358,9 @@ def test_overlapping_gc_pauses_end_with_the_first_one() -> None:
     the load that turned it off."""
     import gc
 
-    from prodture.eventsourcing.store import _cyclic_gc_paused
+    from prodture.gcpause import cyclic_gc_paused
 
-    first, second = _cyclic_gc_paused(), _cyclic_gc_paused()
+    first, second = cyclic_gc_paused(), cyclic_gc_paused()
     first.__enter__()
     second.__enter__()
     assert not gc.isenabled()

@@ -14,23 +14,22 @@ process import or call anything.
 from __future__ import annotations
 
 import collections
-import contextlib
 import dataclasses
 import datetime as _dt
-import gc
 import inspect
 import itertools
 import operator
 import os
 import sqlite3
 import threading
-from collections.abc import Callable, Iterable, Iterator, Sequence
+from collections.abc import Callable, Iterable, Sequence
 from typing import Any
 from urllib.parse import unquote, urlsplit
 
 import msgpack
 
 from ..effects import registry
+from ..gcpause import cyclic_gc_paused
 from ..store_url import mask_password
 from ..trace.codec import (
     UNPACK_OPTIONS,
@@ -419,7 +418,7 @@ class EventStore:
         if len(rows) >= _GC_PAUSE_ROWS:
             # 100,000s of events, none in a reference cycle: meanwhile the cyclic collector
             # would only walk them, and everything already alive, again and again.
-            with _cyclic_gc_paused():
+            with cyclic_gc_paused():
                 return self._columns(domain, root, edition, rows)
         return self._columns(domain, root, edition, rows)
 
@@ -707,30 +706,6 @@ class _UniqueViolation(Exception):
 
 #: Streams at least this long are decoded with the cyclic garbage collector paused.
 _GC_PAUSE_ROWS = 1000
-_gc_pause_lock = threading.Lock()
-_gc_paused = False
-
-
-@contextlib.contextmanager
-def _cyclic_gc_paused() -> Iterator[None]:
-    """Pause Python's cyclic garbage collector while a long stream's rows become events
-    (reference counting still frees everything; only the search for cycles waits). Only a
-    pause that finds the collector on (and no other pause running) turns it off, and it turns
-    it back on when it ends: no pause outlasts one stream's decoding, even with several threads
-    loading at once, and a collector the application turned off stays off."""
-    global _gc_paused
-    with _gc_pause_lock:
-        owner = not _gc_paused and gc.isenabled()
-        if owner:
-            gc.disable()
-            _gc_paused = True
-    try:
-        yield
-    finally:
-        if owner:
-            with _gc_pause_lock:
-                _gc_paused = False
-                gc.enable()
 
 
 def _texts(column: tuple[Any, ...]) -> tuple[Any, ...]:

@@ -10,7 +10,6 @@ from __future__ import annotations
 
 import dataclasses
 import datetime as _dt
-import gc
 import hashlib
 import keyword
 import operator
@@ -23,6 +22,7 @@ from typing import IO, Any
 import msgpack
 
 from ..effects import Effect, registry
+from ..gcpause import cyclic_gc_paused
 from ..text import clip as _clip
 from ..text import short_repr as _short
 from .codec import _PLAIN_SET as _PLAIN_TYPES
@@ -580,20 +580,11 @@ class TraceReader:
             raise self._empty()
         budget = _memory_budget(len(data))
         decoding = ALLOWED_MODULES.set(self._allowed_modules)
-        # A decoded trace holds no reference cycles, so the cyclic collector has nothing to find
-        # in it; left on, it walks every object decoded so far again and again as the trace
-        # grows (about half the time of reading a large trace).
-        collecting = gc.isenabled()
-        gc.disable()
         try:
-            with budget.active():
+            # a decoded trace holds no reference cycles: the cyclic collector has nothing to find
+            with cyclic_gc_paused(young_pass_after=True), budget.active():
                 return self._read(data, budget)
         finally:
-            if collecting:
-                gc.enable()
-                # One pass over what was decoded, moving it out of the young generations, here
-                # rather than in whatever allocates next (a replay's first steps).
-                gc.collect(1)
             ALLOWED_MODULES.reset(decoding)
 
     def _read(self, data: bytes, budget: MemoryBudget) -> Trace:
