@@ -1,7 +1,8 @@
 """Breakpoints of the step engine: conditions, hit counts and log points.
 
-The engine keeps them by location (``code index << 24 | line``) and asks ``fires(frame, step)``
-only on a line that has one; the per-line tracer itself reads nothing here.
+The engine keeps them by location (``code index << 24 | line``, :class:`BreakpointTable`) and
+asks ``fires(frame, step)`` only on a line that has one; the per-line tracer itself reads nothing
+here but the engine's ``bp_locs``, a frozen set of those locations.
 """
 
 from __future__ import annotations
@@ -11,8 +12,9 @@ import re
 from typing import Any
 
 from .contract import ExceptionInfo
+from .history import LINE_BITS, StepHistory
 
-__all__ = ["Breakpoint", "hit_matches"]
+__all__ = ["Breakpoint", "BreakpointTable", "hit_matches"]
 
 
 @dataclasses.dataclass
@@ -64,6 +66,52 @@ class Breakpoint:
                 return f"<{type(e).__name__}: {e}>"
 
         return re.sub(r"\{([^{}]+)\}", value, self.log_message or "")
+
+
+class BreakpointTable:
+    """The session's breakpoints as the client set them (by normalized file and line), and the
+    same breakpoints by location in the code objects seen so far (``by_loc``)."""
+
+    def __init__(self) -> None:
+        self.by_file: dict[str, dict[int, Breakpoint]] = {}
+        self.by_loc: dict[int, Breakpoint] = {}
+
+    def set_file(self, path: str, bps: list[Breakpoint]) -> None:
+        """Replace the breakpoints of ``path`` (normalized); :meth:`locate` applies them."""
+        self.by_file[path] = {bp.line: bp for bp in bps}
+
+    def locate(self, files: list[str], lines: list[frozenset[int]]) -> None:
+        """Map the breakpoints to the locations of the code objects ``files[i]`` / ``lines[i]``
+        (a breakpoint on a line no code object has stays unlocated, as pydevd does)."""
+        by_loc: dict[int, Breakpoint] = {}
+        for index, path in enumerate(files):
+            file_bps = self.by_file.get(path)
+            if not file_bps:
+                continue
+            code_lines = lines[index]
+            for line, bp in file_bps.items():
+                if line in code_lines:
+                    by_loc[(index << LINE_BITS) | line] = bp
+        self.by_loc = by_loc
+
+    def reset_hits(self) -> None:
+        """A run from the start counts hits from zero."""
+        for bp in self.by_loc.values():
+            bp.hits = 0
+
+    def recount_hits(self, history: StepHistory, k: int) -> None:
+        """Hit counts as they were at step ``k`` (a fast-forward counted none on the way)."""
+        for loc, bp in self.by_loc.items():
+            if bp.hit_condition:
+                bp.hits = history.hits_before(loc, k)
+
+    def specs(self) -> dict[str, list[list[Any]]]:
+        """Every breakpoint as ``[line, condition, hit_condition, log_message]`` by file: what a
+        restored fork checkpoint is sent, and rebuilds with ``Breakpoint(*spec)``."""
+        return {
+            path: [[b.line, b.condition, b.hit_condition, b.log_message] for b in bps.values()]
+            for path, bps in self.by_file.items()
+        }
 
 
 def hit_matches(condition: str, hits: int) -> bool:

@@ -10,26 +10,28 @@ source of non-determinism is an effect answered from the recording.
 
 A stop is *presented* through ``presenter(stop) -> command``: the runner hands it to pydevd so a
 client can look at the stack; tests hand it to a script. The engine never blocks on anything else.
+
+This module is the coordinator: it decides when to stop and where a re-run goes. The parts live
+in their own modules — the vocabulary (``contract.py``), how a run goes (``runmode.py``), user
+code and the per-line tracer (``tracer.py``), the step history and what it answers
+(``history.py``), breakpoints (``breakpoints.py``), reverse continue (``reverse.py``), the end of
+the replay (``endstop.py``), fast-forward (``fastforward.py``), module state put back before a
+re-run (``modstate.py``) and fork checkpoints (``checkpoints.py``).
 """
 
 from __future__ import annotations
 
-import bisect
 import dataclasses
-import dis
-import enum
-import os
 import sys
-from array import array
 from collections.abc import Callable
 from types import FrameType
 from typing import Any
 
 from ..codefilter import UserCode
 from ..replay import STRICT, ReplayDiverged, TracePerformer
-from ..runtime import EffectCall, Failure, Success, run_sync
+from ..runtime import EffectCall, run_sync
 from ..trace.format import EffectRecord, Trace
-from .breakpoints import Breakpoint
+from .breakpoints import Breakpoint, BreakpointTable
 from .contract import (
     Command,
     ExceptionInfo,
@@ -40,70 +42,26 @@ from .contract import (
     StopKind,
     StopPolicy,
 )
-from .fastforward import MONITORING, MonitoringFastForward, SettraceFastForward
+from .endstop import end_of_replay, suspends
+from .fastforward import FastForwards, entry_line
+from .history import LINE_BITS, LINE_MASK, StepHistory
 from .modstate import ModuleState
+from .reverse import narrow_scan_watch, reverse_target
+from .runmode import HISTORY_MODES, NEVER, NO_END_STOP, Rewind, RunMode, Terminate
+from .tracer import CodeRegistry, make_global, make_local, norm_path
 
-__all__ = ["StepEngine", "Stop", "Rewind", "Breakpoint", "Terminate", "Move", "Command"]
+__all__ = [
+    "StepEngine",
+    "Stop",
+    "Rewind",
+    "Breakpoint",
+    "Terminate",
+    "Move",
+    "Command",
+    "RunMode",
+]
 
-_LINE_BITS = 24
-_LINE_MASK = (1 << _LINE_BITS) - 1
-_NEVER = 1 << 62  # a step number never reached
-_RETURN_OPS = {dis.opmap[name] for name in ("RETURN_VALUE", "RETURN_CONST") if name in dis.opmap}
-_YIELD_VALUE = dis.opmap["YIELD_VALUE"]
-
-_RESUME = dis.opmap.get("RESUME", -1)
-# 3.10 suspends `await` / `yield from` with f_lasti on the instruction before YIELD_FROM
-_YIELD_FROM = dis.opmap.get("YIELD_FROM", -1)
 _GEN_FLAGS = 0x20 | 0x80 | 0x200  # CO_GENERATOR | CO_COROUTINE | CO_ASYNC_GENERATOR
-
-
-class RunMode(enum.Enum):
-    """What a run of the handler is for."""
-
-    RUN = "run"  # stepping as commanded: every stop may happen
-    FAST_FORWARD = "fast-forward"  # re-run to a seen step, only its code watched (no stops)
-    QUIET = "quiet"  # full tracing, no stop until check_step (an unseen step) or a jump's effect
-    SCAN = "scan"  # full tracing to _scan_until, noting the last breakpoint hit (reverse continue)
-
-
-# no end-of-replay or divergence stop while fast-forwarding or scanning: they stop elsewhere
-_NO_END_STOP = frozenset((RunMode.FAST_FORWARD, RunMode.SCAN))
-# runs that record the history as they go: fork checkpoints are taken in them
-_HISTORY_MODES = frozenset((RunMode.RUN, RunMode.QUIET))
-
-
-class Rewind(BaseException):
-    """Unwinds the handler so the engine can re-run it to ``step``. A BaseException so a
-    handler's ``except Exception`` cannot swallow it."""
-
-    def __init__(
-        self,
-        step: int,
-        kind: StopKind = StopKind.STEP,
-        divergence: Any = None,
-        scan_until: int = 0,
-        present: bool = True,
-        scan_floor: int = 0,
-        scan_hits: dict[int, list[int]] | None = None,
-    ) -> None:
-        super().__init__(step)
-        self.step = step
-        self.kind = kind
-        self.divergence = divergence
-        self.scan_until = scan_until
-        # a narrowed scan (reverse continue): the latest step known to fire (0: none), and the
-        # steps of the earlier hits of each location whose condition is still to be evaluated
-        self.scan_floor = scan_floor
-        self.scan_hits = scan_hits
-        self.present = present  # False: arrive and run on (the end of a Command handler)
-
-
-class Terminate(BaseException):
-    """Ends the replay (the client disconnected)."""
-
-
-def _norm(path: str) -> str:
-    return os.path.normcase(os.path.realpath(path))
 
 
 class StepEngine:
@@ -145,7 +103,7 @@ class StepEngine:
         root = getattr(getattr(handler, "__wrapped__", handler), "__code__", None)
         self.root_code = root if root is not None and root.co_flags & _GEN_FLAGS else None
         # the last step of a complete run, once one ran: a depth-1 return at or after it ends
-        self.end_step = _NEVER
+        self.end_step = NEVER
         self._final_divergence: Any = None  # the end divergence of a complete run
         # the stubs stand in for the outside world: their files are never stepped through
         self.user_code = UserCode(
@@ -159,177 +117,94 @@ class StepEngine:
                 if code is not None
             ),
         )
-        # code object -> local tracer (None: not user code); index <-> code for history entries
-        self._tracers: dict[Any, Any] = {}
-        self._codes: list[Any] = []
-        self._code_files: list[str] = []
-        self._code_lines: list[frozenset[int]] = []
-        # history: step i (1-based) is entry i-1
-        self.hist_loc = array("q")
-        self.hist_depth = array("i")
-        self.effect_steps = array("q")  # step at which effect n (1-based) was yielded
-        self.step = 0
-        self.depth = 0
-        self.effects_done = 0
-        # stepping state read by the hot path
-        self.stop_depth = -1
-        self.check_step = _NEVER
-        self.bp_locs: frozenset[int] | set[int] = frozenset()
-        # breakpoints: normalized file -> {line: Breakpoint}
-        self.breakpoints: dict[str, dict[int, Breakpoint]] = {}
-        self._bp_by_loc: dict[int, Breakpoint] = {}
+        self.history = StepHistory()
+        # the history's arrays, by the names the checkpoints and the tests read
+        self.hist_loc = self.history.locs
+        self.hist_depth = self.history.depths
+        self.effect_steps = (
+            self.history.effect_steps
+        )  # step at which effect n (1-based) was yielded
+        self.bps = BreakpointTable()
+        self.codes = CodeRegistry(
+            self.user_code, lambda index: make_local(self, self.history, index), self._on_new_code
+        )
+        self._chain_depth = self.codes.chain_depth  # the tracer's exception path calls it
+        self._global = make_global(self, self.codes)
         self.policy = StopPolicy()
         self.pause_requested = False
-        # per-run state
-        self.run_mode = RunMode.RUN
-        self._scan_until = 0  # SCAN: the step the scan runs to
-        self._scan_hit = 0
-        self._jump_effect = 0
-        self._end_shown = False
-        self._pending_effect: tuple[EffectCall, EffectRecord | None] | None = None
-        self._exc_frame: Any = None
-        self._last_exc: Any = None
-        self._last_exc_stop: tuple[int, int] | None = None
         self._divergence_step = 0
         self.divergence: Any = None
-        self._base_frame: Any = None
         self.finished: Any = None  # the Outcome once the handler ran to its end
         self.stops = 0
         #: fork checkpoints (:class:`.checkpoints.ForkCheckpoints`, set by the runner), or None:
         #: going back then always re-runs in-process
         self.checkpoints: Any = None
+        # the fast-forward strategies (see fastforward.py); the settrace one calls self._settrace
+        # late, as the runner replaces it after construction
+        self._fast_forwards = FastForwards(lambda tracer: self._settrace(tracer))
+        self._modules = ModuleState(self.user_code)
+        self._restored_reported: set[str] = set()
+        self._check_target = Rewind(1, StopKind.ENTRY)
+        # the exception last stopped at, and its step: one stop per exception and step
+        self._last_exc_stop: tuple[int, int] | None = None
+        self.step = 0
+        self.depth = 0
+        self.effects_done = 0
+        self._start_run_state()
+
+    def _start_run_state(self) -> None:
+        """The state of one run of the handler as it is at its start, in one place: at
+        construction, for a re-run from the start (:meth:`_reset_run`) and for a restored fork
+        checkpoint taking over at an effect (:meth:`_resume_at_checkpoint`). What the per-line
+        tracer reads (``stop_depth``, ``check_step``, ``bp_locs``, ``run_mode``, ``_exc_frame``)
+        stays in plain attributes."""
         # a Rewind / Terminate on its way out of the handler; kept so a handler that swallows it
         # (bare `except:`) cannot lose it: see _perform and run
         self._unwinding: BaseException | None = None
         # fast-forward from an effect checkpoint: (effect number, installs the narrowed watcher)
         self._ff_install: tuple[int, Callable[[Any], None]] | None = None
-        # the fast-forward strategies (see fastforward.py); the settrace one calls self._settrace
-        # late, as the runner replaces it after construction
-        self._settrace_ff = SettraceFastForward(lambda tracer: self._settrace(tracer))
-        self._monitoring = MonitoringFastForward() if MONITORING else None
-        self._modules = ModuleState(self.user_code)
-        self._restored_reported: set[str] = set()
+        self.stop_depth = -1
+        self.check_step = NEVER
+        self.run_mode = RunMode.RUN
+        self._scan_until = 0  # SCAN: the step the scan runs to
+        self._scan_hit = 0  # SCAN: the last step a breakpoint fired at
+        self._pending_effect: tuple[EffectCall, EffectRecord | None] | None = None
+        self._exc_frame: Any = None
+        self._last_exc: Any = None
+        self._jump_effect = 0
+        self._end_shown = False
+        self.bps.reset_hits()  # a run from the start counts hits from zero
+        self.bp_locs: frozenset[int] = frozenset(self.bps.by_loc)
 
     # -- configuration (may be called from another thread while the replay thread is stopped) ---
 
     def set_breakpoints(self, path: str, bps: list[Breakpoint]) -> None:
-        self.breakpoints[_norm(path)] = {bp.line: bp for bp in bps}
-        self._rebuild_bp_locs()
+        self.bps.set_file(norm_path(path), bps)
+        self._locate_breakpoints()
 
     def set_policy(self, policy: StopPolicy) -> None:
         self.policy = policy
 
     def request_pause(self) -> None:
         self.pause_requested = True
-        self.stop_depth = _NEVER  # the next user line stops
+        self.stop_depth = NEVER  # the next user line stops
 
-    def _rebuild_bp_locs(self) -> None:
-        by_loc: dict[int, Breakpoint] = {}
-        for index, path in enumerate(self._code_files):
-            file_bps = self.breakpoints.get(path)
-            if not file_bps:
-                continue
-            lines = self._code_lines[index]
-            for line, bp in file_bps.items():
-                if line in lines:
-                    by_loc[(index << _LINE_BITS) | line] = bp
-        self._bp_by_loc = by_loc
+    def _locate_breakpoints(self) -> None:
+        self.bps.locate(self.codes.files, self.codes.lines)
         # quiet runs (a jump, a re-run to an unseen step) stop at no breakpoint on the way
-        self.bp_locs = frozenset() if self.run_mode is RunMode.QUIET else frozenset(by_loc)
+        self.bp_locs = frozenset() if self.run_mode is RunMode.QUIET else frozenset(self.bps.by_loc)
+
+    def _on_new_code(self, index: int) -> None:
+        if self.bps.by_file.get(self.codes.files[index]):
+            self._locate_breakpoints()
 
     # -- user code ----------------------------------------------------------------------------
 
     def is_user_code(self, filename: str) -> bool:
         return self.user_code.is_user_code(filename)
 
-    def _register(self, code: Any) -> Any:
-        """The local tracer of ``code`` (creating it), or None when it is not user code."""
-        if not self.is_user_code(code.co_filename):
-            self._tracers[code] = None
-            return None
-        index = len(self._codes)
-        self._codes.append(code)
-        self._code_files.append(_norm(code.co_filename))
-        self._code_lines.append(
-            frozenset(line for _, _, line in code.co_lines() if line is not None)
-        )
-        local = self._make_local(index)
-        self._tracers[code] = local
-        if self.breakpoints.get(self._code_files[index]):
-            self._rebuild_bp_locs()
-        return local
-
-    def _chain_depth(self, frame: Any) -> int:
-        """How many user frames the frame chain holds from ``frame`` down to the handler's caller."""
-        tracers = self._tracers
-        base = self._base_frame
-        depth = 0
-        while frame is not None and frame is not base:
-            code = frame.f_code
-            try:
-                if tracers[code] is not None:
-                    depth += 1
-            except KeyError:
-                if self._register(code) is not None:
-                    depth += 1
-            frame = frame.f_back
-        return depth
-
     def code_index(self, code: Any) -> int:
-        if code not in self._tracers:
-            self._register(code)
-        return self._codes.index(code) if self._tracers.get(code) is not None else -1
-
-    # -- the hot path -------------------------------------------------------------------------
-
-    def _global(self, frame: Any, event: str, arg: Any) -> Any:
-        code = frame.f_code
-        try:
-            local = self._tracers[code]
-        except KeyError:
-            local = self._register(code)
-        if local is None:
-            return None
-        # from the frame chain, not by pairing call/return events: a value or error thrown into a
-        # delegating chain (`yield from`, `await`) resumes frames without a call event
-        self.depth = self._chain_depth(frame)
-        if self._pending_effect is not None:
-            self._on_resume(frame)
-        return local
-
-    def _make_local(self, index: int) -> Any:
-        base = index << _LINE_BITS
-        engine = self
-        hist_loc = self.hist_loc
-        hist_depth = self.hist_depth
-
-        def local(frame: Any, event: str, arg: Any) -> Any:
-            if event == "line":
-                step = engine.step + 1
-                engine.step = step
-                loc = base | frame.f_lineno
-                hist_loc.append(loc)
-                depth = engine.depth
-                hist_depth.append(depth)
-                if depth <= engine.stop_depth or loc in engine.bp_locs or step >= engine.check_step:
-                    engine._on_line(frame, step, loc)
-                elif engine._exc_frame is frame:
-                    engine._exc_frame = None
-            elif event == "return":
-                if (
-                    engine.depth == 1
-                    and (frame.f_code is engine.root_code or engine.step >= engine.end_step)
-                    and engine.run_mode not in _NO_END_STOP
-                ):
-                    # before the depth drops: the frame is still there
-                    engine._on_root_return(frame, arg)
-                engine.depth -= 1
-            elif event == "exception":
-                engine.depth = engine._chain_depth(frame)
-                engine._on_exception(frame, arg)
-            return local
-
-        return local
+        return self.codes.index(code)
 
     # -- stops --------------------------------------------------------------------------------
 
@@ -337,10 +212,10 @@ class StepEngine:
         if self._exc_frame is frame:
             self._exc_frame = None
         if step >= self.check_step and self.run_mode is not RunMode.SCAN:
-            self.check_step = _NEVER
+            self.check_step = NEVER
             if self.run_mode is RunMode.QUIET:
                 self.run_mode = RunMode.RUN
-                self.bp_locs = frozenset(self._bp_by_loc)
+                self.bp_locs = frozenset(self.bps.by_loc)
             target = self._check_target
             if target.present:
                 self._stop(
@@ -352,11 +227,11 @@ class StepEngine:
                 found = self._scan_hit or 1
                 kind = StopKind.BREAKPOINT if self._scan_hit else StopKind.ENTRY
                 raise self._rewind(Rewind(found, kind))
-            bp = self._bp_by_loc.get(loc)
+            bp = self.bps.by_loc.get(loc)
             if bp is not None and bp.log_message is None and bp.fires(frame, step) is not False:
                 self._scan_hit = step
             return
-        bp = self._bp_by_loc.get(loc) if loc in self.bp_locs else None
+        bp = self.bps.by_loc.get(loc) if loc in self.bp_locs else None
         if bp is not None:
             hit = bp.fires(frame, step)
             if hit is not False:
@@ -456,39 +331,25 @@ class StepEngine:
             )
 
     def _on_root_return(self, frame: Any, arg: Any) -> None:
-        code = frame.f_code
-        offset = frame.f_lasti
-        co_code = code.co_code
-        op = co_code[offset]
-        if (
-            op == _YIELD_VALUE
-            or (op == _RESUME and co_code[offset + 1] & 3)
-            or (offset + 2 < len(co_code) and co_code[offset + 2] == _YIELD_FROM)
-        ):
+        if suspends(frame):
             return  # a yield / await suspends the handler: not its end
         self._end_shown = True
-        final = self.finished
-        if final is not None:
-            # a complete run ended the same way (replay is deterministic): its outcome is exact,
-            # where this run may not have seen the exception (a re-run fast-forwards past it, and
-            # a bare `raise` fires no exception event)
-            failed = not final.ok
-            exc = None if final.ok else final.error
-            divergence = self._final_divergence
-            outcome = final
-        else:
-            failed = op not in _RETURN_OPS  # left by an exception
-            exc = self._last_exc if failed else None
-            divergence = self._end_divergence(failed, arg, exc)
-            outcome = Success(arg) if not failed else Failure(exc) if exc is not None else None
-        info = ExceptionInfo.of(exc) if failed and exc is not None else None
-        if divergence is not None:
+        end = end_of_replay(
+            frame,
+            arg,
+            finished=self.finished,
+            final_divergence=self._final_divergence,
+            last_exception=self._last_exc,
+            performer=self.performer,
+        )
+        if end.divergence is not None:
             # known only now (the code stops before the recorded effects end, or ends otherwise):
             # a stop on the line the handler leaves from, so one can step back to see why
-            self.divergence = divergence
+            self.divergence = end.divergence
             kind = StopKind.DIVERGENCE
         else:
-            kind = StopKind.UNCAUGHT if failed and self.policy.uncaught else StopKind.END
+            kind = StopKind.UNCAUGHT if end.failed and self.policy.uncaught else StopKind.END
+        exc = end.exception
         self._stop(
             Stop(
                 kind,
@@ -496,35 +357,18 @@ class StepEngine:
                 self.effects_done,
                 frame,
                 end=True,
-                exception=info,
-                divergence=divergence,
-                outcome=outcome,
+                exception=ExceptionInfo.of(exc) if end.failed and exc is not None else None,
+                divergence=end.divergence,
+                outcome=end.outcome,
             )
         )
-
-    def _end_divergence(self, failed: bool, value: Any, exc: Any) -> Any:
-        """The divergence the replayer finds at the end (missing effects, other outcome), or None.
-        A divergence already announced during the run (speculative mode) is not repeated."""
-        performer = self.performer
-        if performer.divergence is not None:
-            return None
-        if failed and not isinstance(exc, Exception):
-            return None  # not an outcome (a BaseException leaves run_sync as is)
-        outcome = Failure(exc) if failed else Success(value)
-        divergence = performer.finish(outcome)
-        performer.divergence = (
-            None  # run() asks again with the real outcome; the answer is the same
-        )
-        if divergence is None or divergence.kind not in ("missing", "outcome"):
-            return None
-        return divergence
 
     def _stop(self, stop: Stop) -> None:
         self.stop_depth = -1
         if self._jump_effect:  # the jump's target was not reached (the handler ended first)
             self._jump_effect = 0
             self.run_mode = RunMode.RUN
-            self.bp_locs = frozenset(self._bp_by_loc)
+            self.bp_locs = frozenset(self.bps.by_loc)
         self.stops += 1
         command = self.presenter(stop)
         self._apply(command, stop)
@@ -534,15 +378,16 @@ class StepEngine:
         if command is Command.NEXT:
             self.stop_depth = self.depth
         elif command is Command.STEP_IN:
-            self.stop_depth = _NEVER
+            self.stop_depth = NEVER
         elif command is Command.STEP_OUT:
             self.stop_depth = self.depth - 1
         elif command is Command.CONTINUE:
             self.stop_depth = -1
         elif command is Command.STEP_BACK:
-            raise self._rewind(Rewind(self._step_back_target(), StopKind.STEP))
+            target = self.history.step_back_target(self.step, self.depth)
+            raise self._rewind(Rewind(target, StopKind.STEP))
         elif command is Command.REVERSE_CONTINUE:
-            raise self._rewind(self._reverse_target())
+            raise self._rewind(reverse_target(self.history, self.bps.by_loc, self.step))
         elif command is Command.JUMP_TO_EFFECT:
             n = int(move.effect or 0)
             if 1 <= n <= len(self.effect_steps):
@@ -560,7 +405,7 @@ class StepEngine:
         else:
             raise ValueError(f"unknown engine command {move!r}")
         if self.pause_requested:
-            self.stop_depth = _NEVER
+            self.stop_depth = NEVER
 
     def _rewind(self, rewind: Rewind) -> Rewind:
         self._settrace(None)  # nothing of the unwinding (finally blocks) is a step
@@ -576,58 +421,6 @@ class StepEngine:
         self._unwinding = rewind
         return rewind
 
-    def _step_back_target(self) -> int:
-        """The latest earlier step at the current call depth or an outer one."""
-        depth = self.depth
-        hist_depth = self.hist_depth
-        j = self.step - 1
-        while j >= 1:
-            if hist_depth[j - 1] <= depth:
-                return j
-            j -= 1
-        return 1
-
-    def _reverse_target(self) -> Rewind:
-        """The latest earlier step where a breakpoint fires, or the start.
-
-        From the history alone for breakpoints without a condition and for conditions already
-        evaluated at every earlier hit that matters; the other conditions are evaluated on a
-        re-run that watches only their lines (:meth:`_start_narrow_scan`), at their hits after
-        the latest step known to fire."""
-        current = self.step
-        stops = [(loc, bp) for loc, bp in self._bp_by_loc.items() if bp.log_message is None]
-        if not stops:
-            return Rewind(1, StopKind.ENTRY)
-        if any(bp.hit_condition for _, bp in stops):
-            # hit counts need every hit from the start: the general scan
-            return Rewind(0, StopKind.BREAKPOINT, scan_until=current)
-        earlier = self.hist_loc[: max(0, current - 1)]  # steps 1 .. current-1
-        best = max(
-            (_last_index(earlier, loc) + 1 for loc, bp in stops if not bp.condition), default=0
-        )
-        to_evaluate: dict[int, list[int]] = {}
-        for loc, bp in stops:
-            if not bp.condition:
-                continue
-            steps = _steps_of(earlier, loc)
-            later = steps[bisect.bisect_right(steps, best) :]
-            results = bp.results
-            if all(step in results for step in later):
-                best = max(best, max((step for step in later if results[step]), default=0))
-            else:
-                to_evaluate[loc] = steps
-        # a hit at or before the best one found cannot be the answer
-        to_evaluate = {loc: steps for loc, steps in to_evaluate.items() if steps[-1] > best}
-        if to_evaluate:
-            return Rewind(
-                0,
-                StopKind.BREAKPOINT,
-                scan_until=current,
-                scan_floor=best,
-                scan_hits=to_evaluate,
-            )
-        return Rewind(best, StopKind.BREAKPOINT) if best else Rewind(1, StopKind.ENTRY)
-
     # -- effects ------------------------------------------------------------------------------
 
     def _perform(self, call: EffectCall) -> Any:
@@ -636,7 +429,7 @@ class StepEngine:
             # went on: raise it again (run() also catches a handler that ends instead)
             raise self._unwinding
         checkpoints = self.checkpoints
-        if checkpoints is not None and self.run_mode in _HISTORY_MODES:
+        if checkpoints is not None and self.run_mode in HISTORY_MODES:
             message = checkpoints.at_effect(call.seq)
             if message is not None:  # this process is a checkpoint, restored: fast-forward on
                 self._resume_at_checkpoint(call.seq, message, sys._getframe(1))
@@ -650,7 +443,7 @@ class StepEngine:
                 self.effect_steps.append(self.step)
             if call.seq == self._jump_effect:
                 self._jump_effect = 0
-                self._rebuild_bp_locs()
+                self._locate_breakpoints()
                 raise self._rewind(Rewind(self.step, StopKind.GOTO))
         performer = self.performer
         before = performer.divergence
@@ -658,7 +451,7 @@ class StepEngine:
             result = performer(call)
         except ReplayDiverged as stop:
             self.divergence = stop.divergence
-            if self.run_mode in _NO_END_STOP or self._divergence_step == self.step:
+            if self.run_mode in NO_END_STOP or self._divergence_step == self.step:
                 raise
             self._divergence_step = self.step
             raise self._rewind(
@@ -676,7 +469,7 @@ class StepEngine:
         """Speculative mode went past a divergence (a stub answered): stop once on the line
         that yields the diverging effect, as strict mode does; continuing goes on with the stubs."""
         self.divergence = divergence
-        if self.run_mode in _NO_END_STOP or self._divergence_step == self.step:
+        if self.run_mode in NO_END_STOP or self._divergence_step == self.step:
             return
         self._divergence_step = self.step
         raise self._rewind(Rewind(self.step, StopKind.DIVERGENCE, divergence=divergence))
@@ -704,12 +497,12 @@ class StepEngine:
             return self._run()
         finally:
             sys.unraisablehook = previous_hook
-            self._free_monitor_tool()
+            self._fast_forwards.close()
 
     def _run(self) -> Any:
         self._clear_outer_traces()
         self._modules.capture()
-        self._base_frame = sys._getframe()  # frames at or below this one are not the handler's
+        self.codes.base_frame = sys._getframe()  # frames at or below it are not the handler's
         target: Rewind | None = Rewind(1, StopKind.ENTRY) if self.stop_on_entry else None
         self._check_target = Rewind(1, StopKind.ENTRY)
         while True:
@@ -717,11 +510,11 @@ class StepEngine:
             if target is not None and target.scan_until and self._start_narrow_scan(target):
                 pass
             elif target is not None and target.scan_until:
-                self._clear_history()  # a full re-run from the start records it again
+                self.history.clear()  # a full re-run from the start records it again
                 self.run_mode = RunMode.SCAN
                 self._scan_until, self._scan_hit = target.scan_until, 0
                 self.check_step = target.scan_until
-                self.bp_locs = frozenset(self._bp_by_loc)
+                self.bp_locs = frozenset(self.bps.by_loc)
                 self._settrace(self._global)
             elif target is not None:
                 self._start_fast_forward(target)
@@ -746,7 +539,7 @@ class StepEngine:
                 return None
             finally:
                 self._settrace(None)
-                self._stop_monitoring()
+                self._fast_forwards.stop()
                 self._last_exc = self._exc_frame = None
             if self._unwinding is not None:
                 # the handler swallowed the rewind / terminate (bare `except:`) and ended anyway
@@ -754,7 +547,7 @@ class StepEngine:
                     return None
                 target = self._unwinding  # type: ignore[assignment]
                 continue
-            short = self.run_mode is RunMode.FAST_FORWARD or self.check_step != _NEVER
+            short = self.run_mode is RunMode.FAST_FORWARD or self.check_step != NEVER
             if short:
                 self.warn(
                     "the re-run ended before reaching its target step: the handler is not deterministic "
@@ -779,27 +572,16 @@ class StepEngine:
             return outcome
 
     def _reset_run(self) -> None:
+        """Before a run from the start: module state put back after an unwound run, and every
+        per-run field as at the start."""
         if self._unwinding is not None:
             self._restore_modules()
-        self._unwinding = None
-        self._ff_install = None
-        self._stop_monitoring()
+        self._fast_forwards.stop()
         self.performer.reset()
         self.step = 0
         self.depth = 0
         self.effects_done = 0
-        self.stop_depth = -1
-        self.check_step = _NEVER
-        self.run_mode = RunMode.RUN
-        self._scan_until = 0  # SCAN: the step the scan runs to
-        self._pending_effect = None
-        self._exc_frame = None
-        self._last_exc = None
-        self._jump_effect = 0
-        self._end_shown = False
-        self.bp_locs = frozenset(self._bp_by_loc)
-        for bp in self._bp_by_loc.values():  # a run from the start counts hits from zero
-            bp.hits = 0
+        self._start_run_state()
 
     def _restore_modules(self) -> None:
         changed = self._modules.restore()
@@ -810,10 +592,6 @@ class StepEngine:
                 f"prodture: the handler changed module-level state ({', '.join(new)}); "
                 "it is put back before every re-run so revisited steps show the same values\n"
             )
-
-    def _clear_history(self) -> None:
-        del self.hist_loc[:]
-        del self.hist_depth[:]
 
     def _clear_outer_traces(self) -> None:
         # frames below the handler (the runner's) may carry pydevd's tracer: no events there
@@ -826,54 +604,13 @@ class StepEngine:
         """A reverse continue over conditional breakpoints (in one or several code objects):
         re-run watching only their lines (as a fast-forward does), evaluate each condition at its
         earlier hits after ``target.scan_floor``, then rewind to the latest true one (or the
-        floor). False when the general scan is needed (hit counts)."""
-        plan = target.scan_hits
-        if not plan:
+        floor); see ``reverse.py``. False when the general scan is needed (hit counts)."""
+        if not target.scan_hits:
             return False
-        floor = target.scan_floor
-        best = floor
-        # hits still to evaluate (after the floor), over every location
-        left = sum(len(steps) - bisect.bisect_right(steps, floor) for steps in plan.values())
-
-        def visitor(bp: Breakpoint, steps: list[int]) -> Callable[[Any], None]:
-            """Visits the hits of one location: its n-th hit on the re-run is steps[n]."""
-            seen = 0
-            first = bisect.bisect_right(steps, floor)  # the hits before are not evaluated
-            results = bp.results
-
-            def visit(frame: Any) -> None:
-                nonlocal seen, best, left
-                n = seen
-                seen = n + 1
-                if n < first or n >= len(steps):  # after the last: the re-run's end warns
-                    return
-                step = steps[n]
-                left -= 1
-                fires = results.get(step)  # evaluated before (replay is deterministic)
-                if fires is None:
-                    fires = bp.fires(frame, step) is not False  # a condition error stops too
-                if fires:
-                    best = step  # hits come in step order: a later true one is the latest
-                if not left:
-                    kind = StopKind.BREAKPOINT if best else StopKind.ENTRY
-                    raise self._rewind(Rewind(best or 1, kind))
-
-            return visit
-
-        watch: dict[Any, dict[int, Callable[[Any], None]]] = {}
-        entry_lines = False
-        for loc, steps in plan.items():
-            code = self._codes[loc >> _LINE_BITS]
-            line = loc & _LINE_MASK
-            watch.setdefault(code, {})[line] = visitor(self._bp_by_loc[loc], steps)
-            # sys.monitoring may fire no LINE event on the code's entry line (see fast-forward)
-            entry = next((ln for _, _, ln in code.co_lines() if ln is not None), None)
-            entry_lines = entry_lines or line == entry
-        monitoring = self._monitoring
-        if monitoring is not None and not entry_lines and monitoring.available():
-            strategy: Any = monitoring
-        else:
-            strategy = self._settrace_ff
+        watch, on_entry_line = narrow_scan_watch(
+            target, self.bps.by_loc, self.codes.codes, self._rewind
+        )
+        strategy = self._fast_forwards.pick(on_entry_line)
         self.run_mode = RunMode.FAST_FORWARD  # no stops, no history on the way
         strategy.scan(watch)
         return True
@@ -888,30 +625,20 @@ class StepEngine:
         a ``sys.settrace`` local tracer on that code alone before.
         """
         k = max(1, target.step)
-        if k > len(self.hist_loc):
+        if k > len(self.history):
             # never seen: run with full tracing and stop when step k is reached
-            self._clear_history()  # a full re-run from the start records it again
+            self.history.clear()  # a full re-run from the start records it again
             self.check_step, self._check_target = k, target
             self.run_mode = RunMode.QUIET  # no breakpoint or effect stops on the way
             self.bp_locs = frozenset()
             self._settrace(self._global)
             return
-        loc = self.hist_loc[k - 1]
         # effects yielded before step k: the last one is the checkpoint (steps after it are counted)
-        checkpoint = bisect.bisect_left(self.effect_steps, k)
-        first = self.effect_steps[checkpoint - 1] if checkpoint else 0
-        nth = self.hist_loc[first:k].count(loc)
-        code = self._codes[loc >> _LINE_BITS]
-        line = loc & _LINE_MASK
+        loc, checkpoint, nth = self.history.fast_forward_target(k)
+        code = self.codes.codes[loc >> LINE_BITS]
+        line = loc & LINE_MASK
         self.run_mode = RunMode.FAST_FORWARD
-        # sys.monitoring may fire no LINE event for a line on the code's entry line (3.13: a
-        # lambda's body), where the legacy tracer that recorded the history reports one
-        entry_line = next((ln for _, _, ln in code.co_lines() if ln is not None), None)
-        monitoring = self._monitoring
-        if monitoring is not None and line != entry_line and monitoring.available():
-            strategy: Any = monitoring
-        else:
-            strategy = self._settrace_ff
+        strategy = self._fast_forwards.pick(line == entry_line(code))
         install = strategy.prepare(code, line, nth, lambda frame: self._arrive(frame, k, target))
         if checkpoint:
             self._ff_install = (checkpoint, install)
@@ -930,25 +657,19 @@ class StepEngine:
             self.divergence is None,
             self._divergence_step,
         )
-        return session, len(self._codes)
+        return session, len(self.codes.codes)
 
     def install_effect(self, k: int) -> int:
         """The effect after which a re-run to step ``k`` starts watching (0: from the start)."""
-        return bisect.bisect_left(self.effect_steps, k)
+        return self.history.install_effect(k)
 
     def code_index_max(self, start: int, end: int) -> int:
         """The highest code-object index in the history of steps ``start+1 .. end``."""
-        return max(self.hist_loc[start:end], default=0) >> _LINE_BITS
+        return self.history.code_index_max(start, end)
 
     def _settings(self) -> dict[str, Any]:
         """Breakpoints and stop policy, as a restored checkpoint applies them."""
-        return {
-            "breakpoints": {
-                path: [[b.line, b.condition, b.hit_condition, b.log_message] for b in bps.values()]
-                for path, bps in self.breakpoints.items()
-            },
-            "policy": dataclasses.asdict(self.policy),
-        }
+        return {"breakpoints": self.bps.specs(), "policy": dataclasses.asdict(self.policy)}
 
     def _resume_at_checkpoint(self, seq: int, message: dict[str, Any], driver: Any) -> None:
         """This process is the checkpoint taken at effect ``seq``, restored by the old debuggee:
@@ -958,15 +679,10 @@ class StepEngine:
 
         self._settrace(None)
         locs, depths = history(message)
-        del self.hist_loc[self.step :]
-        self.hist_loc.extend(locs)
-        del self.hist_depth[self.step :]
-        self.hist_depth.extend(depths)
-        del self.effect_steps[seq - 1 :]
-        self.effect_steps.extend(message["effect_steps"])
+        self.history.adopt(self.step, locs, depths, seq, message["effect_steps"])
         settings = self._settings()
         if message["breakpoints"] != settings["breakpoints"]:
-            for path in set(self.breakpoints) | set(message["breakpoints"]):
+            for path in set(self.bps.by_file) | set(message["breakpoints"]):
                 specs = message["breakpoints"].get(path, [])
                 self.set_breakpoints(path, [Breakpoint(*spec) for spec in specs])
         if message["policy"] != settings["policy"]:
@@ -979,48 +695,16 @@ class StepEngine:
                 break
             frame.f_trace = None
             obj = getattr(obj, "gi_yieldfrom", None) or getattr(obj, "cr_await", None)
-        # the per-run state of a re-run (see _reset_run), at this effect
-        self._unwinding = None
-        self._ff_install = None
-        self.stop_depth = -1
-        self.check_step = _NEVER
-        self.run_mode = RunMode.RUN
-        self._pending_effect = None
-        self._exc_frame = None
-        self._last_exc = None
-        self._jump_effect = 0
-        self._end_shown = False
-        for bp in self._bp_by_loc.values():
-            bp.hits = 0
-        self.bp_locs = frozenset(self._bp_by_loc)
+        self._start_run_state()  # as a re-run from the start is at this effect
         self._start_fast_forward(Rewind(message["step"], StopKind(message["kind"])))
-
-    def _stop_monitoring(self) -> None:
-        if self._monitoring is not None:
-            self._monitoring.stop()
-
-    def _free_monitor_tool(self) -> None:
-        if self._monitoring is not None:
-            self._monitoring.close()
 
     def _arrive(self, frame: Any, k: int, target: Rewind) -> Any:
         """Fast-forward reached step ``k``: restore full tracing and present the stop."""
         self.run_mode = RunMode.RUN
         self.step = k
-        del self.hist_loc[k:]
-        del self.hist_depth[k:]
-        depth = 0
-        f = frame
-        frames = []
-        while f is not None and f is not self._base_frame:
-            local = self._tracers.get(f.f_code)
-            if local is None and f.f_code not in self._tracers:
-                local = self._register(f.f_code)
-            if local is not None:
-                depth += 1
-                frames.append((f, local))
-            f = f.f_back
-        self.depth = depth
+        self.history.truncate(k)
+        frames = self.codes.user_chain(frame)
+        depth = self.depth = len(frames)
         if depth != self.hist_depth[k - 1]:
             self.warn(
                 f"step {k}: the re-run reached call depth {depth}, the first run {self.hist_depth[k - 1]}: "
@@ -1030,7 +714,7 @@ class StepEngine:
             f.f_trace = local
             f.f_trace_lines = True
         self._settrace(self._global)
-        self._recount_hits(k)
+        self.bps.recount_hits(self.history, k)
         exc = sys.exc_info()[1]
         if exc is not None:  # raised before step k; a bare `raise` may re-raise it, unseen
             self._last_exc = exc
@@ -1038,20 +722,10 @@ class StepEngine:
             self._stop(Stop(target.kind, k, self.effects_done, frame, divergence=target.divergence))
         return frames[0][1]  # the frame's tracer from now on (a tracer's return value is f_trace)
 
-    def _recount_hits(self, k: int) -> None:
-        for loc, bp in self._bp_by_loc.items():
-            if bp.hit_condition:
-                bp.hits = self.hist_loc[:k].count(loc)
-
     # -- views the presenters use ------------------------------------------------------------
 
     def user_frames(self, frame: Any) -> list[Any]:
-        out = []
-        while frame is not None and frame is not self._base_frame:
-            if self._tracers.get(frame.f_code) is not None:
-                out.append(frame)
-            frame = frame.f_back
-        return out
+        return self.codes.user_frames(frame)
 
     def position(self, stop: Stop) -> Position:
         count = len(self.trace.effects)
@@ -1082,31 +756,3 @@ class StepEngine:
             outcome=self.trace.outcome,
             divergence=self.divergence,
         )
-
-
-def _last_index(values: array, value: int) -> int:
-    """The index of the last ``value`` in ``values`` (-1 if none), searched at C speed."""
-    data = values.tobytes()
-    needle = array(values.typecode, [value]).tobytes()
-    size = values.itemsize
-    end = len(data)
-    while True:
-        i = data.rfind(needle, 0, end)
-        if i < 0:
-            return -1
-        if i % size == 0:
-            return i // size
-        end = i + size - 1  # a match across two entries: look before it
-
-
-def _steps_of(values: array, value: int) -> list[int]:
-    """The steps (1-based) of every ``value`` in ``values``, in order, searched at C speed."""
-    steps = []
-    index = values.index
-    i = -1
-    try:
-        while True:
-            i = index(value, i + 1)
-            steps.append(i + 1)
-    except ValueError:
-        return steps

@@ -16,7 +16,13 @@ import sys
 from collections.abc import Callable
 from typing import Any
 
-__all__ = ["SettraceFastForward", "MonitoringFastForward", "MONITORING"]
+__all__ = [
+    "SettraceFastForward",
+    "MonitoringFastForward",
+    "FastForwards",
+    "MONITORING",
+    "entry_line",
+]
 
 MONITORING = sys.version_info >= (3, 12)
 
@@ -224,3 +230,37 @@ class MonitoringFastForward:
                 mon.register_callback(self._tool, event, None)
             mon.free_tool_id(self._tool)
             self._tool = None
+
+
+def entry_line(code: Any) -> int | None:
+    """The first line of ``code``. ``sys.monitoring`` may fire no LINE event for a line on the
+    code's entry line (3.13: a lambda's body), where the legacy tracer that recorded the history
+    reports one: a fast-forward or scan watching that line uses the settrace strategy."""
+    return next((ln for _, _, ln in code.co_lines() if ln is not None), None)
+
+
+class FastForwards:
+    """The engine's two strategies and the choice between them: ``sys.monitoring`` where it is
+    there (3.12+), a tool id is free and no watched line is a code's entry line; else
+    ``sys.settrace``. ``settrace`` is called late: the runner replaces the engine's after
+    construction."""
+
+    def __init__(self, settrace: Callable[[Any], None]) -> None:
+        self._settrace = SettraceFastForward(settrace)
+        self._monitoring = MonitoringFastForward() if MONITORING else None
+
+    def pick(self, on_entry_line: bool) -> SettraceFastForward | MonitoringFastForward:
+        monitoring = self._monitoring
+        if monitoring is not None and not on_entry_line and monitoring.available():
+            return monitoring
+        return self._settrace
+
+    def stop(self) -> None:
+        """Stop watching (the run ended or a new one starts)."""
+        if self._monitoring is not None:
+            self._monitoring.stop()
+
+    def close(self) -> None:
+        """Free the monitoring tool id (the engine's replay is over)."""
+        if self._monitoring is not None:
+            self._monitoring.close()
