@@ -86,6 +86,18 @@ def _cli(args: list[str], capsys: pytest.CaptureFixture[str]) -> tuple[int, str,
     return code, captured.out, captured.err
 
 
+def _fetch(url: str, args: list[str], capsys: pytest.CaptureFixture[str]) -> tuple[int, str, str]:
+    """``prodture events fetch --store URL ARGS...``: (exit code, out, err)."""
+    return _cli(["events", "fetch", "--store", url, *args], capsys)
+
+
+def _fetch_hand_6(copy: Path, url: str, capsys: pytest.CaptureFixture[str]) -> list[Path]:
+    """Every execution of the hand-6 flow, fetched by its correlation id into ``copy/hand``."""
+    code, _, err = _fetch(url, ["--correlation-id", "hand-6", "--out", str(copy / "hand")], capsys)
+    assert code == 0, err
+    return _traces(copy / "hand")
+
+
 def test_a_rejected_command_carries_its_failure_context(played, capsys, caplog) -> None:
     copy, url, traces = played
     trace = read_trace(_rejected_bet(traces))
@@ -128,12 +140,9 @@ def test_fetch_from_a_recorded_trace_then_replay_debug_fix_recheck(played, capsy
     copy, url, traces = played
     before = _snapshot(url)
     out_path = copy / "fetched" / "bet.prodtrace"
-    code, out, err = _cli(
+    code, out, err = _fetch(
+        url,
         [
-            "events",
-            "fetch",
-            "--store",
-            url,
             "--trace",
             str(_rejected_bet(traces)),
             "--out",
@@ -157,12 +166,9 @@ def test_fetch_by_stream_and_command_up_to_a_sequence(played, capsys) -> None:
     copy, url, _ = played
     out_path = copy / "fetched" / "p7.prodtrace"
     command = '{"type": "poker.PlaceBet", "player_id": "p-7", "hand_id": "h-2", "amount": 50}'
-    code, out, err = _cli(
+    code, out, err = _fetch(
+        url,
         [
-            "events",
-            "fetch",
-            "--store",
-            url,
             "--domain",
             "player",
             "--root",
@@ -189,21 +195,7 @@ def test_fetch_by_stream_and_command_up_to_a_sequence(played, capsys) -> None:
 
 def test_fetch_by_correlation_id_gives_every_execution_of_the_flow(played, capsys) -> None:
     copy, url, _ = played
-    code, out, err = _cli(
-        [
-            "events",
-            "fetch",
-            "--store",
-            url,
-            "--correlation-id",
-            "hand-6",
-            "--out",
-            str(copy / "hand"),
-        ],
-        capsys,
-    )
-    assert code == 0, err
-    paths = _traces(copy / "hand")
+    paths = _fetch_hand_6(copy, url, capsys)
     handlers = [read_trace(p).handler.rsplit(":", 1)[-1] for p in paths]
     assert handlers == [
         "handle_table_command",
@@ -237,7 +229,7 @@ def test_a_fetch_cannot_write(played, capsys, monkeypatch) -> None:
         ["--trace", str(_rejected_bet(traces)), "--out", str(copy / "f.prodtrace")],
         ["--correlation-id", "hand-6", "--out", str(copy / "flow")],
     ):
-        code, _, err = _cli(["events", "fetch", "--store", url, *args], capsys)
+        code, _, err = _fetch(url, args, capsys)
         assert code == 0, err
     assert [kw for _, kw in opened] == [{"read_only": True}] * 2
     store = real_open(url, read_only=True)
@@ -259,17 +251,12 @@ def test_bad_input_is_one_line_and_never_shows_the_password(played, capsys, monk
         "--command",
         '{"type": "poker.PlaceBet", "player_id": "p-0", "hand_id": "h", "amount": 1}',
     ]
-    code, _, err = _cli(
-        ["events", "fetch", "--store", url, "--domain", "player", "--root", "p-0", *handler], capsys
-    )
+    code, _, err = _fetch(url, ["--domain", "player", "--root", "p-0", *handler], capsys)
     assert code == 2 and err.count("\n") == 1
     assert "no stream player/p-0" in err and "p-7, p-8, p-9" in err
-    code, _, err = _cli(
+    code, _, err = _fetch(
+        url,
         [
-            "events",
-            "fetch",
-            "--store",
-            url,
             "--domain",
             "player",
             "--root",
@@ -281,12 +268,9 @@ def test_bad_input_is_one_line_and_never_shows_the_password(played, capsys, monk
         capsys,
     )
     assert code == 2 and "has 3 events; --up-to 9" in err
-    code, _, err = _cli(
+    code, _, err = _fetch(
+        url,
         [
-            "events",
-            "fetch",
-            "--store",
-            url,
             "--domain",
             "player",
             "--root",
@@ -325,12 +309,9 @@ def test_an_unregistered_event_type_in_a_fetched_stream_names_the_fix(played, ca
                 )
             )
         )
-    code, _, err = _cli(
+    code, _, err = _fetch(
+        url,
         [
-            "events",
-            "fetch",
-            "--store",
-            url,
             "--trace",
             str(_rejected_bet(traces)),
             "--out",
@@ -548,21 +529,7 @@ def test_a_projector_builds_a_read_model_from_delivered_events(played) -> None:
 
 def test_event_books_of_a_trace_list_loaded_and_appended_pages(played, capsys) -> None:
     copy, url, _ = played
-    code, _, err = _cli(
-        [
-            "events",
-            "fetch",
-            "--store",
-            url,
-            "--correlation-id",
-            "hand-6",
-            "--out",
-            str(copy / "hand"),
-        ],
-        capsys,
-    )
-    assert code == 0, err
-    blind = _traces(copy / "hand")[3]  # p-8's blind
+    blind = _fetch_hand_6(copy, url, capsys)[3]  # p-8's blind
     code, out, _ = _cli(["events", "books", str(blind), "--cwd", str(copy)], capsys)
     assert code == 0
     assert out.splitlines() == [

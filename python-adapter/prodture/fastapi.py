@@ -30,7 +30,7 @@ from __future__ import annotations
 import functools
 import inspect
 import logging
-from collections.abc import Callable, Mapping
+from collections.abc import Callable
 from typing import Any
 
 from fastapi import HTTPException, Request, Response
@@ -38,13 +38,13 @@ from fastapi.responses import JSONResponse
 from starlette.exceptions import HTTPException as StarletteHTTPException
 
 from .effects import register
-from .runtime import Failure, Interpreter, Observer, user_traceback
+from .runtime import Failure, user_traceback
 from .scope import resources_scope
 from .web import (
     TRACE_ID_HEADER,
     Rejected,
+    WebIntegration,
     log_failure,
-    rejected,
     rolled_back,
     route_handler,
     server_error_body,
@@ -57,27 +57,13 @@ log = logging.getLogger("prodture.fastapi")
 _REQUEST_TYPES = (Request, Response)
 
 
-class Prodture:
+class Prodture(WebIntegration):
     """Runs FastAPI routes as prodture handlers (see the module docstring)."""
 
-    def __init__(
-        self,
-        performers: Mapping[type, Callable[[Any], Any]] | None = None,
-        *,
-        recorder: Observer | None = None,
-        expected: tuple[type[BaseException], ...] = (),
-        resources: Callable[[Request], Any] | None = None,
-        trace_header: str = TRACE_ID_HEADER,
-    ) -> None:
-        self.interpreter = Interpreter(performers, recorder=recorder)
-        self.expected: tuple[type[BaseException], ...] = (StarletteHTTPException, *expected)
-        self.resources = resources
-        self.trace_header = trace_header
+    http_exceptions = (StarletteHTTPException,)
 
-    def is_expected(self, error: BaseException) -> bool:
-        if isinstance(error, StarletteHTTPException):
-            return error.status_code < 500
-        return isinstance(error, self.expected)
+    def http_answer(self, error: Any) -> tuple[int | None, Any]:
+        return error.status_code, error.detail
 
     def route(self, fn: Callable[..., Any] | None = None, *, name: str | None = None) -> Any:
         """Decorator (under ``@app.get/post/...``): ``fn`` becomes a registered prodture handler
@@ -179,13 +165,6 @@ class Prodture:
         else:
             await manager.__aexit__(None, None, None)
         return outcome
-
-    def _as_rejected(self, error: BaseException) -> Rejected | None:
-        if not self.is_expected(error):
-            return None
-        if isinstance(error, StarletteHTTPException):
-            return rejected(error, error.status_code, error.detail)
-        return rejected(error)
 
     def _failed(self, outcome: Failure, key: str, request: Request) -> Response:
         log_failure(log, request.method, request.url.path, key, outcome)

@@ -33,19 +33,19 @@ from __future__ import annotations
 import functools
 import inspect
 import logging
-from collections.abc import Callable, Mapping
+from collections.abc import Callable
 from typing import Any
 
 from flask import after_this_request, jsonify, request
 from werkzeug.exceptions import HTTPException
 
-from .runtime import Failure, Interpreter, Observer, user_traceback
+from .runtime import Failure, user_traceback
 from .scope import resources_scope
 from .web import (
     TRACE_ID_HEADER,
     Rejected,
+    WebIntegration,
     log_failure,
-    rejected,
     rolled_back,
     route_handler,
     server_error_body,
@@ -62,27 +62,13 @@ _FROM_REQUEST: dict[str, Callable[[], Any]] = {
 }
 
 
-class Prodture:
+class Prodture(WebIntegration):
     """Runs Flask views as prodture handlers (see the module docstring)."""
 
-    def __init__(
-        self,
-        performers: Mapping[type, Callable[[Any], Any]] | None = None,
-        *,
-        recorder: Observer | None = None,
-        expected: tuple[type[BaseException], ...] = (),
-        resources: Callable[[Any], Any] | None = None,
-        trace_header: str = TRACE_ID_HEADER,
-    ) -> None:
-        self.interpreter = Interpreter(performers, recorder=recorder)
-        self.expected = expected
-        self.resources = resources
-        self.trace_header = trace_header
+    http_exceptions = (HTTPException,)
 
-    def is_expected(self, error: BaseException) -> bool:
-        if isinstance(error, HTTPException):
-            return error.code is None or error.code < 500
-        return isinstance(error, self.expected)
+    def http_answer(self, error: Any) -> tuple[int | None, Any]:
+        return error.code, error.description
 
     def route(self, fn: Callable[..., Any] | None = None, *, name: str | None = None) -> Any:
         """Decorator (under ``@app.route/get/post...``): ``fn`` becomes a registered prodture
@@ -142,10 +128,3 @@ class Prodture:
         else:
             manager.__exit__(None, None, None)
         return outcome
-
-    def _as_rejected(self, error: BaseException) -> Rejected | None:
-        if not self.is_expected(error):
-            return None
-        if isinstance(error, HTTPException):
-            return rejected(error, error.code, error.description)
-        return rejected(error)

@@ -11,14 +11,15 @@ from __future__ import annotations
 import dataclasses
 import inspect
 import logging
-from collections.abc import Callable
+from collections.abc import Callable, Mapping
 from typing import Any
 
 from .effects import register, registry
-from .runtime import Failure, Outcome, handler, user_traceback
+from .runtime import Failure, Interpreter, Observer, Outcome, handler, user_traceback
 
 __all__ = [
     "TRACE_ID_HEADER",
+    "WebIntegration",
     "Rejected",
     "rejected",
     "route_handler",
@@ -49,6 +50,49 @@ class Rejected:
 
 # its name while only the FastAPI integration had it
 registry.add_alias("prodture.fastapi.Rejected", Rejected)
+
+
+class WebIntegration:
+    """The part of each framework's ``Prodture`` that does not depend on the framework: the
+    interpreter that runs the routes, which errors are answers, and the per-request settings.
+
+    A framework's subclass names its HTTP exception types (``http_exceptions``) and how to read
+    one's status and detail (``http_answer``); such an exception below 500 is an answer (a
+    :class:`Rejected` value), as is any of the ``expected`` types."""
+
+    #: the framework's HTTP exception types
+    http_exceptions: tuple[type[BaseException], ...] = ()
+
+    def __init__(
+        self,
+        performers: Mapping[type, Callable[[Any], Any]] | None = None,
+        *,
+        recorder: Observer | None = None,
+        expected: tuple[type[BaseException], ...] = (),
+        resources: Callable[[Any], Any] | None = None,
+        trace_header: str = TRACE_ID_HEADER,
+    ) -> None:
+        self.interpreter = Interpreter(performers, recorder=recorder)
+        self.expected: tuple[type[BaseException], ...] = (*self.http_exceptions, *expected)
+        self.resources = resources
+        self.trace_header = trace_header
+
+    def http_answer(self, error: Any) -> tuple[int | None, Any]:
+        """(status, detail) of one of the framework's HTTP exceptions."""
+        raise NotImplementedError
+
+    def is_expected(self, error: BaseException) -> bool:
+        if isinstance(error, self.http_exceptions):
+            status = self.http_answer(error)[0]
+            return status is None or status < 500
+        return isinstance(error, self.expected)
+
+    def _as_rejected(self, error: BaseException) -> Rejected | None:
+        if not self.is_expected(error):
+            return None
+        if isinstance(error, self.http_exceptions):
+            return rejected(error, *self.http_answer(error))
+        return rejected(error)
 
 
 def rejected(error: BaseException, status_code: int | None = None, detail: Any = None) -> Rejected:
