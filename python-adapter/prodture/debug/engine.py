@@ -14,9 +14,10 @@ client can look at the stack; tests hand it to a script. The engine never blocks
 This module is the coordinator: it decides when to stop and where a re-run goes. The parts live
 in their own modules — the vocabulary (``contract.py``), how a run goes (``runmode.py``), user
 code and the per-line tracer (``tracer.py``), the step history and what it answers
-(``history.py``), breakpoints (``breakpoints.py``), reverse continue (``reverse.py``), the end of
-the replay (``endstop.py``), fast-forward (``fastforward.py``), module state put back before a
-re-run (``modstate.py``) and fork checkpoints (``checkpoints.py``).
+(``history.py``), breakpoints (``breakpoints.py``), reverse continue (``reverse.py``), effect and
+exception stops (``effectstops.py``), the end of the replay (``endstop.py``), fast-forward
+(``fastforward.py``), module state put back before a re-run (``modstate.py``) and fork
+checkpoints (``checkpoints.py``).
 """
 
 from __future__ import annotations
@@ -42,8 +43,9 @@ from .contract import (
     StopKind,
     StopPolicy,
 )
+from .effectstops import EffectStops
 from .endstop import end_of_replay, suspends
-from .fastforward import FastForwards, entry_line
+from .fastforward import FastForwards, entry_line, suspended_frames
 from .history import LINE_BITS, LINE_MASK, StepHistory
 from .modstate import ModuleState
 from .reverse import narrow_scan_watch, reverse_target
@@ -118,13 +120,12 @@ class StepEngine:
             ),
         )
         self.history = StepHistory()
-        # the history's arrays, by the names the checkpoints and the tests read
+        # the history's arrays, by the names the checkpoints and the tests read (never replaced)
         self.hist_loc = self.history.locs
         self.hist_depth = self.history.depths
-        self.effect_steps = (
-            self.history.effect_steps
-        )  # step at which effect n (1-based) was yielded
+        self.effect_steps = self.history.effect_steps
         self.bps = BreakpointTable()
+        self.effect_stops = EffectStops()  # effect-performed, effect-failed and raised stops
         self.codes = CodeRegistry(
             self.user_code, lambda index: make_local(self, self.history, index), self._on_new_code
         )
@@ -145,8 +146,6 @@ class StepEngine:
         self._modules = ModuleState(self.user_code)
         self._restored_reported: set[str] = set()
         self._check_target = Rewind(1, StopKind.ENTRY)
-        # the exception last stopped at, and its step: one stop per exception and step
-        self._last_exc_stop: tuple[int, int] | None = None
         self.step = 0
         self.depth = 0
         self.effects_done = 0
@@ -168,7 +167,7 @@ class StepEngine:
         self.run_mode = RunMode.RUN
         self._scan_until = 0  # SCAN: the step the scan runs to
         self._scan_hit = 0  # SCAN: the last step a breakpoint fired at
-        self._pending_effect: tuple[EffectCall, EffectRecord | None] | None = None
+        self.effect_stops.pending = None
         self._exc_frame: Any = None
         self._last_exc: Any = None
         self._jump_effect = 0
@@ -255,80 +254,23 @@ class StepEngine:
             self._stop(Stop(kind, step, self.effects_done, frame))
 
     def _on_resume(self, frame: Any) -> None:
-        call, record = self._pending_effect  # type: ignore[misc]
-        code = frame.f_code
-        if record is not None and not record.ok:
-            # a generator or coroutine gets the error thrown in next (the exception event
-            # stops); a Command / pipeline handler gets it as an argument of the Command's
-            # on_error (a method's second): this call is where it arrives
-            error = record.error
-            if error is not None and self.run_mode is RunMode.RUN and code.co_argcount:
-                values = frame.f_locals
-                if any(values.get(name) is error for name in code.co_varnames[: code.co_argcount]):
-                    self._on_effect_failed(frame, call, record, error)
-            return
-        site = call.site
-        if site is not None and (code.co_filename != site[0] or frame.f_lineno != site[1]):
-            return
-        self._pending_effect = None
-        if self.policy.every_effect and self.run_mode is RunMode.RUN:
-            self._stop(
-                Stop(
-                    StopKind.EFFECT_PERFORMED,
-                    self.step,
-                    self.effects_done,
-                    frame,
-                    record=record,
-                    effect_seq=call.seq,
-                    effect_type=type(call.effect).__name__,
-                )
-            )
-
-    def _on_effect_failed(
-        self, frame: Any, call: EffectCall, record: EffectRecord, error: BaseException
-    ) -> bool:
-        """An effect's recorded ``error`` arrives in ``frame``: stop there if the policy says so
-        (True when it stopped)."""
-        self._pending_effect = None
-        if not self.policy.effect_stops:
-            return False
-        self._last_exc_stop = (id(error), self.step)
-        self._stop(
-            Stop(
-                StopKind.EFFECT_FAILED,
-                self.step,
-                self.effects_done,
-                frame,
-                exception=ExceptionInfo.of(error),
-                record=record,
-                effect_seq=call.seq,
-                effect_type=type(call.effect).__name__,
-            )
+        """A user frame is called or resumed while an effect's arrival is pending."""
+        stop = self.effect_stops.on_resume(
+            frame, self.step, self.effects_done, self.policy, self.run_mode is RunMode.RUN
         )
-        return True
+        if stop is not None:
+            self._stop(stop)
 
     def _on_exception(self, frame: Any, arg: Any) -> None:
+        exc = arg[1]  # arg: (type, value, traceback)
         self._exc_frame = frame
-        self._last_exc = arg[1]
-        if self.run_mode is not RunMode.RUN:
-            return
-        exc: BaseException = arg[1]  # arg: (type, value, traceback)
-        pending = self._pending_effect
-        if pending is not None and pending[1] is not None and pending[1].error is exc:
-            # the effect's recorded error, thrown into the frame that yielded it
-            if self._on_effect_failed(frame, pending[0], pending[1], exc):
-                return
-        if self.policy.raised and self._last_exc_stop != (id(exc), self.step):
-            self._last_exc_stop = (id(exc), self.step)
-            self._stop(
-                Stop(
-                    StopKind.RAISED,
-                    self.step,
-                    self.effects_done,
-                    frame,
-                    exception=ExceptionInfo.of(exc),
-                )
+        self._last_exc = exc
+        if self.run_mode is RunMode.RUN:
+            stop = self.effect_stops.on_exception(
+                frame, exc, self.step, self.effects_done, self.policy
             )
+            if stop is not None:
+                self._stop(stop)
 
     def _on_root_return(self, frame: Any, arg: Any) -> None:
         if suspends(frame):
@@ -476,8 +418,8 @@ class StepEngine:
 
     def _observe(self, call: EffectCall, record: EffectRecord | None) -> None:
         self.effects_done = call.seq
-        if self.run_mode is RunMode.RUN and self.policy.effect_stops:
-            self._pending_effect = (call, record)
+        if self.run_mode is RunMode.RUN:
+            self.effect_stops.performed(call, record, self.policy)
 
     # -- running ------------------------------------------------------------------------------
 
@@ -507,19 +449,13 @@ class StepEngine:
         self._check_target = Rewind(1, StopKind.ENTRY)
         while True:
             self._reset_run()
-            if target is not None and target.scan_until and self._start_narrow_scan(target):
-                pass
-            elif target is not None and target.scan_until:
-                self.history.clear()  # a full re-run from the start records it again
-                self.run_mode = RunMode.SCAN
-                self._scan_until, self._scan_hit = target.scan_until, 0
-                self.check_step = target.scan_until
-                self.bp_locs = frozenset(self.bps.by_loc)
+            if target is None:
                 self._settrace(self._global)
-            elif target is not None:
-                self._start_fast_forward(target)
+            elif target.scan_until:
+                if not self._start_narrow_scan(target):
+                    self._start_scan(target)
             else:
-                self._settrace(self._global)
+                self._start_fast_forward(target)
             target = None
             try:
                 outcome = run_sync(self.handler, self.trace.input, self._perform)
@@ -599,6 +535,16 @@ class StepEngine:
         while frame is not None:
             frame.f_trace = None
             frame = frame.f_back
+
+    def _start_scan(self, target: Rewind) -> None:
+        """The general scan of a reverse continue (hit conditions count every hit from the
+        start): a fully traced re-run to ``target.scan_until`` noting the last breakpoint hit."""
+        self.history.clear()  # a full re-run from the start records it again
+        self.run_mode = RunMode.SCAN
+        self._scan_until, self._scan_hit = target.scan_until, 0
+        self.check_step = target.scan_until
+        self.bp_locs = frozenset(self.bps.by_loc)
+        self._settrace(self._global)
 
     def _start_narrow_scan(self, target: Rewind) -> bool:
         """A reverse continue over conditional breakpoints (in one or several code objects):
@@ -688,13 +634,8 @@ class StepEngine:
         if message["policy"] != settings["policy"]:
             self.set_policy(StopPolicy(**message["policy"]))
         # the handler's suspended frames carry this run's local tracers; a re-run's carry none
-        obj = driver.f_locals.get("gen")
-        while obj is not None:
-            frame = getattr(obj, "gi_frame", None) or getattr(obj, "cr_frame", None)
-            if frame is None:
-                break
+        for frame in suspended_frames(driver):
             frame.f_trace = None
-            obj = getattr(obj, "gi_yieldfrom", None) or getattr(obj, "cr_await", None)
         self._start_run_state()  # as a re-run from the start is at this effect
         self._start_fast_forward(Rewind(message["step"], StopKind(message["kind"])))
 

@@ -13,7 +13,7 @@ from __future__ import annotations
 
 import bisect
 import sys
-from collections.abc import Callable
+from collections.abc import Callable, Iterator
 from typing import Any
 
 __all__ = [
@@ -22,6 +22,7 @@ __all__ = [
     "FastForwards",
     "MONITORING",
     "entry_line",
+    "suspended_frames",
 ]
 
 MONITORING = sys.version_info >= (3, 12)
@@ -53,15 +54,10 @@ class SettraceFastForward:
         def install(driver: Any) -> None:
             # frames of `code` suspended in the handler's generator chain may resume without a
             # call event (an error thrown into a `yield from` / `await` chain): trace them now
-            obj = driver.f_locals.get("gen") if driver is not None else None
-            while obj is not None:
-                frame = getattr(obj, "gi_frame", None) or getattr(obj, "cr_frame", None)
-                if frame is None:
-                    break
+            for frame in suspended_frames(driver):
                 if frame.f_code is code:
                     frame.f_trace = ff_local
                     frame.f_trace_lines = True
-                obj = getattr(obj, "gi_yieldfrom", None) or getattr(obj, "cr_await", None)
             self._settrace(ff_global)
 
         return install
@@ -230,6 +226,19 @@ class MonitoringFastForward:
                 mon.register_callback(self._tool, event, None)
             mon.free_tool_id(self._tool)
             self._tool = None
+
+
+def suspended_frames(driver: Any) -> Iterator[Any]:
+    """The frames of the handler's suspended generator / coroutine chain, outermost first:
+    ``driver`` is the runtime's driver frame at an effect (its ``gen`` is the handler's), or
+    None (no frames)."""
+    obj = driver.f_locals.get("gen") if driver is not None else None
+    while obj is not None:
+        frame = getattr(obj, "gi_frame", None) or getattr(obj, "cr_frame", None)
+        if frame is None:
+            return
+        yield frame
+        obj = getattr(obj, "gi_yieldfrom", None) or getattr(obj, "cr_await", None)
 
 
 def entry_line(code: Any) -> int | None:

@@ -117,6 +117,7 @@ def make_global(engine: StepEngine, registry: CodeRegistry) -> Tracer:
     tracers = registry.tracers
     register = registry.register
     chain_depth = registry.chain_depth
+    effect_stops = engine.effect_stops
 
     def global_tracer(frame: Any, event: str, arg: Any) -> Any:
         code = frame.f_code
@@ -127,7 +128,7 @@ def make_global(engine: StepEngine, registry: CodeRegistry) -> Tracer:
         if local is None:
             return None
         engine.depth = chain_depth(frame)
-        if engine._pending_effect is not None:
+        if effect_stops.pending is not None:
             engine._on_resume(frame)
         return local
 
