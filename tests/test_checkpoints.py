@@ -142,6 +142,46 @@ def test_step_back_through_a_checkpoint_shows_the_first_visit(demo):
         client.close()
 
 
+def _threads(pid: int) -> int:
+    try:
+        return len(os.listdir(f"/proc/{pid}/task"))
+    except OSError:
+        return 0
+
+
+def test_one_checkpoint_at_a_time_is_prepared(demo):
+    """Each stop has the checkpoint a step back from there would use start its threads while
+    parked (a restore then only lets them go): the step back goes through that prepared
+    checkpoint, and only one parked checkpoint keeps threads at a time, however many stops
+    prepared one (each checkpoint holds a handful of threads; a long session must not pile
+    them up)."""
+    directory, trace = demo
+    client = start_session(
+        trace, directory, breakpoints={str(directory / "walkdemo.py"): [APPEND_LINE]}
+    )
+    try:
+        client.stopped()
+        pgid = _debuggee_group(client)
+        _walk_to_restore(client)  # five stops after five effects: five checkpoints prepared
+        assert _restores(client, 1) >= 1, client.output
+        notes = [text for text in client.output if "restored at effect" in text]
+        assert "(prepared)" in notes[0], notes
+        _stop(client, "continue")
+        _stop(client, "continue")
+        deadline = time.monotonic() + HANG_S
+        while True:
+            group = _group(pgid)
+            threaded = [pid for pid in group if _threads(pid) > 1]
+            if len(threaded) <= 2 or time.monotonic() > deadline:
+                break
+            time.sleep(0.1)
+        assert len(group) > 2, "checkpoints are parked"
+        # the debuggee and the one prepared checkpoint
+        assert len(threaded) <= 2, {pid: _threads(pid) for pid in group}
+    finally:
+        client.close()
+
+
 @pytest.mark.parametrize("how", ["disconnect", "terminate", "kill-adapter"])
 def test_no_checkpoint_outlives_the_session(demo, how):
     """After a restore (the debuggee is a former checkpoint, not the adapter's child), ending the

@@ -7,13 +7,20 @@ pyttd do, the debuggee instead forks itself now and then while it runs forward: 
 hands the session to the latest checkpoint at or before the effect from which a re-run would
 watch for *k*: the old debuggee sends the checkpoint the history between its effect and *k* and
 parks itself (SIGSTOP); the checkpoint takes over the control and DAP sockets (it inherited them),
-starts pydevd's threads again (a fork has only the forking thread), kills the old debuggee and
+lets pydevd's threads run again (a fork has only the forking thread), kills the old debuggee and
 runs on as a re-run would from that effect — untraced to the last effect before *k*, then only
 the target code watched — and stops at *k*. Only the part after the checkpoint is re-executed.
 
 A checkpoint serves a target only when what it knows still holds: the session-level state of the
 engine (a completed run, divergences, the code objects seen) is the same as when it was forked.
 Otherwise, and wherever ``os.fork`` is missing, the engine re-runs in-process as before.
+
+Starting those threads is most of a restore's cost (a few milliseconds: each thread start waits
+for the new thread to run, and each first write to a page the fork shares copies it). At each
+stop the debuggee therefore asks the checkpoint a step back from there would use to *prepare*:
+that checkpoint starts its threads while it is still parked, each blocked at a gate before it
+touches a socket, and a restore only opens the gate. One checkpoint of the session is prepared
+at a time (the debuggee tells the previous one to let its threads go).
 
 Checkpoints die with the session: the adapter kills the debuggee's process group (they stay in
 it), and a checkpoint whose pipe has no writer left (every process that could restore it is gone)
@@ -59,28 +66,34 @@ class ForkCheckpoints:
     """The checkpoints of one debuggee process (and of the checkpoints it becomes).
 
     ``handover(pid)`` runs in the old debuggee just before a restore: it quiets pydevd's writer and
-    tells the adapter that ``pid`` is the debuggee from now on. ``take_over()`` runs in a restored
-    checkpoint: it starts pydevd's and the runner's threads again on the inherited sockets.
+    tells the adapter that ``pid`` is the debuggee from now on. ``prepare()`` runs in a parked
+    checkpoint: it starts pydevd's and the runner's threads again, blocked before they touch the
+    inherited sockets, and returns the function that lets them go (``True``: take over the
+    session, after the old debuggee parked; ``False``: end them, the checkpoint stays parked).
     """
 
     def __init__(
         self,
         engine: Any,
         handover: Callable[[int], None],
-        take_over: Callable[[], None],
+        prepare: Callable[[], Callable[[bool], None]],
         every: int = EVERY_STEPS,
         limit: int = MAX_CHECKPOINTS,
         min_saved: int = MIN_SAVED_STEPS,
     ) -> None:
         self.engine = engine
         self.handover = handover
-        self.take_over = take_over
+        self.prepare = prepare
         self.every = every
         self.limit = limit
         self.min_saved = min_saved
         #: (effect seq, step, engine key, pid, pipe write end), in order of effect seq
         self.parked: list[tuple[int, int, Any, int, int]] = []
         self._killed: list[int] = []  # dropped checkpoints of this process, to reap
+        #: the parked checkpoint told to prepare its take-over (one at a time), or None
+        self._prepared_pid: int | None = None
+        #: in a prepared checkpoint: lets its threads go (see ``prepare``)
+        self._release: Callable[[bool], None] | None = None
 
     _pipe_r = -1  # in a parked process: the read end of its pipe
 
@@ -111,14 +124,13 @@ class ForkCheckpoints:
             return None
         message, spare = self._park()
         started = time.monotonic()
-        # the run this checkpoint was forked from traced every call: the take-over below makes
-        # many calls into pydevd and threading, none of them a step (the fast-forward
-        # that follows sets its own tracing)
-        engine._settrace(None)
+        prepared = self._release is not None
+        release = self._release or self._prepare()
+        self._release = None
         old = message["from"]
         _wait_parked(old)
         parked_at = time.monotonic()
-        self.take_over()
+        release(True)
         try:
             os.kill(old, signal.SIGKILL)  # parked (stopped): its sockets are ours now
         except OSError:
@@ -129,7 +141,8 @@ class ForkCheckpoints:
                 f"prodture: restored at effect {seq}: the old debuggee handed over in "
                 f"{1000 * (t1 - t0):.2f} ms, the message took {1000 * (started - t1):.2f} ms, "
                 f"the old debuggee parked after {1000 * (parked_at - started):.2f} ms, "
-                f"the take-over took {1000 * (time.monotonic() - parked_at):.2f} ms",
+                f"the take-over took {1000 * (time.monotonic() - parked_at):.2f} ms "
+                f"({'prepared' if prepared else 'not prepared'})",
                 file=sys.stderr,
                 flush=True,
             )
@@ -137,6 +150,7 @@ class ForkCheckpoints:
         # spare copy of this one takes its place, so going back here again is a restore too
         self.parked = [entry for entry in self.parked if entry[0] < seq]
         self._killed = []  # the old debuggee's children: not this process's to reap
+        self._prepared_pid = None  # the old debuggee let its prepared checkpoint go
         if spare is not None:
             self.parked.append((seq, engine.step, engine.checkpoint_key(), *spare))
             try:
@@ -161,6 +175,7 @@ class ForkCheckpoints:
                 except OSError:  # no spare then: a restore here forks none either
                     entry, forked = None, False
                 if forked and entry is None:  # this is the spare: wait on its own pipe
+                    self._release = None  # the threads of a prepared parent are not in a fork
                     os.close(r)
                     _unread.pop(r, None)
                     r, spare = self._pipe_r, None
@@ -169,12 +184,77 @@ class ForkCheckpoints:
             message = _read_message(r)
             if message is None:
                 os._exit(0)  # no process left that could restore this checkpoint
-            if message.get("op") == "promote":
+            op = message.get("op")
+            if op == "promote":
+                # (a promotion comes first, before any prepare: the fork below never copies
+                # prepared threads)
                 promote = True
+                continue
+            if op == "prepare":
+                if self._release is None:
+                    self._release = self._prepare()
+                continue
+            if op == "unprepare":
+                if self._release is not None:
+                    self._release(False)
+                    self._release = None
                 continue
             os.close(r)
             _unread.pop(r, None)
             return message, spare
+
+    def _prepare(self) -> Callable[[bool], None]:
+        # the run this checkpoint was forked from traced every call: preparing makes many calls
+        # into pydevd and threading, none of them a step (a restore's fast-forward sets its own
+        # tracing)
+        self.engine._settrace(None)
+        return self.prepare()
+
+    def prepare_for(self, step: int) -> None:
+        """At a stop at ``step``: have the checkpoint that a step back from here would restore
+        start its threads now (a restore then only lets them go); the one prepared before lets
+        its threads go."""
+        if step < 2:
+            return
+        entry = self._serving(step - 1)
+        pid = entry[3] if entry is not None else None
+        if pid == self._prepared_pid:
+            return
+        self._unprepare()
+        if entry is None:
+            return
+        try:
+            _write_all(entry[4], _PREPARE)
+        except OSError:
+            return
+        self._prepared_pid = pid
+
+    def _unprepare(self, keep: int | None = None) -> None:
+        """Tell the prepared checkpoint (unless it is ``keep``) to let its threads go."""
+        pid, self._prepared_pid = self._prepared_pid, None
+        if pid is None or pid == keep:
+            return
+        for entry in self.parked:
+            if entry[3] == pid:
+                try:
+                    _write_all(entry[4], _UNPREPARE)
+                except OSError:
+                    pass
+                return
+
+    def _serving(self, k: int) -> tuple[int, int, Any, int, int] | None:
+        """The checkpoint a restore to step ``k`` would use, if any (see ``restore``)."""
+        engine = self.engine
+        if k > len(engine.hist_loc):
+            return None
+        last = engine.install_effect(k)  # a re-run watches for step k from this effect on
+        key = engine.checkpoint_key()
+        for candidate in reversed(self.parked):
+            if candidate[0] <= last and candidate[2][0] == key[0]:
+                if candidate[1] < self.min_saved:
+                    return None  # the re-run from the start is about as quick as a restore
+                return candidate
+        return None
 
     def _thin(self) -> None:
         """Keep every second checkpoint (the newest always) and double the spacing."""
@@ -184,6 +264,8 @@ class ForkCheckpoints:
         for entry in drop:
             _drop(entry)
             self._killed.append(entry[3])
+            if entry[3] == self._prepared_pid:
+                self._prepared_pid = None
         self.every *= 2
 
     def _reap(self) -> None:
@@ -204,20 +286,10 @@ class ForkCheckpoints:
         """Go to step ``k`` through the latest usable checkpoint: this process hands the session
         over and parks (it never returns then). Returns when no checkpoint serves ``k``."""
         engine = self.engine
-        if k > len(engine.hist_loc):
-            return
-        last = engine.install_effect(k)  # a re-run watches for step k from this effect on
-        key = engine.checkpoint_key()
-        entry = None
-        for candidate in reversed(self.parked):
-            if candidate[0] <= last and candidate[2][0] == key[0]:
-                entry = candidate
-                break
+        entry = self._serving(k)
         if entry is None:
             return
         seq, step, (_, codes), pid, w = entry
-        if step < self.min_saved:
-            return  # the re-run from the start is about as quick as a restore
         t_start = time.monotonic()
         if k - step > MAX_SHIPPED_STEPS or engine.code_index_max(step, k) >= codes:
             return  # too much history to ship, or code objects the checkpoint never saw
@@ -235,6 +307,7 @@ class ForkCheckpoints:
                 "effect_steps": list(engine.effect_steps[seq - 1 :]),
             }
         )
+        self._unprepare(keep=pid)  # at most one prepared checkpoint in the session
         self.handover(pid)
         message["t"] = [t_start, time.monotonic()]
         data = json.dumps(message).encode() + b"\n" + loc + depth
@@ -275,6 +348,8 @@ def _drop(entry: tuple[int, int, Any, int, int]) -> None:
 
 
 _PROMOTE = b'{"op": "promote"}\n'
+_PREPARE = b'{"op": "prepare"}\n'
+_UNPREPARE = b'{"op": "unprepare"}\n'
 
 
 def _fork_parked() -> tuple[int, int] | None:

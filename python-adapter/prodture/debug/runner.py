@@ -21,6 +21,7 @@ import os
 import socket
 import sys
 import threading
+from collections.abc import Callable
 from typing import Any
 
 from ..replay import SPECULATIVE, STRICT, describe_outcome
@@ -74,7 +75,7 @@ def _can_take_over() -> bool:
         hasattr(pydevd_comm, "ReaderThread")
         and hasattr(pydevd_comm.WriterThread, "add_command")
         and hasattr(pydevd_constants, "after_fork")
-        and hasattr(pydevd.PyDB, "_create_pydb_command_thread")
+        and hasattr(pydevd, "PyDBCommandThread")
         and all(
             hasattr(pydevd.PyDB, name) or name in pydevd.PyDB.__init__.__code__.co_names
             for name in (
@@ -407,6 +408,8 @@ class Runner:
                 replay=replay_rows(engine.replay_view(stop)),
             )
         )
+        if engine.checkpoints is not None:
+            engine.checkpoints.prepare_for(engine.step)
         self.py_db.set_suspend(thread, CMD_SET_BREAK)
         self.py_db.do_wait_suspend(thread, stop.frame, "line", None)
         self._untrace_pydevd()
@@ -417,13 +420,16 @@ class Runner:
 
     # -- fork checkpoints (checkpoints.py) ----------------------------------------------------
 
-    def _take_over(self) -> None:
-        """In a restored checkpoint: start pydevd's and the runner's threads again (a fork has
-        only the replay thread) on the sockets inherited from the old debuggee."""
+    def _prepare_take_over(self) -> Callable[[bool], None]:
+        """In a parked checkpoint: start pydevd's and the runner's threads again (a fork has
+        only the replay thread) on the sockets inherited from the old debuggee, each held at a
+        gate before it runs. Returns what opens the gate: ``True`` once the old debuggee has
+        parked (the threads take over the session), ``False`` to end them unused."""
         from _pydevd_bundle import pydevd_constants
         from _pydevd_bundle.pydevd_comm import ReaderThread, WriterThread
         from _pydevd_bundle.pydevd_process_net_command import process_net_command
         from _pydevd_bundle.pydevd_process_net_command_json import PyDevJsonCommandProcessor
+        from pydevd import PyDBCommandThread
 
         pydevd_constants.after_fork()  # pydevd's fork-safe locks
         py_db = self.py_db
@@ -454,9 +460,10 @@ class Runner:
         # the DAP request processor keeps the session's state (launch / attach received, ...):
         # the new reader goes on with the old one's
         py_db.reader.process_net_command_json = old_reader.process_net_command_json
-        py_db.writer.start()
-        py_db.reader.start()
-        py_db._create_pydb_command_thread()  # not the check-alive one: nothing it watches here
+        # not the check-alive thread: nothing it watches here
+        if py_db.py_db_command_thread is not None:
+            py_db.py_db_command_thread.do_kill_pydev_thread()
+        py_db.py_db_command_thread = PyDBCommandThread(py_db)
         self._lock = threading.Lock()
         self.control._lock = threading.Lock()
         self.control._file = self.control.sock.makefile("rb")
@@ -465,7 +472,28 @@ class Runner:
         # would park it in pydevd's wait loop with the client's next command unread)
         control.is_pydev_daemon_thread = True  # type: ignore[attr-defined]
         control.pydev_do_not_trace = True  # type: ignore[attr-defined]
-        control.start()
+
+        gate = threading.Event()
+        take_over = False
+
+        def gated(run: Callable[[], None]) -> Callable[[], None]:
+            def run_after_gate() -> None:
+                gate.wait()
+                if take_over:
+                    run()
+
+            return run_after_gate
+
+        for thread in (py_db.writer, py_db.reader, py_db.py_db_command_thread, control):
+            thread.run = gated(thread.run)  # type: ignore[method-assign]
+            thread.start()
+
+        def release(session: bool) -> None:
+            nonlocal take_over
+            take_over = session
+            gate.set()
+
+        return release
 
     def _handover(self, pid: int) -> None:
         """This process is about to park: checkpoint ``pid`` is the debuggee from now on."""
@@ -533,7 +561,7 @@ class Runner:
             self.engine.checkpoints = checkpoints.ForkCheckpoints(
                 self.engine,
                 self._handover,
-                self._take_over,
+                self._prepare_take_over,
                 every=int(every) if every.isdigit() else checkpoints.EVERY_STEPS,
                 min_saved=int(saved) if saved.isdigit() else checkpoints.MIN_SAVED_STEPS,
             )
