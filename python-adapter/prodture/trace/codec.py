@@ -277,7 +277,10 @@ def register_value_type(
 
     Only this registered ``cls`` is ever rebuilt for ``name``: the trace still names no code."""
     registry.add(cls, name)
+    global value_types_version
     _custom_types[cls] = (name, to_fields, from_fields)
+    _PLAIN_OBJECT.pop(cls, None)  # now encoded by to_fields, not as a dataclass
+    value_types_version += 1  # for the encoders' caches of plain_object_encoder
     _FAST[cls] = lambda o: _ext(ExtCode.OBJECT, _pack([name, to_fields(o)]))
     return cls
 
@@ -692,35 +695,83 @@ def _ext(code: int, data: bytes) -> msgpack.ExtType:
 _REDACTED_EXT = msgpack.ExtType(ExtCode.REDACTED, b"")
 
 
-def _object_encoder(t: type) -> Callable[[Any], Any]:
-    """The OBJECT ext encoder of dataclass ``t``, compiled once per type: its field getter, and
-    the packed ``[name,`` head of its payload (re-made if the type's registered name changes)."""
+def _object_encoders(t: type) -> tuple[Callable[[Any], Any], Callable[[Any], Any] | None]:
+    """The OBJECT ext encoders of dataclass ``t``, compiled once per type: ``encode(obj)``, and
+    (for a type of more than one field) ``encode_plain(obj, pack)``, the same ext value when
+    every field value is of a ``_PLAIN`` type, else None (then the value needs a redaction walk).
+
+    The payload is ``[name, {field: value}]``; its ``[name,`` head is packed once per name the
+    type is registered under (registering the class again renames it)."""
     names = tuple(f.name for f in dataclasses.fields(t))
     default_name = f"{t.__module__}.{t.__qualname__}"
-    name_of = registry.name_of
-    head: list[Any] = [None, b""]  # the name last used, and "[name," packed
+    # The registry's own dict (never replaced): one lookup per value instead of a method call.
+    registered = registry._by_type.get
+    heads: dict[str, bytes] = {}
 
-    def payload_head() -> bytes:
-        name = name_of(t) or default_name
-        if name != head[0]:
-            head[1] = b"\x92" + _plain_pack(name)  # the payload is [name, fields]
-            head[0] = name
-        data: bytes = head[1]
+    def head_of(name: str) -> bytes:
+        data = heads[name] = b"\x92" + _plain_pack(name)  # the payload is [name, fields]
         return data
 
     if len(names) > 1:
         many = operator.attrgetter(*names)
 
         def encode(obj: Any) -> Any:
-            fields = dict(zip(names, many(obj), strict=False))
-            return _new_tuple(_ExtType, (ExtCode.OBJECT, payload_head() + _pack(fields)))
-    else:
+            name = registered(t) or default_name
+            head = heads.get(name) or head_of(name)
+            return _new_tuple(
+                _ExtType, (ExtCode.OBJECT, head + _pack(dict(zip(names, many(obj), strict=False))))
+            )
 
-        def encode(obj: Any) -> Any:
-            fields = {n: getattr(obj, n) for n in names}
-            return _new_tuple(_ExtType, (ExtCode.OBJECT, payload_head() + _pack(fields)))
+        plain = _PLAIN_SET.__contains__
 
-    return encode
+        def encode_plain(obj: Any, pack: Callable[[Any], bytes]) -> Any:
+            values = many(obj)
+            if not all(map(plain, map(type, values))):
+                return None
+            name = registered(t) or default_name
+            head = heads.get(name) or head_of(name)
+            return _new_tuple(
+                _ExtType, (ExtCode.OBJECT, head + pack(dict(zip(names, values, strict=False))))
+            )
+
+        return encode, encode_plain
+
+    def encode_one(obj: Any) -> Any:
+        name = registered(t) or default_name
+        head = heads.get(name) or head_of(name)
+        fields = {n: getattr(obj, n) for n in names}
+        return _new_tuple(_ExtType, (ExtCode.OBJECT, head + _pack(fields)))
+
+    return encode_one, None
+
+
+def plain_object_encoder(t: type) -> Callable[[Any, Callable[[Any], bytes]], Any] | None:
+    """For a dataclass type of more than one field: ``encode(obj, pack)``, the OBJECT ext value
+    of an instance when all its field values are plain (nothing in them to redact by name,
+    nothing to walk, never deeper than an ext value in an ext value), else None; None for other
+    types. Compiled once per type.
+
+    ``pack`` packs the fields map: a packer made by :func:`new_packer` that is not packing
+    anything else (it must be the caller's own: a value of the record being packed is not
+    encoded this way), so neither this thread's ext level nor its packers are involved."""
+    encoder = _PLAIN_OBJECT.get(t, _NO_KEY)
+    if encoder is _NO_KEY:
+        encoder = None
+        if dataclasses.is_dataclass(t) and not _is_special(t):
+            encode, encoder = _object_encoders(t)
+            _FAST.setdefault(t, encode)
+        _PLAIN_OBJECT[t] = encoder
+    return encoder  # type: ignore[return-value]
+
+
+_PLAIN_OBJECT: dict[type, Callable[[Any, Callable[[Any], bytes]], Any] | None] = {}
+#: Bumped by :func:`register_value_type`: what :func:`plain_object_encoder` gave may be stale.
+value_types_version = 0
+
+
+def _is_special(t: type) -> bool:
+    """Dataclass types that :func:`_to_ext` encodes otherwise (checked before dataclasses)."""
+    return t in _custom_types or t in _PLACEHOLDERS or issubclass(t, (enum.Enum, BaseException))
 
 
 #: Exact type -> encoder, for the common types (dataclass types are added as they are first met).
@@ -758,7 +809,7 @@ def _to_ext(obj: Any) -> Any:
     if isinstance(obj, BaseException):  # before dataclasses: a dataclass exception is an error
         return _ext(ExtCode.ERROR, _pack(_error_payload(obj)))
     if dataclasses.is_dataclass(t):
-        encoder = _FAST[t] = _object_encoder(t)
+        encoder = _FAST[t] = _object_encoders(t)[0]
         return encoder(obj)
     if t is int:  # msgpack hands over an int only when it does not fit in 64 bits
         return _opaque_ext(obj, "an int beyond 64 bits")
