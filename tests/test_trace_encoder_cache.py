@@ -14,7 +14,7 @@ import pytest
 
 import prodture
 from prodture import Effect
-from prodture.trace import Opaque, TraceEncoder, TraceReader, read_header, read_trace
+from prodture.trace import REDACTED, Opaque, TraceEncoder, TraceReader, read_header, read_trace
 from prodture.trace.codec import Redactor, new_packer, register_value_type
 from prodture.trace.format import RecordKind
 
@@ -220,3 +220,60 @@ def test_meta_nested_at_the_packers_limit_is_kept_or_marked_as_in_the_whole_reco
         assert isinstance(_records(data)[0][1]["meta"], Opaque)
     else:
         assert data == expected
+
+
+def _keyword_fields(name: str, bases: tuple[type, ...], fields: list[str]) -> type:
+    """A dataclass whose fields are named by Python keywords (the decorator allows it when the
+    fields are not ``__init__`` parameters): it cannot be read with ``obj.field`` syntax."""
+    ns: dict = {"__annotations__": dict.fromkeys(fields, str)}
+    for field in fields:
+        ns[field] = dataclasses.field(default="", init=False, repr=False, compare=False)
+    return dataclasses.dataclass(eq=False, repr=False)(type(name, bases, ns))
+
+
+def _made(cls: type, **values: object) -> object:
+    obj = cls()
+    for key, value in values.items():
+        object.__setattr__(obj, key, value)
+    return obj
+
+
+def test_fields_named_by_keywords_and_classes_without_fields_are_read_redacted_and_written():
+    """Effect and result classes whose field names are keywords (read by name, not compiled),
+    an effect without fields and one with only secret fields: requests and results read back
+    as recorded, and secrets never reach the bytes."""
+    Odd = _keyword_fields("Odd", (Effect,), ["class", "for", "pass"])
+    OddResult = _keyword_fields("OddResult", (), ["if", "else", "pass"])
+    prodture.register(name="test_cache.OddResult")(OddResult)
+
+    @dataclasses.dataclass(frozen=True)
+    class Empty(Effect, name="test_cache.Empty"):
+        pass
+
+    @dataclasses.dataclass(frozen=True)
+    class AllSecret(Effect, name="test_cache.AllSecret"):
+        password: str
+        api_key: str
+
+    odd = _made(Odd, **{"class": "gold", "for": "ann", "pass": "pw-1"})
+    result = _made(OddResult, **{"if": "kept", "else": "too", "pass": "tok-2"})
+    redactor = Redactor(["pass"])
+    for _ in range(2):  # compiled by the first trace, reused by the second
+        data = _trace(
+            TraceEncoder(redactor),
+            [
+                (odd, result),
+                (Empty(), {"nested": {"password": "pw-3"}}),
+                (AllSecret("pw-4", "k-5"), None),
+            ],
+        )
+        for secret in (b"pw-1", b"tok-2", b"pw-3", b"pw-4", b"k-5"):
+            assert secret not in data
+        effects = read_trace(data).effects
+        assert effects[0].request == {"class": "gold", "for": "ann", "pass": REDACTED}
+        assert getattr(effects[0].result, "if") == "kept"
+        assert getattr(effects[0].result, "pass") is REDACTED
+        assert effects[1].request == {} and effects[1].result == {"nested": {"password": REDACTED}}
+        assert effects[2].request == {"password": REDACTED, "api_key": REDACTED}
+    plain = read_trace(_trace(TraceEncoder(), [(odd, result)])).effects[0]
+    assert plain.request["pass"] == "pw-1" and getattr(plain.result, "pass") == "tok-2"

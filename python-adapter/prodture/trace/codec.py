@@ -15,6 +15,7 @@ import datetime as _dt
 import enum
 import inspect
 import itertools
+import keyword
 import logging
 import operator
 import re
@@ -386,6 +387,9 @@ class Redactor:
         self._field_cache: dict[type, tuple[bool, ...]] = {}
         self._kinds: dict[type, tuple[int, Any]] = {}
         self._name_cache: dict[str, bool] = {}
+        #: What trace encoders compile for this redactor (prodture.trace.format), made and
+        #: kept there; it lives as long as the redactor, whose secret fields it depends on.
+        self.compiled: Any = None
 
     def __repr__(self) -> str:
         return f"Redactor({list(self.patterns)!r}, defaults=False)"
@@ -657,6 +661,8 @@ def _default(obj: Any) -> Any:
     """msgpack's hook for every non-plain value: an ext value; an Opaque one when it cannot be
     represented (an int beyond 64 bits inside, a cycle, nesting deeper than the reader accepts),
     so that one odd value never costs the whole record."""
+    if type(obj) is Decimal:  # money: the most frequent, inline (its str never fails)
+        return _new_tuple(_ExtType, (3, str(obj).encode()))
     try:
         fast = _FAST.get(type(obj))
         return fast(obj) if fast is not None else _to_ext(obj)
@@ -695,58 +701,72 @@ def _ext(code: int, data: bytes) -> msgpack.ExtType:
 _REDACTED_EXT = msgpack.ExtType(ExtCode.REDACTED, b"")
 
 
-def _object_encoders(t: type) -> tuple[Callable[[Any], Any], Callable[[Any], Any] | None]:
+def _object_encoders(t: type) -> tuple[Callable[[Any], Any], Callable[..., Any] | None]:
     """The OBJECT ext encoders of dataclass ``t``, compiled once per type: ``encode(obj)``, and
-    (for a type of more than one field) ``encode_plain(obj, pack)``, the same ext value when
-    every field value is of a ``_PLAIN`` type, else None (then the value needs a redaction walk).
+    (for a type with fields) ``encode_plain(obj, pack)``, the same ext value when every field
+    value is of a ``_PLAIN`` type, else None (then the value needs a redaction walk).
 
     The payload is ``[name, {field: value}]``; its ``[name,`` head is packed once per name the
-    type is registered under (registering the class again renames it)."""
+    type is registered under (registering the class again renames it). For field names that are
+    identifiers (all but those of classes made with ``make_dataclass``) both are compiled to
+    straight-line code: a dict display, one type test per field."""
     names = tuple(f.name for f in dataclasses.fields(t))
     default_name = f"{t.__module__}.{t.__qualname__}"
-    # The registry's own dict (never replaced): one lookup per value instead of a method call.
-    registered = registry._by_type.get
     heads: dict[str, bytes] = {}
 
     def head_of(name: str) -> bytes:
         data = heads[name] = b"\x92" + _plain_pack(name)  # the payload is [name, fields]
         return data
 
-    if len(names) > 1:
-        many = operator.attrgetter(*names)
-
-        def encode(obj: Any) -> Any:
-            name = registered(t) or default_name
-            head = heads.get(name) or head_of(name)
-            return _new_tuple(
-                _ExtType, (ExtCode.OBJECT, head + _pack(dict(zip(names, many(obj), strict=False))))
-            )
-
-        plain = _PLAIN_SET.__contains__
-
-        def encode_plain(obj: Any, pack: Callable[[Any], bytes]) -> Any:
-            values = many(obj)
-            if not all(map(plain, map(type, values))):
-                return None
-            name = registered(t) or default_name
-            head = heads.get(name) or head_of(name)
-            return _new_tuple(
-                _ExtType, (ExtCode.OBJECT, head + pack(dict(zip(names, values, strict=False))))
-            )
-
-        return encode, encode_plain
-
-    def encode_one(obj: Any) -> Any:
-        name = registered(t) or default_name
-        head = heads.get(name) or head_of(name)
-        fields = {n: getattr(obj, n) for n in names}
-        return _new_tuple(_ExtType, (ExtCode.OBJECT, head + _pack(fields)))
-
-    return encode_one, None
+    env: dict[str, Any] = {
+        "t": t,
+        "default_name": default_name,
+        # The registry's own dict (never replaced): one lookup per value, not a method call.
+        "registered": registry._by_type.get,
+        "heads": heads,
+        "head_of": head_of,
+        "new": _new_tuple,
+        "ExtType": _ExtType,
+        "OBJECT": ExtCode.OBJECT,
+        "PLAIN": _PLAIN_SET,
+        "_pack": _pack,
+        "getattr": getattr,
+        "names": names,
+    }
+    head = "(heads.get(n := registered(t) or default_name) or head_of(n))"
+    if names and all(n.isidentifier() and not keyword.iskeyword(n) for n in names):
+        fields = "{" + ", ".join(f"{n!r}: v{i}" for i, n in enumerate(names)) + "}"
+        load = (
+            ", ".join(f"v{i}" for i in range(len(names)))
+            + " = "
+            + ", ".join(f"o.{n}" for n in names)
+        )
+        check = " and ".join(f"type(v{i}) in PLAIN" for i in range(len(names)))
+        source = (
+            f"def encode(o):\n    {load}\n"
+            f"    return new(ExtType, (OBJECT, {head} + _pack({fields})))\n"
+            f"def encode_plain(o, pack):\n    {load}\n"
+            f"    if {check}:\n"
+            f"        return new(ExtType, (OBJECT, {head} + pack({fields})))\n"
+            "    return None\n"
+        )
+    else:  # any field names (or none): read by name
+        source = (
+            "def encode(o):\n"
+            "    fields = {n: getattr(o, n) for n in names}\n"
+            f"    return new(ExtType, (OBJECT, {head} + _pack(fields)))\n"
+            "def encode_plain(o, pack):\n"
+            "    fields = {n: getattr(o, n) for n in names}\n"
+            "    if not all(type(v) in PLAIN for v in fields.values()):\n"
+            "        return None\n"
+            f"    return new(ExtType, (OBJECT, {head} + pack(fields)))\n"
+        )
+    exec(source, env)  # noqa: S102 -- field names checked to be identifiers (or read by name), once per type
+    return env["encode"], env["encode_plain"]
 
 
 def plain_object_encoder(t: type) -> Callable[[Any, Callable[[Any], bytes]], Any] | None:
-    """For a dataclass type of more than one field: ``encode(obj, pack)``, the OBJECT ext value
+    """For a dataclass type: ``encode(obj, pack)``, the OBJECT ext value
     of an instance when all its field values are plain (nothing in them to redact by name,
     nothing to walk, never deeper than an ext value in an ext value), else None; None for other
     types. Compiled once per type.
@@ -757,7 +777,7 @@ def plain_object_encoder(t: type) -> Callable[[Any, Callable[[Any], bytes]], Any
     encoder = _PLAIN_OBJECT.get(t, _NO_KEY)
     if encoder is _NO_KEY:
         encoder = None
-        if dataclasses.is_dataclass(t) and not _is_special(t):
+        if isinstance(t, type) and dataclasses.is_dataclass(t) and not _is_special(t):
             encode, encoder = _object_encoders(t)
             _FAST.setdefault(t, encode)
         _PLAIN_OBJECT[t] = encoder

@@ -12,11 +12,9 @@ import dataclasses
 import datetime as _dt
 import hashlib
 import keyword
-import operator
 import os
 import platform
 import uuid
-import weakref
 from collections.abc import Callable, Iterable, Iterator
 from typing import IO, Any
 
@@ -197,29 +195,33 @@ def code_fingerprint(filename: str) -> str:
 
 
 def _request_getter(
-    names: tuple[str, ...], secret: tuple[bool, ...]
-) -> Callable[[Any], list[Any]] | None:
-    """A function from an effect to its request values, a list (the packer is strict about
-    types: a tuple would become an ext value), with the REDACTED ext value in place of each
-    secret field, whose value is never read. Compiled once per effect type and redactor (see
-    :func:`_compiled_type`); None for a type without fields."""
-    if not names:
-        return None
-    if not any(secret):
-        if len(names) == 1:
-            single = operator.attrgetter(names[0])
-            return lambda e: [single(e)]
-        many = operator.attrgetter(*names)
-        return lambda e: list(many(e))
-    if not all(name.isidentifier() and not keyword.iskeyword(name) for name in names):
+    names: tuple[str, ...], secret: tuple[bool, ...], redacting: bool
+) -> Callable[[Any], tuple[list[Any], bool]]:
+    """A function from an effect to ``(values, clean)``: its request values, a list (the packer
+    is strict about types: a tuple would become an ext value), with the REDACTED ext value in
+    place of each secret field, whose value is never read; and whether every value is of a type
+    that needs no redaction walk (always True when not ``redacting``). Compiled once per effect
+    type and redactor (see :func:`_compiled_type`) to straight-line code when the field names
+    are identifiers."""
+    env: dict[str, Any] = {"R": _REDACTED_EXT, "CLEAN": _CLEAN_TYPES, "getattr": getattr}
+    secret = secret or (False,) * len(names)
+    if all(name.isidentifier() and not keyword.iskeyword(name) for name in names):
+        read = [i for i, s in enumerate(secret) if not s]
+        source = "def request(e):\n" + "".join(f"    v{i} = e.{names[i]}\n" for i in read)
+        items = ", ".join("R" if s else f"v{i}" for i, s in enumerate(secret))
+        clean = " and ".join(f"type(v{i}) in CLEAN" for i in read) if redacting else ""
+        source += f"    return [{items}], {clean or 'True'}\n"
+    else:
         # A class made with make_dataclass / setattr can have any field name: read them by name.
-        getters = [
-            None if s else operator.attrgetter(n) for n, s in zip(names, secret, strict=True)
-        ]
-        return lambda e: [_REDACTED_EXT if g is None else g(e) for g in getters]
-    items = ", ".join("_R" if s else f"e.{name}" for name, s in zip(names, secret, strict=True))
-    getter: Callable[[Any], list[Any]] = eval(f"lambda e: [{items}]", {"_R": _REDACTED_EXT})  # noqa: S307 -- compiles identifiers checked above, once per effect type and redactor
-    return getter
+        env["fields"] = list(zip(names, secret, strict=True))
+        source = (
+            "def request(e):\n"
+            "    values = [R if s else getattr(e, n) for n, s in fields]\n"
+            f"    return values, {'all(type(v) in CLEAN for v in values)' if redacting else 'True'}\n"
+        )
+    exec(source, env)  # noqa: S102 -- field names checked to be identifiers (or read by name), once per effect type and redactor
+    request: Callable[[Any], tuple[list[Any], bool]] = env["request"]
+    return request
 
 
 @dataclasses.dataclass(slots=True, frozen=True)
@@ -227,7 +229,7 @@ class _CompiledType:
     """What an effect type's records need that does not depend on the trace, made once per
     (class, redactor) and shared by every encoder (see :func:`_compiled_type`)."""
 
-    getter: Callable[[Any], list[Any]] | None
+    request: Callable[[Any], tuple[list[Any], bool]]
     #: The name the TYPE record's bytes were made for (re-made if the class is renamed).
     name: str
     #: The TYPE record after its type id: the packed name and field names.
@@ -248,9 +250,8 @@ class _Compiled:
         self.value_types_version = _codec.value_types_version
 
 
-#: Per redactor (a redactor's patterns are fixed when it is made, so are its secret fields per
-#: class); a redactor that is dropped drops its own. ``_UNREDACTED``: encoders without one.
-_compiled_by_redactor: weakref.WeakKeyDictionary[Redactor, _Compiled] = weakref.WeakKeyDictionary()
+#: The compiled state of encoders without a redactor (each redactor holds its own, in its
+#: ``compiled``: a redactor's patterns are fixed when it is made, so are its secret fields).
 _UNREDACTED = _Compiled()
 #: Classes compiled per redactor, at most (classes made at run time must not grow it forever).
 _MAX_COMPILED = 10_000
@@ -262,9 +263,9 @@ def _compiled_for(redactor: Redactor | None) -> _Compiled:
     if redactor is None:
         compiled = _UNREDACTED
     else:
-        compiled = _compiled_by_redactor.get(redactor)  # type: ignore[assignment]
+        compiled = redactor.compiled
         if compiled is None:
-            compiled = _compiled_by_redactor.setdefault(redactor, _Compiled())
+            compiled = redactor.compiled = _Compiled()
     if compiled.value_types_version != _codec.value_types_version:
         # A value type registered since: a dataclass may now be encoded by its to_fields.
         compiled.value_types_version = _codec.value_types_version
@@ -296,7 +297,9 @@ def _compiled_type(
     names = tuple(f.name for f in dataclasses.fields(cls)) if dataclasses.is_dataclass(cls) else ()
     secret = redactor.secret_fields(cls) if (redactor is not None and names) else ()
     pack = new_packer().pack
-    entry = _CompiledType(_request_getter(names, secret), name, pack(name) + pack(list(names)))
+    entry = _CompiledType(
+        _request_getter(names, secret, redactor is not None), name, pack(name) + pack(list(names))
+    )
     if len(compiled) >= _MAX_COMPILED:
         compiled.clear()
     compiled[cls] = entry
@@ -399,7 +402,7 @@ class TraceEncoder:
         #: first needed (a packer costs about as much as encoding a small effect).
         self._payload_packer: msgpack.Packer | None = None
         #: Effect types defined in this trace: class -> (type id, request getter).
-        self._types: dict[type, tuple[int, Callable[[Any], list[Any]] | None]] = {}
+        self._types: dict[type, tuple[int, Callable[[Any], tuple[list[Any], bool]]]] = {}
         self._sites: dict[tuple[str, int, str], int] = {}
         compiled = _compiled_for(redactor)
         self._compiled = compiled.types
@@ -547,17 +550,17 @@ class TraceEncoder:
         defined = self._types.get(cls)
         if defined is None:
             compiled = _compiled_type(self._compiled, cls, self.redactor)
-            type_id, getter = len(self._types), compiled.getter
+            type_id, request = len(self._types), compiled.request
             prefix = _TYPE_HEAD + _packed_id(type_id) + compiled.tail
         else:
-            type_id, getter = defined
+            type_id, request = defined
             prefix = b""
         # The request's values, its secret fields already REDACTED (see _request_getter).
-        values: Any = getter(effect) if getter is not None else []
+        values, clean = request(effect)
         result = value
         redactor = self.redactor
         if redactor is not None:
-            if not all(map(_CLEAN_TYPES.__contains__, map(type, values))):
+            if not clean:
                 scrubbed = redactor.scrub(values)
                 # REDACTED as a whole when a value could not be walked: then value by value.
                 values = scrubbed if type(scrubbed) is list else [redactor.scrub(v) for v in values]
@@ -609,7 +612,7 @@ class TraceEncoder:
             body = self._pack_or_mark(record, (3, 5))
         # Only now, with every byte of this record in hand: the type and site are defined.
         if defined is None:
-            self._types[cls] = (type_id, getter)
+            self._types[cls] = (type_id, request)
         if new_site is not None:
             self._sites[site] = new_site  # type: ignore[index]
         return prefix + body
