@@ -707,9 +707,9 @@ def _object_encoders(t: type) -> tuple[Callable[[Any], Any], Callable[..., Any] 
     value is of a ``_PLAIN`` type, else None (then the value needs a redaction walk).
 
     The payload is ``[name, {field: value}]``; its ``[name,`` head is packed once per name the
-    type is registered under (registering the class again renames it). For field names that are
-    identifiers (all but those of classes made with ``make_dataclass``) both are compiled to
-    straight-line code: a dict display, one type test per field."""
+    type is registered under (registering the class again renames it). When its field names are
+    identifiers (not keywords) both are compiled to straight-line code: a dict display, one type
+    test per field; otherwise fields are read by name."""
     names = tuple(f.name for f in dataclasses.fields(t))
     default_name = f"{t.__module__}.{t.__qualname__}"
     heads: dict[str, bytes] = {}
@@ -766,10 +766,9 @@ def _object_encoders(t: type) -> tuple[Callable[[Any], Any], Callable[..., Any] 
 
 
 def plain_object_encoder(t: type) -> Callable[[Any, Callable[[Any], bytes]], Any] | None:
-    """For a dataclass type: ``encode(obj, pack)``, the OBJECT ext value
-    of an instance when all its field values are plain (nothing in them to redact by name,
-    nothing to walk, never deeper than an ext value in an ext value), else None; None for other
-    types. Compiled once per type.
+    """For a dataclass type: ``encode(obj, pack)``, the OBJECT ext value of an instance when all
+    its field values are plain (nothing in them to redact by name, nothing to walk, never deeper
+    than an ext value in an ext value), else None; None for other types. Compiled once per type.
 
     ``pack`` packs the fields map: a packer made by :func:`new_packer` that is not packing
     anything else (it must be the caller's own: a value of the record being packed is not
