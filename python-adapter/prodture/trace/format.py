@@ -398,9 +398,6 @@ class TraceEncoder:
         on_opaque: Callable[[str], None] | None = None,
     ) -> None:
         self._packer = new_packer()
-        #: Packs a result's fields before the record (see plain_object_encoder); made when
-        #: first needed (a packer costs about as much as encoding a small effect).
-        self._payload_packer: msgpack.Packer | None = None
         #: Effect types defined in this trace: class -> (type id, request getter).
         self._types: dict[type, tuple[int, Callable[[Any], tuple[list[Any], bool]]]] = {}
         self._sites: dict[tuple[str, int, str], int] = {}
@@ -573,9 +570,9 @@ class TraceEncoder:
                     # The common result: a dataclass without secret fields whose field values are
                     # all plain, encoded here as its ext value (nothing in it to redact).
                     pending = len(self._pending_opaque)
-                    packer = self._payload_packer
-                    if packer is None:
-                        packer = self._payload_packer = new_packer()
+                    # With the record's packer, idle until the record is packed: packing plain
+                    # values calls only the codec's hook, never back into this encoder.
+                    packer = self._packer
                     try:
                         result = plain(value, packer.pack)
                     except Exception:  # left to the packer's hook, which marks it as opaque
