@@ -721,8 +721,7 @@ def _object_encoders(t: type) -> tuple[Callable[[Any], Any], Callable[..., Any] 
     env: dict[str, Any] = {
         "t": t,
         "default_name": default_name,
-        # The registry's own dict (never replaced): one lookup per value, not a method call.
-        "registered": registry._by_type.get,
+        "registered": registry.name_of,
         "heads": heads,
         "head_of": head_of,
         "new": _new_tuple,
