@@ -212,7 +212,8 @@ def _request_getter(
         clean = " and ".join(f"type(v{i}) in CLEAN" for i in read) if redacting else ""
         source += f"    return [{items}], {clean or 'True'}\n"
     else:
-        # A class made with make_dataclass / setattr can have any field name: read them by name.
+        # Keyword field names (the dataclass decorator allows them for fields that are not
+        # __init__ parameters) cannot be written as e.name: read them by name.
         env["fields"] = list(zip(names, secret, strict=True))
         source = (
             "def request(e):\n"
@@ -334,8 +335,8 @@ def _site_tail(site: tuple[str, int, str]) -> bytes:
 _TYPE_HEAD = b"\x94" + _FIXINT[RecordKind.TYPE]
 _SITE_HEAD = b"\x95" + _FIXINT[RecordKind.SITE]
 
-#: The header record's bytes up to the ``trace_id`` value, per (handler, fingerprint, python,
-#: prodture) (with ``_HEADER_MIDDLE`` between the started_at value and the meta value).
+#: Per (handler, fingerprint, python, prodture): the header record's bytes up to the trace_id
+#: value, and those from after the started_at value to the meta value (see _header_parts).
 _header_heads: dict[tuple[str, str, str, str], tuple[bytes, bytes]] = {}
 _MAX_HEADER_HEADS = 1_000
 
