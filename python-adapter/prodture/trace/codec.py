@@ -15,6 +15,7 @@ import datetime as _dt
 import enum
 import inspect
 import itertools
+import keyword
 import logging
 import operator
 import re
@@ -277,7 +278,10 @@ def register_value_type(
 
     Only this registered ``cls`` is ever rebuilt for ``name``: the trace still names no code."""
     registry.add(cls, name)
+    global value_types_version
     _custom_types[cls] = (name, to_fields, from_fields)
+    _PLAIN_OBJECT.pop(cls, None)  # now encoded by to_fields, not as a dataclass
+    value_types_version += 1  # for the encoders' caches of plain_object_encoder
     _FAST[cls] = lambda o: _ext(ExtCode.OBJECT, _pack([name, to_fields(o)]))
     return cls
 
@@ -383,6 +387,9 @@ class Redactor:
         self._field_cache: dict[type, tuple[bool, ...]] = {}
         self._kinds: dict[type, tuple[int, Any]] = {}
         self._name_cache: dict[str, bool] = {}
+        #: What trace encoders compile for this redactor (prodture.trace.format), made and
+        #: kept there; it lives as long as the redactor, whose secret fields it depends on.
+        self.compiled: Any = None
 
     def __repr__(self) -> str:
         return f"Redactor({list(self.patterns)!r}, defaults=False)"
@@ -654,6 +661,8 @@ def _default(obj: Any) -> Any:
     """msgpack's hook for every non-plain value: an ext value; an Opaque one when it cannot be
     represented (an int beyond 64 bits inside, a cycle, nesting deeper than the reader accepts),
     so that one odd value never costs the whole record."""
+    if type(obj) is Decimal:  # money: the most frequent, inline (its str never fails)
+        return _new_tuple(_ExtType, (3, str(obj).encode()))
     try:
         fast = _FAST.get(type(obj))
         return fast(obj) if fast is not None else _to_ext(obj)
@@ -692,35 +701,95 @@ def _ext(code: int, data: bytes) -> msgpack.ExtType:
 _REDACTED_EXT = msgpack.ExtType(ExtCode.REDACTED, b"")
 
 
-def _object_encoder(t: type) -> Callable[[Any], Any]:
-    """The OBJECT ext encoder of dataclass ``t``, compiled once per type: its field getter, and
-    the packed ``[name,`` head of its payload (re-made if the type's registered name changes)."""
+def _object_encoders(t: type) -> tuple[Callable[[Any], Any], Callable[..., Any] | None]:
+    """The OBJECT ext encoders of dataclass ``t``, compiled once per type: ``encode(obj)``, and
+    (for a type with fields) ``encode_plain(obj, pack)``, the same ext value when every field
+    value is of a ``_PLAIN`` type, else None (then the value needs a redaction walk).
+
+    The payload is ``[name, {field: value}]``; its ``[name,`` head is packed once per name the
+    type is registered under (registering the class again renames it). When its field names are
+    identifiers (not keywords) both are compiled to straight-line code: a dict display, one type
+    test per field; otherwise fields are read by name."""
     names = tuple(f.name for f in dataclasses.fields(t))
     default_name = f"{t.__module__}.{t.__qualname__}"
-    name_of = registry.name_of
-    head: list[Any] = [None, b""]  # the name last used, and "[name," packed
+    heads: dict[str, bytes] = {}
 
-    def payload_head() -> bytes:
-        name = name_of(t) or default_name
-        if name != head[0]:
-            head[1] = b"\x92" + _plain_pack(name)  # the payload is [name, fields]
-            head[0] = name
-        data: bytes = head[1]
+    def head_of(name: str) -> bytes:
+        data = heads[name] = b"\x92" + _plain_pack(name)  # the payload is [name, fields]
         return data
 
-    if len(names) > 1:
-        many = operator.attrgetter(*names)
+    env: dict[str, Any] = {
+        "t": t,
+        "default_name": default_name,
+        "registered": registry.name_of,
+        "heads": heads,
+        "head_of": head_of,
+        "new": _new_tuple,
+        "ExtType": _ExtType,
+        "OBJECT": ExtCode.OBJECT,
+        "PLAIN": _PLAIN_SET,
+        "_pack": _pack,
+        "getattr": getattr,
+        "names": names,
+    }
+    head = "(heads.get(n := registered(t) or default_name) or head_of(n))"
+    if names and all(n.isidentifier() and not keyword.iskeyword(n) for n in names):
+        fields = "{" + ", ".join(f"{n!r}: v{i}" for i, n in enumerate(names)) + "}"
+        load = (
+            ", ".join(f"v{i}" for i in range(len(names)))
+            + " = "
+            + ", ".join(f"o.{n}" for n in names)
+        )
+        check = " and ".join(f"type(v{i}) in PLAIN" for i in range(len(names)))
+        source = (
+            f"def encode(o):\n    {load}\n"
+            f"    return new(ExtType, (OBJECT, {head} + _pack({fields})))\n"
+            f"def encode_plain(o, pack):\n    {load}\n"
+            f"    if {check}:\n"
+            f"        return new(ExtType, (OBJECT, {head} + pack({fields})))\n"
+            "    return None\n"
+        )
+    else:  # any field names (or none): read by name
+        source = (
+            "def encode(o):\n"
+            "    fields = {n: getattr(o, n) for n in names}\n"
+            f"    return new(ExtType, (OBJECT, {head} + _pack(fields)))\n"
+            "def encode_plain(o, pack):\n"
+            "    fields = {n: getattr(o, n) for n in names}\n"
+            "    if not all(type(v) in PLAIN for v in fields.values()):\n"
+            "        return None\n"
+            f"    return new(ExtType, (OBJECT, {head} + pack(fields)))\n"
+        )
+    exec(source, env)  # noqa: S102 -- field names checked to be identifiers (or read by name), once per type
+    return env["encode"], env["encode_plain"]
 
-        def encode(obj: Any) -> Any:
-            fields = dict(zip(names, many(obj), strict=False))
-            return _new_tuple(_ExtType, (ExtCode.OBJECT, payload_head() + _pack(fields)))
-    else:
 
-        def encode(obj: Any) -> Any:
-            fields = {n: getattr(obj, n) for n in names}
-            return _new_tuple(_ExtType, (ExtCode.OBJECT, payload_head() + _pack(fields)))
+def plain_object_encoder(t: type) -> Callable[[Any, Callable[[Any], bytes]], Any] | None:
+    """For a dataclass type: ``encode(obj, pack)``, the OBJECT ext value of an instance when all
+    its field values are plain (nothing in them to redact by name, nothing to walk, never deeper
+    than an ext value in an ext value), else None; None for other types. Compiled once per type.
 
-    return encode
+    ``pack`` packs the fields map: a packer made by :func:`new_packer` that is not packing
+    anything else (it must be the caller's own: a value of the record being packed is not
+    encoded this way), so neither this thread's ext level nor its packers are involved."""
+    encoder = _PLAIN_OBJECT.get(t, _NO_KEY)
+    if encoder is _NO_KEY:
+        encoder = None
+        if isinstance(t, type) and dataclasses.is_dataclass(t) and not _is_special(t):
+            encode, encoder = _object_encoders(t)
+            _FAST.setdefault(t, encode)
+        _PLAIN_OBJECT[t] = encoder
+    return encoder  # type: ignore[return-value]
+
+
+_PLAIN_OBJECT: dict[type, Callable[[Any, Callable[[Any], bytes]], Any] | None] = {}
+#: Bumped by :func:`register_value_type`: what :func:`plain_object_encoder` gave may be stale.
+value_types_version = 0
+
+
+def _is_special(t: type) -> bool:
+    """Dataclass types that :func:`_to_ext` encodes otherwise (checked before dataclasses)."""
+    return t in _custom_types or t in _PLACEHOLDERS or issubclass(t, (enum.Enum, BaseException))
 
 
 #: Exact type -> encoder, for the common types (dataclass types are added as they are first met).
@@ -758,7 +827,7 @@ def _to_ext(obj: Any) -> Any:
     if isinstance(obj, BaseException):  # before dataclasses: a dataclass exception is an error
         return _ext(ExtCode.ERROR, _pack(_error_payload(obj)))
     if dataclasses.is_dataclass(t):
-        encoder = _FAST[t] = _object_encoder(t)
+        encoder = _FAST[t] = _object_encoders(t)[0]
         return encoder(obj)
     if t is int:  # msgpack hands over an int only when it does not fit in 64 bits
         return _opaque_ext(obj, "an int beyond 64 bits")

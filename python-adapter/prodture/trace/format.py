@@ -12,7 +12,6 @@ import dataclasses
 import datetime as _dt
 import hashlib
 import keyword
-import operator
 import os
 import platform
 import uuid
@@ -25,14 +24,14 @@ from ..effects import Effect, registry
 from ..gcpause import cyclic_gc_paused
 from ..text import clip as _clip
 from ..text import short_repr as _short
+from . import codec as _codec
 from .codec import _PLAIN_SET as _PLAIN_TYPES
 from .codec import (
-    _RECORD,
+    _REDACTED_EXT,
     _SIZED,
     ALLOWED_MODULES,
     FLAT_EFFECT,
     FLAT_MAX_ITEMS,
-    REDACTED,
     STREAM_THRESHOLD,
     MemoryBudget,
     Redactor,
@@ -42,6 +41,7 @@ from .codec import (
     flat_size,
     new_packer,
     opaque_of,
+    plain_object_encoder,
     type_name,
 )
 
@@ -194,38 +194,187 @@ def code_fingerprint(filename: str) -> str:
 # Writing
 
 
-@dataclasses.dataclass(slots=True)
-class _EffectType:
-    type_id: int
-    getter: Callable[[Any], Any] | None
-    arity: int
-    secret: tuple[bool, ...]
-    has_secret: bool = False
-
-
 def _request_getter(
-    names: tuple[str, ...], secret: tuple[bool, ...]
-) -> Callable[[Any], list[Any]] | None:
-    """A function from an effect to its request values, a list (the packer is strict about
-    types: a tuple would become an ext value), with REDACTED in place of each secret field, whose
-    value is never read. Compiled once per effect type; None for a type without fields."""
-    if not names:
-        return None
-    if not any(secret):
-        if len(names) == 1:
-            single = operator.attrgetter(names[0])
-            return lambda e: [single(e)]
-        many = operator.attrgetter(*names)
-        return lambda e: list(many(e))
-    if not all(name.isidentifier() and not keyword.iskeyword(name) for name in names):
-        # A class made with make_dataclass / setattr can have any field name: read them by name.
-        getters = [
-            None if s else operator.attrgetter(n) for n, s in zip(names, secret, strict=True)
-        ]
-        return lambda e: [REDACTED if g is None else g(e) for g in getters]
-    items = ", ".join("_R" if s else f"e.{name}" for name, s in zip(names, secret, strict=True))
-    getter: Callable[[Any], list[Any]] = eval(f"lambda e: [{items}]", {"_R": REDACTED})  # noqa: S307 -- compiles identifiers checked above, once per effect type
-    return getter
+    names: tuple[str, ...], secret: tuple[bool, ...], redacting: bool
+) -> Callable[[Any], tuple[list[Any], bool]]:
+    """A function from an effect to ``(values, clean)``: its request values, a list (the packer
+    is strict about types: a tuple would become an ext value), with the REDACTED ext value in
+    place of each secret field, whose value is never read; and whether every value is of a type
+    that needs no redaction walk (always True when not ``redacting``). Compiled once per effect
+    type and redactor (see :func:`_compiled_type`) to straight-line code when the field names
+    are identifiers."""
+    env: dict[str, Any] = {"R": _REDACTED_EXT, "CLEAN": _CLEAN_TYPES, "getattr": getattr}
+    secret = secret or (False,) * len(names)
+    if all(name.isidentifier() and not keyword.iskeyword(name) for name in names):
+        read = [i for i, s in enumerate(secret) if not s]
+        source = "def request(e):\n" + "".join(f"    v{i} = e.{names[i]}\n" for i in read)
+        items = ", ".join("R" if s else f"v{i}" for i, s in enumerate(secret))
+        clean = " and ".join(f"type(v{i}) in CLEAN" for i in read) if redacting else ""
+        source += f"    return [{items}], {clean or 'True'}\n"
+    else:
+        # Keyword field names (the dataclass decorator allows them for fields that are not
+        # __init__ parameters) cannot be written as e.name: read them by name.
+        env["fields"] = list(zip(names, secret, strict=True))
+        source = (
+            "def request(e):\n"
+            "    values = [R if s else getattr(e, n) for n, s in fields]\n"
+            f"    return values, {'all(type(v) in CLEAN for v in values)' if redacting else 'True'}\n"
+        )
+    exec(source, env)  # noqa: S102 -- field names checked to be identifiers (or read by name), once per effect type and redactor
+    request: Callable[[Any], tuple[list[Any], bool]] = env["request"]
+    return request
+
+
+@dataclasses.dataclass(slots=True, frozen=True)
+class _CompiledType:
+    """What an effect type's records need that does not depend on the trace, made once per
+    (class, redactor) and shared by every encoder (see :func:`_compiled_type`)."""
+
+    request: Callable[[Any], tuple[list[Any], bool]]
+    #: The name the TYPE record's bytes were made for (re-made if the class is renamed).
+    name: str
+    #: The TYPE record after its type id: the packed name and field names.
+    tail: bytes
+
+
+class _Compiled:
+    """An encoder's trace-independent state for one redactor, shared by every encoder that uses
+    it: its effect types (class -> :class:`_CompiledType`) and result types (class -> the plain
+    OBJECT encoder of a dataclass without secret fields, or None: redacted by a walk)."""
+
+    __slots__ = ("types", "results", "value_types_version")
+
+    def __init__(self) -> None:
+        self.types: dict[type, _CompiledType] = {}
+        self.results: dict[type, Callable[..., Any] | None] = {}
+        #: codec.value_types_version when ``results`` was begun.
+        self.value_types_version = _codec.value_types_version
+
+
+#: The compiled state of encoders without a redactor (each redactor holds its own, in its
+#: ``compiled``: a redactor's patterns are fixed when it is made, so are its secret fields).
+_UNREDACTED = _Compiled()
+#: Classes compiled per redactor, at most (classes made at run time must not grow it forever).
+_MAX_COMPILED = 10_000
+_UNSEEN = object()
+
+
+def _compiled_for(redactor: Redactor | None) -> _Compiled:
+    """The compiled state of ``redactor``, checked once per trace (one per encoder)."""
+    if redactor is None:
+        compiled = _UNREDACTED
+    else:
+        compiled = redactor.compiled
+        if compiled is None:
+            compiled = redactor.compiled = _Compiled()
+    if compiled.value_types_version != _codec.value_types_version:
+        # A value type registered since: a dataclass may now be encoded by its to_fields.
+        compiled.value_types_version = _codec.value_types_version
+        compiled.results = {}
+    return compiled
+
+
+def _plain_result(
+    results: dict[type, Callable[..., Any] | None], t: type, redactor: Redactor
+) -> Callable[..., Any] | None:
+    encoder = plain_object_encoder(t)
+    if encoder is not None and True in redactor.secret_fields(t):
+        encoder = None
+    if len(results) >= _MAX_COMPILED:
+        results.clear()
+    results[t] = encoder
+    return encoder
+
+
+def _compiled_type(
+    compiled: dict[type, _CompiledType], cls: type, redactor: Redactor | None
+) -> _CompiledType:
+    """``cls``'s compiled type: from ``compiled`` when the class still records under the name
+    its TYPE record was made for (registering a class renames it), else made now."""
+    name = getattr(cls, "effect_name", None) or type_name(cls)
+    entry = compiled.get(cls)
+    if entry is not None and entry.name == name:
+        return entry
+    names = tuple(f.name for f in dataclasses.fields(cls)) if dataclasses.is_dataclass(cls) else ()
+    secret = redactor.secret_fields(cls) if (redactor is not None and names) else ()
+    pack = new_packer().pack
+    entry = _CompiledType(
+        _request_getter(names, secret, redactor is not None), name, pack(name) + pack(list(names))
+    )
+    if len(compiled) >= _MAX_COMPILED:
+        compiled.clear()
+    compiled[cls] = entry
+    return entry
+
+
+#: A site's SITE record after its site id (file, line, function packed), per site.
+_site_tails: dict[tuple[str, int, str], bytes] = {}
+_MAX_SITES = 10_000
+
+#: msgpack's encoding of the ids 0..127 (a positive fixint: the byte itself).
+_FIXINT = [bytes((i,)) for i in range(128)]
+
+
+def _packed_id(n: int) -> bytes:
+    return _FIXINT[n] if n < 128 else msgpack.packb(n)
+
+
+def _site_tail(site: tuple[str, int, str]) -> bytes:
+    tail = _site_tails.get(site)
+    if tail is None:
+        file, line, function = site
+        pack = new_packer().pack  # a site's parts are whatever the caller gave: any value
+        tail = pack(file) + pack(line) + pack(function)
+        if len(_site_tails) >= _MAX_SITES:
+            _site_tails.clear()
+        _site_tails[site] = tail
+    return tail
+
+
+#: The TYPE record's head: an array of 4, kind 2; the SITE record's: an array of 5, kind 3.
+_TYPE_HEAD = b"\x94" + _FIXINT[RecordKind.TYPE]
+_SITE_HEAD = b"\x95" + _FIXINT[RecordKind.SITE]
+
+#: Per (handler, fingerprint, python, prodture): the header record's bytes up to the trace_id
+#: value, and those from after the started_at value to the meta value (see _header_parts).
+_header_heads: dict[tuple[str, str, str, str], tuple[bytes, bytes]] = {}
+_MAX_HEADER_HEADS = 1_000
+
+
+def _header_parts(key: tuple[str, str, str, str]) -> tuple[bytes, bytes]:
+    """The header record's bytes that depend only on ``key`` (handler, fingerprint, python,
+    prodture): up to the trace_id value, and from after the started_at value to the meta value."""
+    handler, fingerprint, python, prodture = key
+    pack = new_packer().pack
+    head = b"".join(
+        [b"\x92", _FIXINT[RecordKind.HEADER], b"\x89"]  # [0, {9 entries}]
+        + [pack(x) for x in ("format", FORMAT_NAME, "version", FORMAT_VERSION)]
+        + [pack(x) for x in ("handler", handler, "trace_id")]
+    )
+    middle = b"".join(
+        pack(x)
+        for x in ("fingerprint", fingerprint, "python", python, "prodture", prodture, "meta")
+    )
+    if len(_header_heads) >= _MAX_HEADER_HEADS:
+        _header_heads.clear()
+    parts = _header_heads[key] = (head, middle)
+    return parts
+
+
+#: Request value types that need no redaction walk: plain values, and the REDACTED ext value a
+#: compiled getter puts in place of a secret field.
+_CLEAN_TYPES = _PLAIN_TYPES | {msgpack.ExtType}
+
+_version: str | None = None
+
+
+def _prodture_version() -> str:
+    global _version
+    if _version is None:
+        from .. import __version__  # at first use: the package imports this module
+
+        _version = __version__
+    return _version
 
 
 class TraceEncoder:
@@ -250,8 +399,12 @@ class TraceEncoder:
         on_opaque: Callable[[str], None] | None = None,
     ) -> None:
         self._packer = new_packer()
-        self._types: dict[type, _EffectType] = {}
+        #: Effect types defined in this trace: class -> (type id, request getter).
+        self._types: dict[type, tuple[int, Callable[[Any], tuple[list[Any], bool]]]] = {}
         self._sites: dict[tuple[str, int, str], int] = {}
+        compiled = _compiled_for(redactor)
+        self._compiled = compiled.types
+        self._plain_results = compiled.results
         self.redactor = redactor
         self.on_opaque = on_opaque
         #: Values recorded as OPAQUE by this encoder (they cannot be replayed).
@@ -279,19 +432,45 @@ class TraceEncoder:
     ) -> bytes:
         """The header record. Every field can be given, so that the same arguments always
         give the same bytes (the golden vectors rely on it)."""
-        from .. import __version__
-
         _enc.encoder = self
+        trace_id = trace_id or uuid.uuid4().hex
+        started_at = started_at or _dt.datetime.now(_dt.timezone.utc)
+        python = python if python is not None else platform.python_version()
+        prodture = prodture if prodture is not None else _prodture_version()
+        meta = meta or {}
+        parts = None
+        if (
+            type(handler) is str
+            and type(fingerprint) is str
+            and type(python) is str
+            and type(prodture) is str
+        ):
+            key = (handler, fingerprint, python, prodture)
+            parts = _header_heads.get(key) or _header_parts(key)
+        if parts is not None:
+            # The parts that do not change between traces were packed once (_header_parts).
+            packer = self._packer
+            try:
+                # [trace_id, "started_at", started_at] without its array head; the meta map at
+                # the depth it has in the record (msgpack's nesting limit counts the arrays).
+                middle = packer.pack([trace_id, "started_at", started_at])[1:]
+                tail = packer.pack([[meta]])[2:]
+            except Exception:
+                packer.reset()
+                self._pending_opaque.clear()
+            else:
+                self._commit_opaque()
+                return parts[0] + middle + parts[1] + tail
         body = {
             "format": FORMAT_NAME,
             "version": FORMAT_VERSION,
             "handler": handler,
-            "trace_id": trace_id or uuid.uuid4().hex,
-            "started_at": started_at or _dt.datetime.now(_dt.timezone.utc),
+            "trace_id": trace_id,
+            "started_at": started_at,
             "fingerprint": fingerprint,
-            "python": python if python is not None else platform.python_version(),
-            "prodture": prodture if prodture is not None else __version__,
-            "meta": meta or {},
+            "python": python,
+            "prodture": prodture,
+            "meta": meta,
         }
         try:
             data: bytes = self._packer.pack([RecordKind.HEADER, body])
@@ -354,19 +533,6 @@ class TraceEncoder:
         reason = " ".join(str(failure).split())[:120] or type(failure).__name__
         return opaque_of(value, f"msgpack refused it: {type(failure).__name__}: {reason}")
 
-    def _effect_type(self, cls: type) -> tuple[_EffectType, bytes]:
-        """The interning of an effect type and its TYPE record; the caller registers it in
-        ``self._types`` once the effect record that uses it is packed."""
-        names = (
-            tuple(f.name for f in dataclasses.fields(cls)) if dataclasses.is_dataclass(cls) else ()
-        )
-        secret = self.redactor.secret_fields(cls) if (self.redactor and names) else ()
-        info = _EffectType(
-            len(self._types), _request_getter(names, secret), len(names), secret, True in secret
-        )
-        name = getattr(cls, "effect_name", None) or type_name(cls)
-        return info, self._packer.pack([RecordKind.TYPE, info.type_id, name, list(names)])
-
     def effect(
         self,
         seq: int,
@@ -378,43 +544,57 @@ class TraceEncoder:
         site: tuple[str, int, str] | None,
     ) -> bytes:
         _enc.encoder = self
-        prefix = b""
         cls = type(effect)
-        info = self._types.get(cls)
-        new_type = info is None
-        if info is None:
-            info, prefix = self._effect_type(cls)
+        defined = self._types.get(cls)
+        if defined is None:
+            compiled = _compiled_type(self._compiled, cls, self.redactor)
+            type_id, request = len(self._types), compiled.request
+            prefix = _TYPE_HEAD + _packed_id(type_id) + compiled.tail
+        else:
+            type_id, request = defined
+            prefix = b""
         # The request's values, its secret fields already REDACTED (see _request_getter).
-        values: Any = info.getter(effect) if info.getter is not None else []
+        values, clean = request(effect)
+        result = value
         redactor = self.redactor
         if redactor is not None:
-            if not all(map(_PLAIN_TYPES.__contains__, map(type, values))):
+            if not clean:
                 scrubbed = redactor.scrub(values)
                 # REDACTED as a whole when a value could not be walked: then value by value.
                 values = scrubbed if type(scrubbed) is list else [redactor.scrub(v) for v in values]
             if ok and type(value) not in _PLAIN_TYPES:
-                # Inline, the common result: an instance of a dataclass without secret fields
-                # whose field values are all plain (what Redactor.scrub finds first, too).
-                kind = redactor._kinds.get(type(value))
-                values_of = kind[1][2] if kind is not None and kind[0] == _RECORD else None
-                if values_of is None or not all(
-                    map(_PLAIN_TYPES.__contains__, map(type, values_of(value)))
-                ):
-                    value = redactor.scrub(value)
-        site_id = None
-        new_site: tuple[str, int, str] | None = None
+                plain = self._plain_results.get(type(value), _UNSEEN)
+                if plain is _UNSEEN:
+                    plain = _plain_result(self._plain_results, type(value), redactor)
+                result = None
+                if plain is not None:
+                    # The common result: a dataclass without secret fields whose field values are
+                    # all plain, encoded here as its ext value (nothing in it to redact).
+                    pending = len(self._pending_opaque)
+                    # With the record's packer, idle until the record is packed: packing plain
+                    # values calls only the codec's hook, never back into this encoder.
+                    packer = self._packer
+                    try:
+                        result = plain(value, packer.pack)
+                    except Exception:  # left to the packer's hook, which marks it as opaque
+                        packer.reset()
+                        del self._pending_opaque[pending:]
+                        result = None
+                if result is None:
+                    value = result = redactor.scrub(value)
+        site_id = new_site = None
         if site is not None:
             site_id = self._sites.get(site)
             if site_id is None:
-                site_id, new_site = len(self._sites), site
-                prefix += self._packer.pack([RecordKind.SITE, site_id, site[0], site[1], site[2]])
+                site_id = new_site = len(self._sites)
+                prefix += _SITE_HEAD + _packed_id(site_id) + _site_tail(site)
         record = [
             RecordKind.EFFECT,
             seq,
-            info.type_id,
+            type_id,
             values,
             ok,
-            value,
+            result,
             start_ns,
             duration_ns,
             site_id,
@@ -426,12 +606,13 @@ class TraceEncoder:
         except Exception:
             self._packer.reset()
             self._pending_opaque.clear()
+            record[5] = value  # as given: its opaque parts are noted again
             body = self._pack_or_mark(record, (3, 5))
         # Only now, with every byte of this record in hand: the type and site are defined.
-        if new_type:
-            self._types[cls] = info
+        if defined is None:
+            self._types[cls] = (type_id, request)
         if new_site is not None:
-            self._sites[new_site] = len(self._sites)
+            self._sites[site] = new_site  # type: ignore[index]
         return prefix + body
 
     def outcome(
