@@ -341,7 +341,7 @@ def _keep_dict(value: dict[Any, Any], depth: int) -> Any:
         if type(key) not in _IMMUTABLE and not _immutable(key, depth):
             return _NOT_KEPT
         if type(item) not in _IMMUTABLE:
-            kept = _kept(item, depth)
+            kept = _keepers.get(type(item), _first_keep)(item, depth)
             if kept is _NOT_KEPT:
                 return _NOT_KEPT
             if kept is not item:
@@ -356,7 +356,7 @@ def _keep_list(value: list[Any], depth: int) -> Any:
     depth += 1
     for i, item in enumerate(copy):
         if type(item) not in _IMMUTABLE:
-            kept = _kept(item, depth)
+            kept = _keepers.get(type(item), _first_keep)(item, depth)
             if kept is _NOT_KEPT:
                 return _NOT_KEPT
             copy[i] = kept
@@ -371,7 +371,7 @@ def _keep_tuple(value: tuple[Any, ...], depth: int) -> Any:
         if type(item) not in _IMMUTABLE:
             if depth > _MAX_DEPTH:
                 return _NOT_KEPT
-            kept = _kept(item, depth + 1)
+            kept = _keepers.get(type(item), _first_keep)(item, depth + 1)
             if kept is _NOT_KEPT:
                 return _NOT_KEPT
             if kept is not item:
@@ -869,7 +869,12 @@ class _StreamSession(_Pending):
         if self.broken or self.generation != _fork_generation:
             return  # lost to a sink error, or begun before a fork: the parent writes it
         duration = time.perf_counter_ns() - self.t0
-        kept = _kept(outcome.value) if type(outcome) is Success else _NOT_KEPT
+        if type(outcome) is Success:
+            kept = outcome.value
+            if type(kept) not in _IMMUTABLE:
+                kept = _keepers.get(type(kept), _first_keep)(kept, 0)
+        else:
+            kept = _NOT_KEPT
         if kept is not _NOT_KEPT:
             self.success = (kept, duration)  # encoded by complete()
             if type(kept) is str or type(kept) is bytes:
