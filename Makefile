@@ -124,6 +124,7 @@ test-vscode: venv node_modules/.installed
 bench: venv
 	$(PY) benchmarks/bench_foundation.py
 	$(PY) benchmarks/bench_recorder.py
+	$(PY) benchmarks/bench_driver.py
 	$(PY) benchmarks/bench_adapter.py
 	@for v in $(EXTRA_PYTHONS); do
 	  if [ -x .venv-$$v/bin/python ]; then $(PY) benchmarks/bench_adapter.py --python "$$PWD/.venv-$$v/bin/python"; else echo "# SKIPPED adapter benchmarks on Python $$v: run make test-python-extra first"; fi
