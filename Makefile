@@ -124,6 +124,7 @@ test-vscode: venv node_modules/.installed
 bench: venv
 	$(PY) benchmarks/bench_foundation.py
 	$(PY) benchmarks/bench_recorder.py
+	$(PY) benchmarks/bench_driver.py
 	$(PY) benchmarks/bench_engine.py
 	$(PY) benchmarks/bench_adapter.py
 	@for v in $(EXTRA_PYTHONS); do

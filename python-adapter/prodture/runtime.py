@@ -354,6 +354,7 @@ async def _drive(
     """
     gen = _start(fn, input)
     chain = type(gen) is _CommandChain
+    plain = type(gen) is _GENERATOR  # a generator handler: its site is found inline
     send = gen.send
     clock = time.perf_counter_ns
     record = session.effect if session is not None else None
@@ -373,7 +374,15 @@ async def _drive(
                 to_throw = _not_an_effect(yielded, gen)
                 continue
             seq = state.seq = state.seq + 1
-            call = EffectCall(seq, yielded, gen.site if chain else _site_of(gen))
+            if chain:
+                site = gen.site
+            elif plain and gen.gi_yieldfrom is None:  # _site_of's common case, without a call
+                frame = gen.gi_frame
+                code = frame.f_code
+                site = (code.co_filename, frame.f_lineno, code.co_name)
+            else:
+                site = _site_of(gen)
+            call = EffectCall(seq, yielded, site)
             try:
                 if record is None:
                     send_value = perform(call)
@@ -598,7 +607,10 @@ class Interpreter:
 
     def _perform(self, call: EffectCall) -> Any:
         effect = call.effect
-        value = self.performer_for(effect)(effect)
+        performer = self.performers.get(type(effect))  # performer_for's common case, inline
+        if performer is None:
+            performer = self.performer_for(effect)
+        value = performer(effect)
         if type(value) is _COROUTINE:
             raise _async_performer(call, value)
         return value
@@ -707,7 +719,12 @@ def _finish(session: RecordingSession, outcome: Outcome) -> Outcome:
     except Exception:
         log.exception("prodture: recorder failed to finish a trace; handler unaffected")
     trace_id = _trace_id_of(session)
-    return dataclasses.replace(outcome, trace_id=trace_id) if trace_id else outcome
+    if trace_id:
+        # The outcome is this run's own and not yet returned: its trace id is set in place, as
+        # the dataclass's own __init__ sets fields (dataclasses.replace costs ~1.5 µs, a new
+        # instance ~0.6 µs, per recorded execution).
+        object.__setattr__(outcome, "trace_id", trace_id)
+    return outcome
 
 
 def run_sync(fn: Callable[..., Any], input: Any, perform: Perform) -> Outcome:
