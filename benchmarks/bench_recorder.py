@@ -43,7 +43,13 @@ import time
 from decimal import Decimal
 from pathlib import Path
 
-sys.path.insert(0, str(Path(__file__).resolve().parent.parent / "python-adapter"))
+#: PRODTURE_TREE: the python-adapter directory to measure (default: this checkout's), so that the
+#: same benchmark can time another checkout side by side (see benchmarks/compare_recorder.sh).
+sys.path.insert(
+    0,
+    os.environ.get("PRODTURE_TREE")
+    or str(Path(__file__).resolve().parent.parent / "python-adapter"),
+)
 
 import prodture  # noqa: E402
 from prodture import (  # noqa: E402
@@ -262,6 +268,110 @@ def file_cpu_us(directory: str, n: int = 300) -> float:
     return elapsed / n * 1e6
 
 
+# -- where the writer's time goes --------------------------------------------------------------
+
+
+class WriterProfile:
+    """Times a recorder's writer thread from the inside, per trace written: its CPU time, the
+    wall time it is awake (not sleeping for work), and within that the encoding of kept values
+    (``_StreamSession.complete``) and the sink's system calls (open, write, close), each as
+    wall and CPU time of the writer thread. Wall minus CPU while awake is time spent waiting:
+    for the GIL (the other threads hold it; every system call releases it and must take it back)
+    or for the disk. Installed before the writer thread starts; costs a few µs per trace."""
+
+    def __init__(self, recorder: Recorder) -> None:
+        import prodture.recorder as rec_mod
+
+        self.t = dict.fromkeys(
+            ("cpu", "wall", "sleep", "enc_wall", "enc_cpu", "sys_wall", "sys_cpu"), 0.0
+        )
+        self.wakeups = 0
+        writer = recorder._writer
+        self.writer = writer
+        t = self.t
+        profile = self
+
+        loop = writer._loop
+
+        def timed_loop() -> None:
+            c0, w0 = time.thread_time(), time.perf_counter()
+            try:
+                loop()
+            finally:
+                t["cpu"] += time.thread_time() - c0
+                t["wall"] += time.perf_counter() - w0
+
+        writer._loop = timed_loop
+
+        class Bell:
+            def __init__(self, lock) -> None:
+                self.lock = lock
+
+            def acquire(self, blocking=True, timeout=-1):
+                w0 = time.perf_counter()
+                try:
+                    return self.lock.acquire(blocking, timeout)
+                finally:
+                    t["sleep"] += time.perf_counter() - w0
+                    profile.wakeups += 1
+
+            def release(self):
+                return self.lock.release()
+
+        writer._bell = Bell(writer._bell)
+
+        def timed(key: str, fn):
+            def call(*args):
+                w0, c0 = time.perf_counter(), time.thread_time()
+                try:
+                    return fn(*args)
+                finally:
+                    t[key + "_wall"] += time.perf_counter() - w0
+                    t[key + "_cpu"] += time.thread_time() - c0
+
+            return call
+
+        session = rec_mod._StreamSession
+        self._restore = (session, session.__dict__["complete"])
+        session.complete = timed("enc", session.complete)
+
+        class Stream:
+            def __init__(self, stream) -> None:
+                self.stream = stream
+                self.write = timed("sys", stream.write)
+                self.close = timed("sys", stream.close)
+                if hasattr(stream, "abort"):
+                    self.abort = stream.abort
+
+        class Sink:
+            def __init__(self, sink) -> None:
+                self.sink = sink
+                self._open = timed("sys", sink.open)
+
+            def open(self, info):
+                return Stream(self._open(info))
+
+        writer.sink = Sink(writer.sink)
+
+    def uninstall(self) -> None:
+        cls, complete = self._restore
+        cls.complete = complete
+
+    def per_trace_us(self, traces: int) -> dict[str, float]:
+        t = self.t
+        awake = t["wall"] - t["sleep"]
+        return {
+            "cpu": t["cpu"] / traces * 1e6,
+            "awake": awake / traces * 1e6,
+            "wait": (awake - t["cpu"]) / traces * 1e6,
+            "enc_cpu": t["enc_cpu"] / traces * 1e6,
+            "enc_wait": (t["enc_wall"] - t["enc_cpu"]) / traces * 1e6,
+            "sys_cpu": t["sys_cpu"] / traces * 1e6,
+            "sys_wait": (t["sys_wall"] - t["sys_cpu"]) / traces * 1e6,
+            "batch": traces / max(self.wakeups, 1),
+        }
+
+
 # -- record_throughput_ratio ------------------------------------------------------------------
 
 
@@ -318,6 +428,20 @@ def wall_per_exec(interpreter: Interpreter, n: int) -> float:
     return (time.perf_counter() - t0) / n
 
 
+def overhead_round(args, plain, workdir, r, overhead, detail) -> None:
+    rec = Recorder(DirectorySink(os.path.join(workdir, f"ovh-{r}")))
+    recorded = Interpreter(FROZEN_PERFORMERS, recorder=rec)
+    t_plain, _ = thread_cpu_per_exec(plain, None, args.execs)
+    t_rec, t_writer = thread_cpu_per_exec(recorded, rec, args.execs)
+    _close(rec)
+    assert _stat(rec, "sink_errors") == 0 and _stat(rec, "traces_dropped") == 0, rec.stats
+    overhead.append((t_rec - t_plain) * 1e6)
+    detail["plain"].append(t_plain * 1e6)
+    detail["recorded"].append(t_rec * 1e6)
+    detail["writer"].append(t_writer * 1e6)
+    detail["file"].append(file_cpu_us(os.path.join(workdir, f"probe-{r}")))
+
+
 def main() -> int:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--rounds", type=int, default=5)
@@ -326,6 +450,11 @@ def main() -> int:
     parser.add_argument("--per-thread", type=int, default=1000)
     parser.add_argument("--tasks", type=int, default=2000)
     parser.add_argument("--work-us", type=float, default=0.0)
+    parser.add_argument(
+        "--throughput-only",
+        action="store_true",
+        help="only the record_throughput_* figures and the writer's profile",
+    )
     parser.add_argument(
         "--dir", default=None, help="where the traces go (default: a new directory in $TMPDIR)"
     )
@@ -341,6 +470,7 @@ def main() -> int:
         assert plain.run(checkout, "o-1").ok
         overhead, ratio, dropped, onf, onf_dicts, ratio_all = [], [], [], [], [], []
         written: list[float] = []
+        profiles: list[dict[str, float]] = []
         detail: dict[str, list[float]] = {
             k: []
             for k in (
@@ -356,18 +486,10 @@ def main() -> int:
         }
         for r in range(args.rounds):
             gc.collect()
-            # in-thread overhead, side by side
-            rec = Recorder(DirectorySink(os.path.join(workdir, f"ovh-{r}")))
-            recorded = Interpreter(FROZEN_PERFORMERS, recorder=rec)
-            t_plain, _ = thread_cpu_per_exec(plain, None, args.execs)
-            t_rec, t_writer = thread_cpu_per_exec(recorded, rec, args.execs)
-            _close(rec)
-            assert _stat(rec, "sink_errors") == 0 and _stat(rec, "traces_dropped") == 0, rec.stats
-            overhead.append((t_rec - t_plain) * 1e6)
-            detail["plain"].append(t_plain * 1e6)
-            detail["recorded"].append(t_rec * 1e6)
-            detail["writer"].append(t_writer * 1e6)
-            detail["file"].append(file_cpu_us(os.path.join(workdir, f"probe-{r}")))
+            if args.throughput_only:
+                pass
+            else:
+                overhead_round(args, plain, workdir, r, overhead, detail)
 
             # throughput, side by side
             rec = Recorder(DirectorySink(os.path.join(workdir, f"tp-{r}")))
@@ -391,6 +513,7 @@ def main() -> int:
             # the same with a queue that never drops, timed until every trace is written: what
             # recording everything costs in total (writer included)
             rec = Recorder(DirectorySink(os.path.join(workdir, f"tpall-{r}")), max_queue=10**7)
+            profile = WriterProfile(rec)
             tp_all = throughput(
                 Interpreter(SQLITE_PERFORMERS, recorder=rec),
                 args.threads,
@@ -399,9 +522,13 @@ def main() -> int:
                 until_written=rec,
             )
             assert _stat(rec, "traces_written") == total, rec.stats
+            profile.uninstall()
+            profiles.append(profile.per_trace_us(total))
             ratio_all.append(tp_all / tp_plain)
             shutil.rmtree(os.path.join(workdir, f"tpall-{r}"), ignore_errors=True)
 
+            if args.throughput_only:
+                continue
             # on-failure success vs always-to-memory, frozen results then dicts
             for performers, out in ((FROZEN_PERFORMERS, onf), (DICT_PERFORMERS, onf_dicts)):
                 always = Interpreter(performers, recorder=Recorder(MemorySink(), mode=ALWAYS))
@@ -416,11 +543,24 @@ def main() -> int:
                     detail["on_failure"].append(t_onf * 1e6)
 
         med = statistics.median
-        print(f"record_exec_overhead_us: {med(overhead):.2f}")
         print(f"record_throughput_ratio: {med(ratio):.3f}")
         print(f"record_throughput_dropped: {med(dropped):.3f}")
         print(f"record_throughput_written: {med(written):.3f}")
         print(f"record_throughput_ratio_all_written: {med(ratio_all):.3f}")
+        for key, name in (
+            ("awake", "writer_awake_us_per_trace"),
+            ("cpu", "writer_cpu_us_per_trace"),
+            ("wait", "writer_wait_us_per_trace"),
+            ("enc_cpu", "writer_encode_cpu_us"),
+            ("enc_wait", "writer_encode_wait_us"),
+            ("sys_cpu", "writer_syscall_cpu_us"),
+            ("sys_wait", "writer_syscall_wait_us"),
+            ("batch", "writer_traces_per_wakeup"),
+        ):
+            print(f"record_throughput_{name}: {med(p[key] for p in profiles):.1f}")
+        if args.throughput_only:
+            return 0
+        print(f"record_exec_overhead_us: {med(overhead):.2f}")
         print(f"record_on_failure_success_ratio: {med(onf):.3f}")
         print(f"record_on_failure_success_ratio_dicts: {med(onf_dicts):.3f}")
         print(

@@ -191,6 +191,10 @@ class _MemoryStream:
         self.chunks = []
 
 
+#: Every live MemorySink, for a forked child to give each a lock of its own.
+_memory_sinks: weakref.WeakSet[MemorySink] = weakref.WeakSet()
+
+
 class MemorySink:
     """Keeps traces in memory (tests, or a buffer in front of another transport). Written in the
     handler's thread: ``traces`` holds a trace as soon as its execution has finished."""
@@ -199,6 +203,12 @@ class MemorySink:
 
     def __init__(self) -> None:
         self.traces: list[bytes] = []
+        self._lock = threading.Lock()
+        _memory_sinks.add(self)
+
+    def _after_fork_in_child(self) -> None:
+        """A new lock: the parent's may have been held by a thread that does not exist here
+        (the child keeps its copy of the traces held so far)."""
         self._lock = threading.Lock()
 
     def open(self, info: TraceInfo) -> _MemoryStream:
@@ -1320,6 +1330,8 @@ def _after_fork_in_child() -> None:
     _ids.seed()  # from os.urandom: a child must not repeat its parent's trace ids
     for writer in list(_writers):
         writer.after_fork_in_child()
+    for sink in list(_memory_sinks):
+        sink._after_fork_in_child()
 
 
 _multiprocessing_hooked = False
