@@ -32,6 +32,7 @@ import argparse
 import asyncio
 import dataclasses
 import gc
+import inspect
 import os
 import shutil
 import sqlite3
@@ -352,6 +353,8 @@ class WriterProfile:
                 return Stream(self._open(info))
 
         writer.sink = Sink(writer.sink)
+        if getattr(writer, "append", None) is not None:  # a segment sink: batches appended
+            writer.append = timed("sys", writer.append)
 
     def uninstall(self) -> None:
         cls, complete = self._restore
@@ -373,6 +376,11 @@ class WriterProfile:
 
 
 # -- record_throughput_ratio ------------------------------------------------------------------
+
+#: Whether this checkout's DirectorySink can append to segment files (older ones cannot: their
+#: ``*_segments`` figures are left out).
+SEGMENTS = "segment_bytes" in inspect.signature(DirectorySink).parameters
+SEGMENT_BYTES = 64 * 1024 * 1024
 
 
 def throughput(
@@ -471,6 +479,8 @@ def main() -> int:
         overhead, ratio, dropped, onf, onf_dicts, ratio_all = [], [], [], [], [], []
         written: list[float] = []
         profiles: list[dict[str, float]] = []
+        seg_profiles: list[dict[str, float]] = []
+        seg: dict[str, list[float]] = {"ratio": [], "dropped": [], "ratio_all": []}
         detail: dict[str, list[float]] = {
             k: []
             for k in (
@@ -527,6 +537,39 @@ def main() -> int:
             ratio_all.append(tp_all / tp_plain)
             shutil.rmtree(os.path.join(workdir, f"tpall-{r}"), ignore_errors=True)
 
+            if SEGMENTS:  # the same two runs into segment files (DirectorySink(segment_bytes))
+                rec = Recorder(
+                    DirectorySink(os.path.join(workdir, f"seg-{r}"), segment_bytes=SEGMENT_BYTES)
+                )
+                tp_seg = throughput(
+                    Interpreter(SQLITE_PERFORMERS, recorder=rec),
+                    args.threads,
+                    args.per_thread,
+                    args.tasks,
+                )
+                _close(rec)
+                seg["ratio"].append(tp_seg / tp_plain)
+                seg["dropped"].append(_stat(rec, "traces_dropped") / total)
+                shutil.rmtree(os.path.join(workdir, f"seg-{r}"), ignore_errors=True)
+                rec = Recorder(
+                    DirectorySink(
+                        os.path.join(workdir, f"segall-{r}"), segment_bytes=SEGMENT_BYTES
+                    ),
+                    max_queue=10**7,
+                )
+                profile = WriterProfile(rec)
+                tp_seg_all = throughput(
+                    Interpreter(SQLITE_PERFORMERS, recorder=rec),
+                    args.threads,
+                    args.per_thread,
+                    args.tasks,
+                    until_written=rec,
+                )
+                assert _stat(rec, "traces_written") == total, rec.stats
+                profile.uninstall()
+                seg_profiles.append(profile.per_trace_us(total))
+                seg["ratio_all"].append(tp_seg_all / tp_plain)
+                shutil.rmtree(os.path.join(workdir, f"segall-{r}"), ignore_errors=True)
             if args.throughput_only:
                 continue
             # on-failure success vs always-to-memory, frozen results then dicts
@@ -547,7 +590,7 @@ def main() -> int:
         print(f"record_throughput_dropped: {med(dropped):.3f}")
         print(f"record_throughput_written: {med(written):.3f}")
         print(f"record_throughput_ratio_all_written: {med(ratio_all):.3f}")
-        for key, name in (
+        writer_figures = (
             ("awake", "writer_awake_us_per_trace"),
             ("cpu", "writer_cpu_us_per_trace"),
             ("wait", "writer_wait_us_per_trace"),
@@ -556,8 +599,15 @@ def main() -> int:
             ("sys_cpu", "writer_syscall_cpu_us"),
             ("sys_wait", "writer_syscall_wait_us"),
             ("batch", "writer_traces_per_wakeup"),
-        ):
+        )
+        for key, name in writer_figures:
             print(f"record_throughput_{name}: {med(p[key] for p in profiles):.1f}")
+        if SEGMENTS:
+            print(f"record_throughput_ratio_segments: {med(seg['ratio']):.3f}")
+            print(f"record_throughput_dropped_segments: {med(seg['dropped']):.3f}")
+            print(f"record_throughput_ratio_all_written_segments: {med(seg['ratio_all']):.3f}")
+            for key, name in writer_figures:
+                print(f"record_throughput_segments_{name}: {med(p[key] for p in seg_profiles):.1f}")
         if args.throughput_only:
             return 0
         print(f"record_exec_overhead_us: {med(overhead):.2f}")
