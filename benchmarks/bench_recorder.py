@@ -375,6 +375,26 @@ class WriterProfile:
         }
 
 
+def simulate_free_encoding() -> None:
+    """The writer's encoding of kept values replaced by appending one trace of this handler,
+    encoded once here: what the writer would cost with an encoder near zero (not the recorder's
+    behaviour: every trace written is then the same bytes)."""
+    import prodture.recorder as rec_mod
+
+    sink = MemorySink()
+    Interpreter(SQLITE_PERFORMERS, recorder=Recorder(sink)).run(checkout, "o-1")
+    (payload,) = sink.traces
+
+    def complete(self) -> None:
+        self.deferred = []
+        self.head_pending = False
+        self.success = self.tail = self.input = None
+        self.records.clear()
+        self.records.append(payload)
+
+    rec_mod._StreamSession.complete = complete
+
+
 # -- record_throughput_ratio ------------------------------------------------------------------
 
 #: Whether this checkout's DirectorySink can append to segment files (older ones cannot: their
@@ -425,6 +445,13 @@ def throughput(
     return (threads * per_thread + tasks) / elapsed
 
 
+def plain_throughput(args) -> float:
+    """The unrecorded throughput, measured right before each recorded contender (the kernel
+    may still be writing back the previous contender's files: both then share that load)."""
+    gc.collect()
+    return throughput(Interpreter(SQLITE_PERFORMERS), args.threads, args.per_thread, args.tasks)
+
+
 # -- record_on_failure_success_ratio ----------------------------------------------------------
 
 
@@ -459,6 +486,13 @@ def main() -> int:
     parser.add_argument("--tasks", type=int, default=2000)
     parser.add_argument("--work-us", type=float, default=0.0)
     parser.add_argument(
+        "--simulate-free-encoding",
+        action="store_true",
+        help="a simulation, not a measurement of the recorder: the writer appends one "
+        "pre-encoded trace instead of encoding what the handler kept (what is left is the "
+        "writer's own share: queue, files, GIL)",
+    )
+    parser.add_argument(
         "--throughput-only",
         action="store_true",
         help="only the record_throughput_* figures and the writer's profile",
@@ -472,6 +506,8 @@ def main() -> int:
         _busy(100_000)
         WORK[0] = int(100_000 * args.work_us * 1e-6 / (time.perf_counter() - t0))
 
+    if args.simulate_free_encoding:
+        simulate_free_encoding()
     workdir = tempfile.mkdtemp(prefix="prodture-benchrec-", dir=args.dir)
     try:
         plain = Interpreter(FROZEN_PERFORMERS)
@@ -496,16 +532,11 @@ def main() -> int:
         }
         for r in range(args.rounds):
             gc.collect()
-            if args.throughput_only:
-                pass
-            else:
+            if not args.throughput_only:  # in-thread overhead, side by side
                 overhead_round(args, plain, workdir, r, overhead, detail)
-
             # throughput, side by side
             rec = Recorder(DirectorySink(os.path.join(workdir, f"tp-{r}")))
-            tp_plain = throughput(
-                Interpreter(SQLITE_PERFORMERS), args.threads, args.per_thread, args.tasks
-            )
+            tp_plain = plain_throughput(args)
             tp_rec = throughput(
                 Interpreter(SQLITE_PERFORMERS, recorder=rec),
                 args.threads,
@@ -523,6 +554,7 @@ def main() -> int:
             # the same with a queue that never drops, timed until every trace is written: what
             # recording everything costs in total (writer included)
             rec = Recorder(DirectorySink(os.path.join(workdir, f"tpall-{r}")), max_queue=10**7)
+            tp_plain_all = plain_throughput(args)
             profile = WriterProfile(rec)
             tp_all = throughput(
                 Interpreter(SQLITE_PERFORMERS, recorder=rec),
@@ -534,13 +566,14 @@ def main() -> int:
             assert _stat(rec, "traces_written") == total, rec.stats
             profile.uninstall()
             profiles.append(profile.per_trace_us(total))
-            ratio_all.append(tp_all / tp_plain)
+            ratio_all.append(tp_all / tp_plain_all)
             shutil.rmtree(os.path.join(workdir, f"tpall-{r}"), ignore_errors=True)
 
             if SEGMENTS:  # the same two runs into segment files (DirectorySink(segment_bytes))
                 rec = Recorder(
                     DirectorySink(os.path.join(workdir, f"seg-{r}"), segment_bytes=SEGMENT_BYTES)
                 )
+                tp_plain_seg = plain_throughput(args)
                 tp_seg = throughput(
                     Interpreter(SQLITE_PERFORMERS, recorder=rec),
                     args.threads,
@@ -548,7 +581,7 @@ def main() -> int:
                     args.tasks,
                 )
                 _close(rec)
-                seg["ratio"].append(tp_seg / tp_plain)
+                seg["ratio"].append(tp_seg / tp_plain_seg)
                 seg["dropped"].append(_stat(rec, "traces_dropped") / total)
                 shutil.rmtree(os.path.join(workdir, f"seg-{r}"), ignore_errors=True)
                 rec = Recorder(
@@ -558,6 +591,7 @@ def main() -> int:
                     max_queue=10**7,
                 )
                 profile = WriterProfile(rec)
+                tp_plain_seg_all = plain_throughput(args)
                 tp_seg_all = throughput(
                     Interpreter(SQLITE_PERFORMERS, recorder=rec),
                     args.threads,
@@ -568,7 +602,7 @@ def main() -> int:
                 assert _stat(rec, "traces_written") == total, rec.stats
                 profile.uninstall()
                 seg_profiles.append(profile.per_trace_us(total))
-                seg["ratio_all"].append(tp_seg_all / tp_plain)
+                seg["ratio_all"].append(tp_seg_all / tp_plain_seg_all)
                 shutil.rmtree(os.path.join(workdir, f"segall-{r}"), ignore_errors=True)
             if args.throughput_only:
                 continue

@@ -1165,6 +1165,11 @@ class _FailureSession:
 _writers: weakref.WeakSet[_Writer] = weakref.WeakSet()
 #: The writer publishes its counts (written, queued bytes) at least every this many traces.
 _PUBLISH_EVERY = 32
+#: A segment sink gets at most this many traces (or about this many bytes) per append: every
+#: write releases the GIL, and taking it back behind busy handler threads costs the writer
+#: about a millisecond, so the batch is what the writer finds queued, up to these.
+_SEGMENT_BATCH = 1024
+_SEGMENT_BATCH_BYTES = 4 * 1024 * 1024
 #: Bumped in a forked child: a session begun before the fork (in the parent) is the parent's
 #: trace, so the child neither finishes nor writes it.
 _fork_generation = 0
@@ -1329,6 +1334,7 @@ class _Writer:
         dropped = self.dropped
         append = self.append
         whole: list[_Pending] = []  # segment sink: finished traces for the next append
+        whole_size = 0  # their queued bytes, freed once they are appended
         while dropped:
             write_trace(dropped.popleft())  # broken: removes what was streamed
         while True:
@@ -1340,7 +1346,8 @@ class _Writer:
             if isinstance(item, threading.Event):  # a flush() waiting for what came before
                 if whole:
                     written += self._append_whole(whole)
-                    whole = []
+                    freed += whole_size
+                    whole, whole_size = [], 0
                 self._publish(written, freed)
                 written = freed = batch = 0
                 try:
@@ -1348,25 +1355,29 @@ class _Writer:
                 finally:
                     item.set()
                 continue
-            freed += item.size
-            try:
-                if append is not None and item.stream is None and not item.broken:
-                    whole.append(item)  # never streamed: appended whole, with others
-                elif write_trace(item):
-                    written += 1
-            except Exception:  # a bug of ours must not stop the writer (nor hang a flush)
-                self._sink_failed(item, item.stream)
-            batch += 1
-            if batch == _PUBLISH_EVERY:
-                if whole:
+            if append is not None and item.stream is None and not item.broken:
+                whole.append(item)  # never streamed: appended whole, with others
+                whole_size += item.size
+                if len(whole) == _SEGMENT_BATCH or whole_size >= _SEGMENT_BATCH_BYTES:
                     written += self._append_whole(whole)
-                    whole = []
+                    freed += whole_size
+                    whole, whole_size = [], 0
+            else:
+                freed += item.size
+                try:
+                    if write_trace(item):
+                        written += 1
+                except Exception:  # a bug of ours must not stop the writer (nor hang a flush)
+                    self._sink_failed(item, item.stream)
+            batch += 1
+            if batch == _PUBLISH_EVERY:  # (a segment batch waiting is not written yet)
                 self._publish(written, freed)
                 written = freed = batch = 0
                 while dropped:
                     write_trace(dropped.popleft())
         if whole:
             written += self._append_whole(whole)
+            freed += whole_size
         if busy:
             self._publish(written, freed)
         return busy
