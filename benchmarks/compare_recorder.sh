@@ -24,9 +24,10 @@ def load(path):
     return values
 before, after = load(sys.argv[1]), load(sys.argv[2])
 print(f"{'name (median of rounds)':45s} {'before':>10s} {'after':>10s}")
-for name in before:
-    b = statistics.median(before[name])
-    a = statistics.median(after.get(name, [float('nan')]))
+nan = [float("nan")]
+for name in [*before, *(n for n in after if n not in before)]:  # after may print more
+    b = statistics.median(before.get(name, nan))
+    a = statistics.median(after.get(name, nan))
     print(f"{name:45s} {b:10.3f} {a:10.3f}")
 PY
 echo "# raw output in $out" >&2

@@ -165,3 +165,42 @@ def test_segment_traces_splits_a_killed_writers_segment_and_refuses_other_data(t
 def test_segment_bytes_must_be_positive(tmp_path: Path):
     with pytest.raises(ValueError, match="segment_bytes must be a positive size"):
         DirectorySink(tmp_path, segment_bytes=0)
+
+
+def _child_records_into_segments(recorder: Recorder, interpreter: Interpreter) -> None:
+    for i in range(2):
+        assert interpreter.run(two_fetches, [f"child-{i}", "b"]).ok
+    assert recorder.close(timeout=30)
+    assert recorder.stats.traces_written == 2, recorder.stats
+
+
+# A fork while the writer thread runs is what this tests; 3.12+ warns about it.
+@pytest.mark.filterwarnings("ignore:This process .* is multi-threaded")
+def test_a_forked_child_appends_to_a_segment_of_its_own(tmp_path: Path):
+    """The parent's segment is open at the fork: the child never appends to it (nor cuts it
+    back); it starts its own, and both read back whole."""
+    import multiprocessing
+
+    recorder = Recorder(DirectorySink(tmp_path, segment_bytes=1 << 20))
+    interpreter = Interpreter({Fetch: fetch}, recorder=recorder)
+    for i in range(2):
+        assert interpreter.run(two_fetches, [f"parent-{i}", "b"]).ok
+    assert recorder.flush(timeout=60)  # the parent's segment exists and stays open
+    (parents,) = glob.glob(str(tmp_path / "*.prodtraces"))
+    child = multiprocessing.get_context("fork").Process(
+        target=_child_records_into_segments, args=(recorder, interpreter)
+    )
+    child.start()
+    child.join(timeout=60)
+    assert child.exitcode == 0, "the child failed its checks or hung (see its stderr)"
+    assert interpreter.run(two_fetches, ["parent-2", "b"]).ok
+    assert recorder.close(timeout=60)
+    in_parents = [read_trace(t).input[0] for t in segment_traces(parents)]
+    assert in_parents == ["parent-0", "parent-1", "parent-2"]
+    assert sorted(i[0] for i in _segment_inputs(tmp_path)) == [
+        "child-0",
+        "child-1",
+        "parent-0",
+        "parent-1",
+        "parent-2",
+    ]
