@@ -1173,6 +1173,14 @@ _SEGMENT_BATCH_BYTES = 4 * 1024 * 1024
 #: Bumped in a forked child: a session begun before the fork (in the parent) is the parent's
 #: trace, so the child neither finishes nor writes it.
 _fork_generation = 0
+#: After writing fewer than LINGER_BELOW traces, the writer waits LINGER_S (at most a tenth of
+#: ``flush_interval``) for more before it sleeps until rung: under load, batches grow and the
+#: GIL hand-offs to the writer thread per trace shrink (``benchmarks/bench_recorder.py``:
+#: ``record_throughput_*writer_traces_per_wakeup``). Only with ``max_queue`` of at least
+#: LINGER_MIN_QUEUE, which a few milliseconds of traces cannot fill.
+LINGER_BELOW = 64
+LINGER_S = 0.005
+LINGER_MIN_QUEUE = 256
 #: How long interpreter exit waits for each recorder's writer (a stuck sink must not hang exit).
 EXIT_FLUSH_TIMEOUT_S = 10.0
 
@@ -1198,6 +1206,11 @@ class _Writer:
         )
         self.counts = recorder._counts
         self.interval = recorder.flush_interval
+        #: Seconds to let finished traces gather after a small batch (see _loop); none with a
+        #: small queue, which lingering could fill.
+        self.linger = (
+            min(LINGER_S, self.interval / 10) if recorder.max_queue >= LINGER_MIN_QUEUE else 0.0
+        )
         self.done: collections.deque[_Pending | threading.Event] = collections.deque()
         self.running: dict[int, _StreamSession] = {}
         #: Traces dropped when they finished (max_queue_bytes): the writer removes whatever it
@@ -1294,12 +1307,18 @@ class _Writer:
     def _loop(self) -> None:
         next_stream = time.monotonic() + self.interval
         while True:
-            busy = self._drain_done()
+            drained = self._drain_done()
             now = time.monotonic()
             if now >= next_stream:
                 self._stream_running(force=False)
                 next_stream = now + self.interval
-            if busy:
+            if drained:
+                if drained < LINGER_BELOW and self.linger and not self.stopping:
+                    # A small batch: let traces gather for a moment (not rung meanwhile: not
+                    # `sleeping`; a flush() still rings) rather than waking for every few.
+                    # Each wake-up and each write hands the GIL to this thread, and under
+                    # load the handler threads pay for every hand-off.
+                    self._bell.acquire(timeout=self.linger)
                 continue
             if self.stopping:
                 with self._lock:
@@ -1322,13 +1341,13 @@ class _Writer:
             self._bell.acquire(timeout=timeout)
             self.sleeping = False
 
-    def _drain_done(self) -> bool:
+    def _drain_done(self) -> int:
         """Write every finished trace waiting. The counts (written, queued bytes) are published
         every ``_PUBLISH_EVERY`` traces (one lock round per batch, not per trace; often enough
         for ``stats`` and the byte bound to follow a writer that never runs dry), at the end,
         and before any flush() marker is answered."""
         done = self.done
-        busy = False
+        drained = 0
         written = freed = batch = 0
         write_trace = self.write_trace
         dropped = self.dropped
@@ -1342,7 +1361,7 @@ class _Writer:
                 item = done.popleft()
             except IndexError:
                 break
-            busy = True
+            drained += 1
             if isinstance(item, threading.Event):  # a flush() waiting for what came before
                 if whole:
                     written += self._append_whole(whole)
@@ -1378,9 +1397,9 @@ class _Writer:
         if whole:
             written += self._append_whole(whole)
             freed += whole_size
-        if busy:
+        if drained:
             self._publish(written, freed)
-        return busy
+        return drained
 
     def _append_whole(self, traces: list[_Pending]) -> int:
         """Encode what these finished traces kept, all of them first, then append them to the
