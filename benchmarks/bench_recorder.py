@@ -20,6 +20,16 @@ Prints ``name: value`` lines on stdout (details go to stderr):
   trace was dropped because the writer was behind (a dropped trace costs less than a written one,
   so read the ratio together with it), ``record_throughput_written`` the fraction written. ``record_throughput_ratio_all_written`` is the same run
   with a queue that never drops, timed until every trace is on disk: the total cost.
+* ``record_throughput_writer_*`` — the writer thread's profile in the all-written run, per trace
+  written (:class:`WriterProfile`): awake (wall time not sleeping for work), CPU, wait (awake
+  minus CPU: the GIL, or the disk), and within those the encoding of kept values and the sink's
+  system calls (each as CPU and wait); ``traces_per_wakeup`` is traces per sleep of the writer.
+* ``record_throughput_*_segments`` — the same runs into ``DirectorySink(segment_bytes=...)``
+  (only for a checkout that has it).
+* ``--simulate-free-encoding`` — a simulation, not a measurement: the writer appends one
+  pre-encoded trace instead of encoding, to show its own share (queue, files, GIL) if encoding
+  were near zero. ``PRODTURE_TREE`` times another checkout's package with this script;
+  ``benchmarks/compare_recorder.sh`` runs two checkouts round after round and prints medians.
 * ``record_on_failure_success_ratio`` — wall time of a successful execution in ``on-failure``
   mode / the same in ``always`` mode into a ``MemorySink``. Goal <= 0.3.
   ``record_on_failure_success_ratio_dicts`` is the same when the effects return dicts (mutable
