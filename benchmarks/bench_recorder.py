@@ -20,6 +20,16 @@ Prints ``name: value`` lines on stdout (details go to stderr):
   trace was dropped because the writer was behind (a dropped trace costs less than a written one,
   so read the ratio together with it), ``record_throughput_written`` the fraction written. ``record_throughput_ratio_all_written`` is the same run
   with a queue that never drops, timed until every trace is on disk: the total cost.
+* ``record_throughput_writer_*`` — the writer thread's profile in the all-written run, per trace
+  written (:class:`WriterProfile`): awake (wall time not sleeping for work), CPU, wait (awake
+  minus CPU: the GIL, or the disk), and within those the encoding of kept values and the sink's
+  system calls (each as CPU and wait); ``traces_per_wakeup`` is traces per sleep of the writer.
+* ``record_throughput_*_segments`` — the same runs into ``DirectorySink(segment_bytes=...)``
+  (only for a checkout that has it).
+* ``--simulate-free-encoding`` — a simulation, not a measurement: the writer appends one
+  pre-encoded trace instead of encoding, to show its own share (queue, files, GIL) if encoding
+  were near zero. ``PRODTURE_TREE`` times another checkout's package with this script;
+  ``benchmarks/compare_recorder.sh`` runs two checkouts round after round and prints medians.
 * ``record_on_failure_success_ratio`` — wall time of a successful execution in ``on-failure``
   mode / the same in ``always`` mode into a ``MemorySink``. Goal <= 0.3.
   ``record_on_failure_success_ratio_dicts`` is the same when the effects return dicts (mutable
@@ -32,6 +42,7 @@ import argparse
 import asyncio
 import dataclasses
 import gc
+import inspect
 import os
 import shutil
 import sqlite3
@@ -43,7 +54,13 @@ import time
 from decimal import Decimal
 from pathlib import Path
 
-sys.path.insert(0, str(Path(__file__).resolve().parent.parent / "python-adapter"))
+#: PRODTURE_TREE: the python-adapter directory to measure (default: this checkout's), so that the
+#: same benchmark can time another checkout side by side (see benchmarks/compare_recorder.sh).
+sys.path.insert(
+    0,
+    os.environ.get("PRODTURE_TREE")
+    or str(Path(__file__).resolve().parent.parent / "python-adapter"),
+)
 
 import prodture  # noqa: E402
 from prodture import (  # noqa: E402
@@ -262,7 +279,138 @@ def file_cpu_us(directory: str, n: int = 300) -> float:
     return elapsed / n * 1e6
 
 
+# -- where the writer's time goes --------------------------------------------------------------
+
+
+class WriterProfile:
+    """Times a recorder's writer thread from the inside, per trace written: its CPU time, the
+    wall time it is awake (not sleeping for work), and within that the encoding of kept values
+    (``_StreamSession.complete``) and the sink's system calls (open, write, close), each as
+    wall and CPU time of the writer thread. Wall minus CPU while awake is time spent waiting:
+    for the GIL (the other threads hold it; every system call releases it and must take it back)
+    or for the disk. Installed before the writer thread starts; costs a few µs per trace."""
+
+    def __init__(self, recorder: Recorder) -> None:
+        import prodture.recorder as rec_mod
+
+        self.t = dict.fromkeys(
+            ("cpu", "wall", "sleep", "enc_wall", "enc_cpu", "sys_wall", "sys_cpu"), 0.0
+        )
+        self.wakeups = 0
+        writer = recorder._writer
+        self.writer = writer
+        t = self.t
+        profile = self
+
+        loop = writer._loop
+
+        def timed_loop() -> None:
+            c0, w0 = time.thread_time(), time.perf_counter()
+            try:
+                loop()
+            finally:
+                t["cpu"] += time.thread_time() - c0
+                t["wall"] += time.perf_counter() - w0
+
+        writer._loop = timed_loop
+
+        class Bell:
+            def __init__(self, lock) -> None:
+                self.lock = lock
+
+            def acquire(self, blocking=True, timeout=-1):
+                w0 = time.perf_counter()
+                try:
+                    return self.lock.acquire(blocking, timeout)
+                finally:
+                    t["sleep"] += time.perf_counter() - w0
+                    profile.wakeups += 1
+
+            def release(self):
+                return self.lock.release()
+
+        writer._bell = Bell(writer._bell)
+
+        def timed(key: str, fn):
+            def call(*args):
+                w0, c0 = time.perf_counter(), time.thread_time()
+                try:
+                    return fn(*args)
+                finally:
+                    t[key + "_wall"] += time.perf_counter() - w0
+                    t[key + "_cpu"] += time.thread_time() - c0
+
+            return call
+
+        session = rec_mod._StreamSession
+        self._restore = (session, session.__dict__["complete"])
+        session.complete = timed("enc", session.complete)
+
+        class Stream:
+            def __init__(self, stream) -> None:
+                self.stream = stream
+                self.write = timed("sys", stream.write)
+                self.close = timed("sys", stream.close)
+                if hasattr(stream, "abort"):
+                    self.abort = stream.abort
+
+        class Sink:
+            def __init__(self, sink) -> None:
+                self.sink = sink
+                self._open = timed("sys", sink.open)
+
+            def open(self, info):
+                return Stream(self._open(info))
+
+        writer.sink = Sink(writer.sink)
+        if getattr(writer, "append", None) is not None:  # a segment sink: batches appended
+            writer.append = timed("sys", writer.append)
+
+    def uninstall(self) -> None:
+        cls, complete = self._restore
+        cls.complete = complete
+
+    def per_trace_us(self, traces: int) -> dict[str, float]:
+        t = self.t
+        awake = t["wall"] - t["sleep"]
+        return {
+            "cpu": t["cpu"] / traces * 1e6,
+            "awake": awake / traces * 1e6,
+            "wait": (awake - t["cpu"]) / traces * 1e6,
+            "enc_cpu": t["enc_cpu"] / traces * 1e6,
+            "enc_wait": (t["enc_wall"] - t["enc_cpu"]) / traces * 1e6,
+            "sys_cpu": t["sys_cpu"] / traces * 1e6,
+            "sys_wait": (t["sys_wall"] - t["sys_cpu"]) / traces * 1e6,
+            "batch": traces / max(self.wakeups, 1),
+        }
+
+
+def simulate_free_encoding() -> None:
+    """The writer's encoding of kept values replaced by appending one trace of this handler,
+    encoded once here: what the writer would cost with an encoder near zero (not the recorder's
+    behaviour: every trace written is then the same bytes)."""
+    import prodture.recorder as rec_mod
+
+    sink = MemorySink()
+    Interpreter(SQLITE_PERFORMERS, recorder=Recorder(sink)).run(checkout, "o-1")
+    (payload,) = sink.traces
+
+    def complete(self) -> None:
+        self.deferred = []
+        self.head_pending = False
+        self.success = self.tail = self.input = None
+        self.records.clear()
+        self.records.append(payload)
+
+    rec_mod._StreamSession.complete = complete
+
+
 # -- record_throughput_ratio ------------------------------------------------------------------
+
+#: Whether this checkout's DirectorySink can append to segment files (older ones cannot: their
+#: ``*_segments`` figures are left out).
+SEGMENTS = "segment_bytes" in inspect.signature(DirectorySink).parameters
+SEGMENT_BYTES = 64 * 1024 * 1024
 
 
 def throughput(
@@ -307,6 +455,13 @@ def throughput(
     return (threads * per_thread + tasks) / elapsed
 
 
+def plain_throughput(args) -> float:
+    """The unrecorded throughput, measured right before each recorded contender (the kernel
+    may still be writing back the previous contender's files: both then share that load)."""
+    gc.collect()
+    return throughput(Interpreter(SQLITE_PERFORMERS), args.threads, args.per_thread, args.tasks)
+
+
 # -- record_on_failure_success_ratio ----------------------------------------------------------
 
 
@@ -318,6 +473,20 @@ def wall_per_exec(interpreter: Interpreter, n: int) -> float:
     return (time.perf_counter() - t0) / n
 
 
+def overhead_round(args, plain, workdir, r, overhead, detail) -> None:
+    rec = Recorder(DirectorySink(os.path.join(workdir, f"ovh-{r}")))
+    recorded = Interpreter(FROZEN_PERFORMERS, recorder=rec)
+    t_plain, _ = thread_cpu_per_exec(plain, None, args.execs)
+    t_rec, t_writer = thread_cpu_per_exec(recorded, rec, args.execs)
+    _close(rec)
+    assert _stat(rec, "sink_errors") == 0 and _stat(rec, "traces_dropped") == 0, rec.stats
+    overhead.append((t_rec - t_plain) * 1e6)
+    detail["plain"].append(t_plain * 1e6)
+    detail["recorded"].append(t_rec * 1e6)
+    detail["writer"].append(t_writer * 1e6)
+    detail["file"].append(file_cpu_us(os.path.join(workdir, f"probe-{r}")))
+
+
 def main() -> int:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--rounds", type=int, default=5)
@@ -327,6 +496,18 @@ def main() -> int:
     parser.add_argument("--tasks", type=int, default=2000)
     parser.add_argument("--work-us", type=float, default=0.0)
     parser.add_argument(
+        "--simulate-free-encoding",
+        action="store_true",
+        help="a simulation, not a measurement of the recorder: the writer appends one "
+        "pre-encoded trace instead of encoding what the handler kept (what is left is the "
+        "writer's own share: queue, files, GIL)",
+    )
+    parser.add_argument(
+        "--throughput-only",
+        action="store_true",
+        help="only the record_throughput_* figures and the writer's profile",
+    )
+    parser.add_argument(
         "--dir", default=None, help="where the traces go (default: a new directory in $TMPDIR)"
     )
     args = parser.parse_args()
@@ -335,12 +516,17 @@ def main() -> int:
         _busy(100_000)
         WORK[0] = int(100_000 * args.work_us * 1e-6 / (time.perf_counter() - t0))
 
+    if args.simulate_free_encoding:
+        simulate_free_encoding()
     workdir = tempfile.mkdtemp(prefix="prodture-benchrec-", dir=args.dir)
     try:
         plain = Interpreter(FROZEN_PERFORMERS)
         assert plain.run(checkout, "o-1").ok
         overhead, ratio, dropped, onf, onf_dicts, ratio_all = [], [], [], [], [], []
         written: list[float] = []
+        profiles: list[dict[str, float]] = []
+        seg_profiles: list[dict[str, float]] = []
+        seg: dict[str, list[float]] = {"ratio": [], "dropped": [], "ratio_all": []}
         detail: dict[str, list[float]] = {
             k: []
             for k in (
@@ -356,24 +542,11 @@ def main() -> int:
         }
         for r in range(args.rounds):
             gc.collect()
-            # in-thread overhead, side by side
-            rec = Recorder(DirectorySink(os.path.join(workdir, f"ovh-{r}")))
-            recorded = Interpreter(FROZEN_PERFORMERS, recorder=rec)
-            t_plain, _ = thread_cpu_per_exec(plain, None, args.execs)
-            t_rec, t_writer = thread_cpu_per_exec(recorded, rec, args.execs)
-            _close(rec)
-            assert _stat(rec, "sink_errors") == 0 and _stat(rec, "traces_dropped") == 0, rec.stats
-            overhead.append((t_rec - t_plain) * 1e6)
-            detail["plain"].append(t_plain * 1e6)
-            detail["recorded"].append(t_rec * 1e6)
-            detail["writer"].append(t_writer * 1e6)
-            detail["file"].append(file_cpu_us(os.path.join(workdir, f"probe-{r}")))
-
+            if not args.throughput_only:  # in-thread overhead, side by side
+                overhead_round(args, plain, workdir, r, overhead, detail)
             # throughput, side by side
             rec = Recorder(DirectorySink(os.path.join(workdir, f"tp-{r}")))
-            tp_plain = throughput(
-                Interpreter(SQLITE_PERFORMERS), args.threads, args.per_thread, args.tasks
-            )
+            tp_plain = plain_throughput(args)
             tp_rec = throughput(
                 Interpreter(SQLITE_PERFORMERS, recorder=rec),
                 args.threads,
@@ -391,6 +564,8 @@ def main() -> int:
             # the same with a queue that never drops, timed until every trace is written: what
             # recording everything costs in total (writer included)
             rec = Recorder(DirectorySink(os.path.join(workdir, f"tpall-{r}")), max_queue=10**7)
+            tp_plain_all = plain_throughput(args)
+            profile = WriterProfile(rec)
             tp_all = throughput(
                 Interpreter(SQLITE_PERFORMERS, recorder=rec),
                 args.threads,
@@ -399,9 +574,48 @@ def main() -> int:
                 until_written=rec,
             )
             assert _stat(rec, "traces_written") == total, rec.stats
-            ratio_all.append(tp_all / tp_plain)
+            profile.uninstall()
+            profiles.append(profile.per_trace_us(total))
+            ratio_all.append(tp_all / tp_plain_all)
             shutil.rmtree(os.path.join(workdir, f"tpall-{r}"), ignore_errors=True)
 
+            if SEGMENTS:  # the same two runs into segment files (DirectorySink(segment_bytes))
+                rec = Recorder(
+                    DirectorySink(os.path.join(workdir, f"seg-{r}"), segment_bytes=SEGMENT_BYTES)
+                )
+                tp_plain_seg = plain_throughput(args)
+                tp_seg = throughput(
+                    Interpreter(SQLITE_PERFORMERS, recorder=rec),
+                    args.threads,
+                    args.per_thread,
+                    args.tasks,
+                )
+                _close(rec)
+                seg["ratio"].append(tp_seg / tp_plain_seg)
+                seg["dropped"].append(_stat(rec, "traces_dropped") / total)
+                shutil.rmtree(os.path.join(workdir, f"seg-{r}"), ignore_errors=True)
+                rec = Recorder(
+                    DirectorySink(
+                        os.path.join(workdir, f"segall-{r}"), segment_bytes=SEGMENT_BYTES
+                    ),
+                    max_queue=10**7,
+                )
+                profile = WriterProfile(rec)
+                tp_plain_seg_all = plain_throughput(args)
+                tp_seg_all = throughput(
+                    Interpreter(SQLITE_PERFORMERS, recorder=rec),
+                    args.threads,
+                    args.per_thread,
+                    args.tasks,
+                    until_written=rec,
+                )
+                assert _stat(rec, "traces_written") == total, rec.stats
+                profile.uninstall()
+                seg_profiles.append(profile.per_trace_us(total))
+                seg["ratio_all"].append(tp_seg_all / tp_plain_seg_all)
+                shutil.rmtree(os.path.join(workdir, f"segall-{r}"), ignore_errors=True)
+            if args.throughput_only:
+                continue
             # on-failure success vs always-to-memory, frozen results then dicts
             for performers, out in ((FROZEN_PERFORMERS, onf), (DICT_PERFORMERS, onf_dicts)):
                 always = Interpreter(performers, recorder=Recorder(MemorySink(), mode=ALWAYS))
@@ -416,11 +630,31 @@ def main() -> int:
                     detail["on_failure"].append(t_onf * 1e6)
 
         med = statistics.median
-        print(f"record_exec_overhead_us: {med(overhead):.2f}")
         print(f"record_throughput_ratio: {med(ratio):.3f}")
         print(f"record_throughput_dropped: {med(dropped):.3f}")
         print(f"record_throughput_written: {med(written):.3f}")
         print(f"record_throughput_ratio_all_written: {med(ratio_all):.3f}")
+        writer_figures = (
+            ("awake", "writer_awake_us_per_trace"),
+            ("cpu", "writer_cpu_us_per_trace"),
+            ("wait", "writer_wait_us_per_trace"),
+            ("enc_cpu", "writer_encode_cpu_us"),
+            ("enc_wait", "writer_encode_wait_us"),
+            ("sys_cpu", "writer_syscall_cpu_us"),
+            ("sys_wait", "writer_syscall_wait_us"),
+            ("batch", "writer_traces_per_wakeup"),
+        )
+        for key, name in writer_figures:
+            print(f"record_throughput_{name}: {med(p[key] for p in profiles):.1f}")
+        if SEGMENTS:
+            print(f"record_throughput_ratio_segments: {med(seg['ratio']):.3f}")
+            print(f"record_throughput_dropped_segments: {med(seg['dropped']):.3f}")
+            print(f"record_throughput_ratio_all_written_segments: {med(seg['ratio_all']):.3f}")
+            for key, name in writer_figures:
+                print(f"record_throughput_segments_{name}: {med(p[key] for p in seg_profiles):.1f}")
+        if args.throughput_only:
+            return 0
+        print(f"record_exec_overhead_us: {med(overhead):.2f}")
         print(f"record_on_failure_success_ratio: {med(onf):.3f}")
         print(f"record_on_failure_success_ratio_dicts: {med(onf_dicts):.3f}")
         print(

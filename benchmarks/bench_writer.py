@@ -13,7 +13,8 @@ waiting for the GIL or the disk excluded). Prints ``name: value`` lines:
   file name), with a sink that does nothing.
 * ``writer_file_us`` — creating, writing and closing one ``.prodtrace`` file in ``--dir``
   (``DirectorySink``) — the system calls; ``writer_append_us`` is the same bytes appended to one
-  open file, what a segment file of many traces would cost instead.
+  open file, what a segment file of many traces would cost instead; ``writer_segment_us`` the
+  writer's own work per trace with ``DirectorySink(segment_bytes=...)`` (256 traces per append).
 * ``trace_id_us`` — making an execution's trace id in the handler's thread (the interpreter asks
   for it at the start of every recorded execution).
 """
@@ -107,6 +108,21 @@ def one_round(n: int, directory: str) -> dict[str, float]:
         os.close(fd)
 
     out["writer_append_us"] = _cpu_per(n, append)
+
+    # The same traces through DirectorySink(segment_bytes=...), 256 per append as the writer
+    # batches them (encoding done before the clock starts, as for writer_file_us).
+    recorder, writer = _queued(
+        DirectorySink(os.path.join(directory, "seg"), segment_bytes=1 << 30), n
+    )
+    items = list(writer.done)
+    writer.done.clear()
+    for t in items:
+        t.complete()
+        t.info  # noqa: B018 -- made here, as above
+    out["writer_segment_us"] = _cpu_per(
+        n, lambda: [writer._append_whole(items[i : i + 256]) for i in range(0, n, 256)]
+    )
+    writer.sink.end_segment()
     out["bytes_per_trace"] = statistics.mean(map(len, payloads))
 
     reps = 20_000

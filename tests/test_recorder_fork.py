@@ -20,7 +20,7 @@ from pathlib import Path
 import msgpack
 import pytest
 
-from prodture import DirectorySink, Effect, Interpreter, Recorder, read_trace
+from prodture import DirectorySink, Effect, Interpreter, MemorySink, Recorder, read_trace
 
 # A fork while other threads run is what this file tests; 3.12+ warns about it.
 pytestmark = pytest.mark.filterwarnings("ignore:This process .* is multi-threaded")
@@ -292,6 +292,47 @@ def test_a_trace_dropped_when_it_finishes_leaves_nothing_of_what_was_streamed(tm
     assert stats.traces_written == len(inputs) >= 2
     assert stats.traces_dropped == 21 - stats.traces_written and stats.sink_errors == 0, stats
     assert stats.traces_started == 21
+
+
+def _child_records_into_memory(sink: MemorySink, interpreter: Interpreter) -> None:
+    """In the child: an execution recorded into the MemorySink the parent forked with."""
+    before = len(sink.traces)
+    assert interpreter.run(two_fetches, "child").ok
+    assert len(sink.traces) == before + 1
+    assert read_trace(sink.traces[-1]).input == "child"
+
+
+def test_a_forked_child_records_into_a_memory_sink_whose_lock_a_parent_thread_held():
+    sink = MemorySink()
+    interpreter = Interpreter({Fetch: fetch}, recorder=Recorder(sink))
+    assert interpreter.run(two_fetches, "parent").ok
+    # A parent thread is inside the sink (holding its lock) at the fork: that thread does not
+    # exist in the child, so the child must not wait for the lock it held.
+    held, release = threading.Event(), threading.Event()
+
+    def inside_the_sink() -> None:
+        with sink._lock:
+            held.set()
+            release.wait(timeout=60)
+
+    holder = threading.Thread(target=inside_the_sink)
+    holder.start()
+    try:
+        assert held.wait(timeout=30)
+        child = FORK.Process(target=_child_records_into_memory, args=(sink, interpreter))
+        child.start()
+        child.join(timeout=30)
+        if child.exitcode is None:
+            child.kill()
+            child.join()
+            pytest.fail("the child hung on the memory sink's lock, held by a parent thread")
+        assert child.exitcode == 0, "the child failed its checks (see its stderr)"
+    finally:
+        release.set()
+        holder.join()
+    assert len(sink.traces) == 1  # the child's trace is the child's memory, not the parent's
+    assert interpreter.run(two_fetches, "parent-again").ok
+    assert [read_trace(t).input for t in sink.traces] == ["parent", "parent-again"]
 
 
 def test_max_queue_bytes_must_be_positive(tmp_path: Path):

@@ -47,6 +47,7 @@ __all__ = [
     "TraceStream",
     "DirectorySink",
     "MemorySink",
+    "segment_traces",
     "ALWAYS",
     "ON_FAILURE",
     "Sampled",
@@ -139,6 +140,42 @@ class _FileStream:
 _UNSAFE = re.compile(r"[^A-Za-z0-9_.-]+")
 
 
+class _Segment:
+    """One segment file being appended to by one process's writer thread: whole traces only.
+    ``size`` is what it holds, so that a failed append can be cut back to the last whole trace."""
+
+    __slots__ = ("fd", "path", "size", "pid", "spoiled", "close", "__weakref__")
+
+    def __init__(self, path: str, file_mode: int) -> None:
+        self.path = path
+        self.fd = os.open(path, os.O_WRONLY | os.O_CREAT | os.O_EXCL | os.O_APPEND, file_mode)
+        self.size = 0
+        self.pid = os.getpid()
+        self.spoiled = False  # a failed append could not be cut back: append no more here
+        self.close = weakref.finalize(self, _close_quietly, self.fd)  # closes once, at most
+
+    def append(self, data: bytes) -> None:
+        start = self.size
+        try:
+            view = memoryview(data)
+            while view:  # a short write (signal, full disk): finish it, or fail and cut back
+                view = view[os.write(self.fd, view) :]
+        except OSError:
+            try:  # remove what the failed append wrote (shrinking a file needs no free space)
+                os.ftruncate(self.fd, start)
+            except OSError:
+                self.spoiled = True
+            raise
+        self.size = start + len(data)
+
+
+def _close_quietly(fd: int) -> None:
+    try:
+        os.close(fd)
+    except OSError:
+        pass
+
+
 class DirectorySink:
     """One file per execution in ``directory``: ``<UTC time>-<handler>-<id>.prodtrace``.
 
@@ -146,14 +183,89 @@ class DirectorySink:
     ``O_EXCL``). Files are readable by their owner only (``file_mode=0o600``) because traces hold
     customer data, redaction or not. A trace whose write fails (a full disk) is removed, never
     left behind partial.
+
+    ``segment_bytes``: append finished traces to segment files of about that size instead,
+    ``<UTC time>-segment-<id>.prodtraces``, many traces each, several per write: creating a file
+    per trace costs the writer thread three system calls per trace, and after each one it waits
+    for the GIL behind the handler threads. Each trace in a segment is whole and self-contained
+    (:func:`segment_traces` splits a segment into traces that :func:`~prodture.read_trace`
+    reads); a failed append is cut back, so a segment holds whole traces only, or a killed
+    writer's last trace cut short. An execution still running after ``flush_interval`` is
+    streamed while it runs, into a ``.prodtrace`` file of its own as without segments.
     """
 
-    def __init__(self, directory: str | os.PathLike[str], *, file_mode: int = 0o600) -> None:
+    def __init__(
+        self,
+        directory: str | os.PathLike[str],
+        *,
+        file_mode: int = 0o600,
+        segment_bytes: int | None = None,
+    ) -> None:
+        if segment_bytes is not None and segment_bytes < 1:
+            raise ValueError(
+                f"segment_bytes must be a positive size in bytes (or None for one file per "
+                f"trace), got {segment_bytes}"
+            )
         self.directory = os.fspath(directory)
         self.file_mode = file_mode
+        self.segment_bytes = segment_bytes
         os.makedirs(self.directory, exist_ok=True)
         self._prefix = os.path.join(self.directory, "")
         self._short_names: dict[str, str] = {}  # handler -> its part of the file name
+        #: The segment each writer thread appends to (one writer thread per recorder; recorders
+        #: may share a sink): a segment has one writer, so a failed append can be cut back.
+        self._segments: dict[int, _Segment] = {}
+
+    def append_traces(self, traces: list[tuple[TraceInfo, bytes]]) -> list[OSError | None]:
+        """Append whole finished traces to the current segment (``segment_bytes`` set), in one
+        write when they fit; per trace, ``None`` when it is on disk or the error that lost it.
+        Called from the recorder's writer thread only."""
+        try:
+            self._current(traces[0][0]).append(b"".join([data for _, data in traces]))
+            results: list[OSError | None] = [None] * len(traces)
+        except OSError:  # a full disk: the batch was cut back; as many as fit, one by one
+            results = []
+            for info, data in traces:
+                try:
+                    self._current(info).append(data)
+                    results.append(None)
+                except OSError as error:
+                    results.append(error)
+        segment = self._segments.get(threading.get_ident())
+        if segment is not None and (
+            segment.size == 0 or segment.size >= (self.segment_bytes or 0) or segment.spoiled
+        ):
+            self.end_segment()  # full; or empty (every append failed): never left behind empty
+        return results
+
+    def _current(self, info: TraceInfo) -> _Segment:
+        me = threading.get_ident()
+        segment = self._segments.get(me)
+        if segment is not None and (segment.pid != os.getpid() or segment.spoiled):
+            # A forked child: the segment is its parent's to append to (and to cut back).
+            segment.close()
+            segment = None
+        if segment is None:
+            t = info.started_at
+            path = (
+                f"{self._prefix}{t.year:04d}{t.month:02d}{t.day:02d}T{t.hour:02d}{t.minute:02d}"
+                f"{t.second:02d}.{t.microsecond:06d}Z-segment-{info.trace_id[:12]}.prodtraces"
+            )
+            segment = self._segments[me] = _Segment(path, self.file_mode)
+        return segment
+
+    def end_segment(self) -> None:
+        """Close the calling writer thread's segment (the writer calls it when it stops:
+        ``Recorder.close()``); its next trace starts a new one."""
+        segment = self._segments.pop(threading.get_ident(), None)
+        if segment is None:
+            return
+        segment.close()
+        if segment.size == 0 and segment.pid == os.getpid():
+            try:
+                os.unlink(segment.path)
+            except OSError:
+                pass
 
     def open(self, info: TraceInfo) -> _FileStream:
         # Called once per trace by the writer thread: the name is built with one f-string (a
@@ -175,6 +287,52 @@ class DirectorySink:
         return f"DirectorySink({self.directory!r})"
 
 
+def segment_traces(source: str | os.PathLike[str] | bytes) -> list[bytes]:
+    """The traces a segment file (``DirectorySink(segment_bytes=...)``) holds, in the order
+    written, each the bytes of one whole self-contained trace for
+    :func:`~prodture.read_trace` (the last one cut short if its writer was killed writing it).
+    Records are skipped, never decoded: a trace starts at each ``HEADER`` record (kind 0)."""
+    import msgpack
+
+    if isinstance(source, bytes):
+        data = source
+    else:
+        with open(source, "rb") as f:
+            data = f.read()
+    unpacker = msgpack.Unpacker(max_buffer_size=max(len(data), 1))
+    unpacker.feed(data)
+    starts: list[int] = []
+    pos = 0
+    while pos < len(data):
+        if _is_header(data, pos):
+            starts.append(pos)
+        elif not starts:
+            raise ValueError(
+                f"{source if not isinstance(source, bytes) else 'the data'} is not a trace "
+                "segment: it does not start with a HEADER record"
+            )
+        try:
+            unpacker.skip()
+        except msgpack.OutOfData:  # a killed writer's last record, cut short
+            break
+        pos = unpacker.tell()
+    return [data[a:b] for a, b in zip(starts, [*starts[1:], len(data)], strict=True)]
+
+
+def _is_header(data: bytes, pos: int) -> bool:
+    """Whether the record at ``pos`` is a msgpack array whose first element is 0 (HEADER)."""
+    first = data[pos]
+    if 0x91 <= first <= 0x9F:  # fixarray of 1-15 elements
+        kind_at = pos + 1
+    elif first == 0xDC:  # array 16
+        kind_at = pos + 3
+    elif first == 0xDD:  # array 32
+        kind_at = pos + 5
+    else:
+        return False
+    return kind_at < len(data) and data[kind_at] == 0
+
+
 class _MemoryStream:
     __slots__ = ("sink", "chunks", "info")
 
@@ -192,6 +350,10 @@ class _MemoryStream:
         self.chunks = []
 
 
+#: Every live MemorySink, for a forked child to give each a lock of its own.
+_memory_sinks: weakref.WeakSet[MemorySink] = weakref.WeakSet()
+
+
 class MemorySink:
     """Keeps traces in memory (tests, or a buffer in front of another transport). Written in the
     handler's thread: ``traces`` holds a trace as soon as its execution has finished."""
@@ -200,6 +362,12 @@ class MemorySink:
 
     def __init__(self) -> None:
         self.traces: list[bytes] = []
+        self._lock = threading.Lock()
+        _memory_sinks.add(self)
+
+    def _after_fork_in_child(self) -> None:
+        """A new lock: the parent's may have been held by a thread that does not exist here
+        (the child keeps its copy of the traces held so far)."""
         self._lock = threading.Lock()
 
     def open(self, info: TraceInfo) -> _MemoryStream:
@@ -1077,9 +1245,22 @@ class _FailureSession:
 _writers: weakref.WeakSet[_Writer] = weakref.WeakSet()
 #: The writer publishes its counts (written, queued bytes) at least every this many traces.
 _PUBLISH_EVERY = 32
+#: A segment sink gets at most this many traces (or about this many bytes) per append: every
+#: write releases the GIL, and taking it back behind busy handler threads costs the writer
+#: about a millisecond, so the batch is what the writer finds queued, up to these.
+_SEGMENT_BATCH = 1024
+_SEGMENT_BATCH_BYTES = 4 * 1024 * 1024
 #: Bumped in a forked child: a session begun before the fork (in the parent) is the parent's
 #: trace, so the child neither finishes nor writes it.
 _fork_generation = 0
+#: After writing fewer than LINGER_BELOW traces, the writer waits LINGER_S (at most a tenth of
+#: ``flush_interval``) for more before it sleeps until rung: under load, batches grow and the
+#: GIL hand-offs to the writer thread per trace shrink (``benchmarks/bench_recorder.py``:
+#: ``record_throughput_*writer_traces_per_wakeup``). Only with ``max_queue`` of at least
+#: LINGER_MIN_QUEUE, which a few milliseconds of traces cannot fill.
+LINGER_BELOW = 64
+LINGER_S = 0.005
+LINGER_MIN_QUEUE = 256
 #: How long interpreter exit waits for each recorder's writer (a stuck sink must not hang exit).
 EXIT_FLUSH_TIMEOUT_S = 10.0
 
@@ -1096,8 +1277,20 @@ class _Writer:
 
     def __init__(self, recorder: Recorder) -> None:
         self.sink = recorder.sink
+        #: A segment sink's append (``DirectorySink(segment_bytes=...)``): whole finished
+        #: traces are then written in batches, one write per batch, instead of a file each.
+        self.append: Callable[[list[tuple[TraceInfo, bytes]]], list[OSError | None]] | None = (
+            getattr(self.sink, "append_traces", None)
+            if getattr(self.sink, "segment_bytes", None)
+            else None
+        )
         self.counts = recorder._counts
         self.interval = recorder.flush_interval
+        #: Seconds to let finished traces gather after a small batch (see _loop); none with a
+        #: small queue, which lingering could fill.
+        self.linger = (
+            min(LINGER_S, self.interval / 10) if recorder.max_queue >= LINGER_MIN_QUEUE else 0.0
+        )
         self.done: collections.deque[_Pending | threading.Event] = collections.deque()
         self.running: dict[int, _StreamSession] = {}
         #: Traces dropped when they finished (max_queue_bytes): the writer removes whatever it
@@ -1194,18 +1387,29 @@ class _Writer:
     def _loop(self) -> None:
         next_stream = time.monotonic() + self.interval
         while True:
-            busy = self._drain_done()
+            drained = self._drain_done()
             now = time.monotonic()
             if now >= next_stream:
                 self._stream_running(force=False)
                 next_stream = now + self.interval
-            if busy:
+            if drained:
+                if drained < LINGER_BELOW and self.linger and not self.stopping:
+                    # A small batch: let traces gather for a moment (not rung meanwhile: not
+                    # `sleeping`; a flush() still rings) rather than waking for every few.
+                    # Each wake-up and each write hands the GIL to this thread, and under
+                    # load the handler threads pay for every hand-off.
+                    self._bell.acquire(timeout=self.linger)
                 continue
             if self.stopping:
                 with self._lock:
                     if self.stopping and not self.done and not self.dropped:
                         self.thread = None
                         self.sleeping = True
+                        if self.append is not None:  # a segment sink: close this thread's
+                            try:
+                                self.sink.end_segment()  # type: ignore[attr-defined]
+                            except Exception:
+                                pass
                         return
                 continue
             # Sleep until a handler rings or running executions are due to be streamed.
@@ -1217,16 +1421,19 @@ class _Writer:
             self._bell.acquire(timeout=timeout)
             self.sleeping = False
 
-    def _drain_done(self) -> bool:
+    def _drain_done(self) -> int:
         """Write every finished trace waiting. The counts (written, queued bytes) are published
         every ``_PUBLISH_EVERY`` traces (one lock round per batch, not per trace; often enough
         for ``stats`` and the byte bound to follow a writer that never runs dry), at the end,
         and before any flush() marker is answered."""
         done = self.done
-        busy = False
+        drained = 0
         written = freed = batch = 0
         write_trace = self.write_trace
         dropped = self.dropped
+        append = self.append
+        whole: list[_Pending] = []  # segment sink: finished traces for the next append
+        whole_size = 0  # their queued bytes, freed once they are appended
         while dropped:
             write_trace(dropped.popleft())  # broken: removes what was streamed
         while True:
@@ -1234,8 +1441,12 @@ class _Writer:
                 item = done.popleft()
             except IndexError:
                 break
-            busy = True
+            drained += 1
             if isinstance(item, threading.Event):  # a flush() waiting for what came before
+                if whole:
+                    written += self._append_whole(whole)
+                    freed += whole_size
+                    whole, whole_size = [], 0
                 self._publish(written, freed)
                 written = freed = batch = 0
                 try:
@@ -1243,21 +1454,62 @@ class _Writer:
                 finally:
                     item.set()
                 continue
-            freed += item.size
-            try:
-                if write_trace(item):
-                    written += 1
-            except Exception:  # a bug of ours must not stop the writer (nor hang a flush)
-                self._sink_failed(item, item.stream)
+            if append is not None and item.stream is None and not item.broken:
+                whole.append(item)  # never streamed: appended whole, with others
+                whole_size += item.size
+                if len(whole) == _SEGMENT_BATCH or whole_size >= _SEGMENT_BATCH_BYTES:
+                    written += self._append_whole(whole)
+                    freed += whole_size
+                    whole, whole_size = [], 0
+            else:
+                freed += item.size
+                try:
+                    if write_trace(item):
+                        written += 1
+                except Exception:  # a bug of ours must not stop the writer (nor hang a flush)
+                    self._sink_failed(item, item.stream)
             batch += 1
-            if batch == _PUBLISH_EVERY:
+            if batch == _PUBLISH_EVERY:  # (a segment batch waiting is not written yet)
                 self._publish(written, freed)
                 written = freed = batch = 0
                 while dropped:
                     write_trace(dropped.popleft())
-        if busy:
+        if whole:
+            written += self._append_whole(whole)
+            freed += whole_size
+        if drained:
             self._publish(written, freed)
-        return busy
+        return drained
+
+    def _append_whole(self, traces: list[_Pending]) -> int:
+        """Encode what these finished traces kept, all of them first, then append them to the
+        segment sink in one write (one GIL hand-off for the batch, not three per trace). Returns
+        how many are on disk; each one lost is counted and logged as a sink error."""
+        batch: list[tuple[TraceInfo, bytes]] = []
+        kept: list[_Pending] = []
+        for trace in traces:
+            try:
+                if type(trace) is _StreamSession:
+                    trace.complete()
+                records = trace.records
+                batch.append((trace.info, b"".join(records)))
+                records.clear()
+                kept.append(trace)
+            except Exception:  # a bug of ours: that trace only
+                self._sink_failed(trace, None)
+        if not batch:
+            return 0
+        try:
+            results: list[OSError | None] | list[Exception] = self.append(batch)  # type: ignore[misc]
+        except Exception as error:
+            results = [error] * len(batch)
+        written = 0
+        for trace, error in zip(kept, results, strict=True):
+            if error is None:
+                written += 1
+            else:
+                self._sink_failed(trace, None, error)
+        return written
 
     def _publish(self, written: int, freed: int) -> None:
         c = self.counts
@@ -1340,7 +1592,9 @@ class _Writer:
         except Exception:
             self._sink_failed(trace, trace.stream)
 
-    def _sink_failed(self, trace: _Pending, stream: TraceStream | None) -> None:
+    def _sink_failed(
+        self, trace: _Pending, stream: TraceStream | None, error: BaseException | None = None
+    ) -> None:
         trace.broken = True
         trace.records.clear()
         trace.stream = None
@@ -1358,7 +1612,7 @@ class _Writer:
             trace.info.handler,
             trace.info.trace_id,
             errors,
-            exc_info=True,
+            exc_info=error or True,
         )
 
 
@@ -1400,6 +1654,8 @@ def _after_fork_in_child() -> None:
     _ids.seed()  # from os.urandom: a child must not repeat its parent's trace ids
     for writer in list(_writers):
         writer.after_fork_in_child()
+    for sink in list(_memory_sinks):
+        sink._after_fork_in_child()
 
 
 _multiprocessing_hooked = False
