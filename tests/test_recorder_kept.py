@@ -134,6 +134,7 @@ def test_only_values_that_cannot_change_are_kept_by_reference():
     """Immutable values are kept as themselves (no copy, no encoding in the handler's thread);
     plain containers as private copies; anything that could change, or is nested too deep to
     look at, is not kept (the session encodes it at once)."""
+    value: Any
     for value in (
         "s",
         3,

@@ -7,7 +7,9 @@ from __future__ import annotations
 
 import dataclasses
 import datetime as dt
+from collections.abc import Sequence
 from decimal import Decimal
+from typing import Any
 
 import msgpack
 import pytest
@@ -22,7 +24,7 @@ STARTED = dt.datetime(2026, 11, 30, 12, 0, 0, tzinfo=dt.timezone.utc)
 SITE = ("/srv/app/cache_test.py", 12, "handle")
 
 
-def _trace(encoder: TraceEncoder, effects: list[tuple[Effect, object]], site=SITE) -> bytes:
+def _trace(encoder: TraceEncoder, effects: Sequence[tuple[Any, object]], site=SITE) -> bytes:
     parts = [
         encoder.header("tests:cache", trace_id="t" * 32, started_at=STARTED, meta={}),
         encoder.input(None),

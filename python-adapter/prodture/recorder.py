@@ -431,7 +431,9 @@ class _Counters:
         self.lock = threading.Lock()
         self.last_log: dict[str, float] = {}
 
-    def log_fault(self, kind: str, message: str, *args: Any, exc_info: bool = False) -> None:
+    def log_fault(
+        self, kind: str, message: str, *args: Any, exc_info: BaseException | bool = False
+    ) -> None:
         """Log a fault, at most once per ``LOG_INTERVAL_S`` for each kind (the counts say the rest)."""
         now = time.monotonic()
         with self.lock:
@@ -445,7 +447,7 @@ class _Counters:
 # Values that cannot change after they are returned: a session may keep a reference to them and
 # encode them later (in the writer thread, or only if the execution fails). Anything else is
 # encoded at once.
-_IMMUTABLE = frozenset(
+_IMMUTABLE: frozenset[type] = frozenset(
     {
         str,
         int,
@@ -1501,8 +1503,8 @@ class _Writer:
             return 0
         try:
             results: list[OSError | None] | list[Exception] = self.append(batch)  # type: ignore[misc]
-        except Exception as error:
-            results = [error] * len(batch)
+        except Exception as failure:
+            results = [failure] * len(batch)
         written = 0
         for trace, error in zip(kept, results, strict=True):
             if error is None:

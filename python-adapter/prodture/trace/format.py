@@ -453,8 +453,8 @@ class TraceEncoder:
             try:
                 # [trace_id, "started_at", started_at] without its array head; the meta map at
                 # the depth it has in the record (msgpack's nesting limit counts the arrays).
-                middle = packer.pack([trace_id, "started_at", started_at])[1:]
-                tail = packer.pack([[meta]])[2:]
+                middle: bytes = packer.pack([trace_id, "started_at", started_at])[1:]
+                tail: bytes = packer.pack([[meta]])[2:]
             except Exception:
                 packer.reset()
                 self._pending_opaque.clear()
@@ -563,7 +563,7 @@ class TraceEncoder:
                 # REDACTED as a whole when a value could not be walked: then value by value.
                 values = scrubbed if type(scrubbed) is list else [redactor.scrub(v) for v in values]
             if ok and type(value) not in _PLAIN_TYPES:
-                plain = self._plain_results.get(type(value), _UNSEEN)
+                plain: Any = self._plain_results.get(type(value), _UNSEEN)
                 if plain is _UNSEEN:
                     plain = _plain_result(self._plain_results, type(value), redactor)
                 result = None
