@@ -204,3 +204,37 @@ def test_a_forked_child_appends_to_a_segment_of_its_own(tmp_path: Path):
         "parent-1",
         "parent-2",
     ]
+
+
+def test_prodture_split_writes_each_trace_of_a_segment_as_a_file_the_tools_open(tmp_path, capsys):
+    """A segment cannot be opened as one trace (the reader says to split it); ``prodture split``
+    writes one ``.prodtrace`` per trace, each readable, and never writes one twice."""
+    from prodture.cli import main
+
+    recorder = Recorder(DirectorySink(tmp_path / "rec", segment_bytes=1 << 20))
+    interpreter = Interpreter({Fetch: fetch}, recorder=recorder)
+    for n in range(5):
+        assert interpreter.run(two_fetches, [f"a{n}", f"b{n}"]).ok
+    recorder.close()
+    (segment,) = glob.glob(str(tmp_path / "rec" / "*.prodtraces"))
+    with pytest.raises(TraceFormatError, match="holds several traces.*prodture split"):
+        read_trace(segment)
+
+    out = tmp_path / "split"
+    assert main(["split", segment, "--out", str(out)]) == 0
+    assert "5 traces written" in capsys.readouterr().out
+    files = sorted(out.glob("*.prodtrace"))
+    assert len(files) == 5
+    traces = [read_trace(f) for f in files]
+    assert sorted(t.input[0] for t in traces) == [f"a{n}" for n in range(5)]
+    assert all(
+        f.name == f"{t.header.trace_id}.prodtrace" for f, t in zip(files, traces, strict=True)
+    )
+    assert all(stat.S_IMODE(os.stat(f).st_mode) == 0o600 for f in files)
+
+    assert main(["split", segment, "--out", str(out)]) == 0
+    again = capsys.readouterr().out
+    assert "0 traces written" in again and "(5 already there)" in again
+    assert main(["split", str(files[0]), "--out", str(tmp_path / "x")]) == 0  # one trace: one file
+    assert main(["split", str(tmp_path / "missing.prodtraces")]) == 2
+    assert "cannot read" in capsys.readouterr().err

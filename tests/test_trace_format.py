@@ -256,7 +256,7 @@ def test_newer_format_version_is_refused_with_upgrade_advice():
         (pack(header(), GOOD[2]), "input record is missing"),
         (pack(header(), GOOD[1], GOOD[1]), "input record must come once"),
         (pack(*GOOD, GOOD[4]), "follows the outcome"),
-        (pack(header(), GOOD[1], header()), "second header"),
+        (pack(header(), GOOD[1], header()), "a second trace starts at record 2"),
         (
             pack(header(), GOOD[1], [RecordKind.OUTCOME, True, 1, "", 3, 1]),
             "failed effect #3 was not recorded",

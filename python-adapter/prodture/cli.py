@@ -15,6 +15,7 @@ import os
 import pprint
 import sys
 from collections.abc import Iterator, Sequence
+from pathlib import Path
 from typing import Any, NoReturn
 
 from .replay import (
@@ -32,7 +33,7 @@ from .store_url import StoreConfigError, mask_password, resolve_store
 from .stores import AmbiguousId, Query, StoreError, TraceSummary, parse_age, parse_since
 from .text import clip, short_repr
 from .trace.codec import RecordedError, TraceFormatError
-from .trace.format import Trace, read_trace
+from .trace.format import Trace, read_header, read_trace
 from .trace.render import effect_to_json, outcome_to_json, to_json, trace_to_json
 
 __all__ = ["main"]
@@ -90,6 +91,17 @@ def _parser() -> argparse.ArgumentParser:
         "--cwd",
         help="project directory (where pyproject.toml lists [tool.prodture] modules); default: the current directory",
     )
+    split = sub.add_parser(
+        "split",
+        help="split a segment file (many traces, DirectorySink(segment_bytes=...)) into "
+        ".prodtrace files, one per trace",
+    )
+    split.add_argument("segment", help="path to a .prodtraces segment file")
+    split.add_argument(
+        "--out",
+        metavar="DIR",
+        help="where the .prodtrace files go (default: a directory named after the segment)",
+    )
     _store_commands(sub)
     _add_events_parser(sub)
     return parser
@@ -105,10 +117,12 @@ def _add_events_parser(sub: Any) -> None:
 def main(argv: Sequence[str] | None = None) -> int:
     args = _parser().parse_args(argv)
     if args.command is None:
-        _parser().error("missing command: use show, replay, list, fetch, import or prune")
+        _parser().error("missing command: use show, replay, split, list, fetch, import or prune")
     try:
         if args.command == "show":
             return _show(args)
+        if args.command == "split":
+            return _split(args)
         if args.command in _STORE_COMMANDS:
             return _STORE_COMMANDS[args.command](args)
         if args.command == "events":
@@ -127,6 +141,43 @@ def main(argv: Sequence[str] | None = None) -> int:
         return _fail("interrupted")
     except Exception as e:  # the contract: one line, never a traceback
         return _fail(f"internal error: {type(e).__name__}: {e} (please report it)")
+
+
+def _split(args: argparse.Namespace) -> int:
+    """Write each trace of a segment file as ``<trace id>.prodtrace`` (never over a file that
+    exists: a trace split twice is not written twice)."""
+    from .recorder import segment_traces
+
+    source = Path(args.segment)
+    try:
+        traces = segment_traces(source)
+    except OSError as e:
+        return _fail(f"cannot read {source}: {e.strerror or e}")
+    except ValueError as e:
+        return _fail(f"{e}; only segment files (.prodtraces) can be split")
+    out = Path(args.out) if args.out else source.with_suffix("")
+    out.mkdir(parents=True, exist_ok=True)
+    written = kept = unreadable = 0
+    for number, data in enumerate(traces, 1):
+        try:
+            name = f"{read_header(data).trace_id}.prodtrace"
+        except TraceFormatError:  # a killed writer's last trace, cut short in its header
+            unreadable += 1
+            name = f"{source.stem}-{number}.partial.prodtrace"
+        try:
+            fd = os.open(out / name, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o600)
+        except FileExistsError:
+            kept += 1
+            continue
+        with os.fdopen(fd, "wb") as f:
+            f.write(data)
+        written += 1
+    print(
+        f"{written} traces written to {out}"
+        + (f" ({kept} already there)" if kept else "")
+        + (f" ({unreadable} cut short: *.partial.prodtrace)" if unreadable else "")
+    )
+    return EXIT_OK
 
 
 def _fail(message: str) -> int:

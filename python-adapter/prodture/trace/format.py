@@ -886,7 +886,11 @@ class TraceReader:
                 elif kind > RecordKind.OUTCOME or kind < 0:
                     continue  # an unknown record kind (a later v1 writer's addition) is skipped
                 elif kind == RecordKind.HEADER:
-                    raise ValueError("a second header record (two traces concatenated?)")
+                    raise self._fail(
+                        f"a second trace starts at record {index}: the file holds several traces "
+                        "(a segment of DirectorySink(segment_bytes=...)?); split it into "
+                        "one .prodtrace file per trace with 'prodture split FILE'"
+                    )
                 elif outcome is not None:
                     raise ValueError("a record follows the outcome record")
                 elif kind == RecordKind.INPUT:
