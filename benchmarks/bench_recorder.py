@@ -462,6 +462,58 @@ def plain_throughput(args) -> float:
     return throughput(Interpreter(SQLITE_PERFORMERS), args.threads, args.per_thread, args.tasks)
 
 
+@dataclasses.dataclass
+class ThroughputRound:
+    ratio: float  # recorded / unrecorded executions per second (drops allowed)
+    dropped: float  # fraction of recorded executions whose trace was dropped
+    written: float  # fraction written
+    ratio_all: float  # the same with a queue that never drops, timed until all is on disk
+    profile: dict[str, float]  # the writer's time per trace in the all-written run
+    plain: float  # unrecorded executions per second
+    recorded: float  # recorded executions per second (drops allowed)
+
+
+def throughput_round(args, directory: str, sink_options: dict) -> ThroughputRound:
+    """One round of ``record_throughput_*`` into ``DirectorySink(directory, **sink_options)``:
+    recorded with the default queue (traces dropped when the writer is behind), then with a queue
+    that never drops, timed until every trace is written (what recording everything costs in
+    total, writer included); each after an unrecorded run of the same work."""
+    total = args.threads * args.per_thread + args.tasks
+
+    def run(recorder: Recorder, until_written: bool) -> float:
+        return throughput(
+            Interpreter(SQLITE_PERFORMERS, recorder=recorder),
+            args.threads,
+            args.per_thread,
+            args.tasks,
+            until_written=recorder if until_written else None,
+        )
+
+    rec = Recorder(DirectorySink(os.path.join(directory, "dropping"), **sink_options))
+    tp_plain = plain_throughput(args)
+    tp_rec = run(rec, until_written=False)
+    _close(rec)
+    shutil.rmtree(os.path.join(directory, "dropping"), ignore_errors=True)
+    dropped = _stat(rec, "traces_dropped") / total
+    written = _stat(rec, "traces_written") / total
+    rec = Recorder(DirectorySink(os.path.join(directory, "all"), **sink_options), max_queue=10**7)
+    tp_plain_all = plain_throughput(args)
+    profile = WriterProfile(rec)
+    tp_all = run(rec, until_written=True)
+    assert _stat(rec, "traces_written") == total, rec.stats
+    profile.uninstall()
+    shutil.rmtree(directory, ignore_errors=True)
+    return ThroughputRound(
+        tp_rec / tp_plain,
+        dropped,
+        written,
+        tp_all / tp_plain_all,
+        profile.per_trace_us(total),
+        tp_plain,
+        tp_rec,
+    )
+
+
 # -- record_on_failure_success_ratio ----------------------------------------------------------
 
 
@@ -544,76 +596,23 @@ def main() -> int:
             gc.collect()
             if not args.throughput_only:  # in-thread overhead, side by side
                 overhead_round(args, plain, workdir, r, overhead, detail)
-            # throughput, side by side
-            rec = Recorder(DirectorySink(os.path.join(workdir, f"tp-{r}")))
-            tp_plain = plain_throughput(args)
-            tp_rec = throughput(
-                Interpreter(SQLITE_PERFORMERS, recorder=rec),
-                args.threads,
-                args.per_thread,
-                args.tasks,
-            )
-            _close(rec)
-            total = args.threads * args.per_thread + args.tasks
-            ratio.append(tp_rec / tp_plain)
-            dropped.append(_stat(rec, "traces_dropped") / total)
-            written.append(_stat(rec, "traces_written") / total)
-            detail["plain_tp"].append(tp_plain)
-            detail["rec_tp"].append(tp_rec)
-            shutil.rmtree(os.path.join(workdir, f"tp-{r}"), ignore_errors=True)
-            # the same with a queue that never drops, timed until every trace is written: what
-            # recording everything costs in total (writer included)
-            rec = Recorder(DirectorySink(os.path.join(workdir, f"tpall-{r}")), max_queue=10**7)
-            tp_plain_all = plain_throughput(args)
-            profile = WriterProfile(rec)
-            tp_all = throughput(
-                Interpreter(SQLITE_PERFORMERS, recorder=rec),
-                args.threads,
-                args.per_thread,
-                args.tasks,
-                until_written=rec,
-            )
-            assert _stat(rec, "traces_written") == total, rec.stats
-            profile.uninstall()
-            profiles.append(profile.per_trace_us(total))
-            ratio_all.append(tp_all / tp_plain_all)
-            shutil.rmtree(os.path.join(workdir, f"tpall-{r}"), ignore_errors=True)
-
-            if SEGMENTS:  # the same two runs into segment files (DirectorySink(segment_bytes))
-                rec = Recorder(
-                    DirectorySink(os.path.join(workdir, f"seg-{r}"), segment_bytes=SEGMENT_BYTES)
+            # throughput, side by side: one file per trace, then (when the sink has them) segments
+            one = throughput_round(args, os.path.join(workdir, f"tp-{r}"), {})
+            ratio.append(one.ratio)
+            dropped.append(one.dropped)
+            written.append(one.written)
+            ratio_all.append(one.ratio_all)
+            profiles.append(one.profile)
+            detail["plain_tp"].append(one.plain)
+            detail["rec_tp"].append(one.recorded)
+            if SEGMENTS:  # DirectorySink(segment_bytes): many traces per file
+                many = throughput_round(
+                    args, os.path.join(workdir, f"seg-{r}"), {"segment_bytes": SEGMENT_BYTES}
                 )
-                tp_plain_seg = plain_throughput(args)
-                tp_seg = throughput(
-                    Interpreter(SQLITE_PERFORMERS, recorder=rec),
-                    args.threads,
-                    args.per_thread,
-                    args.tasks,
-                )
-                _close(rec)
-                seg["ratio"].append(tp_seg / tp_plain_seg)
-                seg["dropped"].append(_stat(rec, "traces_dropped") / total)
-                shutil.rmtree(os.path.join(workdir, f"seg-{r}"), ignore_errors=True)
-                rec = Recorder(
-                    DirectorySink(
-                        os.path.join(workdir, f"segall-{r}"), segment_bytes=SEGMENT_BYTES
-                    ),
-                    max_queue=10**7,
-                )
-                profile = WriterProfile(rec)
-                tp_plain_seg_all = plain_throughput(args)
-                tp_seg_all = throughput(
-                    Interpreter(SQLITE_PERFORMERS, recorder=rec),
-                    args.threads,
-                    args.per_thread,
-                    args.tasks,
-                    until_written=rec,
-                )
-                assert _stat(rec, "traces_written") == total, rec.stats
-                profile.uninstall()
-                seg_profiles.append(profile.per_trace_us(total))
-                seg["ratio_all"].append(tp_seg_all / tp_plain_seg_all)
-                shutil.rmtree(os.path.join(workdir, f"segall-{r}"), ignore_errors=True)
+                seg["ratio"].append(many.ratio)
+                seg["dropped"].append(many.dropped)
+                seg["ratio_all"].append(many.ratio_all)
+                seg_profiles.append(many.profile)
             if args.throughput_only:
                 continue
             # on-failure success vs always-to-memory, frozen results then dicts
