@@ -67,7 +67,8 @@ MAX_QUEUE_BYTES = 64 * 1024 * 1024
 
 #: What a value kept unencoded (not a string or bytes) counts against ``max_queue_bytes``.
 KEPT_VALUE_BYTES = 128
-_SIZED = (str, bytes)
+#: The kept values counted by their length instead.
+_SIZED = frozenset({str, bytes})
 
 #: Seconds between two log lines about the same kind of recorder fault.
 LOG_INTERVAL_S = 60.0
@@ -736,9 +737,7 @@ class Recorder:
             return _FailureSession(self, handler_name, input, meta)
         if isinstance(mode, Sampled) and random.random() >= mode.rate:
             return None
-        c = self._counts
-        with c.lock:  # (inline: this runs for every execution)
-            c.started += 1
+        self._count_started()
         writer = self._writer
         if not self._in_memory and (
             len(writer.done) >= self.max_queue or self._counts.queued_bytes >= self.max_queue_bytes
@@ -965,7 +964,7 @@ class _StreamSession(_Pending):
         t = type(input)
         if t in _IMMUTABLE:
             self.input = input
-            if t is str or t is bytes:
+            if t in _SIZED:
                 self.kept_bytes = len(input) - KEPT_VALUE_BYTES
         else:
             self.input = _kept(input)
@@ -1021,7 +1020,7 @@ class _StreamSession(_Pending):
                 t = type(value)
                 if t in _IMMUTABLE:
                     kept = value
-                    if t is str or t is bytes:
+                    if t in _SIZED:
                         self.kept_bytes += len(value) - KEPT_VALUE_BYTES
                 else:
                     kept = _keepers.get(t, _first_keep)(value, 0)
@@ -1039,15 +1038,10 @@ class _StreamSession(_Pending):
         if self.broken or self.generation != _fork_generation:
             return  # lost to a sink error, or begun before a fork: the parent writes it
         duration = time.perf_counter_ns() - self.t0
-        if type(outcome) is Success:
-            kept = outcome.value
-            if type(kept) not in _IMMUTABLE:
-                kept = _keepers.get(type(kept), _first_keep)(kept, 0)
-        else:
-            kept = _NOT_KEPT
+        kept = _kept(outcome.value) if type(outcome) is Success else _NOT_KEPT
         if kept is not _NOT_KEPT:
             self.success = (kept, duration)  # encoded by complete()
-            if type(kept) is str or type(kept) is bytes:
+            if type(kept) in _SIZED:
                 self.kept_bytes += len(kept) - KEPT_VALUE_BYTES
         else:  # an outcome record does not depend on the others: encoded here, written last
             try:
