@@ -16,7 +16,7 @@ import os
 import platform
 import uuid
 from collections.abc import Callable, Iterable, Iterator
-from typing import IO, Any
+from typing import IO, Any, TypeVar
 
 import msgpack
 
@@ -259,6 +259,19 @@ _MAX_COMPILED = 10_000
 _UNSEEN = object()
 
 
+_V = TypeVar("_V")
+
+
+def _remember(cache: dict[Any, _V], key: Any, value: _V, limit: int) -> _V:
+    """``cache[key] = value``, emptying the cache first when it holds ``limit`` entries: these
+    caches are keyed by classes, sites and handlers, which a program can make at run time, so
+    none may grow forever (a cleared entry is made again at its next use)."""
+    if len(cache) >= limit:
+        cache.clear()
+    cache[key] = value
+    return value
+
+
 def _compiled_for(redactor: Redactor | None) -> _Compiled:
     """The compiled state of ``redactor``, checked once per trace (one per encoder)."""
     if redactor is None:
@@ -280,10 +293,7 @@ def _plain_result(
     encoder = plain_object_encoder(t)
     if encoder is not None and True in redactor.secret_fields(t):
         encoder = None
-    if len(results) >= _MAX_COMPILED:
-        results.clear()
-    results[t] = encoder
-    return encoder
+    return _remember(results, t, encoder, _MAX_COMPILED)
 
 
 def _compiled_type(
@@ -301,10 +311,7 @@ def _compiled_type(
     entry = _CompiledType(
         _request_getter(names, secret, redactor is not None), name, pack(name) + pack(list(names))
     )
-    if len(compiled) >= _MAX_COMPILED:
-        compiled.clear()
-    compiled[cls] = entry
-    return entry
+    return _remember(compiled, cls, entry, _MAX_COMPILED)
 
 
 #: A site's SITE record after its site id (file, line, function packed), per site.
@@ -324,10 +331,7 @@ def _site_tail(site: tuple[str, int, str]) -> bytes:
     if tail is None:
         file, line, function = site
         pack = new_packer().pack  # a site's parts are whatever the caller gave: any value
-        tail = pack(file) + pack(line) + pack(function)
-        if len(_site_tails) >= _MAX_SITES:
-            _site_tails.clear()
-        _site_tails[site] = tail
+        tail = _remember(_site_tails, site, pack(file) + pack(line) + pack(function), _MAX_SITES)
     return tail
 
 
@@ -355,10 +359,7 @@ def _header_parts(key: tuple[str, str, str, str]) -> tuple[bytes, bytes]:
         pack(x)
         for x in ("fingerprint", fingerprint, "python", python, "prodture", prodture, "meta")
     )
-    if len(_header_heads) >= _MAX_HEADER_HEADS:
-        _header_heads.clear()
-    parts = _header_heads[key] = (head, middle)
-    return parts
+    return _remember(_header_heads, key, (head, middle), _MAX_HEADER_HEADS)
 
 
 #: Request value types that need no redaction walk: plain values, and the REDACTED ext value a
