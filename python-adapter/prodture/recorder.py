@@ -19,7 +19,6 @@ import collections
 import dataclasses
 import datetime as _dt
 import enum
-import keyword
 import logging
 import operator
 import os
@@ -37,7 +36,7 @@ from typing import Any, Protocol
 
 from . import __version__
 from .runtime import EffectCall, Outcome, Success, handlers
-from .trace.codec import Redactor
+from .trace.codec import Redactor, compilable_names
 from .trace.format import TraceEncoder, code_fingerprint
 
 __all__ = [
@@ -606,7 +605,7 @@ def _frozen_dataclass_keeper(t: type) -> Callable[[Any, int], Any]:
                 return _NOT_KEPT
         return value
 
-    if not names or not all(n.isidentifier() and not keyword.iskeyword(n) for n in names):
+    if not names or not compilable_names(names):
         return keep_each
     # Compiled from the field names only (identifiers, checked above), as dataclasses compiles
     # its __init__.

@@ -701,6 +701,14 @@ def _ext(code: int, data: bytes) -> msgpack.ExtType:
 _REDACTED_EXT = msgpack.ExtType(ExtCode.REDACTED, b"")
 
 
+def compilable_names(names: tuple[str, ...]) -> bool:
+    """Whether field names can be written into source compiled for a type (``o.name``): all
+    identifiers, no keyword. A dataclass made with ``make_dataclass`` or a keyword-named field
+    can have any name; the code compiled per type then reads fields by name instead. The one
+    check every per-type compiler (codec, trace encoder, recorder) makes before ``exec``."""
+    return all(n.isidentifier() and not keyword.iskeyword(n) for n in names)
+
+
 def _object_encoders(t: type) -> tuple[Callable[[Any], Any], Callable[..., Any] | None]:
     """The OBJECT ext encoders of dataclass ``t``, compiled once per type: ``encode(obj)``, and
     (for a type with fields) ``encode_plain(obj, pack)``, the same ext value when every field
@@ -733,7 +741,7 @@ def _object_encoders(t: type) -> tuple[Callable[[Any], Any], Callable[..., Any] 
         "names": names,
     }
     head = "(heads.get(n := registered(t) or default_name) or head_of(n))"
-    if names and all(n.isidentifier() and not keyword.iskeyword(n) for n in names):
+    if names and compilable_names(names):
         fields = "{" + ", ".join(f"{n!r}: v{i}" for i, n in enumerate(names)) + "}"
         load = (
             ", ".join(f"v{i}" for i in range(len(names)))

@@ -11,7 +11,6 @@ from __future__ import annotations
 import dataclasses
 import datetime as _dt
 import hashlib
-import keyword
 import os
 import platform
 import uuid
@@ -38,6 +37,7 @@ from .codec import (
     TraceFormatError,
     _enc,
     _sizeof,
+    compilable_names,
     flat_size,
     new_packer,
     opaque_of,
@@ -205,7 +205,7 @@ def _request_getter(
     are identifiers."""
     env: dict[str, Any] = {"R": _REDACTED_EXT, "CLEAN": _CLEAN_TYPES, "getattr": getattr}
     secret = secret or (False,) * len(names)
-    if all(name.isidentifier() and not keyword.iskeyword(name) for name in names):
+    if compilable_names(names):
         read = [i for i, s in enumerate(secret) if not s]
         source = "def request(e):\n" + "".join(f"    v{i} = e.{names[i]}\n" for i in read)
         items = ", ".join("R" if s else f"v{i}" for i, s in enumerate(secret))
