@@ -185,9 +185,9 @@ async function main() {
   });
 
   await stage('opening an OpenTelemetry export offers the import; the rebuilt trace opens in the viewer', async () => {
-    await page.keyboard.press('Control+P');
-    await input().waitFor({ state: 'visible', timeout: 10_000 });
-    await input().fill('export.jsonl');
+    // Quick Open through the walk's palette helper: a single Control+P was lost when the focus
+    // sat nowhere after the viewer tab closed (the helper presses again until the input shows)
+    await walk.quickInput('export.jsonl');
     await page.locator('.quick-input-list .monaco-list-row', { hasText: 'export.jsonl' }).first().waitFor({ timeout: 10_000 });
     await page.keyboard.press('Enter');
     const button = page.locator('.notifications-toasts .monaco-button', { hasText: 'Import and Open' }).first();
