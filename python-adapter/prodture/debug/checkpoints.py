@@ -247,7 +247,7 @@ class ForkCheckpoints:
         engine = self.engine
         if k > len(engine.hist_loc):
             return None
-        last = engine.install_effect(k)  # a re-run watches for step k from this effect on
+        last = engine.watch_start_effect(k)  # a re-run watches for step k from this effect on
         key = engine.checkpoint_key()
         for candidate in reversed(self.parked):
             if candidate[0] <= last and candidate[2][0] == key[0]:

@@ -605,9 +605,9 @@ class StepEngine:
         )
         return session, len(self.codes.codes)
 
-    def install_effect(self, k: int) -> int:
+    def watch_start_effect(self, k: int) -> int:
         """The effect after which a re-run to step ``k`` starts watching (0: from the start)."""
-        return self.history.install_effect(k)
+        return self.history.watch_start_effect(k)
 
     def code_index_max(self, start: int, end: int) -> int:
         """The highest code-object index in the history of steps ``start+1 .. end``."""

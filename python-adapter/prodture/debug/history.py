@@ -68,7 +68,7 @@ class StepHistory:
             j -= 1
         return 1
 
-    def install_effect(self, k: int) -> int:
+    def watch_start_effect(self, k: int) -> int:
         """The effect after which a re-run to step ``k`` starts watching (0: from the start):
         the last one yielded before step k."""
         return bisect.bisect_left(self.effect_steps, k)
@@ -77,7 +77,7 @@ class StepHistory:
         """(location of step ``k``, the effect a re-run starts watching after, which line
         event of that location since that effect step k is): what a fast-forward counts."""
         loc = self.locs[k - 1]
-        checkpoint = self.install_effect(k)
+        checkpoint = self.watch_start_effect(k)
         first = self.effect_steps[checkpoint - 1] if checkpoint else 0
         return loc, checkpoint, self.locs[first:k].count(loc)
 
