@@ -40,6 +40,20 @@ def demo(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> tuple[Path, Path]:
     return make_walk_demo(tmp_path / "walk", n=8)
 
 
+@pytest.fixture
+def client(demo: tuple[Path, Path]):
+    """A session on the walk demo with a breakpoint on its append line, stopped at entry."""
+    directory, trace = demo
+    session = start_session(
+        trace, directory, breakpoints={str(directory / "walkdemo.py"): [APPEND_LINE]}
+    )
+    try:
+        session.stopped()
+        yield session
+    finally:
+        session.close()
+
+
 def _stat(pid: int) -> list[str] | None:
     try:
         with open(f"/proc/{pid}/stat") as f:
@@ -110,36 +124,29 @@ def _wait_gone(pgid: int) -> list[int]:
     return _group(pgid)
 
 
-def test_step_back_through_a_checkpoint_shows_the_first_visit(demo):
+def test_step_back_through_a_checkpoint_shows_the_first_visit(demo, client):
     """Stepping back is served by a checkpoint (the restore note is printed), the state is the
     first visit's, and the restored debuggee steps on and ends the replay normally."""
-    directory, trace = demo
-    client = start_session(
-        trace, directory, breakpoints={str(directory / "walkdemo.py"): [APPEND_LINE]}
-    )
-    try:
-        client.stopped()
-        first, seen = _walk_to_restore(client)
-        assert _restores(client, 1) >= 1, client.output
-        assert client.locals() == seen
-        # twice more: each restore leaves a copy of its checkpoint in its place
-        for _ in range(2):
-            _stop(client, "next")
-            back = _stop(client, "stepBack")
-            assert back["step"] == first["step"] and client.locals() == seen
-        assert _restores(client, 3) >= 3, client.output
-        forward = _stop(client, "next")
-        assert forward["step"] == first["step"] + 1
-        client.set_breakpoints(str(directory / "walkdemo.py"), [])
-        client.drain("stopped")
-        client.request("continue", {"threadId": client.thread_id()})
-        end = client.wait_event("prodture/position")["body"]
-        assert end["nextEffect"] is None, end  # the end-of-replay pause
-        client.request("continue", {"threadId": client.thread_id()})
-        exited = client.wait_event("exited")["body"]
-        assert exited["exitCode"] == 0, exited
-    finally:
-        client.close()
+    directory, _ = demo
+    first, seen = _walk_to_restore(client)
+    assert _restores(client, 1) >= 1, client.output
+    assert client.locals() == seen
+    # twice more: each restore leaves a copy of its checkpoint in its place
+    for _ in range(2):
+        _stop(client, "next")
+        back = _stop(client, "stepBack")
+        assert back["step"] == first["step"] and client.locals() == seen
+    assert _restores(client, 3) >= 3, client.output
+    forward = _stop(client, "next")
+    assert forward["step"] == first["step"] + 1
+    client.set_breakpoints(str(directory / "walkdemo.py"), [])
+    client.drain("stopped")
+    client.request("continue", {"threadId": client.thread_id()})
+    end = client.wait_event("prodture/position")["body"]
+    assert end["nextEffect"] is None, end  # the end-of-replay pause
+    client.request("continue", {"threadId": client.thread_id()})
+    exited = client.wait_event("exited")["body"]
+    assert exited["exitCode"] == 0, exited
 
 
 def _threads(pid: int) -> int:
@@ -149,61 +156,45 @@ def _threads(pid: int) -> int:
         return 0
 
 
-def test_one_checkpoint_at_a_time_is_prepared(demo):
+def test_one_checkpoint_at_a_time_is_prepared(client):
     """Each stop has the checkpoint a step back from there would use start its threads while
     parked (a restore then only lets them go): the step back goes through that prepared
     checkpoint, and only one parked checkpoint keeps threads at a time, however many stops
     prepared one (each checkpoint holds a handful of threads; a long session must not pile
     them up)."""
-    directory, trace = demo
-    client = start_session(
-        trace, directory, breakpoints={str(directory / "walkdemo.py"): [APPEND_LINE]}
-    )
-    try:
-        client.stopped()
-        pgid = _debuggee_group(client)
-        _walk_to_restore(client)  # five stops after five effects: five checkpoints prepared
-        assert _restores(client, 1) >= 1, client.output
-        notes = [text for text in client.output if "restored at effect" in text]
-        assert "(prepared)" in notes[0], notes
-        _stop(client, "continue")
-        _stop(client, "continue")
-        deadline = time.monotonic() + HANG_S
-        while True:
-            group = _group(pgid)
-            threaded = [pid for pid in group if _threads(pid) > 1]
-            if len(threaded) <= 2 or time.monotonic() > deadline:
-                break
-            time.sleep(0.1)
-        assert len(group) > 2, "checkpoints are parked"
-        # the debuggee and the one prepared checkpoint
-        assert len(threaded) <= 2, {pid: _threads(pid) for pid in group}
-    finally:
-        client.close()
+    pgid = _debuggee_group(client)
+    _walk_to_restore(client)  # five stops after five effects: five checkpoints prepared
+    assert _restores(client, 1) >= 1, client.output
+    notes = [text for text in client.output if "restored at effect" in text]
+    assert "(prepared)" in notes[0], notes
+    _stop(client, "continue")
+    _stop(client, "continue")
+    deadline = time.monotonic() + HANG_S
+    while True:
+        group = _group(pgid)
+        threaded = [pid for pid in group if _threads(pid) > 1]
+        if len(threaded) <= 2 or time.monotonic() > deadline:
+            break
+        time.sleep(0.1)
+    assert len(group) > 2, "checkpoints are parked"
+    # the debuggee and the one prepared checkpoint
+    assert len(threaded) <= 2, {pid: _threads(pid) for pid in group}
 
 
 @pytest.mark.parametrize("how", ["disconnect", "terminate", "kill-adapter"])
-def test_no_checkpoint_outlives_the_session(demo, how):
+def test_no_checkpoint_outlives_the_session(client, how):
     """After a restore (the debuggee is a former checkpoint, not the adapter's child), ending the
     session any way leaves no process of the debuggee's group behind."""
-    directory, trace = demo
-    client = start_session(
-        trace, directory, breakpoints={str(directory / "walkdemo.py"): [APPEND_LINE]}
-    )
-    try:
-        client.stopped()
-        pgid = _debuggee_group(client)
-        _walk_to_restore(client)
-        assert _restores(client, 1) >= 1, client.output
-        assert len(_group(pgid)) > 1, "checkpoints are parked"
-        if how == "terminate":
-            client.request("terminate", {})
-            client.wait_event("terminated")
-        elif how == "kill-adapter":
-            os.kill(client.proc.pid, signal.SIGKILL)
-            client.proc.wait(HANG_S)
-        else:
-            client.close()
-        assert _wait_gone(pgid) == [], f"processes of the debuggee outlived the session ({how})"
-    finally:
+    pgid = _debuggee_group(client)
+    _walk_to_restore(client)
+    assert _restores(client, 1) >= 1, client.output
+    assert len(_group(pgid)) > 1, "checkpoints are parked"
+    if how == "terminate":
+        client.request("terminate", {})
+        client.wait_event("terminated")
+    elif how == "kill-adapter":
+        os.kill(client.proc.pid, signal.SIGKILL)
+        client.proc.wait(HANG_S)
+    else:
         client.close()
+    assert _wait_gone(pgid) == [], f"processes of the debuggee outlived the session ({how})"
