@@ -28,7 +28,8 @@ from hypothesis import strategies as st
 import prodture
 from prodture import Effect, MemorySink, Recorder
 from prodture.runtime import EffectCall
-from prodture.trace import Opaque, TraceEncoder, TraceReader, fastpack, read_trace
+from prodture.trace import Opaque, TraceEncoder, TraceReader, codec, fastpack, read_trace
+from prodture.trace import format as format_module
 from prodture.trace.codec import Redactor
 
 msgspec = pytest.importorskip(
@@ -168,7 +169,16 @@ def fast_records(monkeypatch: pytest.MonkeyPatch) -> Iterator[list[Any]]:
         return real(record)  # type: ignore[misc]
 
     monkeypatch.setattr(fastpack, "encode", counting)
+    _forget_compiled()  # compiled encoders hold the encode they were made with
     yield packed
+    _forget_compiled()
+
+
+def _forget_compiled() -> None:
+    format_module._UNREDACTED.types.clear()
+    format_module._UNREDACTED.results.clear()
+    format_module._UNREDACTED.fast_results.clear()
+    codec._PLAIN_OBJECT.clear()
 
 
 def _both_paths(build: Callable[[], bytes], monkeypatch: pytest.MonkeyPatch) -> tuple[bytes, bytes]:
@@ -202,7 +212,7 @@ def test_the_common_records_of_the_vectors_are_packed_by_the_accelerator(monkeyp
     build, _ = _vectors().VECTORS["simple-success"]
     monkeypatch.setattr(fastpack, "enabled", True)
     build()
-    assert fast_records and all(r[0] == 4 for r in fast_records)
+    assert any(type(r) is list and r[0] == 4 for r in fast_records)
 
 
 def test_the_encoder_cache_cases_are_byte_equal_on_both_paths(monkeypatch, fast_records):
@@ -219,7 +229,8 @@ def test_the_encoder_cache_cases_are_byte_equal_on_both_paths(monkeypatch, fast_
             functools.partial(lambda r: _trace(TraceEncoder(r), effects), redactor), monkeypatch
         )
         assert fast == pure, redactor
-    assert len(fast_records) >= 2 * 4
+    # all but the two whose result has a secret field (redacted by a walk, on the msgpack path)
+    assert sum(type(r) is list for r in fast_records) == 3 * 2
 
 
 def test_the_encoder_cache_tests_pass_on_the_msgpack_path():
@@ -393,7 +404,7 @@ def test_records_holding_values_msgspec_must_not_see_are_byte_equal_to_the_msgpa
         assert by_name["registered dataclass of plain leaves"].result == READING
         assert by_name["decimal"].result == Decimal("58.99")
         # the plain ones went through msgspec; a record holding a huge int did not reach it intact
-        assert any(r[5] is not None and r[3][0] == "plain" for r in fast_records)
+        assert any(type(r) is list and r[3][0] == "plain" for r in fast_records)
     assert b"hunter2" not in fast or not redacting
     assert b"k-123" not in fast or not redacting
 

@@ -797,7 +797,8 @@ def _object_encoders(
     env: dict[str, Any] = {
         "t": t,
         "default_name": default_name,
-        "registered": registry.name_of,
+        # registry.name_of without its Python call (a renamed class is seen at its next value)
+        "registered": registry._by_type.get,
         "heads": heads,
         "head_of": head_of,
         "new": _new_tuple,
@@ -807,7 +808,7 @@ def _object_encoders(
         "getattr": getattr,
         "names": names,
     }
-    head = "(heads.get(n := registered(t) or default_name) or head_of(n))"
+    head = "(heads.get(n := registered(t, default_name)) or head_of(n))"
     if names and compilable_names(names):
         load = (
             ", ".join(f"v{i}" for i in range(len(names)))

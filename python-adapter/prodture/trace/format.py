@@ -199,46 +199,70 @@ def code_fingerprint(filename: str) -> str:
 
 
 def _request_getter(
-    names: tuple[str, ...], secret: tuple[bool, ...], redacting: bool, fast: bool = False
-) -> Callable[[Any], Any]:
+    names: tuple[str, ...], secret: tuple[bool, ...], redacting: bool
+) -> Callable[[Any], tuple[list[Any], bool]]:
     """A function from an effect to ``(values, clean)``: its request values, a list (the packer
     is strict about types: a tuple would become an ext value), with the REDACTED ext value in
     place of each secret field, whose value is never read; and whether every value is of a type
     that needs no redaction walk (always True when not ``redacting``). Compiled once per effect
     type and redactor (see :func:`_compiled_type`) to straight-line code when the field names
     are identifiers, which turns plain values that are not native (a ``Decimal``...) into their
-    ext values (see :func:`~prodture.trace.codec.leaf_source`): no hook is called to pack them.
-
-    With ``fast``, for the accelerator (see :mod:`~prodture.trace.fastpack`): the values list,
-    every value native or an accelerator ``Ext``; or None when one is of another type."""
-    env: dict[str, Any] = {"CLEAN": _CLEAN_TYPES, "getattr": getattr, **packing_env(fast)}
+    ext values (see :func:`~prodture.trace.codec.leaf_source`): no hook is called to pack them."""
+    env: dict[str, Any] = {"CLEAN": _CLEAN_TYPES, "getattr": getattr, **packing_env(False)}
     secret = secret or (False,) * len(names)
     # Keyword field names (the dataclass decorator allows them for fields that are not
     # __init__ parameters) cannot be written as e.name: read them by name.
     env["fields"] = list(zip(names, secret, strict=True))
-    env["slow"] = slow = _eval_request(
-        "values = [REDACTED_EXT if s else getattr(e, n) for n, s in fields]",
-        f"values, {'all(type(v) in CLEAN for v in values)' if redacting else 'True'}",
-        env,
+    source = (
+        "def slow(e):\n"
+        "    values = [REDACTED_EXT if s else getattr(e, n) for n, s in fields]\n"
+        f"    return values, {'all(type(v) in CLEAN for v in values)' if redacting else 'True'}\n"
     )
+    if compilable_names(names):
+        read = [i for i, s in enumerate(secret) if not s]
+        items = ", ".join("REDACTED_EXT" if s else f"v{i}" for i, s in enumerate(secret))
+        source += "def request(e):\n" + "".join(f"    v{i} = e.{names[i]}\n" for i in read)
+        if read:
+            source += (
+                "    try:\n"
+                + "".join(leaf_source(f"v{i}", "return slow(e)", False, "        ") for i in read)
+                + "    except Exception:  # a value the packer's hook marks as opaque\n"
+                + "        return slow(e)\n"
+            )
+        source += f"    return [{items}], True\n"
+    exec(source, env)  # noqa: S102 -- field names checked to be identifiers (or read by name), once per effect type and redactor
+    request: Callable[[Any], tuple[list[Any], bool]] = env.get("request", env["slow"])
+    return request
+
+
+def _fast_record_encoder(
+    names: tuple[str, ...], secret: tuple[bool, ...]
+) -> Callable[..., bytes | None] | None:
+    """For the accelerator (see :mod:`~prodture.trace.fastpack`): ``record(effect, seq, type_id,
+    result, start_ns, duration_ns, site_id)``, the bytes of a successful effect record whose
+    ``result`` is already native or an accelerator ``Ext``, its secret fields REDACTED; or None
+    when a request value is of a type the accelerator may not be given, or it refuses the
+    record (the msgpack path then packs it). Compiled once per effect type and redactor, like
+    :func:`_request_getter`; None for field names that are not identifiers."""
     if not compilable_names(names):
-        return _eval_request("", "None", env) if fast else slow
+        return None
+    env: dict[str, Any] = {**packing_env(True), "encode": fastpack.encode}
+    secret = secret or (False,) * len(names)
     read = [i for i, s in enumerate(secret) if not s]
     items = ", ".join("REDACTED_EXT" if s else f"v{i}" for i, s in enumerate(secret))
-    otherwise = "return None" if fast else "return slow(e)"
-    convert = "".join(leaf_source(f"v{i}", otherwise, fast, "        ") for i in read)
-    return _eval_request(
-        "".join(f"v{i} = e.{names[i]}\n    " for i in read)
-        + (f"try:\n{convert}    except Exception:\n        {otherwise}" if read else ""),
-        f"[{items}]" if fast else f"[{items}], True",
-        env,
+    source = (
+        "def record(e, seq, type_id, result, start, duration, site):\n"
+        "    try:\n"
+        + "".join(f"        v{i} = e.{names[i]}\n" for i in read)
+        + "".join(leaf_source(f"v{i}", "return None", True, "        ") for i in read)
+        + f"        return encode([{RecordKind.EFFECT}, seq, type_id, [{items}], True, result, "
+        "start, duration, site])\n"
+        "    except Exception:  # an int beyond 64 bits...: the msgpack path marks it\n"
+        "        return None\n"
     )
-
-
-def _eval_request(body: str, returned: str, env: dict[str, Any]) -> Callable[[Any], Any]:
-    exec(f"def request(e):\n    {body}\n    return {returned}\n", env)  # noqa: S102 -- field names checked to be identifiers (or read by name), once per effect type and redactor
-    request: Callable[[Any], Any] = env["request"]
-    return request
+    exec(source, env)  # noqa: S102 -- field names checked to be identifiers, once per effect type and redactor
+    record: Callable[..., bytes | None] = env["record"]
+    return record
 
 
 @dataclasses.dataclass(slots=True, frozen=True)
@@ -247,8 +271,8 @@ class _CompiledType:
     (class, redactor) and shared by every encoder (see :func:`_compiled_type`)."""
 
     request: Callable[[Any], tuple[list[Any], bool]]
-    #: The request getter for the accelerator, or None when it is not available.
-    fast_request: Callable[[Any], list[Any] | None] | None
+    #: The record encoder for the accelerator, or None (not available, or no compilable names).
+    fast_record: Callable[..., bytes | None] | None
     #: The name the TYPE record's bytes were made for (re-made if the class is renamed).
     name: str
     #: The TYPE record after its type id: the packed name and field names.
@@ -340,7 +364,7 @@ def _compiled_type(
     redacting = redactor is not None
     entry = _CompiledType(
         _request_getter(names, secret, redacting),
-        _request_getter(names, secret, redacting, fast=True) if fastpack.available else None,
+        _fast_record_encoder(names, secret) if fastpack.available else None,
         name,
         pack(name) + pack(list(names)),
     )
@@ -596,9 +620,10 @@ class TraceEncoder:
                 site_id = new_site = len(self._sites)
                 prefix += _SITE_HEAD + _packed_id(site_id) + _site_tail(site)
         body = None
-        fast = self._fast
+        fast_record = compiled.fast_record
         if (
-            fast is not None
+            fast_record is not None
+            and self._fast is not None
             and ok is True
             and type(seq) is int
             and type(start_ns) is int
@@ -606,28 +631,22 @@ class TraceEncoder:
         ):
             # The common record, for the accelerator: only values of the exact types it writes
             # as msgpack does (see fastpack); anything else is packed by msgpack below.
-            values = compiled.fast_request(effect)  # type: ignore[misc]
-            if values is not None:
-                result = value
-                if type(value) not in NATIVE_TYPES:
-                    plain: Any = self._fast_results.get(type(value), _UNSEEN)
-                    if plain is _UNSEEN:
-                        plain = _plain_result(
-                            self._fast_results, type(value), self.redactor, fast=True
-                        )
+            t = type(value)
+            if t in NATIVE_TYPES:
+                body = fast_record(effect, seq, type_id, value, start_ns, duration_ns, site_id)
+            else:
+                plain: Any = self._fast_results.get(t, _UNSEEN)
+                if plain is _UNSEEN:
+                    plain = _plain_result(self._fast_results, t, self.redactor, fast=True)
+                if plain is not None:
                     try:
-                        result = plain(value) if plain is not None else None
-                    except Exception:
+                        result = plain(value)
+                    except Exception:  # the msgpack path marks it as opaque
                         result = None
-                    if result is None:
-                        values = None
-                if values is not None:
-                    try:
-                        body = fast(
-                            [4, seq, type_id, values, True, result, start_ns, duration_ns, site_id]
+                    if result is not None:
+                        body = fast_record(
+                            effect, seq, type_id, result, start_ns, duration_ns, site_id
                         )
-                    except Exception:  # an int beyond 64 bits...: msgpack marks it as it does
-                        body = None
         if body is None:
             body = self._effect_body(
                 seq, effect, compiled, type_id, ok, value, start_ns, duration_ns, site_id
