@@ -776,7 +776,7 @@ def _object_encoders(
     t: type,
 ) -> tuple[Callable[[Any], Any], Callable[..., Any] | None, Callable[[Any], Any] | None]:
     """The OBJECT ext encoders of dataclass ``t``, compiled once per type: ``encode(obj)``, and
-    (for a type with fields) ``encode_plain(obj, pack)``, the same ext value when every field
+    ``encode_plain(obj, pack)``, the same ext value when every field
     value is of a ``_PLAIN`` type, else None (then the value needs a redaction walk), and
     ``encode_plain_fast(obj)``, the same with the accelerator's encoder and ``Ext`` (None when
     it is not available).
