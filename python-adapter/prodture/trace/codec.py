@@ -32,6 +32,7 @@ import msgpack
 
 from ..effects import registry
 from ..text import clip, short_repr
+from . import fastpack
 
 __all__ = [
     "TraceFormatError",
@@ -709,15 +710,82 @@ def compilable_names(names: tuple[str, ...]) -> bool:
     return all(n.isidentifier() and not keyword.iskeyword(n) for n in names)
 
 
-def _object_encoders(t: type) -> tuple[Callable[[Any], Any], Callable[..., Any] | None]:
+#: The exact types that msgpack (as :func:`new_packer` packs) and msgspec both write as
+#: themselves, byte for byte: values of these types need no hook and no conversion.
+NATIVE_TYPES = frozenset({str, int, float, bool, type(None), bytes})
+
+
+def _leaf_encoders(
+    ext: Callable[[int, bytes], Any], pack: Callable[[Any], bytes]
+) -> dict[type, Callable[[Any], Any]]:
+    """The ext value of each plain type that is not native (exact type -> encoder), built with
+    ``ext(code, data)``; ``pack`` packs a timedelta's parts. One definition for msgpack's
+    ``ExtType`` (the packer's hook, the compiled encoders) and the accelerator's ``Ext``."""
+    redacted = ext(ExtCode.REDACTED, b"")
+    return {
+        Decimal: lambda o: ext(ExtCode.DECIMAL, str(o).encode()),
+        _dt.datetime: lambda o: ext(ExtCode.DATETIME, o.isoformat().encode()),
+        _dt.date: lambda o: ext(ExtCode.DATE, o.isoformat().encode()),
+        _dt.time: lambda o: ext(ExtCode.TIME, o.isoformat().encode()),
+        _dt.timedelta: lambda o: ext(ExtCode.TIMEDELTA, pack([o.days, o.seconds, o.microseconds])),
+        uuid.UUID: lambda o: ext(ExtCode.UUID, o.bytes),
+        Redacted: lambda o: redacted,
+    }
+
+
+def packing_env(fast: bool) -> dict[str, Any]:
+    """The names that code compiled per type for a packing backend uses (see :func:`leaf_source`):
+    msgspec's (``fast``, only when :data:`fastpack.available`) or msgpack's."""
+    env: dict[str, Any] = {"NATIVE": NATIVE_TYPES, "Decimal": Decimal}
+    if fast:
+        env.update(
+            LEAF=_LEAF_EXT_FAST, Ext=fastpack.Ext, REDACTED_EXT=_LEAF_EXT_FAST[Redacted](REDACTED)
+        )
+    else:
+        env.update(LEAF=_LEAF_EXT, new=_new_tuple, ExtType=_ExtType, REDACTED_EXT=_REDACTED_EXT)
+    return env
+
+
+def ext_source(fast: bool, code: str, data: str) -> str:
+    """Source of an ext value (for :func:`packing_env`'s names)."""
+    return f"Ext({code}, {data})" if fast else f"new(ExtType, ({code}, {data}))"
+
+
+def leaf_source(var: str, otherwise: str, fast: bool, indent: str = "    ") -> str:
+    """Source lines that turn ``var``, when of a plain type that is not native (a ``Decimal``
+    inline, the others by :func:`_leaf_encoders`), into its ext value, and run the statement
+    ``otherwise`` for any other type that is not native. The same bytes as the packer's hook
+    gives, without a call from C back into Python per value."""
+    ext = ext_source(fast, str(ExtCode.DECIMAL), f"str({var}).encode()")
+    return "".join(
+        indent + line + "\n"
+        for line in (
+            f"if type({var}) not in NATIVE:",
+            f"    if type({var}) is Decimal:",
+            f"        {var} = {ext}",
+            "    else:",
+            f"        leaf = LEAF.get(type({var}))",
+            "        if leaf is None:",
+            f"            {otherwise}",
+            f"        {var} = leaf({var})",
+        )
+    )
+
+
+def _object_encoders(
+    t: type,
+) -> tuple[Callable[[Any], Any], Callable[..., Any] | None, Callable[[Any], Any] | None]:
     """The OBJECT ext encoders of dataclass ``t``, compiled once per type: ``encode(obj)``, and
-    (for a type with fields) ``encode_plain(obj, pack)``, the same ext value when every field
-    value is of a ``_PLAIN`` type, else None (then the value needs a redaction walk).
+    ``encode_plain(obj, pack)``, the same ext value when every field
+    value is of a ``_PLAIN`` type, else None (then the value needs a redaction walk), and
+    ``encode_plain_fast(obj)``, the same with the accelerator's encoder and ``Ext`` (None when
+    it is not available).
 
     The payload is ``[name, {field: value}]``; its ``[name,`` head is packed once per name the
     type is registered under (registering the class again renames it). When its field names are
-    identifiers (not keywords) both are compiled to straight-line code: a dict display, one type
-    test per field; otherwise fields are read by name."""
+    identifiers (not keywords) the plain encoders are compiled to straight-line code: a dict
+    display, one type test per field (plain values that are not native become their ext values
+    inline, see :func:`leaf_source`); otherwise fields are read by name."""
     names = tuple(f.name for f in dataclasses.fields(t))
     default_name = f"{t.__module__}.{t.__qualname__}"
     heads: dict[str, bytes] = {}
@@ -729,68 +797,77 @@ def _object_encoders(t: type) -> tuple[Callable[[Any], Any], Callable[..., Any] 
     env: dict[str, Any] = {
         "t": t,
         "default_name": default_name,
-        "registered": registry.name_of,
+        # registry.name_of without its Python call (a renamed class is seen at its next value)
+        "registered": registry._by_type.get,
         "heads": heads,
         "head_of": head_of,
         "new": _new_tuple,
         "ExtType": _ExtType,
         "OBJECT": ExtCode.OBJECT,
-        "PLAIN": _PLAIN_SET,
         "_pack": _pack,
         "getattr": getattr,
         "names": names,
     }
-    head = "(heads.get(n := registered(t) or default_name) or head_of(n))"
+    head = "(heads.get(n := registered(t, default_name)) or head_of(n))"
     if names and compilable_names(names):
-        fields = "{" + ", ".join(f"{n!r}: v{i}" for i, n in enumerate(names)) + "}"
         load = (
             ", ".join(f"v{i}" for i in range(len(names)))
             + " = "
             + ", ".join(f"o.{n}" for n in names)
         )
-        check = " and ".join(f"type(v{i}) in PLAIN" for i in range(len(names)))
-        source = (
-            f"def encode(o):\n    {load}\n"
-            f"    return new(ExtType, (OBJECT, {head} + _pack({fields})))\n"
-            f"def encode_plain(o, pack):\n    {load}\n"
-            f"    if {check}:\n"
-            f"        return new(ExtType, (OBJECT, {head} + pack({fields})))\n"
-            "    return None\n"
-        )
+        fields = "{" + ", ".join(f"{n!r}: v{i}" for i, n in enumerate(names)) + "}"
+        source = f"def encode(o):\n    {load}\n    return new(ExtType, (OBJECT, {head} + _pack({fields})))\n"
     else:  # any field names (or none): read by name
-        source = (
-            "def encode(o):\n"
-            "    fields = {n: getattr(o, n) for n in names}\n"
-            f"    return new(ExtType, (OBJECT, {head} + _pack(fields)))\n"
-            "def encode_plain(o, pack):\n"
-            "    fields = {n: getattr(o, n) for n in names}\n"
-            "    if not all(type(v) in PLAIN for v in fields.values()):\n"
-            "        return None\n"
-            f"    return new(ExtType, (OBJECT, {head} + pack(fields)))\n"
-        )
+        load = "fields = {n: getattr(o, n) for n in names}"
+        fields = "fields"
+        source = f"def encode(o):\n    {load}\n    return new(ExtType, (OBJECT, {head} + _pack(fields)))\n"
     exec(source, env)  # noqa: S102 -- field names checked to be identifiers (or read by name), once per type
-    return env["encode"], env["encode_plain"]
+    encode: Callable[[Any], Any] = env["encode"]
+    plain: list[Callable[..., Any] | None] = []
+    for fast in (False, True) if fastpack.available else (False,):
+        benv = {**env, **packing_env(fast), "encode_fast": fastpack.encode}
+        if fields == "fields":
+            convert = (
+                "    for n, v in fields.items():\n"
+                + leaf_source("v", "return None", fast, "        ")
+                + "        fields[n] = v\n"
+            )
+        else:
+            convert = "".join(leaf_source(f"v{i}", "return None", fast) for i in range(len(names)))
+        pack = "encode_fast" if fast else "pack"
+        value = ext_source(fast, "OBJECT", f"{head} + {pack}({fields})")
+        source = (
+            f"def encode_plain(o{'' if fast else ', pack'}):\n    {load}\n"
+            f"{convert}    return {value}\n"
+        )
+        exec(source, benv)  # noqa: S102 -- as above
+        plain.append(benv["encode_plain"])
+    return encode, plain[0], plain[1] if len(plain) > 1 else None
 
 
-def plain_object_encoder(t: type) -> Callable[[Any, Callable[[Any], bytes]], Any] | None:
+def plain_object_encoder(t: type, fast: bool = False) -> Callable[..., Any] | None:
     """For a dataclass type: ``encode(obj, pack)``, the OBJECT ext value of an instance when all
     its field values are plain (nothing in them to redact by name, nothing to walk, never deeper
     than an ext value in an ext value), else None; None for other types. Compiled once per type.
 
     ``pack`` packs the fields map: a packer made by :func:`new_packer` that is not packing
     anything else (it must be the caller's own: a value of the record being packed is not
-    encoded this way), so neither this thread's ext level nor its packers are involved."""
-    encoder = _PLAIN_OBJECT.get(t, _NO_KEY)
-    if encoder is _NO_KEY:
-        encoder = None
+    encoded this way), so neither this thread's ext level nor its packers are involved.
+
+    With ``fast``: ``encode(obj)``, the same value as the accelerator's ``Ext`` (see
+    :mod:`~prodture.trace.fastpack`), or None when the accelerator is not available."""
+    encoders = _PLAIN_OBJECT.get(t, _NO_KEY)
+    if encoders is _NO_KEY:
+        encoders = None
         if isinstance(t, type) and dataclasses.is_dataclass(t) and not _is_special(t):
-            encode, encoder = _object_encoders(t)
+            encode, *encoders = _object_encoders(t)
             _FAST.setdefault(t, encode)
-        _PLAIN_OBJECT[t] = encoder
-    return encoder  # type: ignore[return-value]
+        _PLAIN_OBJECT[t] = encoders
+    return encoders[fast] if encoders is not None else None  # type: ignore[index]
 
 
-_PLAIN_OBJECT: dict[type, Callable[[Any, Callable[[Any], bytes]], Any] | None] = {}
+#: Per type: its plain OBJECT encoders (msgpack's, the accelerator's), or None.
+_PLAIN_OBJECT: dict[type, list[Callable[..., Any] | None] | None] = {}
 #: Bumped by :func:`register_value_type`: what :func:`plain_object_encoder` gave may be stale.
 value_types_version = 0
 
@@ -798,19 +875,6 @@ value_types_version = 0
 def _is_special(t: type) -> bool:
     """Dataclass types that :func:`_to_ext` encodes otherwise (checked before dataclasses)."""
     return t in _custom_types or t in _PLACEHOLDERS or issubclass(t, (enum.Enum, BaseException))
-
-
-#: Exact type -> encoder, for the common types (dataclass types are added as they are first met).
-_FAST: dict[type, Callable[[Any], Any]] = {
-    Decimal: lambda o: _new_tuple(_ExtType, (ExtCode.DECIMAL, str(o).encode())),
-    _dt.datetime: lambda o: _new_tuple(_ExtType, (ExtCode.DATETIME, o.isoformat().encode())),
-    _dt.date: lambda o: _ext(ExtCode.DATE, o.isoformat().encode()),
-    _dt.time: lambda o: _ext(ExtCode.TIME, o.isoformat().encode()),
-    _dt.timedelta: lambda o: _ext(ExtCode.TIMEDELTA, _pack([o.days, o.seconds, o.microseconds])),
-    uuid.UUID: lambda o: _new_tuple(_ExtType, (ExtCode.UUID, o.bytes)),
-    tuple: lambda o: _ext(ExtCode.TUPLE, _pack(list(o))),
-    Redacted: lambda o: _REDACTED_EXT,
-}
 
 
 def _to_ext(obj: Any) -> Any:
@@ -926,6 +990,19 @@ def _pack(obj: Any) -> bytes:
         raise
     finally:
         state.level = level
+
+
+#: The ext values of the plain types that are not native: msgpack's, and the accelerator's.
+_LEAF_EXT = _leaf_encoders(_ext, _pack)
+_LEAF_EXT_FAST = (
+    _leaf_encoders(fastpack.Ext, fastpack.encode) if fastpack.encode is not None else {}
+)
+
+#: Exact type -> encoder, for the common types (dataclass types are added as they are first met).
+_FAST: dict[type, Callable[[Any], Any]] = {
+    **_LEAF_EXT,
+    tuple: lambda o: _ext(ExtCode.TUPLE, _pack(list(o))),
+}
 
 
 def encode_value(value: Any) -> bytes:

@@ -24,13 +24,14 @@ from ..gcpause import cyclic_gc_paused
 from ..text import clip as _clip
 from ..text import short_repr as _short
 from . import codec as _codec
-from .codec import _PLAIN_SET as _PLAIN_TYPES
+from . import fastpack
 from .codec import (
-    _REDACTED_EXT,
+    _LEAF_EXT_FAST,
     _SIZED,
     ALLOWED_MODULES,
     FLAT_EFFECT,
     FLAT_MAX_ITEMS,
+    NATIVE_TYPES,
     STREAM_THRESHOLD,
     MemoryBudget,
     Redactor,
@@ -39,11 +40,14 @@ from .codec import (
     _sizeof,
     compilable_names,
     flat_size,
+    leaf_source,
     new_packer,
     opaque_of,
+    packing_env,
     plain_object_encoder,
     type_name,
 )
+from .codec import _PLAIN_SET as _PLAIN_TYPES
 
 __all__ = [
     "FORMAT_NAME",
@@ -202,27 +206,63 @@ def _request_getter(
     place of each secret field, whose value is never read; and whether every value is of a type
     that needs no redaction walk (always True when not ``redacting``). Compiled once per effect
     type and redactor (see :func:`_compiled_type`) to straight-line code when the field names
-    are identifiers."""
-    env: dict[str, Any] = {"R": _REDACTED_EXT, "CLEAN": _CLEAN_TYPES, "getattr": getattr}
+    are identifiers, which turns plain values that are not native (a ``Decimal``...) into their
+    ext values (see :func:`~prodture.trace.codec.leaf_source`): no hook is called to pack them."""
+    env: dict[str, Any] = {"CLEAN": _CLEAN_TYPES, "getattr": getattr, **packing_env(False)}
     secret = secret or (False,) * len(names)
+    # Keyword field names (the dataclass decorator allows them for fields that are not
+    # __init__ parameters) cannot be written as e.name: read them by name.
+    env["fields"] = list(zip(names, secret, strict=True))
+    source = (
+        "def slow(e):\n"
+        "    values = [REDACTED_EXT if s else getattr(e, n) for n, s in fields]\n"
+        f"    return values, {'all(type(v) in CLEAN for v in values)' if redacting else 'True'}\n"
+    )
     if compilable_names(names):
         read = [i for i, s in enumerate(secret) if not s]
-        source = "def request(e):\n" + "".join(f"    v{i} = e.{names[i]}\n" for i in read)
-        items = ", ".join("R" if s else f"v{i}" for i, s in enumerate(secret))
-        clean = " and ".join(f"type(v{i}) in CLEAN" for i in read) if redacting else ""
-        source += f"    return [{items}], {clean or 'True'}\n"
-    else:
-        # Keyword field names (the dataclass decorator allows them for fields that are not
-        # __init__ parameters) cannot be written as e.name: read them by name.
-        env["fields"] = list(zip(names, secret, strict=True))
-        source = (
-            "def request(e):\n"
-            "    values = [R if s else getattr(e, n) for n, s in fields]\n"
-            f"    return values, {'all(type(v) in CLEAN for v in values)' if redacting else 'True'}\n"
-        )
+        items = ", ".join("REDACTED_EXT" if s else f"v{i}" for i, s in enumerate(secret))
+        source += "def request(e):\n" + "".join(f"    v{i} = e.{names[i]}\n" for i in read)
+        if read:
+            source += (
+                "    try:\n"
+                + "".join(leaf_source(f"v{i}", "return slow(e)", False, "        ") for i in read)
+                + "    except Exception:  # a value the packer's hook marks as opaque\n"
+                + "        return slow(e)\n"
+            )
+        source += f"    return [{items}], True\n"
     exec(source, env)  # noqa: S102 -- field names checked to be identifiers (or read by name), once per effect type and redactor
-    request: Callable[[Any], tuple[list[Any], bool]] = env["request"]
+    request: Callable[[Any], tuple[list[Any], bool]] = env.get("request", env["slow"])
     return request
+
+
+def _fast_record_encoder(
+    names: tuple[str, ...], secret: tuple[bool, ...]
+) -> Callable[..., bytes | None] | None:
+    """For the accelerator (see :mod:`~prodture.trace.fastpack`): ``record(effect, seq, type_id,
+    result, start_ns, duration_ns, site_id)``, the bytes of a successful effect record whose
+    ``result`` is already native or an accelerator ``Ext``, its secret fields REDACTED; or None
+    when a request value is of a type the accelerator may not be given, or it refuses the
+    record (the msgpack path then packs it). Compiled once per effect type and redactor, like
+    :func:`_request_getter`; None for field names that are not identifiers."""
+    if not compilable_names(names):
+        return None
+    env: dict[str, Any] = {**packing_env(True), "encode": fastpack.encode}
+    secret = secret or (False,) * len(names)
+    read = [i for i, s in enumerate(secret) if not s]
+    items = ", ".join("REDACTED_EXT" if s else f"v{i}" for i, s in enumerate(secret))
+    source = (
+        "def record(e, seq, type_id, result, start, duration, site):\n"
+        "    try:\n"
+        + "".join(f"        v{i} = e.{names[i]}\n" for i in read)
+        + "".join(leaf_source(f"v{i}", "return None", True, "        ") for i in read)
+        + f"        return encode([{RecordKind.EFFECT}, seq, type_id, [{items}], True, result, "
+        "start, duration, site])\n"
+        "    except Exception:  # an int beyond 64 bits...: the msgpack path marks it\n"
+        "        return None\n"
+    )
+    exec(source, env)  # noqa: S102 -- field names checked to be identifiers, once per effect type and redactor
+    record: Callable[..., bytes | None] = env["record"]
+    return record
 
 
 @dataclasses.dataclass(slots=True, frozen=True)
@@ -231,6 +271,8 @@ class _CompiledType:
     (class, redactor) and shared by every encoder (see :func:`_compiled_type`)."""
 
     request: Callable[[Any], tuple[list[Any], bool]]
+    #: The record encoder for the accelerator, or None (not available, or no compilable names).
+    fast_record: Callable[..., bytes | None] | None
     #: The name the TYPE record's bytes were made for (re-made if the class is renamed).
     name: str
     #: The TYPE record after its type id: the packed name and field names.
@@ -242,11 +284,13 @@ class _Compiled:
     it: its effect types (class -> :class:`_CompiledType`) and result types (class -> the plain
     OBJECT encoder of a dataclass without secret fields, or None: redacted by a walk)."""
 
-    __slots__ = ("types", "results", "value_types_version")
+    __slots__ = ("types", "results", "fast_results", "value_types_version")
 
     def __init__(self) -> None:
         self.types: dict[type, _CompiledType] = {}
         self.results: dict[type, Callable[..., Any] | None] = {}
+        #: The same for the accelerator (see _fast_result).
+        self.fast_results: dict[type, Callable[[Any], Any] | None] = {}
         #: codec.value_types_version when ``results`` was begun.
         self.value_types_version = _codec.value_types_version
 
@@ -284,15 +328,24 @@ def _compiled_for(redactor: Redactor | None) -> _Compiled:
         # A value type registered since: a dataclass may now be encoded by its to_fields.
         compiled.value_types_version = _codec.value_types_version
         compiled.results = {}
+        compiled.fast_results = {}
     return compiled
 
 
 def _plain_result(
-    results: dict[type, Callable[..., Any] | None], t: type, redactor: Redactor
+    results: dict[type, Callable[..., Any] | None],
+    t: type,
+    redactor: Redactor | None,
+    fast: bool = False,
 ) -> Callable[..., Any] | None:
-    encoder = plain_object_encoder(t)
-    if encoder is not None and True in redactor.secret_fields(t):
-        encoder = None
+    """The plain OBJECT encoder of result type ``t`` (see ``plain_object_encoder``), None when
+    ``redactor`` names one of its fields secret; with ``fast``, the accelerator's, or for a
+    plain type that is not native (a ``Decimal``...) its ``Ext`` encoder."""
+    encoder = _LEAF_EXT_FAST.get(t) if fast else None
+    if encoder is None:
+        encoder = plain_object_encoder(t, fast)
+        if encoder is not None and redactor is not None and True in redactor.secret_fields(t):
+            encoder = None
     return _remember(results, t, encoder, _MAX_COMPILED)
 
 
@@ -308,8 +361,12 @@ def _compiled_type(
     names = tuple(f.name for f in dataclasses.fields(cls)) if dataclasses.is_dataclass(cls) else ()
     secret = redactor.secret_fields(cls) if (redactor is not None and names) else ()
     pack = new_packer().pack
+    redacting = redactor is not None
     entry = _CompiledType(
-        _request_getter(names, secret, redactor is not None), name, pack(name) + pack(list(names))
+        _request_getter(names, secret, redacting),
+        _fast_record_encoder(names, secret) if fastpack.available else None,
+        name,
+        pack(name) + pack(list(names)),
     )
     return _remember(compiled, cls, entry, _MAX_COMPILED)
 
@@ -400,12 +457,15 @@ class TraceEncoder:
         on_opaque: Callable[[str], None] | None = None,
     ) -> None:
         self._packer = new_packer()
-        #: Effect types defined in this trace: class -> (type id, request getter).
-        self._types: dict[type, tuple[int, Callable[[Any], tuple[list[Any], bool]]]] = {}
+        #: The accelerator's encode (see fastpack), or None: every record packed by msgpack.
+        self._fast = fastpack.encoder()
+        #: Effect types defined in this trace: class -> (type id, compiled type).
+        self._types: dict[type, tuple[int, _CompiledType]] = {}
         self._sites: dict[tuple[str, int, str], int] = {}
         compiled = _compiled_for(redactor)
         self._compiled = compiled.types
         self._plain_results = compiled.results
+        self._fast_results = compiled.fast_results
         self.redactor = redactor
         self.on_opaque = on_opaque
         #: Values recorded as OPAQUE by this encoder (they cannot be replayed).
@@ -544,51 +604,102 @@ class TraceEncoder:
         duration_ns: int,
         site: tuple[str, int, str] | None,
     ) -> bytes:
-        _enc.encoder = self
         cls = type(effect)
         defined = self._types.get(cls)
         if defined is None:
             compiled = _compiled_type(self._compiled, cls, self.redactor)
-            type_id, request = len(self._types), compiled.request
+            type_id = len(self._types)
             prefix = _TYPE_HEAD + _packed_id(type_id) + compiled.tail
         else:
-            type_id, request = defined
+            type_id, compiled = defined
             prefix = b""
-        # The request's values, its secret fields already REDACTED (see _request_getter).
-        values, clean = request(effect)
-        result = value
-        redactor = self.redactor
-        if redactor is not None:
-            if not clean:
-                scrubbed = redactor.scrub(values)
-                # REDACTED as a whole when a value could not be walked: then value by value.
-                values = scrubbed if type(scrubbed) is list else [redactor.scrub(v) for v in values]
-            if ok and type(value) not in _PLAIN_TYPES:
-                plain: Any = self._plain_results.get(type(value), _UNSEEN)
-                if plain is _UNSEEN:
-                    plain = _plain_result(self._plain_results, type(value), redactor)
-                result = None
-                if plain is not None:
-                    # The common result: a dataclass without secret fields whose field values are
-                    # all plain, encoded here as its ext value (nothing in it to redact).
-                    pending = len(self._pending_opaque)
-                    # With the record's packer, idle until the record is packed: packing plain
-                    # values calls only the codec's hook, never back into this encoder.
-                    packer = self._packer
-                    try:
-                        result = plain(value, packer.pack)
-                    except Exception:  # left to the packer's hook, which marks it as opaque
-                        packer.reset()
-                        del self._pending_opaque[pending:]
-                        result = None
-                if result is None:
-                    value = result = redactor.scrub(value)
         site_id = new_site = None
         if site is not None:
             site_id = self._sites.get(site)
             if site_id is None:
                 site_id = new_site = len(self._sites)
                 prefix += _SITE_HEAD + _packed_id(site_id) + _site_tail(site)
+        body = None
+        fast_record = compiled.fast_record
+        if (
+            fast_record is not None
+            and self._fast is not None
+            and ok is True
+            and type(seq) is int
+            and type(start_ns) is int
+            and type(duration_ns) is int
+        ):
+            # The common record, for the accelerator: only values of the exact types it writes
+            # as msgpack does (see fastpack); anything else is packed by msgpack below.
+            t = type(value)
+            if t in NATIVE_TYPES:
+                body = fast_record(effect, seq, type_id, value, start_ns, duration_ns, site_id)
+            else:
+                plain: Any = self._fast_results.get(t, _UNSEEN)
+                if plain is _UNSEEN:
+                    plain = _plain_result(self._fast_results, t, self.redactor, fast=True)
+                if plain is not None:
+                    try:
+                        result = plain(value)
+                    except Exception:  # the msgpack path marks it as opaque
+                        result = None
+                    if result is not None:
+                        body = fast_record(
+                            effect, seq, type_id, result, start_ns, duration_ns, site_id
+                        )
+        if body is None:
+            body = self._effect_body(
+                seq, effect, compiled, type_id, ok, value, start_ns, duration_ns, site_id
+            )
+        # Only now, with every byte of this record in hand: the type and site are defined.
+        if defined is None:
+            self._types[cls] = (type_id, compiled)
+        if new_site is not None:
+            self._sites[site] = new_site  # type: ignore[index]
+        return prefix + body
+
+    def _effect_body(
+        self,
+        seq: int,
+        effect: Effect,
+        compiled: _CompiledType,
+        type_id: int,
+        ok: bool,
+        value: Any,
+        start_ns: int,
+        duration_ns: int,
+        site_id: int | None,
+    ) -> bytes:
+        """The effect record packed by msgpack, its values scrubbed when they need it."""
+        _enc.encoder = self
+        # The request's values, its secret fields already REDACTED (see _request_getter).
+        values, clean = compiled.request(effect)
+        result = value
+        redactor = self.redactor
+        if not clean:
+            scrubbed = redactor.scrub(values)  # type: ignore[union-attr]
+            # REDACTED as a whole when a value could not be walked: then value by value.
+            values = scrubbed if type(scrubbed) is list else [redactor.scrub(v) for v in values]  # type: ignore[union-attr]
+        if ok and type(value) not in _PLAIN_TYPES:
+            plain: Any = self._plain_results.get(type(value), _UNSEEN)
+            if plain is _UNSEEN:
+                plain = _plain_result(self._plain_results, type(value), redactor)
+            result = None
+            if plain is not None:
+                # The common result: a dataclass without secret fields whose field values are
+                # all plain, encoded here as its ext value (nothing in it to redact).
+                pending = len(self._pending_opaque)
+                # With the record's packer, idle until the record is packed: packing plain
+                # values calls only the codec's hook, never back into this encoder.
+                packer = self._packer
+                try:
+                    result = plain(value, packer.pack)
+                except Exception:  # left to the packer's hook, which marks it as opaque
+                    packer.reset()
+                    del self._pending_opaque[pending:]
+                    result = None
+            if result is None:
+                value = result = redactor.scrub(value) if redactor is not None else value
         record = [
             RecordKind.EFFECT,
             seq,
@@ -609,12 +720,7 @@ class TraceEncoder:
             self._pending_opaque.clear()
             record[5] = value  # as given: its opaque parts are noted again
             body = self._pack_or_mark(record, (3, 5))
-        # Only now, with every byte of this record in hand: the type and site are defined.
-        if defined is None:
-            self._types[cls] = (type_id, request)
-        if new_site is not None:
-            self._sites[site] = new_site  # type: ignore[index]
-        return prefix + body
+        return body
 
     def outcome(
         self, ok: bool, value: Any, traceback: str, failed_effect: int | None, duration_ns: int

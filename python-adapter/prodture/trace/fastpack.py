@@ -1,0 +1,54 @@
+"""The optional accelerator of trace encoding: msgspec's MessagePack encoder, for the same bytes.
+
+Installed with the ``prodture[fast]`` extra; the runtime never needs it (``msgpack`` is its one
+dependency). When it is importable, :class:`~prodture.trace.format.TraceEncoder` packs its common
+effect records with it (about twice as fast as a ``msgpack.Packer`` on a typical record).
+
+msgspec writes natively some types the trace codec writes as ext values (``datetime``,
+``Decimal`` as a string, ``UUID``, dataclasses, enums, sets, subclasses of ``int``/``str``/
+``dict``...), so it is only ever given values of the exact types both libraries write alike:
+``str``, ``bytes``, ``int``, ``float``, ``bool``, ``None``, lists and dicts the encoder built, and
+:data:`Ext` values the encoder built. A record holding anything else, and any record msgspec
+refuses (an int beyond 64 bits, a lone surrogate), goes to the msgpack path, which writes exactly
+the bytes it always did (opaque values marked as such). ``tests/test_fastpack.py`` proves the
+bytes equal.
+
+``PRODTURE_ACCELERATOR=0`` in the environment (read at import) or ``fastpack.enabled = False``
+(read by each new encoder) forces the msgpack path.
+"""
+
+from __future__ import annotations
+
+import os
+from collections.abc import Callable
+from typing import Any
+
+try:
+    from msgspec.msgpack import Encoder as _Encoder
+    from msgspec.msgpack import Ext as _Ext
+except ImportError:  # the extra is not installed (or blocked): the msgpack path only
+    _Encoder = _Ext = None  # type: ignore[assignment,misc]
+
+__all__ = ["available", "enabled", "Ext", "encode", "encoder"]
+
+#: Whether msgspec could be imported.
+available = _Encoder is not None
+
+#: Whether new encoders use the accelerator (when available).
+enabled = available and os.environ.get("PRODTURE_ACCELERATOR", "").strip().lower() not in {
+    "0",
+    "false",
+    "no",
+    "off",
+}
+
+#: msgspec's ext value type (``Ext(code, data)``), or None.
+Ext: Any = _Ext
+
+#: msgspec's encoder, shared: an ``encode`` keeps its state per call (and has no hook to reenter).
+encode: Callable[[Any], bytes] | None = _Encoder().encode if _Encoder is not None else None
+
+
+def encoder() -> Callable[[Any], bytes] | None:
+    """The accelerator's ``encode`` for a new trace encoder, or None: the msgpack path only."""
+    return encode if enabled else None
