@@ -19,7 +19,7 @@ import prodture
 from prodture import DirectorySink, Effect, Interpreter, Recorder, secret
 from prodture.trace import REDACTED, Redactor, read_trace
 from prodture.trace.codec import MAX_REDACT_DEPTH, _enc, new_packer, register_value_type
-from prodture.trace.format import _CLEAN_DEPTH, RecordKind, TraceEncoder
+from prodture.trace.format import _CLEAN_DEPTH, RecordKind, TraceEncoder, _utc_iso
 
 SECRET = "hunter2-fast-path"
 PUBLIC = "visible-data"
@@ -68,6 +68,10 @@ class MyDict(dict):
 
 
 class Key(str):
+    pass
+
+
+class Clock(_dt.datetime):
     pass
 
 
@@ -161,6 +165,9 @@ def test_input_and_outcome_bytes_are_those_of_the_general_way(name):
         _dt.datetime(2026, 12, 1, 0, 4, 32, 123456, tzinfo=_dt.timezone.utc),
         _dt.datetime(2026, 12, 1, 0, 4, 32, tzinfo=_dt.timezone.utc),  # no microseconds
         _dt.datetime(2026, 12, 1, 1, 4, 32, 5, tzinfo=_dt.timezone(_dt.timedelta(hours=1))),
+        _dt.datetime(999, 1, 2, 3, 4, 5, 60, tzinfo=_dt.timezone.utc),
+        _dt.datetime(2026, 12, 1, 0, 4, 32, 7),  # naive
+        Clock(2026, 12, 1, 0, 4, 32, 7, tzinfo=_dt.timezone.utc),  # a datetime subclass
     ],
 )
 @pytest.mark.parametrize("meta", [None, {}, {"region": "eu", "n": 3}, {"cart": CART}])
@@ -187,6 +194,23 @@ def test_header_bytes_are_those_of_the_header_map_packed_whole(started_at, meta)
         "meta": meta or {},
     }
     assert header == new_packer().pack([RecordKind.HEADER, body])
+
+
+def test_utc_start_times_are_written_as_isoformat_writes_them():
+    """The header's started_at text, made from a per-second cache, is isoformat's for every microsecond value (none, one, the last), second after second, at the ends of the calendar."""
+    start = _dt.datetime(2026, 12, 31, 23, 59, 58, tzinfo=_dt.timezone.utc)
+    times = [start + _dt.timedelta(microseconds=us) for us in range(0, 3_000_000, 99_991)]
+    times += [
+        start + _dt.timedelta(seconds=s, microseconds=us)
+        for s in (0, 1, 2)
+        for us in (0, 1, 999_999)
+    ]
+    times += [
+        _dt.datetime(1, 1, 1, tzinfo=_dt.timezone.utc),
+        _dt.datetime(9999, 12, 31, 23, 59, 59, 999_999, tzinfo=_dt.timezone.utc),
+    ]
+    for when in times:
+        assert _utc_iso(when) == when.isoformat().encode()
 
 
 def record(directory, value: Any, redact: Any = None) -> bytes:

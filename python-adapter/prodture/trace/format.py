@@ -378,6 +378,25 @@ _DATETIME = _codec.ExtCode.DATETIME
 _ExtType = msgpack.ExtType
 _new_tuple = tuple.__new__
 
+_UTC = _dt.timezone.utc
+#: Per second: the ISO text of a UTC time up to its seconds (see _utc_iso).
+_utc_seconds: dict[tuple[int, int, int, int, int, int], bytes] = {}
+
+
+def _utc_iso(when: _dt.datetime) -> bytes:
+    """``when.isoformat().encode()`` for an exact datetime in timezone.utc (a header's
+    started_at), its text up to the seconds made once per second: the same bytes in half the
+    time (isoformat formats the offset anew each call)."""
+    key = (when.year, when.month, when.day, when.hour, when.minute, when.second)
+    head = _utc_seconds.get(key)
+    if head is None:
+        head = _remember(
+            _utc_seconds, key, when.replace(microsecond=0).isoformat()[:19].encode(), 64
+        )
+    us = when.microsecond
+    return head + (b".%06d+00:00" % us if us else b"+00:00")
+
+
 _version: str | None = None
 
 
@@ -466,11 +485,17 @@ class TraceEncoder:
             try:
                 # started_at: what the codec's hook makes of an exact datetime, made here
                 # without the hook (a subclass is left to it).
-                when = (
-                    _new_tuple(_ExtType, (_DATETIME, started_at.isoformat().encode()))
-                    if type(started_at) is _dt.datetime
-                    else started_at
-                )
+                when: Any = started_at
+                if type(started_at) is _dt.datetime:
+                    when = _new_tuple(
+                        _ExtType,
+                        (
+                            _DATETIME,
+                            _utc_iso(started_at)
+                            if started_at.tzinfo is _UTC
+                            else started_at.isoformat().encode(),
+                        ),
+                    )
                 # [trace_id, "started_at", started_at] without its array head; the meta map at
                 # the depth it has in the record (msgpack's nesting limit counts the arrays).
                 middle: bytes = packer.pack([trace_id, "started_at", when])[1:]
@@ -481,7 +506,8 @@ class TraceEncoder:
                 packer.reset()
                 self._pending_opaque.clear()
             else:
-                self._commit_opaque()
+                if self._pending_opaque:
+                    self._commit_opaque()
                 return parts[0] + middle + parts[1] + tail
         body = {
             "format": FORMAT_NAME,
