@@ -532,7 +532,8 @@ class TraceEncoder:
 
     def input(self, value: Any) -> bytes:
         _enc.encoder = self
-        if self.redactor is not None:
+        # A plain value has nothing to redact (the redactor returns it as is).
+        if self.redactor is not None and type(value) not in _PLAIN_TYPES:
             data = self._pack_clean(self.redactor, [RecordKind.INPUT, value], 1)
             if data is not None:
                 return data
@@ -756,7 +757,7 @@ class TraceEncoder:
         self, ok: bool, value: Any, traceback: str, failed_effect: int | None, duration_ns: int
     ) -> bytes:
         _enc.encoder = self
-        if ok and self.redactor is not None:
+        if ok and self.redactor is not None and type(value) not in _PLAIN_TYPES:
             data = self._pack_clean(
                 self.redactor,
                 [RecordKind.OUTCOME, ok, value, traceback, failed_effect, duration_ns],
