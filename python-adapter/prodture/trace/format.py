@@ -423,6 +423,37 @@ def _header_parts(key: tuple[str, str, str, str]) -> tuple[bytes, bytes]:
 #: compiled getter puts in place of a secret field.
 _CLEAN_TYPES = _PLAIN_TYPES | {msgpack.ExtType}
 
+#: What TraceEncoder._clean returns for a value it leaves to the redactor's walk, and how deep it
+#: looks into dicts and lists before it does (far above a handler's usual input and result, far
+#: below the walk's own MAX_REDACT_DEPTH).
+_WALK = object()
+_CLEAN_DEPTH = 8
+#: A header's meta when empty (msgpack's empty map), and what the codec's hook makes of a
+#: datetime, made without the hook for the header's started_at.
+_EMPTY_MAP = b"\x80"
+_DATETIME = _codec.ExtCode.DATETIME
+_ExtType = msgpack.ExtType
+_new_tuple = tuple.__new__
+
+_UTC = _dt.timezone.utc
+#: Per second: the ISO text of a UTC time up to its seconds (see _utc_iso).
+_utc_seconds: dict[tuple[int, int, int, int, int, int], bytes] = {}
+
+
+def _utc_iso(when: _dt.datetime) -> bytes:
+    """``when.isoformat().encode()`` for an exact datetime in timezone.utc (a header's
+    started_at), its text up to the seconds made once per second: the same bytes in half the
+    time (isoformat formats the offset anew each call)."""
+    key = (when.year, when.month, when.day, when.hour, when.minute, when.second)
+    head = _utc_seconds.get(key)
+    if head is None:
+        head = _remember(
+            _utc_seconds, key, when.replace(microsecond=0).isoformat()[:19].encode(), 64
+        )
+    us = when.microsecond
+    return head + (b".%06d+00:00" % us if us else b"+00:00")
+
+
 _version: str | None = None
 
 
@@ -512,15 +543,31 @@ class TraceEncoder:
             # The parts that do not change between traces were packed once (_header_parts).
             packer = self._packer
             try:
+                # started_at: what the codec's hook makes of an exact datetime, made here
+                # without the hook (a subclass is left to it).
+                when: Any = started_at
+                if type(started_at) is _dt.datetime:
+                    when = _new_tuple(
+                        _ExtType,
+                        (
+                            _DATETIME,
+                            _utc_iso(started_at)
+                            if started_at.tzinfo is _UTC
+                            else started_at.isoformat().encode(),
+                        ),
+                    )
                 # [trace_id, "started_at", started_at] without its array head; the meta map at
                 # the depth it has in the record (msgpack's nesting limit counts the arrays).
-                middle: bytes = packer.pack([trace_id, "started_at", started_at])[1:]
-                tail: bytes = packer.pack([[meta]])[2:]
+                middle: bytes = packer.pack([trace_id, "started_at", when])[1:]
+                tail: bytes = (
+                    _EMPTY_MAP if type(meta) is dict and not meta else packer.pack([[meta]])[2:]
+                )
             except Exception:
                 packer.reset()
                 self._pending_opaque.clear()
             else:
-                self._commit_opaque()
+                if self._pending_opaque:
+                    self._commit_opaque()
                 return parts[0] + middle + parts[1] + tail
         body = {
             "format": FORMAT_NAME,
@@ -545,9 +592,99 @@ class TraceEncoder:
 
     def input(self, value: Any) -> bytes:
         _enc.encoder = self
-        if self.redactor is not None:
+        # A plain value has nothing to redact (the redactor returns it as is).
+        if self.redactor is not None and type(value) not in _PLAIN_TYPES:
+            data = self._pack_clean(self.redactor, [RecordKind.INPUT, value], 1)
+            if data is not None:
+                return data
             value = self.redactor.scrub(value)
         return self._pack_or_mark([RecordKind.INPUT, value], (1,))
+
+    def _pack_clean(self, redactor: Redactor, record: list[Any], slot: int) -> bytes | None:
+        """``record`` packed when :meth:`_clean` finds nothing to redact in its value at
+        ``slot``, else None (then the redactor walks it). The same bytes as the redactor's walk
+        followed by the packer: only values that walk leaves as they are go this way."""
+        try:
+            ready = self._clean(record[slot], redactor, _compiled_for(redactor).results, 0)
+        except Exception:  # a dict changed by another thread while read: the walk decides
+            ready = _WALK
+        packer = self._packer
+        if ready is not _WALK:
+            record[slot] = ready
+            try:
+                data: bytes = packer.pack(record)
+            except Exception:  # the general way marks what cannot be packed
+                packer.reset()
+                ready = _WALK
+        if ready is _WALK:
+            # Opaque parts of values packed before the walk was chosen are noted again by it.
+            self._pending_opaque.clear()
+            return None
+        if self._pending_opaque:
+            self._commit_opaque()
+        return data
+
+    def _clean(
+        self,
+        value: Any,
+        redactor: Redactor,
+        results: dict[type, Callable[..., Any] | None],
+        depth: int,
+    ) -> Any:
+        """``value`` ready to pack when it holds nothing to redact, else ``_WALK``: a plain value;
+        a dict whose keys are all str matching no pattern and whose values are clean; a list of
+        clean values; a tuple of plain values; a dataclass without secret fields whose field
+        values are all plain, encoded here and now by its compiled OBJECT encoder (the ext value
+        the packer's hook would make of it). Anything else, and anything deeper than
+        ``_CLEAN_DEPTH``, is left to the redactor's walk, which decides as it always did."""
+        t = type(value)
+        if t in _PLAIN_TYPES:
+            return value
+        if depth >= _CLEAN_DEPTH:
+            return _WALK
+        if t is dict:
+            is_secret = redactor.is_secret_name
+            out: dict[str, Any] | None = None
+            for k, v in value.items():
+                if type(k) is not str or is_secret(k):
+                    return _WALK
+                if type(v) in _PLAIN_TYPES:
+                    continue
+                nv = self._clean(v, redactor, results, depth + 1)
+                if nv is _WALK:
+                    return _WALK
+                if nv is not v:
+                    if out is None:
+                        out = dict(value)
+                    out[k] = nv
+            return value if out is None else out
+        if t is list:
+            items: list[Any] | None = None
+            for i, v in enumerate(value):
+                if type(v) in _PLAIN_TYPES:
+                    continue
+                nv = self._clean(v, redactor, results, depth + 1)
+                if nv is _WALK:
+                    return _WALK
+                if nv is not v:
+                    if items is None:
+                        items = list(value)
+                    items[i] = nv
+            return value if items is None else items
+        if t is tuple:
+            return value if all(map(_PLAIN_TYPES.__contains__, map(type, value))) else _WALK
+        plain: Any = results.get(t, _UNSEEN)
+        if plain is _UNSEEN:
+            plain = _plain_result(results, t, redactor)
+        if plain is None:
+            return _WALK
+        packer = self._packer  # idle: the record is packed after this
+        try:
+            ext = plain(value, packer.pack)
+        except Exception:  # an int beyond 64 bits: left to the general way
+            packer.reset()
+            return _WALK
+        return _WALK if ext is None else ext
 
     def _pack_or_mark(self, record: list[Any], value_slots: tuple[int, ...]) -> bytes:
         """``record`` packed. When msgpack refuses it (an int beyond 64 bits, nesting deeper
@@ -726,7 +863,14 @@ class TraceEncoder:
         self, ok: bool, value: Any, traceback: str, failed_effect: int | None, duration_ns: int
     ) -> bytes:
         _enc.encoder = self
-        if ok and self.redactor is not None:
+        if ok and self.redactor is not None and type(value) not in _PLAIN_TYPES:
+            data = self._pack_clean(
+                self.redactor,
+                [RecordKind.OUTCOME, ok, value, traceback, failed_effect, duration_ns],
+                2,
+            )
+            if data is not None:
+                return data
             value = self.redactor.scrub(value)
         return self._pack_or_mark(
             [RecordKind.OUTCOME, ok, value, traceback, failed_effect, duration_ns], (2,)
