@@ -20,6 +20,11 @@ Prints ``name: value`` lines on stdout (details go to stderr):
   trace was dropped because the writer was behind (a dropped trace costs less than a written one,
   so read the ratio together with it), ``record_throughput_written`` the fraction written. ``record_throughput_ratio_all_written`` is the same run
   with a queue that never drops, timed until every trace is on disk: the total cost.
+* ``record_throughput_writer_cpu_share`` — in the run that drops, the writer thread's CPU time
+  / the whole process's (``record_throughput_writer_cpu_core``: / wall time, a fraction of one
+  core): the share of the machine recording's writer took from the handlers (its budget,
+  ``Recorder(writer_cpu_budget=)``, bounds the second). ``--recorder-option NAME=VALUE`` passes
+  a ``Recorder`` option to every throughput run (e.g. ``writer_cpu_budget=None``).
 * ``record_throughput_writer_*`` — the writer thread's profile in the all-written run, per trace
   written (:class:`WriterProfile`): awake (wall time not sleeping for work), CPU, wait (awake
   minus CPU: the GIL, or the disk), and within those the encoding of kept values and the sink's
