@@ -22,6 +22,7 @@ from typing import Any
 import pytest
 
 from prodture import DirectorySink, Effect, Interpreter, Recorder, handler, read_trace
+from prodture.recorder import segment_traces
 
 
 @dataclasses.dataclass(frozen=True)
@@ -58,6 +59,16 @@ class CpuHungryStream:
         while time.thread_time() < end:
             pass
         self.stream.write(data)
+
+
+class CpuHungrySegments(DirectorySink):
+    """Segment files whose every append costs the writer thread 5 ms of CPU per trace."""
+
+    def append_traces(self, traces):
+        end = time.thread_time() + 0.005 * len(traces)
+        while time.thread_time() < end:
+            pass
+        return super().append_traces(traces)
 
 
 def _run_until(
@@ -106,6 +117,27 @@ def test_a_writer_over_its_budget_drops_and_counts_yet_flush_and_close_write_all
     assert stats.queue_depth == 0
     assert stats.traces_written + stats.traces_dropped == ran + 10
     assert _readable(tmp_path) == stats.traces_written
+
+
+def test_a_segment_writer_over_its_budget_drops_and_counts_yet_flush_writes_all_queued(tmp_path):
+    """The same with segment files (traces appended in batches): drops are counted for the
+    budget, flush() appends every queued trace, and each one in the segments is whole."""
+    sink = CpuHungrySegments(tmp_path, segment_bytes=1 << 20)
+    recorder = Recorder(sink, max_queue=20, writer_cpu_budget=0.01)
+    interpreter = Interpreter(PERFORMERS, recorder=recorder)
+    ran = _run_until(interpreter, recorder, "traces_dropped_for_budget")
+    queued_or_written = recorder.stats.traces_written + recorder.stats.queue_depth
+    assert recorder.flush(timeout=60), "flush() waited for the writer's budget"
+    assert recorder.close(timeout=60)
+    stats = recorder.stats
+    assert stats.queue_depth == 0 and stats.sink_errors == 0
+    assert stats.traces_written >= queued_or_written
+    assert stats.traces_written + stats.traces_dropped == ran
+    traces = [t for path in glob.glob(str(tmp_path / "*.prodtraces")) for t in segment_traces(path)]
+    assert len(traces) == stats.traces_written
+    for data in traces:
+        trace = read_trace(data)
+        assert trace.complete and len(trace.effects) == 2
 
 
 def test_without_a_budget_no_drop_is_counted_for_it(tmp_path):

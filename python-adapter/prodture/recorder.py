@@ -1489,7 +1489,8 @@ class _Writer:
         write_trace = self.write_trace
         dropped = self.dropped
         append = self.append
-        whole: list[_Pending] = []  # segment sink: finished traces for the next append
+        # segment sink: finished traces, encoded, for the next append
+        whole: list[tuple[_Pending, tuple[TraceInfo, bytes]]] = []
         whole_size = 0  # their queued bytes, freed once they are appended
         while dropped:
             write_trace(dropped.popleft())  # broken: removes what was streamed
@@ -1522,8 +1523,14 @@ class _Writer:
                 written = freed = batch = 0
                 self._pause()
             if append is not None and item.stream is None and not item.broken:
-                whole.append(item)  # never streamed: appended whole, with others
-                whole_size += item.size
+                # Never streamed: appended whole, with others. Encoded now, one by one, so
+                # that the budget check above sees each trace's encoding.
+                entry = self._encode_whole(item)
+                if entry is None:
+                    freed += item.size
+                else:
+                    whole.append((item, entry))
+                    whole_size += item.size
                 if len(whole) == _SEGMENT_BATCH or whole_size >= _SEGMENT_BATCH_BYTES:
                     written += self._append_whole(whole)
                     freed += whole_size
@@ -1589,30 +1596,34 @@ class _Writer:
                 break
             self._bell.acquire(timeout=left)
 
-    def _append_whole(self, traces: list[_Pending]) -> int:
-        """Encode what these finished traces kept, all of them first, then append them to the
-        segment sink in one write (one GIL hand-off for the batch, not three per trace). Returns
-        how many are on disk; each one lost is counted and logged as a sink error."""
-        batch: list[tuple[TraceInfo, bytes]] = []
-        kept: list[_Pending] = []
-        for trace in traces:
-            try:
-                if type(trace) is _StreamSession:
-                    trace.complete()
-                records = trace.records
-                batch.append((trace.info, b"".join(records)))
-                records.clear()
-                kept.append(trace)
-            except Exception:  # a bug of ours: that trace only
-                self._sink_failed(trace, None)
-        if not batch:
+    def _encode_whole(self, trace: _Pending) -> tuple[TraceInfo, bytes] | None:
+        """Encode what a finished trace kept and join its records, for a segment append; None
+        when that failed (a bug of ours: that trace only, counted and logged as a sink error)."""
+        try:
+            if type(trace) is _StreamSession:
+                trace.complete()
+            records = trace.records
+            data = b"".join(records)
+            records.clear()
+            return trace.info, data
+        except Exception:
+            self._sink_failed(trace, None)
+            return None
+
+    def _append_whole(self, whole: list[tuple[_Pending, tuple[TraceInfo, bytes]]]) -> int:
+        """Append these encoded finished traces to the segment sink in one write (one GIL
+        hand-off for the batch, not three per trace). Returns how many are on disk; each one
+        lost is counted and logged as a sink error."""
+        if not whole:
             return 0
         try:
-            results: list[OSError | None] | list[Exception] = self.append(batch)  # type: ignore[misc]
+            results: list[OSError | None] | list[Exception] = self.append(  # type: ignore[misc]
+                [entry for _, entry in whole]
+            )
         except Exception as failure:
-            results = [failure] * len(batch)
+            results = [failure] * len(whole)
         written = 0
-        for trace, error in zip(kept, results, strict=True):
+        for (trace, _), error in zip(whole, results, strict=True):
             if error is None:
                 written += 1
             else:
