@@ -140,6 +140,37 @@ def test_a_segment_writer_over_its_budget_drops_and_counts_yet_flush_writes_all_
         assert trace.complete and len(trace.effects) == 2
 
 
+@pytest.mark.skipif(not hasattr(os, "fork"), reason="needs os.fork")
+def test_a_child_forked_while_the_writer_is_held_back_has_its_own_writer_and_counts(tmp_path):
+    """Forked while the parent's writer is over its budget: the child's writer starts afresh
+    (its counts at zero, none of the parent's pauses or drops), writes its own traces on close,
+    and the parent's flush still writes what the parent had queued."""
+    recorder = Recorder(CpuHungrySink(tmp_path), max_queue=20, writer_cpu_budget=0.01)
+    interpreter = Interpreter(PERFORMERS, recorder=recorder)
+    ran = _run_until(interpreter, recorder, "traces_dropped_for_budget")
+    pid = os.fork()
+    if pid == 0:  # the child: report through the exit code only
+        ok = False
+        try:
+            ok = recorder.stats == type(recorder.stats)()
+            ok = ok and all(interpreter.run(ping_twice, 1000 + i).ok for i in range(2))
+            ok = ok and recorder.close(timeout=30)
+            stats = recorder.stats
+            ok = ok and (stats.traces_started, stats.traces_written, stats.traces_dropped) == (
+                2,
+                2,
+                0,
+            )
+        finally:
+            os._exit(0 if ok else 1)
+    _, status = os.waitpid(pid, 0)
+    assert os.waitstatus_to_exitcode(status) == 0, "the child's writer or counts were wrong"
+    assert recorder.close(timeout=60)
+    stats = recorder.stats
+    assert stats.traces_written + stats.traces_dropped == ran and stats.queue_depth == 0
+    assert _readable(tmp_path) == stats.traces_written + 2
+
+
 def test_without_a_budget_no_drop_is_counted_for_it(tmp_path):
     """The same overload with ``writer_cpu_budget=None``: traces are still dropped (the writer
     is behind) but none is counted as dropped for a budget."""
