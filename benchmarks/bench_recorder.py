@@ -20,6 +20,11 @@ Prints ``name: value`` lines on stdout (details go to stderr):
   trace was dropped because the writer was behind (a dropped trace costs less than a written one,
   so read the ratio together with it), ``record_throughput_written`` the fraction written. ``record_throughput_ratio_all_written`` is the same run
   with a queue that never drops, timed until every trace is on disk: the total cost.
+* ``record_throughput_writer_cpu_share`` — in the run that drops, the writer thread's CPU time
+  / the whole process's (``record_throughput_writer_cpu_core``: / wall time, a fraction of one
+  core): the share of the machine recording's writer took from the handlers (its budget,
+  ``Recorder(writer_cpu_budget=)``, bounds the second). ``--recorder-option NAME=VALUE`` passes
+  a ``Recorder`` option to every throughput run (e.g. ``writer_cpu_budget=None``).
 * ``record_throughput_writer_*`` — the writer thread's profile in the all-written run, per trace
   written (:class:`WriterProfile`): awake (wall time not sleeping for work), CPU, wait (awake
   minus CPU: the GIL, or the disk), and within those the encoding of kept values and the sink's
@@ -39,6 +44,7 @@ Prints ``name: value`` lines on stdout (details go to stderr):
 from __future__ import annotations
 
 import argparse
+import ast
 import asyncio
 import dataclasses
 import gc
@@ -411,6 +417,9 @@ def simulate_free_encoding() -> None:
 #: ``*_segments`` figures are left out).
 SEGMENTS = "segment_bytes" in inspect.signature(DirectorySink).parameters
 SEGMENT_BYTES = 64 * 1024 * 1024
+#: Recorder options for the throughput runs (``--recorder-option name=value``), e.g.
+#: ``writer_cpu_budget=None`` to measure a writer without its CPU budget.
+RECORDER_OPTIONS: dict[str, object] = {}
 
 
 def throughput(
@@ -471,6 +480,8 @@ class ThroughputRound:
     profile: dict[str, float]  # the writer's time per trace in the all-written run
     plain: float  # unrecorded executions per second
     recorded: float  # recorded executions per second (drops allowed)
+    writer_share: float  # the writer thread's CPU / the process's CPU, in the dropping run
+    writer_core: float  # the writer thread's CPU / wall time (fraction of one core), same run
 
 
 def throughput_round(args, directory: str, sink_options: dict) -> ThroughputRound:
@@ -489,14 +500,23 @@ def throughput_round(args, directory: str, sink_options: dict) -> ThroughputRoun
             until_written=recorder if until_written else None,
         )
 
-    rec = Recorder(DirectorySink(os.path.join(directory, "dropping"), **sink_options))
+    rec = Recorder(
+        DirectorySink(os.path.join(directory, "dropping"), **sink_options), **RECORDER_OPTIONS
+    )
     tp_plain = plain_throughput(args)
+    p0, w0 = time.process_time(), time.perf_counter()
     tp_rec = run(rec, until_written=False)
+    process_cpu, wall = time.process_time() - p0, time.perf_counter() - w0
+    writer_cpu = _writer_cpu(rec)  # its thread started in this run (before the close)
     _close(rec)
     shutil.rmtree(os.path.join(directory, "dropping"), ignore_errors=True)
     dropped = _stat(rec, "traces_dropped") / total
     written = _stat(rec, "traces_written") / total
-    rec = Recorder(DirectorySink(os.path.join(directory, "all"), **sink_options), max_queue=10**7)
+    rec = Recorder(
+        DirectorySink(os.path.join(directory, "all"), **sink_options),
+        max_queue=10**7,
+        **RECORDER_OPTIONS,
+    )
     tp_plain_all = plain_throughput(args)
     profile = WriterProfile(rec)
     tp_all = run(rec, until_written=True)
@@ -511,6 +531,8 @@ def throughput_round(args, directory: str, sink_options: dict) -> ThroughputRoun
         profile.per_trace_us(total),
         tp_plain,
         tp_rec,
+        writer_cpu / max(process_cpu, 1e-9),
+        writer_cpu / wall,
     )
 
 
@@ -560,9 +582,20 @@ def main() -> int:
         help="only the record_throughput_* figures and the writer's profile",
     )
     parser.add_argument(
+        "--recorder-option",
+        action="append",
+        default=[],
+        metavar="NAME=VALUE",
+        help="a Recorder option for the throughput runs (a Python literal), e.g. "
+        "writer_cpu_budget=None or writer_nice=0; repeatable",
+    )
+    parser.add_argument(
         "--dir", default=None, help="where the traces go (default: a new directory in $TMPDIR)"
     )
     args = parser.parse_args()
+    for option in args.recorder_option:
+        name, _, value = option.partition("=")
+        RECORDER_OPTIONS[name.strip()] = ast.literal_eval(value.strip())
     if args.work_us:
         t0 = time.perf_counter()
         _busy(100_000)
@@ -576,9 +609,16 @@ def main() -> int:
         assert plain.run(checkout, "o-1").ok
         overhead, ratio, dropped, onf, onf_dicts, ratio_all = [], [], [], [], [], []
         written: list[float] = []
+        writer_share: list[float] = []  # writer thread CPU / process CPU (dropping run)
+        writer_core: list[float] = []  # writer thread CPU / wall (dropping run)
         profiles: list[dict[str, float]] = []
         seg_profiles: list[dict[str, float]] = []
-        seg: dict[str, list[float]] = {"ratio": [], "dropped": [], "ratio_all": []}
+        seg: dict[str, list[float]] = {
+            "ratio": [],
+            "dropped": [],
+            "ratio_all": [],
+            "writer_share": [],
+        }
         detail: dict[str, list[float]] = {
             k: []
             for k in (
@@ -602,6 +642,8 @@ def main() -> int:
             dropped.append(one.dropped)
             written.append(one.written)
             ratio_all.append(one.ratio_all)
+            writer_share.append(one.writer_share)
+            writer_core.append(one.writer_core)
             profiles.append(one.profile)
             detail["plain_tp"].append(one.plain)
             detail["rec_tp"].append(one.recorded)
@@ -612,6 +654,7 @@ def main() -> int:
                 seg["ratio"].append(many.ratio)
                 seg["dropped"].append(many.dropped)
                 seg["ratio_all"].append(many.ratio_all)
+                seg["writer_share"].append(many.writer_share)
                 seg_profiles.append(many.profile)
             if args.throughput_only:
                 continue
@@ -633,6 +676,8 @@ def main() -> int:
         print(f"record_throughput_dropped: {med(dropped):.3f}")
         print(f"record_throughput_written: {med(written):.3f}")
         print(f"record_throughput_ratio_all_written: {med(ratio_all):.3f}")
+        print(f"record_throughput_writer_cpu_share: {med(writer_share):.3f}")
+        print(f"record_throughput_writer_cpu_core: {med(writer_core):.3f}")
         writer_figures = (
             ("awake", "writer_awake_us_per_trace"),
             ("cpu", "writer_cpu_us_per_trace"),
@@ -649,6 +694,7 @@ def main() -> int:
             print(f"record_throughput_ratio_segments: {med(seg['ratio']):.3f}")
             print(f"record_throughput_dropped_segments: {med(seg['dropped']):.3f}")
             print(f"record_throughput_ratio_all_written_segments: {med(seg['ratio_all']):.3f}")
+            print(f"record_throughput_writer_cpu_share_segments: {med(seg['writer_share']):.3f}")
             for key, name in writer_figures:
                 print(f"record_throughput_segments_{name}: {med(p[key] for p in seg_profiles):.1f}")
         if args.throughput_only:

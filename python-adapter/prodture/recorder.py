@@ -71,6 +71,18 @@ _SIZED = frozenset({str, bytes})
 
 #: Seconds between two log lines about the same kind of recorder fault.
 LOG_INTERVAL_S = 60.0
+#: The writer thread's default CPU budget, a fraction of one core (``Recorder(writer_cpu_budget=)``).
+WRITER_CPU_BUDGET = 0.1
+#: The budget is kept over this many seconds: the writer may use ``budget * window`` seconds of
+#: CPU in a burst (after an idle spell) before it is paced.
+WRITER_BUDGET_WINDOW_S = 0.1
+#: A writer over its budget pauses until it has this many seconds of budget again: pausing for
+#: one trace's worth at a time would wake it (and hand it the GIL) once per trace.
+WRITER_PAUSE_S = 0.05
+#: How much the writer thread lowers its own scheduling priority (``Recorder(writer_nice=)``):
+#: not by default. Measured, the CPU budget alone gives the handlers as much, and a thread that
+#: holds the GIL at a low priority on a busy host can keep every handler thread waiting.
+WRITER_NICE = 0
 
 
 @dataclasses.dataclass(frozen=True)
@@ -400,6 +412,10 @@ class RecorderStats:
     opaque_values: int = 0
     queue_depth: int = 0
     queue_bytes: int = 0
+    #: Of ``traces_dropped``, those dropped while the writer was held back by its CPU budget
+    #: (``Recorder(writer_cpu_budget=)``): pausing, or still working off the backlog its pauses
+    #: built up.
+    traces_dropped_for_budget: int = 0
 
 
 class _Counters:
@@ -411,6 +427,7 @@ class _Counters:
         "written",
         "discarded",
         "dropped",
+        "dropped_for_budget",
         "sink_errors",
         "encode_errors",
         "opaque",
@@ -426,6 +443,7 @@ class _Counters:
         """All counts at zero and a new lock (also in a forked child: the parent's counts are
         the parent's, and its lock may have been held by a thread that does not exist here)."""
         self.started = self.written = self.discarded = self.dropped = 0
+        self.dropped_for_budget = 0
         self.sink_errors = self.encode_errors = self.opaque = 0
         self.queued_bytes = 0  # encoded bytes of the finished traces waiting for the writer
         self.lock = threading.Lock()
@@ -652,6 +670,16 @@ class Recorder:
     ``stats.traces_dropped``). ``flush_interval``: seconds after which the
     writer also writes the records of executions still running (what a ``kill -9`` can lose).
     Safe to share between threads and asyncio tasks: each execution has its own session.
+
+    The writer thread is a good citizen when the service is overloaded: ``writer_cpu_budget``
+    is the fraction of one CPU core it may use (0.1 by default, kept over about a second; None:
+    no budget). Beyond it the writer pauses, its bounded queue fills and new traces are dropped
+    and counted (``stats.traces_dropped_for_budget``) rather than taking the handlers' CPU (and,
+    in CPython, their share of the GIL). :meth:`flush` and :meth:`close` ignore the budget: they
+    write everything queued. ``writer_nice`` (Linux; 0 by default: unchanged): how much the
+    writer thread lowers its own scheduling priority (a nice increment, that thread only), so
+    that the OS runs other threads first when cores are short; beware that a low-priority
+    thread holding the GIL makes the handler threads wait too.
     """
 
     def __init__(
@@ -664,6 +692,8 @@ class Recorder:
         max_queue: int = 1000,
         max_queue_bytes: int = MAX_QUEUE_BYTES,
         flush_interval: float = 0.05,
+        writer_cpu_budget: float | None = WRITER_CPU_BUDGET,
+        writer_nice: int = WRITER_NICE,
     ) -> None:
         if mode not in (ALWAYS, ON_FAILURE) and not isinstance(mode, Sampled):
             raise ValueError(
@@ -677,6 +707,17 @@ class Recorder:
             raise ValueError(
                 f"flush_interval must be a positive number of seconds, got {flush_interval}"
             )
+        if writer_cpu_budget is not None and not 0 < writer_cpu_budget <= 1:
+            raise ValueError(
+                f"writer_cpu_budget must be a fraction of one CPU core in (0, 1] (or None for "
+                f"no budget), got {writer_cpu_budget}"
+            )
+        if not 0 <= writer_nice <= 39:
+            raise ValueError(
+                f"writer_nice must be a nice increment from 0 (unchanged) to 39, got {writer_nice}"
+            )
+        self.writer_cpu_budget = writer_cpu_budget
+        self.writer_nice = writer_nice
         self.sink = sink
         self.mode = mode
         self.redactor = (
@@ -711,12 +752,13 @@ class Recorder:
                 opaque_values=c.opaque,
                 queue_depth=len(self._writer.done),
                 queue_bytes=c.queued_bytes,
+                traces_dropped_for_budget=c.dropped_for_budget,
             )
 
     def flush(self, timeout: float | None = None) -> bool:
         """Write every trace finished before this call (and what running executions have
-        recorded so far); True when done within ``timeout`` seconds (None: wait as long as it
-        takes)."""
+        recorded so far), ignoring the writer's CPU budget; True when done within ``timeout``
+        seconds (None: wait as long as it takes)."""
         return self._writer.flush(timeout)
 
     def close(self, timeout: float | None = None) -> bool:
@@ -759,14 +801,19 @@ class Recorder:
 
     def _dropped(self) -> None:
         c = self._counts
+        held_back = self._writer.held_back
         with c.lock:
             c.dropped += 1
             dropped = c.dropped
+            if held_back:
+                c.dropped_for_budget += 1
         self._counts.log_fault(
             "dropped",
-            "prodture: the trace writer is behind (%s is slow or stuck): %d traces dropped so far "
-            "(max_queue=%d, max_queue_bytes=%d); handlers are unaffected",
+            "prodture: the trace writer is behind (%s is slow or stuck, or the writer is at its "
+            "CPU budget: writer_cpu_budget=%s): %d traces dropped so far (max_queue=%d, "
+            "max_queue_bytes=%d); handlers are unaffected",
             self.sink,
+            self.writer_cpu_budget,
             dropped,
             self.max_queue,
             self.max_queue_bytes,
@@ -1281,6 +1328,10 @@ class _Writer:
         )
         self.counts = recorder._counts
         self.interval = recorder.flush_interval
+        #: CPU seconds per wall second the thread may use (None: no budget), and its burst.
+        self.budget = recorder.writer_cpu_budget
+        self.burst = (self.budget or 0.0) * WRITER_BUDGET_WINDOW_S
+        self.nice = recorder.writer_nice
         #: Seconds to let finished traces gather after a small batch (see _loop); none with a
         #: small queue, which lingering could fill.
         self.linger = (
@@ -1321,9 +1372,16 @@ class _Writer:
         self.sleeping = True
         self.thread: threading.Thread | None = None
         self.stopping = False
+        #: flush() calls waiting: the budget is ignored until they are answered.
+        self.urgent = 0
+        #: Paused for the budget, or working off the backlog a pause built up (cleared when
+        #: the queue runs dry): drops meanwhile are counted as drops for the budget.
+        self.held_back = False
+        self._allowance = self.burst  # CPU seconds the thread may still use before pausing
+        self._paced_at = self._paced_cpu = 0.0  # monotonic and thread time at the last check
         self._bell = threading.Lock()
         self._bell.acquire()
-        self._lock = threading.Lock()  # guards thread start and exit
+        self._lock = threading.Lock()  # guards thread start, exit and ``urgent``
 
     # -- called from any thread --------------------------------------------------------------
 
@@ -1360,6 +1418,8 @@ class _Writer:
         if self.thread is None and not (self.done or self.running or self.dropped):
             return True  # nothing was ever handed over, or the thread ended with nothing left
         marker = threading.Event()
+        with self._lock:
+            self.urgent += 1  # answered (and counted down) by _drain_done
         self.done.append(marker)
         self.wake()
         if self.thread is None:  # no thread could be started (interpreter exit): write here
@@ -1380,6 +1440,8 @@ class _Writer:
     # -- the writer thread -------------------------------------------------------------------
 
     def _loop(self) -> None:
+        self._lower_priority()
+        self._paced_at, self._paced_cpu = time.monotonic(), time.thread_time()
         next_stream = time.monotonic() + self.interval
         while True:
             drained = self._drain_done()
@@ -1427,7 +1489,8 @@ class _Writer:
         write_trace = self.write_trace
         dropped = self.dropped
         append = self.append
-        whole: list[_Pending] = []  # segment sink: finished traces for the next append
+        # segment sink: finished traces, encoded, for the next append
+        whole: list[tuple[_Pending, tuple[TraceInfo, bytes]]] = []
         whole_size = 0  # their queued bytes, freed once they are appended
         while dropped:
             write_trace(dropped.popleft())  # broken: removes what was streamed
@@ -1447,11 +1510,27 @@ class _Writer:
                 try:
                     self._stream_running(force=True)
                 finally:
+                    with self._lock:
+                        self.urgent -= 1
                     item.set()
                 continue
+            if self.budget is not None and self._over_budget():
+                if whole:  # on disk before the pause
+                    written += self._append_whole(whole)
+                    freed += whole_size
+                    whole, whole_size = [], 0
+                self._publish(written, freed)
+                written = freed = batch = 0
+                self._pause()
             if append is not None and item.stream is None and not item.broken:
-                whole.append(item)  # never streamed: appended whole, with others
-                whole_size += item.size
+                # Never streamed: appended whole, with others. Encoded now, one by one, so
+                # that the budget check above sees each trace's encoding.
+                entry = self._encode_whole(item)
+                if entry is None:
+                    freed += item.size
+                else:
+                    whole.append((item, entry))
+                    whole_size += item.size
                 if len(whole) == _SEGMENT_BATCH or whole_size >= _SEGMENT_BATCH_BYTES:
                     written += self._append_whole(whole)
                     freed += whole_size
@@ -1474,32 +1553,77 @@ class _Writer:
             freed += whole_size
         if drained:
             self._publish(written, freed)
+        self.held_back = False  # caught up
         return drained
 
-    def _append_whole(self, traces: list[_Pending]) -> int:
-        """Encode what these finished traces kept, all of them first, then append them to the
-        segment sink in one write (one GIL hand-off for the batch, not three per trace). Returns
-        how many are on disk; each one lost is counted and logged as a sink error."""
-        batch: list[tuple[TraceInfo, bytes]] = []
-        kept: list[_Pending] = []
-        for trace in traces:
-            try:
-                if type(trace) is _StreamSession:
-                    trace.complete()
-                records = trace.records
-                batch.append((trace.info, b"".join(records)))
-                records.clear()
-                kept.append(trace)
-            except Exception:  # a bug of ours: that trace only
-                self._sink_failed(trace, None)
-        if not batch:
+    # -- the CPU budget and priority (see Recorder) ---------------------------------------------
+
+    def _lower_priority(self) -> None:
+        """Lower this thread's scheduling priority by ``nice`` (Linux, where a nice value is
+        per thread: the handler threads keep theirs); elsewhere nothing."""
+        if not self.nice or not sys.platform.startswith("linux"):
+            return
+        try:
+            me = threading.get_native_id()
+            os.setpriority(
+                os.PRIO_PROCESS, me, min(os.getpriority(os.PRIO_PROCESS, me) + self.nice, 19)
+            )
+        except OSError:  # a sandbox refusing it: the budget still holds
+            pass
+
+    def _over_budget(self) -> bool:
+        """Charge the CPU this thread used since the last check against its allowance (which
+        refills at ``budget`` per second, up to ``burst``); True when it is spent. A flush or a
+        close in progress is not charged (they write everything, whatever the budget)."""
+        now, cpu = time.monotonic(), time.thread_time()
+        used = cpu - self._paced_cpu
+        refill = (now - self._paced_at) * self.budget  # type: ignore[operator]
+        self._paced_at, self._paced_cpu = now, cpu
+        if self.urgent or self.stopping:
+            return False
+        self._allowance = min(self._allowance + refill, self.burst) - used
+        return self._allowance < 0
+
+    def _pause(self) -> None:
+        """Sleep until the allowance is back to ``WRITER_PAUSE_S`` of budget; a flush() or a
+        close() ends the pause at once (they ring the bell)."""
+        self.held_back = True
+        budget: float = self.budget  # type: ignore[assignment]
+        until = time.monotonic() + WRITER_PAUSE_S - self._allowance / budget
+        while not (self.urgent or self.stopping):
+            left = until - time.monotonic()
+            if left <= 0:
+                break
+            self._bell.acquire(timeout=left)
+
+    def _encode_whole(self, trace: _Pending) -> tuple[TraceInfo, bytes] | None:
+        """Encode what a finished trace kept and join its records, for a segment append; None
+        when that failed (a bug of ours: that trace only, counted and logged as a sink error)."""
+        try:
+            if type(trace) is _StreamSession:
+                trace.complete()
+            records = trace.records
+            data = b"".join(records)
+            records.clear()
+            return trace.info, data
+        except Exception:
+            self._sink_failed(trace, None)
+            return None
+
+    def _append_whole(self, whole: list[tuple[_Pending, tuple[TraceInfo, bytes]]]) -> int:
+        """Append these encoded finished traces to the segment sink in one write (one GIL
+        hand-off for the batch, not three per trace). Returns how many are on disk; each one
+        lost is counted and logged as a sink error."""
+        if not whole:
             return 0
         try:
-            results: list[OSError | None] | list[Exception] = self.append(batch)  # type: ignore[misc]
+            results: list[OSError | None] | list[Exception] = self.append(  # type: ignore[misc]
+                [entry for _, entry in whole]
+            )
         except Exception as failure:
-            results = [failure] * len(batch)
+            results = [failure] * len(whole)
         written = 0
-        for trace, error in zip(kept, results, strict=True):
+        for (trace, _), error in zip(whole, results, strict=True):
             if error is None:
                 written += 1
             else:
