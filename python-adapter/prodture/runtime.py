@@ -632,7 +632,8 @@ class Interpreter:
         if self.recorder is None:
             return None
         try:
-            name = handler_name(fn)
+            # handler_name's common case (a registered handler), inline: once per execution
+            name = getattr(fn, "__prodture_handler__", None) or handler_name(fn)
             if name not in handlers and name not in _warned_unregistered:
                 _warn_unregistered(name)
             if meta:
