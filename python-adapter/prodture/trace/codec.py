@@ -798,7 +798,7 @@ def _object_encoders(
         "t": t,
         "default_name": default_name,
         # registry.name_of without its Python call (a renamed class is seen at its next value)
-        "registered": registry._by_type.get,
+        "registry": registry,
         "heads": heads,
         "head_of": head_of,
         "new": _new_tuple,
@@ -808,7 +808,7 @@ def _object_encoders(
         "getattr": getattr,
         "names": names,
     }
-    head = "(heads.get(n := registered(t, default_name)) or head_of(n))"
+    head = "(heads.get(n := registry._by_type.get(t, default_name)) or head_of(n))"
     if names and compilable_names(names):
         load = (
             ", ".join(f"v{i}" for i in range(len(names)))
