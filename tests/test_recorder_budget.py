@@ -141,6 +141,9 @@ def test_a_segment_writer_over_its_budget_drops_and_counts_yet_flush_writes_all_
 
 
 @pytest.mark.skipif(not hasattr(os, "fork"), reason="needs os.fork")
+# Python 3.12+ warns on any fork of a threaded process; forking one is what this test is about
+# (as tests/test_recorder_fork.py does)
+@pytest.mark.filterwarnings("ignore:This process .* is multi-threaded")
 def test_a_child_forked_while_the_writer_is_held_back_has_its_own_writer_and_counts(tmp_path):
     """Forked while the parent's writer is over its budget: the child's writer starts afresh
     (its counts at zero, none of the parent's pauses or drops), writes its own traces on close,
