@@ -432,8 +432,6 @@ _CLEAN_DEPTH = 8
 #: datetime, made without the hook for the header's started_at.
 _EMPTY_MAP = b"\x80"
 _DATETIME = _codec.ExtCode.DATETIME
-_ExtType = msgpack.ExtType
-_new_tuple = tuple.__new__
 
 _UTC = _dt.timezone.utc
 #: Per second: the ISO text of a UTC time up to its seconds (see _utc_iso).
@@ -547,14 +545,11 @@ class TraceEncoder:
                 # without the hook (a subclass is left to it).
                 when: Any = started_at
                 if type(started_at) is _dt.datetime:
-                    when = _new_tuple(
-                        _ExtType,
-                        (
-                            _DATETIME,
-                            _utc_iso(started_at)
-                            if started_at.tzinfo is _UTC
-                            else started_at.isoformat().encode(),
-                        ),
+                    when = _codec._ext(
+                        _DATETIME,
+                        _utc_iso(started_at)
+                        if started_at.tzinfo is _UTC
+                        else started_at.isoformat().encode(),
                     )
                 # [trace_id, "started_at", started_at] without its array head; the meta map at
                 # the depth it has in the record (msgpack's nesting limit counts the arrays).
