@@ -5,17 +5,24 @@ from __future__ import annotations
 
 import collections
 import dataclasses
+import enum
 import types
 from collections.abc import Callable, Mapping, Sequence
 from collections.abc import Set as AbstractSet
-from typing import Any
+from typing import Any, NamedTuple
 
 import pytest
 
 import prodture
 from prodture import DirectorySink, Effect, Interpreter, Recorder, secret
-from prodture.trace import REDACTED, Redactor, read_trace
-from prodture.trace.codec import DEFAULT_SECRET_PATTERNS, MAX_REDACT_DEPTH
+from prodture.trace import REDACTED, Redactor, fastpack, read_trace
+from prodture.trace.codec import (
+    DEFAULT_SECRET_PATTERNS,
+    MAX_REDACT_DEPTH,
+    encode_value,
+    register_value_type,
+)
+from prodture.trace.format import _CLEAN_DEPTH
 
 SECRET = "hunter2-do-not-leak"
 PUBLIC = "visible-data"
@@ -129,8 +136,110 @@ class MyDict(dict):
     pass
 
 
+# Types that are both a leaf (str, int, bytes...) or a container and something else the codec
+# encodes by its own rule (a dataclass, an enum member): the codec writes them by that rule.
+class LeafBase:
+    """The leaf's own value is fixed; the dataclass's generated __init__ sets the fields."""
+
+    def __new__(cls, *args: Any, **kwargs: Any) -> Any:
+        return super().__new__(cls, cls.LEAF)  # type: ignore[call-arg,attr-defined]
+
+
+@dataclasses.dataclass(frozen=True)
+class StrToken(LeafBase, str):
+    LEAF = "token"
+    user: str
+    password: str
+
+
+@dataclasses.dataclass(frozen=True)
+class IntToken(LeafBase, int):
+    LEAF = 7
+    user: str
+    pin: str = secret()
+
+
+@dataclasses.dataclass(frozen=True)
+class BytesToken(LeafBase, bytes):
+    LEAF = b"token"
+    extra: Any
+
+
+@dataclasses.dataclass(frozen=True)
+class StrHolder(LeafBase, str):
+    LEAF = "holder"
+    extra: Any
+
+
+@dataclasses.dataclass
+class DictRecord(dict):
+    api_key: str
+    user: str
+
+
+@dataclasses.dataclass
+class ListRecord(list):
+    token: str
+    user: str
+
+
+@dataclasses.dataclass(frozen=True)
+class TupleRecord(LeafBase, tuple):
+    LEAF = ("t",)
+    secret: str
+    user: str
+
+
+class Settings(enum.Enum):
+    PROD = {"password": SECRET, "user": PUBLIC}
+    CARD = (PUBLIC, Card(PUBLIC, SECRET))
+
+
+class Level(str, enum.Enum):
+    LOW = "low"
+
+
+class TypedCredentials(NamedTuple):
+    user: str
+    password: str
+
+
+class MySet(set):
+    pass
+
+
+class MyFrozenSet(frozenset):
+    pass
+
+
+class MyTuple(tuple):
+    pass
+
+
+class Vault:
+    """A registered value type (register_value_type): recorded as its to_fields."""
+
+    def __init__(self, user: str, password: str) -> None:
+        self.user, self.password = user, password
+
+
+register_value_type(
+    Vault,
+    "test_redaction.Vault",
+    lambda v: {"user": v.user, "password": v.password},
+    lambda f: Vault(f["user"], f["password"]),
+)
+
+
 def nested(depth: int) -> Any:
     value: Any = {"password": SECRET, "note": PUBLIC}
+    for _ in range(depth):
+        value = {"level": value}
+    return value
+
+
+def nested_value(depth: int, leaf: Any) -> Any:
+    value: Any = leaf
     for _ in range(depth):
         value = {"level": value}
     return value
@@ -141,6 +250,13 @@ def nested_lists(depth: int) -> Any:
     for _ in range(depth):
         value = [value]
     return value
+
+
+def counter_with_secret() -> Any:
+    counter: Any = collections.Counter()  # a Counter's values may be anything
+    counter["password"] = SECRET
+    counter["user"] = PUBLIC
+    return counter
 
 
 def defaultdict_with_secret() -> Any:
@@ -183,6 +299,46 @@ CASES: dict[str, tuple[Any, bool]] = {
     "mapping whose iteration fails": (Exploding(), False),
     "opaque object whose repr names a secret": (Model(user=PUBLIC, password=SECRET), False),
     "opaque object inside a dict": ({"user": PUBLIC, "model": Model(api_key=SECRET)}, True),
+    # Leaf types that are also dataclasses: the codec writes their fields (an OBJECT).
+    "dataclass subclass of str": (StrToken(PUBLIC, SECRET), True),
+    "dataclass subclass of int, secret()": (IntToken(PUBLIC, SECRET), True),
+    "dataclass subclass of bytes holding a dict": (BytesToken({"token": SECRET}), False),
+    "dataclass subclass of str holding a dict": (StrHolder({"cvv": SECRET, "u": PUBLIC}), True),
+    "dataclass subclass of str in a list": ([StrToken(PUBLIC, SECRET)], True),
+    "dataclass subclass of dict": (DictRecord(SECRET, PUBLIC), True),
+    "dataclass subclass of list": (ListRecord(SECRET, PUBLIC), True),
+    "dataclass subclass of tuple": (TupleRecord(SECRET, PUBLIC), True),
+    # Enum members: the codec writes their value.
+    "enum member whose value is a dict": (Settings.PROD, True),
+    "enum member whose value holds a secret() dataclass": (Settings.CARD, True),
+    "str enum member beside a secret": ({"level": Level.LOW, "password": SECRET}, False),
+    "registered value type": (Vault(PUBLIC, SECRET), True),
+    "typing.NamedTuple field": (TypedCredentials(PUBLIC, SECRET), True),
+    "Counter": (counter_with_secret(), True),
+    "UserDict in a list": ([collections.UserDict(token=SECRET, user=PUBLIC)], True),
+    "set subclass": (MySet({Card(PUBLIC, SECRET)}), True),
+    "frozenset subclass": (MyFrozenSet({Login(PUBLIC, SECRET)}), True),
+    "tuple subclass": (MyTuple(({"password": SECRET}, PUBLIC)), True),
+    "MappingProxyType in a tuple": (
+        (types.MappingProxyType({"token": SECRET, "u": PUBLIC}),),
+        True,
+    ),
+    # Around the depth the encoder's fast path (format._clean) looks before it walks.
+    "secret key one level above the fast path's depth": (nested(_CLEAN_DEPTH - 1), True),
+    "secret key at the fast path's depth": (nested(_CLEAN_DEPTH), True),
+    "secret key one level below the fast path's depth": (nested(_CLEAN_DEPTH + 1), True),
+    "secret dataclass at the fast path's depth": (
+        nested_value(_CLEAN_DEPTH, Login(PUBLIC, SECRET)),
+        True,
+    ),
+    "bytes under a secret key": ({"password": SECRET.encode(), "user": PUBLIC}, True),
+    "bytearray under a secret key": ({"token": bytearray(SECRET.encode()), "u": PUBLIC}, True),
+    # Names are matched case-insensitively, anywhere in the name.
+    "upper-case key": ({"PASSWORD": SECRET, "user": PUBLIC}, True),
+    "mixed-case key": ({"ApiKey": SECRET, "user": PUBLIC}, True),
+    "key containing a pattern": ({"db_password_hash": SECRET, "user": PUBLIC}, True),
+    "hyphenated key": ({"X-Api-Key": SECRET, "user": PUBLIC}, True),
+    "camelCase key": ({"cardNumber": SECRET, "user": PUBLIC}, True),
 }
 
 PLACES = ["input", "request", "result", "outcome"]
@@ -208,13 +364,24 @@ def record_to_file(place: str, value: Any, directory, redact: Any = Redactor()) 
     return path.read_bytes()
 
 
+#: The REDACTED ext value's bytes, as both encoders write it.
+MARKER = encode_value(REDACTED)
+assert MARKER == b"\xc7\x00\x0a"
+
+ENCODERS = ["msgspec", "msgpack"] if fastpack.available else ["msgpack"]
+
+
+@pytest.mark.parametrize("encoder", ENCODERS)
 @pytest.mark.parametrize("place", PLACES)
 @pytest.mark.parametrize("case", list(CASES))
-def test_no_secret_reaches_the_file(case, place, tmp_path):
-    """Whatever container holds it, however deep, wherever in the trace: the secret's bytes are not in the file, the file reads back complete, and the data beside the secret is kept."""
+def test_no_secret_reaches_the_file(case, place, encoder, tmp_path, monkeypatch):
+    """Whatever container holds it, however deep, wherever in the trace, with the accelerator (msgspec) or msgpack only: the secret's bytes are not in the file, the file reads back complete, and the data beside the secret is kept."""
+    monkeypatch.setattr(fastpack, "enabled", encoder == "msgspec")
     value, keeps_public = CASES[case]
     data = record_to_file(place, value, tmp_path)
     assert SECRET.encode() not in data
+    # In its place: the redaction marker (or, for an opaque object, its withheld repr).
+    assert MARKER in data or b"<repr withheld" in data
     trace = read_trace(data)
     assert trace.complete and len(trace.effects) == 1
     if keeps_public:
@@ -311,3 +478,50 @@ def test_effect_secret_fields_and_a_once_clean_result_type_stay_redacted(tmp_pat
     assert effects[0].request["pin"] is REDACTED and effects[0].request["api_key"] is REDACTED
     assert effects[0].request["extra"] == {"password": REDACTED, "user": PUBLIC}
     assert effects[3].result.fields["extra"] == {"token": REDACTED}
+
+
+def test_secret_names_match_across_case_hyphens_and_camel_case():
+    """A name matches a pattern as written (case-insensitively, anywhere in it) or with its words joined by underscores: HTTP header and camelCase spellings of the defaults are secret, and words that only run into a pattern once joined without a separator are not."""
+    redactor = Redactor()
+    for name in (
+        "PASSWORD",
+        "db_password_hash",
+        "X-Api-Key",
+        "apiKey",
+        "cardNumber",
+        "x.auth.token",
+    ):
+        assert redactor.is_secret_name(name), name
+    for name in ("business_name", "business-name", "user", "card", "key"):
+        assert not redactor.is_secret_name(name), name
+    assert Redactor(["pin_code"]).is_secret_name("pinCode")
+
+
+class LoginFailed(Exception):
+    pass
+
+
+@dataclasses.dataclass
+class SignupRejected(Exception):
+    user: str
+    password: str
+
+
+def test_exceptions_are_recorded_unredacted_as_documented(tmp_path):
+    """protocol/trace-format.md §6: an error's args, message and attributes are written as they are (a dataclass exception's fields are its attributes), so what the docs tell users to keep out of exceptions really is in the file; a secret key beside an exception in a value is still redacted."""
+    beside = {"error": LoginFailed(PUBLIC), "password": SECRET}
+    data = record_to_file("result", beside, tmp_path / "beside")
+    assert SECRET.encode() not in data and MARKER in data and PUBLIC.encode() in data
+
+    def handler(arg):
+        yield Carry("x")
+        raise SignupRejected(PUBLIC, SECRET)
+
+    recorder = Recorder(DirectorySink(tmp_path / "failed"))
+    outcome = Interpreter({Carry: lambda e: "ok"}, recorder=recorder).run(handler, None)
+    assert not outcome.ok
+    recorder.close()
+    (path,) = (tmp_path / "failed").glob("*.prodtrace")
+    data = path.read_bytes()
+    assert SECRET.encode() in data  # documented: not redacted
+    assert read_trace(data).outcome is not None

@@ -10,6 +10,7 @@ from __future__ import annotations
 import collections
 import dataclasses
 import datetime as _dt
+import enum
 from decimal import Decimal
 from typing import Any
 
@@ -76,6 +77,21 @@ class Clock(_dt.datetime):
 
 
 @dataclasses.dataclass(frozen=True)
+class Token(str):
+    """A str that is also a dataclass: the codec writes its fields."""
+
+    password: str
+
+    def __new__(cls, *args: Any) -> Token:
+        return super().__new__(cls, "token")
+
+
+class Region(enum.Enum):
+    EU = {"region": "eu", "api_key": SECRET}
+    US = {"region": "us"}
+
+
+@dataclasses.dataclass(frozen=True)
 class Carry(Effect, name="test_redaction_fast_path.Carry"):
     payload: Any
 
@@ -136,6 +152,11 @@ VALUES: dict[str, Any] = {
     "OrderedDict": collections.OrderedDict(password=SECRET, user=PUBLIC),
     "str subclass key": {Key("password"): SECRET, "user": PUBLIC},
     "int key": {1: {"password": SECRET}},
+    "dataclass subclass of str": {"t": Token(SECRET), "user": PUBLIC},
+    "enum member whose value holds a secret": {"r": Region.EU, "user": PUBLIC},
+    "enum member whose value is clean": {"r": Region.US, "user": PUBLIC},
+    "secret key at the fast path's depth": nested_dicts(_CLEAN_DEPTH, {"password": SECRET}),
+    "secret key below the fast path's depth": nested_dicts(_CLEAN_DEPTH + 1, {"token": SECRET}),
 }
 
 
@@ -239,6 +260,8 @@ def record(directory, value: Any, redact: Any = None) -> bytes:
         "secret dict in an Any field",
         "dict subclass",
         "OrderedDict",
+        "dataclass subclass of str",
+        "enum member whose value holds a secret",
     ],
 )
 def test_no_secret_reaches_the_file_through_the_fast_path(name, tmp_path):

@@ -331,8 +331,12 @@ MAX_REDACT_DEPTH = 100
 MAX_REDACT_ITEMS = 1_000_000
 
 # How the redactor treats a type (decided once per type, see Redactor._kind).
-_LEAF, _MAPPING, _SEQUENCE, _SET, _RECORD, _NAMEDTUPLE, _VALUES, _FOREIGN, _CUSTOM = range(9)
+_LEAF, _MAPPING, _SEQUENCE, _SET, _RECORD, _NAMEDTUPLE, _VALUES, _FOREIGN, _CUSTOM, _ENUM_MEMBER = (
+    range(10)
+)
 
+#: Types (and subclasses) whose values hold nothing to walk, once enum members, exceptions and
+#: dataclasses among them are told apart (see Redactor._kind).
 _LEAF_TYPES = (
     str,
     bytes,
@@ -346,9 +350,11 @@ _LEAF_TYPES = (
     _dt.date,
     _dt.time,
     _dt.timedelta,
-    enum.Enum,
-    BaseException,
 )
+
+#: Where a name is split into words for a second look (see Redactor.is_secret_name): hyphens,
+#: spaces and dots, and a camelCase boundary.
+_WORD_BREAKS = re.compile(r"[-\s.]+|(?<=[a-z0-9])(?=[A-Z])")
 
 
 def _first(mapping: Any, n: int) -> Iterator[tuple[Any, Any]]:
@@ -396,9 +402,14 @@ class Redactor:
         return f"Redactor({list(self.patterns)!r}, defaults=False)"
 
     def is_secret_name(self, name: str) -> bool:
+        """Whether ``name`` matches a pattern, as written or with its words joined by ``_``
+        (``X-Api-Key`` and ``apiKey`` match ``api_key``, ``cardNumber`` matches ``card_number``)."""
         cached = self._name_cache.get(name)
         if cached is None:
-            cached = self._regex is not None and self._regex.search(name) is not None
+            search = self._regex.search if self._regex is not None else None
+            cached = search is not None and (
+                search(name) is not None or search(_WORD_BREAKS.sub("_", name)) is not None
+            )
             if len(self._name_cache) < 10_000:  # dict keys may be unbounded data, not names
                 self._name_cache[name] = cached
         return cached
@@ -420,11 +431,19 @@ class Redactor:
         kind = self._kinds.get(t)
         if kind is not None:
             return kind
+        # In the order the codec (_to_ext) picks an encoding: a type that is both a leaf or a
+        # container and an enum, an exception or a dataclass (``@dataclass class Token(str)``)
+        # is written as the latter, so it is walked as the latter.
         custom = _custom_types.get(t)
         if custom is not None:  # a registered value type (a pydantic model): its fields
             kind = (_CUSTOM, custom)
-        elif issubclass(t, _LEAF_TYPES) or t in _PLAIN_SET or t in _PLACEHOLDERS:
-            # Exceptions are recorded with their args and attributes, unredacted (documented).
+        elif t in _PLAIN_SET or t in _PLACEHOLDERS:
+            kind = (_LEAF, None)
+        elif issubclass(t, enum.Enum):  # written as its value: walked
+            kind = (_ENUM_MEMBER, None)
+        elif issubclass(t, BaseException):
+            # Exceptions are recorded with their args and attributes, unredacted (documented),
+            # dataclass exceptions included.
             kind = (_LEAF, None)
         elif dataclasses.is_dataclass(t):
             names = tuple(f.name for f in dataclasses.fields(t))
@@ -433,6 +452,8 @@ class Redactor:
             # are all plain is clean, which one C-level pass over its fields tells.
             values_of = operator.attrgetter(*names) if len(names) > 1 else None
             kind = (_RECORD, (names, secret, None if True in secret else values_of))
+        elif issubclass(t, _LEAF_TYPES):
+            kind = (_LEAF, None)
         elif isinstance(t, type) and issubclass(t, Mapping):
             kind = (_MAPPING, None)
         elif issubclass(t, tuple) and isinstance(getattr(t, "_fields", None), tuple):
@@ -501,6 +522,10 @@ class Redactor:
             return _ScrubbedObject(type_name(t), fields)
         if kind == _LEAF:
             return value
+        if kind == _ENUM_MEMBER:  # the codec writes [name, value]: a changed value, the same way
+            member_value = value.value
+            scrubbed = self._scrub(member_value, depth)
+            return value if scrubbed is member_value else _ScrubbedObject(type_name(t), scrubbed)
         if kind == _CUSTOM:  # its fields, scrubbed like a dict, written as an OBJECT value
             name, to_fields, _ = info
             return _ScrubbedObject(name, self._scrub(to_fields(value), depth))
@@ -589,10 +614,11 @@ _PLAIN_SET = frozenset(_PLAIN)
 
 @dataclasses.dataclass(frozen=True, eq=False)  # hashable by identity: it may sit in a set
 class _ScrubbedObject:
-    """A dataclass instance with some fields redacted: encoded as an OBJECT of its type's name."""
+    """A dataclass instance with some fields redacted (or an enum member, a registered value
+    type, with a part of its value redacted): encoded as an OBJECT of its type's name."""
 
     name: str
-    fields: dict[str, Any]
+    fields: Any
 
 
 #: Values that stand for something already decided (decoded placeholders, redaction results):
