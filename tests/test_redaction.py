@@ -118,6 +118,34 @@ class Exploding(Mapping):
         return f"Exploding(password={SECRET!r})"
 
 
+class MaskingDict(dict):
+    """A dict subclass whose items() hide the value of "profile" (dict(value) copies the real one)."""
+
+    def items(self) -> Any:
+        return [(k, "masked" if k == "profile" else v) for k, v in dict.items(self)]
+
+
+class Changing(list):
+    """A list subclass whose items change after its first iteration (a live view, a cursor)."""
+
+    def __init__(self) -> None:
+        super().__init__([PUBLIC, None])
+        self.reads = 0
+
+    def __iter__(self):
+        self.reads += 1
+        yield PUBLIC
+        yield {"user": PUBLIC} if self.reads == 1 else {"note": SECRET}
+
+
+class HeaderName(str):
+    """A case-insensitive header name (like multidict's istr): a str subclass as a map key."""
+
+
+class Field(str, enum.Enum):
+    PASSWORD = "password"
+
+
 class Model:
     """Not a dataclass (a pydantic-like model): recorded as an opaque repr."""
 
@@ -339,6 +367,15 @@ CASES: dict[str, tuple[Any, bool]] = {
     "key containing a pattern": ({"db_password_hash": SECRET, "user": PUBLIC}, True),
     "hyphenated key": ({"X-Api-Key": SECRET, "user": PUBLIC}, True),
     "camelCase key": ({"cardNumber": SECRET, "user": PUBLIC}, True),
+    # What is written is what was checked, whatever the container's own methods give later.
+    "dict subclass whose items() hide a value": (
+        MaskingDict(profile={"password": SECRET}, token=SECRET, user=PUBLIC),
+        True,
+    ),
+    # Keys that are names without being exactly str.
+    "str subclass key": ({HeaderName("Authorization"): SECRET, "user": PUBLIC}, True),
+    "str enum member key": ({Field.PASSWORD: SECRET, "user": PUBLIC}, True),
+    "bytes key": ({b"x-api-key": SECRET, "user": PUBLIC}, True),
 }
 
 PLACES = ["input", "request", "result", "outcome"]
@@ -402,16 +439,18 @@ def test_too_deep_is_replaced_by_the_marker():
 
 
 def test_clean_values_are_returned_unchanged():
-    """Values without secrets come back as the same object (nothing is copied on the hot path)."""
+    """Values without secrets of the built-in containers and dataclasses come back as the same object (nothing is copied on the hot path); other containers come back as the plain container that was checked, equal to what the codec would make of them."""
     redactor = Redactor()
     for value in (
         {"user": "ada", "items": [1, 2, {"sku": "x"}]},
         [1, "a", (2, 3)],
-        Row("ada", {"note": 1}),
         Wrapper({"u": [1, 2]}),
         frozenset({("a", 1)}),
     ):
         assert redactor.scrub(value) is value
+    assert redactor.scrub(Row("ada", {"note": 1})) == ("ada", {"note": 1})
+    assert type(redactor.scrub(MyDict(user="ada"))) is dict
+    assert type(redactor.scrub(MyList([1]))) is list
 
 
 def test_redact_list_extends_the_defaults(tmp_path):
@@ -525,3 +564,14 @@ def test_exceptions_are_recorded_unredacted_as_documented(tmp_path):
     data = path.read_bytes()
     assert SECRET.encode() in data  # documented: not redacted
     assert read_trace(data).outcome is not None
+
+
+@pytest.mark.parametrize("place", PLACES)
+@pytest.mark.parametrize(
+    ("make", "checked"),
+    [(Changing, PUBLIC), (lambda: MaskingDict(profile={"note": SECRET}), "masked")],
+)
+def test_what_is_written_is_what_was_checked(make, checked, place, tmp_path):
+    """A container that looks clean to the redactor is written as the snapshot it checked: not iterated again by the encoder (a list subclass whose items change after the first look), not copied by another method than the one it was checked with (a dict subclass whose items() differ from what dict() copies)."""
+    data = record_to_file(place, make(), tmp_path)
+    assert SECRET.encode() not in data and checked.encode() in data

@@ -437,7 +437,8 @@ class Redactor:
         custom = _custom_types.get(t)
         if custom is not None:  # a registered value type (a pydantic model): its fields
             kind = (_CUSTOM, custom)
-        elif t in _PLAIN_SET or t in _PLACEHOLDERS:
+        elif t in _PLAIN_SET or t in _PLACEHOLDERS or t is msgpack.ExtType:
+            # (an ExtType, a named tuple, is an ext value already made: REDACTED in a request)
             kind = (_LEAF, None)
         elif issubclass(t, enum.Enum):  # written as its value: walked
             kind = (_ENUM_MEMBER, None)
@@ -529,10 +530,15 @@ class Redactor:
         if kind == _CUSTOM:  # its fields, scrubbed like a dict, written as an OBJECT value
             name, to_fields, _ = info
             return _ScrubbedObject(name, self._scrub(to_fields(value), depth))
+        # A container that is not a built-in one gives back the snapshot of its items that was
+        # checked, as the plain container the codec records it as (the same bytes): what is
+        # written is what was checked, whatever its own methods would give a second time (a dict
+        # subclass's items() need not be what dict(value) copies, an iteration may change).
         if kind == _MAPPING:
             _check_size(value)
-            # A snapshot of the items: the same pairs are checked and, if needed, copied.
-            return self._scrub_items(value, list(value.items()), depth)
+            pairs = list(value.items())
+            scrubbed = self._scrub_items(value, pairs, depth)
+            return dict(pairs) if scrubbed is value else scrubbed
         if kind == _SET:
             _check_size(value)
             items = list(value)
@@ -544,16 +550,12 @@ class Redactor:
         if kind == _NAMEDTUPLE:
             secret_flags = info
             items = [REDACTED if s else v for v, s in zip(value, secret_flags, strict=False)]
-            scrubbed = self._scrub_sequence(items, items, depth, list)
-            if scrubbed is items and True not in secret_flags:
-                return value
-            return tuple(scrubbed)
+            return tuple(self._scrub_sequence(items, items, depth, list))
         if kind == _SEQUENCE or kind == _VALUES:
             _check_size(value)
             items = list(value)
             scrubbed = self._scrub_sequence(items, items, depth, list)
-            if scrubbed is items and issubclass(t, (list, tuple)):
-                return value  # the codec records list / tuple subclasses as lists / tuples
+            # list / tuple subclasses: recorded as lists / tuples
             return tuple(scrubbed) if issubclass(t, tuple) else scrubbed
         # _FOREIGN: recorded as an opaque repr. Its repr is the only thing written; withhold it
         # when it names a secret (a model printed as ``User(password='...')``).
@@ -582,7 +584,19 @@ class Redactor:
                     nv = self._scrub(v, depth)
             else:
                 nk = self._scrub(k, depth)
-                nv = v if type(v) in _PLAIN_SET else self._scrub(v, depth)
+                # A str subclass (a str enum member, a case-insensitive header name) or bytes
+                # key is a name too: its text is what a reader sees.
+                name = (
+                    str.__str__(k)
+                    if isinstance(k, str)
+                    else k.decode("latin-1")
+                    if isinstance(k, bytes)
+                    else None
+                )
+                if name is not None and is_secret(name):
+                    nv = REDACTED
+                else:
+                    nv = v if type(v) in _PLAIN_SET else self._scrub(v, depth)
             if out is None and (nv is not v or nk is not k):
                 out = dict(itertools.islice(pairs, i) if type(pairs) is list else _first(value, i))
             if out is not None:
