@@ -273,6 +273,13 @@ def nested_value(depth: int, leaf: Any) -> Any:
     return value
 
 
+def nested_lists_around(depth: int, leaf: Any) -> Any:
+    value: Any = leaf
+    for _ in range(depth):
+        value = [value]
+    return value
+
+
 def nested_lists(depth: int) -> Any:
     value: Any = [SECRET]
     for _ in range(depth):
@@ -359,6 +366,14 @@ CASES: dict[str, tuple[Any, bool]] = {
         nested_value(_CLEAN_DEPTH, Login(PUBLIC, SECRET)),
         True,
     ),
+    "secret key in lists at the fast path's depth": (
+        [PUBLIC, nested_lists_around(_CLEAN_DEPTH, {"password": SECRET})],
+        True,
+    ),
+    "secret key in lists below the fast path's depth": (
+        [PUBLIC, nested_lists_around(_CLEAN_DEPTH + 1, {"api_key": SECRET})],
+        True,
+    ),
     "bytes under a secret key": ({"password": SECRET.encode(), "user": PUBLIC}, True),
     "bytearray under a secret key": ({"token": bytearray(SECRET.encode()), "u": PUBLIC}, True),
     # Names are matched case-insensitively, anywhere in the name.
@@ -381,19 +396,31 @@ CASES: dict[str, tuple[Any, bool]] = {
 PLACES = ["input", "request", "result", "outcome"]
 
 
-def record_to_file(place: str, value: Any, directory, redact: Any = Redactor()) -> bytes:  # noqa: B008 -- Redactor is immutable
+def record_to_file(
+    place: str,
+    value: Any,
+    directory,
+    redact: Any = Redactor(),  # noqa: B008 -- Redactor is immutable
+    mode: str = prodture.ALWAYS,
+) -> bytes:
+    """One trace holding ``value`` at ``place``, recorded into a real DirectorySink: in
+    on-failure mode (kept in memory, encoded once the handler fails) the handler fails after
+    its effect."""
+
     def handler(arg):
         yield Carry(value if place == "request" else "x")
+        if mode == prodture.ON_FAILURE:
+            raise RuntimeError("fails after the effect")
         return value if place == "outcome" else "done"
 
-    recorder = Recorder(DirectorySink(directory), redact=redact)
+    recorder = Recorder(DirectorySink(directory), redact=redact, mode=mode)
     performers: dict[type, Callable[[Any], Any]] = {
         Carry: lambda e: value if place == "result" else "ok"
     }
     outcome = Interpreter(performers, recorder=recorder).run(
         handler, value if place == "input" else None
     )
-    assert outcome.ok
+    assert outcome.ok == (mode != prodture.ON_FAILURE)
     close = getattr(recorder, "close", None)
     if close is not None:  # a recorder with a background writer: wait for the file
         close()
@@ -421,6 +448,19 @@ def test_no_secret_reaches_the_file(case, place, encoder, tmp_path, monkeypatch)
     assert MARKER in data or b"<repr withheld" in data
     trace = read_trace(data)
     assert trace.complete and len(trace.effects) == 1
+    if keeps_public:
+        assert PUBLIC.encode() in data
+
+
+@pytest.mark.parametrize("place", ["input", "request", "result"])
+@pytest.mark.parametrize("case", list(CASES))
+def test_no_secret_reaches_the_file_in_on_failure_mode(case, place, tmp_path):
+    """In on-failure mode values are kept (by reference when they cannot change, else encoded at once) and written when the handler fails: the same matrix, the same result."""
+    value, keeps_public = CASES[case]
+    data = record_to_file(place, value, tmp_path, mode=prodture.ON_FAILURE)
+    assert SECRET.encode() not in data
+    assert MARKER in data or b"<repr withheld" in data
+    assert read_trace(data).complete
     if keeps_public:
         assert PUBLIC.encode() in data
 
