@@ -615,3 +615,22 @@ def test_what_is_written_is_what_was_checked(make, checked, place, tmp_path):
     """A container that looks clean to the redactor is written as the snapshot it checked: not iterated again by the encoder (a list subclass whose items change after the first look), not copied by another method than the one it was checked with (a dict subclass whose items() differ from what dict() copies)."""
     data = record_to_file(place, make(), tmp_path)
     assert SECRET.encode() not in data and checked.encode() in data
+
+
+def test_header_meta_is_redacted(tmp_path):
+    """The header's free-form meta (the recorder's, and a run's own over it) is redacted like any value: a secret-named key's value is not in the file, the rest is."""
+
+    def handler(arg):
+        yield Carry("x")
+        return "done"
+
+    recorder = Recorder(DirectorySink(tmp_path), meta={"service": PUBLIC, "api_key": SECRET})
+    performers: dict[type, Callable[[Any], Any]] = {Carry: lambda e: "ok"}
+    run_meta = {"auth": {"token": SECRET}, "login": Login(PUBLIC, SECRET)}
+    assert Interpreter(performers, recorder=recorder).run(handler, None, meta=run_meta).ok
+    recorder.close()
+    (path,) = tmp_path.glob("*.prodtrace")
+    data = path.read_bytes()
+    assert SECRET.encode() not in data and PUBLIC.encode() in data and MARKER in data
+    meta = read_trace(data).header.meta
+    assert meta["api_key"] is REDACTED and meta["auth"] == {"token": REDACTED}

@@ -528,6 +528,8 @@ class TraceEncoder:
         python = python if python is not None else platform.python_version()
         prodture = prodture if prodture is not None else _prodture_version()
         meta = meta or {}
+        if meta and self.redactor is not None:  # free-form: redacted like any value (§6)
+            meta = self.redactor.scrub(meta)
         parts = None
         if (
             type(handler) is str
