@@ -29,7 +29,6 @@ import os
 import sys
 import time
 import uuid
-from decimal import Decimal
 from pathlib import Path
 
 sys.path.insert(
@@ -38,18 +37,10 @@ sys.path.insert(
     or str(Path(__file__).resolve().parent.parent / "python-adapter"),
 )
 
-import prodture  # noqa: E402
+from bench_recorder import CART  # noqa: E402 -- the checkout's registered Cart, defined once
+
 from prodture import MemorySink, Recorder  # noqa: E402
 from prodture.recorder import TraceInfo  # noqa: E402
-
-
-@prodture.register(name="benchrec.Cart")
-@dataclasses.dataclass(frozen=True)
-class Cart:
-    cart_id: str
-    sku: str
-    quantity: int
-    total: Decimal
 
 
 @dataclasses.dataclass
@@ -59,7 +50,6 @@ class Customer:
     tier: int
 
 
-CART = Cart("cart-1842", "sku-77", 2, Decimal("58.99"))
 OUTCOME = {"order_id": "1842", "charge": "ok", "n": CART}
 INPUT_DICT = {
     "order_id": "1842",
