@@ -325,6 +325,7 @@ CASES: dict[str, tuple[Any, bool]] = {
     "custom Set": (Bag(Card(PUBLIC, SECRET)), True),
     "dict values view": ({"a": Card(PUBLIC, SECRET)}.values(), True),
     "dict keys view": ({Card(PUBLIC, SECRET): 1}.keys(), True),
+    "dict items view": ({"password": SECRET, "user": PUBLIC}.items(), True),
     "tuple key of a dict": ({(PUBLIC, Card(PUBLIC, SECRET)): 1}, True),
     "dataclass secret()": (Card(PUBLIC, SECRET), True),
     "unregistered dataclass holding a dict": (Wrapper({"apikey": SECRET, "u": PUBLIC}), True),

@@ -22,7 +22,16 @@ import re
 import sys
 import threading
 import uuid
-from collections.abc import Callable, Iterable, Iterator, Mapping, MutableSet, Sequence, ValuesView
+from collections.abc import (
+    Callable,
+    ItemsView,
+    Iterable,
+    Iterator,
+    Mapping,
+    MutableSet,
+    Sequence,
+    ValuesView,
+)
 from collections.abc import Set as AbstractSet
 from contextvars import ContextVar
 from decimal import Decimal, InvalidOperation
@@ -331,9 +340,19 @@ MAX_REDACT_DEPTH = 100
 MAX_REDACT_ITEMS = 1_000_000
 
 # How the redactor treats a type (decided once per type, see Redactor._kind).
-_LEAF, _MAPPING, _SEQUENCE, _SET, _RECORD, _NAMEDTUPLE, _VALUES, _FOREIGN, _CUSTOM, _ENUM_MEMBER = (
-    range(10)
-)
+(
+    _LEAF,
+    _MAPPING,
+    _SEQUENCE,
+    _SET,
+    _RECORD,
+    _NAMEDTUPLE,
+    _VALUES,
+    _FOREIGN,
+    _CUSTOM,
+    _ENUM_MEMBER,
+    _ITEMS,
+) = range(11)
 
 #: Types (and subclasses) whose values hold nothing to walk, once enum members, exceptions and
 #: dataclasses among them are told apart (see Redactor._kind).
@@ -464,6 +483,8 @@ class Redactor:
             )
         elif issubclass(t, Sequence):
             kind = (_SEQUENCE, None)
+        elif issubclass(t, ItemsView):  # a map's (key, value) pairs: its keys name its values
+            kind = (_ITEMS, None)
         elif issubclass(t, AbstractSet):
             kind = (_SET, None)
         elif issubclass(t, ValuesView):
@@ -547,6 +568,11 @@ class Redactor:
                 return value
             # Changed, or a Set the codec does not know: record a plain set of the clean items.
             return (set if isinstance(value, (set, MutableSet)) else frozenset)(scrubbed)
+        if kind == _ITEMS:  # recorded as a set of pairs
+            _check_size(value)
+            pairs = list(value)
+            scrubbed = self._scrub_items(pairs, pairs, depth)
+            return set(pairs if scrubbed is pairs else scrubbed.items())
         if kind == _NAMEDTUPLE:
             secret_flags = info
             items = [REDACTED if s else v for v, s in zip(value, secret_flags, strict=False)]
