@@ -635,3 +635,19 @@ def test_header_meta_is_redacted(tmp_path):
     assert SECRET.encode() not in data and PUBLIC.encode() in data and MARKER in data
     meta = read_trace(data).header.meta
     assert meta["api_key"] is REDACTED and meta["auth"] == {"token": REDACTED}
+
+
+def test_a_non_effect_holding_a_secret_is_named_by_its_type(tmp_path):
+    """Yielding a value that is not an effect fails the handler with prodture's own TypeError, recorded unredacted like every error: it names the value's type, not its contents, so a secret in that value stays out of the file."""
+
+    def handler(arg):
+        yield Carry("x")
+        yield {"password": SECRET}
+
+    recorder = Recorder(DirectorySink(tmp_path))
+    performers: dict[type, Callable[[Any], Any]] = {Carry: lambda e: "ok"}
+    outcome = Interpreter(performers, recorder=recorder).run(handler, None)
+    recorder.close()
+    assert not outcome.ok and "a builtins.dict value" in str(outcome.error)
+    (path,) = tmp_path.glob("*.prodtrace")
+    assert SECRET.encode() not in path.read_bytes()

@@ -44,7 +44,6 @@ from .effects import (
     RandomInt,
     Sleep,
 )
-from .text import short_repr
 
 __all__ = [
     "Success",
@@ -229,6 +228,15 @@ def _site_of(obj: Any) -> tuple[str, int, str] | None:
     return (code.co_filename, frame.f_lineno, code.co_name)
 
 
+def _what(value: Any) -> str:
+    """A non-effect as its error message names it: a number as itself, anything else by its type
+    only. The message is recorded unredacted in the trace (an exception's), and the value may
+    hold a secret (``yield {"password": ...}``)."""
+    if type(value) in (int, float, bool, type(None)):
+        return repr(value)
+    return f"a {type(value).__module__}.{type(value).__qualname__} value"
+
+
 def _not_an_effect(value: Any, gen: Any) -> TypeError:
     """The error for a non-effect: names the handler's own line (``await asyncio.sleep(0)``),
     not the library frame that actually yielded, and that frame too when they differ."""
@@ -236,7 +244,7 @@ def _not_an_effect(value: Any, gen: Any) -> TypeError:
         site = _site_of(gen)
         where = f"{site[0]}:{site[1]} in {site[2]}" if site else "an unknown line"
         return TypeError(
-            f"Command of {short_repr(value, 80)} at {where}, which is not a prodture effect; "
+            f"Command of {_what(value)} at {where}, which is not a prodture effect; "
             "wrap that I/O in an Effect so it can be recorded and replayed"
         )
     frames = []
@@ -264,12 +272,12 @@ def _not_an_effect(value: Any, gen: Any) -> TypeError:
         if not value.cancel() and not value.cancelled():
             value.exception()  # retrieved: no "exception was never retrieved" at shutdown
         return TypeError(
-            f"handler awaited {short_repr(value, 80)} at {where}: asyncio.gather/create_task cannot "
+            f"handler awaited {_what(value)} at {where}: asyncio.gather/create_task cannot "
             "run prodture effects; use `await prodture.gather(effect1, effect2, ...)` to perform "
             "effects concurrently (recorded and replayed deterministically)"
         )
     return TypeError(
-        f"handler awaited/yielded {short_repr(value, 80)} at {where}, which is not a prodture effect; "
+        f"handler awaited/yielded {_what(value)} at {where}, which is not a prodture effect; "
         "wrap that I/O in an Effect so it can be recorded and replayed"
     )
 
