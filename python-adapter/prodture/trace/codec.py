@@ -384,14 +384,17 @@ class Redactor:
     """Removes secrets before encoding, so that they never reach a trace.
 
     Redacted: dataclass fields declared with :func:`prodture.secret`, and every dataclass field,
-    named-tuple field or string map key whose name matches a pattern (case-insensitive regular
-    expression search). ``patterns`` **extend** :data:`DEFAULT_SECRET_PATTERNS`; pass
+    named-tuple field or map key (a ``str``, ``str`` subclass or ``bytes`` one: its text) whose
+    name matches a pattern (case-insensitive regular expression search, see
+    :meth:`is_secret_name`). ``patterns`` **extend** :data:`DEFAULT_SECRET_PATTERNS`; pass
     ``defaults=False`` to use only the given patterns (``Redactor([], defaults=False)`` redacts
     only ``secret()`` fields).
 
     It fails closed: every ``Mapping``, ``Sequence`` and ``Set`` (subclasses and other
-    implementations included) and every dataclass is walked; a value nested deeper than
-    :data:`MAX_REDACT_DEPTH`, a container that cannot be walked (its iteration raises, or it has
+    implementations included), every dataclass and every enum member's value is walked, each
+    value as the codec encodes it (a dataclass subclass of ``str`` as its fields), and a
+    container that is not a built-in one is given back as the snapshot that was checked; a
+    value nested deeper than :data:`MAX_REDACT_DEPTH`, a container that cannot be walked (its iteration raises, or it has
     more than :data:`MAX_REDACT_ITEMS` items), and an object the codec would record as an opaque
     ``repr`` whose ``repr`` matches a pattern are replaced by :data:`REDACTED`.
     """
