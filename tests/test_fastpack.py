@@ -177,7 +177,6 @@ def fast_records(monkeypatch: pytest.MonkeyPatch) -> Iterator[list[Any]]:
 def _forget_compiled() -> None:
     format_module._UNREDACTED.types.clear()
     format_module._UNREDACTED.results.clear()
-    format_module._UNREDACTED.fast_results.clear()
     codec._PLAIN_OBJECT.clear()
 
 
