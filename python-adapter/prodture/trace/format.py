@@ -248,8 +248,11 @@ def _fast_record_encoder(
     is not native into its ``Ext``, a dataclass without secret fields into its OBJECT ``Ext``
     by :func:`~prodture.trace.codec.plain_object_source`'s code), then one encode.
 
-    None (no such encoder: the msgpack path) for field names that are not identifiers, and for
-    any other result type (a dataclass with a secret field is redacted by the walk)."""
+    An exact list or dict is turned into the accelerator's values by :func:`_fast_value`, which
+    refuses one holding anything to redact (the record then goes the msgpack path's way, the
+    redactor's walk). None (no such encoder: the msgpack path) for field names that are not
+    identifiers, and for any other result type (a dataclass with a secret field is redacted by
+    the walk)."""
     if not compilable_names(names):
         return None
     env: dict[str, Any] = {**packing_env(True), "encode": fastpack.encode}
@@ -258,6 +261,10 @@ def _fast_record_encoder(
         result = "r"
     elif result_type in _LEAF_EXT_FAST:
         convert = leaf_source("r", "return None", True, "        ")
+        result = "r"
+    elif result_type is list or result_type is dict:
+        env.update(fast_value=_fast_value, redactor=redactor, WALK=_WALK)
+        convert = "        r = fast_value(r, redactor, 0)\n        if r is WALK:\n            return None\n"
         result = "r"
     else:
         if plain_object_encoder(result_type, True) is None or (
@@ -447,6 +454,60 @@ _CLEAN_TYPES = _PLAIN_TYPES | {msgpack.ExtType}
 #: below the walk's own MAX_REDACT_DEPTH).
 _WALK = object()
 _CLEAN_DEPTH = 8
+
+
+def _fast_value(value: Any, redactor: Redactor | None, depth: int) -> Any:
+    """``value`` as the accelerator's values (see :mod:`~prodture.trace.fastpack`) when it holds
+    nothing to redact, else ``_WALK``: what :meth:`TraceEncoder._clean` lets through, each plain
+    value that is not native as its ``Ext``: a native value; a plain value that is not native
+    (a ``Decimal``...); an exact list of such values; an exact dict whose keys are all str
+    matching none of ``redactor``'s patterns (looked up in its cache of names) and whose values
+    are such values; a dataclass without secret fields whose field values are all plain (its
+    OBJECT ``Ext``). Anything else, and anything deeper than ``_CLEAN_DEPTH``, is ``_WALK``: the
+    msgpack path and the redactor's walk decide, as they always did. The same bytes as that
+    path writes for the values it lets through (``tests/test_fastpack.py``)."""
+    t = type(value)
+    if t in NATIVE_TYPES:
+        return value
+    leaf = _LEAF_EXT_FAST.get(t)
+    if leaf is not None:
+        return leaf(value)
+    if depth >= _CLEAN_DEPTH:
+        return _WALK
+    if t is list:
+        items: list[Any] | None = None
+        for i, v in enumerate(value):
+            if type(v) in NATIVE_TYPES:
+                continue
+            nv = _fast_value(v, redactor, depth + 1)
+            if nv is _WALK:
+                return _WALK
+            if items is None:
+                items = list(value)
+            items[i] = nv
+        return value if items is None else items
+    if t is dict:
+        is_secret = redactor.is_secret_name if redactor is not None else None
+        out: dict[str, Any] | None = None
+        for k, v in value.items():
+            if type(k) is not str or (is_secret is not None and is_secret(k)):
+                return _WALK
+            if type(v) in NATIVE_TYPES:
+                continue
+            nv = _fast_value(v, redactor, depth + 1)
+            if nv is _WALK:
+                return _WALK
+            if out is None:
+                out = dict(value)
+            out[k] = nv
+        return value if out is None else out
+    plain = plain_object_encoder(t, True)
+    if plain is None or (redactor is not None and True in redactor.secret_fields(t)):
+        return _WALK
+    ext = plain(value)
+    return _WALK if ext is None else ext
+
+
 #: A header's meta when empty (msgpack's empty map), and what the codec's hook makes of a
 #: datetime, made without the hook for the header's started_at.
 _EMPTY_MAP = b"\x80"
@@ -778,6 +839,8 @@ class TraceEncoder:
                     body = record(effect, seq, defined[0], value, start_ns, duration_ns, site_id)
                     if body is not None:
                         return body
+                    # refused (an int beyond 64 bits...): msgpack packs it, without a 2nd try
+                    return self._effect(seq, effect, ok, value, start_ns, duration_ns, site, False)
         return self._effect(seq, effect, ok, value, start_ns, duration_ns, site)
 
     def _effect(
@@ -789,10 +852,11 @@ class TraceEncoder:
         start_ns: int,
         duration_ns: int,
         site: tuple[str, int, str] | None,
+        fast: bool = True,
     ) -> bytes:
         """:meth:`effect`'s general way: defines the type and site when new, packs with the
-        accelerator when it can (making the record encoder of a new result type), else with
-        msgpack."""
+        accelerator when it can (making the record encoder of a new result type; not when
+        ``fast`` is False: it refused this record), else with msgpack."""
         cls = type(effect)
         defined = self._types.get(cls)
         if defined is None:
@@ -811,7 +875,8 @@ class TraceEncoder:
         body = None
         fast_records = compiled.fast_records if self._fast is not None else None
         if (
-            fast_records is not None
+            fast
+            and fast_records is not None
             and ok is True
             and type(seq) is int
             and type(start_ns) is int
