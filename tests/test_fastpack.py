@@ -211,7 +211,7 @@ def test_the_common_records_of_the_vectors_are_packed_by_the_accelerator(monkeyp
     build, _ = _vectors().VECTORS["simple-success"]
     monkeypatch.setattr(fastpack, "enabled", True)
     build()
-    assert any(type(r) is list and r[0] == 4 for r in fast_records)
+    assert any(type(r) in (list, tuple) and r[0] == 4 for r in fast_records)
 
 
 def test_the_encoder_cache_cases_are_byte_equal_on_both_paths(monkeypatch, fast_records):
@@ -229,7 +229,7 @@ def test_the_encoder_cache_cases_are_byte_equal_on_both_paths(monkeypatch, fast_
         )
         assert fast == pure, redactor
     # all but the two whose result has a secret field (redacted by a walk, on the msgpack path)
-    assert sum(type(r) is list and r[0] == 4 for r in fast_records) == 3 * 2
+    assert sum(type(r) in (list, tuple) and r[0] == 4 for r in fast_records) == 3 * 2
 
 
 def test_the_encoder_cache_tests_pass_on_the_msgpack_path():
@@ -403,7 +403,7 @@ def test_records_holding_values_msgspec_must_not_see_are_byte_equal_to_the_msgpa
         assert by_name["registered dataclass of plain leaves"].result == READING
         assert by_name["decimal"].result == Decimal("58.99")
         # the plain ones went through msgspec; a record holding a huge int did not reach it intact
-        assert any(type(r) is list and r[3][0] == "plain" for r in fast_records)
+        assert any(type(r) in (list, tuple) and r[3][0] == "plain" for r in fast_records)
     assert b"hunter2" not in fast or not redacting
     assert b"k-123" not in fast or not redacting
 
@@ -627,7 +627,7 @@ def test_records_with_nothing_to_redact_take_one_compiled_call_and_the_others_th
         "huge int inside",
         "dict subclass inside",
     ]
-    effect_records = [r for r in fast_records if type(r) is list and r[0] == 4]
+    effect_records = [r for r in fast_records if type(r) in (list, tuple) and r[0] == 4]
     # each accelerated result (and the refused huge int, tried once) packed as one record
     assert len(effect_records) == len(CONTAINER_RESULTS) - len(general) + 1
 

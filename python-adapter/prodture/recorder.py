@@ -1290,14 +1290,15 @@ class _FailureSession:
             return b""
 
     def _encode(self, call: EffectCall, ok: bool, value: Any, start: int, dur: int) -> None:
+        encoder = self.encoder
+        if encoder is None:
+            encoder = self._encoder()
         try:
-            self.records.append(
-                self._encoder().effect(
-                    call.seq, call.effect, ok, value, start - self.t0, dur, call.site
-                )
-            )
+            data = encoder.effect(call.seq, call.effect, ok, value, start - self.t0, dur, call.site)
         except Exception:
             self.recorder._encode_failed(f"effect #{call.seq}", self.handler)
+            return
+        self.records.append(data)
 
     def _encode_deferred(self) -> None:
         deferred, self.deferred = self.deferred, []

@@ -880,9 +880,9 @@ def plain_object_source(
             + leaf_source("v", "return None", fast, "        ")
             + f"        {fields}[{prefix}n] = v\n"
         )
-    if fast:  # [name, fields] in one encode: cheaper than the packed head and a concatenation
+    if fast:  # (name, fields) in one encode (an array, as a list): cheaper than head + encode
         name = f"registry._by_type.get({prefix}t, {prefix}default_name)"
-        value = ext_source(fast, "OBJECT", f"encode_fast([{name}, {fields}])")
+        value = ext_source(fast, "OBJECT", f"encode_fast(({name}, {fields}))")
     else:
         value = ext_source(fast, "OBJECT", f"{head} + {pack}({fields})")
     return lines, value, env

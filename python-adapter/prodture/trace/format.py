@@ -283,8 +283,9 @@ def _fast_record_encoder(
         + "".join(f"        v{i} = e.{names[i]}\n" for i in read)
         + "".join(leaf_source(f"v{i}", "return None", True, "        ") for i in read)
         + convert
-        + f"        return encode([{RecordKind.EFFECT}, seq, type_id, [{items}], True, {result}, "
-        "start, duration, site])\n"
+        # tuples: msgspec writes them as the arrays lists are, and they are cheaper to make
+        + f"        return encode(({RecordKind.EFFECT}, seq, type_id, ({items}{',' if len(names) == 1 else ''}), "
+        f"True, {result}, start, duration, site))\n"
         "    except Exception:  # an int beyond 64 bits...: the msgpack path marks it\n"
         "        return None\n"
     )
