@@ -832,8 +832,9 @@ def _object_env(t: type, prefix: str) -> dict[str, Any]:
     }
     return {
         **{prefix + k: v for k, v in own.items()},
-        # registry.name_of without its Python call
+        # registry.name_of without its Python call (its dict is only ever changed in place)
         "registry": registry,
+        "registered_name": registry._by_type.get,
         "new": _new_tuple,
         "ExtType": _ExtType,
         "OBJECT": ExtCode.OBJECT,
@@ -881,7 +882,7 @@ def plain_object_source(
             + f"        {fields}[{prefix}n] = v\n"
         )
     if fast:  # (name, fields) in one encode (an array, as a list): cheaper than head + encode
-        name = f"registry._by_type.get({prefix}t, {prefix}default_name)"
+        name = f"registered_name({prefix}t, {prefix}default_name)"
         value = ext_source(fast, "OBJECT", f"encode_fast(({name}, {fields}))")
     else:
         value = ext_source(fast, "OBJECT", f"{head} + {pack}({fields})")
