@@ -177,7 +177,6 @@ def fast_records(monkeypatch: pytest.MonkeyPatch) -> Iterator[list[Any]]:
 def _forget_compiled() -> None:
     format_module._UNREDACTED.types.clear()
     format_module._UNREDACTED.results.clear()
-    format_module._UNREDACTED.fast_results.clear()
     codec._PLAIN_OBJECT.clear()
 
 
@@ -212,7 +211,7 @@ def test_the_common_records_of_the_vectors_are_packed_by_the_accelerator(monkeyp
     build, _ = _vectors().VECTORS["simple-success"]
     monkeypatch.setattr(fastpack, "enabled", True)
     build()
-    assert any(type(r) is list and r[0] == 4 for r in fast_records)
+    assert any(type(r) in (list, tuple) and r[0] == 4 for r in fast_records)
 
 
 def test_the_encoder_cache_cases_are_byte_equal_on_both_paths(monkeypatch, fast_records):
@@ -230,7 +229,7 @@ def test_the_encoder_cache_cases_are_byte_equal_on_both_paths(monkeypatch, fast_
         )
         assert fast == pure, redactor
     # all but the two whose result has a secret field (redacted by a walk, on the msgpack path)
-    assert sum(type(r) is list for r in fast_records) == 3 * 2
+    assert sum(type(r) in (list, tuple) and r[0] == 4 for r in fast_records) == 3 * 2
 
 
 def test_the_encoder_cache_tests_pass_on_the_msgpack_path():
@@ -404,7 +403,7 @@ def test_records_holding_values_msgspec_must_not_see_are_byte_equal_to_the_msgpa
         assert by_name["registered dataclass of plain leaves"].result == READING
         assert by_name["decimal"].result == Decimal("58.99")
         # the plain ones went through msgspec; a record holding a huge int did not reach it intact
-        assert any(type(r) is list and r[3][0] == "plain" for r in fast_records)
+        assert any(type(r) in (list, tuple) and r[3][0] == "plain" for r in fast_records)
     assert b"hunter2" not in fast or not redacting
     assert b"k-123" not in fast or not redacting
 
@@ -515,3 +514,188 @@ def test_a_recorder_writes_the_same_trace_with_and_without_the_accelerator(monke
 
     fast, pure = _both_paths(record, monkeypatch)
     assert fast == pure
+
+
+# -- the common record: one compiled encoder per effect type and result type ---------------------
+
+
+@prodture.register(name="test_fastpack.Line")
+@dataclasses.dataclass(frozen=True)
+class Line:
+    sku: str
+    price: Decimal
+
+
+@dataclasses.dataclass(frozen=True)
+class Masked:
+    user: str
+    pin: str = prodture.secret()
+
+
+#: Results of the shapes the accelerator's record encoders take (natives, plain values that are
+#: not native, plain dataclasses, exact lists and dicts of them) next to ones holding something
+#: to redact (a secret key at any depth, a secret field), which must go the redactor's way.
+CONTAINER_RESULTS = {
+    "empty list": [],
+    "list of natives": [1, "a", None, 2.5, True, b"\x00"],
+    "list of plain leaves": [Decimal("1.10"), NOW, uuid.UUID(int=3), dt.timedelta(seconds=5)],
+    "list of dataclasses": [Line("a", Decimal("1")), Line("b", Decimal("2.50"))],
+    "dict of plain values": {"sku": "x", "price": Decimal("9.99"), "at": NOW, "n": 3},
+    "nested containers": {"lines": [{"sku": "a", "qty": [1, 2]}], "meta": {"k": None}},
+    "dict with a secret key": {"order": 1, "password": "hunter2"},
+    "secret key nested in a list": [{"ok": 1}, {"api_key": "ak-live-55"}],
+    "secret key deep": {"a": {"b": {"c": [{"d": {"secret": "deep-s3cret"}}]}}},
+    "dataclass with a secret field in a list": [Masked("ann", "pin-4321")],
+    "non-str key": {1: "one"},
+    "tuple inside": {"pair": (1, 2)},
+    "set inside": [{1, 2}],
+    "deeper than the clean depth": [[[[[[[[[[["bottom"]]]]]]]]]]],
+    "huge int inside": {"n": [2**70]},
+    "dict subclass inside": [Tagged(token="tagged-t0k")],
+    "decimal": Decimal("58.99"),
+    "dataclass": Line("sku-1", Decimal("3.00")),
+    "str": "plain",
+}
+SECRETS = [b"hunter2", b"ak-live-55", b"deep-s3cret", b"pin-4321", b"tagged-t0k"]
+
+
+def _container_trace(redactor: Redactor | None) -> bytes:
+    encoder = TraceEncoder(redactor)
+    parts = [
+        encoder.header("tests:fastpack", trace_id="c" * 32, started_at=STARTED, meta={}),
+        encoder.input(None),
+    ]
+    for seq, value in enumerate(CONTAINER_RESULTS.values(), 1):
+        parts.append(encoder.effect(seq, Probe("v"), True, value, 10 * seq, 5, SITE))
+    parts.append(encoder.outcome(True, "done", "", None, 100))
+    return b"".join(parts)
+
+
+@pytest.mark.parametrize(
+    "redactor",
+    [Redactor(), Redactor(["sku"]), Redactor([], defaults=False), None],
+    ids=["defaults", "extra pattern", "no patterns", "no redactor"],
+)
+def test_results_of_lists_and_dicts_are_byte_equal_to_the_msgpack_path(
+    redactor, monkeypatch, fast_records
+):
+    """Lists and dicts of plain values, dataclasses in them, secret keys at every depth, values
+    the accelerator may not be given inside them: the same bytes with and without it."""
+    fast, pure = _both_paths(lambda: _container_trace(redactor), monkeypatch)
+    assert fast == pure
+    effects = read_trace(fast).effects
+    results = dict(zip(CONTAINER_RESULTS, (e.result for e in effects), strict=True))
+    if redactor is not None and redactor.is_secret_name("sku"):
+        assert b"sku-1" not in fast  # a secret field of a dataclass result, by its name
+        assert results["dict of plain values"]["sku"] == prodture.trace.REDACTED
+    else:
+        assert results["list of dataclasses"] == CONTAINER_RESULTS["list of dataclasses"]
+        assert results["dict of plain values"] == CONTAINER_RESULTS["dict of plain values"]
+    if redactor is not None and redactor.patterns:
+        for secret in SECRETS:
+            assert secret not in fast, secret
+        assert results["dict with a secret key"]["order"] == 1
+
+
+def test_records_with_nothing_to_redact_take_one_compiled_call_and_the_others_the_walk(
+    monkeypatch, fast_records
+):
+    """A spy on the msgpack path: the clean results of every accelerated shape never reach it
+    (the record encoder compiled per effect type and result type writes them), each record
+    packed by one encode of the whole record; results holding a secret always do."""
+    monkeypatch.setattr(fastpack, "enabled", True)
+    general: list[Any] = []
+    real = TraceEncoder._effect_body
+
+    def spy(self: TraceEncoder, seq: int, *args: Any) -> bytes:
+        general.append(list(CONTAINER_RESULTS)[seq - 1])
+        return real(self, seq, *args)
+
+    monkeypatch.setattr(TraceEncoder, "_effect_body", spy)
+    data = _container_trace(Redactor())
+    for secret in SECRETS:
+        assert secret not in data, secret
+    assert general == [
+        "dict with a secret key",
+        "secret key nested in a list",
+        "secret key deep",
+        "dataclass with a secret field in a list",
+        "non-str key",
+        "tuple inside",
+        "set inside",
+        "deeper than the clean depth",
+        "huge int inside",
+        "dict subclass inside",
+    ]
+    effect_records = [r for r in fast_records if type(r) in (list, tuple) and r[0] == 4]
+    # each accelerated result (and the refused huge int, tried once) packed as one record
+    assert len(effect_records) == len(CONTAINER_RESULTS) - len(general) + 1
+
+
+def test_a_result_class_registered_again_is_written_under_its_new_name_by_the_fast_path(
+    monkeypatch,
+):
+    """The compiled record encoder reads the result type's registered name at each record."""
+    monkeypatch.setattr(fastpack, "enabled", True)
+
+    @dataclasses.dataclass(frozen=True)
+    class Receipt:
+        number: int
+
+    encoder = TraceEncoder(Redactor())
+    parts = [encoder.header("tests:fastpack", trace_id="r" * 32), encoder.input(None)]
+    parts.append(encoder.effect(1, Probe("v"), True, Receipt(1), 1, 1, SITE))
+    prodture.register(name="test_fastpack.ReceiptNow")(Receipt)
+    parts.append(encoder.effect(2, Probe("v"), True, Receipt(2), 2, 1, SITE))
+    data = b"".join(parts)
+    assert b"test_fastpack.ReceiptNow" in data
+    assert data.count(b"Receipt") == 2  # the old name once, the new one once
+
+
+_leaves = st.one_of(
+    st.none(),
+    st.integers(min_value=-(2**64), max_value=2**65),
+    st.text(max_size=5),
+    st.sampled_from([Decimal("1.5"), NOW, uuid.UUID(int=9), Line("l", Decimal("2")), (1, 2)]),
+)
+_results = st.recursive(
+    _leaves,
+    lambda inner: st.one_of(
+        st.lists(inner, max_size=4),
+        st.dictionaries(
+            st.sampled_from(["a", "n", "password", "my_token", "x"]), inner, max_size=4
+        ),
+    ),
+    max_leaves=12,
+)
+
+
+@settings(max_examples=150, deadline=None)
+@given(_results)
+def test_any_nested_result_is_written_alike_and_its_secret_keys_never_reach_the_bytes(value):
+    """Lists and dicts nested in any order, with keys that name secrets at any depth, ints
+    beyond 64 bits, tuples and dataclasses among the leaves: the accelerator's bytes are the
+    msgpack path's, and no value under a secret key is in them."""
+
+    def marked(v: Any) -> Any:  # values under secret keys become a findable marker
+        if isinstance(v, list):
+            return [marked(x) for x in v]
+        if isinstance(v, dict):
+            return {
+                k: "S3CRET-MARK" if "password" in k or "token" in k else marked(x)
+                for k, x in v.items()
+            }
+        return v
+
+    result = marked(value)
+    data = {}
+    saved = fastpack.enabled
+    for enabled in (True, False):
+        fastpack.enabled = enabled
+        try:
+            encoder = TraceEncoder(Redactor())
+            data[enabled] = encoder.effect(1, Probe("v"), True, result, 1, 1, SITE)
+        finally:
+            fastpack.enabled = saved
+    assert data[True] == data[False]
+    assert b"S3CRET-MARK" not in data[True]

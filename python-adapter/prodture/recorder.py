@@ -1063,8 +1063,11 @@ class _StreamSession(_Pending):
         start: int,
         dur: int,
     ) -> None:
+        encoder = self.encoder
+        if encoder is None:
+            encoder = self._encoder()
         try:
-            data = self._encoder().effect(seq, effect, ok, value, start - self.t0, dur, site)
+            data = encoder.effect(seq, effect, ok, value, start - self.t0, dur, site)
         except Exception:
             self.recorder._encode_failed(f"effect #{seq}", self.handler)
             return
@@ -1084,8 +1087,9 @@ class _StreamSession(_Pending):
     def effect(
         self, call: EffectCall, ok: bool, value: Any, start_ns: int, duration_ns: int
     ) -> None:
+        seq = call.seq
         # (A kept effect of a trace the writer has given up on, ``broken``, is let go at finish.)
-        if ok and start_ns < self.defer_until and call.seq <= MAX_KEPT:
+        if ok and seq <= MAX_KEPT and start_ns < self.defer_until:
             effect = call.effect
             if _keepers.get(type(effect), _first_keep)(effect, 0) is effect:
                 t = type(value)
@@ -1097,12 +1101,25 @@ class _StreamSession(_Pending):
                     kept = _keepers.get(t, _first_keep)(value, 0)
                 if kept is not _NOT_KEPT:
                     # (seq, effect, site, value, start, duration): see _DEFERRED
-                    self.deferred += (call.seq, effect, call.site, kept, start_ns, duration_ns)
+                    self.deferred += (seq, effect, call.site, kept, start_ns, duration_ns)
                     return
         if self.broken:
             return
-        self._encode_kept()
-        self._encode_effect(call.seq, call.effect, call.site, ok, value, start_ns, duration_ns)
+        # What _encode_kept and _encode_effect do, inline: this is every effect's path once
+        # the first MAX_KEPT are kept (one call into the encoder, none around it).
+        if self.head_pending or self.deferred:
+            self._encode_kept()
+        encoder = self.encoder
+        if encoder is None:
+            encoder = self._encoder()
+        try:
+            data = encoder.effect(
+                seq, call.effect, ok, value, start_ns - self.t0, duration_ns, call.site
+            )
+        except Exception:
+            self.recorder._encode_failed(f"effect #{seq}", self.handler)
+            return
+        self.records.append(data)
 
     def finish(self, outcome: Outcome) -> None:
         recorder = self.recorder
@@ -1273,14 +1290,15 @@ class _FailureSession:
             return b""
 
     def _encode(self, call: EffectCall, ok: bool, value: Any, start: int, dur: int) -> None:
+        encoder = self.encoder
+        if encoder is None:
+            encoder = self._encoder()
         try:
-            self.records.append(
-                self._encoder().effect(
-                    call.seq, call.effect, ok, value, start - self.t0, dur, call.site
-                )
-            )
+            data = encoder.effect(call.seq, call.effect, ok, value, start - self.t0, dur, call.site)
         except Exception:
             self.recorder._encode_failed(f"effect #{call.seq}", self.handler)
+            return
+        self.records.append(data)
 
     def _encode_deferred(self) -> None:
         deferred, self.deferred = self.deferred, []

@@ -848,36 +848,9 @@ def _object_encoders(
     ``encode_plain(obj, pack)``, the same ext value when every field
     value is of a ``_PLAIN`` type, else None (then the value needs a redaction walk), and
     ``encode_plain_fast(obj)``, the same with the accelerator's encoder and ``Ext`` (None when
-    it is not available).
-
-    The payload is ``[name, {field: value}]``; its ``[name,`` head is packed once per name the
-    type is registered under (registering the class again renames it). When its field names are
-    identifiers (not keywords) the plain encoders are compiled to straight-line code: a dict
-    display, one type test per field (plain values that are not native become their ext values
-    inline, see :func:`leaf_source`); otherwise fields are read by name."""
+    it is not available). The plain encoders are :func:`plain_object_source`'s code."""
     names = tuple(f.name for f in dataclasses.fields(t))
-    default_name = f"{t.__module__}.{t.__qualname__}"
-    heads: dict[str, bytes] = {}
-
-    def head_of(name: str) -> bytes:
-        data = heads[name] = b"\x92" + _plain_pack(name)  # the payload is [name, fields]
-        return data
-
-    env: dict[str, Any] = {
-        "t": t,
-        "default_name": default_name,
-        # registry.name_of without its Python call (a renamed class is seen at its next value)
-        "registry": registry,
-        "heads": heads,
-        "head_of": head_of,
-        "new": _new_tuple,
-        "ExtType": _ExtType,
-        "OBJECT": ExtCode.OBJECT,
-        "_pack": _pack,
-        "getattr": getattr,
-        "names": names,
-    }
-    head = "(heads.get(n := registry._by_type.get(t, default_name)) or head_of(n))"
+    env = _object_env(t, "")
     if names and compilable_names(names):
         load = (
             ", ".join(f"v{i}" for i in range(len(names)))
@@ -885,33 +858,104 @@ def _object_encoders(
             + ", ".join(f"o.{n}" for n in names)
         )
         fields = "{" + ", ".join(f"{n!r}: v{i}" for i, n in enumerate(names)) + "}"
-        source = f"def encode(o):\n    {load}\n    return new(ExtType, (OBJECT, {head} + _pack({fields})))\n"
     else:  # any field names (or none): read by name
         load = "fields = {n: getattr(o, n) for n in names}"
         fields = "fields"
-        source = f"def encode(o):\n    {load}\n    return new(ExtType, (OBJECT, {head} + _pack(fields)))\n"
+    source = f"def encode(o):\n    {load}\n    return new(ExtType, (OBJECT, {_head_source('')} + _pack({fields})))\n"
     exec(source, env)  # noqa: S102 -- field names checked to be identifiers (or read by name), once per type
     encode: Callable[[Any], Any] = env["encode"]
     plain: list[Callable[..., Any] | None] = []
     for fast in (False, True) if fastpack.available else (False,):
-        benv = {**env, **packing_env(fast), "encode_fast": fastpack.encode}
-        if fields == "fields":
-            convert = (
-                "    for n, v in fields.items():\n"
-                + leaf_source("v", "return None", fast, "        ")
-                + "        fields[n] = v\n"
-            )
-        else:
-            convert = "".join(leaf_source(f"v{i}", "return None", fast) for i in range(len(names)))
-        pack = "encode_fast" if fast else "pack"
-        value = ext_source(fast, "OBJECT", f"{head} + {pack}({fields})")
-        source = (
-            f"def encode_plain(o{'' if fast else ', pack'}):\n    {load}\n"
-            f"{convert}    return {value}\n"
-        )
+        lines, value, benv = plain_object_source(t, "o", fast, "", "pack")
+        source = f"def encode_plain(o{'' if fast else ', pack'}):\n{lines}    return {value}\n"
         exec(source, benv)  # noqa: S102 -- as above
         plain.append(benv["encode_plain"])
     return encode, plain[0], plain[1] if len(plain) > 1 else None
+
+
+def _head_source(prefix: str) -> str:
+    """The source of an OBJECT payload's ``[name,`` head (names from :func:`_object_env`),
+    packed once per name the type is registered under (registering the class again renames
+    it: seen at its next value)."""
+    p = prefix
+    return (
+        f"({p}heads.get({p}n := registry._by_type.get({p}t, {p}default_name)) or {p}head_of({p}n))"
+    )
+
+
+def _object_env(t: type, prefix: str) -> dict[str, Any]:
+    """The names :func:`_head_source` and an OBJECT encoder's code use, for dataclass ``t`` (each
+    prefixed by ``prefix`` where it is the type's own)."""
+    heads: dict[str, bytes] = {}
+
+    def head_of(name: str) -> bytes:
+        data = heads[name] = b"\x92" + _plain_pack(name)  # the payload is [name, fields]
+        return data
+
+    own = {
+        "t": t,
+        "default_name": f"{t.__module__}.{t.__qualname__}",
+        "heads": heads,
+        "head_of": head_of,
+        "names": tuple(f.name for f in dataclasses.fields(t)),
+    }
+    return {
+        **{prefix + k: v for k, v in own.items()},
+        # registry.name_of without its Python call (its dict is only ever changed in place)
+        "registry": registry,
+        "registered_name": registry._by_type.get,
+        "new": _new_tuple,
+        "ExtType": _ExtType,
+        "OBJECT": ExtCode.OBJECT,
+        "_pack": _pack,
+        "getattr": getattr,
+    }
+
+
+def plain_object_source(
+    t: type, var: str, fast: bool, prefix: str, pack: str = ""
+) -> tuple[str, str, dict[str, Any]]:
+    """For dataclass ``t``: source lines (indented by 4) that read the fields of the instance
+    named ``var`` into locals (named with ``prefix``) and turn each plain value that is not
+    native into its ext value (see :func:`leaf_source`), running ``return None`` for any value
+    that is not plain; the expression of the instance's OBJECT ext value made of them (with
+    ``fast``, the accelerator's ``Ext`` of its encode, else msgpack's ``ExtType`` of ``pack``,
+    the name of a packer's ``pack``); and the names that code needs (:func:`packing_env`'s
+    included). The plain encoders of :func:`_object_encoders` are this code; the trace encoder
+    inlines it into its per-type record encoders.
+
+    The payload is ``[name, {field: value}]``; its ``[name,`` head is packed once per name the
+    type is registered under. When its field names are identifiers (not keywords) this is
+    straight-line code: a dict display, one type test per field; otherwise fields are read by
+    name."""
+    names = tuple(f.name for f in dataclasses.fields(t))
+    env = {**_object_env(t, prefix), **packing_env(fast), "encode_fast": fastpack.encode}
+    head = _head_source(prefix)
+    if names and compilable_names(names):
+        local = [f"{prefix}v{i}" for i in range(len(names))]
+        lines = (
+            "    "
+            + ", ".join(local)
+            + " = "
+            + ", ".join(f"{var}.{n}" for n in names)
+            + "\n"
+            + "".join(leaf_source(v, "return None", fast) for v in local)
+        )
+        fields = "{" + ", ".join(f"{n!r}: {v}" for n, v in zip(names, local, strict=True)) + "}"
+    else:  # any field names (or none): read by name
+        fields = f"{prefix}fields"
+        lines = (
+            f"    {fields} = {{n: getattr({var}, n) for n in {prefix}names}}\n"
+            f"    for {prefix}n, v in {fields}.items():\n"
+            + leaf_source("v", "return None", fast, "        ")
+            + f"        {fields}[{prefix}n] = v\n"
+        )
+    if fast:  # (name, fields) in one encode (an array, as a list): cheaper than head + encode
+        name = f"registered_name({prefix}t, {prefix}default_name)"
+        value = ext_source(fast, "OBJECT", f"encode_fast(({name}, {fields}))")
+    else:
+        value = ext_source(fast, "OBJECT", f"{head} + {pack}({fields})")
+    return lines, value, env
 
 
 def plain_object_encoder(t: type, fast: bool = False) -> Callable[..., Any] | None:

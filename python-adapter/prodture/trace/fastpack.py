@@ -7,8 +7,8 @@ effect records with it (about twice as fast as a ``msgpack.Packer`` on a typical
 msgspec writes natively some types the trace codec writes as ext values (``datetime``,
 ``Decimal`` as a string, ``UUID``, dataclasses, enums, sets, subclasses of ``int``/``str``/
 ``dict``...), so it is only ever given values of the exact types both libraries write alike:
-``str``, ``bytes``, ``int``, ``float``, ``bool``, ``None``, lists and dicts the encoder built, and
-:data:`Ext` values the encoder built. A record holding anything else, and any record msgspec
+``str``, ``bytes``, ``int``, ``float``, ``bool``, ``None``, :data:`Ext` values and tuples the
+encoder built, and exact lists and dicts (str keys) whose items it checked to be such values. A record holding anything else, and any record msgspec
 refuses (an int beyond 64 bits, a lone surrogate), goes to the msgpack path, which writes exactly
 the bytes it always did (opaque values marked as such). ``tests/test_fastpack.py`` proves the
 bytes equal.

@@ -45,6 +45,7 @@ from .codec import (
     opaque_of,
     packing_env,
     plain_object_encoder,
+    plain_object_source,
     type_name,
 )
 from .codec import _PLAIN_SET as _PLAIN_TYPES
@@ -236,31 +237,59 @@ def _request_getter(
 
 
 def _fast_record_encoder(
-    names: tuple[str, ...], secret: tuple[bool, ...]
+    names: tuple[str, ...], secret: tuple[bool, ...], result_type: type, redactor: Redactor | None
 ) -> Callable[..., bytes | None] | None:
-    """For the accelerator (see :mod:`~prodture.trace.fastpack`): ``record(effect, seq, type_id,
-    result, start_ns, duration_ns, site_id)``, the bytes of a successful effect record whose
-    ``result`` is already native or an accelerator ``Ext``, its secret fields REDACTED; or None
-    when a request value is of a type the accelerator may not be given, or it refuses the
-    record (the msgpack path then packs it). Compiled once per effect type and redactor, like
-    :func:`_request_getter`; None for field names that are not identifiers."""
+    """For the accelerator (see :mod:`~prodture.trace.fastpack`), per effect type and result
+    type: ``record(effect, seq, type_id, result, start_ns, duration_ns, site_id)``, the bytes
+    of a successful effect record, its secret fields REDACTED; or None when a request or
+    result value is of a type the accelerator may not be given, or it refuses the record (the
+    msgpack path then packs it). One compiled call per record: the request's fields and the
+    result read and turned into the accelerator's values inline (a result of a plain type that
+    is not native into its ``Ext``, a dataclass without secret fields into its OBJECT ``Ext``
+    by :func:`~prodture.trace.codec.plain_object_source`'s code), then one encode.
+
+    An exact list or dict is turned into the accelerator's values by :func:`_fast_value`, which
+    refuses one holding anything to redact (the record then goes the msgpack path's way, the
+    redactor's walk). None (no such encoder: the msgpack path) for field names that are not
+    identifiers, and for any other result type (a dataclass with a secret field is redacted by
+    the walk)."""
     if not compilable_names(names):
         return None
     env: dict[str, Any] = {**packing_env(True), "encode": fastpack.encode}
+    if result_type in NATIVE_TYPES:
+        convert = ""
+        result = "r"
+    elif result_type in _LEAF_EXT_FAST:
+        convert = leaf_source("r", "return None", True, "        ")
+        result = "r"
+    elif result_type is list or result_type is dict:
+        env.update(fast_value=_fast_value, redactor=redactor, WALK=_WALK)
+        convert = "        r = fast_value(r, redactor, 0)\n        if r is WALK:\n            return None\n"
+        result = "r"
+    else:
+        if plain_object_encoder(result_type, True) is None or (
+            redactor is not None and True in redactor.secret_fields(result_type)
+        ):
+            return None
+        lines, result, object_env = plain_object_source(result_type, "r", True, "r_")
+        env.update(object_env)
+        convert = "".join("    " + line + "\n" for line in lines.splitlines())
     secret = secret or (False,) * len(names)
     read = [i for i, s in enumerate(secret) if not s]
     items = ", ".join("REDACTED_EXT" if s else f"v{i}" for i, s in enumerate(secret))
     source = (
-        "def record(e, seq, type_id, result, start, duration, site):\n"
+        "def record(e, seq, type_id, r, start, duration, site):\n"
         "    try:\n"
         + "".join(f"        v{i} = e.{names[i]}\n" for i in read)
         + "".join(leaf_source(f"v{i}", "return None", True, "        ") for i in read)
-        + f"        return encode([{RecordKind.EFFECT}, seq, type_id, [{items}], True, result, "
-        "start, duration, site])\n"
+        + convert
+        # tuples: msgspec writes them as the arrays lists are, and they are cheaper to make
+        + f"        return encode(({RecordKind.EFFECT}, seq, type_id, ({items}{',' if len(names) == 1 else ''}), "
+        f"True, {result}, start, duration, site))\n"
         "    except Exception:  # an int beyond 64 bits...: the msgpack path marks it\n"
         "        return None\n"
     )
-    exec(source, env)  # noqa: S102 -- field names checked to be identifiers, once per effect type and redactor
+    exec(source, env)  # noqa: S102 -- field names checked to be identifiers, once per effect type, result type and redactor
     record: Callable[..., bytes | None] = env["record"]
     return record
 
@@ -271,8 +300,12 @@ class _CompiledType:
     (class, redactor) and shared by every encoder (see :func:`_compiled_type`)."""
 
     request: Callable[[Any], tuple[list[Any], bool]]
-    #: The record encoder for the accelerator, or None (not available, or no compilable names).
-    fast_record: Callable[..., bytes | None] | None
+    #: The effect's field names, and which are secret (for :func:`_fast_record_encoder`).
+    names: tuple[str, ...]
+    secret: tuple[bool, ...]
+    #: Result type -> the accelerator's record encoder for it (see _fast_record_encoder), or
+    #: None; made at a type's first result. None when the accelerator is not available.
+    fast_records: dict[type, Callable[..., bytes | None] | None] | None
     #: The name the TYPE record's bytes were made for (re-made if the class is renamed).
     name: str
     #: The TYPE record after its type id: the packed name and field names.
@@ -284,13 +317,11 @@ class _Compiled:
     it: its effect types (class -> :class:`_CompiledType`) and result types (class -> the plain
     OBJECT encoder of a dataclass without secret fields, or None: redacted by a walk)."""
 
-    __slots__ = ("types", "results", "fast_results", "value_types_version")
+    __slots__ = ("types", "results", "value_types_version")
 
     def __init__(self) -> None:
         self.types: dict[type, _CompiledType] = {}
         self.results: dict[type, Callable[..., Any] | None] = {}
-        #: The same for the accelerator (see _fast_result).
-        self.fast_results: dict[type, Callable[[Any], Any] | None] = {}
         #: codec.value_types_version when ``results`` was begun.
         self.value_types_version = _codec.value_types_version
 
@@ -328,24 +359,18 @@ def _compiled_for(redactor: Redactor | None) -> _Compiled:
         # A value type registered since: a dataclass may now be encoded by its to_fields.
         compiled.value_types_version = _codec.value_types_version
         compiled.results = {}
-        compiled.fast_results = {}
+        compiled.types = {}  # their record encoders per result type
     return compiled
 
 
 def _plain_result(
-    results: dict[type, Callable[..., Any] | None],
-    t: type,
-    redactor: Redactor | None,
-    fast: bool = False,
+    results: dict[type, Callable[..., Any] | None], t: type, redactor: Redactor | None
 ) -> Callable[..., Any] | None:
     """The plain OBJECT encoder of result type ``t`` (see ``plain_object_encoder``), None when
-    ``redactor`` names one of its fields secret; with ``fast``, the accelerator's, or for a
-    plain type that is not native (a ``Decimal``...) its ``Ext`` encoder."""
-    encoder = _LEAF_EXT_FAST.get(t) if fast else None
-    if encoder is None:
-        encoder = plain_object_encoder(t, fast)
-        if encoder is not None and redactor is not None and True in redactor.secret_fields(t):
-            encoder = None
+    ``redactor`` names one of its fields secret."""
+    encoder = plain_object_encoder(t)
+    if encoder is not None and redactor is not None and True in redactor.secret_fields(t):
+        encoder = None
     return _remember(results, t, encoder, _MAX_COMPILED)
 
 
@@ -364,7 +389,9 @@ def _compiled_type(
     redacting = redactor is not None
     entry = _CompiledType(
         _request_getter(names, secret, redacting),
-        _fast_record_encoder(names, secret) if fastpack.available else None,
+        names,
+        secret,
+        {} if fastpack.available and compilable_names(names) else None,
         name,
         pack(name) + pack(list(names)),
     )
@@ -428,6 +455,60 @@ _CLEAN_TYPES = _PLAIN_TYPES | {msgpack.ExtType}
 #: below the walk's own MAX_REDACT_DEPTH).
 _WALK = object()
 _CLEAN_DEPTH = 8
+
+
+def _fast_value(value: Any, redactor: Redactor | None, depth: int) -> Any:
+    """``value`` as the accelerator's values (see :mod:`~prodture.trace.fastpack`) when it holds
+    nothing to redact, else ``_WALK``: what :meth:`TraceEncoder._clean` lets through, each plain
+    value that is not native as its ``Ext``: a native value; a plain value that is not native
+    (a ``Decimal``...); an exact list of such values; an exact dict whose keys are all str
+    matching none of ``redactor``'s patterns (looked up in its cache of names) and whose values
+    are such values; a dataclass without secret fields whose field values are all plain (its
+    OBJECT ``Ext``). Anything else, and anything deeper than ``_CLEAN_DEPTH``, is ``_WALK``: the
+    msgpack path and the redactor's walk decide, as they always did. The same bytes as that
+    path writes for the values it lets through (``tests/test_fastpack.py``)."""
+    t = type(value)
+    if t in NATIVE_TYPES:
+        return value
+    leaf = _LEAF_EXT_FAST.get(t)
+    if leaf is not None:
+        return leaf(value)
+    if depth >= _CLEAN_DEPTH:
+        return _WALK
+    if t is list:
+        items: list[Any] | None = None
+        for i, v in enumerate(value):
+            if type(v) in NATIVE_TYPES:
+                continue
+            nv = _fast_value(v, redactor, depth + 1)
+            if nv is _WALK:
+                return _WALK
+            if items is None:
+                items = list(value)
+            items[i] = nv
+        return value if items is None else items
+    if t is dict:
+        is_secret = redactor.is_secret_name if redactor is not None else None
+        out: dict[str, Any] | None = None
+        for k, v in value.items():
+            if type(k) is not str or (is_secret is not None and is_secret(k)):
+                return _WALK
+            if type(v) in NATIVE_TYPES:
+                continue
+            nv = _fast_value(v, redactor, depth + 1)
+            if nv is _WALK:
+                return _WALK
+            if out is None:
+                out = dict(value)
+            out[k] = nv
+        return value if out is None else out
+    plain = plain_object_encoder(t, True)
+    if plain is None or (redactor is not None and True in redactor.secret_fields(t)):
+        return _WALK
+    ext = plain(value)
+    return _WALK if ext is None else ext
+
+
 #: A header's meta when empty (msgpack's empty map), and what the codec's hook makes of a
 #: datetime, made without the hook for the header's started_at.
 _EMPTY_MAP = b"\x80"
@@ -490,11 +571,15 @@ class TraceEncoder:
         self._fast = fastpack.encoder()
         #: Effect types defined in this trace: class -> (type id, compiled type).
         self._types: dict[type, tuple[int, _CompiledType]] = {}
-        self._sites: dict[tuple[str, int, str], int] = {}
+        #: The same for the accelerator's common record (see effect): class -> (type id, its
+        #: record encoders per result type); empty without the accelerator.
+        self._fast_types: dict[type, tuple[int, dict[type, Callable[..., bytes | None] | None]]]
+        self._fast_types = {}
+        #: Call sites defined in this trace: site -> site id; None (no site) -> None.
+        self._sites: dict[tuple[str, int, str] | None, int | None] = {None: None}
         compiled = _compiled_for(redactor)
         self._compiled = compiled.types
         self._plain_results = compiled.results
-        self._fast_results = compiled.fast_results
         self.redactor = redactor
         self.on_opaque = on_opaque
         #: Values recorded as OPAQUE by this encoder (they cannot be replayed).
@@ -738,6 +823,43 @@ class TraceEncoder:
         duration_ns: int,
         site: tuple[str, int, str] | None,
     ) -> bytes:
+        # The common record, for the accelerator: a successful effect of a type and at a site
+        # this trace has defined, its result of a type with a record encoder; only values of
+        # the exact types it writes as msgpack does (see fastpack), anything else (or a record
+        # the encoder refuses) goes the general way below.
+        defined = self._fast_types.get(type(effect))
+        if (
+            defined is not None
+            and ok is True
+            and type(seq) is int
+            and type(start_ns) is int
+            and type(duration_ns) is int
+        ):
+            record = defined[1].get(type(value))
+            if record is not None:
+                site_id = self._sites.get(site, _UNSEEN)
+                if site_id is not _UNSEEN:
+                    body = record(effect, seq, defined[0], value, start_ns, duration_ns, site_id)
+                    if body is not None:
+                        return body
+                    # refused (an int beyond 64 bits...): msgpack packs it, without a 2nd try
+                    return self._effect(seq, effect, ok, value, start_ns, duration_ns, site, False)
+        return self._effect(seq, effect, ok, value, start_ns, duration_ns, site)
+
+    def _effect(
+        self,
+        seq: int,
+        effect: Effect,
+        ok: bool,
+        value: Any,
+        start_ns: int,
+        duration_ns: int,
+        site: tuple[str, int, str] | None,
+        fast: bool = True,
+    ) -> bytes:
+        """:meth:`effect`'s general way: defines the type and site when new, packs with the
+        accelerator when it can (making the record encoder of a new result type; not when
+        ``fast`` is False: it refused this record), else with msgpack."""
         cls = type(effect)
         defined = self._types.get(cls)
         if defined is None:
@@ -747,40 +869,33 @@ class TraceEncoder:
         else:
             type_id, compiled = defined
             prefix = b""
-        site_id = new_site = None
-        if site is not None:
-            site_id = self._sites.get(site)
-            if site_id is None:
-                site_id = new_site = len(self._sites)
-                prefix += _SITE_HEAD + _packed_id(site_id) + _site_tail(site)
+        known: Any = self._sites.get(site, _UNSEEN)
+        site_id: int | None = known
+        new_site = None
+        if known is _UNSEEN:
+            site_id = new_site = len(self._sites) - 1  # (None is not a site)
+            prefix += _SITE_HEAD + _packed_id(new_site) + _site_tail(site)  # type: ignore[arg-type]
         body = None
-        fast_record = compiled.fast_record
+        fast_records = compiled.fast_records if self._fast is not None else None
         if (
-            fast_record is not None
-            and self._fast is not None
+            fast
+            and fast_records is not None
             and ok is True
             and type(seq) is int
             and type(start_ns) is int
             and type(duration_ns) is int
         ):
-            # The common record, for the accelerator: only values of the exact types it writes
-            # as msgpack does (see fastpack); anything else is packed by msgpack below.
             t = type(value)
-            if t in NATIVE_TYPES:
-                body = fast_record(effect, seq, type_id, value, start_ns, duration_ns, site_id)
-            else:
-                plain: Any = self._fast_results.get(t, _UNSEEN)
-                if plain is _UNSEEN:
-                    plain = _plain_result(self._fast_results, t, self.redactor, fast=True)
-                if plain is not None:
-                    try:
-                        result = plain(value)
-                    except Exception:  # the msgpack path marks it as opaque
-                        result = None
-                    if result is not None:
-                        body = fast_record(
-                            effect, seq, type_id, result, start_ns, duration_ns, site_id
-                        )
+            record: Any = fast_records.get(t, _UNSEEN)
+            if record is _UNSEEN:
+                record = _remember(
+                    fast_records,
+                    t,
+                    _fast_record_encoder(compiled.names, compiled.secret, t, self.redactor),
+                    _MAX_COMPILED,
+                )
+            if record is not None:
+                body = record(effect, seq, type_id, value, start_ns, duration_ns, site_id)
         if body is None:
             body = self._effect_body(
                 seq, effect, compiled, type_id, ok, value, start_ns, duration_ns, site_id
@@ -788,9 +903,11 @@ class TraceEncoder:
         # Only now, with every byte of this record in hand: the type and site are defined.
         if defined is None:
             self._types[cls] = (type_id, compiled)
+            if fast_records is not None:
+                self._fast_types[cls] = (type_id, fast_records)
         if new_site is not None:
-            self._sites[site] = new_site  # type: ignore[index]
-        return prefix + body
+            self._sites[site] = new_site
+        return body if not prefix else prefix + body
 
     def _effect_body(
         self,
