@@ -787,13 +787,9 @@ class Recorder:
         if len(writer.done) >= self.max_queue or self._counts.queued_bytes >= self.max_queue_bytes:
             self._dropped()
             return None
-        session = _StreamSession(self, handler_name, input, meta)
-        # Registered for the writer to stream it should it run past flush_interval (a writer
-        # asleep is rung: it may be waiting with no timeout, nothing having been running).
-        writer.running[id(session)] = session
-        if writer.sleeping:
-            writer.wake()
-        return session
+        # (Registered with the writer, to be streamed while it runs, only once it has records
+        # to stream: see _StreamSession._encode_head.)
+        return _StreamSession(self, handler_name, input, meta)
 
     # -- internals ---------------------------------------------------------------------------
 
@@ -1041,9 +1037,21 @@ class _StreamSession(_Pending):
         return encoder
 
     def _encode_head(self) -> None:
-        """The header and input records, into ``records``."""
+        """The header and input records, into ``records``.
+
+        Called in the handler's thread before the execution ends (an input or effect that
+        cannot be kept, or an effect past ``flush_interval``), the execution is registered with
+        the writer here, which then writes its records every ``flush_interval`` while it runs.
+        Only here: the header is always the first record, and until there is one the writer
+        would have nothing to stream (the common short execution, all kept, is never
+        registered: no dict insert and pop per execution)."""
         self.head_pending = False
         recorder = self.recorder
+        if not self.done and not recorder._in_memory:  # (done: the writer's complete())
+            writer = recorder._writer
+            writer.running[id(self)] = self
+            if writer.sleeping:  # it may be waiting with no timeout, nothing having been running
+                writer.wake()
         encoder = recorder._scratch_encoder()
         head = recorder._header(encoder, self.info, self.meta)
         try:
@@ -1107,7 +1115,7 @@ class _StreamSession(_Pending):
     def finish(self, outcome: Outcome) -> None:
         recorder = self.recorder
         in_memory = recorder._in_memory
-        if not in_memory:
+        if not self.head_pending and not in_memory:  # registered by _encode_head
             recorder._writer.running.pop(id(self), None)
         if self.broken or self.generation != _fork_generation:
             return  # lost to a sink error, or begun before a fork: the parent writes it
