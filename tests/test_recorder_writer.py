@@ -592,3 +592,29 @@ def test_a_long_execution_is_streamed_to_its_file_while_it_runs(tmp_path, first_
     trace = read_trace(path)
     assert trace.complete and [e.seq for e in trace.effects] == [1, 2, 3]
     assert recorder._writer.running == {}, "a finished execution stays registered"
+
+
+@pytest.mark.parametrize("mode", [ALWAYS, ON_FAILURE])
+def test_started_at_is_when_the_execution_started_not_when_its_trace_was_written(tmp_path, mode):
+    """A session reads one clock at the start and works out the wall clock from it when the
+    trace is written (after the execution ended): started_at still lies between the wall clock
+    read before the run and the one read in its first effect, for a kept trace (always) and a
+    failure (on-failure)."""
+    seen: list[datetime.datetime] = []
+
+    def perform(effect: Fetch) -> dict:
+        seen.append(datetime.datetime.now(datetime.timezone.utc))
+        time.sleep(0.05)  # the trace is written well after the start
+        return {"key": effect.key}
+
+    def fails(_):
+        yield Fetch("a")
+        raise ValueError("recorded on failure")
+
+    recorder = Recorder(DirectorySink(tmp_path), mode=mode)
+    before = datetime.datetime.now(datetime.timezone.utc).replace(microsecond=0)
+    outcome = Interpreter({Fetch: perform}, recorder=recorder).run(fails, "in")
+    assert isinstance(outcome, Failure) and recorder.close(timeout=30)
+    (path,) = glob.glob(str(tmp_path / "*.prodtrace"))
+    started_at = read_trace(path).header.started_at
+    assert before <= started_at <= seen[0], (before, started_at, seen)

@@ -564,7 +564,7 @@ class Interpreter:
         (over the recorder's own), so one recorder serves runs that each say what they are."""
         session = self._begin(fn, input, meta)
         state = _Run()
-        token = current_trace_id.set(_trace_id_of(session))
+        token = current_trace_id.set(None if session is None else _trace_id_of(session))
         try:
             outcome: Outcome = Success(
                 _complete(_drive(fn, input, self._perform, state, session, False))
@@ -588,7 +588,7 @@ class Interpreter:
         the built-in ``Sleep`` sleeps with ``asyncio.sleep``."""
         session = self._begin(fn, input, meta)
         state = _Run()
-        token = current_trace_id.set(_trace_id_of(session))
+        token = current_trace_id.set(None if session is None else _trace_id_of(session))
         try:
             outcome: Outcome = Success(
                 await _drive(fn, input, self._perform_async, state, session, True)
@@ -705,10 +705,10 @@ def _recorder_failed(call: EffectCall) -> None:
     log.exception("prodture: recorder failed on effect #%d; handler unaffected", call.seq)
 
 
-def _trace_id_of(session: RecordingSession | None) -> str | None:
+def _trace_id_of(session: RecordingSession) -> str | None:
     try:
-        trace_id = getattr(session, "trace_id", None)
-    except Exception:
+        trace_id = session.trace_id  # type: ignore[attr-defined]  # optional: see RecordingSession
+    except Exception:  # none (an AttributeError), or a session's own bug
         return None
     return trace_id if isinstance(trace_id, str) else None
 
