@@ -207,6 +207,27 @@ _GENERATOR = types.GeneratorType
 _COROUTINE = types.CoroutineType
 
 
+#: The call site of each yield of a generator handler, by the yield's instruction offset
+#: (``f_lasti``): ``{offset: (code object, site)}``. The entry is used only for the code object
+#: it was made for, compared by identity (the functions of two files can be equal code objects;
+#: a reloaded file's are new ones); a yield of another code object at the same offset replaces
+#: it. Bounded by ``_MAX_SITES`` offsets. Finding a line (``f_lineno``) walks the code's line
+#: table at every effect; this lookup costs about a third of that (``benchmarks/bench_recorder.py``
+#: and the unrecorded path alike: every run names each effect's site).
+_sites: dict[int, tuple[types.CodeType, tuple[str, int, str]]] = {}
+_MAX_SITES = 4096
+
+
+def _new_site(frame: types.FrameType) -> tuple[str, int, str]:
+    """A suspended generator frame's site, computed and remembered in ``_sites``."""
+    code = frame.f_code
+    site = (code.co_filename, frame.f_lineno, code.co_name)
+    if len(_sites) >= _MAX_SITES:
+        _sites.clear()
+    _sites[frame.f_lasti] = (code, site)
+    return site
+
+
 def _site_of(obj: Any) -> tuple[str, int, str] | None:
     """The innermost user frame suspended in a generator/coroutine chain."""
     if type(obj) is _GENERATOR and obj.gi_yieldfrom is None:  # the common case, fast
@@ -355,6 +376,7 @@ async def _drive(
     gen = _start(fn, input)
     chain = type(gen) is _CommandChain
     plain = type(gen) is _GENERATOR  # a generator handler: its site is found inline
+    sites = _sites
     send = gen.send
     clock = time.perf_counter_ns
     record = session.effect if session is not None else None
@@ -378,8 +400,11 @@ async def _drive(
                 site = gen.site
             elif plain and gen.gi_yieldfrom is None:  # _site_of's common case, without a call
                 frame = gen.gi_frame
-                code = frame.f_code
-                site = (code.co_filename, frame.f_lineno, code.co_name)
+                known = sites.get(frame.f_lasti)
+                if known is not None and known[0] is frame.f_code:
+                    site = known[1]
+                else:
+                    site = _new_site(frame)
             else:
                 site = _site_of(gen)
             call = EffectCall(seq, yielded, site)
