@@ -238,6 +238,11 @@ def _site_of(obj: Any) -> tuple[str, int, str] | None:
     if type(obj) is _CommandChain:  # where the pure function built the Command
         return obj.site
     frame = None
+    if type(obj) is _COROUTINE:  # an async handler awaiting an effect itself: fast too
+        awaited = obj.cr_await
+        if type(awaited) is _GENERATOR and awaited.gi_code is _AWAIT_CODE:
+            frame = obj.cr_frame
+            obj = None
     while obj is not None:
         f = getattr(obj, "gi_frame", None) or getattr(obj, "cr_frame", None)
         if f is None or f.f_code is _AWAIT_CODE:
@@ -246,8 +251,10 @@ def _site_of(obj: Any) -> tuple[str, int, str] | None:
         obj = getattr(obj, "gi_yieldfrom", None) or getattr(obj, "cr_await", None)
     if frame is None:
         return None
-    code = frame.f_code
-    return (code.co_filename, frame.f_lineno, code.co_name)
+    known = _sites.get(frame.f_lasti)  # an async handler's await: remembered as a yield is
+    if known is not None and known[0] is frame.f_code:
+        return known[1]
+    return _new_site(frame)
 
 
 def _not_an_effect(value: Any, gen: Any) -> TypeError:
