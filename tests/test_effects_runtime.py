@@ -485,3 +485,52 @@ def test_a_command_of_something_not_an_effect_names_where_it_was_built():
     outcome = Interpreter(performers()).run(bad, None)
     assert isinstance(outcome.error, TypeError)
     assert f"{__file__}:{line_of(bad, '# the line')} in bad" in str(outcome.error)
+
+
+SITES_SOURCE = {
+    "generator": """\
+def handler(_):
+    a, b = (yield Load("one")), (yield Load("two"))
+    yield Load("three")
+""",
+    "async": """\
+async def handler(_):
+    a, b = (await Load("one")), (await Load("two"))
+    await Load("three")
+""",
+}
+
+
+def _handler_compiled_as(form: str, filename: str, blank_lines_before: int = 0) -> Any:
+    namespace: dict[str, Any] = {"Load": Load}
+    source = "\n" * blank_lines_before + SITES_SOURCE[form]
+    exec(compile(source, filename, "exec"), namespace)  # noqa: S102 -- the test's own source
+    return namespace["handler"]
+
+
+@pytest.mark.parametrize("form", ["generator", "async"])
+def test_call_sites_stay_right_for_equal_code_in_two_files_and_a_reloaded_file(form):
+    """Sites are remembered per yield: two yields on one line each name it; the same function
+    in another file (an equal code object, its yields at the same offsets) names its own file;
+    a file reloaded with its lines moved names the new lines, and the old code its own."""
+    sites: list[Any] = []
+
+    def perform(call: EffectCall) -> None:
+        sites.append(call.site)
+
+    first = _handler_compiled_as(form, "first.py")
+    second = _handler_compiled_as(form, "second.py")
+    reloaded = _handler_compiled_as(form, "first.py", blank_lines_before=2)
+    for fn in (first, second, first, reloaded, first):
+        drive(fn, None, perform)
+
+    def expected(filename: str, shift: int = 0) -> list[tuple[str, int, str]]:
+        return [(filename, 2 + shift, "handler")] * 2 + [(filename, 3 + shift, "handler")]
+
+    assert sites == [
+        *expected("first.py"),
+        *expected("second.py"),
+        *expected("first.py"),
+        *expected("first.py", shift=2),
+        *expected("first.py"),
+    ]

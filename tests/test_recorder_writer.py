@@ -18,6 +18,7 @@ import subprocess
 import sys
 import textwrap
 import threading
+import time
 import uuid
 from collections.abc import Callable
 from pathlib import Path
@@ -37,6 +38,7 @@ from prodture import (
     Success,
     read_trace,
 )
+from prodture.trace import TraceFormatError
 
 
 @dataclasses.dataclass(frozen=True)
@@ -538,3 +540,81 @@ def test_nested_plain_containers_are_recorded_as_returned_though_changed_later(t
     assert trace.effects[0].result == {"lines": [{"sku": "a", "qty": 1}], "tags": ("x", ["y"])}
     if mode == ALWAYS:
         assert trace.outcome.value == {"seen": ["a"]}
+
+
+@pytest.mark.parametrize("first_records", ["encoded-at-once", "kept-then-past-flush-interval"])
+def test_a_long_execution_is_streamed_to_its_file_while_it_runs(tmp_path, first_records):
+    """What a kill -9 can lose stays bounded: an execution blocked in an effect has what it
+    recorded before it on disk already, whether its first records were encoded at once (a set
+    input, which could change) or kept and encoded once it ran past flush_interval (a tuple
+    input, dict results: registered with the writer only then)."""
+    gate = threading.Event()
+
+    def perform(effect: Fetch) -> dict:
+        if effect.key == "slow":
+            time.sleep(0.02)  # at least that: the next effect starts past flush_interval
+        elif effect.key == "blocked":
+            assert gate.wait(60)
+        return {"key": effect.key}
+
+    def three_fetches(_):
+        for key in ("slow", "then", "blocked"):
+            yield Fetch(key)
+        return "done"
+
+    recorder = Recorder(DirectorySink(tmp_path), flush_interval=0.005)
+    interpreter = Interpreter({Fetch: perform}, recorder=recorder)
+    given = {"a-set"} if first_records == "encoded-at-once" else ("a", "tuple")
+    outcomes: list[Any] = []
+    running = threading.Thread(
+        target=lambda: outcomes.append(interpreter.run(three_fetches, given))
+    )
+    running.start()
+    try:
+        for _ in range(6000):
+            paths = glob.glob(str(tmp_path / "*.prodtrace"))
+            try:
+                streamed = read_trace(paths[0]) if paths else None
+            except TraceFormatError:  # created, its first write not made yet
+                streamed = None
+            if streamed is not None and len(streamed.effects) == 2:
+                break
+            time.sleep(0.01)
+        else:
+            pytest.fail("the blocked execution's first effects never reached its file")
+        assert not streamed.complete and streamed.input == given
+        assert [e.result for e in streamed.effects] == [{"key": "slow"}, {"key": "then"}]
+    finally:
+        gate.set()
+        running.join(timeout=60)
+    assert outcomes[0].ok and recorder.close(timeout=30)
+    (path,) = glob.glob(str(tmp_path / "*.prodtrace"))
+    trace = read_trace(path)
+    assert trace.complete and [e.seq for e in trace.effects] == [1, 2, 3]
+    assert recorder._writer.running == {}, "a finished execution stays registered"
+
+
+@pytest.mark.parametrize("mode", [ALWAYS, ON_FAILURE])
+def test_started_at_is_when_the_execution_started_not_when_its_trace_was_written(tmp_path, mode):
+    """A session reads one clock at the start and works out the wall clock from it when the
+    trace is written (after the execution ended): started_at still lies between the wall clock
+    read before the run and the one read in its first effect, for a kept trace (always) and a
+    failure (on-failure)."""
+    seen: list[datetime.datetime] = []
+
+    def perform(effect: Fetch) -> dict:
+        seen.append(datetime.datetime.now(datetime.timezone.utc))
+        time.sleep(0.05)  # the trace is written well after the start
+        return {"key": effect.key}
+
+    def fails(_):
+        yield Fetch("a")
+        raise ValueError("recorded on failure")
+
+    recorder = Recorder(DirectorySink(tmp_path), mode=mode)
+    before = datetime.datetime.now(datetime.timezone.utc).replace(microsecond=0)
+    outcome = Interpreter({Fetch: perform}, recorder=recorder).run(fails, "in")
+    assert isinstance(outcome, Failure) and recorder.close(timeout=30)
+    (path,) = glob.glob(str(tmp_path / "*.prodtrace"))
+    started_at = read_trace(path).header.started_at
+    assert before <= started_at <= seen[0], (before, started_at, seen)

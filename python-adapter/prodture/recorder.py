@@ -787,13 +787,9 @@ class Recorder:
         if len(writer.done) >= self.max_queue or self._counts.queued_bytes >= self.max_queue_bytes:
             self._dropped()
             return None
-        session = _StreamSession(self, handler_name, input, meta)
-        # Registered for the writer to stream it should it run past flush_interval (a writer
-        # asleep is rung: it may be waiting with no timeout, nothing having been running).
-        writer.running[id(session)] = session
-        if writer.sleeping:
-            writer.wake()
-        return session
+        # (Registered with the writer, to be streamed while it runs, only once it has records
+        # to stream: see _StreamSession._encode_head.)
+        return _StreamSession(self, handler_name, input, meta)
 
     # -- internals ---------------------------------------------------------------------------
 
@@ -931,6 +927,7 @@ class _Pending:
         "broken",
         "stream",
         "handler",
+        "t0",
         "wall_ns",
         "size",
         "generation",
@@ -938,10 +935,15 @@ class _Pending:
         "trace_id",
     )
 
-    def __init__(self, recorder: Recorder, handler: str, wall_ns: int, trace_id: str) -> None:
+    def __init__(
+        self, recorder: Recorder, handler: str, trace_id: str, t0: int, wall_ns: int | None = None
+    ) -> None:
         self.generation = _fork_generation
         self.recorder = recorder
         self.handler = handler
+        #: When it started: ``time.perf_counter_ns()``, and the wall clock then (``time.time_ns()``;
+        #: None: made from ``t0`` when ``info`` is first needed, see :func:`_wall_ns_at`).
+        self.t0 = t0
         self.wall_ns = wall_ns
         self._info: TraceInfo | None = None
         #: This execution's trace id (the interpreter puts it in ``current_trace_id`` and on
@@ -958,11 +960,23 @@ class _Pending:
     def info(self) -> TraceInfo:
         info = self._info
         if info is None:
-            info = self._info = TraceInfo(self.handler, self.trace_id, _started_at(self.wall_ns))
+            wall_ns = self.wall_ns
+            if wall_ns is None:
+                wall_ns = self.wall_ns = _wall_ns_at(self.t0)
+            info = self._info = TraceInfo(self.handler, self.trace_id, _started_at(wall_ns))
         return info
 
 
 _EPOCH = _dt.datetime(1970, 1, 1, tzinfo=_dt.timezone.utc)
+
+
+def _wall_ns_at(t0: int) -> int:
+    """The wall clock (``time.time_ns()``) when ``time.perf_counter_ns()`` read ``t0``: now
+    minus the time elapsed since. A session reads one clock when it starts, not two (the
+    ``started_at`` of a trace is needed only once it is written, or when it fails); both clocks
+    advance at the same rate (an NTP slew adjusts both), so this is the wall clock at the start
+    unless the wall clock was stepped (set by hand, a leap) while the execution ran."""
+    return time.time_ns() - (time.perf_counter_ns() - t0)
 
 
 def _started_at(wall_ns: int) -> _dt.datetime:
@@ -985,7 +999,6 @@ class _StreamSession(_Pending):
 
     __slots__ = (
         "encoder",
-        "t0",
         "input",
         "head_pending",
         "deferred",
@@ -1004,10 +1017,10 @@ class _StreamSession(_Pending):
         input: Any,
         meta: dict[str, Any] | None = None,
     ) -> None:
-        super().__init__(recorder, handler_name, time.time_ns(), _trace_id())
+        t0 = time.perf_counter_ns()
+        super().__init__(recorder, handler_name, _trace_id(), t0)
         self.meta = meta
         self.encoder: TraceEncoder | None = None
-        self.t0 = t0 = time.perf_counter_ns()
         #: effects that start before this may be kept unencoded (see flush_interval)
         self.defer_until = t0 + recorder._defer_ns
         #: the effects kept unencoded, flat: ``_DEFERRED`` items each (no tuple or EffectCall
@@ -1041,9 +1054,21 @@ class _StreamSession(_Pending):
         return encoder
 
     def _encode_head(self) -> None:
-        """The header and input records, into ``records``."""
+        """The header and input records, into ``records``.
+
+        Called in the handler's thread before the execution ends (an input or effect that
+        cannot be kept, or an effect past ``flush_interval``), the execution is registered with
+        the writer here, which then writes its records every ``flush_interval`` while it runs.
+        Only here: the header is always the first record, and until there is one the writer
+        would have nothing to stream (the common short execution, all kept, is never
+        registered: no dict insert and pop per execution)."""
         self.head_pending = False
         recorder = self.recorder
+        if not self.done and not recorder._in_memory:  # (done: the writer's complete())
+            writer = recorder._writer
+            writer.running[id(self)] = self
+            if writer.sleeping:  # it may be waiting with no timeout, nothing having been running
+                writer.wake()
         encoder = recorder._scratch_encoder()
         head = recorder._header(encoder, self.info, self.meta)
         try:
@@ -1124,7 +1149,7 @@ class _StreamSession(_Pending):
     def finish(self, outcome: Outcome) -> None:
         recorder = self.recorder
         in_memory = recorder._in_memory
-        if not in_memory:
+        if not self.head_pending and not in_memory:  # registered by _encode_head
             recorder._writer.running.pop(id(self), None)
         if self.broken or self.generation != _fork_generation:
             return  # lost to a sink error, or begun before a fork: the parent writes it
@@ -1220,7 +1245,6 @@ class _FailureSession:
         "input",
         "input_record",
         "t0",
-        "wall_ns",
         "deferred",
         "encoder",
         "records",
@@ -1244,8 +1268,7 @@ class _FailureSession:
         self.generation = _fork_generation
         self._id: str | None = None
         self.handler = handler_name
-        self.t0 = time.perf_counter_ns()
-        self.wall_ns = time.time_ns()
+        self.t0 = time.perf_counter_ns()  # (the wall clock: see info)
         self.deferred: list[tuple[EffectCall, bool, Any, int, int]] = []
         self.encoder: TraceEncoder | None = None
         self.records: list[bytes] = []
@@ -1261,7 +1284,9 @@ class _FailureSession:
         """Made when a failure is written (a success never needs more than the id)."""
         info = self._info
         if info is None:
-            info = TraceInfo(self.handler, self.trace_id or _trace_id(), _started_at(self.wall_ns))
+            info = TraceInfo(
+                self.handler, self.trace_id or _trace_id(), _started_at(_wall_ns_at(self.t0))
+            )
             self._info = info
         return info
 
@@ -1340,7 +1365,7 @@ class _FailureSession:
             recorder._encode_failed("the outcome", self.handler)
             tail = b""
         info = self.info
-        trace = _Pending(recorder, self.handler, self.wall_ns, info.trace_id)
+        trace = _Pending(recorder, self.handler, info.trace_id, self.t0)
         trace._info = info
         trace.records.append(b"".join([head, input_record, *self.records, tail]))
         trace.done = True

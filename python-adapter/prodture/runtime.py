@@ -206,6 +206,27 @@ _GENERATOR = types.GeneratorType
 _COROUTINE = types.CoroutineType
 
 
+#: The call site of each yield of a generator handler, by the yield's instruction offset
+#: (``f_lasti``): ``{offset: (code object, site)}``. The entry is used only for the code object
+#: it was made for, compared by identity (the functions of two files can be equal code objects;
+#: a reloaded file's are new ones); a yield of another code object at the same offset replaces
+#: it. Bounded by ``_MAX_SITES`` offsets. Finding a line (``f_lineno``) walks the code's line
+#: table at every effect; this lookup costs about a third of that (``benchmarks/bench_recorder.py``
+#: and the unrecorded path alike: every run names each effect's site).
+_sites: dict[int, tuple[types.CodeType, tuple[str, int, str]]] = {}
+_MAX_SITES = 4096
+
+
+def _new_site(frame: types.FrameType) -> tuple[str, int, str]:
+    """A suspended generator frame's site, computed and remembered in ``_sites``."""
+    code = frame.f_code
+    site = (code.co_filename, frame.f_lineno, code.co_name)
+    if len(_sites) >= _MAX_SITES:
+        _sites.clear()
+    _sites[frame.f_lasti] = (code, site)
+    return site
+
+
 def _site_of(obj: Any) -> tuple[str, int, str] | None:
     """The innermost user frame suspended in a generator/coroutine chain."""
     if type(obj) is _GENERATOR and obj.gi_yieldfrom is None:  # the common case, fast
@@ -216,6 +237,11 @@ def _site_of(obj: Any) -> tuple[str, int, str] | None:
     if type(obj) is _CommandChain:  # where the pure function built the Command
         return obj.site
     frame = None
+    if type(obj) is _COROUTINE:  # an async handler awaiting an effect itself: fast too
+        awaited = obj.cr_await
+        if type(awaited) is _GENERATOR and awaited.gi_code is _AWAIT_CODE:
+            frame = obj.cr_frame
+            obj = None
     while obj is not None:
         f = getattr(obj, "gi_frame", None) or getattr(obj, "cr_frame", None)
         if f is None or f.f_code is _AWAIT_CODE:
@@ -224,8 +250,10 @@ def _site_of(obj: Any) -> tuple[str, int, str] | None:
         obj = getattr(obj, "gi_yieldfrom", None) or getattr(obj, "cr_await", None)
     if frame is None:
         return None
-    code = frame.f_code
-    return (code.co_filename, frame.f_lineno, code.co_name)
+    known = _sites.get(frame.f_lasti)  # an async handler's await: remembered as a yield is
+    if known is not None and known[0] is frame.f_code:
+        return known[1]
+    return _new_site(frame)
 
 
 def _what(value: Any) -> str:
@@ -363,6 +391,7 @@ async def _drive(
     gen = _start(fn, input)
     chain = type(gen) is _CommandChain
     plain = type(gen) is _GENERATOR  # a generator handler: its site is found inline
+    sites = _sites
     send = gen.send
     clock = time.perf_counter_ns
     record = session.effect if session is not None else None
@@ -386,8 +415,11 @@ async def _drive(
                 site = gen.site
             elif plain and gen.gi_yieldfrom is None:  # _site_of's common case, without a call
                 frame = gen.gi_frame
-                code = frame.f_code
-                site = (code.co_filename, frame.f_lineno, code.co_name)
+                known = sites.get(frame.f_lasti)
+                if known is not None and known[0] is frame.f_code:
+                    site = known[1]
+                else:
+                    site = _new_site(frame)
             else:
                 site = _site_of(gen)
             call = EffectCall(seq, yielded, site)
@@ -572,7 +604,7 @@ class Interpreter:
         (over the recorder's own), so one recorder serves runs that each say what they are."""
         session = self._begin(fn, input, meta)
         state = _Run()
-        token = current_trace_id.set(_trace_id_of(session))
+        token = current_trace_id.set(None if session is None else _trace_id_of(session))
         try:
             outcome: Outcome = Success(
                 _complete(_drive(fn, input, self._perform, state, session, False))
@@ -596,7 +628,7 @@ class Interpreter:
         the built-in ``Sleep`` sleeps with ``asyncio.sleep``."""
         session = self._begin(fn, input, meta)
         state = _Run()
-        token = current_trace_id.set(_trace_id_of(session))
+        token = current_trace_id.set(None if session is None else _trace_id_of(session))
         try:
             outcome: Outcome = Success(
                 await _drive(fn, input, self._perform_async, state, session, True)
@@ -713,10 +745,10 @@ def _recorder_failed(call: EffectCall) -> None:
     log.exception("prodture: recorder failed on effect #%d; handler unaffected", call.seq)
 
 
-def _trace_id_of(session: RecordingSession | None) -> str | None:
+def _trace_id_of(session: RecordingSession) -> str | None:
     try:
-        trace_id = getattr(session, "trace_id", None)
-    except Exception:
+        trace_id = session.trace_id  # type: ignore[attr-defined]  # optional: see RecordingSession
+    except Exception:  # none (an AttributeError), or a session's own bug
         return None
     return trace_id if isinstance(trace_id, str) else None
 

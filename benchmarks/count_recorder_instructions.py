@@ -1,0 +1,110 @@
+"""Instructions the handler's thread executes per execution, counted by valgrind's callgrind: a
+noise-free check of the in-thread cost of recording (timings on a shared machine are not).
+
+    .venv/bin/python benchmarks/count_recorder_instructions.py [--execs 2000] [--async]
+
+Runs bench_recorder.py's checkout handler (4 effects, answered from memory) under callgrind,
+once per mode, and prints ``instructions_per_exec_<mode>: N`` (the main thread's count divided
+by the executions, Python's start-up included, so compare modes and checkouts, not absolutes)
+and ``record_overhead_instructions: N`` (always minus unrecorded). Modes: ``plain`` (no
+recorder), ``always`` (a ``DirectorySink`` whose writer never runs: what it would write is
+dropped every 100 executions, so no writer thread interleaves with the count), ``on_failure``
+(a ``MemorySink``, every execution succeeds). ``PYTHONHASHSEED=0`` makes each count repeat to
+within a few instructions per execution; ``PRODTURE_TREE`` counts another checkout's package.
+"""
+
+from __future__ import annotations
+
+import argparse
+import glob
+import importlib.util
+import os
+import subprocess
+import sys
+import tempfile
+from pathlib import Path
+
+HERE = Path(__file__).resolve().parent
+
+
+def _load_bench():  # noqa: ANN202 -- the benchmark module
+    spec = importlib.util.spec_from_file_location("bench_recorder", HERE / "bench_recorder.py")
+    assert spec is not None and spec.loader is not None
+    bench = importlib.util.module_from_spec(spec)
+    sys.modules["bench_recorder"] = bench
+    argv, sys.argv = sys.argv, sys.argv[:1]
+    try:
+        spec.loader.exec_module(bench)
+    finally:
+        sys.argv = argv
+    return bench
+
+
+def child(mode: str, execs: int, use_async: bool) -> None:
+    """The counted process: ``execs`` + 200 executions in batches of 100."""
+    bench = _load_bench()
+    handler = bench.checkout
+    if use_async:
+
+        async def checkout_async(order_id):  # the same handler as async def
+            cart = await bench.LoadCart("cart-" + order_id)
+            await bench.Reserve("sku-77", 2)
+            charge = await bench.ChargeCard("tok_visa_4242", bench.Decimal("58.99"))
+            await bench.SendReceipt("ada@example.com", order_id)
+            return {"order_id": order_id, "charge": charge, "n": cart}
+
+        handler = bench.prodture.handler(checkout_async, name="benchrec:checkout_async")
+    recorder = None
+    if mode == "always":
+        recorder = bench.Recorder(bench.DirectorySink(tempfile.mkdtemp()), max_queue=100_000)
+        writer = recorder._writer
+        writer.sleeping = False  # never rung: the writer thread never starts
+        writer.wake = lambda: None
+    elif mode == "on_failure":
+        recorder = bench.Recorder(bench.MemorySink(), mode=bench.ON_FAILURE)
+    run = bench.Interpreter(bench.FROZEN_PERFORMERS, recorder=recorder).run
+    for _ in range((execs + 200) // 100):
+        for _ in range(100):
+            run(handler, "o-1")
+        if mode == "always":  # what the writer would have taken
+            recorder._writer.done.clear()
+            recorder._counts.queued_bytes = 0
+
+
+def count(mode: str, execs: int, use_async: bool) -> float:
+    env = {**os.environ, "PYTHONHASHSEED": "0"}
+    args = [__file__, "--child", mode, "--execs", str(execs)] + (["--async"] if use_async else [])
+    subprocess.run([sys.executable, *args], env=env, check=True)  # .pyc files written first
+    with tempfile.TemporaryDirectory() as out:
+        subprocess.run(
+            ["valgrind", "--tool=callgrind", "--separate-threads=yes",
+             f"--callgrind-out-file={out}/cg.out", sys.executable, *args],
+            env=env, check=True, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL,
+        )  # fmt: skip
+        (main_thread,) = glob.glob(f"{out}/cg.out*-01")
+        for line in open(main_thread):
+            if line.startswith(("summary:", "totals:")):
+                return int(line.split()[1]) / (execs + 200)
+    raise RuntimeError("callgrind wrote no summary")
+
+
+def main() -> int:
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("--execs", type=int, default=2000)
+    parser.add_argument("--async", dest="use_async", action="store_true")
+    parser.add_argument("--child", choices=["plain", "always", "on_failure"])
+    args = parser.parse_args()
+    if args.child:
+        child(args.child, args.execs, args.use_async)
+        return 0
+    counts = {
+        mode: count(mode, args.execs, args.use_async) for mode in ("plain", "always", "on_failure")
+    }
+    for mode, n in counts.items():
+        print(f"instructions_per_exec_{mode}: {n:.0f}")
+    print(f"record_overhead_instructions: {counts['always'] - counts['plain']:.0f}")
+    return 0
+
+
+if __name__ == "__main__":
+    raise SystemExit(main())
