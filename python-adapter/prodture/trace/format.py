@@ -31,6 +31,7 @@ from .codec import (
     ALLOWED_MODULES,
     FLAT_EFFECT,
     FLAT_MAX_ITEMS,
+    FLAT_SIZED,
     NATIVE_TYPES,
     STREAM_THRESHOLD,
     MemoryBudget,
@@ -1081,8 +1082,9 @@ class TraceReader:
                         streamed = False
                     else:  # what the record holds (itself replaced by the EffectRecord)
                         n = len(values)
-                        if n <= FLAT_MAX_ITEMS and _SIZED.isdisjoint(map(type, values)):
-                            budget.left -= FLAT_EFFECT + flat_size(values)
+                        charge = flat_size(values) if n <= FLAT_MAX_ITEMS else FLAT_SIZED
+                        if charge < FLAT_SIZED:
+                            budget.left -= FLAT_EFFECT + charge
                         else:
                             budget.left -= FLAT_EFFECT + 8 * n
                             budget.charge_value(values)
