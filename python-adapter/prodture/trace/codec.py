@@ -1082,7 +1082,8 @@ FLAT_ITEM = 64
 #: What :func:`flat_size` counts for a container (whose size depends on its items): a sum of
 #: at least this says "not flat", found in the same pass that adds up the flat charges.
 FLAT_SIZED = 1 << 40
-_flat_size = {**_FLAT_SIZES, **dict.fromkeys(_SIZED, FLAT_SIZED)}.get
+_FLAT_OR_SIZED: dict[type, int] = {**_FLAT_SIZES, **dict.fromkeys(_SIZED, FLAT_SIZED)}
+_flat_size = _FLAT_OR_SIZED.get
 _FLAT_DEFAULTS = itertools.repeat(FLAT_ITEM)
 
 
@@ -1120,6 +1121,10 @@ class MemoryBudget:
         self.message = message
         #: type name -> how its OBJECT values are rebuilt (see _fast_plan), for this read.
         self.classes: dict[str, Any] = {}
+        #: Ext nesting level being decoded in this read (its unpackers' ext hook and, while the
+        #: budget is active, _unpack count it here: an attribute of a thread-local object
+        #: costs several times as much to read, once per OBJECT value).
+        self.level = 0
         budget = self
 
         # For an Unpacker that decodes whole documents of any size (raw_records): each array
@@ -1301,13 +1306,14 @@ class MemoryBudget:
 
 def _unpack(payload: bytes) -> Any:
     """An ext value's payload; the outermost ext value of a document is at depth 1."""
-    state = _depth
+    budget = _depth.budget
+    # The level is counted by the read's budget (see MemoryBudget.level), else by the thread.
+    state: Any = _depth if budget is None else budget
     level = state.level
     if level >= MAX_DEPTH:
         raise TraceFormatError(f"value nested deeper than {MAX_DEPTH} levels")
     state.level = level + 1
     try:
-        budget = state.budget
         if budget is None:
             return _unpackb(
                 payload, ext_hook=ext_hook, raw=False, strict_map_key=False, timestamp=3
@@ -1317,7 +1323,9 @@ def _unpack(payload: bytes) -> Any:
             if end != len(payload):
                 raise ValueError("extra data after the ext payload's value")
             return value
-        value = _unpackb(payload, ext_hook=ext_hook, raw=False, strict_map_key=False, timestamp=3)
+        value = _unpackb(
+            payload, ext_hook=budget.ext_hook, raw=False, strict_map_key=False, timestamp=3
+        )
         budget.charge_value(value)
         return value
     finally:
@@ -1371,14 +1379,15 @@ def _reading_hooks(
     """(ext hook, OBJECT decoder) for a read charged to ``budget``: what :func:`ext_hook`
     does, with the values of nearly every effect record decoded inline (a redaction marker, a
     cached Decimal, a small OBJECT payload naming a dataclass whose fields it holds exactly)
-    and everything else handed to :func:`ext_hook`. Nesting is counted in the thread's decode
-    state, as ext_hook counts it, so the two share one depth limit."""
-    state = _depth
+    and everything else handed to :func:`ext_hook`. Nesting is counted in ``budget.level``,
+    as _unpack counts it while the budget is active, so the two share one depth limit."""
+    state = budget
     classes = budget.classes
     decimals = _decimals.get
     unpackb = _unpackb
     general = ext_hook
     new = object.__new__
+    flat, flat_size_of, defaults = sum, _flat_size, _FLAT_DEFAULTS  # flat_size, inline
 
     def hook(code: int, payload: bytes) -> Any:
         if code == 10:  # ExtCode.REDACTED
@@ -1416,7 +1425,7 @@ def _reading_hooks(
                         obj = new(plan[0])
                         obj.__dict__.update(fields)
                         # Its dict and values (the keys are the class's own field names, shared).
-                        charge = flat_size(fields.values())
+                        charge = flat(map(flat_size_of, map(type, fields.values()), defaults))
                         if charge < FLAT_SIZED and len(fields) <= FLAT_MAX_ITEMS:
                             budget.left -= FLAT_OBJECT + charge
                         else:
