@@ -1079,18 +1079,14 @@ _FLAT_SIZES = {
 }
 #: Any other value: an object decoded from an ext value (that charged its own state).
 FLAT_ITEM = 64
-#: What :func:`flat_size` counts for a container (whose size depends on its items): a sum of
-#: at least this says "not flat", found in the same pass that adds up the flat charges.
+#: What _flat_size gives for a container (whose size depends on its items): the flat charge of
+#: at most FLAT_MAX_ITEMS values, ``sum(map(_flat_size, map(type, values), _FLAT_DEFAULTS))``
+#: (written inline where each effect and OBJECT value is read), is at least this when one of
+#: them is a container, which must then be charged by its size instead.
 FLAT_SIZED = 1 << 40
 _FLAT_OR_SIZED: dict[type, int] = {**_FLAT_SIZES, **dict.fromkeys(_SIZED, FLAT_SIZED)}
 _flat_size = _FLAT_OR_SIZED.get
 _FLAT_DEFAULTS = itertools.repeat(FLAT_ITEM)
-
-
-def flat_size(values: Any) -> int:
-    """The flat charge of ``values`` (at most FLAT_MAX_ITEMS); at least :data:`FLAT_SIZED`
-    when one of them is a container, which must be charged by its size instead."""
-    return sum(map(_flat_size, map(type, values), _FLAT_DEFAULTS))
 
 
 FLAT_OBJECT = 160
@@ -1387,7 +1383,7 @@ def _reading_hooks(
     unpackb = _unpackb
     general = ext_hook
     new = object.__new__
-    flat, flat_size_of, defaults = sum, _flat_size, _FLAT_DEFAULTS  # flat_size, inline
+    flat, flat_size_of, defaults = sum, _flat_size, _FLAT_DEFAULTS  # see FLAT_SIZED
 
     def hook(code: int, payload: bytes) -> Any:
         if code == 10:  # ExtCode.REDACTED

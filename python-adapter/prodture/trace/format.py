@@ -1085,7 +1085,7 @@ class TraceReader:
                         streamed = False
                     else:  # what the record holds (itself replaced by the EffectRecord)
                         n = len(values)
-                        # flat_size(values), inline (this loop runs once per effect)
+                        # the flat charge (see FLAT_SIZED), inline: this runs once per effect
                         charge = (
                             sum(map(_flat_size, map(type, values), _FLAT_DEFAULTS))
                             if n <= FLAT_MAX_ITEMS
