@@ -272,6 +272,76 @@ def test_nesting_within_the_limit_is_read():
     assert value == 1
 
 
+def _input_trace(value: bytes) -> bytes:
+    """The recorded trace's header, then an input record holding ``value`` (msgpack bytes)."""
+    base = recorded()
+    header_end = next(iter(__import__("prodture").trace.TraceReader(base).raw_records()))[1]
+    return base[:header_end] + b"\x92\x01" + value
+
+
+def _triples_and_tuples(depth: int) -> bytes:
+    """1 inside ``depth`` ext values, alternately a registered dataclass (the reader decodes
+    those inline) and a tuple (decoded by the general ext decoder)."""
+    payload = msgpack.packb(1)
+    for level in range(depth):
+        if level % 2:
+            payload = msgpack.packb(ext(ExtCode.TUPLE, b"\x91" + payload))
+        else:
+            fields = b"\x83\xa1a" + payload + b"\xa1b\xa1x\xa1c\xa1y"
+            body = b"\x92" + msgpack.packb("test_hostile.Triple") + fields
+            payload = msgpack.packb(ext(ExtCode.OBJECT, body))
+    return payload
+
+
+def test_nesting_through_inline_objects_and_tuples_shares_one_limit():
+    """The reader's inline OBJECT decoder and the general ext decoder count one nesting level:
+    64 alternating levels read, 65 are refused with the same error as 65 tuples."""
+    value = read_trace(_input_trace(_triples_and_tuples(codec.MAX_DEPTH))).input
+    for level in reversed(range(codec.MAX_DEPTH)):
+        if level % 2:
+            (value,) = value
+        else:
+            assert type(value) is Triple and (value.b, value.c) == ("x", "y")
+            value = value.a
+    assert value == 1
+    with pytest.raises(TraceFormatError) as mixed:
+        read_trace(_input_trace(_triples_and_tuples(codec.MAX_DEPTH + 1)))
+    assert f"value nested deeper than {codec.MAX_DEPTH} levels" in str(mixed.value)
+    assert "\n" not in str(mixed.value)
+
+
+@pytest.mark.parametrize(
+    "payload",
+    [
+        ["test_hostile.Triple", {"a": "1", "b": "2", "c": "3"}],  # inline: exact fields
+        ["test_hostile.Triple", {"a": "1", "b": "2"}],  # a missing field without a default
+        ["test_hostile.Triple", {"a": "1", "b": "2", "c": "3", "d": "4"}],  # an extra field
+        [
+            "test_hostile.Triple",
+            {"a": [1, {"k": ()}], "b": {"m": [2]}, "c": ext(ExtCode.DECIMAL, b"1.5")},
+        ],
+        ["test_hostile.Triple", {1: "1", "b": "2", "c": "3"}],  # a key that is no field name
+        ["test_hostile.Triple", ["a", "b", "c"]],  # fields not a map
+        ["no.such.Type", {"a": 1}],
+        [7, {"a": 1}],  # a name that is not a string
+        ["test_hostile.Triple"],  # not a pair
+    ],
+)
+def test_inline_object_decoding_matches_the_general_decoder(payload):
+    """An OBJECT value read by a trace reader (decoded inline when it names a dataclass whose
+    fields it holds exactly) is what decode_value makes of it, or the same error."""
+    packed = msgpack.packb(ext(ExtCode.OBJECT, payload))
+    try:
+        expected = codec.decode_value(packed)
+    except TraceFormatError as e:
+        with pytest.raises(TraceFormatError) as info:
+            read_trace(_input_trace(packed))
+        assert str(e) in str(info.value)
+        return
+    value = read_trace(_input_trace(packed)).input
+    assert type(value) is type(expected) and value == expected
+
+
 def test_every_truncation_is_a_prefix_or_a_clear_error():
     """Cutting a trace at every byte offset yields either a one-line TraceFormatError or a readable prefix of the effects."""
     data = recorded()

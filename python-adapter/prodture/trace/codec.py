@@ -1192,13 +1192,14 @@ _FLAT_SIZES = {
 }
 #: Any other value: an object decoded from an ext value (that charged its own state).
 FLAT_ITEM = 64
-_flat_size = _FLAT_SIZES.get
+#: What _flat_size gives for a container (whose size depends on its items): the flat charge of
+#: at most FLAT_MAX_ITEMS values, ``sum(map(_flat_size, map(type, values), _FLAT_DEFAULTS))``
+#: (written inline where each effect and OBJECT value is read), is at least this when one of
+#: them is a container, which must then be charged by its size instead.
+FLAT_SIZED = 1 << 40
+_FLAT_OR_SIZED: dict[type, int] = {**_FLAT_SIZES, **dict.fromkeys(_SIZED, FLAT_SIZED)}
+_flat_size = _FLAT_OR_SIZED.get
 _FLAT_DEFAULTS = itertools.repeat(FLAT_ITEM)
-
-
-def flat_size(values: Any) -> int:
-    """The flat charge of ``values`` (at most FLAT_MAX_ITEMS, none of them a container)."""
-    return sum(map(_flat_size, map(type, values), _FLAT_DEFAULTS))
 
 
 FLAT_OBJECT = 160
@@ -1229,6 +1230,10 @@ class MemoryBudget:
         self.message = message
         #: type name -> how its OBJECT values are rebuilt (see _fast_plan), for this read.
         self.classes: dict[str, Any] = {}
+        #: Ext nesting level being decoded in this read (its unpackers' ext hook and, while the
+        #: budget is active, _unpack count it here: an attribute of a thread-local object
+        #: costs several times as much to read, once per OBJECT value).
+        self.level = 0
         budget = self
 
         # For an Unpacker that decodes whole documents of any size (raw_records): each array
@@ -1249,6 +1254,9 @@ class MemoryBudget:
 
         self.list_hook = list_hook
         self.map_hook = map_hook
+        #: The ext hook of this read's unpackers, and how it decodes an OBJECT value (see
+        #: _reading_hooks): the general :func:`ext_hook` with the common values inline.
+        self.ext_hook, self.decode_object = _reading_hooks(self)
 
     def charge_value(self, value: Any) -> None:
         """Charge what decoding ``value`` allocated, as the hooks would have: the items (and
@@ -1286,7 +1294,7 @@ class MemoryBudget:
         declared length raises ``ValueError: ... exceeds max_``). Without ``hooks`` what it
         decodes is charged by the caller (:meth:`charge_value`); with them, as it is built."""
         return msgpack.Unpacker(
-            ext_hook=ext_hook,
+            ext_hook=self.ext_hook,
             list_hook=self.list_hook if hooks else None,
             object_hook=self.map_hook if hooks else None,
             raw=False,
@@ -1407,13 +1415,14 @@ class MemoryBudget:
 
 def _unpack(payload: bytes) -> Any:
     """An ext value's payload; the outermost ext value of a document is at depth 1."""
-    state = _depth
+    budget = _depth.budget
+    # The level is counted by the read's budget (see MemoryBudget.level), else by the thread.
+    state: Any = _depth if budget is None else budget
     level = state.level
     if level >= MAX_DEPTH:
         raise TraceFormatError(f"value nested deeper than {MAX_DEPTH} levels")
     state.level = level + 1
     try:
-        budget = state.budget
         if budget is None:
             return _unpackb(
                 payload, ext_hook=ext_hook, raw=False, strict_map_key=False, timestamp=3
@@ -1423,7 +1432,9 @@ def _unpack(payload: bytes) -> Any:
             if end != len(payload):
                 raise ValueError("extra data after the ext payload's value")
             return value
-        value = _unpackb(payload, ext_hook=ext_hook, raw=False, strict_map_key=False, timestamp=3)
+        value = _unpackb(
+            payload, ext_hook=budget.ext_hook, raw=False, strict_map_key=False, timestamp=3
+        )
         budget.charge_value(value)
         return value
     finally:
@@ -1459,13 +1470,95 @@ def ext_hook(code: int, payload: bytes) -> Any:
         return value
     except TraceFormatError:
         raise
-    except RecursionError:
-        raise TraceFormatError(f"value nested deeper than {MAX_DEPTH} levels") from None
     except Exception as e:
-        reason = " ".join(str(e).split())[:160]
-        raise TraceFormatError(
-            f"malformed ext value (type {code}): {type(e).__name__}: {reason}"
-        ) from None
+        raise _ext_failure(code, e) from None
+
+
+def _ext_failure(code: int, e: Exception) -> TraceFormatError:
+    """The one-line error for an ext value of type ``code`` whose decoding raised ``e``."""
+    if isinstance(e, RecursionError):
+        return TraceFormatError(f"value nested deeper than {MAX_DEPTH} levels")
+    reason = " ".join(str(e).split())[:160]
+    return TraceFormatError(f"malformed ext value (type {code}): {type(e).__name__}: {reason}")
+
+
+def _reading_hooks(
+    budget: MemoryBudget,
+) -> tuple[Callable[[int, bytes], Any], Callable[[bytes], Any]]:
+    """(ext hook, OBJECT decoder) for a read charged to ``budget``: what :func:`ext_hook`
+    does, with the values of nearly every effect record decoded inline (a redaction marker, a
+    cached Decimal, a small OBJECT payload naming a dataclass whose fields it holds exactly)
+    and everything else handed to :func:`ext_hook`. Nesting is counted in ``budget.level``,
+    as _unpack counts it while the budget is active, so the two share one depth limit."""
+    state = budget
+    classes = budget.classes
+    decimals = _decimals.get
+    unpackb = _unpackb
+    general = ext_hook
+    new = object.__new__
+    flat, flat_size_of, defaults = sum, _flat_size, _FLAT_DEFAULTS  # see FLAT_SIZED
+
+    def hook(code: int, payload: bytes) -> Any:
+        if code == 10:  # ExtCode.REDACTED
+            return REDACTED
+        if code == 3:  # ExtCode.DECIMAL, once decoded
+            value = decimals(payload)
+            if value is not None:
+                return value
+        elif code == 5:  # ExtCode.OBJECT
+            try:
+                return decode_object(payload)
+            except TraceFormatError:
+                raise
+            except Exception as e:
+                raise _ext_failure(code, e) from None
+        return general(code, payload)
+
+    def decode_object(payload: bytes) -> Any:
+        level = state.level
+        if len(payload) <= STREAM_THRESHOLD and level < MAX_DEPTH:
+            state.level = level + 1
+            try:
+                decoded = unpackb(
+                    payload, ext_hook=hook, raw=False, strict_map_key=False, timestamp=3
+                )
+            finally:
+                state.level = level
+            if type(decoded) is list and len(decoded) == 2:
+                name, fields = decoded
+                if type(fields) is dict and type(name) is str:
+                    plan = classes.get(name, _NO_KEY)
+                    if plan is _NO_KEY:
+                        plan = classes[name] = _fast_plan(name)
+                    if plan is not None and fields.keys() == plan[1].keys():
+                        obj = new(plan[0])
+                        obj.__dict__.update(fields)
+                        # Its dict and values (the keys are the class's own field names, shared).
+                        charge = flat(map(flat_size_of, map(type, fields.values()), defaults))
+                        if charge < FLAT_SIZED and len(fields) <= FLAT_MAX_ITEMS:
+                            budget.left -= FLAT_OBJECT + charge
+                        else:
+                            budget.left -= _sizeof(obj.__dict__)
+                            budget.charge_value(fields)
+                        if budget.left < 0:
+                            budget.exceeded()
+                        return obj
+            budget.charge_value(decoded)
+        else:
+            decoded = _unpack(payload)
+        name, fields = decoded
+        if type(name) is not str:
+            _str(name)
+        value = _rebuild_object(name, fields)
+        if type(value) is not UnknownValue:
+            # The name and the fields map were charged and are freed now (the fields' keys and
+            # values live on in the rebuilt object's dict).
+            budget.left += _sizeof(name) + _sizeof(fields)
+        if hasattr(value, "__dict__"):
+            budget.charge(_sizeof(value.__dict__))
+        return value
+
+    return hook, decode_object
 
 
 #: Decoded immutable scalars by payload (Decimal, datetime, date, time, UUID): a trace repeats
@@ -1473,8 +1566,11 @@ def ext_hook(code: int, payload: bytes) -> Any:
 _SCALAR_CACHE_SIZE = 4096
 
 
-def _cached(parse: Callable[[bytes], Any]) -> Callable[[bytes], Any]:
-    cache: dict[bytes, Any] = {}
+def _cached(
+    parse: Callable[[bytes], Any], cache: dict[bytes, Any] | None = None
+) -> Callable[[bytes], Any]:
+    if cache is None:
+        cache = {}
 
     def decode(payload: bytes) -> Any:
         value = cache.get(payload)
@@ -1486,6 +1582,10 @@ def _cached(parse: Callable[[bytes], Any]) -> Callable[[bytes], Any]:
         return value
 
     return decode
+
+
+#: Decimals decoded so far, by payload (read inline by _reading_hooks).
+_decimals: dict[bytes, Decimal] = {}
 
 
 def _decimal(payload: bytes) -> Decimal:
@@ -1506,60 +1606,13 @@ def _opaque(payload: bytes) -> Opaque:
 
 
 def _object(payload: bytes) -> Any:
-    state = _depth
-    budget = state.budget
-    level = state.level
-    if budget is not None and len(payload) <= STREAM_THRESHOLD and level < MAX_DEPTH:
-        # The common case of a read, inline: a small payload naming a dataclass whose fields
-        # it holds exactly (what a writer of the same code wrote).
-        state.level = level + 1
-        try:
-            decoded = _unpackb(
-                payload, ext_hook=ext_hook, raw=False, strict_map_key=False, timestamp=3
-            )
-        finally:
-            state.level = level
-        if type(decoded) is list and len(decoded) == 2:
-            name, fields = decoded
-            if type(fields) is dict and type(name) is str:
-                classes = budget.classes
-                plan = classes.get(name, _NO_KEY)
-                if plan is _NO_KEY:
-                    plan = classes[name] = _fast_plan(name)
-                if (
-                    plan is not None
-                    and len(fields) == len(plan[1])
-                    and all(map(plan[1].__contains__, fields))
-                ):
-                    obj = object.__new__(plan[0])
-                    obj.__dict__.update(fields)
-                    # Its dict and values (the keys are the class's own field names, shared).
-                    n = len(fields)
-                    if n <= FLAT_MAX_ITEMS and _SIZED.isdisjoint(map(type, fields.values())):
-                        budget.left -= FLAT_OBJECT + sum(
-                            map(_flat_size, map(type, fields.values()), _FLAT_DEFAULTS)
-                        )
-                    else:
-                        budget.left -= _sizeof(obj.__dict__)
-                        budget.charge_value(fields)
-                    if budget.left < 0:
-                        budget.exceeded()
-                    return obj
-        budget.charge_value(decoded)
-    else:
-        decoded = _unpack(payload)
-    name, fields = decoded
+    budget = _depth.budget
+    if budget is not None:  # a read: its budget charges what the value takes
+        return budget.decode_object(payload)
+    name, fields = _unpack(payload)
     if type(name) is not str:
         _str(name)
-    value = _rebuild_object(name, fields)
-    if budget is not None:
-        if type(value) is not UnknownValue:
-            # The name and the fields map were charged and are freed now (the fields' keys and
-            # values live on in the rebuilt object's dict).
-            budget.left += _sizeof(name) + _sizeof(fields)
-        if hasattr(value, "__dict__"):
-            budget.charge(_sizeof(value.__dict__))
-    return value
+    return _rebuild_object(name, fields)
 
 
 def _error(payload: bytes) -> Any:
@@ -1574,7 +1627,7 @@ def _error(payload: bytes) -> Any:
 _CHARGED = frozenset({ExtCode.TUPLE, ExtCode.SET, ExtCode.FROZENSET, ExtCode.OPAQUE, ExtCode.ERROR})
 
 _DECODERS: dict[int, Callable[[bytes], Any]] = {
-    ExtCode.DECIMAL: _cached(_decimal),
+    ExtCode.DECIMAL: _cached(_decimal, _decimals),
     ExtCode.DATETIME: _cached(lambda p: _dt.datetime.fromisoformat(p.decode("utf-8"))),
     ExtCode.DATE: _cached(lambda p: _dt.date.fromisoformat(p.decode("utf-8"))),
     ExtCode.TIME: _cached(lambda p: _dt.time.fromisoformat(p.decode("utf-8"))),

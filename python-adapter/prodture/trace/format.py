@@ -26,20 +26,22 @@ from ..text import short_repr as _short
 from . import codec as _codec
 from . import fastpack
 from .codec import (
+    _FLAT_DEFAULTS,
     _LEAF_EXT_FAST,
     _SIZED,
     ALLOWED_MODULES,
     FLAT_EFFECT,
     FLAT_MAX_ITEMS,
+    FLAT_SIZED,
     NATIVE_TYPES,
     STREAM_THRESHOLD,
     MemoryBudget,
     Redactor,
     TraceFormatError,
     _enc,
+    _flat_size,
     _sizeof,
     compilable_names,
-    flat_size,
     leaf_source,
     new_packer,
     opaque_of,
@@ -1182,7 +1184,9 @@ class TraceReader:
             index += 1
             # The common record, checked inline: an EFFECT of a defined type, in sequence.
             if type(record) is list and len(record) >= 9 and record[0] == 4 and have_input:
-                _, seq, type_id, values, ok, payload, start, duration, site_id = record[:9]
+                _, seq, type_id, values, ok, payload, start, duration, site_id = (
+                    record if len(record) == 9 else record[:9]
+                )
                 defined = types.get(type_id) if type(type_id) is int else None
                 if (
                     defined is not None
@@ -1200,8 +1204,14 @@ class TraceReader:
                         streamed = False
                     else:  # what the record holds (itself replaced by the EffectRecord)
                         n = len(values)
-                        if n <= FLAT_MAX_ITEMS and _SIZED.isdisjoint(map(type, values)):
-                            budget.left -= FLAT_EFFECT + flat_size(values)
+                        # the flat charge (see FLAT_SIZED), inline: this runs once per effect
+                        charge = (
+                            sum(map(_flat_size, map(type, values), _FLAT_DEFAULTS))
+                            if n <= FLAT_MAX_ITEMS
+                            else FLAT_SIZED
+                        )
+                        if charge < FLAT_SIZED:
+                            budget.left -= FLAT_EFFECT + charge
                         else:
                             budget.left -= FLAT_EFFECT + 8 * n
                             budget.charge_value(values)
