@@ -1064,7 +1064,11 @@ class _StreamSession(_Pending):
         registered: no dict insert and pop per execution)."""
         self.head_pending = False
         recorder = self.recorder
-        if not self.done and not recorder._in_memory:  # (done: the writer's complete())
+        if self.generation != _fork_generation:
+            # Begun before a fork, in the child: the parent's trace, never registered with the
+            # child's writer (it would stream it into a file of the parent's trace's name).
+            self.broken = True
+        elif not self.done and not recorder._in_memory:  # (done: the writer's complete())
             writer = recorder._writer
             writer.running[id(self)] = self
             if writer.sleeping:  # it may be waiting with no timeout, nothing having been running
