@@ -928,23 +928,19 @@ class _Pending:
         "stream",
         "handler",
         "t0",
-        "wall_ns",
         "size",
         "generation",
         "_info",
         "trace_id",
     )
 
-    def __init__(
-        self, recorder: Recorder, handler: str, trace_id: str, t0: int, wall_ns: int | None = None
-    ) -> None:
+    def __init__(self, recorder: Recorder, handler: str, trace_id: str, t0: int) -> None:
         self.generation = _fork_generation
         self.recorder = recorder
         self.handler = handler
-        #: When it started: ``time.perf_counter_ns()``, and the wall clock then (``time.time_ns()``;
-        #: None: made from ``t0`` when ``info`` is first needed, see :func:`_wall_ns_at`).
+        #: When it started: ``time.perf_counter_ns()`` (the wall clock then is made from it when
+        #: ``info`` is first needed, see :func:`_wall_ns_at`).
         self.t0 = t0
-        self.wall_ns = wall_ns
         self._info: TraceInfo | None = None
         #: This execution's trace id (the interpreter puts it in ``current_trace_id`` and on
         #: the outcome): only the id is made in the handler's thread, the rest of ``info`` (a
@@ -960,10 +956,8 @@ class _Pending:
     def info(self) -> TraceInfo:
         info = self._info
         if info is None:
-            wall_ns = self.wall_ns
-            if wall_ns is None:
-                wall_ns = self.wall_ns = _wall_ns_at(self.t0)
-            info = self._info = TraceInfo(self.handler, self.trace_id, _started_at(wall_ns))
+            started_at = _started_at(_wall_ns_at(self.t0))
+            info = self._info = TraceInfo(self.handler, self.trace_id, started_at)
         return info
 
 
