@@ -92,6 +92,11 @@ class UnknownValue:
     type_name: str
     fields: Any
 
+    def __hash__(self) -> int:
+        # Its fields are a dict (unhashable), yet the value it stands for may have been in a
+        # set (a frozen dataclass): equal values have equal type names.
+        return hash(self.type_name)
+
     def __repr__(self) -> str:
         if isinstance(self.fields, dict):
             inner = ", ".join(f"{k}={v!r}" for k, v in self.fields.items())
