@@ -581,7 +581,7 @@ def test_every_call_site_is_the_line_that_yields_it_however_code_objects_are_sha
     wrong: list[tuple[Any, At]] = []
 
     def perform(call: EffectCall) -> None:
-        e = call.effect
+        e: Any = call.effect
         if call.site != (e.file, e.line, e.function):
             wrong.append((call.site, e))
 
