@@ -976,8 +976,12 @@ def plain_object_encoder(t: type, fast: bool = False) -> Callable[..., Any] | No
     :mod:`~prodture.trace.fastpack`), or None when the accelerator is not available."""
     encoders = _PLAIN_OBJECT.get(t, _NO_KEY)
     if encoders is _NO_KEY:
+        if not (isinstance(t, type) and dataclasses.is_dataclass(t)):
+            # Not remembered: any type met in a value asks (a class made per request would
+            # grow this dict, and be kept alive by it, without bound).
+            return None
         encoders = None
-        if isinstance(t, type) and dataclasses.is_dataclass(t) and not _is_special(t):
+        if not _is_special(t):
             encode, *encoders = _object_encoders(t)
             _FAST.setdefault(t, encode)
         _PLAIN_OBJECT[t] = encoders
