@@ -969,7 +969,9 @@ def _wall_ns_at(t0: int) -> int:
     minus the time elapsed since. A session reads one clock when it starts, not two (the
     ``started_at`` of a trace is needed only once it is written, or when it fails); both clocks
     advance at the same rate (an NTP slew adjusts both), so this is the wall clock at the start
-    unless the wall clock was stepped (set by hand, a leap) while the execution ran."""
+    unless, between the start and this call (the writer's, maybe well after the execution
+    ended), the wall clock was stepped (set by hand, a leap) or the machine was suspended (the
+    monotonic clock stops then: ``started_at`` comes out later by that time, never after now)."""
     return time.time_ns() - (time.perf_counter_ns() - t0)
 
 
