@@ -154,6 +154,25 @@ def test_unregistered_dataclass_decodes_inert_and_reencodes_identically():
     assert encode_value([decoded]) == data
 
 
+def test_a_set_of_unregistered_frozen_dataclasses_is_read_back_not_refused():
+    """A set can hold frozen dataclasses (hashable by their fields); one whose type is not
+    registered decodes as UnknownValue holding its fields as a dict, and that must still be
+    hashable, or the reader refuses what the writer wrote ("the file is corrupt")."""
+
+    @dataclasses.dataclass(frozen=True)
+    class Sku:  # never registered
+        code: str
+
+    for value in ({Sku("a"), Sku("b")}, frozenset({(1, Sku("c"))})):
+        data = encode_value(value)
+        decoded = decode_value(data)
+        assert type(decoded) is type(value) and len(decoded) == len(value)
+        assert encode_value(decoded) == data
+    unknown = next(iter(decode_value(encode_value({Sku("a")}))))
+    assert isinstance(unknown, UnknownValue) and unknown.fields == {"code": "a"}
+    assert unknown == decode_value(encode_value(Sku("a")))
+
+
 def test_unregistered_exception_decodes_as_recorded_error():
     """An exception of an unregistered type decodes as RecordedError keeping its type name, message and args."""
 

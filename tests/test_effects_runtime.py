@@ -6,13 +6,15 @@ import asyncio
 import dataclasses
 import datetime as dt
 import inspect
+import sys
+import types
 import uuid
 from typing import Any
 
 import pytest
 
 import prodture
-from prodture import Command, Effect, Failure, Interpreter, Success, pipeline
+from prodture import Command, Effect, Failure, Interpreter, Success, pipeline, runtime
 from prodture.runtime import EffectCall, drive, handler_name, handlers, run_sync
 
 
@@ -534,3 +536,65 @@ def test_call_sites_stay_right_for_equal_code_in_two_files_and_a_reloaded_file(f
         *expected("first.py", shift=2),
         *expected("first.py"),
     ]
+
+
+@dataclasses.dataclass(frozen=True)
+class At(Effect, name="test_rt.At"):
+    """An effect that carries the site it was built at (the line that yields or awaits it)."""
+
+    file: str
+    line: int
+    function: str
+
+
+def _here() -> At:
+    caller = sys._getframe(1)
+    return At(caller.f_code.co_filename, caller.f_lineno, caller.f_code.co_name)
+
+
+AT_SOURCE = """\
+def handler(_):
+    yield here()
+    yield here(); yield here()
+    yield from helper(2)
+
+def helper(n):
+    if n:
+        yield from helper(n - 1)
+    yield here()
+
+async def async_handler(_):
+    await here()
+    await async_helper()
+    await here()
+
+async def async_helper():
+    await here()
+"""
+
+
+def test_every_call_site_is_the_line_that_yields_it_however_code_objects_are_shared():
+    """The call-site cache (per instruction offset, for one code object) never names a wrong
+    site: a function made from another's ``__code__``, recursion through ``yield from``, an
+    awaited helper, the same source compiled again with its lines moved, and more distinct code
+    objects at the same offsets than the cache holds. Oracle: each effect names its own line."""
+    wrong: list[tuple[Any, At]] = []
+
+    def perform(call: EffectCall) -> None:
+        e: Any = call.effect
+        if call.site != (e.file, e.line, e.function):
+            wrong.append((call.site, e))
+
+    def compiled(filename: str, shift: int) -> dict[str, Any]:
+        namespace: dict[str, Any] = {"here": _here}
+        source = "\n" * shift + AT_SOURCE
+        exec(compile(source, filename, "exec"), namespace)  # noqa: S102 -- the test's own source
+        return namespace
+
+    first = compiled("first.py", 0)
+    twin = types.FunctionType(first["handler"].__code__, first, "twin")  # the same code object
+    for i in range(runtime._MAX_SITES + 100):  # past the bound, at the same offsets
+        namespace = first if i % 3 == 0 else compiled(f"f{i % 5000}.py", i % 7)
+        for fn in (namespace["handler"], twin, namespace["async_handler"]):
+            drive(fn, None, perform)
+    assert wrong == []

@@ -338,3 +338,47 @@ def test_a_forked_child_records_into_a_memory_sink_whose_lock_a_parent_thread_he
 def test_max_queue_bytes_must_be_positive(tmp_path: Path):
     with pytest.raises(ValueError, match="max_queue_bytes"):
         Recorder(DirectorySink(tmp_path), max_queue_bytes=0)
+
+
+@dataclasses.dataclass
+class Box:
+    """A mutable result: never kept, so the session encodes at once what it had kept before."""
+
+    key: str
+
+
+def test_a_child_that_encodes_a_trace_its_parent_kept_unencoded_never_writes_it(tmp_path: Path):
+    """The fork comes while the parent's execution has kept everything unencoded (no record yet,
+    so not registered with the writer to be streamed). The child continues the handler, gets a
+    result it must encode at once and flushes: the trace is the parent's — the child must not
+    register it with its own writer and stream it (into a file of the parent's trace's name)."""
+    recorder = Recorder(DirectorySink(tmp_path), flush_interval=30.0)
+    parent = os.getpid()
+    forked: list[int] = []
+
+    def fetch_and_fork(effect: Fetch) -> object:
+        if effect.key.endswith("-a"):
+            forked.append(os.fork())
+        if os.getpid() != parent:
+            return Box(effect.key)  # encoded at once, with the head and what was kept
+        return fetch(effect)
+
+    def handler(key):
+        first = yield Fetch(key + "-a")
+        if os.getpid() != parent:
+            recorder.flush(timeout=30)  # what running executions have recorded so far
+        second = yield Fetch(key + "-b")
+        return [str(first), str(second)]
+
+    interpreter = Interpreter({Fetch: fetch_and_fork}, recorder=recorder)
+    outcome = interpreter.run(handler, "kept")
+    if os.getpid() != parent:
+        os._exit(0 if outcome.ok and recorder.close(timeout=30) else 1)
+    _, status = os.waitpid(forked[0], 0)
+    assert os.waitstatus_to_exitcode(status) == 0
+    assert outcome.ok and recorder.close(timeout=30)
+    assert recorder.stats.sink_errors == 0 and recorder.stats.traces_written == 1
+    [path] = tmp_path.glob("*.prodtrace")
+    trace = read_trace(str(path))
+    assert trace.complete and trace.input == "kept"
+    assert [e.result["key"] for e in trace.effects] == ["kept-a", "kept-b"]

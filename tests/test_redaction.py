@@ -335,6 +335,15 @@ CASES: dict[str, tuple[Any, bool]] = {
     "mapping whose iteration fails": (Exploding(), False),
     "opaque object whose repr names a secret": (Model(user=PUBLIC, password=SECRET), False),
     "opaque object inside a dict": ({"user": PUBLIC, "model": Model(api_key=SECRET)}, True),
+    # Its repr names the secret as a map key would (matched across camelCase and hyphens).
+    "opaque object whose repr names a secret in camelCase": (
+        Model(user=PUBLIC, cardNumber=SECRET),
+        False,
+    ),
+    "opaque object whose repr names a secret header": (
+        Model(headers={"X-Api-Key": SECRET}),
+        False,
+    ),
     # Leaf types that are also dataclasses: the codec writes their fields (an OBJECT).
     "dataclass subclass of str": (StrToken(PUBLIC, SECRET), True),
     "dataclass subclass of int, secret()": (IntToken(PUBLIC, SECRET), True),

@@ -5,6 +5,7 @@ name, another redactor, a value type registered later) is seen by the next trace
 
 from __future__ import annotations
 
+import collections
 import dataclasses
 import datetime as dt
 from collections.abc import Sequence
@@ -279,3 +280,25 @@ def test_fields_named_by_keywords_and_classes_without_fields_are_read_redacted_a
         assert effects[2].request == {"password": REDACTED, "api_key": REDACTED}
     plain = read_trace(_trace(TraceEncoder(), [(odd, result)])).effects[0]
     assert plain.request["pass"] == "pw-1" and getattr(plain.result, "pass") == "tok-2"
+
+
+@dataclasses.dataclass(frozen=True)
+class Fetch(Effect, name="test_cache.Fetch"):
+    key: str
+
+
+def test_values_of_classes_made_per_request_leave_no_entry_behind_in_the_codecs_caches():
+    """A handler may make a class per request (a namedtuple factory, a local class): its values
+    in a result list or dict are checked for the accelerator (a dataclass?) without remembering
+    the answer per type, which would grow a process-wide dict, and keep every such class alive,
+    without bound. The records still read back."""
+    from prodture.trace import codec
+
+    before = len(codec._PLAIN_OBJECT)
+    for i in range(200):
+        pair = collections.namedtuple("pair", "a b")  # a new class each time
+        local = type("Local", (), {"__repr__": lambda self: "Local()"})
+        result: Any = [pair(i, 2), {"k": local()}] if i % 2 else {"k": [pair(i, 2)]}
+        data = _trace(TraceEncoder(Redactor()), [(Fetch("k"), result)])
+        assert read_trace(data).effects[0].result is not None
+    assert len(codec._PLAIN_OBJECT) == before

@@ -928,23 +928,19 @@ class _Pending:
         "stream",
         "handler",
         "t0",
-        "wall_ns",
         "size",
         "generation",
         "_info",
         "trace_id",
     )
 
-    def __init__(
-        self, recorder: Recorder, handler: str, trace_id: str, t0: int, wall_ns: int | None = None
-    ) -> None:
+    def __init__(self, recorder: Recorder, handler: str, trace_id: str, t0: int) -> None:
         self.generation = _fork_generation
         self.recorder = recorder
         self.handler = handler
-        #: When it started: ``time.perf_counter_ns()``, and the wall clock then (``time.time_ns()``;
-        #: None: made from ``t0`` when ``info`` is first needed, see :func:`_wall_ns_at`).
+        #: When it started: ``time.perf_counter_ns()`` (the wall clock then is made from it when
+        #: ``info`` is first needed, see :func:`_wall_ns_at`).
         self.t0 = t0
-        self.wall_ns = wall_ns
         self._info: TraceInfo | None = None
         #: This execution's trace id (the interpreter puts it in ``current_trace_id`` and on
         #: the outcome): only the id is made in the handler's thread, the rest of ``info`` (a
@@ -960,10 +956,8 @@ class _Pending:
     def info(self) -> TraceInfo:
         info = self._info
         if info is None:
-            wall_ns = self.wall_ns
-            if wall_ns is None:
-                wall_ns = self.wall_ns = _wall_ns_at(self.t0)
-            info = self._info = TraceInfo(self.handler, self.trace_id, _started_at(wall_ns))
+            started_at = _started_at(_wall_ns_at(self.t0))
+            info = self._info = TraceInfo(self.handler, self.trace_id, started_at)
         return info
 
 
@@ -975,7 +969,9 @@ def _wall_ns_at(t0: int) -> int:
     minus the time elapsed since. A session reads one clock when it starts, not two (the
     ``started_at`` of a trace is needed only once it is written, or when it fails); both clocks
     advance at the same rate (an NTP slew adjusts both), so this is the wall clock at the start
-    unless the wall clock was stepped (set by hand, a leap) while the execution ran."""
+    unless, between the start and this call (the writer's, maybe well after the execution
+    ended), the wall clock was stepped (set by hand, a leap) or the machine was suspended (the
+    monotonic clock stops then: ``started_at`` comes out later by that time, never after now)."""
     return time.time_ns() - (time.perf_counter_ns() - t0)
 
 
@@ -1064,7 +1060,11 @@ class _StreamSession(_Pending):
         registered: no dict insert and pop per execution)."""
         self.head_pending = False
         recorder = self.recorder
-        if not self.done and not recorder._in_memory:  # (done: the writer's complete())
+        if self.generation != _fork_generation:
+            # Begun before a fork, in the child: the parent's trace, never registered with the
+            # child's writer (it would stream it into a file of the parent's trace's name).
+            self.broken = True
+        elif not self.done and not recorder._in_memory:  # (done: the writer's complete())
             writer = recorder._writer
             writer.running[id(self)] = self
             if writer.sleeping:  # it may be waiting with no timeout, nothing having been running

@@ -92,6 +92,11 @@ class UnknownValue:
     type_name: str
     fields: Any
 
+    def __hash__(self) -> int:
+        # Its fields are a dict (unhashable), yet the value it stands for may have been in a
+        # set (a frozen dataclass): equal values have equal type names.
+        return hash(self.type_name)
+
     def __repr__(self) -> str:
         if isinstance(self.fields, dict):
             inner = ", ".join(f"{k}={v!r}" for k, v in self.fields.items())
@@ -428,13 +433,17 @@ class Redactor:
         (``X-Api-Key`` and ``apiKey`` match ``api_key``, ``cardNumber`` matches ``card_number``)."""
         cached = self._name_cache.get(name)
         if cached is None:
-            search = self._regex.search if self._regex is not None else None
-            cached = search is not None and (
-                search(name) is not None or search(_WORD_BREAKS.sub("_", name)) is not None
-            )
+            cached = self._names_a_secret(name)
             if len(self._name_cache) < 10_000:  # dict keys may be unbounded data, not names
                 self._name_cache[name] = cached
         return cached
+
+    def _names_a_secret(self, text: str) -> bool:
+        """:meth:`is_secret_name` without its cache (for a repr: data, not a name)."""
+        search = self._regex.search if self._regex is not None else None
+        return search is not None and (
+            search(text) is not None or search(_WORD_BREAKS.sub("_", text)) is not None
+        )
 
     def secret_fields(self, cls: type) -> tuple[bool, ...]:
         """For a dataclass: which of its fields (in order) are secret."""
@@ -587,9 +596,9 @@ class Redactor:
             # list / tuple subclasses: recorded as lists / tuples
             return tuple(scrubbed) if issubclass(t, tuple) else scrubbed
         # _FOREIGN: recorded as an opaque repr. Its repr is the only thing written; withhold it
-        # when it names a secret (a model printed as ``User(password='...')``).
+        # when it names a secret as a name would (``User(password='...')``, ``cardNumber=``).
         opaque = opaque_of(value, UNSUPPORTED_TYPE)
-        if self._regex is not None and self._regex.search(opaque.repr):
+        if self._names_a_secret(opaque.repr):
             return Opaque(
                 opaque.type_name,
                 f"<repr withheld: it matches a redaction pattern ({opaque.type_name})>",
@@ -971,8 +980,12 @@ def plain_object_encoder(t: type, fast: bool = False) -> Callable[..., Any] | No
     :mod:`~prodture.trace.fastpack`), or None when the accelerator is not available."""
     encoders = _PLAIN_OBJECT.get(t, _NO_KEY)
     if encoders is _NO_KEY:
+        if not (isinstance(t, type) and dataclasses.is_dataclass(t)):
+            # Not remembered: any type met in a value asks (a class made per request would
+            # grow this dict, and be kept alive by it, without bound).
+            return None
         encoders = None
-        if isinstance(t, type) and dataclasses.is_dataclass(t) and not _is_special(t):
+        if not _is_special(t):
             encode, *encoders = _object_encoders(t)
             _FAST.setdefault(t, encode)
         _PLAIN_OBJECT[t] = encoders
