@@ -45,6 +45,7 @@ class TypeRegistry:
 
     def __init__(self) -> None:
         self._by_name: dict[str, type] = {}
+        #: Changed in place only, never replaced: compiled trace encoders bind its ``get``.
         self._by_type: dict[type, str] = {}
         self._aliases: dict[str, type] = {}
         self._lock = threading.Lock()
