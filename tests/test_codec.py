@@ -173,6 +173,28 @@ def test_a_set_of_unregistered_frozen_dataclasses_is_read_back_not_refused():
     assert unknown == decode_value(encode_value(Sku("a")))
 
 
+def test_a_recorded_set_view_of_unhashable_items_reads_back_as_opaque_not_corrupt(tmp_path):
+    """A dict's items() is a Set whose items may be unhashable (list values); written as a SET
+    the reader cannot rebuild it and would refuse the whole file as corrupt. It is recorded
+    as an opaque value instead, counted, and the trace reads."""
+
+    @prodture.handler(name="test:items_view")
+    def items_view(_):
+        return True
+        yield  # a generator handler without effects
+
+    view = {"a": [1], "b": [2]}.items()
+    recorder = prodture.Recorder(prodture.DirectorySink(tmp_path), redact=None)
+    interpreter = prodture.Interpreter({}, recorder=recorder)
+    assert interpreter.run(items_view, {"view": view}).ok
+    recorder.close()
+    assert recorder.stats.opaque_values >= 1
+    (path,) = tmp_path.glob("*.prodtrace")
+    trace = prodture.read_trace(path)
+    assert isinstance(trace.input["view"], Opaque)
+    assert decode_value(encode_value({"a": (1,)}.items())) == {("a", (1,))}  # hashable: a set
+
+
 def test_unregistered_exception_decodes_as_recorded_error():
     """An exception of an unregistered type decodes as RecordedError keeping its type name, message and args."""
 

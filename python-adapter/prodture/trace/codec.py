@@ -1043,6 +1043,11 @@ def _to_ext(obj: Any) -> Any:
         return _ext(ExtCode.TUPLE, _pack(list(obj)))
     if isinstance(obj, (set, frozenset, AbstractSet)):
         code = ExtCode.FROZENSET if isinstance(obj, frozenset) else ExtCode.SET
+        if not isinstance(obj, (set, frozenset)):
+            # A view may hold what no set can (a dict's items() with list values), which the
+            # reader could not rebuild: the TypeError makes it opaque (see _default).
+            for item in obj:
+                hash(item)
         packed = sorted(_pack(item) for item in obj)
         return _ext(code, _array_header(len(packed)) + b"".join(packed))
     if isinstance(obj, Mapping):
