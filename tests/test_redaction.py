@@ -586,6 +586,28 @@ def test_secret_names_match_across_case_hyphens_and_camel_case():
     assert Redactor(["pin_code"]).is_secret_name("pinCode")
 
 
+@pytest.mark.parametrize(
+    "name",
+    [
+        "Set-Cookie",
+        "cookies",
+        "privateKey",
+        "PRIVATE-KEY",
+        "pwd",
+        "passphrase",
+        "credentials",
+        "cardnumber",
+        "aws_credential_id",
+    ],
+)
+def test_the_defaults_cover_cookies_keys_and_credentials(name, tmp_path):
+    """Header and config spellings of session cookies, private keys, short password names and
+    credentials are secret by default: a recorded request dict under such a key has only the
+    marker in the file."""
+    data = record_to_file("input", {name: SECRET, "path": PUBLIC}, tmp_path)
+    assert SECRET.encode() not in data and MARKER in data and PUBLIC.encode() in data
+
+
 class LoginFailed(Exception):
     pass
 
