@@ -1008,6 +1008,7 @@ class _StreamSession(_Pending):
         "result_ns",
         "defer_until",
         "meta",
+        "encode_ok",
     )
 
     def __init__(
@@ -1021,6 +1022,9 @@ class _StreamSession(_Pending):
         super().__init__(recorder, handler_name, _trace_id(), t0)
         self.meta = meta
         self.encoder: TraceEncoder | None = None
+        #: The encoder's ``ok_effect`` once the header is encoded and nothing is kept unencoded
+        #: (None until then, and while effects are kept): a successful effect's one call.
+        self.encode_ok: Callable[..., bytes] | None = None
         #: effects that start before this may be kept unencoded (see flush_interval)
         self.defer_until = t0 + recorder._defer_ns
         #: the effects kept unencoded, flat: ``_DEFERRED`` items each (no tuple or EffectCall
@@ -1088,9 +1092,12 @@ class _StreamSession(_Pending):
         start: int,
         dur: int,
     ) -> None:
+        if self.head_pending or self.deferred:
+            self._encode_kept()
         encoder = self.encoder
         if encoder is None:
             encoder = self._encoder()
+        self.encode_ok = encoder.ok_effect  # nothing is pending before this effect now
         try:
             data = encoder.effect(seq, effect, ok, value, start - self.t0, dur, site)
         except Exception:
@@ -1127,20 +1134,17 @@ class _StreamSession(_Pending):
                 if kept is not _NOT_KEPT:
                     # (seq, effect, site, value, start, duration): see _DEFERRED
                     self.deferred += (seq, effect, call.site, kept, start_ns, duration_ns)
+                    self.encode_ok = None  # (set again once what is kept is encoded)
                     return
         if self.broken:
             return
-        # What _encode_kept and _encode_effect do, inline: this is every effect's path once
-        # the first MAX_KEPT are kept (one call into the encoder, none around it).
-        if self.head_pending or self.deferred:
-            self._encode_kept()
-        encoder = self.encoder
-        if encoder is None:
-            encoder = self._encoder()
+        # Every effect's path once the first MAX_KEPT are kept: one call into the encoder.
+        encode = self.encode_ok
+        if encode is None or not ok:
+            self._encode_effect(seq, call.effect, call.site, ok, value, start_ns, duration_ns)
+            return
         try:
-            data = encoder.effect(
-                seq, call.effect, ok, value, start_ns - self.t0, duration_ns, call.site
-            )
+            data = encode(seq, call.effect, value, start_ns - self.t0, duration_ns, call.site)
         except Exception:
             self.recorder._encode_failed(f"effect #{seq}", self.handler)
             return
