@@ -24,6 +24,7 @@ from collections.abc import Callable
 from pathlib import Path
 from typing import Any
 
+import msgpack
 import pytest
 
 from prodture import (
@@ -529,6 +530,46 @@ def test_kept_encoded_and_failed_effects_past_the_kept_limit_stay_in_order(tmp_p
             assert not e.ok and e.request == {"key": f"missing{e.seq}"}
         else:
             assert e.ok and e.result == (f"s{e.seq}", 1)
+
+
+class WritesSink:
+    """Keeps each write of each trace apart."""
+
+    def __init__(self) -> None:
+        self.writes: list[bytes] = []
+
+    def open(self, info):
+        return self
+
+    def write(self, data: bytes) -> None:
+        self.writes.append(bytes(data))
+
+    def close(self) -> None:
+        pass
+
+
+def test_a_long_execution_is_written_in_batches_of_whole_records_in_order():
+    """Records past _WRITE_BATCH_BYTES go out in several writes, each of whole records (what a
+    kill leaves readable), together the whole trace in order."""
+
+    def many(n):
+        for i in range(n):
+            yield Fetch(f"k{i}")
+        return n
+
+    sink = WritesSink()
+    recorder = Recorder(sink)
+    n = 2_000  # about 850 bytes per record: more than 10 batches
+    assert Interpreter({Fetch: fetch}, recorder=recorder).run(many, n) == Success(n)
+    assert recorder.close(timeout=60)
+    assert len(sink.writes) > 10
+    for data in sink.writes:
+        unpacker = msgpack.Unpacker(raw=False, strict_map_key=False)
+        unpacker.feed(data)
+        assert list(unpacker) and unpacker.tell() == len(data)  # whole records only
+    trace = read_trace(b"".join(sink.writes))
+    assert trace.complete and [e.seq for e in trace.effects] == list(range(1, n + 1))
+    assert [e.request["key"] for e in trace.effects] == [f"k{i}" for i in range(n)]
 
 
 def test_an_error_inside_the_writer_neither_stops_it_nor_hangs_flush(tmp_path, monkeypatch):

@@ -1398,6 +1398,11 @@ LINGER_MIN_QUEUE = 256
 #: How long interpreter exit waits for each recorder's writer (a stuck sink must not hang exit).
 EXIT_FLUSH_TIMEOUT_S = 10.0
 
+#: The writer joins a trace's records into writes of about this many bytes (whole records).
+#: Measured, 20,000 records of 91 bytes: one join of them all costs 0.15 us per record, writes
+#: of 64-128 KiB 0.07 (their buffer is reused, not faulted in afresh).
+_WRITE_BATCH_BYTES = 1 << 17
+
 
 class _Writer:
     """The recorder's background writer: opens streams, writes records, closes them.
@@ -1783,23 +1788,29 @@ class _Writer:
         return True
 
     def _write_records(self, trace: _Pending) -> None:
+        """Write what ``trace`` has recorded so far, in order: whole records, joined into writes
+        of about ``_WRITE_BATCH_BYTES`` (joining a long execution's records into one buffer
+        would cost the writer a fresh buffer of that size, its pages faulted in, per pass)."""
         records = trace.records
         if trace.broken:
             records.clear()
             return
-        chunks = []
-        while True:
-            try:
-                chunks.append(records.popleft())
-            except IndexError:
-                break
-        if not chunks:
+        left = len(records)  # (the handler may append meanwhile: those wait for the next pass)
+        if not left:
             return
+        popleft = records.popleft
+        chunks = [popleft() for _ in range(left)]
         try:
             stream = trace.stream
             if stream is None:
                 stream = trace.stream = self.sink.open(trace.info)
-            stream.write(chunks[0] if len(chunks) == 1 else b"".join(chunks))
+            if left == 1:
+                stream.write(chunks[0])
+                return
+            # Records per write: about _WRITE_BATCH_BYTES of them, by their average size.
+            step = max(1, _WRITE_BATCH_BYTES * left // sum(map(len, chunks)))
+            for i in range(0, left, step):
+                stream.write(b"".join(chunks[i : i + step]))
         except Exception:
             self._sink_failed(trace, trace.stream)
 
