@@ -1808,7 +1808,7 @@ class _Writer:
                 stream.write(chunks[0])
                 return
             # Records per write: about _WRITE_BATCH_BYTES of them, by their average size.
-            step = max(1, _WRITE_BATCH_BYTES * left // sum(map(len, chunks)))
+            step = max(1, _WRITE_BATCH_BYTES * left // (sum(map(len, chunks)) or 1))
             for i in range(0, left, step):
                 stream.write(b"".join(chunks[i : i + step]))
         except Exception:
