@@ -699,3 +699,36 @@ def test_any_nested_result_is_written_alike_and_its_secret_keys_never_reach_the_
             fastpack.enabled = saved
     assert data[True] == data[False]
     assert b"S3CRET-MARK" not in data[True]
+
+
+@pytest.mark.parametrize(
+    "names",
+    [("charge_id", "amount"), ("copy", "self", "_private", "encode"), ("__x", "y")],
+    ids=["plain", "struct-like names", "a name msgspec refuses as a field"],
+)
+def test_result_dataclasses_encoded_through_a_fields_struct_are_byte_equal(names, monkeypatch):
+    """The fast path encodes a result dataclass's fields map through a msgspec Struct when its
+    field names can be fields (else the dict): the same bytes as the msgpack path either way."""
+    cls = dataclasses.make_dataclass(f"Fields{len(names)}", names, frozen=True)
+    prodture.register(cls, name=f"test_fastpack.Fields{len(names)}")
+    struct = fastpack.map_struct(names)
+    assert (struct is None) == (names[0] == "__x")
+    result = cls(*[Decimal("1.5") if i % 2 else f"v{i}" for i in range(len(names))])
+    general: list[int] = []
+    real = TraceEncoder._effect_body
+
+    def spy(self: TraceEncoder, seq: int, *args: Any) -> bytes:
+        general.append(seq)
+        return real(self, seq, *args)
+
+    monkeypatch.setattr(TraceEncoder, "_effect_body", spy)
+    data = {}
+    for enabled in (True, False):
+        monkeypatch.setattr(fastpack, "enabled", enabled)
+        encoder = TraceEncoder(Redactor())
+        encoder.effect(1, Probe("v"), True, result, 1, 1, SITE)  # defines type and site
+        data[enabled] = encoder.effect(2, Probe("v"), True, result, 2, 1, SITE)
+    assert general == [1, 2]  # the msgpack path's two records only: the fast path wrote its own
+    assert data[True] == data[False]
+    decoded = msgpack.unpackb(data[True], raw=False, strict_map_key=False)
+    assert decoded[0] == 4 and decoded[1] == 2

@@ -24,6 +24,7 @@ from collections.abc import Callable
 from pathlib import Path
 from typing import Any
 
+import msgpack
 import pytest
 
 from prodture import (
@@ -38,6 +39,7 @@ from prodture import (
     Success,
     read_trace,
 )
+from prodture.recorder import MAX_KEPT
 from prodture.trace import TraceFormatError
 
 
@@ -485,6 +487,89 @@ def test_always_mode_keeps_immutable_values_and_encodes_mutable_ones_in_order(tm
         (3, "test_writer.Price", ("b", 1)),
     ]
     assert trace.outcome.value == (("a", 1), ("b", 1))
+
+
+@pytest.mark.parametrize("sink_kind", ["directory", "memory"])
+def test_kept_encoded_and_failed_effects_past_the_kept_limit_stay_in_order(tmp_path, sink_kind):
+    """Effects kept to encode later, encoded at once (a mutable result), failed (encoded the
+    general way) and, past the first MAX_KEPT, encoded by the common path, interleaved: the
+    trace has each of them once, in order, with its own result."""
+
+    def handler(n):
+        got = []
+        for i in range(1, n + 1):
+            kind = i % 4
+            try:
+                if kind == 1:
+                    got.append((yield Fetch(f"k{i}"))["key"])
+                elif kind == 2:
+                    yield Fetch(f"missing{i}")
+                else:
+                    got.append((yield Price(f"s{i}"))[0])
+            except LookupError:
+                got.append(None)
+        return len(got)
+
+    sink = DirectorySink(tmp_path) if sink_kind == "directory" else MemorySink()
+    recorder = Recorder(sink)
+    performers: dict[type, Callable[[Any], Any]] = {Fetch: fetch, Price: lambda e: (e.sku, 1)}
+    n = 3 * MAX_KEPT
+    assert Interpreter(performers, recorder=recorder).run(handler, n) == Success(n)
+    assert recorder.close(timeout=60)
+    if sink_kind == "directory":
+        (path,) = glob.glob(str(tmp_path / "*.prodtrace"))
+        trace = read_trace(path)
+    else:
+        trace = read_trace(sink.traces[0])
+    assert trace.complete and [e.seq for e in trace.effects] == list(range(1, n + 1))
+    for e in trace.effects:
+        kind = e.seq % 4
+        if kind == 1:
+            assert e.ok and e.result == {"key": f"k{e.seq}", "blob": f"k{e.seq}" * 200}
+        elif kind == 2:
+            assert not e.ok and e.request == {"key": f"missing{e.seq}"}
+        else:
+            assert e.ok and e.result == (f"s{e.seq}", 1)
+
+
+class WritesSink:
+    """Keeps each write of each trace apart."""
+
+    def __init__(self) -> None:
+        self.writes: list[bytes] = []
+
+    def open(self, info):
+        return self
+
+    def write(self, data: bytes) -> None:
+        self.writes.append(bytes(data))
+
+    def close(self) -> None:
+        pass
+
+
+def test_a_long_execution_is_written_in_batches_of_whole_records_in_order():
+    """Records past _WRITE_BATCH_BYTES go out in several writes, each of whole records (what a
+    kill leaves readable), together the whole trace in order."""
+
+    def many(n):
+        for i in range(n):
+            yield Fetch(f"k{i}")
+        return n
+
+    sink = WritesSink()
+    recorder = Recorder(sink)
+    n = 2_000  # about 850 bytes per record: more than 10 batches
+    assert Interpreter({Fetch: fetch}, recorder=recorder).run(many, n) == Success(n)
+    assert recorder.close(timeout=60)
+    assert len(sink.writes) > 10
+    for data in sink.writes:
+        unpacker = msgpack.Unpacker(raw=False, strict_map_key=False)
+        unpacker.feed(data)
+        assert list(unpacker) and unpacker.tell() == len(data)  # whole records only
+    trace = read_trace(b"".join(sink.writes))
+    assert trace.complete and [e.seq for e in trace.effects] == list(range(1, n + 1))
+    assert [e.request["key"] for e in trace.effects] == [f"k{i}" for i in range(n)]
 
 
 def test_an_error_inside_the_writer_neither_stops_it_nor_hangs_flush(tmp_path, monkeypatch):

@@ -1004,6 +1004,7 @@ class _StreamSession(_Pending):
         "result_ns",
         "defer_until",
         "meta",
+        "encode_ok",
     )
 
     def __init__(
@@ -1017,6 +1018,9 @@ class _StreamSession(_Pending):
         super().__init__(recorder, handler_name, _trace_id(), t0)
         self.meta = meta
         self.encoder: TraceEncoder | None = None
+        #: The encoder's ``ok_effect`` once the header is encoded and nothing is kept unencoded
+        #: (None until then, and while effects are kept): a successful effect's one call.
+        self.encode_ok: Callable[..., bytes] | None = None
         #: effects that start before this may be kept unencoded (see flush_interval)
         self.defer_until = t0 + recorder._defer_ns
         #: the effects kept unencoded, flat: ``_DEFERRED`` items each (no tuple or EffectCall
@@ -1088,9 +1092,12 @@ class _StreamSession(_Pending):
         start: int,
         dur: int,
     ) -> None:
+        if self.head_pending or self.deferred:
+            self._encode_kept()
         encoder = self.encoder
         if encoder is None:
             encoder = self._encoder()
+        self.encode_ok = encoder.ok_effect  # nothing is pending before this effect now
         try:
             data = encoder.effect(seq, effect, ok, value, start - self.t0, dur, site)
         except Exception:
@@ -1127,20 +1134,17 @@ class _StreamSession(_Pending):
                 if kept is not _NOT_KEPT:
                     # (seq, effect, site, value, start, duration): see _DEFERRED
                     self.deferred += (seq, effect, call.site, kept, start_ns, duration_ns)
+                    self.encode_ok = None  # (set again once what is kept is encoded)
                     return
         if self.broken:
             return
-        # What _encode_kept and _encode_effect do, inline: this is every effect's path once
-        # the first MAX_KEPT are kept (one call into the encoder, none around it).
-        if self.head_pending or self.deferred:
-            self._encode_kept()
-        encoder = self.encoder
-        if encoder is None:
-            encoder = self._encoder()
+        # Every effect's path once the first MAX_KEPT are kept: one call into the encoder.
+        encode = self.encode_ok
+        if encode is None or not ok:
+            self._encode_effect(seq, call.effect, call.site, ok, value, start_ns, duration_ns)
+            return
         try:
-            data = encoder.effect(
-                seq, call.effect, ok, value, start_ns - self.t0, duration_ns, call.site
-            )
+            data = encode(seq, call.effect, value, start_ns - self.t0, duration_ns, call.site)
         except Exception:
             self.recorder._encode_failed(f"effect #{seq}", self.handler)
             return
@@ -1393,6 +1397,11 @@ LINGER_S = 0.005
 LINGER_MIN_QUEUE = 256
 #: How long interpreter exit waits for each recorder's writer (a stuck sink must not hang exit).
 EXIT_FLUSH_TIMEOUT_S = 10.0
+
+#: The writer joins a trace's records into writes of about this many bytes (whole records).
+#: Measured, 20,000 records of 91 bytes: one join of them all costs 0.15 us per record, writes
+#: of 64-128 KiB 0.07 (their buffer is reused, not faulted in afresh).
+_WRITE_BATCH_BYTES = 1 << 17
 
 
 class _Writer:
@@ -1779,23 +1788,29 @@ class _Writer:
         return True
 
     def _write_records(self, trace: _Pending) -> None:
+        """Write what ``trace`` has recorded so far, in order: whole records, joined into writes
+        of about ``_WRITE_BATCH_BYTES`` (joining a long execution's records into one buffer
+        would cost the writer a fresh buffer of that size, its pages faulted in, per pass)."""
         records = trace.records
         if trace.broken:
             records.clear()
             return
-        chunks = []
-        while True:
-            try:
-                chunks.append(records.popleft())
-            except IndexError:
-                break
-        if not chunks:
+        left = len(records)  # (the handler may append meanwhile: those wait for the next pass)
+        if not left:
             return
+        popleft = records.popleft
+        chunks = [popleft() for _ in range(left)]
         try:
             stream = trace.stream
             if stream is None:
                 stream = trace.stream = self.sink.open(trace.info)
-            stream.write(chunks[0] if len(chunks) == 1 else b"".join(chunks))
+            if left == 1:
+                stream.write(chunks[0])
+                return
+            # Records per write: about _WRITE_BATCH_BYTES of them, by their average size.
+            step = max(1, _WRITE_BATCH_BYTES * left // (sum(map(len, chunks)) or 1))
+            for i in range(0, left, step):
+                stream.write(b"".join(chunks[i : i + step]))
         except Exception:
             self._sink_failed(trace, trace.stream)
 

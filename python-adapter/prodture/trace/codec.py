@@ -958,6 +958,10 @@ def plain_object_source(
             + "".join(leaf_source(v, "return None", fast) for v in local)
         )
         fields = "{" + ", ".join(f"{n!r}: {v}" for n, v in zip(names, local, strict=True)) + "}"
+        struct = fastpack.map_struct(names) if fast else None
+        if struct is not None:  # the same map, made and encoded faster
+            env[f"{prefix}Fields"] = struct
+            fields = f"{prefix}Fields({', '.join(local)})"
     else:  # any field names (or none): read by name
         fields = f"{prefix}fields"
         lines = (

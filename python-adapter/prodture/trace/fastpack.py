@@ -24,12 +24,13 @@ from collections.abc import Callable
 from typing import Any
 
 try:
+    from msgspec import defstruct as _defstruct
     from msgspec.msgpack import Encoder as _Encoder
     from msgspec.msgpack import Ext as _Ext
 except ImportError:  # the extra is not installed (or blocked): the msgpack path only
-    _Encoder = _Ext = None  # type: ignore[assignment,misc]
+    _Encoder = _Ext = _defstruct = None  # type: ignore[assignment,misc]
 
-__all__ = ["available", "enabled", "Ext", "encode", "encoder"]
+__all__ = ["available", "enabled", "Ext", "encode", "encoder", "map_struct"]
 
 #: Whether msgspec could be imported.
 available = _Encoder is not None
@@ -52,3 +53,19 @@ encode: Callable[[Any], bytes] | None = _Encoder().encode if _Encoder is not Non
 def encoder() -> Callable[[Any], bytes] | None:
     """The accelerator's ``encode`` for a new trace encoder, or None: the msgpack path only."""
     return encode if enabled else None
+
+
+def map_struct(names: tuple[str, ...]) -> Callable[..., Any] | None:
+    """A class whose instances, made with one value per name (positionally), ``encode`` exactly
+    as the map ``{name: value, ...}`` in this order (a msgspec ``Struct``, garbage collection
+    off: it is only ever given plain values and dropped once encoded); about 0.03 us cheaper
+    than making and encoding the dict. None when the accelerator is not available or these
+    names cannot be its fields (checked by encoding one)."""
+    if _defstruct is None or encode is None:
+        return None
+    try:
+        struct: Any = _defstruct("Fields", [(name, object) for name in names], gc=False)
+        same = encode(struct(*range(len(names)))) == encode({n: i for i, n in enumerate(names)})
+    except Exception:  # a name msgspec refuses as a field (``__x``...)
+        return None
+    return struct if same else None

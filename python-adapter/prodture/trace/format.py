@@ -825,18 +825,28 @@ class TraceEncoder:
         duration_ns: int,
         site: tuple[str, int, str] | None,
     ) -> bytes:
-        # The common record, for the accelerator: a successful effect of a type and at a site
-        # this trace has defined, its result of a type with a record encoder; only values of
-        # the exact types it writes as msgpack does (see fastpack), anything else (or a record
-        # the encoder refuses) goes the general way below.
+        if ok is True and type(seq) is int and type(start_ns) is int and type(duration_ns) is int:
+            return self.ok_effect(seq, effect, value, start_ns, duration_ns, site)
+        return self._effect(seq, effect, ok, value, start_ns, duration_ns, site)
+
+    def ok_effect(
+        self,
+        seq: int,
+        effect: Effect,
+        value: Any,
+        start_ns: int,
+        duration_ns: int,
+        site: tuple[str, int, str] | None,
+    ) -> bytes:
+        """:meth:`effect` of a successful effect, for a caller whose ``seq``, ``start_ns`` and
+        ``duration_ns`` are exact ints (a recording session: the runtime's counter and clock),
+        which :meth:`effect` checks for (an int subclass is written as msgpack writes it)."""
+        # The common record, for the accelerator: an effect of a type and at a site this trace
+        # has defined, its result of a type with a record encoder; only values of the exact
+        # types it writes as msgpack does (see fastpack), anything else (or a record the
+        # encoder refuses) goes the general way below.
         defined = self._fast_types.get(type(effect))
-        if (
-            defined is not None
-            and ok is True
-            and type(seq) is int
-            and type(start_ns) is int
-            and type(duration_ns) is int
-        ):
+        if defined is not None:
             record = defined[1].get(type(value))
             if record is not None:
                 site_id = self._sites.get(site, _UNSEEN)
@@ -845,8 +855,10 @@ class TraceEncoder:
                     if body is not None:
                         return body
                     # refused (an int beyond 64 bits...): msgpack packs it, without a 2nd try
-                    return self._effect(seq, effect, ok, value, start_ns, duration_ns, site, False)
-        return self._effect(seq, effect, ok, value, start_ns, duration_ns, site)
+                    return self._effect(
+                        seq, effect, True, value, start_ns, duration_ns, site, False
+                    )
+        return self._effect(seq, effect, True, value, start_ns, duration_ns, site)
 
     def _effect(
         self,
