@@ -350,7 +350,7 @@ def test_a_forked_child_never_repeats_its_parents_trace_ids(tmp_path):
     pid = os.fork()
     if pid == 0:  # the child
         ids = [interpreter.run(two_fetches, f"c{i}").trace_id for i in range(5)]
-        os.write(write_end, " ".join(ids).encode())  # (small: one write)
+        os.write(write_end, " ".join(map(str, ids)).encode())  # (small: one write)
         os._exit(0)
     os.close(write_end)
     parent_ids = {interpreter.run(two_fetches, f"p{i}").trace_id for i in range(5)}
