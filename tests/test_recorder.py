@@ -467,3 +467,18 @@ def test_a_recording_session_starts_with_every_field_of_a_pending_trace():
             assert getattr(session, name) == getattr(pending, name), name
     assert type(session.records) is type(pending.records) and not session.records
     assert len(session.trace_id) == 32 and session.trace_id != pending.trace_id
+
+
+def test_trace_ids_are_distinct_random_uuids_across_batches():
+    """Trace ids are made in batches: over several batches, each is 32 hex digits laid out as a
+    version 4, RFC 4122 UUID (as the format asks), and none repeats."""
+    import uuid
+
+    recorder = Recorder(MemorySink())
+    interpreter = Interpreter({}, recorder=recorder)
+    ids = [interpreter.run(lambda x: x, i).trace_id for i in range(300)]
+    assert len(set(ids)) == 300
+    for trace_id in ids:
+        assert trace_id is not None and len(trace_id) == 32
+        parsed = uuid.UUID(trace_id)
+        assert (parsed.hex, parsed.version, parsed.variant) == (trace_id, 4, uuid.RFC_4122)
