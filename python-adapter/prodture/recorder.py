@@ -541,10 +541,13 @@ def _keep_dict(value: dict[Any, Any], depth: int) -> Any:
     copy = value.copy()
     depth += 1
     for key, item in copy.items():
-        if type(key) not in _IMMUTABLE and not _immutable(key, depth):
+        # (``is str`` first: the common key and value, told apart without a set lookup)
+        t = type(key)
+        if t is not str and t not in _IMMUTABLE and not _immutable(key, depth):
             return _NOT_KEPT
-        if type(item) not in _IMMUTABLE:
-            kept = _keepers.get(type(item), _first_keep)(item, depth)
+        t = type(item)
+        if t is not str and t not in _IMMUTABLE:
+            kept = _keepers.get(t, _first_keep)(item, depth)
             if kept is _NOT_KEPT:
                 return _NOT_KEPT
             if kept is not item:
