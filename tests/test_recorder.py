@@ -451,3 +451,34 @@ def test_sigkilled_writer_leaves_a_readable_prefix(tmp_path, results):
         assert all(e.result[0] == e.seq for e in trace.effects)
     else:
         assert all(e.result["n"] == e.seq for e in trace.effects)
+
+
+def test_a_recording_session_starts_with_every_field_of_a_pending_trace():
+    """``_StreamSession.__init__`` sets ``_Pending``'s fields itself (one call fewer per
+    execution): a field added to ``_Pending`` but not there would be missing at first use."""
+    from prodture.recorder import _Pending, _StreamSession, _trace_id
+
+    recorder = Recorder(MemorySink())
+    session = _StreamSession(recorder, "test:handler", "input")
+    pending = _Pending(recorder, "test:handler", _trace_id(), session.t0)
+    for name in _Pending.__slots__:
+        assert hasattr(session, name), f"_StreamSession.__init__ does not set {name}"
+        if name not in ("trace_id", "t0", "records"):
+            assert getattr(session, name) == getattr(pending, name), name
+    assert type(session.records) is type(pending.records) and not session.records
+    assert len(session.trace_id) == 32 and session.trace_id != pending.trace_id
+
+
+def test_trace_ids_are_distinct_random_uuids_across_batches():
+    """Trace ids are made in batches: over several batches, each is 32 hex digits laid out as a
+    version 4, RFC 4122 UUID (as the format asks), and none repeats."""
+    import uuid
+
+    recorder = Recorder(MemorySink())
+    interpreter = Interpreter({}, recorder=recorder)
+    ids = [interpreter.run(lambda x: x, i).trace_id for i in range(300)]
+    assert len(set(ids)) == 300
+    for trace_id in ids:
+        assert trace_id is not None and len(trace_id) == 32
+        parsed = uuid.UUID(trace_id)
+        assert (parsed.hex, parsed.version, parsed.variant) == (trace_id, 4, uuid.RFC_4122)

@@ -382,3 +382,25 @@ def test_a_child_that_encodes_a_trace_its_parent_kept_unencoded_never_writes_it(
     trace = read_trace(str(path))
     assert trace.complete and trace.input == "kept"
     assert [e.result["key"] for e in trace.effects] == ["kept-a", "kept-b"]
+
+
+def test_a_forked_child_never_repeats_its_parents_trace_ids(tmp_path):
+    """Trace ids are made in batches and handed out from a pool: a child forked with part of a
+    batch left must make its own, not hand out the ids its parent hands out next."""
+    recorder = Recorder(MemorySink())
+    interpreter = Interpreter({Fetch: fetch}, recorder=recorder)
+    assert interpreter.run(two_fetches, "before").trace_id  # a batch made: the pool is not empty
+    read_end, write_end = os.pipe()
+    pid = os.fork()
+    if pid == 0:  # the child
+        ids = [interpreter.run(two_fetches, f"c{i}").trace_id for i in range(5)]
+        os.write(write_end, " ".join(map(str, ids)).encode())  # (small: one write)
+        os._exit(0)
+    os.close(write_end)
+    parent_ids = {interpreter.run(two_fetches, f"p{i}").trace_id for i in range(5)}
+    _, status = os.waitpid(pid, 0)
+    assert os.waitstatus_to_exitcode(status) == 0
+    with os.fdopen(read_end, "rb") as pipe:
+        child_ids = set(pipe.read().decode().split())
+    assert len(child_ids) == 5 and len(parent_ids) == 5
+    assert not child_ids & parent_ids, "the child handed out its parent's trace ids"

@@ -703,3 +703,45 @@ def test_started_at_is_when_the_execution_started_not_when_its_trace_was_written
     (path,) = glob.glob(str(tmp_path / "*.prodtrace"))
     started_at = read_trace(path).header.started_at
     assert before <= started_at <= seen[0], (before, started_at, seen)
+
+
+@pytest.mark.parametrize("mode", [ALWAYS, ON_FAILURE])
+def test_traces_started_is_exact_while_threads_start_and_read_it(mode):
+    """``traces_started`` is counted without a lock in the handler's thread: with threads
+    starting executions and others reading ``stats`` all the while, every read lies between the
+    executions finished before it and those started after it, reads never go backwards, and the
+    count at the end is every execution."""
+    recorder = Recorder(MemorySink(), mode=mode)
+    interpreter = Interpreter({Fetch: fetch}, recorder=recorder)
+    threads, runs = 4, 300
+    finished = [0] * threads
+    errors: list[str] = []
+    stop = threading.Event()
+
+    def run(n: int) -> None:
+        for i in range(runs):
+            assert interpreter.run(two_fetches, [f"a{i}", f"b{i}"]).ok
+            finished[n] += 1
+
+    def read() -> None:
+        last = 0
+        while not stop.is_set():
+            done_before = sum(finished)
+            started = recorder.stats.traces_started
+            if not done_before <= started <= threads * runs or started < last:
+                errors.append(f"read {started} after {last}, with {done_before} finished")
+            last = started
+
+    readers = [threading.Thread(target=read) for _ in range(2)]
+    workers = [threading.Thread(target=run, args=(n,)) for n in range(threads)]
+    for t in readers + workers:
+        t.start()
+    for t in workers:
+        t.join()
+    stop.set()
+    for t in readers:
+        t.join()
+    assert errors == []
+    stats = recorder.stats
+    assert stats.traces_started == threads * runs == stats.traces_started
+    assert stats.traces_started == stats.traces_written + stats.traces_discarded

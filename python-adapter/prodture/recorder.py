@@ -19,6 +19,7 @@ import collections
 import dataclasses
 import datetime as _dt
 import enum
+import itertools
 import logging
 import operator
 import os
@@ -423,7 +424,8 @@ class _Counters:
     alive). Updated under one lock: a few times per execution, never held long."""
 
     __slots__ = (
-        "started",
+        "starts",
+        "start_reads",
         "written",
         "discarded",
         "dropped",
@@ -442,12 +444,25 @@ class _Counters:
     def reset(self) -> None:
         """All counts at zero and a new lock (also in a forked child: the parent's counts are
         the parent's, and its lock may have been held by a thread that does not exist here)."""
-        self.started = self.written = self.discarded = self.dropped = 0
+        #: One ``next()`` per execution started, without the lock (``next`` of an
+        #: ``itertools.count`` is one atomic step under the GIL: about 0.03 µs per execution
+        #: against 0.16 µs for a round of the lock); read exactly by :meth:`started`.
+        self.starts = itertools.count()
+        self.start_reads = 0  # the ``next()`` calls that were reads (under the lock)
+        self.written = self.discarded = self.dropped = 0
         self.dropped_for_budget = 0
         self.sink_errors = self.encode_errors = self.opaque = 0
         self.queued_bytes = 0  # encoded bytes of the finished traces waiting for the writer
         self.lock = threading.Lock()
         self.last_log: dict[str, float] = {}
+
+    def started(self) -> int:
+        """Executions started so far; called with ``lock`` held (reads are counted under it).
+        A read takes a number too: every number taken before it was a start or a read."""
+        taken = next(self.starts)
+        started = taken - self.start_reads
+        self.start_reads += 1
+        return started
 
     def log_fault(
         self, kind: str, message: str, *args: Any, exc_info: BaseException | bool = False
@@ -526,10 +541,13 @@ def _keep_dict(value: dict[Any, Any], depth: int) -> Any:
     copy = value.copy()
     depth += 1
     for key, item in copy.items():
-        if type(key) not in _IMMUTABLE and not _immutable(key, depth):
+        # (``is str`` first: the common key and value, told apart without a set lookup)
+        t = type(key)
+        if t is not str and t not in _IMMUTABLE and not _immutable(key, depth):
             return _NOT_KEPT
-        if type(item) not in _IMMUTABLE:
-            kept = _keepers.get(type(item), _first_keep)(item, depth)
+        t = type(item)
+        if t is not str and t not in _IMMUTABLE:
+            kept = _keepers.get(t, _first_keep)(item, depth)
             if kept is _NOT_KEPT:
                 return _NOT_KEPT
             if kept is not item:
@@ -654,11 +672,36 @@ _ID_CLEAR = ((1 << 128) - 1) & ~((0xF000 << 64) | (0xC000 << 48))
 _ID_SET = (0x4000 << 64) | (0x8000 << 48)
 
 
+#: Trace ids are made _ID_BATCH at a time (one draw of random bits, one ``hex``) into
+#: ``_id_pool``, and taken from it one by one: ``list.pop`` is atomic, so threads share the pool
+#: without a lock (two threads refilling it at once both add fresh ids). A forked child empties
+#: it (and reseeds ``_ids``): it must not repeat its parent's ids.
+_ID_BATCH = 64
+_ID_BATCH_CLEAR = sum(_ID_CLEAR << (128 * i) for i in range(_ID_BATCH))
+_ID_BATCH_SET = sum(_ID_SET << (128 * i) for i in range(_ID_BATCH))
+_id_pool: list[str] = []
+
+
 def _trace_id() -> str:
     """32 hex digits laid out as a random (version 4) UUID, as the format asks. The interpreter
-    asks for it in the handler's thread at the start of every recorded execution: ``bytes.hex``
-    of the 16 bytes takes about 0.25 µs, half of what ``"%032x" %`` of the number takes."""
-    return (_ids.getrandbits(128) & _ID_CLEAR | _ID_SET).to_bytes(16, "big").hex()
+    asks for it in the handler's thread at the start of every recorded execution: taken from
+    ``_id_pool`` (about 0.05 µs, against 0.27 µs to make one id alone)."""
+    try:
+        return _id_pool.pop()
+    except IndexError:
+        return _new_trace_ids()
+
+
+def _new_trace_ids() -> str:
+    """Refill ``_id_pool`` with _ID_BATCH - 1 new ids; returns one more."""
+    bits = _ids.getrandbits(128 * _ID_BATCH) & _ID_BATCH_CLEAR | _ID_BATCH_SET
+    digits = bits.to_bytes(16 * _ID_BATCH, "big").hex()
+    _id_pool.extend(map(digits.__getitem__, _ID_SLICES))
+    return digits[:32]
+
+
+#: Where each id but the first lies in a batch's digits (cut by ``map``: a C loop).
+_ID_SLICES = [slice(i, i + 32) for i in range(32, 32 * _ID_BATCH, 32)]
 
 
 class Recorder:
@@ -744,7 +787,7 @@ class Recorder:
         c = self._counts
         with c.lock:
             return RecorderStats(
-                traces_started=c.started,
+                traces_started=c.started(),
                 traces_written=c.written,
                 traces_discarded=c.discarded,
                 traces_dropped=c.dropped,
@@ -776,11 +819,11 @@ class Recorder:
         mode = self.mode
         if mode != ALWAYS:
             if mode == ON_FAILURE:
-                self._count_started()
+                next(self._counts.starts)
                 return _FailureSession(self, handler_name, input, meta)
             if isinstance(mode, Sampled) and random.random() >= mode.rate:
                 return None
-        self._count_started()
+        next(self._counts.starts)  # counted started (see _Counters.started)
         if self._in_memory:
             return _StreamSession(self, handler_name, input, meta)
         writer = self._writer
@@ -792,15 +835,6 @@ class Recorder:
         return _StreamSession(self, handler_name, input, meta)
 
     # -- internals ---------------------------------------------------------------------------
-
-    def _count_started(self) -> None:
-        c = self._counts
-        lock = c.lock
-        lock.acquire()  # (not `with`: the lock's context manager costs 0.1 µs more per round)
-        try:
-            c.started += 1
-        finally:
-            lock.release()
 
     def _dropped(self) -> None:
         c = self._counts
@@ -828,7 +862,7 @@ class Recorder:
         when nothing else waits, so that one big trace is not always lost)."""
         c = self._counts
         lock = c.lock
-        lock.acquire()  # (not `with`: see _count_started)
+        lock.acquire()  # (not `with`: the lock's context manager costs 0.1 µs more per round)
         try:
             queued = c.queued_bytes
             fits = not queued or queued + size <= self.max_queue_bytes
@@ -1015,7 +1049,19 @@ class _StreamSession(_Pending):
         meta: dict[str, Any] | None = None,
     ) -> None:
         t0 = time.perf_counter_ns()
-        super().__init__(recorder, handler_name, _trace_id(), t0)
+        # _Pending.__init__, inline: this runs once per recorded execution, in the handler's
+        # thread, and the call through super() costs as much as the assignments (keep in step).
+        self.generation = _fork_generation
+        self.recorder = recorder
+        self.handler = handler_name
+        self.t0 = t0
+        self._info = None
+        self.trace_id = _trace_id()
+        self.size = 0
+        self.records = collections.deque()
+        self.done = False
+        self.broken = False
+        self.stream = None
         self.meta = meta
         self.encoder: TraceEncoder | None = None
         #: The encoder's ``ok_effect`` once the header is encoded and nothing is kept unencoded
@@ -1874,6 +1920,7 @@ def _after_fork_in_child() -> None:
     global _fork_generation
     _fork_generation += 1
     _ids.seed()  # from os.urandom: a child must not repeat its parent's trace ids
+    _id_pool.clear()  # (made by the parent)
     for writer in list(_writers):
         writer.after_fork_in_child()
     for sink in list(_memory_sinks):
