@@ -4,9 +4,10 @@ noise-free check of the in-thread cost of recording (timings on a shared machine
     .venv/bin/python benchmarks/count_recorder_instructions.py [--execs 2000] [--async]
 
 Runs bench_recorder.py's checkout handler (4 effects, answered from memory) under callgrind,
-once per mode, and prints ``instructions_per_exec_<mode>: N`` (the main thread's count divided
-by the executions, Python's start-up included, so compare modes and checkouts, not absolutes)
-and ``record_overhead_instructions: N`` (always minus unrecorded). Modes: ``plain`` (no
+once per mode, and prints ``instructions_per_exec_<mode>: N`` (the main thread's count of a run
+of N executions minus that of a run of none, both after 200 warm-up executions and
+``gc.freeze()``, divided by N: start-up and a full collection that happens in one run and not
+in another left out, which made the count jump by ~12k per execution between runs) and ``record_overhead_instructions: N`` (always minus unrecorded). Modes: ``plain`` (no
 recorder), ``always`` (a ``DirectorySink`` whose writer never runs: what it would write is
 dropped every 100 executions, so no writer thread interleaves with the count), ``on_failure``
 (a ``MemorySink``, every execution succeeds). ``PYTHONHASHSEED=0`` makes each count repeat to
@@ -16,6 +17,7 @@ within a few instructions per execution; ``PRODTURE_TREE`` counts another checko
 from __future__ import annotations
 
 import argparse
+import gc
 import glob
 import importlib.util
 import os
@@ -41,7 +43,7 @@ def _load_bench():  # noqa: ANN202 -- the benchmark module
 
 
 def child(mode: str, execs: int, use_async: bool) -> None:
-    """The counted process: ``execs`` + 200 executions in batches of 100."""
+    """The counted process: 200 warm-up executions, then ``execs`` in batches of 100."""
     bench = _load_bench()
     handler = bench.checkout
     if use_async:
@@ -63,15 +65,28 @@ def child(mode: str, execs: int, use_async: bool) -> None:
     elif mode == "on_failure":
         recorder = bench.Recorder(bench.MemorySink(), mode=bench.ON_FAILURE)
     run = bench.Interpreter(bench.FROZEN_PERFORMERS, recorder=recorder).run
-    for _ in range((execs + 200) // 100):
-        for _ in range(100):
+
+    def batch(n: int) -> None:
+        for _ in range(n):
             run(handler, "o-1")
         if mode == "always":  # what the writer would have taken
             recorder._writer.done.clear()
             recorder._counts.queued_bytes = 0
 
+    for _ in range(2):
+        batch(100)
+    gc.collect()
+    gc.freeze()  # what start-up and warm-up made is never walked by a collection in the count
+    for _ in range(execs // 100):
+        batch(100)
+
 
 def count(mode: str, execs: int, use_async: bool) -> float:
+    """Instructions per execution: a run of ``execs`` minus a run of none, over ``execs``."""
+    return (_total(mode, execs, use_async) - _total(mode, 0, use_async)) / execs
+
+
+def _total(mode: str, execs: int, use_async: bool) -> int:
     env = {**os.environ, "PYTHONHASHSEED": "0"}
     args = [__file__, "--child", mode, "--execs", str(execs)] + (["--async"] if use_async else [])
     subprocess.run([sys.executable, *args], env=env, check=True)  # .pyc files written first
@@ -84,7 +99,7 @@ def count(mode: str, execs: int, use_async: bool) -> float:
         (main_thread,) = glob.glob(f"{out}/cg.out*-01")
         for line in open(main_thread):
             if line.startswith(("summary:", "totals:")):
-                return int(line.split()[1]) / (execs + 200)
+                return int(line.split()[1])
     raise RuntimeError("callgrind wrote no summary")
 
 
