@@ -449,6 +449,16 @@ def test_opaque_values_are_counted_in_stats_and_their_type_logged_once(caplog):
     assert len(logged) == 1 and "fix:" in logged[0] and "@prodture.register" in logged[0]
 
 
+def the_one_trace(sink: DirectorySink | MemorySink, folder: Path):
+    """The one trace a closed recorder wrote into ``sink`` (a DirectorySink on ``folder``, or a
+    MemorySink), read back."""
+    if isinstance(sink, MemorySink):
+        (data,) = sink.traces
+        return read_trace(data)
+    (path,) = glob.glob(str(folder / "*.prodtrace"))
+    return read_trace(path)
+
+
 @pytest.mark.parametrize("sink_kind", ["directory", "memory"])
 def test_always_mode_keeps_immutable_values_and_encodes_mutable_ones_in_order(tmp_path, sink_kind):
     """always mode encodes immutable values later (in the writer) and mutable ones at once: the
@@ -472,11 +482,7 @@ def test_always_mode_keeps_immutable_values_and_encodes_mutable_ones_in_order(tm
     outcome = Interpreter(performers, recorder=recorder).run(handler, ["new"])
     assert outcome == Success((("a", 1), ("b", 1)))
     assert recorder.close(timeout=60)
-    if sink_kind == "directory":
-        (path,) = glob.glob(str(tmp_path / "*.prodtrace"))
-        trace = read_trace(path)
-    else:
-        trace = read_trace(sink.traces[0])
+    trace = the_one_trace(sink, tmp_path)
     assert trace.complete and trace.input == ["new"]
     age = datetime.datetime.now(datetime.timezone.utc) - trace.header.started_at
     assert datetime.timedelta(0) <= age < datetime.timedelta(minutes=10)
@@ -516,11 +522,7 @@ def test_kept_encoded_and_failed_effects_past_the_kept_limit_stay_in_order(tmp_p
     n = 3 * MAX_KEPT
     assert Interpreter(performers, recorder=recorder).run(handler, n) == Success(n)
     assert recorder.close(timeout=60)
-    if sink_kind == "directory":
-        (path,) = glob.glob(str(tmp_path / "*.prodtrace"))
-        trace = read_trace(path)
-    else:
-        trace = read_trace(sink.traces[0])
+    trace = the_one_trace(sink, tmp_path)
     assert trace.complete and [e.seq for e in trace.effects] == list(range(1, n + 1))
     for e in trace.effects:
         kind = e.seq % 4
