@@ -19,7 +19,7 @@ import pytest
 import prodture
 from prodture import DirectorySink, Effect, Interpreter, Recorder, secret
 from prodture.trace import REDACTED, Redactor, read_trace
-from prodture.trace.codec import MAX_REDACT_DEPTH, _enc, new_packer, register_value_type
+from prodture.trace.codec import MAX_REDACT_DEPTH, _enc, register_value_type
 from prodture.trace.format import _CLEAN_DEPTH, RecordKind, TraceEncoder, _utc_iso
 
 SECRET = "hunter2-fast-path"
@@ -69,10 +69,6 @@ class MyDict(dict):
 
 
 class Key(str):
-    pass
-
-
-class Clock(_dt.datetime):
     pass
 
 
@@ -178,43 +174,6 @@ def test_input_and_outcome_bytes_are_those_of_the_general_way(name):
         outcome = [RecordKind.OUTCOME, True, value, "", None, 1234]
         assert fast.outcome(True, value, "", None, 1234) == general(slow, outcome, 2)
     assert fast.opaque_values == slow.opaque_values
-
-
-@pytest.mark.parametrize(
-    "started_at",
-    [
-        _dt.datetime(2026, 12, 1, 0, 4, 32, 123456, tzinfo=_dt.timezone.utc),
-        _dt.datetime(2026, 12, 1, 0, 4, 32, tzinfo=_dt.timezone.utc),  # no microseconds
-        _dt.datetime(2026, 12, 1, 1, 4, 32, 5, tzinfo=_dt.timezone(_dt.timedelta(hours=1))),
-        _dt.datetime(999, 1, 2, 3, 4, 5, 60, tzinfo=_dt.timezone.utc),
-        _dt.datetime(2026, 12, 1, 0, 4, 32, 7),  # naive
-        Clock(2026, 12, 1, 0, 4, 32, 7, tzinfo=_dt.timezone.utc),  # a datetime subclass
-    ],
-)
-@pytest.mark.parametrize("meta", [None, {}, {"region": "eu", "n": 3}, {"cart": CART}])
-def test_header_bytes_are_those_of_the_header_map_packed_whole(started_at, meta):
-    """The header record made from its parts cached per handler is byte for byte the header map packed whole: empty or full meta, any started_at."""
-    header = TraceEncoder(Redactor()).header(
-        "svc:handler",
-        trace_id="ab" * 16,
-        started_at=started_at,
-        fingerprint="f" * 16,
-        meta=meta,
-        python="3.12.1",
-        prodture="0.1.0",
-    )
-    body = {
-        "format": "prodture-trace",
-        "version": 1,
-        "handler": "svc:handler",
-        "trace_id": "ab" * 16,
-        "started_at": started_at,
-        "fingerprint": "f" * 16,
-        "python": "3.12.1",
-        "prodture": "0.1.0",
-        "meta": meta or {},
-    }
-    assert header == new_packer().pack([RecordKind.HEADER, body])
 
 
 def test_utc_start_times_are_written_as_isoformat_writes_them():

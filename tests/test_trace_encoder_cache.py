@@ -158,16 +158,42 @@ def test_a_value_type_registered_later_is_encoded_by_its_to_fields_from_the_next
     assert after == {"text": "5 EUR"}
 
 
+class Clock(dt.datetime):
+    pass
+
+
+@pytest.mark.parametrize(
+    "started_at",
+    [
+        STARTED,
+        dt.datetime(2026, 12, 1, 0, 4, 32, 123456, tzinfo=dt.timezone.utc),
+        dt.datetime(2026, 12, 1, 1, 4, 32, 5, tzinfo=dt.timezone(dt.timedelta(hours=1))),
+        dt.datetime(999, 1, 2, 3, 4, 5, 60, tzinfo=dt.timezone.utc),
+        dt.datetime(2026, 12, 1, 0, 4, 32, 7),  # naive
+        Clock(2026, 12, 1, 0, 4, 32, 7, tzinfo=dt.timezone.utc),  # a datetime subclass
+    ],
+)
 @pytest.mark.parametrize("handler", ["a.b:one", "a.b:two", "a.b:one"])
-@pytest.mark.parametrize("meta", [{}, {"env": "prod", "ids": [1, 2, (3, 4)]}, {"when": STARTED}])
-def test_the_header_is_the_plain_msgpack_of_its_record(handler, meta):
+@pytest.mark.parametrize(
+    "meta",
+    [
+        None,
+        {},
+        {"env": "prod", "ids": [1, 2, (3, 4)]},
+        {"when": STARTED},
+        {"n": Decimal(3)},
+        {"found": Found("n", Decimal("1.5"))},
+    ],
+)
+def test_the_header_is_the_plain_msgpack_of_its_record(handler, meta, started_at):
     """Whatever was packed once for an earlier header, a header's bytes are those of its whole
-    record packed at once (what any msgpack writer of the same record gives)."""
+    record packed at once (what any msgpack writer of the same record gives): no meta, empty or
+    full meta, a started_at in UTC (written from the per-second cached text) or not."""
     encoder = TraceEncoder(Redactor())
     data = encoder.header(
         handler,
         trace_id="x" * 32,
-        started_at=STARTED,
+        started_at=started_at,
         fingerprint="f" * 16,
         meta=meta,
         python="3.12.1",
@@ -178,14 +204,14 @@ def test_the_header_is_the_plain_msgpack_of_its_record(handler, meta):
         "version": 1,
         "handler": handler,
         "trace_id": "x" * 32,
-        "started_at": STARTED,
+        "started_at": started_at,
         "fingerprint": "f" * 16,
         "python": "3.12.1",
         "prodture": "9.9",
-        "meta": meta,
+        "meta": meta or {},
     }
-    assert data == new_packer().pack([0, body])
-    assert read_header(data).meta == meta and read_header(data).handler == handler
+    assert data == new_packer().pack([RecordKind.HEADER, body])
+    assert read_header(data).meta == (meta or {}) and read_header(data).handler == handler
 
 
 def _nested(depth: int) -> object:
