@@ -265,8 +265,8 @@ def _fast_record_encoder(
         convert = leaf_source("r", "return None", True, "        ")
         result = "r"
     elif result_type is list or result_type is dict:
-        env.update(fast_value=_fast_value, redactor=redactor, WALK=_WALK)
-        convert = "        r = fast_value(r, redactor, 0)\n        if r is WALK:\n            return None\n"
+        env.update(fast_value=_fast_value(redactor), WALK=_WALK)
+        convert = "        r = fast_value(r)\n        if r is WALK:\n            return None\n"
         result = "r"
     else:
         if plain_object_encoder(result_type, True) is None or (
@@ -459,56 +459,87 @@ _WALK = object()
 _CLEAN_DEPTH = 8
 
 
-def _fast_value(value: Any, redactor: Redactor | None, depth: int) -> Any:
-    """``value`` as the accelerator's values (see :mod:`~prodture.trace.fastpack`) when it holds
-    nothing to redact, else ``_WALK``: what :meth:`TraceEncoder._clean` lets through, each plain
-    value that is not native as its ``Ext``: a native value; a plain value that is not native
-    (a ``Decimal``...); an exact list of such values; an exact dict whose keys are all str
-    matching none of ``redactor``'s patterns (looked up in its cache of names) and whose values
-    are such values; a dataclass without secret fields whose field values are all plain (its
-    OBJECT ``Ext``). Anything else, and anything deeper than ``_CLEAN_DEPTH``, is ``_WALK``: the
-    msgpack path and the redactor's walk decide, as they always did. The same bytes as that
-    path writes for the values it lets through (``tests/test_fastpack.py``)."""
+def _clean_walk(
+    value: Any,
+    is_secret: Callable[[str], bool] | None,
+    skip: frozenset[Any],
+    other: Callable[[Any, int], Any],
+    depth: int,
+) -> Any:
+    """The look into exact dicts and lists that :meth:`TraceEncoder._clean` (for msgpack) and
+    :func:`_fast_value` (for the accelerator) share: ``value`` ready to pack when it holds
+    nothing to redact, else ``_WALK``. A value of a type in ``skip`` is ready as it is; an
+    exact list is ready when each of its items is; an exact dict when each of its keys is a
+    str matching no pattern (``is_secret``, the redactor's cached name check; None: no
+    redactor) and each value is ready; lists and dicts from ``_CLEAN_DEPTH`` down are
+    ``_WALK``. Any other value is ``other(value, depth)``'s (the backend's own: ready, or
+    ``_WALK``). Containers are copied only when an item is made ready as another value."""
     t = type(value)
-    if t in NATIVE_TYPES:
+    if t in skip:
         return value
-    leaf = _LEAF_EXT_FAST.get(t)
-    if leaf is not None:
-        return leaf(value)
-    if depth >= _CLEAN_DEPTH:
-        return _WALK
     if t is list:
+        if depth >= _CLEAN_DEPTH:
+            return _WALK
         items: list[Any] | None = None
         for i, v in enumerate(value):
-            if type(v) in NATIVE_TYPES:
+            if type(v) in skip:
                 continue
-            nv = _fast_value(v, redactor, depth + 1)
+            nv = _clean_walk(v, is_secret, skip, other, depth + 1)
             if nv is _WALK:
                 return _WALK
-            if items is None:
-                items = list(value)
-            items[i] = nv
+            if nv is not v:
+                if items is None:
+                    items = list(value)
+                items[i] = nv
         return value if items is None else items
     if t is dict:
-        is_secret = redactor.is_secret_name if redactor is not None else None
+        if depth >= _CLEAN_DEPTH:
+            return _WALK
         out: dict[str, Any] | None = None
         for k, v in value.items():
             if type(k) is not str or (is_secret is not None and is_secret(k)):
                 return _WALK
-            if type(v) in NATIVE_TYPES:
+            if type(v) in skip:
                 continue
-            nv = _fast_value(v, redactor, depth + 1)
+            nv = _clean_walk(v, is_secret, skip, other, depth + 1)
             if nv is _WALK:
                 return _WALK
-            if out is None:
-                out = dict(value)
-            out[k] = nv
+            if nv is not v:
+                if out is None:
+                    out = dict(value)
+                out[k] = nv
         return value if out is None else out
-    plain = plain_object_encoder(t, True)
-    if plain is None or (redactor is not None and True in redactor.secret_fields(t)):
-        return _WALK
-    ext = plain(value)
-    return _WALK if ext is None else ext
+    return other(value, depth)
+
+
+def _fast_value(redactor: Redactor | None) -> Callable[[Any], Any]:
+    """For the accelerator (see :mod:`~prodture.trace.fastpack`), made once per compiled record
+    encoder: a function from an exact list or dict to the accelerator's values when it holds
+    nothing to redact, else ``_WALK`` (see :func:`_clean_walk`): each native value as it is, each
+    plain value that is not native (a ``Decimal``...) as its ``Ext``, a dataclass without secret
+    fields whose field values are all plain as its OBJECT ``Ext``; anything else, and anything
+    deeper than ``_CLEAN_DEPTH``, is ``_WALK``: the msgpack path and the redactor's walk decide,
+    as they always did. The same bytes as that path writes for the values it lets through
+    (``tests/test_fastpack.py``)."""
+    is_secret = redactor.is_secret_name if redactor is not None else None
+
+    def other(value: Any, depth: int) -> Any:
+        t = type(value)
+        leaf = _LEAF_EXT_FAST.get(t)
+        if leaf is not None:
+            return leaf(value)
+        if depth >= _CLEAN_DEPTH:
+            return _WALK
+        plain = plain_object_encoder(t, True)
+        if plain is None or (redactor is not None and True in redactor.secret_fields(t)):
+            return _WALK
+        ext = plain(value)
+        return _WALK if ext is None else ext
+
+    def fast_value(value: Any) -> Any:
+        return _clean_walk(value, is_secret, NATIVE_TYPES, other, 0)
+
+    return fast_value
 
 
 #: A header's meta when empty (msgpack's empty map), and what the codec's hook makes of a
@@ -689,7 +720,7 @@ class TraceEncoder:
         ``slot``, else None (then the redactor walks it). The same bytes as the redactor's walk
         followed by the packer: only values that walk leaves as they are go this way."""
         try:
-            ready = self._clean(record[slot], redactor, _compiled_for(redactor).results, 0)
+            ready = self._clean(record[slot], redactor)
         except Exception:  # a dict changed by another thread while read: the walk decides
             ready = _WALK
         packer = self._packer
@@ -708,55 +739,27 @@ class TraceEncoder:
             self._commit_opaque()
         return data
 
-    def _clean(
-        self,
-        value: Any,
-        redactor: Redactor,
-        results: dict[type, Callable[..., Any] | None],
-        depth: int,
-    ) -> Any:
+    def _clean(self, value: Any, redactor: Redactor) -> Any:
         """``value`` ready to pack when it holds nothing to redact, else ``_WALK``: a plain value;
         a dict whose keys are all str matching no pattern and whose values are clean; a list of
-        clean values; a tuple of plain values; a dataclass without secret fields whose field
-        values are all plain, encoded here and now by its compiled OBJECT encoder (the ext value
-        the packer's hook would make of it). Anything else, and anything deeper than
-        ``_CLEAN_DEPTH``, is left to the redactor's walk, which decides as it always did."""
-        t = type(value)
-        if t in _PLAIN_TYPES:
-            return value
+        clean values (see :func:`_clean_walk`); a tuple of plain values; a dataclass without
+        secret fields whose field values are all plain, encoded here and now by its compiled
+        OBJECT encoder (the ext value the packer's hook would make of it; see
+        :meth:`_clean_other`). Anything else, and anything deeper than ``_CLEAN_DEPTH``, is left
+        to the redactor's walk, which decides as it always did."""
+        return _clean_walk(value, redactor.is_secret_name, _PLAIN_TYPES, self._clean_other, 0)
+
+    def _clean_other(self, value: Any, depth: int) -> Any:
+        """:meth:`_clean` of a value that is neither plain nor an exact list or dict (for
+        :func:`_clean_walk`); ``self.redactor`` is set (only then is there a walk to skip)."""
         if depth >= _CLEAN_DEPTH:
             return _WALK
-        if t is dict:
-            is_secret = redactor.is_secret_name
-            out: dict[str, Any] | None = None
-            for k, v in value.items():
-                if type(k) is not str or is_secret(k):
-                    return _WALK
-                if type(v) in _PLAIN_TYPES:
-                    continue
-                nv = self._clean(v, redactor, results, depth + 1)
-                if nv is _WALK:
-                    return _WALK
-                if nv is not v:
-                    if out is None:
-                        out = dict(value)
-                    out[k] = nv
-            return value if out is None else out
-        if t is list:
-            items: list[Any] | None = None
-            for i, v in enumerate(value):
-                if type(v) in _PLAIN_TYPES:
-                    continue
-                nv = self._clean(v, redactor, results, depth + 1)
-                if nv is _WALK:
-                    return _WALK
-                if nv is not v:
-                    if items is None:
-                        items = list(value)
-                    items[i] = nv
-            return value if items is None else items
+        t = type(value)
         if t is tuple:
             return value if all(map(_PLAIN_TYPES.__contains__, map(type, value))) else _WALK
+        redactor = self.redactor
+        assert redactor is not None
+        results = _compiled_for(redactor).results
         plain: Any = results.get(t, _UNSEEN)
         if plain is _UNSEEN:
             plain = _plain_result(results, t, redactor)
