@@ -326,6 +326,28 @@ def test_a_normal_exit_writes_every_pending_trace(tmp_path):
     assert all(read_trace(p).complete for p in files)
 
 
+def test_flush_writes_pending_traces_itself_when_no_writer_thread_can_start(tmp_path):
+    """At interpreter exit no thread can be started (``Thread.start`` raises, and the writer is
+    left without one): flush() then writes what is pending in the calling thread and returns,
+    instead of hanging (it drains while holding the writer's lock, which answering its own
+    marker takes again)."""
+    recorder = Recorder(DirectorySink(tmp_path))
+    recorder._writer._ensure_thread = lambda: None  # type: ignore[method-assign]
+    interpreter = Interpreter({Fetch: fetch}, recorder=recorder)
+    for i in range(3):
+        assert interpreter.run(two_fetches, [f"a{i}", "b"]).ok
+    assert recorder._writer.thread is None and recorder.stats.queue_depth == 3
+    answers: list[bool] = []
+    flushing = threading.Thread(
+        target=lambda: answers.append(recorder.flush(timeout=30)), daemon=True
+    )
+    flushing.start()
+    flushing.join(timeout=60)
+    assert not flushing.is_alive(), "flush() hung with no writer thread"
+    assert answers == [True] and recorder.stats.traces_written == 3
+    assert len(glob.glob(str(tmp_path / "*.prodtrace"))) == 3
+
+
 @dataclasses.dataclass(frozen=True)
 class Price(Effect, name="test_writer.Price"):
     sku: str
@@ -550,28 +572,135 @@ class WritesSink:
         pass
 
 
-def test_a_long_execution_is_written_in_batches_of_whole_records_in_order():
-    """Records past _WRITE_BATCH_BYTES go out in several writes, each of whole records (what a
-    kill leaves readable), together the whole trace in order."""
+@pytest.mark.parametrize("sink_kind", ["directory", "writes"])
+def test_a_running_execution_streamed_while_it_appends_is_written_whole_in_order_once(
+    tmp_path, sink_kind
+):
+    """The handler appends records while the writer streams them (``flush()`` in a loop from
+    another thread, the GIL handed over every few microseconds): each write holds whole records,
+    and the file reads back complete, every record once, in order. At every 500th effect the
+    handler waits for two more flushes, so that it is streamed many times whatever the timing.
+    A writer that wrote the live buffer in place (``os.write`` lets the handler run meanwhile,
+    and its append then fails: the record is lost) or removed more than it copied (an append
+    in between is lost) fails here; so does one that wrote a record twice."""
+    n = 6_000
+    flushes = [0]
+    flushed = threading.Condition()
+    done = threading.Event()
 
-    def many(n):
-        for i in range(n):
+    def perform(effect: Fetch) -> dict:
+        if effect.key.endswith("00") and int(effect.key[1:]) % 500 == 0:
+            with flushed:
+                target = flushes[0] + 2
+                assert flushed.wait_for(lambda: flushes[0] >= target, timeout=60)
+        return {"key": effect.key}
+
+    def many(count):
+        for i in range(count):
             yield Fetch(f"k{i}")
-        return n
+        return count
 
-    sink = WritesSink()
-    recorder = Recorder(sink)
-    n = 2_000  # about 850 bytes per record: more than 10 batches
-    assert Interpreter({Fetch: fetch}, recorder=recorder).run(many, n) == Success(n)
+    def flush_until_done() -> None:
+        while not done.is_set():
+            assert recorder.flush(timeout=60)
+            with flushed:
+                flushes[0] += 1
+                flushed.notify_all()
+
+    sink = WritesSink() if sink_kind == "writes" else DirectorySink(tmp_path)
+    recorder = Recorder(sink, writer_cpu_budget=None)
+    interpreter = Interpreter({Fetch: perform}, recorder=recorder)
+    switch = sys.getswitchinterval()
+    sys.setswitchinterval(1e-5)
+    flusher = threading.Thread(target=flush_until_done)
+    flusher.start()
+    try:
+        assert interpreter.run(many, n) == Success(n)
+    finally:
+        done.set()
+        flusher.join(timeout=60)
+        sys.setswitchinterval(switch)
     assert recorder.close(timeout=60)
-    assert len(sink.writes) > 10
-    for data in sink.writes:
-        unpacker = msgpack.Unpacker(raw=False, strict_map_key=False)
-        unpacker.feed(data)
-        assert list(unpacker) and unpacker.tell() == len(data)  # whole records only
-    trace = read_trace(b"".join(sink.writes))
-    assert trace.complete and [e.seq for e in trace.effects] == list(range(1, n + 1))
+    stats = recorder.stats
+    assert stats.encode_errors == 0 and stats.sink_errors == 0 and stats.traces_written == 1
+    assert flushes[0] >= 2 * (n // 500)
+    if sink_kind == "writes":
+        assert len(sink.writes) > n // 500  # streamed at least at every checkpoint, then ended
+        for data in sink.writes:
+            unpacker = msgpack.Unpacker(raw=False, strict_map_key=False)
+            unpacker.feed(data)
+            assert list(unpacker) and unpacker.tell() == len(data)  # whole records only
+        trace = read_trace(b"".join(sink.writes))
+    else:
+        (path,) = glob.glob(str(tmp_path / "*.prodtrace"))
+        trace = read_trace(path)
+    assert trace.complete and trace.outcome.value == n
+    assert [e.seq for e in trace.effects] == list(range(1, n + 1))
     assert [e.request["key"] for e in trace.effects] == [f"k{i}" for i in range(n)]
+
+
+def test_a_streamed_execution_holds_only_what_it_recorded_since_the_last_write(tmp_path):
+    """The memory a long execution's records take: once the writer has streamed them, its
+    buffer gives back what it had grown to (the allocation of a bytearray, ``sys.getsizeof``),
+    instead of keeping the size of everything it ever recorded."""
+    sizes: list[tuple[int, int]] = []
+
+    def perform(effect: Fetch) -> dict:
+        if effect.key == "measure":
+            (session,) = recorder._writer.running.values()
+            before = sys.getsizeof(session.records)
+            assert recorder.flush(timeout=60)
+            sizes.append((before, sys.getsizeof(session.records)))
+        return {"key": effect.key, "blob": "x" * 1000}
+
+    def long_run(_):
+        for i in range(2_000):
+            yield Fetch(f"k{i}")
+        yield Fetch("measure")
+        return "done"
+
+    recorder = Recorder(DirectorySink(tmp_path), flush_interval=3600)
+    assert Interpreter({Fetch: perform}, recorder=recorder).run(long_run, None).ok
+    assert recorder.close(timeout=60)
+    ((before, after),) = sizes
+    assert before > 2_000_000 and after < 64 * 1024
+    (path,) = glob.glob(str(tmp_path / "*.prodtrace"))
+    trace = read_trace(path)
+    assert trace.complete and len(trace.effects) == 2_001
+
+
+@pytest.mark.parametrize("target", ["file", "segment"])
+def test_a_failed_write_keeps_no_view_of_what_it_was_given(tmp_path, monkeypatch, target):
+    """A short write and then a failure (a full disk): the error's traceback must not keep a
+    view of the records it was given, or the trace's buffer of records could not be cleared or
+    resized afterwards (``BufferError``)."""
+    from prodture import recorder as recorder_module
+
+    path = str(tmp_path / "trace")
+    stream: Any = (
+        recorder_module._FileStream(path, 0o600)
+        if target == "file"
+        else recorder_module._Segment(path, 0o600)
+    )
+    real_write = os.write
+    calls: list[int] = []
+
+    def write_some_then_fail(fd: int, data: Any) -> int:
+        calls.append(len(data))
+        if len(calls) == 1:
+            return real_write(fd, bytes(data[:10]))
+        del data  # (os.write, in C, keeps no reference to its argument when it fails)
+        raise OSError(28, "No space left on device")
+
+    monkeypatch.setattr(os, "write", write_some_then_fail)
+    records = bytearray(b"r" * 100)
+    with pytest.raises(OSError) as failure:
+        (stream.write if target == "file" else stream.append)(records)
+    monkeypatch.undo()
+    assert failure.value.__traceback__ is not None and calls == [100, 90]
+    records.clear()
+    records += b"still usable"
+    assert records == b"still usable"
 
 
 def test_an_error_inside_the_writer_neither_stops_it_nor_hangs_flush(tmp_path, monkeypatch):
