@@ -39,7 +39,7 @@ from prodture import (
     Success,
     read_trace,
 )
-from prodture.recorder import MAX_KEPT
+from prodture.recorder import MAX_KEPT, _StreamSession
 from prodture.trace import TraceFormatError
 
 
@@ -637,6 +637,77 @@ def test_a_running_execution_streamed_while_it_appends_is_written_whole_in_order
     assert trace.complete and trace.outcome.value == n
     assert [e.seq for e in trace.effects] == list(range(1, n + 1))
     assert [e.request["key"] for e in trace.effects] == [f"k{i}" for i in range(n)]
+
+
+def test_records_appended_between_the_writers_copy_and_its_removal_stay_for_the_next_write():
+    """The writer takes a running execution's records in two steps, a copy and a removal; the
+    handler's thread may append in between (a thread switch there is rare, so here it is made
+    to happen every time: the records' removal first waits until the handler has appended one
+    more). Every record is written once, in order, whole: the writer removes what it copied,
+    not everything there (clearing would lose the record appended in between)."""
+    from prodture.runtime import EffectCall
+
+    want, appended_one, finished = threading.Event(), threading.Event(), threading.Event()
+
+    class AppendedInBetween(bytearray):
+        """Records whose removal by the writer waits for the handler to append one more."""
+
+        def _handler_appends(self) -> None:
+            if not finished.is_set():
+                want.set()
+                assert appended_one.wait(60)
+                appended_one.clear()
+
+        def __delitem__(self, key: Any) -> None:
+            self._handler_appends()
+            super().__delitem__(key)
+
+        def clear(self) -> None:
+            self._handler_appends()
+            super().clear()
+
+    sink = WritesSink()
+    recorder = Recorder(sink, flush_interval=3600, writer_cpu_budget=None)
+    session = recorder.begin("test:many", "input")
+    assert isinstance(session, _StreamSession)
+    session.records = AppendedInBetween()
+    n = 2_000
+    calls = [EffectCall(seq, Fetch(f"k{seq}"), None) for seq in range(1, n + 1)]
+    in_between = [0]
+
+    def take() -> None:
+        write_records = recorder._writer._write_records
+        while not finished.is_set():
+            write_records(session)
+
+    taker = threading.Thread(target=take, daemon=True)
+    taker.start()
+    i = 0
+    while i < n:
+        session.effect(calls[i], True, calls[i].seq, 0, 1)
+        i += 1
+        if i > MAX_KEPT + 1 and i % 10 == 0 and i < n:  # (records to take from here on)
+            assert want.wait(60)  # the writer has copied what is there, and waits to remove
+            want.clear()
+            session.effect(calls[i], True, calls[i].seq, 0, 1)
+            i += 1
+            in_between[0] += 1
+            appended_one.set()
+    finished.set()
+    appended_one.set()
+    taker.join(timeout=60)
+    assert not taker.is_alive()
+    session.finish(Success("done"))
+    assert recorder.close(timeout=60)
+    assert recorder.stats.traces_written == 1 and recorder.stats.sink_errors == 0
+    assert in_between[0] > 10 and len(sink.writes) > 10
+    for data in sink.writes:
+        unpacker = msgpack.Unpacker(raw=False, strict_map_key=False)
+        unpacker.feed(data)
+        assert list(unpacker) and unpacker.tell() == len(data)  # whole records only
+    trace = read_trace(b"".join(sink.writes))
+    assert trace.complete and [e.seq for e in trace.effects] == list(range(1, n + 1))
+    assert [e.result for e in trace.effects] == list(range(1, n + 1))
 
 
 def test_a_streamed_execution_holds_only_what_it_recorded_since_the_last_write(tmp_path):
