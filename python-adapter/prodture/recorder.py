@@ -976,16 +976,21 @@ class _Pending:
     releases the GIL (``os.write`` does): while a buffer is exported, resizing the
     ``bytearray`` raises ``BufferError``, which would surface in the handler's append. Only a
     finished trace the writer owns (handed over by ``_enqueue``; nothing appends to it any
-    more) is passed to a stream of ours as is, without a copy. (This needs the GIL: the
-    free-threaded build of 3.13 does not lock a ``bytearray``.)
+    more) is passed to a stream of ours as is, without a copy; other sinks get ``bytes``. A
+    trace given up on (``finish()``'s drop, ``_sink_failed``) is cleared, also one C call; the
+    handler appends nothing once ``broken`` is set (a record racing that check is let go with
+    the trace). (All of this needs the GIL: the free-threaded build of 3.13 does not lock a
+    ``bytearray``.)
 
-    Measured against the deque of ``bytes`` it replaces (20,000 records of 91 bytes): the
-    writer's per-record ``popleft``, length sum and join of 128 KiB slices (0.09-0.11 µs) are
-    gone (one copy of the bytes, or none); the handler's append costs the same, and its record's
-    ``bytes`` is freed at once (91 bytes per record held instead of ~130). Memory: ``del`` from
-    the front of a ``bytearray`` moves its start; once less than half its allocation is in use
-    it is copied into an exact-size one, so a long execution's buffer holds about what it
-    recorded since the writer's last pass, never the whole history."""
+    Measured against the deque of ``bytes`` it replaces (20,000 records of 91 bytes, writer
+    CPU per record): a streaming pass 0.13-0.15 -> 0.04 µs, a finished trace 0.08 -> 0.02 µs
+    (no ``popleft`` per record, no sum of their lengths, no join of 128 KiB slices: one copy of
+    the bytes, or none); ``finish()``'s queued size, in the handler's thread, 0.022 -> 0.003
+    µs (a length, not a sum); the handler's append costs 0.01-0.02 µs more (a buffer to grow),
+    and its record's ``bytes`` is freed at once (91 bytes held per record instead of ~130).
+    Memory: ``del`` from the front of a ``bytearray`` moves its start; once less than half its
+    allocation is in use it is copied into an exact-size one, so a long execution's buffer
+    holds about what it recorded since the writer's last pass, never the whole history."""
 
     __slots__ = (
         "recorder",
