@@ -130,7 +130,7 @@ def test_an_effect_the_warm_fast_path_has_not_met_is_written_as_the_msgpack_path
     assert len(trace.effects) == len(effects)
     for record in (trace.effects[MAX_KEPT + 5], trace.effects[MAX_KEPT + 7]):
         assert record.site == (tuple(site) if site is not None else None)
-        assert record.type == type(effect).effect_name  # type: ignore[attr-defined]
+        assert record.type == type(effect).effect_name
         if read_back is not None:
             assert record.result == read_back
     assert trace.effects[-1].result == WARM[1] and trace.effects[-1].site == SITE
