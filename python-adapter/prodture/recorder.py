@@ -1193,7 +1193,7 @@ class _StreamSession(_Pending):
         # Anything else, and a record that encoder refuses, goes the encoder's way.
         common = self.common
         effect = call.effect
-        data = None
+        data = found = None
         if common is not None and ok:
             try:
                 found = common.get((type(effect), type(value), call.site))
@@ -1204,8 +1204,19 @@ class _StreamSession(_Pending):
                 start = start_ns - self.t0
                 data = record(effect, seq, type_id, value, start, duration_ns, site_id)
         if data is None:
-            self._encode_effect(seq, effect, call.site, ok, value, start_ns, duration_ns)
-            return
+            encoder = self.encoder
+            if common is None or not ok or encoder is None:  # (pending effects first)
+                self._encode_effect(seq, effect, call.site, ok, value, start_ns, duration_ns)
+                return
+            # ok_effect's general way, directly (without a 2nd try of a refused record)
+            start = start_ns - self.t0
+            try:
+                data = encoder._effect(
+                    seq, effect, True, value, start, duration_ns, call.site, found is None
+                )
+            except Exception:
+                self.recorder._encode_failed(f"effect #{seq}", self.handler)
+                return
         self.records.append(data)
 
     def finish(self, outcome: Outcome) -> None:
