@@ -1194,7 +1194,7 @@ class _StreamSession(_Pending):
         common = self.common
         effect = call.effect
         data = found = None
-        if common is not None and ok:
+        if common and ok:  # (always empty without the accelerator: no look-up then)
             try:
                 found = common.get((type(effect), type(value), call.site))
             except Exception:  # (an unhashable site) the encoder's way reports it
