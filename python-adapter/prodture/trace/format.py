@@ -257,9 +257,9 @@ def _fast_record_encoder(
     fields and the result read and turned into the accelerator's values inline (a result of a
     plain type that is not native into its ``Ext``, a dataclass without secret fields into its
     OBJECT ``Ext`` by :func:`~prodture.trace.codec.plain_object_source`'s code), then one
-    encode. ``sample_effect`` and ``sample_result``, the first ones seen, give the likely type of each field
-    (tested for first, see :func:`~prodture.trace.codec.leaf_source`); the code is right for
-    any values.
+    encode. ``sample_effect`` and ``sample_result``, the first ones seen, give the likely
+    type of each field (tested for first, see :func:`~prodture.trace.codec.leaf_source`); the
+    code is right for any values.
 
     An exact list or dict is turned into the accelerator's values by :func:`_fast_value`, which
     refuses one holding anything to redact (the record then goes the msgpack path's way, the
@@ -624,8 +624,6 @@ class TraceEncoder:
         self._fast = fastpack.encoder()
         #: Effect types defined in this trace: class -> (type id, compiled type).
         self._types: dict[type, tuple[int, _CompiledType]] = {}
-        #: The same for the accelerator's common record (see effect): class -> (type id, its
-        #: record encoders per result type); empty without the accelerator.
         #: The common records, for the accelerator (see ok_effect): (effect class, result
         #: class, site) -> (record encoder, type id, site id), for each such triple this trace
         #: has encoded with a record encoder; empty without the accelerator.
@@ -849,7 +847,8 @@ class TraceEncoder:
         result class, site) -> (record encoder, type id, site id). Such a caller calls
         ``record(effect, seq, type_id, result, start_ns, duration_ns, site_id)`` only as
         ok_effect does (a successful effect; exact int ``seq``, ``start_ns``, ``duration_ns``)
-        and gives anything it does not find, or a record that returns None, to :meth:`effect`.
+        and gives anything it does not find to :meth:`_effect`, a record that returns None to
+        ``_effect(..., fast=False)`` (ok_effect's own ways; or all of it to :meth:`effect`).
         The dict is this encoder's own, changed in place, and only once the bytes of an
         effect that defines its type and site are in hand (see :meth:`_effect`)."""
         return self._common
