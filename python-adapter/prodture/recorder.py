@@ -1076,7 +1076,7 @@ class _StreamSession(_Pending):
         "result_ns",
         "defer_until",
         "meta",
-        "encode_ok",
+        "common",
     )
 
     def __init__(
@@ -1102,9 +1102,11 @@ class _StreamSession(_Pending):
         self.stream = None
         self.meta = meta
         self.encoder: TraceEncoder | None = None
-        #: The encoder's ``ok_effect`` once the header is encoded and nothing is kept unencoded
-        #: (None until then, and while effects are kept): a successful effect's one call.
-        self.encode_ok: Callable[..., bytes] | None = None
+        #: The encoder's common records (see TraceEncoder.common_records) once the header is
+        #: encoded and nothing is kept unencoded (None until then, and while effects are
+        #: kept): a successful effect's record encoder, looked up by effect() itself.
+        self.common: dict[tuple[type, type, Any], tuple[Callable[..., Any], int, Any]] | None
+        self.common = None
         #: effects that start before this may be kept unencoded (see flush_interval)
         self.defer_until = t0 + recorder._defer_ns
         #: the effects kept unencoded, flat: ``_DEFERRED`` items each (no tuple or EffectCall
@@ -1181,7 +1183,8 @@ class _StreamSession(_Pending):
         encoder = self.encoder
         if encoder is None:
             encoder = self._encoder()
-        self.encode_ok = encoder.ok_effect  # nothing is pending before this effect now
+        # Nothing is pending before this effect now: the next ones may take effect()'s way.
+        self.common = encoder.common_records()
         try:
             data = encoder.effect(seq, effect, ok, value, start - self.t0, dur, site)
         except Exception:
@@ -1218,20 +1221,40 @@ class _StreamSession(_Pending):
                 if kept is not _NOT_KEPT:
                     # (seq, effect, site, value, start, duration): see _DEFERRED
                     self.deferred += (seq, effect, call.site, kept, start_ns, duration_ns)
-                    self.encode_ok = None  # (set again once what is kept is encoded)
+                    self.common = None  # (set again once what is kept is encoded)
                     return
         if self.broken:
             return
-        # Every effect's path once the first MAX_KEPT are kept: one call into the encoder.
-        encode = self.encode_ok
-        if encode is None or not ok:
-            self._encode_effect(seq, call.effect, call.site, ok, value, start_ns, duration_ns)
-            return
-        try:
-            data = encode(seq, call.effect, value, start_ns - self.t0, duration_ns, call.site)
-        except Exception:
-            self.recorder._encode_failed(f"effect #{seq}", self.handler)
-            return
+        # Every effect's path once the first MAX_KEPT are kept: TraceEncoder.ok_effect's common
+        # record, inline (one Python call per effect, the record encoder's): an effect of a
+        # type, with a result of a type, at a site this trace has encoded together before.
+        # Anything else, and a record that encoder refuses, goes the encoder's way.
+        common = self.common
+        effect = call.effect
+        data = found = None
+        if common and ok:  # (always empty without the accelerator: no look-up then)
+            try:
+                found = common.get((type(effect), type(value), call.site))
+            except Exception:  # (an unhashable site) the encoder's way reports it
+                found = None
+            if found is not None:
+                record, type_id, site_id = found
+                start = start_ns - self.t0
+                data = record(effect, seq, type_id, value, start, duration_ns, site_id)
+        if data is None:
+            encoder = self.encoder
+            if common is None or not ok or encoder is None:  # (pending effects first)
+                self._encode_effect(seq, effect, call.site, ok, value, start_ns, duration_ns)
+                return
+            # ok_effect's general way, directly (without a 2nd try of a refused record)
+            start = start_ns - self.t0
+            try:
+                data = encoder._effect(
+                    seq, effect, True, value, start, duration_ns, call.site, found is None
+                )
+            except Exception:
+                self.recorder._encode_failed(f"effect #{seq}", self.handler)
+                return
         self.records += data  # (one C call, the same object stored back: see _Pending)
 
     def finish(self, outcome: Outcome) -> None:

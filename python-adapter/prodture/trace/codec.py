@@ -828,6 +828,10 @@ def packing_env(fast: bool) -> dict[str, Any]:
         )
     else:
         env.update(LEAF=_LEAF_EXT, new=_new_tuple, ExtType=_ExtType, REDACTED_EXT=_REDACTED_EXT)
+    # Each leaf type and its encoder by name, for code that tests for one type (leaf_convert_source)
+    for t, leaf in env["LEAF"].items():
+        env[f"LEAF_{t.__name__}"] = t
+        env[f"TO_{t.__name__}"] = leaf
     return env
 
 
@@ -836,25 +840,57 @@ def ext_source(fast: bool, code: str, data: str) -> str:
     return f"Ext({code}, {data})" if fast else f"new(ExtType, ({code}, {data}))"
 
 
-def leaf_source(var: str, otherwise: str, fast: bool, indent: str = "    ") -> str:
+def likely_type(sample: object | None, name: str) -> type | None:
+    """The type of ``sample``'s attribute ``name`` (a hint for :func:`leaf_source`), or None
+    when there is no sample or it cannot be read."""
+    if sample is None:
+        return None
+    try:
+        return type(getattr(sample, name))
+    except Exception:  # a hint only: the compiled code tests every value anyway
+        return None
+
+
+def leaf_convert_source(var: str, t: type, fast: bool) -> str:
+    """The statement that turns ``var``, known to be of the plain type ``t`` that is not native,
+    into its ext value (for :func:`packing_env`'s names): a ``Decimal`` inline, the others by
+    their encoder in :func:`_leaf_encoders`."""
+    if t is Decimal:
+        return f"{var} = {ext_source(fast, str(ExtCode.DECIMAL), f'str({var}).encode()')}"
+    return f"{var} = TO_{t.__name__}({var})"
+
+
+def leaf_source(
+    var: str, otherwise: str, fast: bool, indent: str = "    ", likely: type | None = None
+) -> str:
     """Source lines that turn ``var``, when of a plain type that is not native (a ``Decimal``
     inline, the others by :func:`_leaf_encoders`), into its ext value, and run the statement
     ``otherwise`` for any other type that is not native. The same bytes as the packer's hook
-    gives, without a call from C back into Python per value."""
+    gives, without a call from C back into Python per value.
+
+    ``likely`` is the type the value is expected to have (the one seen when the code is
+    compiled): when it is a plain type that is not native, it is tested for first (one type
+    test for such a value instead of two). The code is right for a value of any type."""
     ext = ext_source(fast, str(ExtCode.DECIMAL), f"str({var}).encode()")
-    return "".join(
-        indent + line + "\n"
-        for line in (
-            f"if type({var}) not in NATIVE:",
-            f"    if type({var}) is Decimal:",
-            f"        {var} = {ext}",
-            "    else:",
-            f"        leaf = LEAF.get(type({var}))",
-            "        if leaf is None:",
-            f"            {otherwise}",
-            f"        {var} = leaf({var})",
-        )
+    general = (
+        f"    if type({var}) is Decimal:",
+        f"        {var} = {ext}",
+        "    else:",
+        f"        leaf = LEAF.get(type({var}))",
+        "        if leaf is None:",
+        f"            {otherwise}",
+        f"        {var} = leaf({var})",
     )
+    if likely is not None and likely in _LEAF_EXT and likely not in NATIVE_TYPES:
+        lines: tuple[str, ...] = (
+            f"if type({var}) is LEAF_{likely.__name__}:",
+            f"    {leaf_convert_source(var, likely, fast)}",
+            f"elif type({var}) not in NATIVE:",
+            *general,
+        )
+    else:
+        lines = (f"if type({var}) not in NATIVE:", *general)
+    return "".join(indent + line + "\n" for line in lines)
 
 
 def _object_encoders(
@@ -929,7 +965,7 @@ def _object_env(t: type, prefix: str) -> dict[str, Any]:
 
 
 def plain_object_source(
-    t: type, var: str, fast: bool, prefix: str, pack: str = ""
+    t: type, var: str, fast: bool, prefix: str, pack: str = "", sample: object | None = None
 ) -> tuple[str, str, dict[str, Any]]:
     """For dataclass ``t``: source lines (indented by 4) that read the fields of the instance
     named ``var`` into locals (named with ``prefix``) and turn each plain value that is not
@@ -943,7 +979,8 @@ def plain_object_source(
     The payload is ``[name, {field: value}]``; its ``[name,`` head is packed once per name the
     type is registered under. When its field names are identifiers (not keywords) this is
     straight-line code: a dict display, one type test per field; otherwise fields are read by
-    name."""
+    name. ``sample``, an instance seen when the code is compiled, gives each field's likely
+    type (see :func:`leaf_source`)."""
     names = tuple(f.name for f in dataclasses.fields(t))
     env = {**_object_env(t, prefix), **packing_env(fast), "encode_fast": fastpack.encode}
     head = _head_source(prefix)
@@ -955,7 +992,10 @@ def plain_object_source(
             + " = "
             + ", ".join(f"{var}.{n}" for n in names)
             + "\n"
-            + "".join(leaf_source(v, "return None", fast) for v in local)
+            + "".join(
+                leaf_source(v, "return None", fast, likely=likely_type(sample, n))
+                for v, n in zip(local, names, strict=True)
+            )
         )
         fields = "{" + ", ".join(f"{n!r}: {v}" for n, v in zip(names, local, strict=True)) + "}"
         struct = fastpack.map_struct(names) if fast else None

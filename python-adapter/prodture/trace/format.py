@@ -42,7 +42,9 @@ from .codec import (
     _flat_size,
     _sizeof,
     compilable_names,
+    leaf_convert_source,
     leaf_source,
+    likely_type,
     new_packer,
     opaque_of,
     packing_env,
@@ -239,16 +241,25 @@ def _request_getter(
 
 
 def _fast_record_encoder(
-    names: tuple[str, ...], secret: tuple[bool, ...], result_type: type, redactor: Redactor | None
+    names: tuple[str, ...],
+    secret: tuple[bool, ...],
+    result_type: type,
+    redactor: Redactor | None,
+    sample_effect: object | None = None,
+    sample_result: object | None = None,
 ) -> Callable[..., bytes | None] | None:
     """For the accelerator (see :mod:`~prodture.trace.fastpack`), per effect type and result
     type: ``record(effect, seq, type_id, result, start_ns, duration_ns, site_id)``, the bytes
     of a successful effect record, its secret fields REDACTED; or None when a request or
     result value is of a type the accelerator may not be given, or it refuses the record (the
-    msgpack path then packs it). One compiled call per record: the request's fields and the
-    result read and turned into the accelerator's values inline (a result of a plain type that
-    is not native into its ``Ext``, a dataclass without secret fields into its OBJECT ``Ext``
-    by :func:`~prodture.trace.codec.plain_object_source`'s code), then one encode.
+    msgpack path then packs it). Only ever called with a result of exactly ``result_type``
+    (its callers look it up by ``type(result)``). One compiled call per record: the request's
+    fields and the result read and turned into the accelerator's values inline (a result of a
+    plain type that is not native into its ``Ext``, a dataclass without secret fields into its
+    OBJECT ``Ext`` by :func:`~prodture.trace.codec.plain_object_source`'s code), then one
+    encode. ``sample_effect`` and ``sample_result``, the first ones seen, give the likely
+    type of each field (tested for first, see :func:`~prodture.trace.codec.leaf_source`); the
+    code is right for any values.
 
     An exact list or dict is turned into the accelerator's values by :func:`_fast_value`, which
     refuses one holding anything to redact (the record then goes the msgpack path's way, the
@@ -261,8 +272,8 @@ def _fast_record_encoder(
     if result_type in NATIVE_TYPES:
         convert = ""
         result = "r"
-    elif result_type in _LEAF_EXT_FAST:
-        convert = leaf_source("r", "return None", True, "        ")
+    elif result_type in _LEAF_EXT_FAST:  # (no type test: the result is of exactly this type)
+        convert = "        " + leaf_convert_source("r", result_type, True) + "\n"
         result = "r"
     elif result_type is list or result_type is dict:
         env.update(fast_value=_fast_value(redactor), WALK=_WALK)
@@ -273,7 +284,9 @@ def _fast_record_encoder(
             redactor is not None and True in redactor.secret_fields(result_type)
         ):
             return None
-        lines, result, object_env = plain_object_source(result_type, "r", True, "r_")
+        lines, result, object_env = plain_object_source(
+            result_type, "r", True, "r_", sample=sample_result
+        )
         env.update(object_env)
         convert = "".join("    " + line + "\n" for line in lines.splitlines())
     secret = secret or (False,) * len(names)
@@ -283,7 +296,12 @@ def _fast_record_encoder(
         "def record(e, seq, type_id, r, start, duration, site):\n"
         "    try:\n"
         + "".join(f"        v{i} = e.{names[i]}\n" for i in read)
-        + "".join(leaf_source(f"v{i}", "return None", True, "        ") for i in read)
+        + "".join(
+            leaf_source(
+                f"v{i}", "return None", True, "        ", likely_type(sample_effect, names[i])
+            )
+            for i in read
+        )
         + convert
         # tuples: msgspec writes them as the arrays lists are, and they are cheaper to make
         + f"        return encode(({RecordKind.EFFECT}, seq, type_id, ({items}{',' if len(names) == 1 else ''}), "
@@ -403,6 +421,8 @@ def _compiled_type(
 #: A site's SITE record after its site id (file, line, function packed), per site.
 _site_tails: dict[tuple[str, int, str], bytes] = {}
 _MAX_SITES = 10_000
+#: (effect class, result class, site) triples remembered per encoder, at most (see ok_effect).
+_MAX_COMMON = 10_000
 
 #: msgpack's encoding of the ids 0..127 (a positive fixint: the byte itself).
 _FIXINT = [bytes((i,)) for i in range(128)]
@@ -604,10 +624,11 @@ class TraceEncoder:
         self._fast = fastpack.encoder()
         #: Effect types defined in this trace: class -> (type id, compiled type).
         self._types: dict[type, tuple[int, _CompiledType]] = {}
-        #: The same for the accelerator's common record (see effect): class -> (type id, its
-        #: record encoders per result type); empty without the accelerator.
-        self._fast_types: dict[type, tuple[int, dict[type, Callable[..., bytes | None] | None]]]
-        self._fast_types = {}
+        #: The common records, for the accelerator (see ok_effect): (effect class, result
+        #: class, site) -> (record encoder, type id, site id), for each such triple this trace
+        #: has encoded with a record encoder; empty without the accelerator.
+        self._common: dict[tuple[type, type, Any], tuple[Callable[..., bytes | None], int, Any]]
+        self._common = {}
         #: Call sites defined in this trace: site -> site id; None (no site) -> None.
         self._sites: dict[tuple[str, int, str] | None, int | None] = {None: None}
         compiled = _compiled_for(redactor)
@@ -818,6 +839,20 @@ class TraceEncoder:
         reason = " ".join(str(failure).split())[:120] or type(failure).__name__
         return opaque_of(value, f"msgpack refused it: {type(failure).__name__}: {reason}")
 
+    def common_records(
+        self,
+    ) -> dict[tuple[type, type, Any], tuple[Callable[..., bytes | None], int, Any]]:
+        """What :meth:`ok_effect` looks a common record's encoder up in, for a caller that does
+        it inline (a recording session: one Python call per effect fewer): (effect class,
+        result class, site) -> (record encoder, type id, site id). Such a caller calls
+        ``record(effect, seq, type_id, result, start_ns, duration_ns, site_id)`` only as
+        ok_effect does (a successful effect; exact int ``seq``, ``start_ns``, ``duration_ns``)
+        and gives anything it does not find to :meth:`_effect`, a record that returns None to
+        ``_effect(..., fast=False)`` (ok_effect's own ways; or all of it to :meth:`effect`).
+        The dict is this encoder's own, changed in place, and only once the bytes of an
+        effect that defines its type and site are in hand (see :meth:`_effect`)."""
+        return self._common
+
     def effect(
         self,
         seq: int,
@@ -845,22 +880,17 @@ class TraceEncoder:
         ``duration_ns`` are exact ints (a recording session: the runtime's counter and clock),
         which :meth:`effect` checks for (an int subclass is written as msgpack writes it)."""
         # The common record, for the accelerator: an effect of a type and at a site this trace
-        # has defined, its result of a type with a record encoder; only values of the exact
-        # types it writes as msgpack does (see fastpack), anything else (or a record the
-        # encoder refuses) goes the general way below.
-        defined = self._fast_types.get(type(effect))
-        if defined is not None:
-            record = defined[1].get(type(value))
-            if record is not None:
-                site_id = self._sites.get(site, _UNSEEN)
-                if site_id is not _UNSEEN:
-                    body = record(effect, seq, defined[0], value, start_ns, duration_ns, site_id)
-                    if body is not None:
-                        return body
-                    # refused (an int beyond 64 bits...): msgpack packs it, without a 2nd try
-                    return self._effect(
-                        seq, effect, True, value, start_ns, duration_ns, site, False
-                    )
+        # has defined, its result of a type with a record encoder, one look-up (the three
+        # met together before); only values of the exact types it writes as msgpack does (see
+        # fastpack), anything else (or a record the encoder refuses) goes the general way.
+        common = self._common.get((type(effect), type(value), site))
+        if common is not None:
+            record, type_id, site_id = common
+            body = record(effect, seq, type_id, value, start_ns, duration_ns, site_id)
+            if body is not None:
+                return body
+            # refused (an int beyond 64 bits...): msgpack packs it, without a 2nd try
+            return self._effect(seq, effect, True, value, start_ns, duration_ns, site, False)
         return self._effect(seq, effect, True, value, start_ns, duration_ns, site)
 
     def _effect(
@@ -893,6 +923,7 @@ class TraceEncoder:
             site_id = new_site = len(self._sites) - 1  # (None is not a site)
             prefix += _SITE_HEAD + _packed_id(new_site) + _site_tail(site)  # type: ignore[arg-type]
         body = None
+        common: tuple[Callable[..., bytes | None], int, Any] | None = None
         fast_records = compiled.fast_records if self._fast is not None else None
         if (
             fast
@@ -908,11 +939,15 @@ class TraceEncoder:
                 record = _remember(
                     fast_records,
                     t,
-                    _fast_record_encoder(compiled.names, compiled.secret, t, self.redactor),
+                    _fast_record_encoder(
+                        compiled.names, compiled.secret, t, self.redactor, effect, value
+                    ),
                     _MAX_COMPILED,
                 )
             if record is not None:
                 body = record(effect, seq, type_id, value, start_ns, duration_ns, site_id)
+                if body is not None:
+                    common = (record, type_id, site_id)
         if body is None:
             body = self._effect_body(
                 seq, effect, compiled, type_id, ok, value, start_ns, duration_ns, site_id
@@ -920,10 +955,10 @@ class TraceEncoder:
         # Only now, with every byte of this record in hand: the type and site are defined.
         if defined is None:
             self._types[cls] = (type_id, compiled)
-            if fast_records is not None:
-                self._fast_types[cls] = (type_id, fast_records)
         if new_site is not None:
             self._sites[site] = new_site
+        if common is not None:  # ok_effect's look-up from now on
+            _remember(self._common, (cls, type(value), site), common, _MAX_COMMON)
         return body if not prefix else prefix + body
 
     def _effect_body(
