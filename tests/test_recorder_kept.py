@@ -176,3 +176,49 @@ def test_only_values_that_cannot_change_are_kept_by_reference():
         assert not _immutable(value), value
     for value in ({"k": Box("b", [1])}, [Plain()], deep, {("k", Plain()): 1}):
         assert _kept(value) is _NOT_KEPT, value
+
+
+def test_a_frozen_dataclass_keeper_compiled_for_its_first_instance_still_looks_at_every_one():
+    """A frozen dataclass's keeper is compiled for the field types of the type's first instance
+    (an identity test per field); a later instance with other field types is still looked at
+    field by field: kept when they are immutable too, not kept when one can change."""
+
+    @dataclasses.dataclass(frozen=True)
+    class Pair:
+        name: Any
+        count: Any
+
+    first = Pair("a", 1)
+    assert _kept(first) is first
+    for kept_as_is in (Pair("b", 2), Pair(b"c", True), Pair(None, 2.5), Pair("d", Point(1, 2))):
+        assert _kept(kept_as_is) is kept_as_is and _immutable(kept_as_is), kept_as_is
+    for changeable in (Pair("e", [1]), Pair({"k": 1}, 2), Pair("f", Box("g", [2]))):
+        assert _kept(changeable) is _NOT_KEPT and not _immutable(changeable), changeable
+
+    @dataclasses.dataclass(frozen=True)
+    class Holder:  # its first instance holds a list: compiled with no exact type for `items`
+        label: str
+        items: Any
+
+    assert _kept(Holder("h", [1])) is _NOT_KEPT
+    scalars = Holder("i", 3)
+    assert _kept(scalars) is scalars
+    assert _kept(Holder("j", {"k": 1})) is _NOT_KEPT
+
+
+def test_a_dict_with_a_key_that_could_change_is_not_kept():
+    """Dict keys are looked at as its values are: a ``str`` subclass key (an object with its
+    own attributes) or a hashable object that could change makes the dict not kept."""
+
+    class Name(str):
+        pass
+
+    class Key:
+        pass
+
+    value: dict[Any, Any]
+    for value in ({Name("k"): 1}, {"a": "b", Key(): "c"}, {"a": 1, Name("z"): "s"}):
+        assert _kept(value) is _NOT_KEPT, value
+    for value in ({"a": "b", 1: 2, ("t", 1): Point(1, 2)}, {Color.RED: "r", b"k": None}):
+        kept = _kept(value)
+        assert kept == value and kept is not value, value

@@ -5,6 +5,7 @@ from __future__ import annotations
 import asyncio
 import dataclasses
 import threading
+from typing import Any
 
 import prodture
 from prodture.runtime import current_trace_id
@@ -130,3 +131,59 @@ def test_the_id_names_the_file_the_background_writer_writes(tmp_path) -> None:
             if o.ok:  # the id the handler saw while running; on the outcome only when kept
                 assert o.value is not None and o.trace_id == (o.value if o in kept else None)
         recorder.close()
+
+
+class _Session:
+    """A third-party observer's session: ``trace_id`` is optional in the protocol."""
+
+    def __init__(self, trace_id: object) -> None:
+        self._trace_id = trace_id
+        self.outcomes: list[object] = []
+
+    def effect(self, call, ok, value, start_ns, duration_ns) -> None:  # noqa: ANN001 -- protocol
+        pass
+
+    def finish(self, outcome) -> None:  # noqa: ANN001 -- the protocol's signature
+        self.outcomes.append(outcome)
+
+    @property
+    def trace_id(self) -> object:
+        if isinstance(self._trace_id, Exception):
+            raise self._trace_id
+        return self._trace_id
+
+
+class _NoIdSession:
+    def effect(self, call, ok, value, start_ns, duration_ns) -> None:  # noqa: ANN001 -- protocol
+        pass
+
+    def finish(self, outcome) -> None:  # noqa: ANN001 -- the protocol's signature
+        pass
+
+
+class _Observer:
+    def __init__(self, session: object) -> None:
+        self.session = session
+
+    def begin(self, handler_name: str, input: object) -> Any:  # the protocol's session
+        return self.session
+
+
+def test_an_observer_session_without_a_usable_id_leaves_the_outcome_without_one() -> None:
+    """Only a non-empty string id reaches the Outcome; a session with none, an id that is not a
+    string, or one whose ``trace_id`` raises changes nothing else about the run."""
+    for session, expected in (
+        (_Session("t-1"), "t-1"),
+        (_Session(""), None),
+        (_Session(42), None),
+        (_Session(None), None),
+        (_Session(RuntimeError("the observer's own bug")), None),
+        (_NoIdSession(), None),
+    ):
+        for fail in (False, True):
+            outcome = prodture.Interpreter(
+                {Probe: _perform_probe}, recorder=_Observer(session)
+            ).run(probing, fail)
+            assert outcome.ok is not fail and outcome.trace_id == expected, (session, fail)
+            if isinstance(session, _Session):
+                assert session.outcomes[-1] is outcome
