@@ -395,10 +395,14 @@ def _first(mapping: Any, n: int) -> Iterator[tuple[Any, Any]]:
 class Redactor:
     """Removes secrets before encoding, so that they never reach a trace.
 
-    Redacted: dataclass fields declared with :func:`prodture.secret`, and every dataclass field,
+    Redacted: dataclass fields declared with :func:`prodture.secret`, every dataclass field,
     named-tuple field or map key (a ``str``, ``str`` subclass or ``bytes`` one: its text) whose
     name matches a pattern (case-insensitive regular expression search, see
-    :meth:`is_secret_name`). ``patterns`` **extend** :data:`DEFAULT_SECRET_PATTERNS`; pass
+    :meth:`is_secret_name`), and the second item of every ``(name, value)`` pair whose name
+    matches one: a tuple or list (or other sequence) of exactly two items whose first item is
+    such a name (see :meth:`is_secret_key`), wherever it is — HTTP headers as ASGI's
+    ``scope["headers"]`` (``[(b"authorization", b"Bearer ...")]``), WSGI's ``start_response``
+    and ``http.client`` give them. ``patterns`` **extend** :data:`DEFAULT_SECRET_PATTERNS`; pass
     ``defaults=False`` to use only the given patterns (``Redactor([], defaults=False)`` redacts
     only ``secret()`` fields).
 
@@ -444,6 +448,18 @@ class Redactor:
             if len(self._name_cache) < 10_000:  # dict keys may be unbounded data, not names
                 self._name_cache[name] = cached
         return cached
+
+    def is_secret_key(self, key: Any) -> bool:
+        """Whether ``key`` (a map key, or the first item of a pair) is a name that matches a
+        pattern: a ``str``, or a ``str`` subclass (a str enum member, a case-insensitive header
+        name), ``bytes`` or ``bytearray`` (read as Latin-1): its text is what a reader sees."""
+        if type(key) is str:
+            return self.is_secret_name(key)
+        if isinstance(key, str):
+            return self.is_secret_name(str.__str__(key))
+        if isinstance(key, (bytes, bytearray)):
+            return self.is_secret_name(key.decode("latin-1"))
+        return False
 
     def _names_a_secret(self, text: str) -> bool:
         """:meth:`is_secret_name` without its cache (for a repr: data, not a name)."""
@@ -525,6 +541,16 @@ class Redactor:
             # nothing of it was checked, so none of it is written.
             return REDACTED
 
+    def scrub_each(self, values: list[Any]) -> list[Any]:
+        """Each of ``values`` scrubbed as :meth:`scrub` does (the list itself when all are
+        clean): the values of a record, such as an effect's request, which are separate values,
+        never a ``(name, value)`` pair, and of which one that cannot be walked costs only itself."""
+        try:
+            scrubbed: list[Any] = self._scrub_sequence(values, values, 1, list)
+            return scrubbed
+        except Exception:
+            return [self.scrub(v) for v in values]
+
     def _scrub(self, value: Any, depth: int) -> Any:
         t = type(value)
         if t in _PLAIN_SET:
@@ -535,6 +561,8 @@ class Redactor:
         if t is dict:
             return self._scrub_items(value, value.items(), depth)
         if t is list or t is tuple:
+            if len(value) == 2 and self.is_secret_key(value[0]):  # a (name, value) pair
+                return [value[0], REDACTED] if t is list else (value[0], REDACTED)
             return self._scrub_sequence(value, value, depth, t)
         kind, info = self._kind(t)
         if kind == _RECORD:
@@ -595,10 +623,14 @@ class Redactor:
         if kind == _NAMEDTUPLE:
             secret_flags = info
             items = [REDACTED if s else v for v, s in zip(value, secret_flags, strict=False)]
+            if len(items) == 2 and self.is_secret_key(items[0]):  # a (name, value) pair
+                items[1] = REDACTED
             return tuple(self._scrub_sequence(items, items, depth, list))
         if kind == _SEQUENCE or kind == _VALUES:
             _check_size(value)
             items = list(value)
+            if kind == _SEQUENCE and len(items) == 2 and self.is_secret_key(items[0]):
+                items[1] = REDACTED  # a (name, value) pair
             scrubbed = self._scrub_sequence(items, items, depth, list)
             # list / tuple subclasses: recorded as lists / tuples
             return tuple(scrubbed) if issubclass(t, tuple) else scrubbed
@@ -629,16 +661,7 @@ class Redactor:
                     nv = self._scrub(v, depth)
             else:
                 nk = self._scrub(k, depth)
-                # A str subclass (a str enum member, a case-insensitive header name) or bytes
-                # key is a name too: its text is what a reader sees.
-                name = (
-                    str.__str__(k)
-                    if isinstance(k, str)
-                    else k.decode("latin-1")
-                    if isinstance(k, bytes)
-                    else None
-                )
-                if name is not None and is_secret(name):
+                if self.is_secret_key(k):
                     nv = REDACTED
                 else:
                     nv = v if type(v) in _PLAIN_SET else self._scrub(v, depth)

@@ -472,13 +472,17 @@ def _clean_walk(
     exact list is ready when each of its items is; an exact dict when each of its keys is a
     str matching no pattern (``is_secret``, the redactor's cached name check; None: no
     redactor) and each value is ready; lists and dicts from ``_CLEAN_DEPTH`` down are
-    ``_WALK``. Any other value is ``other(value, depth)``'s (the backend's own: ready, or
-    ``_WALK``). Containers are copied only when an item is made ready as another value."""
+    ``_WALK``; so is a list of two items whose first is an exact str or bytes naming a secret
+    (a ``(name, value)`` pair, see :class:`~prodture.trace.codec.Redactor`). Any other value is
+    ``other(value, depth)``'s (the backend's own: ready, or ``_WALK``). Containers are copied
+    only when an item is made ready as another value."""
     t = type(value)
     if t in skip:
         return value
     if t is list:
-        if depth >= _CLEAN_DEPTH:
+        if depth >= _CLEAN_DEPTH or (
+            is_secret is not None and len(value) == 2 and _names_a_secret(value[0], is_secret)
+        ):
             return _WALK
         items: list[Any] | None = None
         for i, v in enumerate(value):
@@ -510,6 +514,14 @@ def _clean_walk(
                 out[k] = nv
         return value if out is None else out
     return other(value, depth)
+
+
+def _names_a_secret(first: Any, is_secret: Callable[[str], bool]) -> bool:
+    """Whether ``first``, the first item of a list or tuple of two, makes it a ``(name,
+    value)`` pair to redact (for :func:`_clean_walk`; only the plain str and bytes reach it, any
+    other name type is walked)."""
+    t = type(first)
+    return (t is str and is_secret(first)) or (t is bytes and is_secret(first.decode("latin-1")))
 
 
 def _fast_value(redactor: Redactor | None) -> Callable[[Any], Any]:
@@ -755,10 +767,12 @@ class TraceEncoder:
         if depth >= _CLEAN_DEPTH:
             return _WALK
         t = type(value)
-        if t is tuple:
-            return value if all(map(_PLAIN_TYPES.__contains__, map(type, value))) else _WALK
         redactor = self.redactor
         assert redactor is not None
+        if t is tuple:
+            if len(value) == 2 and _names_a_secret(value[0], redactor.is_secret_name):
+                return _WALK  # a (name, value) pair
+            return value if all(map(_PLAIN_TYPES.__contains__, map(type, value))) else _WALK
         results = _compiled_for(redactor).results
         plain: Any = results.get(t, _UNSEEN)
         if plain is _UNSEEN:
@@ -945,9 +959,8 @@ class TraceEncoder:
         result = value
         redactor = self.redactor
         if not clean:
-            scrubbed = redactor.scrub(values)  # type: ignore[union-attr]
-            # REDACTED as a whole when a value could not be walked: then value by value.
-            values = scrubbed if type(scrubbed) is list else [redactor.scrub(v) for v in values]  # type: ignore[union-attr]
+            # Each value on its own: the list is the record's, not a (name, value) pair.
+            values = redactor.scrub_each(values)  # type: ignore[union-attr]
         if ok and type(value) not in _PLAIN_TYPES:
             plain: Any = self._plain_results.get(type(value), _UNSEEN)
             if plain is _UNSEEN:
