@@ -156,6 +156,16 @@ class Model:
         return "Model(" + ", ".join(f"{k}={v!r}" for k, v in self.fields.items()) + ")"
 
 
+class StripeKey:
+    """An unsupported object whose repr shows a secret without any name a pattern matches."""
+
+    def __init__(self, key: str) -> None:
+        self.key = key
+
+    def __repr__(self) -> str:
+        return f"StripeKey({self.key!r})"
+
+
 class MyList(list):
     pass
 
@@ -344,6 +354,8 @@ CASES: dict[str, tuple[Any, bool]] = {
         Model(headers={"X-Api-Key": SECRET}),
         False,
     ),
+    "opaque object whose repr shows a secret under no name": (StripeKey(SECRET), False),
+    "opaque object in a list": ([StripeKey(SECRET), PUBLIC], True),
     # Leaf types that are also dataclasses: the codec writes their fields (an OBJECT).
     "dataclass subclass of str": (StrToken(PUBLIC, SECRET), True),
     "dataclass subclass of int, secret()": (IntToken(PUBLIC, SECRET), True),
@@ -591,6 +603,22 @@ def test_an_effect_with_two_fields_is_not_a_pair(tmp_path):
     (path,) = tmp_path.glob("*.prodtrace")
     request = read_trace(path.read_bytes()).effects[0].request
     assert request == {"subject": "password reset", "body": {"to": PUBLIC}}
+
+
+@pytest.mark.parametrize("encoder", ENCODERS)
+@pytest.mark.parametrize("place", PLACES)
+def test_opaque_reprs_are_kept_only_when_asked_and_clean(place, encoder, tmp_path, monkeypatch):
+    """An object the codec cannot encode is recorded by its type name, its repr withheld (text its class made: nothing can check it); Redactor(opaque_repr=True) keeps a repr that names no secret, and still withholds one that does."""
+    monkeypatch.setattr(fastpack, "enabled", encoder == "msgspec")
+    value = [Model(user=PUBLIC), StripeKey(SECRET), Model(password=SECRET)]
+    default = record_to_file(place, value, tmp_path / "default")
+    assert SECRET.encode() not in default and PUBLIC.encode() not in default
+    assert b"StripeKey" in default and b"Model" in default  # the type names are kept
+    asked = record_to_file(place, value, tmp_path / "asked", redact=Redactor(opaque_repr=True))
+    assert PUBLIC.encode() in asked  # Model(user='visible-data')
+    assert b"it matches a redaction pattern" in asked  # Model(password=...)
+    # Asked for, a repr is kept as the class made it: a secret under no name is the user's.
+    assert SECRET.encode() in asked
 
 
 def test_redact_list_extends_the_defaults(tmp_path):

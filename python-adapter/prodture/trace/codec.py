@@ -304,6 +304,10 @@ def register_value_type(
 # ---------------------------------------------------------------------------------------------
 # Redaction
 
+#: The ``repr`` an OPAQUE value holds in place of an unsupported object's own, by default (see
+#: :class:`Redactor`'s ``opaque_repr``).
+OPAQUE_REPR_WITHHELD = "<repr withheld: redact=Redactor(opaque_repr=True) records it>"
+
 
 DEFAULT_SECRET_PATTERNS = (
     "password",
@@ -410,12 +414,18 @@ class Redactor:
     implementations included), every dataclass and every enum member's value is walked, each
     value as the codec encodes it (a dataclass subclass of ``str`` as its fields), and a
     container that is not a built-in one is given back as the snapshot that was checked; a
-    value nested deeper than :data:`MAX_REDACT_DEPTH`, a container that cannot be walked (its iteration raises, or it has
-    more than :data:`MAX_REDACT_ITEMS` items), and an object the codec would record as an opaque
-    ``repr`` whose ``repr`` matches a pattern are replaced by :data:`REDACTED`.
+    value nested deeper than :data:`MAX_REDACT_DEPTH` and a container that cannot be walked (its
+    iteration raises, or it has more than :data:`MAX_REDACT_ITEMS` items) are replaced by
+    :data:`REDACTED`. An object the codec can only record as OPAQUE (a class it cannot encode)
+    is recorded by its type name alone, its ``repr`` withheld (:data:`OPAQUE_REPR_WITHHELD`): a
+    repr is text the class makes (``Token('sk_live_...')``), with no name to check. With
+    ``opaque_repr=True`` its ``repr`` is kept, unless it matches a pattern as a name would
+    (``Model(password=...)``, ``cardNumber=``).
     """
 
-    def __init__(self, patterns: Iterable[str] = (), *, defaults: bool = True) -> None:
+    def __init__(
+        self, patterns: Iterable[str] = (), *, defaults: bool = True, opaque_repr: bool = False
+    ) -> None:
         if isinstance(patterns, str):
             raise TypeError(
                 f"redact patterns must be a list of patterns, not the string {patterns!r}; "
@@ -424,6 +434,8 @@ class Redactor:
         given = tuple(patterns)
         combined = (DEFAULT_SECRET_PATTERNS + given) if defaults else given
         self.patterns: tuple[str, ...] = tuple(dict.fromkeys(combined))
+        #: Whether an object recorded as OPAQUE keeps its ``repr`` (when the repr names no secret).
+        self.opaque_repr = opaque_repr
         self._regex = (
             re.compile("|".join(f"(?:{p})" for p in self.patterns), re.IGNORECASE)
             if self.patterns
@@ -437,7 +449,8 @@ class Redactor:
         self.compiled: Any = None
 
     def __repr__(self) -> str:
-        return f"Redactor({list(self.patterns)!r}, defaults=False)"
+        extra = ", opaque_repr=True" if self.opaque_repr else ""
+        return f"Redactor({list(self.patterns)!r}, defaults=False{extra})"
 
     def is_secret_name(self, name: str) -> bool:
         """Whether ``name`` matches a pattern, as written or with its words joined by ``_``
@@ -634,8 +647,14 @@ class Redactor:
             scrubbed = self._scrub_sequence(items, items, depth, list)
             # list / tuple subclasses: recorded as lists / tuples
             return tuple(scrubbed) if issubclass(t, tuple) else scrubbed
-        # _FOREIGN: recorded as an opaque repr. Its repr is the only thing written; withhold it
-        # when it names a secret as a name would (``User(password='...')``, ``cardNumber=``).
+        # _FOREIGN: recorded as an opaque value. Its repr is text its class made, which nothing
+        # can walk (``Token('sk_live_...')`` names no secret): by default only the type name is
+        # kept; with opaque_repr, the repr too, unless it names a secret as a name would
+        # (``User(password='...')``, ``cardNumber=``).
+        if not self.opaque_repr:
+            name = type_name(t)
+            note_opaque(name, UNSUPPORTED_TYPE)
+            return Opaque(name, OPAQUE_REPR_WITHHELD)
         opaque = opaque_of(value, UNSUPPORTED_TYPE)
         if self._names_a_secret(opaque.repr):
             return Opaque(
@@ -754,7 +773,7 @@ def note_opaque(name: str, reason: str) -> None:
         short=name.rsplit(".", 1)[-1]
     )
     log.warning(
-        "prodture: a %s value could not be encoded (%s), so it was recorded as an opaque repr "
+        "prodture: a %s value could not be encoded (%s), so it was recorded as an opaque value "
         "that replay cannot use; fix: %s (logged once per type)",
         name,
         reason,
