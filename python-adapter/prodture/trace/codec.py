@@ -35,7 +35,7 @@ from collections.abc import (
 from collections.abc import Set as AbstractSet
 from contextvars import ContextVar
 from decimal import Decimal, InvalidOperation
-from typing import Any
+from typing import Any, TypeVar
 
 import msgpack
 
@@ -297,8 +297,28 @@ def register_value_type(
     _custom_types[cls] = (name, to_fields, from_fields)
     _PLAIN_OBJECT.pop(cls, None)  # now encoded by to_fields, not as a dataclass
     value_types_version += 1  # for the encoders' caches of plain_object_encoder
-    _FAST[cls] = lambda o: _ext(ExtCode.OBJECT, _pack([name, to_fields(o)]))
+    _FAST[cls] = _FIXED_ENCODERS[cls] = lambda o: _ext(ExtCode.OBJECT, _pack([name, to_fields(o)]))
     return cls
+
+
+# ---------------------------------------------------------------------------------------------
+# Caches
+
+_V = TypeVar("_V")
+
+#: Classes each per-type cache of the codec (and the redactor's) holds at most.
+MAX_CACHED_TYPES = 10_000
+
+
+def remember(cache: dict[Any, _V], key: Any, value: _V, limit: int) -> _V:
+    """``cache[key] = value``, emptying the cache first when it holds ``limit`` entries: the
+    encoders' caches are keyed by classes, sites and handlers, which a program can make at run
+    time (a dataclass per request), so none may grow forever or keep every such class alive (a
+    cleared entry is made again at its next use)."""
+    if len(cache) >= limit:
+        cache.clear()
+    cache[key] = value
+    return value
 
 
 # ---------------------------------------------------------------------------------------------
@@ -489,7 +509,7 @@ class Redactor:
                 bool(f.metadata.get("prodture.secret")) or self.is_secret_name(f.name)
                 for f in dataclasses.fields(cls)
             )
-            self._field_cache[cls] = cached
+            remember(self._field_cache, cls, cached, MAX_CACHED_TYPES)
         return cached
 
     def _kind(self, t: type) -> tuple[int, Any]:
@@ -539,9 +559,7 @@ class Redactor:
             kind = (_VALUES, None)
         else:
             kind = (_FOREIGN, None)  # the codec records it as an opaque repr
-        if len(self._kinds) < 10_000:
-            self._kinds[t] = kind
-        return kind
+        return remember(self._kinds, t, kind, MAX_CACHED_TYPES)
 
     def scrub(self, value: Any) -> Any:
         """``value`` with secrets replaced by :data:`REDACTED`; the same object when clean."""
@@ -768,6 +786,8 @@ def note_opaque(name: str, reason: str) -> None:
     with _opaque_lock:
         if name in _opaque_logged:
             return
+        if len(_opaque_logged) >= MAX_CACHED_TYPES:  # a class (name) per request: a type
+            _opaque_logged.clear()  # may be logged again, after that many others
         _opaque_logged.add(name)
     fix = (_FIX_TYPE if reason == UNSUPPORTED_TYPE else _FIX_VALUE).format(
         short=name.rsplit(".", 1)[-1]
@@ -1040,8 +1060,9 @@ def plain_object_encoder(t: type, fast: bool = False) -> Callable[..., Any] | No
         encoders = None
         if not _is_special(t):
             encode, *encoders = _object_encoders(t)
-            _FAST.setdefault(t, encode)
-        _PLAIN_OBJECT[t] = encoders
+            if t not in _FAST:
+                _remember_encoder(t, encode)
+        remember(_PLAIN_OBJECT, t, encoders, MAX_CACHED_TYPES)
     return encoders[fast] if encoders is not None else None  # type: ignore[index]
 
 
@@ -1078,7 +1099,7 @@ def _to_ext(obj: Any) -> Any:
     if isinstance(obj, BaseException):  # before dataclasses: a dataclass exception is an error
         return _ext(ExtCode.ERROR, _pack(_error_payload(obj)))
     if dataclasses.is_dataclass(t):
-        encoder = _FAST[t] = _object_encoders(t)[0]
+        encoder = _remember_encoder(t, _object_encoders(t)[0])
         return encoder(obj)
     if t is int:  # msgpack hands over an int only when it does not fit in 64 bits
         return _opaque_ext(obj, "an int beyond 64 bits")
@@ -1182,11 +1203,27 @@ _LEAF_EXT_FAST = (
     _leaf_encoders(fastpack.Ext, fastpack.encode) if fastpack.encode is not None else {}
 )
 
-#: Exact type -> encoder, for the common types (dataclass types are added as they are first met).
-_FAST: dict[type, Callable[[Any], Any]] = {
+#: The encoders of :data:`_FAST` that are always there: the common types, and registered value
+#: types (see :func:`register_value_type`).
+_FIXED_ENCODERS: dict[type, Callable[[Any], Any]] = {
     **_LEAF_EXT,
     tuple: lambda o: _ext(ExtCode.TUPLE, _pack(list(o))),
 }
+#: Exact type -> encoder: the fixed ones, and dataclass types as they are first met (at most
+#: MAX_CACHED_TYPES of them, see _remember_encoder).
+_FAST: dict[type, Callable[[Any], Any]] = dict(_FIXED_ENCODERS)
+
+
+def _remember_encoder(t: type, encode: Callable[[Any], Any]) -> Callable[[Any], Any]:
+    """``_FAST[t] = encode``, bounded: beyond MAX_CACHED_TYPES dataclass types, the cache goes
+    back to its fixed encoders (the others are compiled again at their next value). Replaced,
+    not emptied in place: another thread reading it meanwhile still finds the fixed ones."""
+    global _FAST
+    if len(_FAST) >= MAX_CACHED_TYPES + len(_FIXED_ENCODERS):
+        _FAST = {**_FIXED_ENCODERS, t: encode}
+    else:
+        _FAST[t] = encode
+    return encode
 
 
 def encode_value(value: Any) -> bytes:

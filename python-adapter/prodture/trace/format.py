@@ -15,7 +15,7 @@ import os
 import platform
 import uuid
 from collections.abc import Callable, Iterable, Iterator
-from typing import IO, Any, TypeVar
+from typing import IO, Any
 
 import msgpack
 
@@ -51,6 +51,7 @@ from .codec import (
     type_name,
 )
 from .codec import _PLAIN_SET as _PLAIN_TYPES
+from .codec import remember as _remember
 
 __all__ = [
     "FORMAT_NAME",
@@ -334,19 +335,6 @@ _UNREDACTED = _Compiled()
 #: Classes compiled per redactor, at most (classes made at run time must not grow it forever).
 _MAX_COMPILED = 10_000
 _UNSEEN = object()
-
-
-_V = TypeVar("_V")
-
-
-def _remember(cache: dict[Any, _V], key: Any, value: _V, limit: int) -> _V:
-    """``cache[key] = value``, emptying the cache first when it holds ``limit`` entries: these
-    caches are keyed by classes, sites and handlers, which a program can make at run time, so
-    none may grow forever (a cleared entry is made again at its next use)."""
-    if len(cache) >= limit:
-        cache.clear()
-    cache[key] = value
-    return value
 
 
 def _compiled_for(redactor: Redactor | None) -> _Compiled:
