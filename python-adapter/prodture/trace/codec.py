@@ -926,20 +926,10 @@ def _object_encoders(
     ``encode_plain(obj, pack)``, the same ext value when every field
     value is of a ``_PLAIN`` type, else None (then the value needs a redaction walk), and
     ``encode_plain_fast(obj)``, the same with the accelerator's encoder and ``Ext`` (None when
-    it is not available). The plain encoders are :func:`plain_object_source`'s code."""
-    names = tuple(f.name for f in dataclasses.fields(t))
-    env = _object_env(t, "")
-    if names and compilable_names(names):
-        load = (
-            ", ".join(f"v{i}" for i in range(len(names)))
-            + " = "
-            + ", ".join(f"o.{n}" for n in names)
-        )
-        fields = "{" + ", ".join(f"{n!r}: v{i}" for i, n in enumerate(names)) + "}"
-    else:  # any field names (or none): read by name
-        load = "fields = {n: getattr(o, n) for n in names}"
-        fields = "fields"
-    source = f"def encode(o):\n    {load}\n    return new(ExtType, (OBJECT, {_head_source('')} + _pack({fields})))\n"
+    it is not available). All are :func:`_object_source`'s code: ``encode`` without turning
+    plain values into ext values (the packer's hook, ``_pack``, encodes every field value)."""
+    lines, value, env = _object_source(t, "o", False, "", "_pack", leaves=False)
+    source = f"def encode(o):\n{lines}    return {value}\n"
     exec(source, env)  # noqa: S102 -- field names checked to be identifiers (or read by name), once per type
     encode: Callable[[Any], Any] = env["encode"]
     plain: list[Callable[..., Any] | None] = []
@@ -1006,19 +996,23 @@ def plain_object_source(
     type is registered under. When its field names are identifiers (not keywords) this is
     straight-line code: a dict display, one type test per field; otherwise fields are read by
     name."""
+    return _object_source(t, var, fast, prefix, pack, leaves=True)
+
+
+def _object_source(
+    t: type, var: str, fast: bool, prefix: str, pack: str, *, leaves: bool
+) -> tuple[str, str, dict[str, Any]]:
+    """:func:`plain_object_source` (``leaves``), or, without ``leaves``, the same code without
+    the lines that turn plain values into ext values and return None for the others: the
+    general OBJECT encoder of :func:`_object_encoders`, whose ``pack`` packs any field value."""
     names = tuple(f.name for f in dataclasses.fields(t))
     env = {**_object_env(t, prefix), **packing_env(fast), "encode_fast": fastpack.encode}
     head = _head_source(prefix)
     if names and compilable_names(names):
         local = [f"{prefix}v{i}" for i in range(len(names))]
-        lines = (
-            "    "
-            + ", ".join(local)
-            + " = "
-            + ", ".join(f"{var}.{n}" for n in names)
-            + "\n"
-            + "".join(leaf_source(v, "return None", fast) for v in local)
-        )
+        lines = "    " + ", ".join(local) + " = " + ", ".join(f"{var}.{n}" for n in names) + "\n"
+        if leaves:
+            lines += "".join(leaf_source(v, "return None", fast) for v in local)
         fields = "{" + ", ".join(f"{n!r}: {v}" for n, v in zip(names, local, strict=True)) + "}"
         struct = fastpack.map_struct(names) if fast else None
         if struct is not None:  # the same map, made and encoded faster
@@ -1026,12 +1020,13 @@ def plain_object_source(
             fields = f"{prefix}Fields({', '.join(local)})"
     else:  # any field names (or none): read by name
         fields = f"{prefix}fields"
-        lines = (
-            f"    {fields} = {{n: getattr({var}, n) for n in {prefix}names}}\n"
-            f"    for {prefix}n, v in {fields}.items():\n"
-            + leaf_source("v", "return None", fast, "        ")
-            + f"        {fields}[{prefix}n] = v\n"
-        )
+        lines = f"    {fields} = {{n: getattr({var}, n) for n in {prefix}names}}\n"
+        if leaves:
+            lines += (
+                f"    for {prefix}n, v in {fields}.items():\n"
+                + leaf_source("v", "return None", fast, "        ")
+                + f"        {fields}[{prefix}n] = v\n"
+            )
     if fast:  # (name, fields) in one encode (an array, as a list): cheaper than head + encode
         name = f"registered_name({prefix}t, {prefix}default_name)"
         value = ext_source(fast, "OBJECT", f"encode_fast(({name}, {fields}))")
