@@ -621,6 +621,30 @@ def test_opaque_reprs_are_kept_only_when_asked_and_clean(place, encoder, tmp_pat
     assert SECRET.encode() in asked
 
 
+@dataclasses.dataclass(frozen=True)
+class Connection:
+    """A dataclass the encoder can carry, but whose repr shows state that is not a field."""
+
+    host: str
+
+    def __repr__(self) -> str:
+        return f"Connection({self.host!r}, dsn='postgres://app:{SECRET}@db')"
+
+
+@pytest.mark.parametrize("encoder", ENCODERS)
+@pytest.mark.parametrize("place", PLACES)
+def test_a_value_msgpack_refuses_keeps_no_repr_of_its_own_class(
+    place, encoder, tmp_path, monkeypatch
+):
+    """A value of an encodable class that msgpack refuses all the same (a field holding a lone surrogate) becomes OPAQUE as a whole: with a redactor its repr, made by its class from state the redactor never saw, is withheld too; the digits of an int beyond 64 bits, data like any int, are kept."""
+    monkeypatch.setattr(fastpack, "enabled", encoder == "msgspec")
+    value = {"conn": Connection("db\udc80"), "big": 2**70, "user": PUBLIC}
+    data = record_to_file(place, value, tmp_path)
+    assert SECRET.encode() not in data and PUBLIC.encode() in data
+    assert str(2**70).encode() in data and b"<repr withheld" in data
+    assert read_trace(data).complete
+
+
 def test_redact_list_extends_the_defaults(tmp_path):
     """Recorder(redact=[...]) adds patterns to the defaults (password, api_key, cvv... stay redacted); Redactor([...], defaults=False) replaces them."""
     value = {

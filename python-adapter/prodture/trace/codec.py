@@ -769,10 +769,21 @@ _FIX_VALUE = (
 
 def opaque_of(value: Any, reason: str) -> Opaque:
     """``value`` as the :class:`Opaque` placeholder the codec records for it (its type name and
-    a clipped ``repr``), after :func:`note_opaque`."""
+    a clipped ``repr``), after :func:`note_opaque`. For a trace encoder with a redactor (not
+    ``opaque_repr``), only an int's or a string's repr is kept (data, as it would be written):
+    any other repr is text made by code (a class's ``__repr__``, from state that is not a
+    field, or the reprs of the items of a container) that no redaction walked."""
     name = type_name(type(value))
     note_opaque(name, reason)
+    if type(value) not in _DATA_REPRS:
+        redactor = getattr(_enc.encoder, "redactor", None)
+        if redactor is not None and not redactor.opaque_repr:
+            return Opaque(name, OPAQUE_REPR_WITHHELD)
     return Opaque(name, _safe_repr(value))
+
+
+#: The types whose repr shows the value as data only (see opaque_of).
+_DATA_REPRS = frozenset({int, str, bytes})
 
 
 def note_opaque(name: str, reason: str) -> None:
