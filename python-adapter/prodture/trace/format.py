@@ -468,10 +468,15 @@ def _clean_walk(
     if t in skip:
         return value
     if t is list:
-        if depth >= _CLEAN_DEPTH or (
-            is_secret is not None and len(value) == 2 and _names_a_secret(value[0], is_secret)
-        ):
+        if depth >= _CLEAN_DEPTH:
             return _WALK
+        if len(value) == 2 and is_secret is not None:  # a (name, value) pair? (inline: hot)
+            first = value[0]
+            if type(first) is str:
+                if is_secret(first):
+                    return _WALK
+            elif type(first) is bytes and is_secret(first.decode("latin-1")):
+                return _WALK
         items: list[Any] | None = None
         for i, v in enumerate(value):
             if type(v) in skip:
