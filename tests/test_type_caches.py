@@ -12,6 +12,7 @@ from typing import Any
 import pytest
 
 from prodture import Effect, Interpreter, MemorySink, Recorder, runtime
+from prodture import recorder as recorder_module
 from prodture.trace import Redactor, TraceEncoder, codec, fastpack, read_trace
 from prodture.trace import format as format_module
 
@@ -66,6 +67,37 @@ def test_classes_made_per_request_do_not_stay_in_the_caches(encoder, monkeypatch
     ):
         assert len(cache) <= LIMIT
     assert len(codec._FAST) <= LIMIT + len(codec._FIXED_ENCODERS)
+    gc.collect()
+    still = sum(ref() is not None for ref in alive)
+    assert still <= 4 * LIMIT, f"{still} of {CLASSES} per-request classes are still alive"
+
+
+def test_frozen_classes_made_per_request_do_not_stay_in_the_recorders_keepers(monkeypatch):
+    """The recorder keeps frozen values by reference through a keeper compiled per type: 10,000 frozen dataclasses made per request, each the input and an effect's result of a recorded run, leave that cache within its bound and the classes freed, and the traces read back."""
+    monkeypatch.setattr(codec, "MAX_CACHED_TYPES", LIMIT)
+    monkeypatch.setattr(format_module, "_MAX_COMPILED", LIMIT)
+    sink = MemorySink()
+    recorder = Recorder(sink, redact=Redactor())
+    alive: list[weakref.ref[type]] = []
+
+    def handle(event: Any) -> Any:
+        got = yield Carry(event.n)
+        return got
+
+    for i in range(CLASSES):
+        cls = dataclasses.make_dataclass("Frozen", [("n", int)], frozen=True)
+        alive.append(weakref.ref(cls))
+        interpreter = Interpreter({Carry: lambda e, cls=cls: cls(e.payload + 1)}, recorder=recorder)
+        assert interpreter.run(handle, cls(i)).ok
+        if i % 1000 == 0:
+            assert recorder.flush(timeout=30)
+            trace = read_trace(sink.traces[-1])
+            assert trace.complete and trace.effects[0].result.fields == {"n": i + 1}
+        del cls, interpreter
+    assert recorder.flush(timeout=60)
+    recorder.close()
+    sink.traces.clear()
+    assert len(recorder_module._keepers) <= LIMIT + len(recorder_module._FIXED_KEEPERS)
     gc.collect()
     still = sum(ref() is not None for ref in alive)
     assert still <= 4 * LIMIT, f"{still} of {CLASSES} per-request classes are still alive"
