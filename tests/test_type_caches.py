@@ -87,7 +87,8 @@ def test_frozen_classes_made_per_request_do_not_stay_in_the_recorders_keepers(mo
     for i in range(CLASSES):
         cls = dataclasses.make_dataclass("Frozen", [("n", int)], frozen=True)
         alive.append(weakref.ref(cls))
-        interpreter = Interpreter({Carry: lambda e, cls=cls: cls(e.payload + 1)}, recorder=recorder)
+        performers: dict[type, Any] = {Carry: lambda e, cls=cls: cls(e.payload + 1)}
+        interpreter = Interpreter(performers, recorder=recorder)
         assert interpreter.run(handle, cls(i)).ok
         if i % 1000 == 0:
             assert recorder.flush(timeout=30)
