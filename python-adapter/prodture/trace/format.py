@@ -510,9 +510,9 @@ def _clean_walk(
 
 
 def _names_a_secret(first: Any, is_secret: Callable[[str], bool]) -> bool:
-    """Whether ``first``, the first item of a list or tuple of two, makes it a ``(name,
-    value)`` pair to redact (for :func:`_clean_walk`; only the plain str and bytes reach it, any
-    other name type is walked)."""
+    """Whether ``first``, the first item of a tuple of two, makes it a ``(name, value)`` pair
+    to redact (for :meth:`TraceEncoder._clean_other`; :func:`_clean_walk` tests a list's inline).
+    Only a plain str or bytes name is looked at here: a tuple holding anything else is walked."""
     t = type(first)
     return (t is str and is_secret(first)) or (t is bytes and is_secret(first.decode("latin-1")))
 
