@@ -13,8 +13,8 @@ import prodture
 from prodture import Effect, Interpreter, MemorySink, Recorder
 from prodture.cli import main as cli_main
 from prodture.replay import Replayer
-from prodture.trace import Opaque, TraceEncoder, read_trace
-from prodture.trace.codec import opaque_paths
+from prodture.trace import Opaque, Redactor, TraceEncoder, read_trace
+from prodture.trace.codec import OPAQUE_REPR_WITHHELD, opaque_paths
 
 
 class Model:
@@ -42,9 +42,9 @@ def handle(event):
     return f"{event.event_id}:{found}"
 
 
-def record(value: Any) -> bytes:
+def record(value: Any, redact: Any = Redactor()) -> bytes:  # noqa: B008 -- Redactor is immutable
     sink = MemorySink()
-    recorder = Recorder(sink)
+    recorder = Recorder(sink, redact=redact)
     assert Interpreter({Fetch: lambda e: "hit"}, recorder=recorder).run(handle, value).ok
     close = getattr(recorder, "close", None)
     if close is not None:
@@ -84,8 +84,10 @@ def test_opaque_types_are_logged_once_each_with_name_and_fix(caplog):
 
 
 def test_show_marks_opaque_values(capsys):
-    """prodture show prints an opaque value as <opaque Type: repr>, never as if it were the value."""
-    data = record(Model("e1"))
+    """prodture show prints an opaque value as <opaque Type: repr>, never as if it were the value (its repr, recorded with Redactor(opaque_repr=True); by default its type name alone, the repr withheld)."""
+    withheld = read_trace(record(Model("e1"))).input
+    assert repr(withheld) == f"<opaque Model: {OPAQUE_REPR_WITHHELD}>"
+    data = record(Model("e1"), Redactor(opaque_repr=True))
     trace = read_trace(data)
     assert isinstance(trace.input, Opaque)
     assert repr(trace.input) == "<opaque Model: Model(event_id='e1')>"

@@ -35,6 +35,7 @@ from prodture import (
     secret,
 )
 from prodture.trace import REDACTED, Opaque, RecordedError
+from prodture.trace.codec import OPAQUE_REPR_WITHHELD
 
 ROOT = Path(__file__).resolve().parent.parent
 
@@ -292,7 +293,7 @@ def test_failing_sink_never_changes_the_handler_result(where, caplog):
 
 
 def test_unencodable_values_are_recorded_as_opaque():
-    """Values msgpack cannot carry (objects, ints beyond 64 bits) are recorded as their type and repr, never failing the run."""
+    """Values msgpack cannot carry (objects, ints beyond 64 bits) are recorded as their type and repr (an object's repr only with Redactor(opaque_repr=True): withheld by default), never failing the run."""
 
     class Thing:
         def __repr__(self):
@@ -304,7 +305,13 @@ def test_unencodable_values_are_recorded_as_opaque():
         return a, b
 
     values = {"a": Thing(), "b": 2**70}
-    outcome, sink, recorder = record(h, None, performers={Fetch: lambda e: values[e.key]})
+    performers = {Fetch: lambda e: values[e.key]}
+    _, withheld, _ = record(h, None, performers=performers)
+    thing = read_trace(withheld.traces[0]).effects[0].result
+    assert thing == Opaque(thing.type_name, OPAQUE_REPR_WITHHELD) and "Thing" in thing.type_name
+    outcome, sink, recorder = record(
+        h, None, performers=performers, redact=Redactor(opaque_repr=True)
+    )
     assert outcome.ok and recorder.stats.encode_errors == 0
     trace = read_trace(sink.traces[0])
     assert trace.complete

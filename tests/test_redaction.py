@@ -156,6 +156,16 @@ class Model:
         return "Model(" + ", ".join(f"{k}={v!r}" for k, v in self.fields.items()) + ")"
 
 
+class StripeKey:
+    """An unsupported object whose repr shows a secret without any name a pattern matches."""
+
+    def __init__(self, key: str) -> None:
+        self.key = key
+
+    def __repr__(self) -> str:
+        return f"StripeKey({self.key!r})"
+
+
 class MyList(list):
     pass
 
@@ -344,6 +354,8 @@ CASES: dict[str, tuple[Any, bool]] = {
         Model(headers={"X-Api-Key": SECRET}),
         False,
     ),
+    "opaque object whose repr shows a secret under no name": (StripeKey(SECRET), False),
+    "opaque object in a list": ([StripeKey(SECRET), PUBLIC], True),
     # Leaf types that are also dataclasses: the codec writes their fields (an OBJECT).
     "dataclass subclass of str": (StrToken(PUBLIC, SECRET), True),
     "dataclass subclass of int, secret()": (IntToken(PUBLIC, SECRET), True),
@@ -401,6 +413,46 @@ CASES: dict[str, tuple[Any, bool]] = {
     "str subclass key": ({HeaderName("Authorization"): SECRET, "user": PUBLIC}, True),
     "str enum member key": ({Field.PASSWORD: SECRET, "user": PUBLIC}, True),
     "bytes key": ({b"x-api-key": SECRET, "user": PUBLIC}, True),
+    # (name, value) pairs: a 2-item tuple or list whose first item names a secret (see
+    # Redactor). ASGI's scope["headers"] are bytes pairs in a list; WSGI's start_response,
+    # http.client's getheaders() and requests give str pairs.
+    "ASGI scope headers (bytes pairs)": (
+        {
+            "type": "http",
+            "path": PUBLIC,
+            "headers": [
+                (b"host", PUBLIC.encode()),
+                (b"authorization", b"Bearer " + SECRET.encode()),
+                (b"cookie", b"session=" + SECRET.encode()),
+            ],
+        },
+        True,
+    ),
+    "bytes header pairs in a list": ([(b"x-api-key", SECRET.encode()), (b"accept", PUBLIC)], True),
+    "str header pairs in a list": (
+        [("Authorization", "Bearer " + SECRET), ("Accept", PUBLIC)],
+        True,
+    ),
+    "header pairs in a tuple": ((("Set-Cookie", SECRET), ("Accept", PUBLIC)), True),
+    "header pairs as lists": ([["Cookie", SECRET], ["Accept", PUBLIC]], True),
+    "header pairs nested in a dict": (
+        {"request": {"headers": [("X-Auth-Token", SECRET)]}, "u": PUBLIC},
+        True,
+    ),
+    "header pairs in a deque": (
+        collections.deque([("authorization", SECRET), ("u", PUBLIC)]),
+        True,
+    ),
+    "header pairs in a set": ({("token", SECRET), ("user", PUBLIC)}, True),
+    "header pair with a str subclass name": ([(HeaderName("Authorization"), SECRET), PUBLIC], True),
+    "header pair with a bytearray name": ([(bytearray(b"cookie"), SECRET), PUBLIC], True),
+    "header pair in a custom Sequence": (Items(("api_key", SECRET), PUBLIC), True),
+    "a lone header pair": (("Authorization", SECRET), False),
+    "a lone header pair as a list": (["password", SECRET], False),
+    "header pairs at the fast path's depth": (
+        nested_value(_CLEAN_DEPTH, [(b"authorization", SECRET.encode()), (b"u", PUBLIC)]),
+        True,
+    ),
 }
 
 PLACES = ["input", "request", "result", "outcome"]
@@ -501,6 +553,96 @@ def test_clean_values_are_returned_unchanged():
     assert redactor.scrub(Row("ada", {"note": 1})) == ("ada", {"note": 1})
     assert type(redactor.scrub(MyDict(user="ada"))) is dict
     assert type(redactor.scrub(MyList([1]))) is list
+
+
+@pytest.mark.parametrize("encoder", ENCODERS)
+@pytest.mark.parametrize("place", PLACES)
+def test_pairs_that_name_no_secret_are_kept(place, encoder, tmp_path, monkeypatch):
+    """Only a pair whose first item names a secret loses its second item: ("status", "ok"), ("business_name", ...) (a pattern only across words joined without a separator), header pairs beside a secret one, and lists that are not pairs are written as they are; a secret pair keeps its name."""
+    monkeypatch.setattr(fastpack, "enabled", encoder == "msgspec")
+    value = {
+        "status": ("status", "ok"),
+        "business": ["business_name", PUBLIC],
+        "headers": [(b"accept", b"text/html"), (b"authorization", SECRET.encode())],
+        "words": ["token", "a", "b"],
+        "numbers": (1, 2),
+    }
+    data = record_to_file(place, value, tmp_path)
+    assert SECRET.encode() not in data
+    trace = read_trace(data)
+    recorded = {
+        "input": lambda: trace.input,
+        "request": lambda: trace.effects[0].request["payload"],
+        "result": lambda: trace.effects[0].result,
+        "outcome": lambda: trace.outcome.value,
+    }[place]()
+    assert recorded == {
+        "status": ("status", "ok"),
+        "business": ["business_name", PUBLIC],
+        "headers": [(b"accept", b"text/html"), (b"authorization", REDACTED)],
+        "words": ["token", "a", "b"],
+        "numbers": (1, 2),
+    }
+
+
+def test_an_effect_with_two_fields_is_not_a_pair(tmp_path):
+    """An effect's request values are separate values, not a (name, value) pair: an effect whose first field holds a secret-sounding word keeps its second field."""
+
+    @dataclasses.dataclass(frozen=True)
+    class Notify(Effect, name="test_redaction.Notify"):
+        subject: str
+        body: Any
+
+    def handler(arg):
+        yield Notify("password reset", {"to": PUBLIC})
+        return "done"
+
+    recorder = Recorder(DirectorySink(tmp_path))
+    assert Interpreter({Notify: lambda e: "ok"}, recorder=recorder).run(handler, None).ok
+    recorder.close()
+    (path,) = tmp_path.glob("*.prodtrace")
+    request = read_trace(path.read_bytes()).effects[0].request
+    assert request == {"subject": "password reset", "body": {"to": PUBLIC}}
+
+
+@pytest.mark.parametrize("encoder", ENCODERS)
+@pytest.mark.parametrize("place", PLACES)
+def test_opaque_reprs_are_kept_only_when_asked_and_clean(place, encoder, tmp_path, monkeypatch):
+    """An object the codec cannot encode is recorded by its type name, its repr withheld (text its class made: nothing can check it); Redactor(opaque_repr=True) keeps a repr that names no secret, and still withholds one that does."""
+    monkeypatch.setattr(fastpack, "enabled", encoder == "msgspec")
+    value = [Model(user=PUBLIC), StripeKey(SECRET), Model(password=SECRET)]
+    default = record_to_file(place, value, tmp_path / "default")
+    assert SECRET.encode() not in default and PUBLIC.encode() not in default
+    assert b"StripeKey" in default and b"Model" in default  # the type names are kept
+    asked = record_to_file(place, value, tmp_path / "asked", redact=Redactor(opaque_repr=True))
+    assert PUBLIC.encode() in asked  # Model(user='visible-data')
+    assert b"it matches a redaction pattern" in asked  # Model(password=...)
+    # Asked for, a repr is kept as the class made it: a secret under no name is the user's.
+    assert SECRET.encode() in asked
+
+
+@dataclasses.dataclass(frozen=True)
+class Connection:
+    """A dataclass the encoder can carry, but whose repr shows state that is not a field."""
+
+    host: str
+
+    def __repr__(self) -> str:
+        return f"Connection({self.host!r}, dsn='postgres://app:{SECRET}@db')"
+
+
+@pytest.mark.parametrize("encoder", ENCODERS)
+@pytest.mark.parametrize("place", PLACES)
+def test_a_value_msgpack_refuses_keeps_no_repr_of_its_own_class(
+    place, encoder, tmp_path, monkeypatch
+):
+    """A value of an encodable class that msgpack refuses all the same (a field holding a lone surrogate) becomes OPAQUE as a whole: with a redactor its repr, made by its class from state the redactor never saw, is withheld too; the digits of an int beyond 64 bits, data like any int, are kept."""
+    monkeypatch.setattr(fastpack, "enabled", encoder == "msgspec")
+    value = {"conn": Connection("db\udc80"), "big": 2**70, "user": PUBLIC}
+    data = record_to_file(place, value, tmp_path)
+    assert SECRET.encode() not in data and PUBLIC.encode() in data
+    assert str(2**70).encode() in data and b"<repr withheld" in data
+    assert read_trace(data).complete
 
 
 def test_redact_list_extends_the_defaults(tmp_path):

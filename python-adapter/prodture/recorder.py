@@ -37,6 +37,7 @@ from typing import Any, Protocol, cast
 
 from . import __version__
 from .runtime import EffectCall, Outcome, Success, handlers
+from .trace import codec as _codec
 from .trace.codec import Redactor, compilable_names
 from .trace.format import TraceEncoder, code_fingerprint
 
@@ -604,20 +605,29 @@ def _keep_frozenset(value: frozenset[Any], depth: int) -> Any:
     return value
 
 
-#: type -> its keeper, ``keep(value, depth) -> what may be kept`` (see :func:`_kept`).
-_keepers: dict[type, Callable[[Any, int], Any]] = {
+#: The keepers of the built-in types, always in :data:`_keepers`.
+_FIXED_KEEPERS: dict[type, Callable[[Any, int], Any]] = {
     **{t: _keep_as_is for t in _IMMUTABLE},
     dict: _keep_dict,
     list: _keep_list,
     tuple: _keep_tuple,
     frozenset: _keep_frozenset,
 }
+#: type -> its keeper, ``keep(value, depth) -> what may be kept`` (see :func:`_kept`): the fixed
+#: ones and at most ``codec.MAX_CACHED_TYPES`` others (a class made per request must not stay).
+_keepers: dict[type, Callable[[Any, int], Any]] = dict(_FIXED_KEEPERS)
 
 
 def _first_keep(value: Any, depth: int) -> Any:
-    """The keeper of a type seen for the first time: made, remembered, applied."""
+    """The keeper of a type seen for the first time: made, remembered, applied. The cache is
+    replaced when full (not emptied in place: a reader meanwhile still finds the fixed ones)."""
+    global _keepers
     t = type(value)
-    keep = _keepers[t] = _new_keeper(t)
+    keep = _new_keeper(t)
+    if len(_keepers) >= _codec.MAX_CACHED_TYPES + len(_FIXED_KEEPERS):
+        _keepers = {**_FIXED_KEEPERS, t: keep}
+    else:
+        _keepers[t] = keep
     return keep(value, depth)
 
 

@@ -213,6 +213,14 @@ _COROUTINE = types.CoroutineType
 #: it. Bounded by ``_MAX_SITES`` offsets. Finding a line (``f_lineno``) walks the code's line
 #: table at every effect; this lookup costs about a third of that (``benchmarks/bench_recorder.py``
 #: and the unrecorded path alike: every run names each effect's site).
+#:
+#: It holds its code objects strongly, on purpose: the identity check is on the per-effect path,
+#: and a weak reference would add a call there. What that keeps alive is bounded by offsets, not
+#: by code objects: one code object (with its constants; never a function, its globals or its
+#: closure) per yield offset. A function compiled per request (a new code object each time) puts
+#: its yields at the offsets the previous one used, and replaces their entries: the previous
+#: code object is freed (``tests/test_type_caches.py``). Only code objects each yielding at
+#: offsets no other one does stay, at most ``_MAX_SITES`` of them, then the cache is emptied.
 _sites: dict[int, tuple[types.CodeType, tuple[str, int, str]]] = {}
 _MAX_SITES = 4096
 

@@ -35,7 +35,7 @@ from collections.abc import (
 from collections.abc import Set as AbstractSet
 from contextvars import ContextVar
 from decimal import Decimal, InvalidOperation
-from typing import Any
+from typing import Any, TypeVar
 
 import msgpack
 
@@ -297,12 +297,36 @@ def register_value_type(
     _custom_types[cls] = (name, to_fields, from_fields)
     _PLAIN_OBJECT.pop(cls, None)  # now encoded by to_fields, not as a dataclass
     value_types_version += 1  # for the encoders' caches of plain_object_encoder
-    _FAST[cls] = lambda o: _ext(ExtCode.OBJECT, _pack([name, to_fields(o)]))
+    _FAST[cls] = _FIXED_ENCODERS[cls] = lambda o: _ext(ExtCode.OBJECT, _pack([name, to_fields(o)]))
     return cls
 
 
 # ---------------------------------------------------------------------------------------------
+# Caches
+
+_V = TypeVar("_V")
+
+#: Classes each per-type cache of the codec (and the redactor's) holds at most.
+MAX_CACHED_TYPES = 10_000
+
+
+def remember(cache: dict[Any, _V], key: Any, value: _V, limit: int) -> _V:
+    """``cache[key] = value``, emptying the cache first when it holds ``limit`` entries: the
+    encoders' caches are keyed by classes, sites and handlers, which a program can make at run
+    time (a dataclass per request), so none may grow forever or keep every such class alive (a
+    cleared entry is made again at its next use)."""
+    if len(cache) >= limit:
+        cache.clear()
+    cache[key] = value
+    return value
+
+
+# ---------------------------------------------------------------------------------------------
 # Redaction
+
+#: The ``repr`` an OPAQUE value holds in place of an unsupported object's own, by default (see
+#: :class:`Redactor`'s ``opaque_repr``).
+OPAQUE_REPR_WITHHELD = "<repr withheld: redact=Redactor(opaque_repr=True) records it>"
 
 
 DEFAULT_SECRET_PATTERNS = (
@@ -395,10 +419,14 @@ def _first(mapping: Any, n: int) -> Iterator[tuple[Any, Any]]:
 class Redactor:
     """Removes secrets before encoding, so that they never reach a trace.
 
-    Redacted: dataclass fields declared with :func:`prodture.secret`, and every dataclass field,
+    Redacted: dataclass fields declared with :func:`prodture.secret`, every dataclass field,
     named-tuple field or map key (a ``str``, ``str`` subclass or ``bytes`` one: its text) whose
     name matches a pattern (case-insensitive regular expression search, see
-    :meth:`is_secret_name`). ``patterns`` **extend** :data:`DEFAULT_SECRET_PATTERNS`; pass
+    :meth:`is_secret_name`), and the second item of every ``(name, value)`` pair whose name
+    matches one: a tuple or list (or other sequence) of exactly two items whose first item is
+    such a name (see :meth:`is_secret_key`), wherever it is — HTTP headers as ASGI's
+    ``scope["headers"]`` (``[(b"authorization", b"Bearer ...")]``), WSGI's ``start_response``
+    and ``http.client`` give them. ``patterns`` **extend** :data:`DEFAULT_SECRET_PATTERNS`; pass
     ``defaults=False`` to use only the given patterns (``Redactor([], defaults=False)`` redacts
     only ``secret()`` fields).
 
@@ -406,12 +434,18 @@ class Redactor:
     implementations included), every dataclass and every enum member's value is walked, each
     value as the codec encodes it (a dataclass subclass of ``str`` as its fields), and a
     container that is not a built-in one is given back as the snapshot that was checked; a
-    value nested deeper than :data:`MAX_REDACT_DEPTH`, a container that cannot be walked (its iteration raises, or it has
-    more than :data:`MAX_REDACT_ITEMS` items), and an object the codec would record as an opaque
-    ``repr`` whose ``repr`` matches a pattern are replaced by :data:`REDACTED`.
+    value nested deeper than :data:`MAX_REDACT_DEPTH` and a container that cannot be walked (its
+    iteration raises, or it has more than :data:`MAX_REDACT_ITEMS` items) are replaced by
+    :data:`REDACTED`. An object the codec can only record as OPAQUE (a class it cannot encode)
+    is recorded by its type name alone, its ``repr`` withheld (:data:`OPAQUE_REPR_WITHHELD`): a
+    repr is text the class makes (``Token('sk_live_...')``), with no name to check. With
+    ``opaque_repr=True`` its ``repr`` is kept, unless it matches a pattern as a name would
+    (``Model(password=...)``, ``cardNumber=``).
     """
 
-    def __init__(self, patterns: Iterable[str] = (), *, defaults: bool = True) -> None:
+    def __init__(
+        self, patterns: Iterable[str] = (), *, defaults: bool = True, opaque_repr: bool = False
+    ) -> None:
         if isinstance(patterns, str):
             raise TypeError(
                 f"redact patterns must be a list of patterns, not the string {patterns!r}; "
@@ -420,6 +454,8 @@ class Redactor:
         given = tuple(patterns)
         combined = (DEFAULT_SECRET_PATTERNS + given) if defaults else given
         self.patterns: tuple[str, ...] = tuple(dict.fromkeys(combined))
+        #: Whether an object recorded as OPAQUE keeps its ``repr`` (when the repr names no secret).
+        self.opaque_repr = opaque_repr
         self._regex = (
             re.compile("|".join(f"(?:{p})" for p in self.patterns), re.IGNORECASE)
             if self.patterns
@@ -433,7 +469,8 @@ class Redactor:
         self.compiled: Any = None
 
     def __repr__(self) -> str:
-        return f"Redactor({list(self.patterns)!r}, defaults=False)"
+        extra = ", opaque_repr=True" if self.opaque_repr else ""
+        return f"Redactor({list(self.patterns)!r}, defaults=False{extra})"
 
     def is_secret_name(self, name: str) -> bool:
         """Whether ``name`` matches a pattern, as written or with its words joined by ``_``
@@ -444,6 +481,18 @@ class Redactor:
             if len(self._name_cache) < 10_000:  # dict keys may be unbounded data, not names
                 self._name_cache[name] = cached
         return cached
+
+    def is_secret_key(self, key: Any) -> bool:
+        """Whether ``key`` (a map key, or the first item of a pair) is a name that matches a
+        pattern: a ``str``, or a ``str`` subclass (a str enum member, a case-insensitive header
+        name), ``bytes`` or ``bytearray`` (read as Latin-1): its text is what a reader sees."""
+        if type(key) is str:
+            return self.is_secret_name(key)
+        if isinstance(key, str):
+            return self.is_secret_name(str.__str__(key))
+        if isinstance(key, (bytes, bytearray)):
+            return self.is_secret_name(key.decode("latin-1"))
+        return False
 
     def _names_a_secret(self, text: str) -> bool:
         """:meth:`is_secret_name` without its cache (for a repr: data, not a name)."""
@@ -460,7 +509,7 @@ class Redactor:
                 bool(f.metadata.get("prodture.secret")) or self.is_secret_name(f.name)
                 for f in dataclasses.fields(cls)
             )
-            self._field_cache[cls] = cached
+            remember(self._field_cache, cls, cached, MAX_CACHED_TYPES)
         return cached
 
     def _kind(self, t: type) -> tuple[int, Any]:
@@ -510,9 +559,7 @@ class Redactor:
             kind = (_VALUES, None)
         else:
             kind = (_FOREIGN, None)  # the codec records it as an opaque repr
-        if len(self._kinds) < 10_000:
-            self._kinds[t] = kind
-        return kind
+        return remember(self._kinds, t, kind, MAX_CACHED_TYPES)
 
     def scrub(self, value: Any) -> Any:
         """``value`` with secrets replaced by :data:`REDACTED`; the same object when clean."""
@@ -525,6 +572,16 @@ class Redactor:
             # nothing of it was checked, so none of it is written.
             return REDACTED
 
+    def scrub_each(self, values: list[Any]) -> list[Any]:
+        """Each of ``values`` scrubbed as :meth:`scrub` does (the list itself when all are
+        clean): the values of a record, such as an effect's request, which are separate values,
+        never a ``(name, value)`` pair, and of which one that cannot be walked costs only itself."""
+        try:
+            scrubbed: list[Any] = self._scrub_sequence(values, values, 1, list)
+            return scrubbed
+        except Exception:
+            return [self.scrub(v) for v in values]
+
     def _scrub(self, value: Any, depth: int) -> Any:
         t = type(value)
         if t in _PLAIN_SET:
@@ -535,6 +592,8 @@ class Redactor:
         if t is dict:
             return self._scrub_items(value, value.items(), depth)
         if t is list or t is tuple:
+            if len(value) == 2 and self.is_secret_key(value[0]):  # a (name, value) pair
+                return [value[0], REDACTED] if t is list else (value[0], REDACTED)
             return self._scrub_sequence(value, value, depth, t)
         kind, info = self._kind(t)
         if kind == _RECORD:
@@ -595,15 +654,25 @@ class Redactor:
         if kind == _NAMEDTUPLE:
             secret_flags = info
             items = [REDACTED if s else v for v, s in zip(value, secret_flags, strict=False)]
+            if len(items) == 2 and self.is_secret_key(items[0]):  # a (name, value) pair
+                items[1] = REDACTED
             return tuple(self._scrub_sequence(items, items, depth, list))
         if kind == _SEQUENCE or kind == _VALUES:
             _check_size(value)
             items = list(value)
+            if kind == _SEQUENCE and len(items) == 2 and self.is_secret_key(items[0]):
+                items[1] = REDACTED  # a (name, value) pair
             scrubbed = self._scrub_sequence(items, items, depth, list)
             # list / tuple subclasses: recorded as lists / tuples
             return tuple(scrubbed) if issubclass(t, tuple) else scrubbed
-        # _FOREIGN: recorded as an opaque repr. Its repr is the only thing written; withhold it
-        # when it names a secret as a name would (``User(password='...')``, ``cardNumber=``).
+        # _FOREIGN: recorded as an opaque value. Its repr is text its class made, which nothing
+        # can walk (``Token('sk_live_...')`` names no secret): by default only the type name is
+        # kept; with opaque_repr, the repr too, unless it names a secret as a name would
+        # (``User(password='...')``, ``cardNumber=``).
+        if not self.opaque_repr:
+            name = type_name(t)
+            note_opaque(name, UNSUPPORTED_TYPE)
+            return Opaque(name, OPAQUE_REPR_WITHHELD)
         opaque = opaque_of(value, UNSUPPORTED_TYPE)
         if self._names_a_secret(opaque.repr):
             return Opaque(
@@ -629,16 +698,7 @@ class Redactor:
                     nv = self._scrub(v, depth)
             else:
                 nk = self._scrub(k, depth)
-                # A str subclass (a str enum member, a case-insensitive header name) or bytes
-                # key is a name too: its text is what a reader sees.
-                name = (
-                    str.__str__(k)
-                    if isinstance(k, str)
-                    else k.decode("latin-1")
-                    if isinstance(k, bytes)
-                    else None
-                )
-                if name is not None and is_secret(name):
+                if self.is_secret_key(k):
                     nv = REDACTED
                 else:
                     nv = v if type(v) in _PLAIN_SET else self._scrub(v, depth)
@@ -709,10 +769,21 @@ _FIX_VALUE = (
 
 def opaque_of(value: Any, reason: str) -> Opaque:
     """``value`` as the :class:`Opaque` placeholder the codec records for it (its type name and
-    a clipped ``repr``), after :func:`note_opaque`."""
+    a clipped ``repr``), after :func:`note_opaque`. For a trace encoder with a redactor (not
+    ``opaque_repr``), only an int's or a string's repr is kept (data, as it would be written):
+    any other repr is text made by code (a class's ``__repr__``, from state that is not a
+    field, or the reprs of the items of a container) that no redaction walked."""
     name = type_name(type(value))
     note_opaque(name, reason)
+    if type(value) not in _DATA_REPRS:
+        redactor = getattr(_enc.encoder, "redactor", None)
+        if redactor is not None and not redactor.opaque_repr:
+            return Opaque(name, OPAQUE_REPR_WITHHELD)
     return Opaque(name, _safe_repr(value))
+
+
+#: The types whose repr shows the value as data only (see opaque_of).
+_DATA_REPRS = frozenset({int, str, bytes})
 
 
 def note_opaque(name: str, reason: str) -> None:
@@ -726,12 +797,14 @@ def note_opaque(name: str, reason: str) -> None:
     with _opaque_lock:
         if name in _opaque_logged:
             return
+        if len(_opaque_logged) >= MAX_CACHED_TYPES:  # a class (name) per request: a type
+            _opaque_logged.clear()  # may be logged again, after that many others
         _opaque_logged.add(name)
     fix = (_FIX_TYPE if reason == UNSUPPORTED_TYPE else _FIX_VALUE).format(
         short=name.rsplit(".", 1)[-1]
     )
     log.warning(
-        "prodture: a %s value could not be encoded (%s), so it was recorded as an opaque repr "
+        "prodture: a %s value could not be encoded (%s), so it was recorded as an opaque value "
         "that replay cannot use; fix: %s (logged once per type)",
         name,
         reason,
@@ -900,20 +973,10 @@ def _object_encoders(
     ``encode_plain(obj, pack)``, the same ext value when every field
     value is of a ``_PLAIN`` type, else None (then the value needs a redaction walk), and
     ``encode_plain_fast(obj)``, the same with the accelerator's encoder and ``Ext`` (None when
-    it is not available). The plain encoders are :func:`plain_object_source`'s code."""
-    names = tuple(f.name for f in dataclasses.fields(t))
-    env = _object_env(t, "")
-    if names and compilable_names(names):
-        load = (
-            ", ".join(f"v{i}" for i in range(len(names)))
-            + " = "
-            + ", ".join(f"o.{n}" for n in names)
-        )
-        fields = "{" + ", ".join(f"{n!r}: v{i}" for i, n in enumerate(names)) + "}"
-    else:  # any field names (or none): read by name
-        load = "fields = {n: getattr(o, n) for n in names}"
-        fields = "fields"
-    source = f"def encode(o):\n    {load}\n    return new(ExtType, (OBJECT, {_head_source('')} + _pack({fields})))\n"
+    it is not available). All are :func:`_object_source`'s code: ``encode`` without turning
+    plain values into ext values (the packer's hook, ``_pack``, encodes every field value)."""
+    lines, value, env = _object_source(t, "o", False, "", "_pack", leaves=False)
+    source = f"def encode(o):\n{lines}    return {value}\n"
     exec(source, env)  # noqa: S102 -- field names checked to be identifiers (or read by name), once per type
     encode: Callable[[Any], Any] = env["encode"]
     plain: list[Callable[..., Any] | None] = []
@@ -981,22 +1044,26 @@ def plain_object_source(
     straight-line code: a dict display, one type test per field; otherwise fields are read by
     name. ``sample``, an instance seen when the code is compiled, gives each field's likely
     type (see :func:`leaf_source`)."""
+    return _object_source(t, var, fast, prefix, pack, leaves=True, sample=sample)
+
+
+def _object_source(
+    t: type, var: str, fast: bool, prefix: str, pack: str, *, leaves: bool, sample: object = None
+) -> tuple[str, str, dict[str, Any]]:
+    """:func:`plain_object_source` (``leaves``), or, without ``leaves``, the same code without
+    the lines that turn plain values into ext values and return None for the others: the
+    general OBJECT encoder of :func:`_object_encoders`, whose ``pack`` packs any field value."""
     names = tuple(f.name for f in dataclasses.fields(t))
     env = {**_object_env(t, prefix), **packing_env(fast), "encode_fast": fastpack.encode}
     head = _head_source(prefix)
     if names and compilable_names(names):
         local = [f"{prefix}v{i}" for i in range(len(names))]
-        lines = (
-            "    "
-            + ", ".join(local)
-            + " = "
-            + ", ".join(f"{var}.{n}" for n in names)
-            + "\n"
-            + "".join(
+        lines = "    " + ", ".join(local) + " = " + ", ".join(f"{var}.{n}" for n in names) + "\n"
+        if leaves:
+            lines += "".join(
                 leaf_source(v, "return None", fast, likely=likely_type(sample, n))
                 for v, n in zip(local, names, strict=True)
             )
-        )
         fields = "{" + ", ".join(f"{n!r}: {v}" for n, v in zip(names, local, strict=True)) + "}"
         struct = fastpack.map_struct(names) if fast else None
         if struct is not None:  # the same map, made and encoded faster
@@ -1004,12 +1071,13 @@ def plain_object_source(
             fields = f"{prefix}Fields({', '.join(local)})"
     else:  # any field names (or none): read by name
         fields = f"{prefix}fields"
-        lines = (
-            f"    {fields} = {{n: getattr({var}, n) for n in {prefix}names}}\n"
-            f"    for {prefix}n, v in {fields}.items():\n"
-            + leaf_source("v", "return None", fast, "        ")
-            + f"        {fields}[{prefix}n] = v\n"
-        )
+        lines = f"    {fields} = {{n: getattr({var}, n) for n in {prefix}names}}\n"
+        if leaves:
+            lines += (
+                f"    for {prefix}n, v in {fields}.items():\n"
+                + leaf_source("v", "return None", fast, "        ")
+                + f"        {fields}[{prefix}n] = v\n"
+            )
     if fast:  # (name, fields) in one encode (an array, as a list): cheaper than head + encode
         name = f"registered_name({prefix}t, {prefix}default_name)"
         value = ext_source(fast, "OBJECT", f"encode_fast(({name}, {fields}))")
@@ -1038,8 +1106,9 @@ def plain_object_encoder(t: type, fast: bool = False) -> Callable[..., Any] | No
         encoders = None
         if not _is_special(t):
             encode, *encoders = _object_encoders(t)
-            _FAST.setdefault(t, encode)
-        _PLAIN_OBJECT[t] = encoders
+            if t not in _FAST:
+                _remember_encoder(t, encode)
+        remember(_PLAIN_OBJECT, t, encoders, MAX_CACHED_TYPES)
     return encoders[fast] if encoders is not None else None  # type: ignore[index]
 
 
@@ -1076,7 +1145,7 @@ def _to_ext(obj: Any) -> Any:
     if isinstance(obj, BaseException):  # before dataclasses: a dataclass exception is an error
         return _ext(ExtCode.ERROR, _pack(_error_payload(obj)))
     if dataclasses.is_dataclass(t):
-        encoder = _FAST[t] = _object_encoders(t)[0]
+        encoder = _remember_encoder(t, _object_encoders(t)[0])
         return encoder(obj)
     if t is int:  # msgpack hands over an int only when it does not fit in 64 bits
         return _opaque_ext(obj, "an int beyond 64 bits")
@@ -1180,11 +1249,27 @@ _LEAF_EXT_FAST = (
     _leaf_encoders(fastpack.Ext, fastpack.encode) if fastpack.encode is not None else {}
 )
 
-#: Exact type -> encoder, for the common types (dataclass types are added as they are first met).
-_FAST: dict[type, Callable[[Any], Any]] = {
+#: The encoders of :data:`_FAST` that are always there: the common types, and registered value
+#: types (see :func:`register_value_type`).
+_FIXED_ENCODERS: dict[type, Callable[[Any], Any]] = {
     **_LEAF_EXT,
     tuple: lambda o: _ext(ExtCode.TUPLE, _pack(list(o))),
 }
+#: Exact type -> encoder: the fixed ones, and dataclass types as they are first met (at most
+#: MAX_CACHED_TYPES of them, see _remember_encoder).
+_FAST: dict[type, Callable[[Any], Any]] = dict(_FIXED_ENCODERS)
+
+
+def _remember_encoder(t: type, encode: Callable[[Any], Any]) -> Callable[[Any], Any]:
+    """``_FAST[t] = encode``, bounded: beyond MAX_CACHED_TYPES dataclass types, the cache goes
+    back to its fixed encoders (the others are compiled again at their next value). Replaced,
+    not emptied in place: another thread reading it meanwhile still finds the fixed ones."""
+    global _FAST
+    if len(_FAST) >= MAX_CACHED_TYPES + len(_FIXED_ENCODERS):
+        _FAST = {**_FIXED_ENCODERS, t: encode}
+    else:
+        _FAST[t] = encode
+    return encode
 
 
 def encode_value(value: Any) -> bytes:

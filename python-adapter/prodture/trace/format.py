@@ -15,7 +15,7 @@ import os
 import platform
 import uuid
 from collections.abc import Callable, Iterable, Iterator
-from typing import IO, Any, TypeVar
+from typing import IO, Any
 
 import msgpack
 
@@ -53,6 +53,7 @@ from .codec import (
     type_name,
 )
 from .codec import _PLAIN_SET as _PLAIN_TYPES
+from .codec import remember as _remember
 
 __all__ = [
     "FORMAT_NAME",
@@ -354,19 +355,6 @@ _MAX_COMPILED = 10_000
 _UNSEEN = object()
 
 
-_V = TypeVar("_V")
-
-
-def _remember(cache: dict[Any, _V], key: Any, value: _V, limit: int) -> _V:
-    """``cache[key] = value``, emptying the cache first when it holds ``limit`` entries: these
-    caches are keyed by classes, sites and handlers, which a program can make at run time, so
-    none may grow forever (a cleared entry is made again at its next use)."""
-    if len(cache) >= limit:
-        cache.clear()
-    cache[key] = value
-    return value
-
-
 def _compiled_for(redactor: Redactor | None) -> _Compiled:
     """The compiled state of ``redactor``, checked once per trace (one per encoder)."""
     if redactor is None:
@@ -492,14 +480,23 @@ def _clean_walk(
     exact list is ready when each of its items is; an exact dict when each of its keys is a
     str matching no pattern (``is_secret``, the redactor's cached name check; None: no
     redactor) and each value is ready; lists and dicts from ``_CLEAN_DEPTH`` down are
-    ``_WALK``. Any other value is ``other(value, depth)``'s (the backend's own: ready, or
-    ``_WALK``). Containers are copied only when an item is made ready as another value."""
+    ``_WALK``; so is a list of two items whose first is an exact str or bytes naming a secret
+    (a ``(name, value)`` pair, see :class:`~prodture.trace.codec.Redactor`). Any other value is
+    ``other(value, depth)``'s (the backend's own: ready, or ``_WALK``). Containers are copied
+    only when an item is made ready as another value."""
     t = type(value)
     if t in skip:
         return value
     if t is list:
         if depth >= _CLEAN_DEPTH:
             return _WALK
+        if len(value) == 2 and is_secret is not None:  # a (name, value) pair? (inline: hot)
+            first = value[0]
+            if type(first) is str:
+                if is_secret(first):
+                    return _WALK
+            elif type(first) is bytes and is_secret(first.decode("latin-1")):
+                return _WALK
         items: list[Any] | None = None
         for i, v in enumerate(value):
             if type(v) in skip:
@@ -530,6 +527,14 @@ def _clean_walk(
                 out[k] = nv
         return value if out is None else out
     return other(value, depth)
+
+
+def _names_a_secret(first: Any, is_secret: Callable[[str], bool]) -> bool:
+    """Whether ``first``, the first item of a tuple of two, makes it a ``(name, value)`` pair
+    to redact (for :meth:`TraceEncoder._clean_other`; :func:`_clean_walk` tests a list's inline).
+    Only a plain str or bytes name is looked at here: a tuple holding anything else is walked."""
+    t = type(first)
+    return (t is str and is_secret(first)) or (t is bytes and is_secret(first.decode("latin-1")))
 
 
 def _fast_value(redactor: Redactor | None) -> Callable[[Any], Any]:
@@ -776,10 +781,12 @@ class TraceEncoder:
         if depth >= _CLEAN_DEPTH:
             return _WALK
         t = type(value)
-        if t is tuple:
-            return value if all(map(_PLAIN_TYPES.__contains__, map(type, value))) else _WALK
         redactor = self.redactor
         assert redactor is not None
+        if t is tuple:
+            if len(value) == 2 and _names_a_secret(value[0], redactor.is_secret_name):
+                return _WALK  # a (name, value) pair
+            return value if all(map(_PLAIN_TYPES.__contains__, map(type, value))) else _WALK
         results = _compiled_for(redactor).results
         plain: Any = results.get(t, _UNSEEN)
         if plain is _UNSEEN:
@@ -980,9 +987,8 @@ class TraceEncoder:
         result = value
         redactor = self.redactor
         if not clean:
-            scrubbed = redactor.scrub(values)  # type: ignore[union-attr]
-            # REDACTED as a whole when a value could not be walked: then value by value.
-            values = scrubbed if type(scrubbed) is list else [redactor.scrub(v) for v in values]  # type: ignore[union-attr]
+            # Each value on its own: the list is the record's, not a (name, value) pair.
+            values = redactor.scrub_each(values)  # type: ignore[union-attr]
         if ok and type(value) not in _PLAIN_TYPES:
             plain: Any = self._plain_results.get(type(value), _UNSEEN)
             if plain is _UNSEEN:
