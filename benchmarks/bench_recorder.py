@@ -52,11 +52,19 @@ Prints ``name: value`` lines on stdout (details go to stderr):
   is the fraction the writer wrote meanwhile, ``record_throughput_sys_extra_us`` the extra
   kernel CPU per execution, ``record_throughput_writer_us_per_exec`` the writer's CPU per
   execution.
-* ``record_throughput_*_quiet`` — the same ratios over the windows during which the rest of
-  the machine (from ``/proc/stat``) left this process at least one whole core;
-  ``record_throughput_others_cores`` is the median number of cores the rest used,
-  ``record_throughput_quiet_windows`` the fraction of windows that were quiet. On a shared
-  machine read the figures with these.
+* Two regimes. This process runs either on one core at a time (the threads take turns holding
+  the GIL: about 1.0 core used, little system time) or, when the machine has a second core
+  free, on more than one (a thread that releases the GIL lets another run on the other core,
+  and taking it back is a futex hand-off between cores: 1.3-1.4 cores, a third of it system
+  time, 3-5x the CPU per execution), and it flips between them as other processes' load comes
+  and goes. A window used more than ``MULTI_CORE_UTIL`` (1.15) cores is "multi-core". Every
+  ratio above compares only treatment windows whose two unrecorded neighbours ran in the same
+  regime (a pair across a flip measures the flip, 2-4x, not recording); ``*_one_core`` and
+  ``*_multi_core`` are the ratios within each regime, ``record_throughput_windows_compared``
+  the fraction of windows compared, ``record_throughput_one_core_windows`` and
+  ``*_multi_core_windows`` how they split, ``record_throughput_*_core_others_cores`` the median
+  cores the rest of the machine used meanwhile (from ``/proc/stat``): the multi-core regime is
+  that of a quiet machine.
 * ``record_throughput_ratio_all_written`` — ``threads * per_thread + tasks`` executions
   recorded with a queue that never drops, timed until every trace is on disk (the total cost
   of recording everything, writer included) / the same unrecorded, median of ``--rounds``.
@@ -600,6 +608,30 @@ SETTLE_S = 0.1
 FILL_TIMEOUT_S = 2.0
 
 
+def _close_after_switch(recorder: Recorder) -> None:
+    """Close a recorder the workload just stopped using: write what is queued (a few hundred ms
+    of CPU at most). An execution begun before the switch may still hand it a trace during the
+    close, and that un-stops the writer (``_Writer.wake``: "a thread about to stop goes on"),
+    after which ``close()`` without a timeout waits for a thread that sleeps for good; hence the
+    pause, and a close with a timeout, repeated."""
+    time.sleep(SETTLE_S)
+    for attempt in range(10):
+        if recorder.close(timeout=5.0):
+            return
+        writer = getattr(recorder, "_writer", None)
+        state = {
+            k: getattr(writer, k, None) for k in ("stopping", "sleeping", "urgent", "held_back")
+        }
+        state["queued"] = len(getattr(writer, "done", ()))
+        state["running"] = len(getattr(writer, "running", ()))
+        thread = getattr(writer, "thread", None)
+        state["alive"] = thread is not None and thread.is_alive()
+        print(
+            f"# close() of a window's recorder timed out ({attempt + 1}): {state}", file=sys.stderr
+        )
+    raise RuntimeError(f"the recorder's writer did not stop: {recorder.stats}")
+
+
 class Treatment:
     """One kind of window compared with the unrecorded one: a fresh interpreter (and recorder)
     per window, switched in, settled, measured, switched out and closed. Its figures are printed
@@ -644,7 +676,7 @@ class Treatment:
             window = measure_window(workload, recorder, seconds)
             workload.current = Interpreter(SQLITE_PERFORMERS)
             if recorder is not None:
-                _close(recorder)  # writes what is queued (a few hundred ms of CPU at most)
+                _close_after_switch(recorder)
                 shutil.rmtree(directory, ignore_errors=True)
         finally:
             if undo is not None:
@@ -764,11 +796,17 @@ def _quartiles(values: list[float]) -> tuple[float, float, float]:
     return q1, q2, q3
 
 
-#: A pair of windows is "quiet" when the rest of the machine (other processes, and what the
-#: hypervisor stole) left this process at least one whole core during the treatment's window
-#: and both its neighbours: used at most this many cores (0.1 is /proc/stat's tick granularity
-#: over a window, about 0.025 core, with a margin). On a machine of one core: nearly idle.
-QUIET_CORES = max((os.cpu_count() or 1) - 1, 0) + 0.1
+#: This process runs in one of two regimes, and flips between them from one window to the next
+#: as the rest of the machine's load changes: on one core at a time (the handler threads take
+#: turns holding the GIL: about 1.0 core used, little system time), or, when a second core is
+#: free, on more than one: a thread that releases the GIL (around SQLite's calls, every system
+#: call) lets another run on the other core, and taking it back is a futex hand-off between
+#: cores (measured here: 1.3-1.4 cores used, a third of it system time, 3-5x the CPU per
+#: execution). A window is "multi-core" when the process used more than this many cores.
+MULTI_CORE_UTIL = 1.15
+#: A figure compares only the treatment windows whose two unrecorded neighbours ran in the same
+#: regime as they did: a pair across a flip measures the flip (2-4x), not recording.
+REGIMES = ("one", "multi")
 
 
 @dataclasses.dataclass
@@ -793,11 +831,17 @@ class PairFigures:
     others: list[float]  # cores the rest of the machine used, the most of the three windows
 
 
-def pair_figures(t: Treatment, quiet: bool = False) -> PairFigures:
+def regime(w: Window) -> str:
+    return "multi" if w.cpu / w.wall > MULTI_CORE_UTIL else "one"
+
+
+def pair_figures(t: Treatment, only: str | None = None) -> PairFigures:
+    """The figures of ``t``'s windows whose neighbours ran in the same regime as they did (and,
+    with ``only``, in that regime)."""
     f = PairFigures(*([] for _ in dataclasses.fields(PairFigures)))
     for w, a, b in zip(t.windows, t.plain_before, t.plain_after, strict=True):
-        others = max(w.others, a.others, b.others)
-        if quiet and others > QUIET_CORES:
+        r = regime(w)
+        if not r == regime(a) == regime(b) or only not in (None, r):
             continue
         plain_rate = (a.rate + b.rate) / 2
         plain_cpu = (a.cpu_per_exec + b.cpu_per_exec) / 2
@@ -818,7 +862,7 @@ def pair_figures(t: Treatment, quiet: bool = False) -> PairFigures:
         f.rate.append(w.rate)
         f.plain_cpu_us.append(plain_cpu * 1e6)
         f.cpu_us.append(w.cpu_per_exec * 1e6)
-        f.others.append(others)
+        f.others.append(max(w.others, a.others, b.others))
     return f
 
 
@@ -829,15 +873,17 @@ def _spread(name: str, values: list[float]) -> None:
     print(f"{name}_iqr: {q3 - q1:.3f}")
 
 
-def print_windowed(treatments: list[Treatment], costs: tuple[float, float, float]) -> None:
-    def med(values: list[float]) -> float:
-        return statistics.median(values) if values else math.nan
+def _med(values: list[float]) -> float:
+    return statistics.median(values) if values else math.nan
 
+
+def print_windowed(treatments: list[Treatment], costs: tuple[float, float, float]) -> None:
+    med = _med
     _plain_thread_us, drop_us, record_us = costs
     print(f"record_throughput_drop_cost_us: {drop_us:.2f}")
     print(f"record_throughput_record_cost_us: {record_us:.2f}")
     by_name = {t.name: pair_figures(t) for t in treatments}
-    quiet = {t.name: pair_figures(t, quiet=True) for t in treatments}
+    regimes = {r: {t.name: pair_figures(t, r) for t in treatments} for r in REGIMES}
     for t in treatments:
         if t.sink_options is None:
             continue
@@ -869,14 +915,13 @@ def print_windowed(treatments: list[Treatment], costs: tuple[float, float, float
             for d, r, c in zip(f.dropped, f.recorded, f.cpu_us, strict=True)
         ]
         print(f"record_throughput_loss_in_thread_explained{suffix}: {med(explained):.3f}")
-        q = quiet[name]
-        _spread(f"record_throughput_ratio{suffix}_quiet", q.ratio)
-        _spread(f"record_throughput_cpu_ratio{suffix}_quiet", q.cpu_ratio)
+        _print_regimes(regimes, name, f"record_throughput_ratio{suffix}")
         print(
             f"# {name}: ratio quartiles {_fmt(f.ratio)}, cpu ratio {_fmt(f.cpu_ratio)}; "
             f"{med(f.plain_rate):.0f}/s unrecorded ({med(f.plain_cpu_us):.1f} µs CPU per "
             f"execution), {med(f.rate):.0f}/s recorded ({med(f.cpu_us):.1f} µs); "
-            f"{len(f.ratio)} windows, {len(q.ratio)} quiet",
+            f"{len(f.ratio)} of {len(t.windows)} windows compared "
+            f"({', '.join(f'{len(regimes[r][name].ratio)} {r}-core' for r in REGIMES)})",
             file=sys.stderr,
         )
     aa = by_name.get("aa")
@@ -884,20 +929,29 @@ def print_windowed(treatments: list[Treatment], costs: tuple[float, float, float
         _spread("record_throughput_aa_ratio", aa.ratio)
         _spread("record_throughput_aa_cpu_ratio", aa.cpu_ratio)
         print(f"record_throughput_aa_util_ratio: {med(aa.util_ratio):.3f}")
-        _spread("record_throughput_aa_ratio_quiet", quiet["aa"].ratio)
-        _spread("record_throughput_aa_cpu_ratio_quiet", quiet["aa"].cpu_ratio)
+        _print_regimes(regimes, "aa", "record_throughput_aa_ratio")
         print(
             f"# aa (unrecorded vs unrecorded): ratio quartiles {_fmt(aa.ratio)}, "
-            f"cpu ratio {_fmt(aa.cpu_ratio)}; {len(aa.ratio)} windows, "
-            f"{len(quiet['aa'].ratio)} quiet",
+            f"cpu ratio {_fmt(aa.cpu_ratio)}",
             file=sys.stderr,
         )
-    everything = [x for f in by_name.values() for x in f.others]
-    print(f"record_throughput_others_cores: {med(everything):.3f}")
-    print(
-        "record_throughput_quiet_windows: "
-        f"{sum(len(f.ratio) for f in quiet.values()) / max(len(everything), 1):.2f}"
-    )
+    compared = sum(len(f.ratio) for f in by_name.values())
+    total = sum(len(t.windows) for t in treatments)
+    print(f"record_throughput_windows_compared: {compared / max(total, 1):.2f}")
+    for r in REGIMES:
+        in_regime = [x for f in regimes[r].values() for x in f.others]
+        print(f"record_throughput_{r}_core_windows: {len(in_regime) / max(compared, 1):.2f}")
+        print(f"record_throughput_{r}_core_others_cores: {med(in_regime):.3f}")
+
+
+def _print_regimes(regimes: dict[str, dict[str, PairFigures]], name: str, figure: str) -> None:
+    """``figure`` (a ratio) and its CPU companion over each regime's windows
+    (``*_one_core``, ``*_multi_core``)."""
+    cpu_figure = figure.replace("_ratio", "_cpu_ratio", 1)
+    for r in REGIMES:
+        f = regimes[r][name]
+        _spread(f"{figure}_{r}_core", f.ratio)
+        _spread(f"{cpu_figure}_{r}_core", f.cpu_ratio)
 
 
 def _fmt(values: list[float]) -> str:
