@@ -496,7 +496,9 @@ class Workload:
     (in its own thread) with ``tasks`` tasks at a time, each execution run by whichever
     interpreter ``current`` holds when it starts. Switching ``current`` switches every thread
     within one execution (the loop's tasks within one task), with no thread started or joined
-    and no barrier between windows: the windows compared differ in the interpreter only."""
+    and no barrier between windows: the windows compared differ in the interpreter only.
+    :meth:`pause` parks every thread between two executions (while a window's recorder is
+    closed: no execution is then in flight, and the close does not compete with them)."""
 
     def __init__(self, threads: int, tasks: int) -> None:
         self.current = Interpreter(SQLITE_PERFORMERS)
@@ -504,14 +506,29 @@ class Workload:
         #: written by its own thread only, and read (summed) by the main thread.
         self.counts = [0] * (threads + 1)
         self.stopping = False
+        self.paused = False
+        self.running = threading.Event()
+        self.running.set()
+        self.parked = 0
+        self._lock = threading.Lock()
         self.threads = [
             threading.Thread(target=self._worker, args=(i,), daemon=True) for i in range(threads)
         ]
         self.threads.append(threading.Thread(target=self._loop_thread, args=(tasks,), daemon=True))
 
+    def _park(self) -> None:
+        with self._lock:
+            self.parked += 1
+        self.running.wait()
+        with self._lock:
+            self.parked -= 1
+
     def _worker(self, i: int) -> None:
         counts = self.counts
         while not self.stopping:
+            if self.paused:
+                self._park()
+                continue
             self.current.run(checkout, "o-1")
             counts[i] += 1
 
@@ -520,6 +537,9 @@ class Workload:
 
         async def task() -> None:
             while not self.stopping:
+                if self.paused:
+                    self._park()  # blocks the loop's thread: its other tasks wait too
+                    continue
                 await self.current.run_async(checkout, "o-2")
                 counts[last] += 1
 
@@ -528,6 +548,21 @@ class Workload:
 
         asyncio.run(main())
 
+    def pause(self, timeout: float = 30.0) -> None:
+        """Park every thread between two executions; returns once all are parked."""
+        self.running.clear()
+        self.paused = True
+        deadline = time.perf_counter() + timeout
+        while self.parked < len(self.threads):
+            if time.perf_counter() > deadline:
+                raise RuntimeError(f"{self.parked} of {len(self.threads)} threads parked")
+            time.sleep(0.001)
+
+    def resume(self, interpreter: Interpreter) -> None:
+        self.current = interpreter
+        self.paused = False
+        self.running.set()
+
     def __enter__(self) -> Workload:
         for th in self.threads:
             th.start()
@@ -535,6 +570,8 @@ class Workload:
 
     def __exit__(self, *exc: object) -> None:
         self.stopping = True
+        self.paused = False
+        self.running.set()
         for th in self.threads:
             th.join()
 
@@ -622,30 +659,6 @@ SETTLE_S = 0.1
 FILL_TIMEOUT_S = 2.0
 
 
-def _close_after_switch(recorder: Recorder) -> None:
-    """Close a recorder the workload just stopped using: write what is queued (a few hundred ms
-    of CPU at most). An execution begun before the switch may still hand it a trace during the
-    close, and that un-stops the writer (``_Writer.wake``: "a thread about to stop goes on"),
-    after which ``close()`` without a timeout waits for a thread that sleeps for good; hence the
-    pause, and a close with a timeout, repeated."""
-    time.sleep(SETTLE_S)
-    for attempt in range(30):
-        if recorder.close(timeout=1.0):
-            return
-        writer = getattr(recorder, "_writer", None)
-        state = {
-            k: getattr(writer, k, None) for k in ("stopping", "sleeping", "urgent", "held_back")
-        }
-        state["queued"] = len(getattr(writer, "done", ()))
-        state["running"] = len(getattr(writer, "running", ()))
-        thread = getattr(writer, "thread", None)
-        state["alive"] = thread is not None and thread.is_alive()
-        print(
-            f"# close() of a window's recorder timed out ({attempt + 1}): {state}", file=sys.stderr
-        )
-    raise RuntimeError(f"the recorder's writer did not stop: {recorder.stats}")
-
-
 class Treatment:
     """One kind of window compared with the unrecorded one: a fresh interpreter (and recorder)
     per window, switched in, settled, measured, switched out and closed. Its figures are printed
@@ -688,10 +701,13 @@ class Treatment:
                     time.sleep(0.01)
                 time.sleep(SETTLE_S)
             window = measure_window(workload, recorder, seconds)
-            workload.current = Interpreter(SQLITE_PERFORMERS)
             if recorder is not None:
-                _close_after_switch(recorder)
+                workload.pause()
+                # writes what is queued, uncontended (~0.1 s); never waits for good
+                if not recorder.close(timeout=60):
+                    raise RuntimeError(f"a window's recorder did not close: {recorder.stats}")
                 shutil.rmtree(directory, ignore_errors=True)
+            workload.resume(Interpreter(SQLITE_PERFORMERS))
         finally:
             if undo is not None:
                 undo()
