@@ -52,19 +52,21 @@ Prints ``name: value`` lines on stdout (details go to stderr):
   is the fraction the writer wrote meanwhile, ``record_throughput_sys_extra_us`` the extra
   kernel CPU per execution, ``record_throughput_writer_us_per_exec`` the writer's CPU per
   execution.
-* Two regimes. This process runs either on one core at a time (the threads take turns holding
-  the GIL: about 1.0 core used, little system time) or, when the machine has a second core
-  free, on more than one (a thread that releases the GIL lets another run on the other core,
-  and taking it back is a futex hand-off between cores: 1.3-1.4 cores, a third of it system
-  time, 3-5x the CPU per execution), and it flips between them as other processes' load comes
-  and goes. A window used more than ``MULTI_CORE_UTIL`` (1.15) cores is "multi-core". Every
-  ratio above compares only treatment windows whose two unrecorded neighbours ran in the same
-  regime (a pair across a flip measures the flip, 2-4x, not recording); ``*_one_core`` and
-  ``*_multi_core`` are the ratios within each regime, ``record_throughput_windows_compared``
-  the fraction of windows compared, ``record_throughput_one_core_windows`` and
-  ``*_multi_core_windows`` how they split, ``record_throughput_*_core_others_cores`` the median
-  cores the rest of the machine used meanwhile (from ``/proc/stat``): the multi-core regime is
-  that of a quiet machine.
+* Three regimes. This process runs on one core at a time (the threads take turns holding the
+  GIL: about 1.0 core used, little system time); or, when the machine has a second core free,
+  on more than one (a thread that releases the GIL lets another run on the other core, and
+  taking it back is a futex hand-off between cores: 1.3-1.4 cores, a third of it system time,
+  3-5x the CPU per execution); or crowded, on less than a core, when other processes take more
+  than the other core (throughput then follows their load). It flips between them as other
+  processes' load comes and goes. A window is "multi" above ``MULTI_CORE_UTIL`` (1.15) cores
+  used, "crowded" below ``CROWDED_UTIL`` (0.85), else "one". Every ratio above compares only
+  treatment windows whose two unrecorded neighbours ran in the same regime (a pair across a
+  flip measures the flip, 2-4x, not recording); ``*_one_core``, ``*_multi_core`` and
+  ``*_crowded_core`` are the ratios within each regime, ``record_throughput_windows_compared``
+  the fraction of windows compared, ``record_throughput_<regime>_core_windows`` how they
+  split, ``record_throughput_<regime>_core_others_cores`` the median cores the rest of the
+  machine used meanwhile (from ``/proc/stat``): "multi" is the regime of a quiet machine, "one"
+  that of a machine whose other core is busy, and the least noisy.
 * ``record_throughput_ratio_all_written`` — ``threads * per_thread + tasks`` executions
   recorded with a queue that never drops, timed until every trace is on disk (the total cost
   of recording everything, writer included) / the same unrecorded, median of ``--rounds``.
@@ -826,17 +828,20 @@ def _quartiles(values: list[float]) -> tuple[float, float, float]:
     return q1, q2, q3
 
 
-#: This process runs in one of two regimes, and flips between them from one window to the next
-#: as the rest of the machine's load changes: on one core at a time (the handler threads take
-#: turns holding the GIL: about 1.0 core used, little system time), or, when a second core is
-#: free, on more than one: a thread that releases the GIL (around SQLite's calls, every system
-#: call) lets another run on the other core, and taking it back is a futex hand-off between
-#: cores (measured here: 1.3-1.4 cores used, a third of it system time, 3-5x the CPU per
-#: execution). A window is "multi-core" when the process used more than this many cores.
+#: This process runs in one of three regimes, and flips between them from one window to the
+#: next as the rest of the machine's load changes. On one core at a time (the handler threads
+#: take turns holding the GIL: about 1.0 core used, little system time); on more than one when a
+#: second core is free (a thread that releases the GIL, around SQLite's calls and every system
+#: call, lets another run on the other core, and taking it back is a futex hand-off between
+#: cores: measured here 1.3-1.4 cores used, a third of it system time, 3-5x the CPU per
+#: execution); or crowded, on less than one core, when other processes take more than the other
+#: core (throughput then follows their load). A window is "multi" above MULTI_CORE_UTIL cores
+#: used, "crowded" below CROWDED_UTIL, "one" in between.
 MULTI_CORE_UTIL = 1.15
+CROWDED_UTIL = 0.85
 #: A figure compares only the treatment windows whose two unrecorded neighbours ran in the same
 #: regime as they did: a pair across a flip measures the flip (2-4x), not recording.
-REGIMES = ("one", "multi")
+REGIMES = ("one", "multi", "crowded")
 
 
 @dataclasses.dataclass
@@ -862,7 +867,8 @@ class PairFigures:
 
 
 def regime(w: Window) -> str:
-    return "multi" if w.cpu / w.wall > MULTI_CORE_UTIL else "one"
+    cores = w.cpu / w.wall
+    return "multi" if cores > MULTI_CORE_UTIL else "crowded" if cores < CROWDED_UTIL else "one"
 
 
 def pair_figures(t: Treatment, only: str | None = None) -> PairFigures:
@@ -976,7 +982,7 @@ def print_windowed(treatments: list[Treatment], costs: tuple[float, float, float
 
 def _print_regimes(regimes: dict[str, dict[str, PairFigures]], name: str, figure: str) -> None:
     """``figure`` (a ratio) and its CPU companion over each regime's windows
-    (``*_one_core``, ``*_multi_core``)."""
+    (``*_one_core``, ``*_multi_core``, ``*_crowded_core``)."""
     cpu_figure = figure.replace("_ratio", "_cpu_ratio", 1)
     for r in REGIMES:
         f = regimes[r][name]
