@@ -77,7 +77,10 @@ Prints ``name: value`` lines on stdout (details go to stderr):
   minus CPU: the GIL, or the disk), and within those the encoding of kept values and the sink's
   system calls (each as CPU and wait); ``traces_per_wakeup`` is traces per sleep of the writer.
 * ``record_throughput_*_segments`` — the same windows and runs into
-  ``DirectorySink(segment_bytes=...)`` (only for a checkout that has it).
+  ``DirectorySink(segment_bytes=...)`` (only for a checkout that has it). Its writer counts
+  traces written per appended batch (up to 1,024), so in a 0.4 s window
+  ``record_throughput_written_segments`` can read 0: ``record_throughput_recorded_segments``
+  is what it writes in the steady state.
 * ``--simulate-free-encoding`` — a simulation, not a measurement: the writer appends one
   pre-encoded trace instead of encoding, to show its own share (queue, files, GIL) if encoding
   were near zero. ``PRODTURE_TREE`` times another checkout's package with this script;
