@@ -2,6 +2,9 @@
 # Side by side in one run: bench_recorder.py against another checkout (BEFORE, default /work/main)
 # and this one, round after round alternating, so that both see the same machine load.
 #   benchmarks/compare_recorder.sh [BEFORE_CHECKOUT] [ROUNDS] [bench_recorder args...]
+# For record_throughput_ratio pass --throughput-only: each run already alternates unrecorded and
+# recorded windows of one workload, and prints the median over them with its IQR (the medians of
+# *_iqr over rounds below are a rough guide); the two checkouts' runs may meet different load.
 set -euo pipefail
 here="$(cd "$(dirname "$0")/.." && pwd)"
 before="${1:-/work/main}"
