@@ -348,6 +348,43 @@ def test_flush_writes_pending_traces_itself_when_no_writer_thread_can_start(tmp_
     assert len(glob.glob(str(tmp_path / "*.prodtrace"))) == 3
 
 
+def test_close_ends_the_writer_when_a_trace_finishes_right_after_it_asked_the_writer_to_stop(
+    tmp_path,
+):
+    """A handler finishing a trace while close() waits wakes the writer, and a wake clears the
+    writer's ``stopping`` (new work): close(timeout=None) must still end, and write that trace
+    (a single stop request then a join without timeout waited for ever)."""
+    recorder = Recorder(DirectorySink(tmp_path))
+    interpreter = Interpreter({Fetch: fetch}, recorder=recorder)
+    assert interpreter.run(two_fetches, ["a", "b"]).ok
+    writer = recorder._writer
+    request_stop = writer.request_stop
+    raced: list[bool] = []
+
+    def request_stop_then_a_trace_finishes() -> None:
+        if raced:
+            request_stop()
+            return
+        raced.append(True)
+        # The race, made certain: holding the writer's lock keeps it from ending (it checks
+        # ``stopping`` under the lock) while a trace finishes right after the request.
+        # (A handler rings the writer when it finds it asleep: wake(), as it would then.)
+        with writer._lock:
+            request_stop()
+            assert interpreter.run(two_fetches, ["c", "d"]).ok
+            writer.wake()
+
+    writer.request_stop = request_stop_then_a_trace_finishes  # type: ignore[method-assign]
+    answers: list[bool] = []
+    closing = threading.Thread(target=lambda: answers.append(recorder.close()), daemon=True)
+    closing.start()
+    closing.join(timeout=60)
+    assert not closing.is_alive(), "close() hung: the writer slept with nothing to do"
+    assert raced and answers == [True]
+    assert recorder.stats.traces_written == 2
+    assert len(glob.glob(str(tmp_path / "*.prodtrace"))) == 2
+
+
 @dataclasses.dataclass(frozen=True)
 class Price(Effect, name="test_writer.Price"):
     sku: str

@@ -1672,13 +1672,20 @@ class _Writer:
         return marker.wait(timeout)
 
     def stop(self, timeout: float | None) -> bool:
+        deadline = None if timeout is None else time.monotonic() + timeout
         flushed = self.flush(timeout)
-        thread = self.thread
-        if thread is None:
-            return flushed
-        self.request_stop()
-        thread.join(timeout)
-        return flushed and not thread.is_alive()
+        # Asked again until it ends: a trace finished meanwhile wakes the writer, and the wake
+        # clears ``stopping`` (new work: see _ensure_thread), or starts a new thread; one
+        # request then one join(None) waited for ever on a writer asleep with nothing to do.
+        while True:
+            thread = self.thread
+            if thread is None:
+                return flushed
+            self.request_stop()
+            left = 0.05 if deadline is None else min(0.05, deadline - time.monotonic())
+            thread.join(max(left, 0.0))
+            if deadline is not None and time.monotonic() >= deadline:
+                return flushed and self.thread is None
 
     # -- the writer thread -------------------------------------------------------------------
 
