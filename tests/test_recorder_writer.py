@@ -662,7 +662,9 @@ def test_a_running_execution_streamed_while_it_appends_is_written_whole_in_order
     assert stats.encode_errors == 0 and stats.sink_errors == 0 and stats.traces_written == 1
     assert flushes[0] >= 2 * (n // 500)
     if sink_kind == "writes":
-        assert len(sink.writes) > n // 500  # streamed at least at every checkpoint, then ended
+        # At least one write per checkpoint (k500 ... k5500: each waits for flushes after 500
+        # new records), then the rest at the end; more when the flusher catches it between.
+        assert len(sink.writes) >= n // 500
         for data in sink.writes:
             unpacker = msgpack.Unpacker(raw=False, strict_map_key=False)
             unpacker.feed(data)
