@@ -624,10 +624,7 @@ def _first_keep(value: Any, depth: int) -> Any:
     global _keepers
     t = type(value)
     keep = _new_keeper(t)
-    if len(_keepers) >= _codec.MAX_CACHED_TYPES + len(_FIXED_KEEPERS):
-        _keepers = {**_FIXED_KEEPERS, t: keep}
-    else:
-        _keepers[t] = keep
+    _keepers = _codec.remember_beside(_keepers, _FIXED_KEEPERS, t, keep)
     return keep(value, depth)
 
 

@@ -321,6 +321,19 @@ def remember(cache: dict[Any, _V], key: Any, value: _V, limit: int) -> _V:
     return value
 
 
+def remember_beside(
+    cache: dict[Any, _V], fixed: dict[Any, _V], key: Any, value: _V
+) -> dict[Any, _V]:
+    """``cache`` (its ``fixed`` entries and up to MAX_CACHED_TYPES others) with ``key: value``
+    added; the caller stores the dict returned. When full, a new dict of the fixed entries and
+    this one: replaced, not emptied in place, so that another thread reading the old one
+    meanwhile still finds the fixed entries (the others are made again at their next use)."""
+    if len(cache) >= MAX_CACHED_TYPES + len(fixed):
+        return {**fixed, key: value}
+    cache[key] = value
+    return cache
+
+
 # ---------------------------------------------------------------------------------------------
 # Redaction
 
@@ -1265,10 +1278,7 @@ def _remember_encoder(t: type, encode: Callable[[Any], Any]) -> Callable[[Any], 
     back to its fixed encoders (the others are compiled again at their next value). Replaced,
     not emptied in place: another thread reading it meanwhile still finds the fixed ones."""
     global _FAST
-    if len(_FAST) >= MAX_CACHED_TYPES + len(_FIXED_ENCODERS):
-        _FAST = {**_FIXED_ENCODERS, t: encode}
-    else:
-        _FAST[t] = encode
+    _FAST = remember_beside(_FAST, _FIXED_ENCODERS, t, encode)
     return encode
 
 
