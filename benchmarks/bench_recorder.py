@@ -596,6 +596,7 @@ class Window:
     cpu: float  # the process's CPU seconds (all threads)
     sys_cpu: float  # of which in the kernel (system calls: the GIL's futexes, files, SQLite's)
     writer_cpu: float  # the recorder's writer thread's CPU seconds (0 unrecorded)
+    started: int  # executions the recorder saw begin (0 unrecorded)
     recorded: int  # traces encoded in the handlers' threads (begun and not dropped)
     dropped: int  # traces dropped at begin (queue full)
     written: int  # traces the writer wrote
@@ -637,14 +638,21 @@ def _machine_busy() -> float:
 
 
 def measure_window(workload: Workload, recorder: Recorder | None, seconds: float) -> Window:
-    """Count what the workload does in the next ``seconds`` (it runs whatever it runs)."""
-    started0, dropped0, written0, writer0 = _counters(recorder)
+    """Count what the workload does in the next ``seconds`` (it runs whatever it runs).
+
+    The recorder's counters are read right next to the executions finished, with nothing that
+    releases the GIL in between (``/proc/stat`` is read outside: each of its system calls hands
+    the GIL to the handler threads for a switch interval, ~5 ms, and drops counted during those
+    hand-offs but not their executions once read ``dropped`` 1.07 of the window's executions).
+    The fractions dropped and recorded are of the executions the recorder saw start in the
+    same two reads (``started``), so they add up to 1."""
     m0 = _machine_busy()
+    started0, dropped0, written0, writer0 = _counters(recorder)
     n0, c0, w0, k0 = workload.executions(), time.process_time(), time.perf_counter(), os.times()
     time.sleep(seconds)
     n1, c1, w1, k1 = workload.executions(), time.process_time(), time.perf_counter(), os.times()
-    m1 = _machine_busy()
     started1, dropped1, written1, writer1 = _counters(recorder)
+    m1 = _machine_busy()
     dropped = dropped1 - dropped0
     return Window(
         n1 - n0,
@@ -652,6 +660,7 @@ def measure_window(workload: Workload, recorder: Recorder | None, seconds: float
         c1 - c0,
         k1.system - k0.system,
         writer1 - writer0,
+        started1 - started0,
         started1 - started0 - dropped,
         dropped,
         written1 - written0,
@@ -862,8 +871,8 @@ class PairFigures:
     sys_extra_us: list[float]  # the process's kernel CPU per execution, treatment - unrecorded
     writer_share: list[float]  # writer CPU / process CPU
     writer_core: list[float]  # writer CPU / wall
-    recorded: list[float]  # fraction of executions encoded in the handlers' threads
-    dropped: list[float]  # fraction dropped at begin
+    recorded: list[float]  # fraction of the window's executions encoded in the handlers' threads
+    dropped: list[float]  # fraction of the window's executions dropped (at begin, mostly)
     written: list[float]  # fraction written by the writer during the window
     plain_rate: list[float]
     rate: list[float]
@@ -897,8 +906,9 @@ def pair_figures(t: Treatment, only: str | None = None) -> PairFigures:
         f.sys_extra_us.append((w.sys_cpu / w.execs - plain_sys) * 1e6)
         f.writer_share.append(w.writer_cpu / max(w.cpu, 1e-9))
         f.writer_core.append(w.writer_cpu / w.wall)
-        f.recorded.append(w.recorded / w.execs)
-        f.dropped.append(w.dropped / w.execs)
+        begun = max(w.started, 1)  # (the recorder's own count: see measure_window)
+        f.recorded.append(w.recorded / begun)
+        f.dropped.append(w.dropped / begun)
         f.written.append(w.written / w.execs)
         f.plain_rate.append(plain_rate)
         f.rate.append(w.rate)

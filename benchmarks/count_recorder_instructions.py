@@ -10,7 +10,11 @@ of N executions minus that of a run of none, both after 200 warm-up executions a
 in another left out, which made the count jump by ~12k per execution between runs) and ``record_overhead_instructions: N`` (always minus unrecorded). Modes: ``plain`` (no
 recorder), ``always`` (a ``DirectorySink`` whose writer never runs: what it would write is
 dropped every 100 executions, so no writer thread interleaves with the count), ``on_failure``
-(a ``MemorySink``, every execution succeeds). ``PYTHONHASHSEED=0`` makes each count repeat to
+(a ``MemorySink``, every execution succeeds), ``dropped`` (``always`` into a ``DirectorySink``
+whose queue is full from the first execution on, ``max_queue=1``, its writer never run: every
+counted execution's trace is dropped at ``Recorder.begin``, the steady state of a service that
+outruns its writer; ``drop_overhead_instructions`` is dropped minus unrecorded).
+``--modes plain,dropped`` counts only those. ``PYTHONHASHSEED=0`` makes each count repeat to
 within a few instructions per execution; ``PRODTURE_TREE`` counts another checkout's package.
 """
 
@@ -20,6 +24,7 @@ import argparse
 import gc
 import glob
 import importlib.util
+import logging
 import os
 import subprocess
 import sys
@@ -27,6 +32,7 @@ import tempfile
 from pathlib import Path
 
 HERE = Path(__file__).resolve().parent
+MODES = ("plain", "always", "on_failure", "dropped")
 
 
 def _load_bench():  # noqa: ANN202 -- the benchmark module
@@ -57,8 +63,9 @@ def child(mode: str, execs: int, use_async: bool) -> None:
 
         handler = bench.prodture.handler(checkout_async, name="benchrec:checkout_async")
     recorder = None
-    if mode == "always":
-        recorder = bench.Recorder(bench.DirectorySink(tempfile.mkdtemp()), max_queue=100_000)
+    if mode in ("always", "dropped"):
+        max_queue = 1 if mode == "dropped" else 100_000
+        recorder = bench.Recorder(bench.DirectorySink(tempfile.mkdtemp()), max_queue=max_queue)
         writer = recorder._writer
         writer.sleeping = False  # never rung: the writer thread never starts
         writer.wake = lambda: None
@@ -69,12 +76,17 @@ def child(mode: str, execs: int, use_async: bool) -> None:
     def batch(n: int) -> None:
         for _ in range(n):
             run(handler, "o-1")
-        if mode == "always":  # what the writer would have taken
+        if mode == "always":  # what the writer would have taken (dropped: nothing is queued)
             recorder._writer.done.clear()
             recorder._counts.queued_bytes = 0
 
+    if mode == "dropped":  # its one warning ("the trace writer is behind") is expected
+        logging.getLogger("prodture.recorder").setLevel(logging.ERROR)
     for _ in range(2):
         batch(100)
+    if mode == "dropped":  # the first trace fills the queue; the rest (and the warning) dropped
+        stats = recorder.stats
+        assert stats.queue_depth == 1 and stats.traces_dropped == 199, stats
     gc.collect()
     gc.freeze()  # what start-up and warm-up made is never walked by a collection in the count
     for _ in range(execs // 100):
@@ -107,17 +119,27 @@ def main() -> int:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--execs", type=int, default=2000)
     parser.add_argument("--async", dest="use_async", action="store_true")
-    parser.add_argument("--child", choices=["plain", "always", "on_failure"])
+    parser.add_argument("--child", choices=MODES)
+    parser.add_argument(
+        "--modes",
+        type=lambda v: v.split(","),
+        default=["plain", "always", "on_failure", "dropped"],
+        help=f"the modes to count, comma-separated (of: {', '.join(MODES)})",
+    )
     args = parser.parse_args()
     if args.child:
         child(args.child, args.execs, args.use_async)
         return 0
-    counts = {
-        mode: count(mode, args.execs, args.use_async) for mode in ("plain", "always", "on_failure")
-    }
+    unknown = set(args.modes) - set(MODES)
+    if unknown:
+        parser.error(f"unknown modes {sorted(unknown)}: use {', '.join(MODES)}")
+    counts = {mode: count(mode, args.execs, args.use_async) for mode in args.modes}
     for mode, n in counts.items():
         print(f"instructions_per_exec_{mode}: {n:.0f}")
-    print(f"record_overhead_instructions: {counts['always'] - counts['plain']:.0f}")
+    if "plain" in counts and "always" in counts:
+        print(f"record_overhead_instructions: {counts['always'] - counts['plain']:.0f}")
+    if "plain" in counts and "dropped" in counts:
+        print(f"drop_overhead_instructions: {counts['dropped'] - counts['plain']:.0f}")
     return 0
 
 

@@ -73,6 +73,8 @@ _SIZED = frozenset({str, bytes})
 
 #: Seconds between two log lines about the same kind of recorder fault.
 LOG_INTERVAL_S = 60.0
+#: The clock of those intervals (a module global: one load on the drop path; tests replace it).
+_fault_clock = time.monotonic
 #: The writer thread's default CPU budget, a fraction of one core (``Recorder(writer_cpu_budget=)``).
 WRITER_CPU_BUDGET = 0.1
 #: The budget is kept over this many seconds: the writer may use ``budget * window`` seconds of
@@ -431,21 +433,25 @@ class RecorderStats:
 
 class _Counters:
     """The recorder's counts, shared with its writer thread (which must not keep the recorder
-    alive). Updated under one lock: a few times per execution, never held long."""
+    alive). Most are updated under one lock, a few times per execution, never held long. The
+    counts of the hot paths take no lock: executions started (every one) and traces dropped
+    (nearly every one, in the steady state of a service that outruns its writer) are each an
+    ``itertools.count`` whose ``next()`` is one atomic step under the GIL (about 0.03 µs,
+    against 0.16 µs for a round of the lock), read exactly by :meth:`read` under the lock."""
 
     __slots__ = (
         "starts",
-        "start_reads",
+        "drops",
+        "budget_drops",
+        "reads",
         "written",
         "discarded",
-        "dropped",
-        "dropped_for_budget",
         "sink_errors",
         "encode_errors",
         "opaque",
         "queued_bytes",
         "lock",
-        "last_log",
+        "quiet_until",
     )
 
     def __init__(self) -> None:
@@ -454,36 +460,45 @@ class _Counters:
     def reset(self) -> None:
         """All counts at zero and a new lock (also in a forked child: the parent's counts are
         the parent's, and its lock may have been held by a thread that does not exist here)."""
-        #: One ``next()`` per execution started, without the lock (``next`` of an
-        #: ``itertools.count`` is one atomic step under the GIL: about 0.03 µs per execution
-        #: against 0.16 µs for a round of the lock); read exactly by :meth:`started`.
-        self.starts = itertools.count()
-        self.start_reads = 0  # the ``next()`` calls that were reads (under the lock)
-        self.written = self.discarded = self.dropped = 0
-        self.dropped_for_budget = 0
+        self.starts = itertools.count()  # one next() per execution started
+        self.drops = itertools.count()  # one next() per trace dropped
+        self.budget_drops = itertools.count()  # and one more when the writer was held back
+        #: For each of those, the ``next()`` calls that were reads (see :meth:`read`).
+        self.reads: dict[str, int] = {"starts": 0, "drops": 0, "budget_drops": 0}
+        self.written = self.discarded = 0
         self.sink_errors = self.encode_errors = self.opaque = 0
         self.queued_bytes = 0  # encoded bytes of the finished traces waiting for the writer
         self.lock = threading.Lock()
-        self.last_log: dict[str, float] = {}
+        #: For each kind of fault, the ``time.monotonic()`` before which it is not logged again:
+        #: read without the lock (a fault on a hot path, a drop, costs one clock read and one
+        #: comparison until it is due), written under it.
+        self.quiet_until: dict[str, float] = {}
+
+    def read(self, name: str) -> int:
+        """The exact count of ``name`` (``"starts"``, ``"drops"`` or ``"budget_drops"``); called
+        with ``lock`` held (reads are counted under it). A read takes a number too: every
+        number taken before it was a count or an earlier read."""
+        taken: int = next(getattr(self, name))
+        reads = self.reads[name]
+        self.reads[name] = reads + 1
+        return taken - reads
 
     def started(self) -> int:
-        """Executions started so far; called with ``lock`` held (reads are counted under it).
-        A read takes a number too: every number taken before it was a start or a read."""
-        taken = next(self.starts)
-        started = taken - self.start_reads
-        self.start_reads += 1
-        return started
+        """Executions started so far; called with ``lock`` held."""
+        return self.read("starts")
 
     def log_fault(
         self, kind: str, message: str, *args: Any, exc_info: BaseException | bool = False
     ) -> None:
-        """Log a fault, at most once per ``LOG_INTERVAL_S`` for each kind (the counts say the rest)."""
-        now = time.monotonic()
-        with self.lock:
-            last = self.last_log.get(kind)
-            if last is not None and now - last < LOG_INTERVAL_S:
+        """Log a fault, at most once per ``LOG_INTERVAL_S`` for each kind (the counts say the
+        rest). Not due yet: one clock read, no lock."""
+        now = _fault_clock()
+        if now < self.quiet_until.get(kind, now):
+            return
+        with self.lock:  # due: one thread logs it, the others find it quiet again
+            if now < self.quiet_until.get(kind, now):
                 return
-            self.last_log[kind] = now
+            self.quiet_until[kind] = now + LOG_INTERVAL_S
         log.warning(message, *args, exc_info=exc_info)
 
 
@@ -829,17 +844,21 @@ class Recorder:
     def stats(self) -> RecorderStats:
         c = self._counts
         with c.lock:
+            # Drops read before starts: every trace counted dropped was counted started first,
+            # so a snapshot taken while threads drop never shows more dropped than started.
+            dropped_for_budget = c.read("budget_drops")
+            dropped = c.read("drops")
             return RecorderStats(
                 traces_started=c.started(),
                 traces_written=c.written,
                 traces_discarded=c.discarded,
-                traces_dropped=c.dropped,
+                traces_dropped=dropped,
                 sink_errors=c.sink_errors,
                 encode_errors=c.encode_errors,
                 opaque_values=c.opaque,
                 queue_depth=len(self._writer.done),
                 queue_bytes=c.queued_bytes,
-                traces_dropped_for_budget=c.dropped_for_budget,
+                traces_dropped_for_budget=dropped_for_budget,
             )
 
     def flush(self, timeout: float | None = None) -> bool:
@@ -858,7 +877,8 @@ class Recorder:
         self, handler_name: str, input: Any, *, meta: dict[str, Any] | None = None
     ) -> _StreamSession | _FailureSession | None:
         """Start recording one execution; ``meta`` adds to this trace's header ``meta`` (the
-        OpenTelemetry bridge puts the span's ids there)."""
+        OpenTelemetry bridge puts the span's ids there). None: not recorded (not sampled, or
+        dropped because the writer's queue is full), the handler runs unrecorded."""
         mode = self.mode
         if mode != ALWAYS:
             if mode == ON_FAILURE:
@@ -866,28 +886,33 @@ class Recorder:
                 return _FailureSession(self, handler_name, input, meta)
             if isinstance(mode, Sampled) and random.random() >= mode.rate:
                 return None
-        next(self._counts.starts)  # counted started (see _Counters.started)
+        counts = self._counts
+        next(counts.starts)  # counted started (see _Counters)
         if self._in_memory:
             return _StreamSession(self, handler_name, input, meta)
-        writer = self._writer
-        if len(writer.done) >= self.max_queue or self._counts.queued_bytes >= self.max_queue_bytes:
-            self._dropped()
-            return None
-        # (Registered with the writer, to be streamed while it runs, only once it has records
-        # to stream: see _StreamSession._encode_head.)
-        return _StreamSession(self, handler_name, input, meta)
+        if len(self._writer.done) < self.max_queue and counts.queued_bytes < self.max_queue_bytes:
+            # (Registered with the writer, to be streamed while it runs, only once it has
+            # records to stream: see _StreamSession._encode_head.)
+            return _StreamSession(self, handler_name, input, meta)
+        self._dropped()  # the writer is behind: the steady state of a service outrunning it
+        return None
 
     # -- internals ---------------------------------------------------------------------------
 
     def _dropped(self) -> None:
+        """Count a dropped trace, without a lock (see _Counters), and log it when due: this
+        runs for nearly every execution of a service that outruns its writer, so until the
+        log is due it costs two ``next()`` calls at most, a clock read and a comparison."""
         c = self._counts
-        held_back = self._writer.held_back
+        next(c.drops)
+        if self._writer.held_back:
+            next(c.budget_drops)
+        now = _fault_clock()
+        if now < c.quiet_until.get("dropped", now):
+            return
         with c.lock:
-            c.dropped += 1
-            dropped = c.dropped
-            if held_back:
-                c.dropped_for_budget += 1
-        self._counts.log_fault(
+            dropped = c.read("drops")
+        c.log_fault(
             "dropped",
             "prodture: the trace writer is behind (%s is slow or stuck, or the writer is at its "
             "CPU budget: writer_cpu_budget=%s): %d traces dropped so far (max_queue=%d, "
