@@ -47,7 +47,8 @@ Prints ``name: value`` lines on stdout (details go to stderr):
   execution beyond unrecorded) of an execution whose trace is dropped at ``begin`` (a recorder
   whose sink stalls) and of one recorded; ``record_throughput_loss_in_thread_explained`` is the
   in-thread loss they account for at the windows' fractions ``record_throughput_dropped`` (of
-  executions, dropped at ``begin``) and ``record_throughput_recorded`` (encoded in the thread);
+  the executions the recorder saw begin in the window, dropped, nearly all at ``begin``) and
+  ``record_throughput_recorded`` (encoded in the thread; the two add up to 1);
   the rest of ``loss_in_thread`` is contention between threads. ``record_throughput_written``
   is the fraction the writer wrote meanwhile, ``record_throughput_sys_extra_us`` the extra
   kernel CPU per execution, ``record_throughput_writer_us_per_exec`` the writer's CPU per
