@@ -240,11 +240,12 @@ def test_the_writer_is_behind_is_logged_at_most_once_per_interval_with_the_count
             assert len(_behind(caplog)) == 1 and "1 traces dropped so far" in _behind(caplog)[0]
 
             _in_threads(THREADS, lambda i: [interpreter.run(add_twice, n) for n in range(200)])
-            clock.now += LOG_INTERVAL_S - 0.001  # not yet
+            logged_at = clock.now
+            clock.now = logged_at + LOG_INTERVAL_S - 0.001  # not yet
             _in_threads(THREADS, lambda i: [interpreter.run(add_twice, n) for n in range(200)])
             assert len(_behind(caplog)) == 1, _behind(caplog)
 
-            clock.now += 0.001  # due: exactly one of the threads logs it
+            clock.now = logged_at + LOG_INTERVAL_S  # due: exactly one of the threads logs it
             _in_threads(THREADS, lambda i: [interpreter.run(add_twice, n) for n in range(200)])
             messages = _behind(caplog)
             assert len(messages) == 2, messages
