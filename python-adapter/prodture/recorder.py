@@ -844,8 +844,9 @@ class Recorder:
     def stats(self) -> RecorderStats:
         c = self._counts
         with c.lock:
-            # Drops read before starts: every trace counted dropped was counted started first,
-            # so a snapshot taken while threads drop never shows more dropped than started.
+            # Read in the reverse order of counting (a drop for the budget is counted after its
+            # drop, a drop after its start): a snapshot taken while threads drop never shows
+            # more dropped for the budget than dropped, nor more dropped than started.
             dropped_for_budget = c.read("budget_drops")
             dropped = c.read("drops")
             return RecorderStats(
