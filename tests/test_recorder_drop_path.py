@@ -11,6 +11,7 @@ writer is held inside its sink by an event until the test lets it go.
 
 from __future__ import annotations
 
+import contextlib
 import dataclasses
 import logging
 import os
@@ -143,15 +144,10 @@ def _in_threads(count: int, work: Callable[[int], object]) -> None:
     assert not errors, errors
 
 
-THREADS = 8
-PER_THREAD = 1500
-
-
-def test_drops_from_many_threads_are_counted_exactly_while_stats_is_read(held, busy_switching):
-    """8 threads drop 1,500 traces each while another thread reads ``stats`` without a pause:
-    every snapshot has dropped <= started, and at the end every drop is counted, no more, no
-    less; once the writer moves, every trace started is written or dropped."""
-    sink, recorder, interpreter, performed = held
+@contextlib.contextmanager
+def _reading_stats(recorder: Recorder) -> Iterator[list[Any]]:
+    """Another thread reads ``recorder.stats`` without a pause meanwhile: the snapshots, in
+    the order they were taken."""
     stop = threading.Event()
     snapshots: list[Any] = []
 
@@ -162,23 +158,35 @@ def test_drops_from_many_threads_are_counted_exactly_while_stats_is_read(held, b
     reader = threading.Thread(target=read_stats)
     reader.start()
     try:
-
-        def drop(i: int) -> None:
-            for n in range(PER_THREAD):
-                outcome = interpreter.run(add_twice, n)
-                assert outcome.ok and outcome.value["result"] == n + 2, outcome
-
-        with _quiet():
-            _in_threads(THREADS, drop)
+        yield snapshots
     finally:
         stop.set()
         reader.join(timeout=60)
+    assert snapshots, "stats was never read meanwhile"
+
+
+THREADS = 8
+PER_THREAD = 1500
+
+
+def test_drops_from_many_threads_are_counted_exactly_while_stats_is_read(held, busy_switching):
+    """8 threads drop 1,500 traces each while another thread reads ``stats`` without a pause:
+    every snapshot has dropped <= started, and at the end every drop is counted, no more, no
+    less; once the writer moves, every trace started is written or dropped."""
+    sink, recorder, interpreter, performed = held
+
+    def drop(i: int) -> None:
+        for n in range(PER_THREAD):
+            outcome = interpreter.run(add_twice, n)
+            assert outcome.ok and outcome.value["result"] == n + 2, outcome
+
+    with _quiet(), _reading_stats(recorder) as snapshots:
+        _in_threads(THREADS, drop)
     dropped = THREADS * PER_THREAD
     stats = recorder.stats
     assert stats.traces_started == 2 + dropped, stats
     assert stats.traces_dropped == dropped, stats
     assert stats.traces_dropped_for_budget == 0, stats
-    assert snapshots, "stats was never read while the threads dropped"
     for s in snapshots:
         assert s.traces_dropped <= s.traces_started - 2, s
     assert [s.traces_dropped for s in snapshots] == sorted(s.traces_dropped for s in snapshots)
@@ -198,10 +206,12 @@ def test_drops_while_the_writer_is_held_back_are_counted_for_the_budget_exactly(
     dropped for the budget), exactly, from many threads; drops after it caught up only once."""
     sink, recorder, interpreter, _ = held
     recorder._writer.held_back = True  # (what _Writer._pause sets: the writer is held anyway)
-    with _quiet():
+    with _quiet(), _reading_stats(recorder) as snapshots:
         _in_threads(THREADS, lambda i: [interpreter.run(add_twice, n) for n in range(500)])
         recorder._writer.held_back = False
         _in_threads(THREADS, lambda i: [interpreter.run(add_twice, n) for n in range(100)])
+    for s in snapshots:
+        assert s.traces_dropped_for_budget <= s.traces_dropped <= s.traces_started - 2, s
     stats = recorder.stats
     assert stats.traces_dropped_for_budget == THREADS * 500, stats
     assert stats.traces_dropped == THREADS * 600, stats
