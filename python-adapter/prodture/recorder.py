@@ -821,6 +821,8 @@ class Recorder:
         self._writer = _Writer(self)
         # The writer thread ends once the recorder is garbage (after writing what is pending).
         weakref.finalize(self, self._writer.request_stop)
+        #: handler name -> its code's fingerprint, looked up once per trace: at most
+        #: ``codec.MAX_CACHED_TYPES`` (handlers named per request must not grow it forever).
         self._fingerprints: dict[str, str] = {}
 
     # -- what users call ---------------------------------------------------------------------
@@ -963,7 +965,7 @@ class Recorder:
             )  # a route wrapper (prodture.fastapi): the user's code
             code = getattr(fn, "__code__", None)
             cached = code_fingerprint(code.co_filename) if code is not None else ""
-            self._fingerprints[handler_name] = cached
+            _codec.remember(self._fingerprints, handler_name, cached, _codec.MAX_CACHED_TYPES)
         return cached
 
     def _header(self, encoder: TraceEncoder, info: TraceInfo, meta: dict[str, Any] | None) -> bytes:
