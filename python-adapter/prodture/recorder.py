@@ -31,7 +31,7 @@ import threading
 import time
 import uuid
 import weakref
-from collections.abc import Callable
+from collections.abc import Callable, Iterator
 from decimal import Decimal
 from typing import Any, Protocol, cast
 
@@ -429,6 +429,74 @@ class RecorderStats:
     traces_dropped_for_budget: int = 0
 
 
+#: True on an interpreter running without the GIL (the free-threaded build, PEP 703, with the
+#: GIL not turned back on: read once, after this module's imports, which may turn it on): the
+#: two steps below that the GIL makes atomic are then taken under a lock. With the GIL, the
+#: classes chosen here are the plain ones and the handler's path is unchanged.
+_FREE_THREADED = not getattr(sys, "_is_gil_enabled", lambda: True)()
+
+
+class _LockedCount:
+    """``itertools.count`` whose ``next()`` is one step under a lock: without the GIL, two
+    threads' ``next()`` of an ``itertools.count`` may return the same number (3.13t)."""
+
+    __slots__ = ("_count", "_lock")
+
+    def __init__(self) -> None:
+        self._count = itertools.count()
+        self._lock = threading.Lock()
+
+    def __iter__(self) -> _LockedCount:
+        return self
+
+    def __next__(self) -> int:
+        with self._lock:
+            return next(self._count)
+
+
+class _LockedRecords(bytearray):
+    """A trace's ``records`` (see :class:`_Pending`) without the GIL: each step the handler and
+    the writer take on it (the handler's ``+=``; the writer's ``bytes()``, ``del [:n]``;
+    ``clear()``, ``len()``) is one step under the buffer's own lock, as the GIL makes each one
+    C call atomic (the free-threaded build of 3.13 does not lock a ``bytearray``: a copy racing
+    an append that moves the buffer would read freed memory)."""
+
+    __slots__ = ("lock",)
+
+    def __init__(self) -> None:
+        super().__init__()
+        self.lock = threading.Lock()
+
+    # (typeshed's bytearray.__add__ returns a bytearray; += gives back the same object)
+    def __iadd__(self, data: Any) -> _LockedRecords:  # type: ignore[misc]
+        with self.lock:
+            bytearray.__iadd__(self, data)
+        return self
+
+    def __bytes__(self) -> bytes:
+        with self.lock, memoryview(self) as view:  # (released before the lock: no export left)
+            return view.tobytes()
+
+    def __delitem__(self, index: Any) -> None:
+        with self.lock:
+            bytearray.__delitem__(self, index)
+
+    def clear(self) -> None:
+        with self.lock:
+            bytearray.clear(self)
+
+    def __len__(self) -> int:
+        with self.lock:
+            return bytearray.__len__(self)
+
+
+#: What ``_Counters.starts`` and a trace's ``records`` are made of: the plain types under the
+#: GIL (nothing on the handler's path is added: the same calls, the same C steps), the locked
+#: ones without it.
+_Count: Callable[[], Iterator[int]] = _LockedCount if _FREE_THREADED else itertools.count
+_Records: Callable[[], bytearray] = _LockedRecords if _FREE_THREADED else bytearray
+
+
 class _Counters:
     """The recorder's counts, shared with its writer thread (which must not keep the recorder
     alive). Updated under one lock: a few times per execution, never held long."""
@@ -456,8 +524,9 @@ class _Counters:
         the parent's, and its lock may have been held by a thread that does not exist here)."""
         #: One ``next()`` per execution started, without the lock (``next`` of an
         #: ``itertools.count`` is one atomic step under the GIL: about 0.03 µs per execution
-        #: against 0.16 µs for a round of the lock); read exactly by :meth:`started`.
-        self.starts = itertools.count()
+        #: against 0.16 µs for a round of the lock; without the GIL, a count of its own lock:
+        #: ``_Count``); read exactly by :meth:`started`.
+        self.starts = _Count()
         self.start_reads = 0  # the ``next()`` calls that were reads (under the lock)
         self.written = self.discarded = self.dropped = 0
         self.dropped_for_budget = 0
@@ -546,8 +615,9 @@ def _keep_never(value: Any, depth: int) -> Any:
 def _keep_dict(value: dict[Any, Any], depth: int) -> Any:
     if depth > _MAX_DEPTH:
         return _NOT_KEPT
-    # Copy first (one step, atomic under the GIL), then look at the copy: another thread that
-    # changes the original meanwhile changes nothing here and cannot make the walk fail.
+    # Copy first (one step, atomic under the GIL or the dict's own lock without it), then look
+    # at the copy: another thread that changes the original meanwhile changes nothing here and
+    # cannot make the walk fail.
     copy = value.copy()
     depth += 1
     for key, item in copy.items():
@@ -1019,8 +1089,10 @@ class _Pending:
     more) is passed to a stream of ours as is, without a copy; other sinks get ``bytes``. A
     trace given up on (``finish()``'s drop, ``_sink_failed``) is cleared, also one C call; the
     handler appends nothing once ``broken`` is set (a record racing that check is let go with
-    the trace). (All of this needs the GIL: the free-threaded build of 3.13 does not lock a
-    ``bytearray``.)
+    the trace). All of this needs each of those steps to be atomic, which the GIL makes them;
+    on the free-threaded build (``sys._is_gil_enabled()`` False), ``records`` is a
+    :class:`_LockedRecords`, which takes each one under a lock of its own (about 0.1 µs per
+    step, there only), and ``_Counters.starts`` counts under a lock too.
 
     Measured against the deque of ``bytes`` it replaces (20,000 records of 91 bytes, writer
     CPU per record): a streaming pass 0.13-0.15 -> 0.04 µs, a finished trace 0.08 -> 0.02 µs
@@ -1059,7 +1131,7 @@ class _Pending:
         #: datetime) when the writer or a header needs it.
         self.trace_id = trace_id
         self.size = 0
-        self.records = bytearray()
+        self.records = _Records()
         self.done = False
         self.broken = False
         self.stream: TraceStream | None = None
@@ -1139,7 +1211,7 @@ class _StreamSession(_Pending):
         except IndexError:
             self.trace_id = _new_trace_ids()
         self.size = 0
-        self.records = bytearray()  # (see _Pending)
+        self.records = _Records()  # (see _Pending)
         self.done = False
         self.broken = False
         self.stream = None
