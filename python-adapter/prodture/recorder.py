@@ -741,34 +741,38 @@ def _frozen_dataclass_keeper(t: type) -> Callable[[Any, int], Any]:
 
 def _compile_frozen_keeper(names: tuple[str, ...], first: Any) -> Callable[[Any, int], Any]:
     """A frozen dataclass's keeper, compiled from its field names only (identifiers, checked by
-    the caller), as dataclasses compiles its ``__init__``. Each field is tested once in turn,
-    from cheapest to dearest, and only as far as needed: the exact type of the type's first
-    instance when that is an immutable scalar (``type(value.f) is str``: one identity test,
-    about a third cheaper than a set lookup; later instances are usually alike); else whether
-    it holds an immutable scalar at all; else whether what it holds (a tuple, a frozen
-    dataclass) is immutable throughout, as the uncompiled keeper decides (not past
-    ``_MAX_DEPTH``). A field that passed a test is not tested again: the first instance's
-    field types cost one identity test each, and an instance unlike it no more than each of
-    its fields needs."""
+    the caller), as dataclasses compiles its ``__init__``. Its first test is for the exact
+    field types of the type's first instance (``type(value.f) is str``: one identity test per
+    field, about a third cheaper than a set lookup), when they are immutable scalars (later
+    instances are usually alike). An instance unlike it goes on field by field, each field
+    tested once: whether it holds an immutable scalar; if not, whether what it holds (a tuple,
+    a frozen dataclass) is immutable throughout, as the uncompiled keeper decides (not past
+    ``_MAX_DEPTH``); the first field that fails ends it (before, such an instance was tested
+    for every field all at once, then again in the uncompiled keeper's loop)."""
     namespace: dict[str, Any] = {
         "immutable": _IMMUTABLE,
         "immutable_throughout": _immutable,
         "MAX_DEPTH": _MAX_DEPTH,
         "NOT_KEPT": _NOT_KEPT,
     }
-    lines = ["def keep(value, depth):\n"]
+    exact = []
+    lines = []
     for i, n in enumerate(names):
         t = type(getattr(first, n, None))
-        exact = ""
         if t in _IMMUTABLE:
             namespace[f"T{i}"] = t
-            exact = f"type(value.{n}) is not T{i} and "
+            exact.append(f"type(value.{n}) is T{i}")
+        else:
+            exact.append(f"type(value.{n}) in immutable")
         lines.append(
-            f"    if {exact}type(value.{n}) not in immutable and (\n"
+            f"    if type(value.{n}) not in immutable and (\n"
             f"        depth > MAX_DEPTH or not immutable_throughout(value.{n}, depth + 1)\n"
             f"    ):\n"
             f"        return NOT_KEPT\n"
         )
+    if len(namespace) > 4:  # (an exact type: an ``and`` chain, no jump taken when it holds)
+        lines.insert(0, f"    if {' and '.join(exact)}:\n        return value\n")
+    lines.insert(0, "def keep(value, depth):\n")
     lines.append("    return value\n")
     exec("".join(lines), namespace)  # noqa: S102 -- the source is made of this type's field names only
     keep: Callable[[Any, int], Any] = namespace["keep"]
