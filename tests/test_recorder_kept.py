@@ -206,6 +206,42 @@ def test_a_frozen_dataclass_keeper_compiled_for_its_first_instance_still_looks_a
     assert _kept(Holder("j", {"k": 1})) is _NOT_KEPT
 
 
+def test_a_compiled_frozen_keeper_looks_inside_what_a_later_instance_holds():
+    """The compiled keeper's way for an instance unlike the first (a field of another type):
+    a field holding a tuple or a frozen dataclass is looked at throughout, so a list anywhere
+    inside makes the instance not kept (it would be written as it is at the end, not as it
+    was), whichever field it is in; what holds only immutable values, however nested within
+    the depth bound, is kept by reference; past the bound, nothing that needs looking into is
+    kept."""
+
+    @dataclasses.dataclass(frozen=True)
+    class Triple:
+        a: Any
+        b: Any
+        c: Any
+
+    first = Triple("a", 1, 2.0)
+    assert _kept(first) is first
+    for changeable in (
+        Triple("x", 1, (2, [3])),
+        Triple((1, [2]), 1, 2.0),
+        Triple("x", Box("y", (1, {"k": [2]})), 2.0),
+        Triple(b"x", None, Triple("n", 1, Triple("m", 2, [3]))),
+    ):
+        assert _kept(changeable) is _NOT_KEPT and not _immutable(changeable), changeable
+    for kept_as_is in (
+        Triple("x", (1, ("y", Point(1, 2))), 2.0),
+        Triple(Color.RED, frozenset({1, "z"}), Triple("n", (1, 2), None)),
+    ):
+        assert _kept(kept_as_is) is kept_as_is and _immutable(kept_as_is), kept_as_is
+    nested: Any = 0
+    for _ in range(20):  # deeper than the bound: not kept, though nothing in it can change
+        nested = Triple("x", nested, (1,))
+    assert _kept(nested) is _NOT_KEPT
+    shallow = Triple("x", Triple("y", (1,), 2), (1,))
+    assert _kept(shallow) is shallow
+
+
 def test_a_dict_with_a_key_that_could_change_is_not_kept():
     """Dict keys are looked at as its values are: a ``str`` subclass key (an object with its
     own attributes) or a hashable object that could change makes the dict not kept."""

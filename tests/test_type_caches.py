@@ -6,11 +6,14 @@ from __future__ import annotations
 
 import dataclasses
 import gc
+import hashlib
+import logging
 import weakref
 from typing import Any
 
 import pytest
 
+import prodture
 from prodture import Effect, Interpreter, MemorySink, Recorder, runtime
 from prodture import recorder as recorder_module
 from prodture.trace import Redactor, TraceEncoder, codec, fastpack, read_trace
@@ -142,3 +145,72 @@ def test_the_call_site_cache_keeps_no_function_made_per_request_alive():
     assert len(runtime._sites) <= runtime._MAX_SITES
     site = next(iter(v[1] for v in runtime._sites.values() if v[1][0].startswith("<request")))
     assert site == ("<request 1999>", 3, "handle")
+
+
+def test_code_fingerprints_of_file_names_made_per_request_stay_bounded(tmp_path, monkeypatch):
+    """format.code_fingerprint remembers a fingerprint per file name: 10,000 names made per request (generated modules, exec'd code) leave at most the bound (before: all 10,000), and a real file's fingerprint is still its sha256, before and after."""
+    monkeypatch.setattr(codec, "MAX_CACHED_TYPES", LIMIT)
+    monkeypatch.setattr(format_module, "_fingerprints", {})
+    source = tmp_path / "service.py"
+    source.write_bytes(b"def handle(event):\n    return event\n")
+    expected = hashlib.sha256(source.read_bytes()).hexdigest()[:16]
+    assert format_module.code_fingerprint(str(source)) == expected
+    for i in range(CLASSES):
+        assert format_module.code_fingerprint(str(tmp_path / f"generated_{i}.py")) == ""
+    assert len(format_module._fingerprints) <= LIMIT
+    assert format_module.code_fingerprint(str(source)) == expected
+
+
+def test_handlers_named_per_request_leave_the_recorders_fingerprints_bounded(tmp_path, monkeypatch):
+    """The recorder remembers each handler's code fingerprint by handler name: 10,000 handlers registered under names made per request (a rule engine compiling one per tenant) leave at most the bound in Recorder._fingerprints (before: all 10,000), and every trace's header still holds its handler's file's fingerprint."""
+    monkeypatch.setattr(codec, "MAX_CACHED_TYPES", LIMIT)
+    monkeypatch.setattr(format_module, "_fingerprints", {})
+    path = tmp_path / "rules.py"
+    path.write_text("def handle(event):\n    got = yield Carry(event)\n    return got\n")
+    expected = hashlib.sha256(path.read_bytes()).hexdigest()[:16]
+    code = compile(path.read_text(), str(path), "exec")
+    sink = MemorySink()
+    recorder = Recorder(sink)
+    interpreter = Interpreter({Carry: lambda e: "ok"}, recorder=recorder)
+    registered = set(runtime.handlers)
+    try:
+        for i in range(CLASSES):
+            namespace: dict[str, Any] = {"Carry": Carry}
+            exec(code, namespace)  # noqa: S102 -- the test's own source
+            fn = prodture.handler(namespace["handle"], name=f"rules:tenant{i}")
+            assert interpreter.run(fn, i).ok
+            if i % 1000 == 0:
+                header = read_trace(sink.traces[-1]).header
+                assert (header.handler, header.fingerprint) == (f"rules:tenant{i}", expected)
+        assert len(recorder._fingerprints) <= LIMIT
+        assert read_trace(sink.traces[-1]).header.fingerprint == expected
+    finally:
+        for name in set(runtime.handlers) - registered:
+            del runtime.handlers[name]
+        recorder.close()
+
+
+def test_unregistered_handlers_named_per_request_are_warned_once_each_within_a_bound(
+    monkeypatch, caplog
+):
+    """The runtime warns once per unregistered handler name recorded: 10,000 handlers made per request (each its own qualified name) leave at most the bound in the names it remembers (before: all 10,000), and a name still remembered is not warned about twice."""
+    monkeypatch.setattr(codec, "MAX_CACHED_TYPES", LIMIT)
+    monkeypatch.setattr(runtime, "_warned_unregistered", type(runtime._warned_unregistered)())
+    interpreter = Interpreter({Carry: lambda e: "ok"}, recorder=Recorder(MemorySink()))
+
+    def made(i: int) -> Any:
+        def handle(event: Any) -> Any:
+            return (yield Carry(event))
+
+        handle.__qualname__ = f"tenant{i}.handle"
+        return handle
+
+    for i in range(CLASSES):
+        assert interpreter.run(made(i), i).ok
+    assert len(runtime._warned_unregistered) <= LIMIT
+    caplog.clear()
+    with caplog.at_level(logging.WARNING, logger="prodture"):
+        for _ in range(3):
+            assert interpreter.run(made(CLASSES), 0).ok
+    warnings = [r for r in caplog.records if "not a registered handler" in r.getMessage()]
+    assert len(warnings) == 1 and f"tenant{CLASSES}.handle" in warnings[0].getMessage()

@@ -31,7 +31,7 @@ import threading
 import time
 import uuid
 import weakref
-from collections.abc import Callable
+from collections.abc import Callable, Iterator
 from decimal import Decimal
 from typing import Any, Protocol, cast
 
@@ -431,13 +431,82 @@ class RecorderStats:
     traces_dropped_for_budget: int = 0
 
 
+#: True on an interpreter running without the GIL (the free-threaded build, PEP 703, with the
+#: GIL not turned back on: read once, after this module's imports, which may turn it on): the
+#: two steps below that the GIL makes atomic are then taken under a lock. With the GIL, the
+#: classes chosen here are the plain ones and the handler's path is unchanged.
+_FREE_THREADED = not getattr(sys, "_is_gil_enabled", lambda: True)()
+
+
+class _LockedCount:
+    """``itertools.count`` whose ``next()`` is one step under a lock: without the GIL, two
+    threads' ``next()`` of an ``itertools.count`` may return the same number (3.13t)."""
+
+    __slots__ = ("_count", "_lock")
+
+    def __init__(self) -> None:
+        self._count = itertools.count()
+        self._lock = threading.Lock()
+
+    def __iter__(self) -> _LockedCount:
+        return self
+
+    def __next__(self) -> int:
+        with self._lock:
+            return next(self._count)
+
+
+class _LockedRecords(bytearray):
+    """A trace's ``records`` (see :class:`_Pending`) without the GIL: each step the handler and
+    the writer take on it (the handler's ``+=``; the writer's ``bytes()``, ``del [:n]``;
+    ``clear()``, ``len()``) is one step under the buffer's own lock, as the GIL makes each one
+    C call atomic (the free-threaded build of 3.13 does not lock a ``bytearray``: a copy racing
+    an append that moves the buffer would read freed memory)."""
+
+    __slots__ = ("lock",)
+
+    def __init__(self) -> None:
+        super().__init__()
+        self.lock = threading.Lock()
+
+    # (typeshed's bytearray.__add__ returns a bytearray; += gives back the same object)
+    def __iadd__(self, data: Any) -> _LockedRecords:  # type: ignore[misc]
+        with self.lock:
+            bytearray.__iadd__(self, data)
+        return self
+
+    def __bytes__(self) -> bytes:
+        with self.lock, memoryview(self) as view:  # (released before the lock: no export left)
+            return view.tobytes()
+
+    def __delitem__(self, index: Any) -> None:
+        with self.lock:
+            bytearray.__delitem__(self, index)
+
+    def clear(self) -> None:
+        with self.lock:
+            bytearray.clear(self)
+
+    def __len__(self) -> int:
+        with self.lock:
+            return bytearray.__len__(self)
+
+
+#: What ``_Counters.starts`` and a trace's ``records`` are made of: the plain types under the
+#: GIL (nothing on the handler's path is added: the same calls, the same C steps), the locked
+#: ones without it.
+_Count: Callable[[], Iterator[int]] = _LockedCount if _FREE_THREADED else itertools.count
+_Records: Callable[[], bytearray] = _LockedRecords if _FREE_THREADED else bytearray
+
+
 class _Counters:
     """The recorder's counts, shared with its writer thread (which must not keep the recorder
     alive). Most are updated under one lock, a few times per execution, never held long. The
     counts of the hot paths take no lock: executions started (every one) and traces dropped
     (nearly every one, in the steady state of a service that outruns its writer) are each an
     ``itertools.count`` whose ``next()`` is one atomic step under the GIL (about 0.03 µs,
-    against 0.16 µs for a round of the lock), read exactly by :meth:`read` under the lock."""
+    against 0.16 µs for a round of the lock; without the GIL, ``_Count`` takes a lock of its
+    own), read exactly by :meth:`read` under the lock."""
 
     __slots__ = (
         "starts",
@@ -460,9 +529,10 @@ class _Counters:
     def reset(self) -> None:
         """All counts at zero and a new lock (also in a forked child: the parent's counts are
         the parent's, and its lock may have been held by a thread that does not exist here)."""
-        self.starts = itertools.count()  # one next() per execution started
-        self.drops = itertools.count()  # one next() per trace dropped
-        self.budget_drops = itertools.count()  # and one more when the writer was held back
+        #: Without the GIL each is a count of its own lock (``_Count``).
+        self.starts = _Count()  # one next() per execution started
+        self.drops = _Count()  # one next() per trace dropped
+        self.budget_drops = _Count()  # and one more when the writer was held back
         #: For each of those, the ``next()`` calls that were reads (see :meth:`read`).
         self.reads: dict[str, int] = {"starts": 0, "drops": 0, "budget_drops": 0}
         self.written = self.discarded = 0
@@ -561,8 +631,9 @@ def _keep_never(value: Any, depth: int) -> Any:
 def _keep_dict(value: dict[Any, Any], depth: int) -> Any:
     if depth > _MAX_DEPTH:
         return _NOT_KEPT
-    # Copy first (one step, atomic under the GIL), then look at the copy: another thread that
-    # changes the original meanwhile changes nothing here and cannot make the walk fail.
+    # Copy first (one step, atomic under the GIL or the dict's own lock without it), then look
+    # at the copy: another thread that changes the original meanwhile changes nothing here and
+    # cannot make the walk fail.
     copy = value.copy()
     depth += 1
     for key, item in copy.items():
@@ -656,9 +727,9 @@ def _frozen_dataclass_keeper(t: type) -> Callable[[Any, int], Any]:
     """The keeper of a frozen dataclass: the instance itself when every field holds a value
     that can be kept as itself. Its fields cannot be set again, but may hold a mutable value
     (a list): so each instance's field values are looked at, by a function compiled for the
-    type that tests them all at once for the common case (immutable scalars, about 0.12 µs for
-    four fields against 0.4 µs for a loop over ``attrgetter``); any other field value goes to
-    the loop."""
+    type (:func:`_compile_frozen_keeper`: about 0.12 µs for four immutable scalar fields against
+    0.4 µs for a loop over ``attrgetter``), or by that loop when the field names cannot be
+    compiled."""
     names = tuple(f.name for f in dataclasses.fields(t))
     getter = operator.attrgetter(*names) if names else None
 
@@ -678,23 +749,30 @@ def _frozen_dataclass_keeper(t: type) -> Callable[[Any, int], Any]:
 
     def first(value: Any, depth: int) -> Any:
         """The keeper's first use: compiled for the field types of this first instance."""
-        keep = _keepers[t] = _compile_frozen_keeper(names, value, keep_each)
+        keep = _keepers[t] = _compile_frozen_keeper(names, value)
         return keep(value, depth)
 
     return first
 
 
-def _compile_frozen_keeper(
-    names: tuple[str, ...], first: Any, keep_each: Callable[[Any, int], Any]
-) -> Callable[[Any, int], Any]:
+def _compile_frozen_keeper(names: tuple[str, ...], first: Any) -> Callable[[Any, int], Any]:
     """A frozen dataclass's keeper, compiled from its field names only (identifiers, checked by
     the caller), as dataclasses compiles its ``__init__``. Its first test is for the exact
     field types of the type's first instance (``type(value.f) is str``: one identity test per
     field, about a third cheaper than a set lookup), when they are immutable scalars (later
-    instances are usually alike); then whether every field holds an immutable scalar; then any
-    other field value goes to the loop (``keep_each``)."""
-    namespace: dict[str, Any] = {"immutable": _IMMUTABLE, "keep_each": keep_each}
+    instances are usually alike). An instance unlike it goes on field by field, each field
+    tested once: whether it holds an immutable scalar; if not, whether what it holds (a tuple,
+    a frozen dataclass) is immutable throughout, as the uncompiled keeper decides (not past
+    ``_MAX_DEPTH``); the first field that fails ends it (before, such an instance was tested
+    for every field all at once, then again in the uncompiled keeper's loop)."""
+    namespace: dict[str, Any] = {
+        "immutable": _IMMUTABLE,
+        "immutable_throughout": _immutable,
+        "MAX_DEPTH": _MAX_DEPTH,
+        "NOT_KEPT": _NOT_KEPT,
+    }
     exact = []
+    lines = []
     for i, n in enumerate(names):
         t = type(getattr(first, n, None))
         if t in _IMMUTABLE:
@@ -702,16 +780,17 @@ def _compile_frozen_keeper(
             exact.append(f"type(value.{n}) is T{i}")
         else:
             exact.append(f"type(value.{n}) in immutable")
-    test = " and ".join(f"type(value.{n}) in immutable" for n in names)
-    exec(  # noqa: S102 -- the source is made of this type's field names only
-        f"def keep(value, depth):\n"
-        f"    if {' and '.join(exact)}:\n"
-        f"        return value\n"
-        f"    if {test}:\n"
-        f"        return value\n"
-        f"    return keep_each(value, depth)\n",
-        namespace,
-    )
+        lines.append(
+            f"    if type(value.{n}) not in immutable and (\n"
+            f"        depth > MAX_DEPTH or not immutable_throughout(value.{n}, depth + 1)\n"
+            f"    ):\n"
+            f"        return NOT_KEPT\n"
+        )
+    if len(namespace) > 4:  # (an exact type: an ``and`` chain, no jump taken when it holds)
+        lines.insert(0, f"    if {' and '.join(exact)}:\n        return value\n")
+    lines.insert(0, "def keep(value, depth):\n")
+    lines.append("    return value\n")
+    exec("".join(lines), namespace)  # noqa: S102 -- the source is made of this type's field names only
     keep: Callable[[Any, int], Any] = namespace["keep"]
     return keep
 
@@ -836,6 +915,8 @@ class Recorder:
         self._writer = _Writer(self)
         # The writer thread ends once the recorder is garbage (after writing what is pending).
         weakref.finalize(self, self._writer.request_stop)
+        #: handler name -> its code's fingerprint, looked up once per trace: at most
+        #: ``codec.MAX_CACHED_TYPES`` (handlers named per request must not grow it forever).
         self._fingerprints: dict[str, str] = {}
 
     # -- what users call ---------------------------------------------------------------------
@@ -989,7 +1070,7 @@ class Recorder:
             )  # a route wrapper (prodture.fastapi): the user's code
             code = getattr(fn, "__code__", None)
             cached = code_fingerprint(code.co_filename) if code is not None else ""
-            self._fingerprints[handler_name] = cached
+            _codec.remember(self._fingerprints, handler_name, cached, _codec.MAX_CACHED_TYPES)
         return cached
 
     def _header(self, encoder: TraceEncoder, info: TraceInfo, meta: dict[str, Any] | None) -> bytes:
@@ -1039,8 +1120,10 @@ class _Pending:
     more) is passed to a stream of ours as is, without a copy; other sinks get ``bytes``. A
     trace given up on (``finish()``'s drop, ``_sink_failed``) is cleared, also one C call; the
     handler appends nothing once ``broken`` is set (a record racing that check is let go with
-    the trace). (All of this needs the GIL: the free-threaded build of 3.13 does not lock a
-    ``bytearray``.)
+    the trace). All of this needs each of those steps to be atomic, which the GIL makes them;
+    on the free-threaded build (``sys._is_gil_enabled()`` False), ``records`` is a
+    :class:`_LockedRecords`, which takes each one under a lock of its own (about 0.1 µs per
+    step, there only), and ``_Counters.starts`` counts under a lock too.
 
     Measured against the deque of ``bytes`` it replaces (20,000 records of 91 bytes, writer
     CPU per record): a streaming pass 0.13-0.15 -> 0.04 µs, a finished trace 0.08 -> 0.02 µs
@@ -1079,7 +1162,7 @@ class _Pending:
         #: datetime) when the writer or a header needs it.
         self.trace_id = trace_id
         self.size = 0
-        self.records = bytearray()
+        self.records = _Records()
         self.done = False
         self.broken = False
         self.stream: TraceStream | None = None
@@ -1159,7 +1242,7 @@ class _StreamSession(_Pending):
         except IndexError:
             self.trace_id = _new_trace_ids()
         self.size = 0
-        self.records = bytearray()  # (see _Pending)
+        self.records = _Records()  # (see _Pending)
         self.done = False
         self.broken = False
         self.stream = None

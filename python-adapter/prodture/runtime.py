@@ -718,11 +718,18 @@ async def _gather_all(results: list[Any]) -> list[Any]:
     return list(done)
 
 
-_warned_unregistered: set[str] = set()
+#: The names of unregistered handlers already warned about (a dict used as a set: bounded by
+#: ``codec.remember`` to ``codec.MAX_CACHED_TYPES``, so that handlers named per request do not
+#: grow it forever; a name forgotten when it is full is warned about again at its next run).
+_warned_unregistered: dict[str, None] = {}
 
 
 def _warn_unregistered(name: str) -> None:
-    _warned_unregistered.add(name)
+    # (Imported here: only a recorded execution warns, and recording has imported the codec;
+    # the runtime alone does not load it.)
+    from .trace import codec
+
+    codec.remember(_warned_unregistered, name, None, codec.MAX_CACHED_TYPES)
     log.warning(
         "prodture: recording %s, which is not a registered handler: its traces cannot be "
         "replayed; decorate it with @prodture.handler (warned once per handler)",

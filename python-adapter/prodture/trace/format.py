@@ -184,6 +184,8 @@ def describe_error(error: BaseException | None) -> str:
     return f"{name}: {message}" if message else name
 
 
+#: filename -> its fingerprint: at most ``codec.MAX_CACHED_TYPES`` (a program that makes file
+#: names per request, exec'd code or generated modules, must not grow it forever).
 _fingerprints: dict[str, str] = {}
 
 
@@ -196,7 +198,7 @@ def code_fingerprint(filename: str) -> str:
                 cached = hashlib.sha256(f.read()).hexdigest()[:16]
         except OSError:
             cached = ""
-        _fingerprints[filename] = cached
+        _remember(_fingerprints, filename, cached, _codec.MAX_CACHED_TYPES)
     return cached
 
 
