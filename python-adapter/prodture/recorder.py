@@ -1712,7 +1712,7 @@ class _Writer:
                         if self.append is not None:  # a segment sink: close this thread's
                             try:
                                 self.sink.end_segment()  # type: ignore[attr-defined]
-                            except Exception:
+                            except BaseException:
                                 pass
                         return
                 continue
@@ -1787,7 +1787,13 @@ class _Writer:
                 try:
                     if write_trace(item):
                         written += 1
-                except Exception:  # a bug of ours must not stop the writer (nor hang a flush)
+                except BaseException:
+                    # A bug of ours, or a sink raising what is not an Exception (a cancelled
+                    # asyncio upload's CancelledError), costs this trace only, never the writer
+                    # thread: every later trace would wait for ever, and a flush() with them.
+                    # (So does every sink call the writer thread makes; write_trace itself
+                    # catches Exception only: it also runs in a handler's thread, whose
+                    # KeyboardInterrupt must go on.)
                     self._sink_failed(item, item.stream)
             batch += 1
             if batch == _PUBLISH_EVERY:  # (a segment batch waiting is not written yet)
@@ -1851,7 +1857,7 @@ class _Writer:
             if type(trace) is _StreamSession:
                 trace.complete()
             return trace.info, trace.records
-        except Exception:
+        except BaseException:
             self._sink_failed(trace, None)
             return None
 
@@ -1862,10 +1868,10 @@ class _Writer:
         if not whole:
             return 0
         try:
-            results: list[OSError | None] | list[Exception] = self.append(  # type: ignore[misc]
+            results: list[OSError | None] | list[BaseException] = self.append(  # type: ignore[misc]
                 [entry for _, entry in whole]
             )
-        except Exception as failure:
+        except BaseException as failure:
             results = [failure] * len(whole)
         written = 0
         for (trace, _), error in zip(whole, results, strict=True):
@@ -1888,7 +1894,7 @@ class _Writer:
             if force or session.t0 <= limit:
                 try:
                     self._write_records(session)
-                except Exception:
+                except BaseException:
                     self._sink_failed(session, session.stream)
 
     def write_now(self, trace: _Pending) -> None:
@@ -1953,7 +1959,7 @@ class _Writer:
             if stream is None:
                 stream = trace.stream = self.sink.open(trace.info)
             stream.write(data)
-        except Exception:
+        except BaseException:
             self._sink_failed(trace, trace.stream)
 
     def _sink_failed(
@@ -1996,7 +2002,7 @@ def _abort(stream: TraceStream) -> None:
             abort()
         else:
             stream.close()
-    except Exception:
+    except BaseException:
         pass
 
 

@@ -1,0 +1,136 @@
+"""Adversarial review of the recorder's writer (one bytearray of records per trace, stop()
+asking again until the thread ends): what broke, each with the test that failed before its fix.
+
+No test depends on timing: every wait has a timeout, so a bug fails a test instead of hanging it.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import dataclasses
+import threading
+from typing import Any
+
+import pytest
+
+import prodture
+from prodture import Effect, Interpreter, Recorder, read_trace
+
+
+@dataclasses.dataclass(frozen=True)
+class Lookup(Effect, name="test_review_s21.Lookup"):
+    key: str
+
+
+def lookup(effect: Lookup) -> dict[str, str]:
+    return {"key": effect.key}
+
+
+@prodture.handler(name="test_review_s21:lookups")
+def lookups(n: int):
+    for i in range(n):
+        yield Lookup(f"k{i}")
+    return n
+
+
+class OnceCancelledSink:
+    """A sink that uploads with an asyncio client: its first upload is cancelled at ``where``
+    (``asyncio.CancelledError``, a ``BaseException``, as a cancelled ``await`` raises it), later
+    ones work. A cancelled upload loses that trace, no other."""
+
+    def __init__(self, where: str) -> None:
+        self.where = where
+        self.cancelled = False
+        self.traces: list[bytes] = []
+
+    def _maybe_cancel(self, where: str) -> None:
+        if where == self.where and not self.cancelled:
+            self.cancelled = True
+            raise asyncio.CancelledError
+
+    def open(self, info: Any) -> _UploadStream:
+        self._maybe_cancel("open")
+        return _UploadStream(self)
+
+
+class _UploadStream:
+    def __init__(self, sink: OnceCancelledSink) -> None:
+        self.sink = sink
+        self.chunks: list[bytes] = []
+
+    def write(self, data: bytes) -> None:
+        self.sink._maybe_cancel("write")
+        self.chunks.append(bytes(data))
+
+    def close(self) -> None:
+        self.sink._maybe_cancel("close")
+        self.sink.traces.append(b"".join(self.chunks))
+
+    def abort(self) -> None:
+        self.sink._maybe_cancel("abort")
+        self.chunks = []
+
+
+def _flush_within(recorder: Recorder, seconds: float) -> bool | None:
+    """``recorder.flush()`` without a timeout, in a thread joined within ``seconds``: its
+    answer, or None when it was still waiting (it hung)."""
+    answers: list[bool] = []
+    flushing = threading.Thread(target=lambda: answers.append(recorder.flush()), daemon=True)
+    flushing.start()
+    flushing.join(seconds)
+    return answers[0] if answers else None
+
+
+@pytest.mark.parametrize("where", ["open", "write", "close"])
+def test_a_sink_raising_a_base_exception_loses_that_trace_only_and_never_stops_the_writer(where):
+    """A sink call that raises a ``BaseException`` that is not an ``Exception`` (a cancelled
+    asyncio upload) lost that trace and killed the writer thread: every later trace waited in
+    the queue for ever (then was dropped), ``flush()``/``close()`` without a timeout hung, and
+    the loss was not counted. It must cost that one trace, counted as a sink error."""
+    sink = OnceCancelledSink(where)
+    recorder = Recorder(sink, writer_cpu_budget=None)
+    interpreter = Interpreter({Lookup: lookup}, recorder=recorder)
+    assert interpreter.run(lookups, 2) == prodture.Success(2)
+    assert _flush_within(recorder, 30) is True, "flush() hung: the writer thread died"
+    assert sink.cancelled
+    for n in range(3, 8):
+        assert interpreter.run(lookups, n) == prodture.Success(n)
+    assert _flush_within(recorder, 30) is True, "flush() hung: the writer thread died"
+    assert recorder.close(timeout=30)
+    stats = recorder.stats
+    assert stats.sink_errors == 1 and stats.traces_dropped == 0
+    assert stats.traces_written == stats.traces_started - 1 == 5
+    assert [read_trace(data).outcome.value for data in sink.traces] == list(range(3, 8))
+
+
+def test_a_base_exception_while_streaming_a_running_execution_never_stops_the_writer():
+    """The same from a running execution's records, streamed while it runs: the writer gives
+    up that trace (counted) and goes on writing the others."""
+    sink = OnceCancelledSink("write")
+    recorder = Recorder(sink, writer_cpu_budget=None)
+    streamed: list[bool | None] = []
+
+    def lookup_then_flush(effect: Lookup) -> dict[str, str]:
+        if effect.key == "k1":  # the header and first records are encoded: stream them now
+            streamed.append(_flush_within(recorder, 30))
+        return lookup(effect)
+
+    class Unkept:  # an input that cannot be kept: the trace is encoded (and streamed) at once
+        pass
+
+    @prodture.handler(name="test_review_s21:streamed")
+    def streamed_lookups(_: Unkept):
+        for i in range(3):
+            yield Lookup(f"k{i}")
+        return 3
+
+    interpreter = Interpreter({Lookup: lookup_then_flush}, recorder=recorder)
+    assert interpreter.run(streamed_lookups, Unkept()) == prodture.Success(3)
+    assert streamed == [True] and sink.cancelled
+    interpreter = Interpreter({Lookup: lookup}, recorder=recorder)
+    assert interpreter.run(lookups, 4) == prodture.Success(4)
+    assert _flush_within(recorder, 30) is True, "flush() hung: the writer thread died"
+    assert recorder.close(timeout=30)
+    stats = recorder.stats
+    assert stats.sink_errors == 1 and stats.traces_written == 1
+    assert [read_trace(data).outcome.value for data in sink.traces] == [4]
