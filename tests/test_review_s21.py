@@ -9,12 +9,13 @@ from __future__ import annotations
 import asyncio
 import dataclasses
 import threading
+import time
 from typing import Any
 
 import pytest
 
 import prodture
-from prodture import Effect, Interpreter, Recorder, read_trace
+from prodture import DirectorySink, Effect, Interpreter, Recorder, read_trace
 
 
 @dataclasses.dataclass(frozen=True)
@@ -134,3 +135,32 @@ def test_a_base_exception_while_streaming_a_running_execution_never_stops_the_wr
     stats = recorder.stats
     assert stats.sink_errors == 1 and stats.traces_written == 1
     assert [read_trace(data).outcome.value for data in sink.traces] == [4]
+
+
+def test_a_writer_thread_that_could_not_start_is_started_by_a_later_trace(tmp_path, monkeypatch):
+    """``Thread.start()`` raising (``RuntimeError: can't start new thread``: a container at its
+    pids limit for a moment) left the writer marked awake with no thread: no later hand-off
+    rang it again, so every later trace waited in the queue until it was full, then all were
+    dropped, for good (only a flush() started a thread). A later trace must start it."""
+    recorder = Recorder(DirectorySink(tmp_path), writer_cpu_budget=None)
+    interpreter = Interpreter({Lookup: lookup}, recorder=recorder)
+    real_start = threading.Thread.start
+    refused: list[str] = []
+
+    def start_refused_once(thread: threading.Thread) -> None:
+        if thread.name == "prodture-trace-writer" and not refused:
+            refused.append(thread.name)
+            raise RuntimeError("can't start new thread")
+        real_start(thread)
+
+    monkeypatch.setattr(threading.Thread, "start", start_refused_once)
+    assert interpreter.run(lookups, 1) == prodture.Success(1)
+    assert refused and recorder._writer.thread is None
+    for n in range(2, 5):
+        assert interpreter.run(lookups, n) == prodture.Success(n)
+    deadline = time.monotonic() + 30  # (a bound on the wait, not a timing assert)
+    while recorder.stats.traces_written < 4 and time.monotonic() < deadline:
+        time.sleep(0.01)
+    assert recorder.stats.traces_written == 4, "no writer thread: traces wait in the queue"
+    assert recorder.close(timeout=30)
+    assert sorted(read_trace(p).outcome.value for p in tmp_path.glob("*.prodtrace")) == [1, 2, 3, 4]

@@ -1646,6 +1646,8 @@ class _Writer:
             try:
                 thread.start()
             except RuntimeError:  # interpreter shutdown: the caller writes (see flush)
+                # (or no thread for now: a pids limit) the next hand-off rings, and tries again
+                self.sleeping = True
                 return
             self.thread = thread
 
