@@ -7,6 +7,7 @@ No test depends on timing: every wait has a timeout, so a bug fails a test inste
 from __future__ import annotations
 
 import asyncio
+import collections
 import dataclasses
 import threading
 import time
@@ -164,3 +165,49 @@ def test_a_writer_thread_that_could_not_start_is_started_by_a_later_trace(tmp_pa
     assert recorder.stats.traces_written == 4, "no writer thread: traces wait in the queue"
     assert recorder.close(timeout=30)
     assert sorted(read_trace(p).outcome.value for p in tmp_path.glob("*.prodtrace")) == [1, 2, 3, 4]
+
+
+def test_a_trace_handed_over_while_the_writer_ends_is_still_written(tmp_path):
+    """The writer thread ends (close(): nothing left) after one last look at its queue. A trace
+    handed over between that look and the end found the writer still marked awake, so it did
+    not ring it, and the writer ended: the trace waited in the queue with no thread, unwritten
+    until some later trace or the process's exit (for ever, for a service that goes idle; a
+    kill loses it). The look is made here to miss a trace handed over right then, every time."""
+    recorder = Recorder(DirectorySink(tmp_path), writer_cpu_budget=None)
+    interpreter = Interpreter({Lookup: lookup}, recorder=recorder)
+    assert interpreter.run(lookups, 1).ok
+    assert recorder.flush(timeout=30)
+    writer = recorder._writer
+    handed_over = threading.Event()
+    raced: list[threading.Thread] = []
+
+    class QueueLookedAtTooEarly(collections.deque):
+        def append(self, item: Any) -> None:
+            super().append(item)
+            if not isinstance(item, threading.Event):
+                handed_over.set()
+
+        def __len__(self) -> int:
+            n = super().__len__()
+            if (
+                not raced
+                and writer.stopping
+                and threading.current_thread().name == "prodture-trace-writer"
+            ):
+                # The writer's last look before it ends: a trace is handed over right after.
+                run = threading.Thread(target=interpreter.run, args=(lookups, 2), daemon=True)
+                raced.append(run)
+                run.start()
+                assert handed_over.wait(30)
+            return n
+
+    writer.done = QueueLookedAtTooEarly(writer.done)
+    assert recorder.close(timeout=30)
+    assert raced, "the writer never looked at its queue before ending"
+    raced[0].join(30)
+    deadline = time.monotonic() + 30  # (a bound on the wait, not a timing assert)
+    while recorder.stats.traces_written < 2 and time.monotonic() < deadline:
+        time.sleep(0.01)
+    assert recorder.stats.traces_written == 2, "the trace waits in a queue no thread writes"
+    assert recorder.close(timeout=30)
+    assert sorted(read_trace(p).outcome.value for p in tmp_path.glob("*.prodtrace")) == [1, 2]

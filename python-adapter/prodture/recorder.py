@@ -1708,15 +1708,18 @@ class _Writer:
                 continue
             if self.stopping:
                 with self._lock:
+                    # Marked asleep before the last look at the queue: a trace handed over
+                    # after it rings (its wake() waits for this lock, then starts a thread).
+                    self.sleeping = True
                     if self.stopping and not self.done and not self.dropped:
                         self.thread = None
-                        self.sleeping = True
                         if self.append is not None:  # a segment sink: close this thread's
                             try:
                                 self.sink.end_segment()  # type: ignore[attr-defined]
                             except BaseException:
                                 pass
                         return
+                    self.sleeping = False
                 continue
             # Sleep until a handler rings or running executions are due to be streamed.
             self.sleeping = True
