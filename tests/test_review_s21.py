@@ -211,3 +211,80 @@ def test_a_trace_handed_over_while_the_writer_ends_is_still_written(tmp_path):
     assert recorder.stats.traces_written == 2, "the trace waits in a queue no thread writes"
     assert recorder.close(timeout=30)
     assert sorted(read_trace(p).outcome.value for p in tmp_path.glob("*.prodtrace")) == [1, 2]
+
+
+def test_a_long_execution_is_streamed_while_the_writer_never_runs_dry():
+    """A running execution's records are written every ``flush_interval`` (what a kill can
+    lose is bounded by it). The writer streamed them only once a pass over its queue found it
+    empty, which under sustained load (a full queue: the CPU budget, a slow sink) may never
+    happen: the long execution was not streamed at all, its records piling up in memory. Here
+    each finished trace's write waits until another one is queued, so the queue never runs dry
+    while the load lasts; the long execution waits (bounded) for its first records to reach
+    the sink."""
+    stop = threading.Event()
+    streamed = threading.Event()
+    recorder: Recorder
+
+    class NeverDrySink:
+        def open(self, info: Any) -> Any:
+            if info.handler == "test_review_s21:long":
+                return LongStream()
+            deadline = time.monotonic() + 30  # (a bound only)
+            while not recorder._writer.done and not stop.is_set():
+                if time.monotonic() > deadline:
+                    break
+                time.sleep(0.0005)
+            return ShortStream()
+
+    class LongStream:
+        def write(self, data: bytes) -> None:
+            streamed.set()
+
+        def close(self) -> None:
+            pass
+
+    class ShortStream:
+        def write(self, data: bytes) -> None:
+            pass
+
+        def close(self) -> None:
+            pass
+
+    class Unkept:  # an input that cannot be kept: encoded at once, so streamed while it runs
+        pass
+
+    waited: list[bool] = []
+
+    def lookup_waiting_to_be_streamed(effect: Lookup) -> dict[str, str]:
+        if effect.key == "long-1":
+            waited.append(streamed.wait(30))
+        return lookup(effect)
+
+    @prodture.handler(name="test_review_s21:long")
+    def long_execution(_: Unkept):
+        for i in range(3):
+            yield Lookup(f"long-{i}")
+        return 3
+
+    recorder = Recorder(NeverDrySink(), writer_cpu_budget=None, flush_interval=0.01)
+    interpreter = Interpreter({Lookup: lookup_waiting_to_be_streamed}, recorder=recorder)
+
+    def keep_recording() -> None:
+        while not stop.is_set():
+            interpreter.run(lookups, 1)
+
+    load = [threading.Thread(target=keep_recording, daemon=True) for _ in range(2)]
+    for thread in load:
+        thread.start()
+    try:
+        deadline = time.monotonic() + 30  # until the writer has a queue to work through
+        while recorder.stats.traces_written < 50 and time.monotonic() < deadline:
+            time.sleep(0.01)
+        outcome = interpreter.run(long_execution, Unkept())
+    finally:
+        stop.set()
+        for thread in load:
+            thread.join(30)
+    assert outcome == prodture.Success(3)
+    assert waited == [True], "the long execution was not streamed while the load lasted"
+    assert recorder.close(timeout=30)

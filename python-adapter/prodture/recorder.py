@@ -1616,6 +1616,7 @@ class _Writer:
         self.held_back = False
         self._allowance = self.burst  # CPU seconds the thread may still use before pausing
         self._paced_at = self._paced_cpu = 0.0  # monotonic and thread time at the last check
+        self.next_stream = 0.0  # when running executions are next streamed (monotonic)
         self._bell = threading.Lock()
         self._bell.acquire()
         #: Guards thread start, exit and ``urgent``. Reentrant: a flush() that finds no thread
@@ -1691,13 +1692,10 @@ class _Writer:
     def _loop(self) -> None:
         self._lower_priority()
         self._paced_at, self._paced_cpu = time.monotonic(), time.thread_time()
-        next_stream = time.monotonic() + self.interval
+        self.next_stream = time.monotonic() + self.interval
         while True:
             drained = self._drain_done()
-            now = time.monotonic()
-            if now >= next_stream:
-                self._stream_running(force=False)
-                next_stream = now + self.interval
+            self._stream_due()
             if drained:
                 if drained < LINGER_BELOW and self.linger and not self.stopping:
                     # A small batch: let traces gather for a moment (not rung meanwhile: not
@@ -1726,7 +1724,7 @@ class _Writer:
             if self.done or self.dropped or self.stopping:  # rang between the drain and now
                 self.sleeping = False
                 continue
-            timeout = max(next_stream - time.monotonic(), 0.0) if self.running else -1
+            timeout = max(self.next_stream - time.monotonic(), 0.0) if self.running else -1
             self._bell.acquire(timeout=timeout)
             self.sleeping = False
 
@@ -1806,6 +1804,9 @@ class _Writer:
                 written = freed = batch = 0
                 while dropped:
                     write_trace(dropped.popleft())
+                # Under sustained load this loop may never find the queue empty: running
+                # executions are streamed from here too, when due (what a kill can lose).
+                self._stream_due()
         if whole:
             written += self._append_whole(whole)
             freed += whole_size
@@ -1891,6 +1892,14 @@ class _Writer:
         with c.lock:
             c.written += written
             c.queued_bytes -= freed
+
+    def _stream_due(self) -> None:
+        """Stream running executions (see _stream_running) once ``interval`` has passed since
+        the last time."""
+        now = time.monotonic()
+        if now >= self.next_stream:
+            self._stream_running(force=False)
+            self.next_stream = now + self.interval
 
     def _stream_running(self, *, force: bool) -> None:
         """Write what executions still running have recorded (those older than the interval)."""
