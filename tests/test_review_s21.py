@@ -292,3 +292,56 @@ def test_a_long_execution_is_streamed_while_the_writer_never_runs_dry():
     assert waited == [True], "the long execution was not streamed while the load lasted"
     assert recorder.close(timeout=30)
 
+
+def test_a_trace_dropped_while_its_streamed_write_fails_is_counted_once():
+    """Every recorded execution ends as exactly one of written, discarded, dropped or lost to a
+    sink error (RecorderStats). A long execution dropped when it finished (the queue's bytes
+    full) while the writer was streaming it, in a write that then failed, was counted twice:
+    dropped, and a sink error."""
+    writing, release = threading.Event(), threading.Event()
+
+    class FailingLongStream:
+        def write(self, data: bytes) -> None:
+            writing.set()
+            assert release.wait(30)
+            raise OSError(28, "No space left on device")
+
+        def close(self) -> None:
+            pass
+
+    class Sink(OnceCancelledSink):  # (never cancelled)
+        def open(self, info: Any) -> Any:
+            if info.handler == "test_review_s21:long_dropped":
+                return FailingLongStream()
+            return super().open(info)
+
+    class Unkept:  # an input that cannot be kept: encoded at once, so streamed while it runs
+        pass
+
+    sink = Sink(where="never")
+    recorder = Recorder(sink, writer_cpu_budget=None, flush_interval=0.01, max_queue_bytes=1)
+    short = Interpreter({Lookup: lookup}, recorder=recorder)
+
+    def lookup_once_streaming(effect: Lookup) -> dict[str, str]:
+        if effect.key == "long-1":
+            assert writing.wait(30)  # the writer is in the long execution's streamed write
+            assert short.run(lookups, 1).ok  # queued behind it: the queue's bytes are full
+        return lookup(effect)
+
+    @prodture.handler(name="test_review_s21:long_dropped")
+    def long_execution(_: Unkept):
+        for i in range(3):
+            yield Lookup(f"long-{i}")
+        return 3
+
+    interpreter = Interpreter({Lookup: lookup_once_streaming}, recorder=recorder)
+    try:
+        assert interpreter.run(long_execution, Unkept()) == prodture.Success(3)
+        assert recorder.stats.traces_dropped == 1  # the long one, when it finished
+    finally:
+        release.set()  # its streamed write now fails
+    assert recorder.close(timeout=30)
+    stats = recorder.stats
+    assert stats.traces_started == 2 and stats.traces_written == 1
+    assert stats.traces_dropped + stats.sink_errors == 1, stats
+    assert [read_trace(data).outcome.value for data in sink.traces] == [1]

@@ -1979,6 +1979,9 @@ class _Writer:
     def _sink_failed(
         self, trace: _Pending, stream: TraceStream | None, error: BaseException | None = None
     ) -> None:
+        # Already given up on (dropped when it finished, while this write of it was under way;
+        # or lost before): counted then, and each execution is counted once.
+        counted = trace.broken
         trace.broken = True
         trace.stream = None
         if stream is not None:
@@ -1987,6 +1990,8 @@ class _Writer:
             trace.records.clear()
         except BufferError:  # (a view of it still held somewhere: it is freed with the trace)
             pass
+        if counted:
+            return
         c = self.counts
         with c.lock:
             c.sink_errors += 1
