@@ -1725,6 +1725,7 @@ class _Writer:
         self.held_back = False
         self._allowance = self.burst  # CPU seconds the thread may still use before pausing
         self._paced_at = self._paced_cpu = 0.0  # monotonic and thread time at the last check
+        self.next_stream = 0.0  # when running executions are next streamed (monotonic)
         self._bell = threading.Lock()
         self._bell.acquire()
         #: Guards thread start, exit and ``urgent``. Reentrant: a flush() that finds no thread
@@ -1755,6 +1756,8 @@ class _Writer:
             try:
                 thread.start()
             except RuntimeError:  # interpreter shutdown: the caller writes (see flush)
+                # (or no thread for now: a pids limit) the next hand-off rings, and tries again
+                self.sleeping = True
                 return
             self.thread = thread
 
@@ -1798,13 +1801,10 @@ class _Writer:
     def _loop(self) -> None:
         self._lower_priority()
         self._paced_at, self._paced_cpu = time.monotonic(), time.thread_time()
-        next_stream = time.monotonic() + self.interval
+        self.next_stream = time.monotonic() + self.interval
         while True:
             drained = self._drain_done()
-            now = time.monotonic()
-            if now >= next_stream:
-                self._stream_running(force=False)
-                next_stream = now + self.interval
+            self._stream_due()
             if drained:
                 if drained < LINGER_BELOW and self.linger and not self.stopping:
                     # A small batch: let traces gather for a moment (not rung meanwhile: not
@@ -1815,22 +1815,25 @@ class _Writer:
                 continue
             if self.stopping:
                 with self._lock:
+                    # Marked asleep before the last look at the queue: a trace handed over
+                    # after it rings (its wake() waits for this lock, then starts a thread).
+                    self.sleeping = True
                     if self.stopping and not self.done and not self.dropped:
                         self.thread = None
-                        self.sleeping = True
                         if self.append is not None:  # a segment sink: close this thread's
                             try:
                                 self.sink.end_segment()  # type: ignore[attr-defined]
-                            except Exception:
+                            except BaseException:
                                 pass
                         return
+                    self.sleeping = False
                 continue
             # Sleep until a handler rings or running executions are due to be streamed.
             self.sleeping = True
             if self.done or self.dropped or self.stopping:  # rang between the drain and now
                 self.sleeping = False
                 continue
-            timeout = max(next_stream - time.monotonic(), 0.0) if self.running else -1
+            timeout = max(self.next_stream - time.monotonic(), 0.0) if self.running else -1
             self._bell.acquire(timeout=timeout)
             self.sleeping = False
 
@@ -1896,7 +1899,13 @@ class _Writer:
                 try:
                     if write_trace(item):
                         written += 1
-                except Exception:  # a bug of ours must not stop the writer (nor hang a flush)
+                except BaseException:
+                    # A bug of ours, or a sink raising what is not an Exception (a cancelled
+                    # asyncio upload's CancelledError), costs this trace only, never the writer
+                    # thread: every later trace would wait for ever, and a flush() with them.
+                    # (So does every sink call the writer thread makes; write_trace itself
+                    # catches Exception only: it also runs in a handler's thread, whose
+                    # KeyboardInterrupt must go on.)
                     self._sink_failed(item, item.stream)
             batch += 1
             if batch == _PUBLISH_EVERY:  # (a segment batch waiting is not written yet)
@@ -1904,6 +1913,9 @@ class _Writer:
                 written = freed = batch = 0
                 while dropped:
                     write_trace(dropped.popleft())
+                # Under sustained load this loop may never find the queue empty: running
+                # executions are streamed from here too, when due (what a kill can lose).
+                self._stream_due()
         if whole:
             written += self._append_whole(whole)
             freed += whole_size
@@ -1960,7 +1972,7 @@ class _Writer:
             if type(trace) is _StreamSession:
                 trace.complete()
             return trace.info, trace.records
-        except Exception:
+        except BaseException:
             self._sink_failed(trace, None)
             return None
 
@@ -1971,10 +1983,10 @@ class _Writer:
         if not whole:
             return 0
         try:
-            results: list[OSError | None] | list[Exception] = self.append(  # type: ignore[misc]
+            results: list[OSError | None] | list[BaseException] = self.append(  # type: ignore[misc]
                 [entry for _, entry in whole]
             )
-        except Exception as failure:
+        except BaseException as failure:
             results = [failure] * len(whole)
         written = 0
         for (trace, _), error in zip(whole, results, strict=True):
@@ -1990,6 +2002,14 @@ class _Writer:
             c.written += written
             c.queued_bytes -= freed
 
+    def _stream_due(self) -> None:
+        """Stream running executions (see _stream_running) once ``interval`` has passed since
+        the last time."""
+        now = time.monotonic()
+        if now >= self.next_stream:
+            self._stream_running(force=False)
+            self.next_stream = now + self.interval
+
     def _stream_running(self, *, force: bool) -> None:
         """Write what executions still running have recorded (those older than the interval)."""
         limit = time.perf_counter_ns() - int(self.interval * 1e9)
@@ -1997,7 +2017,7 @@ class _Writer:
             if force or session.t0 <= limit:
                 try:
                     self._write_records(session)
-                except Exception:
+                except BaseException:
                     self._sink_failed(session, session.stream)
 
     def write_now(self, trace: _Pending) -> None:
@@ -2062,12 +2082,15 @@ class _Writer:
             if stream is None:
                 stream = trace.stream = self.sink.open(trace.info)
             stream.write(data)
-        except Exception:
+        except BaseException:
             self._sink_failed(trace, trace.stream)
 
     def _sink_failed(
         self, trace: _Pending, stream: TraceStream | None, error: BaseException | None = None
     ) -> None:
+        # Already given up on (dropped when it finished, while this write of it was under way;
+        # or lost before): counted then, and each execution is counted once.
+        counted = trace.broken
         trace.broken = True
         trace.stream = None
         if stream is not None:
@@ -2076,6 +2099,8 @@ class _Writer:
             trace.records.clear()
         except BufferError:  # (a view of it still held somewhere: it is freed with the trace)
             pass
+        if counted:
+            return
         c = self.counts
         with c.lock:
             c.sink_errors += 1
@@ -2105,7 +2130,7 @@ def _abort(stream: TraceStream) -> None:
             abort()
         else:
             stream.close()
-    except Exception:
+    except BaseException:
         pass
 
 
