@@ -1266,10 +1266,9 @@ class _StreamSession(_Pending):
         # record, inline (one Python call per effect, the record encoder's): an effect of a
         # type, with a result of a type, at a site this trace has encoded together before.
         # Anything else, and a record that encoder refuses, goes the encoder's way.
-        # (The common way returns from within: no local set or tested that it does not need.)
         common = self.common
         effect = call.effect
-        found = None
+        data = found = None
         if common and ok:  # (always empty without the accelerator: no look-up then)
             try:
                 found = common.get((type(effect), type(value), call.site))
@@ -1277,22 +1276,22 @@ class _StreamSession(_Pending):
                 found = None
             if found is not None:
                 record, type_id, site_id = found
-                data = record(effect, seq, type_id, value, start_ns - self.t0, duration_ns, site_id)
-                if data is not None:
-                    self.records += data  # (one C call, the same object stored back: see _Pending)
-                    return
-        encoder = self.encoder
-        if common is None or not ok or encoder is None:  # (pending effects first)
-            self._encode_effect(seq, effect, call.site, ok, value, start_ns, duration_ns)
-            return
-        # ok_effect's general way, directly (without a 2nd try of a refused record)
-        try:
-            data = encoder._effect(
-                seq, effect, True, value, start_ns - self.t0, duration_ns, call.site, found is None
-            )
-        except Exception:
-            self.recorder._encode_failed(f"effect #{seq}", self.handler)
-            return
+                start = start_ns - self.t0
+                data = record(effect, seq, type_id, value, start, duration_ns, site_id)
+        if data is None:
+            encoder = self.encoder
+            if common is None or not ok or encoder is None:  # (pending effects first)
+                self._encode_effect(seq, effect, call.site, ok, value, start_ns, duration_ns)
+                return
+            # ok_effect's general way, directly (without a 2nd try of a refused record)
+            start = start_ns - self.t0
+            try:
+                data = encoder._effect(
+                    seq, effect, True, value, start, duration_ns, call.site, found is None
+                )
+            except Exception:
+                self.recorder._encode_failed(f"effect #{seq}", self.handler)
+                return
         self.records += data  # (one C call, the same object stored back: see _Pending)
 
     def finish(self, outcome: Outcome) -> None:
