@@ -1,9 +1,10 @@
 """The recorder without the GIL (the free-threaded build, PEP 703): the two steps the GIL makes
 atomic, a trace's ``records`` shared by the handler and the writer and the count of executions
-started, are taken under locks there. This machine's interpreters have the GIL, so the locked
-path is forced here (the module's choice patched) and run through the concurrent tests: every
-record written once, in order, whole; every start counted once. The GIL build keeps the plain
-types (nothing added to the handler's path)."""
+started, are taken under locks there. The locked path is forced here (the module's choice
+patched) and run through the concurrent tests: every record written once, in order, whole; every
+start counted once. On a GIL build that shows the locked path does what the plain one does; on a
+free-threaded build (python3.13t) these and the other recorder tests run it for real. The GIL
+build keeps the plain types (nothing added to the handler's path)."""
 
 from __future__ import annotations
 
