@@ -36,7 +36,7 @@ from decimal import Decimal
 from typing import Any, Protocol, cast
 
 from . import __version__
-from .runtime import EffectCall, Outcome, Success, handlers
+from .runtime import EffectCall, Outcome, Success, handlers, recorded_handler_name
 from .trace import codec as _codec
 from .trace.codec import Redactor, compilable_names
 from .trace.format import TraceEncoder, code_fingerprint
@@ -965,22 +965,42 @@ class Recorder:
         """Start recording one execution; ``meta`` adds to this trace's header ``meta`` (the
         OpenTelemetry bridge puts the span's ids there). None: not recorded (not sampled, or
         dropped because the writer's queue is full), the handler runs unrecorded."""
+        return self.begin_handler(None, input, meta, handler_name)
+
+    def begin_handler(
+        self,
+        fn: Callable[..., Any] | None,
+        input: Any,
+        meta: dict[str, Any] | None = None,
+        handler_name: str | None = None,
+    ) -> _StreamSession | _FailureSession | None:
+        """:meth:`begin` for the handler ``fn`` (what the interpreter calls), or for
+        ``handler_name`` when given: ``fn``'s name is computed only for an execution that is
+        recorded. One dropped because the writer's queue is full (nearly every one of a service
+        that outruns its writer) is counted without it."""
         mode = self.mode
+        counts = self._counts
         if mode != ALWAYS:
             if mode == ON_FAILURE:
-                next(self._counts.starts)
+                if handler_name is None:
+                    handler_name = recorded_handler_name(fn)  # type: ignore[arg-type]
+                next(counts.starts)
                 return _FailureSession(self, handler_name, input, meta)
             if isinstance(mode, Sampled) and random.random() >= mode.rate:
                 return None
-        counts = self._counts
-        next(counts.starts)  # counted started (see _Counters)
-        if self._in_memory:
-            return _StreamSession(self, handler_name, input, meta)
-        if len(self._writer.done) < self.max_queue and counts.queued_bytes < self.max_queue_bytes:
+        if self._in_memory or (
+            len(self._writer.done) < self.max_queue and counts.queued_bytes < self.max_queue_bytes
+        ):
             # (Registered with the writer, to be streamed while it runs, only once it has
             # records to stream: see _StreamSession._encode_head.)
+            if handler_name is None:
+                handler_name = recorded_handler_name(fn)  # type: ignore[arg-type]
+            next(counts.starts)  # counted started (see _Counters), once the name is made
             return _StreamSession(self, handler_name, input, meta)
-        self._dropped()  # the writer is behind: the steady state of a service outrunning it
+        # The writer is behind: the steady state of a service outrunning it. Started, then
+        # dropped (the order stats reads them in reverse), no name made.
+        next(counts.starts)
+        self._dropped()
         return None
 
     # -- internals ---------------------------------------------------------------------------
