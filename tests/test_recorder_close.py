@@ -85,6 +85,39 @@ def test_close_returns_while_threads_record_without_pause_and_loses_nothing(tmp_
     assert all(read_trace(path).outcome.value == 3 for path in files)
 
 
+def test_flush_without_a_writer_thread_returns_while_threads_record_without_pause(tmp_path):
+    """At interpreter exit no writer thread can start, and flush() writes in the calling thread;
+    daemon threads still recording kept handing it traces, and it drained until the queue was
+    empty: never, under a load that never ends. It stops at its own marker."""
+    recorder = Recorder(DirectorySink(tmp_path), writer_cpu_budget=None)
+    recorder._writer._ensure_thread = lambda: None  # type: ignore[method-assign]
+    interpreter = Interpreter({Lookup: lookup}, recorder=recorder)
+    stop = threading.Event()
+    ran: list[int] = []
+
+    def record_until_stopped() -> None:
+        while not stop.is_set():
+            ran.append(interpreter.run(lookups, 2).value)
+
+    workers = [threading.Thread(target=record_until_stopped, daemon=True) for _ in range(3)]
+    for worker in workers:
+        worker.start()
+    try:
+        assert _in_thread(lambda: recorder.flush(timeout=60)) == [True], "flush() hung"
+        assert _in_thread(lambda: recorder.close(timeout=60)) == [True], "close() hung"
+    finally:
+        stop.set()
+        for worker in workers:
+            worker.join(60)
+    assert recorder.flush(timeout=60)  # what was handed over since, written here too
+    stats = recorder.stats
+    assert stats.traces_started == len(ran) and stats.queue_depth == 0
+    assert stats.traces_started == stats.traces_written + stats.traces_dropped, stats
+    files = sorted(tmp_path.glob("*.prodtrace"))
+    assert len(files) == stats.traces_written > 0
+    assert all(read_trace(path).outcome.value == 2 for path in files)
+
+
 def test_close_waits_for_what_finished_before_it(tmp_path):
     """What finished before close() is on disk when it returns (the writer asleep or not)."""
     recorder = Recorder(DirectorySink(tmp_path), writer_cpu_budget=None)
