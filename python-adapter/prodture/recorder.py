@@ -953,8 +953,9 @@ class Recorder:
 
     def close(self, timeout: float | None = None) -> bool:
         """:meth:`flush`, then stop the writer thread (a later trace starts it again). When
-        traces finished after the call keep the writer busy, it goes on writing them and ends
-        once it runs dry; the exit flush writes whatever is left then."""
+        traces finished after the call keep the writer busy, this returns without waiting for
+        them: the writer goes on writing them, as for any later trace (and the exit flush
+        writes whatever is left at exit)."""
         return self._writer.stop(timeout)
 
     # -- what the interpreter calls ----------------------------------------------------------
@@ -1831,8 +1832,8 @@ class _Writer:
     def stop(self, timeout: float | None) -> bool:
         """flush(), then end the thread, unless traces handed over after this call keep it
         busy: they are not waited for (under a load that never ends, waiting for them never
-        ended either), the thread goes on and ends once it runs dry (or a later trace starts
-        a new one, and the exit flush writes what is left)."""
+        ended either); the thread goes on for them, asked to end once it runs dry (a later
+        trace's hand-off cancels that, or starts a new thread)."""
         deadline = None if timeout is None else time.monotonic() + timeout
         if self.thread is None and not (self.done or self.running or self.dropped):
             return True
