@@ -357,3 +357,90 @@ def test_a_forked_child_counts_drops_from_zero_and_logs_its_own(held, caplog):
     assert reported == repr([0, 0, 0, 1, 1, 1])
     stats = recorder.stats  # the parent's are its own still
     assert (stats.traces_dropped, stats.traces_dropped_for_budget) == (11, 1)
+
+
+class NamedOnDemand:
+    """A handler (``add_twice``) that counts every look-up of its name (what
+    ``recorded_handler_name`` reads: ``__prodture_handler__``, then module and qualified name)."""
+
+    def __init__(self) -> None:
+        self.name_lookups = 0
+
+    def __call__(self, n: int) -> Any:
+        return add_twice(n)
+
+    def __getattr__(self, attribute: str) -> Any:
+        if attribute in ("__prodture_handler__", "__qualname__"):
+            self.name_lookups += 1
+            return "test_drop_path.add_twice" if attribute == "__prodture_handler__" else None
+        raise AttributeError(attribute)
+
+
+def test_a_dropped_execution_makes_no_handler_name_and_a_recorded_one_does(held):
+    """The decision to drop comes before the handler's name is made (in the steady state of
+    an overloaded service nearly every execution is dropped, and a name costs more than the
+    rest of the drop); a recorded execution still makes it, and its trace carries it."""
+    sink, recorder, interpreter, performed = held
+    fn = NamedOnDemand()
+    with _quiet():
+        dropped = interpreter.run(fn, 5)
+    assert dropped.value == Interpreter({Add: Performed()}).run(add_twice, 5).value
+    assert dropped.trace_id is None
+    assert fn.name_lookups == 0
+    stats = recorder.stats
+    assert (stats.traces_started, stats.traces_dropped) == (3, 1), stats
+    sink.release.set()
+    assert recorder.flush(timeout=60)
+    recorded = interpreter.run(fn, 5)
+    assert recorded.ok and recorded.trace_id is not None and fn.name_lookups == 1
+    assert recorder.flush(timeout=60)  # (a queue of one: room for the next)
+    session = recorder.begin("test_drop_path.add_twice", 5)  # the named form still works
+    assert session is not None and session.info.handler == "test_drop_path.add_twice"
+    session.finish(recorded)
+    assert recorder.close(timeout=60)
+    stats = recorder.stats
+    assert stats.traces_started == 5 and stats.traces_written == 4, stats
+
+
+def test_an_observer_with_only_begin_is_still_given_the_handlers_name():
+    """Observers written to the protocol's ``begin(handler_name, input)`` (no ``meta``, no
+    ``begin_handler``) are called as before; a recorder set after the interpreter was made is
+    used with its own ``begin_handler``."""
+
+    class Session:
+        trace_id = None
+
+        def __init__(self) -> None:
+            self.effects: list[Any] = []
+            self.outcome: Any = None
+
+        def effect(self, call: Any, ok: bool, value: Any, start_ns: int, duration_ns: int) -> None:
+            self.effects.append(value)
+
+        def finish(self, outcome: Any) -> None:
+            self.outcome = outcome
+
+    class OnlyBegin:
+        def __init__(self) -> None:
+            self.begun: list[tuple[str, Any, Session]] = []
+
+        def begin(self, handler_name: str, input: Any) -> Session:
+            session = Session()
+            self.begun.append((handler_name, input, session))
+            return session
+
+    observer = OnlyBegin()
+    interpreter = Interpreter({Add: Performed()}, recorder=observer)
+    outcome = interpreter.run(add_twice, 1)
+    assert outcome.value == {"result": 3, "trace_id": None}
+    ((name, given, session),) = observer.begun
+    assert (name, given, session.effects, session.outcome) == (
+        "test_drop_path.add_twice",
+        1,
+        [2, 3],
+        outcome,
+    )
+    sink = recorder_module.MemorySink()
+    interpreter.recorder = Recorder(sink)
+    assert interpreter.run(add_twice, 1).ok
+    assert len(observer.begun) == 1 and len(sink.traces) == 1

@@ -36,7 +36,7 @@ from decimal import Decimal
 from typing import Any, Protocol, cast
 
 from . import __version__
-from .runtime import EffectCall, Outcome, Success, handlers
+from .runtime import EffectCall, Outcome, Success, handlers, recorded_handler_name
 from .trace import codec as _codec
 from .trace.codec import Redactor, compilable_names
 from .trace.format import TraceEncoder, code_fingerprint
@@ -946,11 +946,16 @@ class Recorder:
     def flush(self, timeout: float | None = None) -> bool:
         """Write every trace finished before this call (and what running executions have
         recorded so far), ignoring the writer's CPU budget; True when done within ``timeout``
-        seconds (None: wait as long as it takes)."""
+        seconds (None: wait as long as it takes). Traces finished after the call are not
+        waited for (under a load that never ends the wait would not either): they stay queued
+        for the writer, as usual."""
         return self._writer.flush(timeout)
 
     def close(self, timeout: float | None = None) -> bool:
-        """:meth:`flush`, then stop the writer thread (a later trace starts it again)."""
+        """:meth:`flush`, then stop the writer thread (a later trace starts it again). When
+        traces finished after the call keep the writer busy, this returns without waiting for
+        them: the writer goes on writing them, as for any later trace (and the exit flush
+        writes whatever is left at exit)."""
         return self._writer.stop(timeout)
 
     # -- what the interpreter calls ----------------------------------------------------------
@@ -961,22 +966,42 @@ class Recorder:
         """Start recording one execution; ``meta`` adds to this trace's header ``meta`` (the
         OpenTelemetry bridge puts the span's ids there). None: not recorded (not sampled, or
         dropped because the writer's queue is full), the handler runs unrecorded."""
+        return self.begin_handler(None, input, meta, handler_name)
+
+    def begin_handler(
+        self,
+        fn: Callable[..., Any] | None,
+        input: Any,
+        meta: dict[str, Any] | None = None,
+        handler_name: str | None = None,
+    ) -> _StreamSession | _FailureSession | None:
+        """:meth:`begin` for the handler ``fn`` (what the interpreter calls), or for
+        ``handler_name`` when given: ``fn``'s name is computed only for an execution that is
+        recorded. One dropped because the writer's queue is full (nearly every one of a service
+        that outruns its writer) is counted without it."""
         mode = self.mode
+        counts = self._counts
         if mode != ALWAYS:
             if mode == ON_FAILURE:
-                next(self._counts.starts)
+                if handler_name is None:
+                    handler_name = recorded_handler_name(fn)  # type: ignore[arg-type]
+                next(counts.starts)
                 return _FailureSession(self, handler_name, input, meta)
             if isinstance(mode, Sampled) and random.random() >= mode.rate:
                 return None
-        counts = self._counts
-        next(counts.starts)  # counted started (see _Counters)
-        if self._in_memory:
-            return _StreamSession(self, handler_name, input, meta)
-        if len(self._writer.done) < self.max_queue and counts.queued_bytes < self.max_queue_bytes:
+        if self._in_memory or (
+            len(self._writer.done) < self.max_queue and counts.queued_bytes < self.max_queue_bytes
+        ):
             # (Registered with the writer, to be streamed while it runs, only once it has
             # records to stream: see _StreamSession._encode_head.)
+            if handler_name is None:
+                handler_name = recorded_handler_name(fn)  # type: ignore[arg-type]
+            next(counts.starts)  # counted started (see _Counters), once the name is made
             return _StreamSession(self, handler_name, input, meta)
-        self._dropped()  # the writer is behind: the steady state of a service outrunning it
+        # The writer is behind: the steady state of a service outrunning it. Started, then
+        # dropped (the order stats reads them in reverse), no name made.
+        next(counts.starts)
+        self._dropped()
         return None
 
     # -- internals ---------------------------------------------------------------------------
@@ -1018,10 +1043,18 @@ class Recorder:
             fits = not queued or queued + size <= self.max_queue_bytes
             if fits:
                 c.queued_bytes = queued + size
+            else:
+                # Given up on before it is counted, under the lock _sink_failed takes to test
+                # and set ``broken`` too: a streamed write of this trace failing meanwhile
+                # finds it given up on (not counted again), or was first (a sink error: not
+                # counted as dropped). Each execution is counted once.
+                counted = trace.broken
+                trace.broken = True
         finally:
             lock.release()
         if not fits:
-            self._dropped()
+            if not counted:
+                self._dropped()
             return False
         trace.size = size
         writer = self._writer
@@ -1438,8 +1471,7 @@ class _StreamSession(_Pending):
             kept = len(self.deferred) // _DEFERRED + self.head_pending + (kept is not _NOT_KEPT)
             size = kept * KEPT_VALUE_BYTES + self.kept_bytes
         if not recorder._enqueue(self, size):
-            # Dropped: the writer removes what it may already have streamed of it.
-            self.broken = True
+            # Dropped (``broken`` is set): the writer removes what it may have streamed of it.
             self.records.clear()
             self.deferred = []
             self.input = self.result = self.result_ns = None
@@ -1628,6 +1660,14 @@ class _FailureSession:
         recorder._submit(trace)
 
 
+class _Marker(threading.Event):
+    """A flush() waiting in the writer's queue for what was handed over before it: set once
+    those are written; ``taken``: the writer's ``taken`` then (what it takes later was handed
+    over after the flush)."""
+
+    taken = -1
+
+
 _writers: weakref.WeakSet[_Writer] = weakref.WeakSet()
 #: The writer publishes its counts (written, queued bytes) at least every this many traces.
 _PUBLISH_EVERY = 32
@@ -1683,7 +1723,7 @@ class _Writer:
         self.linger = (
             min(LINGER_S, self.interval / 10) if recorder.max_queue >= LINGER_MIN_QUEUE else 0.0
         )
-        self.done: collections.deque[_Pending | threading.Event] = collections.deque()
+        self.done: collections.deque[_Pending | _Marker] = collections.deque()
         self.running: dict[int, _StreamSession] = {}
         #: Traces dropped when they finished (max_queue_bytes): the writer removes whatever it
         #: had already streamed of them.
@@ -1718,6 +1758,8 @@ class _Writer:
         self.sleeping = True
         self.thread: threading.Thread | None = None
         self.stopping = False
+        #: Traces taken from ``done`` so far (a flush's marker notes it when answered).
+        self.taken = 0
         #: flush() calls waiting: the budget is ignored until they are answered.
         self.urgent = 0
         #: Paused for the budget, or working off the backlog a pause built up (cleared when
@@ -1769,7 +1811,12 @@ class _Writer:
     def flush(self, timeout: float | None) -> bool:
         if self.thread is None and not (self.done or self.running or self.dropped):
             return True  # nothing was ever handed over, or the thread ended with nothing left
-        marker = threading.Event()
+        return self._flush(timeout)[0]
+
+    def _flush(self, timeout: float | None) -> tuple[bool, _Marker]:
+        """flush(), and its marker, which tells how many traces the
+        writer had taken from its queue when it answered (see stop())."""
+        marker = _Marker()
         with self._lock:
             self.urgent += 1  # answered (and counted down) by _drain_done
         self.done.append(marker)
@@ -1777,12 +1824,20 @@ class _Writer:
         if self.thread is None:  # no thread could be started (interpreter exit): write here
             with self._lock:
                 if self.thread is None:
-                    self._drain_done()
-        return marker.wait(timeout)
+                    # Up to this marker only: what later traces hand over (daemon threads
+                    # still recording) is not waited for, or this would never return.
+                    self._drain_done(until=marker)
+        return marker.wait(timeout), marker
 
     def stop(self, timeout: float | None) -> bool:
+        """flush(), then end the thread, unless traces handed over after this call keep it
+        busy: they are not waited for (under a load that never ends, waiting for them never
+        ended either); the thread goes on for them, asked to end once it runs dry (a later
+        trace's hand-off cancels that, or starts a new thread)."""
         deadline = None if timeout is None else time.monotonic() + timeout
-        flushed = self.flush(timeout)
+        if self.thread is None and not (self.done or self.running or self.dropped):
+            return True
+        flushed, marker = self._flush(timeout)
         # Asked again until it ends: a trace finished meanwhile wakes the writer, and the wake
         # clears ``stopping`` (new work: see _ensure_thread), or starts a new thread; one
         # request then one join(None) waited for ever on a writer asleep with nothing to do.
@@ -1790,6 +1845,11 @@ class _Writer:
             thread = self.thread
             if thread is None:
                 return flushed
+            if flushed and (self.taken != marker.taken or self.done or self.dropped):
+                # Work handed over after the flush: the writer goes on for it (stopping once
+                # it runs dry, as asked below); this close is done.
+                self.request_stop()
+                return True
             self.request_stop()
             left = 0.05 if deadline is None else min(0.05, deadline - time.monotonic())
             thread.join(max(left, 0.0))
@@ -1837,11 +1897,12 @@ class _Writer:
             self._bell.acquire(timeout=timeout)
             self.sleeping = False
 
-    def _drain_done(self) -> int:
+    def _drain_done(self, until: _Marker | None = None) -> int:
         """Write every finished trace waiting. The counts (written, queued bytes) are published
         every ``_PUBLISH_EVERY`` traces (one lock round per batch, not per trace; often enough
         for ``stats`` and the byte bound to follow a writer that never runs dry), at the end,
-        and before any flush() marker is answered."""
+        and before any flush() marker is answered. ``until``: return once that marker is
+        answered (a flush in a thread of the caller's, which must not go on for ever)."""
         done = self.done
         drained = 0
         written = freed = batch = 0
@@ -1859,7 +1920,7 @@ class _Writer:
             except IndexError:
                 break
             drained += 1
-            if isinstance(item, threading.Event):  # a flush() waiting for what came before
+            if isinstance(item, _Marker):  # a flush() waiting for what came before
                 if whole:
                     written += self._append_whole(whole)
                     freed += whole_size
@@ -1871,8 +1932,12 @@ class _Writer:
                 finally:
                     with self._lock:
                         self.urgent -= 1
+                    item.taken = self.taken
                     item.set()
+                if item is until:
+                    return drained
                 continue
+            self.taken += 1  # (see stop())
             if self.budget is not None and self._over_budget():
                 if whole:  # on disk before the pause
                     written += self._append_whole(whole)
@@ -2089,9 +2154,15 @@ class _Writer:
         self, trace: _Pending, stream: TraceStream | None, error: BaseException | None = None
     ) -> None:
         # Already given up on (dropped when it finished, while this write of it was under way;
-        # or lost before): counted then, and each execution is counted once.
-        counted = trace.broken
-        trace.broken = True
+        # or lost before): counted then, and each execution is counted once. Tested and set
+        # under the lock _enqueue's drop takes for the same (see there).
+        c = self.counts
+        with c.lock:
+            counted = trace.broken
+            trace.broken = True
+            if not counted:
+                c.sink_errors += 1
+                errors = c.sink_errors
         trace.stream = None
         if stream is not None:
             _abort(stream)
@@ -2101,10 +2172,6 @@ class _Writer:
             pass
         if counted:
             return
-        c = self.counts
-        with c.lock:
-            c.sink_errors += 1
-            errors = c.sink_errors
         c.log_fault(
             "sink",
             "prodture: trace sink %r failed for %s (trace %s); %d traces lost to sink errors so "

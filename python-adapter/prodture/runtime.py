@@ -141,7 +141,12 @@ class Observer(Protocol):
     """What the interpreter tells a recorder; see :class:`prodture.recorder.Recorder`.
 
     ``begin`` is called with ``meta=`` only when the run was given one (``Interpreter.run(...,
-    meta=...)``); an observer that records no header may leave the parameter out."""
+    meta=...)``); an observer that records no header may leave the parameter out.
+
+    Optional: ``begin_handler(fn, input, meta)`` (``meta`` None or a dict), called instead of
+    ``begin`` when the observer has it: the handler itself, so that an execution the observer
+    will not record (a full queue drops nearly every one under overload) costs no name (see
+    :func:`recorded_handler_name`, which it calls for one it records)."""
 
     def begin(self, handler_name: str, input: Any) -> RecordingSession | None: ...
 
@@ -155,6 +160,16 @@ _handlers_lock = threading.Lock()
 
 def handler_name(fn: Callable[..., Any]) -> str:
     return getattr(fn, "__prodture_handler__", None) or f"{fn.__module__}:{fn.__qualname__}"
+
+
+def recorded_handler_name(fn: Callable[..., Any]) -> str:
+    """The name a trace of ``fn`` is recorded under (warned about once when it is not a
+    registered handler: its traces cannot be replayed)."""
+    # handler_name's common case (a registered handler), inline: once per recorded execution
+    name = getattr(fn, "__prodture_handler__", None) or handler_name(fn)
+    if name not in handlers and name not in _warned_unregistered:
+        _warn_unregistered(name)
+    return name
 
 
 def handler(fn: Callable[..., Any] | None = None, *, name: str | None = None) -> Any:
@@ -575,6 +590,19 @@ class Interpreter:
         self.performers.setdefault(All, self._perform_all)
         self.recorder = recorder
 
+    @property
+    def recorder(self) -> Observer | None:
+        return self._recorder
+
+    @recorder.setter
+    def recorder(self, recorder: Observer | None) -> None:
+        self._recorder = recorder
+        #: The observer's ``begin_handler`` when it has one (see Observer): looked up here,
+        #: once, not per execution.
+        self._begin_handler: Callable[..., RecordingSession | None] | None = getattr(
+            recorder, "begin_handler", None
+        )
+
     def performer_for(self, effect: Effect) -> Callable[[Any], Any]:
         performers = self.performers
         cls = type(effect)
@@ -677,16 +705,17 @@ class Interpreter:
     def _begin(
         self, fn: Callable[..., Any], input: Any, meta: dict[str, Any] | None
     ) -> RecordingSession | None:
-        if self.recorder is None:
-            return None
+        begin_handler = self._begin_handler
         try:
-            # handler_name's common case (a registered handler), inline: once per execution
-            name = getattr(fn, "__prodture_handler__", None) or handler_name(fn)
-            if name not in handlers and name not in _warned_unregistered:
-                _warn_unregistered(name)
+            if begin_handler is not None:  # (a Recorder: decides to drop before any name)
+                return begin_handler(fn, input, meta)
+            recorder = self._recorder
+            if recorder is None:
+                return None
+            name = recorded_handler_name(fn)
             if meta:
-                return self.recorder.begin(name, input, meta=meta)  # type: ignore[call-arg]
-            return self.recorder.begin(name, input)
+                return recorder.begin(name, input, meta=meta)  # type: ignore[call-arg]
+            return recorder.begin(name, input)
         except Exception:  # recording must never break the handler
             log.exception("prodture: recorder failed to start a trace; handler runs unrecorded")
             return None
