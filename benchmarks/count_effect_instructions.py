@@ -22,10 +22,7 @@ from __future__ import annotations
 
 import argparse
 import gc
-import glob
 import importlib.util
-import os
-import subprocess
 import sys
 import tempfile
 from pathlib import Path
@@ -70,23 +67,11 @@ def child(effects: int, run: bool) -> None:
 
 def _totals(effects: int, run: bool) -> tuple[int, int]:
     """(the main thread's instructions, every thread's) of a child run."""
-    env = {**os.environ, "PYTHONHASHSEED": "0"}
+    from count_recorder_instructions import callgrind_threads  # (this script's directory)
+
     args = [__file__, "--child", "--effects", str(effects)] + ([] if run else ["--dry"])
-    subprocess.run([sys.executable, *args], env=env, check=True)  # .pyc files written first
-    with tempfile.TemporaryDirectory() as out:
-        subprocess.run(
-            ["valgrind", "--tool=callgrind", "--separate-threads=yes",
-             f"--callgrind-out-file={out}/cg.out", sys.executable, *args],
-            env=env, check=True, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL,
-        )  # fmt: skip
-        counts = {}
-        for path in glob.glob(f"{out}/cg.out*"):
-            for line in open(path):
-                if line.startswith(("summary:", "totals:")):
-                    counts[path] = int(line.split()[1])
-                    break
-        (main_thread,) = (p for p in counts if p.endswith("-01"))
-        return counts[main_thread], sum(counts.values())
+    counts = callgrind_threads(args)
+    return counts["-01"], sum(counts.values())
 
 
 def main() -> int:

@@ -98,9 +98,10 @@ def count(mode: str, execs: int, use_async: bool) -> float:
     return (_total(mode, execs, use_async) - _total(mode, 0, use_async)) / execs
 
 
-def _total(mode: str, execs: int, use_async: bool) -> int:
+def callgrind_threads(args: list[str]) -> dict[str, int]:
+    """Instructions per thread (by callgrind's file suffix: ``-01`` is the main thread) of
+    ``python args`` under callgrind; run once before, so .pyc files are written first."""
     env = {**os.environ, "PYTHONHASHSEED": "0"}
-    args = [__file__, "--child", mode, "--execs", str(execs)] + (["--async"] if use_async else [])
     subprocess.run([sys.executable, *args], env=env, check=True)  # .pyc files written first
     with tempfile.TemporaryDirectory() as out:
         subprocess.run(
@@ -108,11 +109,21 @@ def _total(mode: str, execs: int, use_async: bool) -> int:
              f"--callgrind-out-file={out}/cg.out", sys.executable, *args],
             env=env, check=True, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL,
         )  # fmt: skip
-        (main_thread,) = glob.glob(f"{out}/cg.out*-01")
-        for line in open(main_thread):
-            if line.startswith(("summary:", "totals:")):
-                return int(line.split()[1])
-    raise RuntimeError("callgrind wrote no summary")
+        counts = {}
+        for path in glob.glob(f"{out}/cg.out*"):
+            with open(path) as lines:
+                for line in lines:
+                    if line.startswith(("summary:", "totals:")):
+                        counts[path[path.rindex("-") :]] = int(line.split()[1])
+                        break
+    if "-01" not in counts:
+        raise RuntimeError("callgrind wrote no summary for the main thread")
+    return counts
+
+
+def _total(mode: str, execs: int, use_async: bool) -> int:
+    args = [__file__, "--child", mode, "--execs", str(execs)] + (["--async"] if use_async else [])
+    return callgrind_threads(args)["-01"]
 
 
 def main() -> int:

@@ -7,29 +7,15 @@ hanging it.
 
 from __future__ import annotations
 
-import dataclasses
 import logging
 import threading
 from typing import Any
 
 import prodture
-from prodture import DirectorySink, Effect, Interpreter, Recorder, read_trace
+from prodture import DirectorySink, Interpreter, Recorder, read_trace
 
-
-@dataclasses.dataclass(frozen=True)
-class Lookup(Effect, name="test_recorder_close.Lookup"):
-    key: str
-
-
-def lookup(effect: Lookup) -> dict[str, str]:
-    return {"key": effect.key}
-
-
-@prodture.handler(name="test_recorder_close:lookups")
-def lookups(n: int):
-    for i in range(n):
-        yield Lookup(f"k{i}")
-    return n
+# The effect and handler of the writer review tests (a handler of n lookups).
+from test_review_s21 import Lookup, lookup, lookups
 
 
 def _in_thread(call: Any, seconds: float = 60) -> list[Any]:
