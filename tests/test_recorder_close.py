@@ -14,8 +14,9 @@ from typing import Any
 import prodture
 from prodture import DirectorySink, Interpreter, Recorder, read_trace
 
-# The effect and handler of the writer review tests (a handler of n lookups).
-from test_review_s21 import Lookup, lookup, lookups
+# The effect and handlers of the writer review tests (a handler of n lookups; a long execution
+# of three, streamed while it runs).
+from test_review_s21 import Lookup, Unkept, long_execution, lookup, lookups
 
 
 def _in_thread(call: Any, seconds: float = 60) -> list[Any]:
@@ -149,16 +150,13 @@ def test_a_trace_dropped_while_its_streamed_write_fails_in_between_is_counted_on
 
     class Sink:
         def open(self, info: Any) -> Stream:
-            return Stream(failing=info.handler == "test_recorder_close:long")
+            return Stream(failing=info.handler == "test_review_s21:long")
 
     class FailTheWriteWhenDropped(logging.Handler):
         def emit(self, record: logging.LogRecord) -> None:
             if "traces dropped so far" in record.getMessage():
                 release.set()  # the streamed write fails now...
                 assert aborted.wait(60)  # ...and the writer has decided how to count it
-
-    class Unkept:  # an input that cannot be kept: encoded at once, so streamed while it runs
-        pass
 
     recorder = Recorder(Sink(), writer_cpu_budget=None, flush_interval=3600, max_queue_bytes=1)
     short = Interpreter({Lookup: lookup}, recorder=recorder)
@@ -173,12 +171,6 @@ def test_a_trace_dropped_while_its_streamed_write_fails_in_between_is_counted_on
             assert writing.wait(60)
             assert short.run(lookups, 1).ok  # queued behind it: the queue's bytes are full
         return lookup(effect)
-
-    @prodture.handler(name="test_recorder_close:long")
-    def long_execution(_: Unkept):
-        for i in range(3):
-            yield Lookup(f"long-{i}")
-        return 3
 
     handler = FailTheWriteWhenDropped()
     logger = logging.getLogger("prodture")

@@ -35,6 +35,18 @@ def lookups(n: int):
     return n
 
 
+class Unkept:
+    """An input that cannot be kept: the trace is encoded at once, so streamed while it runs."""
+
+
+@prodture.handler(name="test_review_s21:long")
+def long_execution(_: Unkept):
+    """Three lookups, ``long-0`` to ``long-2``: its performers pause at ``long-1``."""
+    for i in range(3):
+        yield Lookup(f"long-{i}")
+    return 3
+
+
 class OnceCancelledSink:
     """A sink that uploads with an asyncio client: its first upload is cancelled at ``where``
     (``asyncio.CancelledError``, a ``BaseException``, as a cancelled ``await`` raises it), later
@@ -113,21 +125,12 @@ def test_a_base_exception_while_streaming_a_running_execution_never_stops_the_wr
     streamed: list[bool | None] = []
 
     def lookup_then_flush(effect: Lookup) -> dict[str, str]:
-        if effect.key == "k1":  # the header and first records are encoded: stream them now
+        if effect.key == "long-1":  # the header and first records are encoded: stream them now
             streamed.append(_flush_within(recorder, 30))
         return lookup(effect)
 
-    class Unkept:  # an input that cannot be kept: the trace is encoded (and streamed) at once
-        pass
-
-    @prodture.handler(name="test_review_s21:streamed")
-    def streamed_lookups(_: Unkept):
-        for i in range(3):
-            yield Lookup(f"k{i}")
-        return 3
-
     interpreter = Interpreter({Lookup: lookup_then_flush}, recorder=recorder)
-    assert interpreter.run(streamed_lookups, Unkept()) == prodture.Success(3)
+    assert interpreter.run(long_execution, Unkept()) == prodture.Success(3)
     assert streamed == [True] and sink.cancelled
     interpreter = Interpreter({Lookup: lookup}, recorder=recorder)
     assert interpreter.run(lookups, 4) == prodture.Success(4)
@@ -253,21 +256,12 @@ def test_a_long_execution_is_streamed_while_the_writer_never_runs_dry():
         def close(self) -> None:
             pass
 
-    class Unkept:  # an input that cannot be kept: encoded at once, so streamed while it runs
-        pass
-
     waited: list[bool] = []
 
     def lookup_waiting_to_be_streamed(effect: Lookup) -> dict[str, str]:
         if effect.key == "long-1":
             waited.append(streamed.wait(30))
         return lookup(effect)
-
-    @prodture.handler(name="test_review_s21:long")
-    def long_execution(_: Unkept):
-        for i in range(3):
-            yield Lookup(f"long-{i}")
-        return 3
 
     recorder = Recorder(NeverDrySink(), writer_cpu_budget=None, flush_interval=0.01)
     interpreter = Interpreter({Lookup: lookup_waiting_to_be_streamed}, recorder=recorder)
@@ -314,12 +308,9 @@ def test_a_trace_dropped_while_its_streamed_write_fails_is_counted_once():
 
     class Sink(OnceCancelledSink):  # (never cancelled)
         def open(self, info: Any) -> Any:
-            if info.handler == "test_review_s21:long_dropped":
+            if info.handler == "test_review_s21:long":
                 return FailingLongStream()
             return super().open(info)
-
-    class Unkept:  # an input that cannot be kept: encoded at once, so streamed while it runs
-        pass
 
     sink = Sink(where="never")
     recorder = Recorder(sink, writer_cpu_budget=None, flush_interval=0.01, max_queue_bytes=1)
@@ -330,12 +321,6 @@ def test_a_trace_dropped_while_its_streamed_write_fails_is_counted_once():
             assert writing.wait(30)  # the writer is in the long execution's streamed write
             assert short.run(lookups, 1).ok  # queued behind it: the queue's bytes are full
         return lookup(effect)
-
-    @prodture.handler(name="test_review_s21:long_dropped")
-    def long_execution(_: Unkept):
-        for i in range(3):
-            yield Lookup(f"long-{i}")
-        return 3
 
     interpreter = Interpreter({Lookup: lookup_once_streaming}, recorder=recorder)
     try:
