@@ -170,3 +170,31 @@ def test_the_fast_path_is_taken_once_warm_and_the_refused_record_is_marked(monke
     assert isinstance(trace.effects[-2].result.amount, Opaque)
     assert trace.effects[-1].result == WARM[1]
     assert recorder.stats.encode_errors == 0
+
+
+@prodture.register(name="test_common.Receipt")
+@dataclasses.dataclass
+class Receipt:
+    """A result that may change after it is returned (not frozen): never kept, encoded at once."""
+
+    charge_id: str
+    amount: Decimal
+
+
+def test_an_effect_kept_between_two_of_the_same_common_record_stays_in_its_place(monkeypatch):
+    """Within the first MAX_KEPT effects, a kept one (encoded later) between effects encoded at
+    once: the next effect of the common record met just before it (same effect class, result
+    class and site objects, the runtime's case) is encoded only after the kept one, so the
+    trace's records stay in order, byte for byte the msgpack path's."""
+    receipt = Receipt("ch_1", Decimal("58.99"))
+    at_once = (WARM[0], receipt, SITE)
+    kept = WARM  # a frozen result: kept, encoded when the next effect is not
+    order: list[tuple[Effect, Any, Any]] = [at_once, at_once, kept, at_once, at_once, kept, kept]
+    order.append(at_once)
+    effects: list[tuple[Effect, Any, Any]] = order + [at_once] * (MAX_KEPT + 2 - len(order))
+    fast, pure = _both_paths(effects, monkeypatch)
+    assert _effect_records(fast) == _effect_records(pure)
+    trace = read_trace(fast)
+    assert [e.seq for e in trace.effects] == list(range(1, len(effects) + 1))
+    results = [type(e.result) for e in trace.effects[:8]]
+    assert results == [Receipt, Receipt, Paid, Receipt, Receipt, Paid, Paid, Receipt]
