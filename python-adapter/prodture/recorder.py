@@ -599,8 +599,8 @@ _NOT_KEPT: Any = object()
 
 def _kept(value: Any, depth: int = 0) -> Any:
     """What may be kept of ``value`` to encode later, or ``_NOT_KEPT``: the value itself when it
-    cannot change (immutable scalars, enum members, and tuples, frozensets and frozen
-    dataclasses holding only such values); a private copy of a plain dict or list (and a new
+    cannot change (immutable scalars, enum members whose value cannot, and tuples, frozensets
+    and frozen dataclasses holding only such values); a private copy of a plain dict or list (and a new
     tuple for a tuple holding one) whose contents can be kept (nothing else holds the copy, so
     nothing can change it); ``_NOT_KEPT`` for anything else (an object that could change, a
     subclass, too deep), which is then encoded at once.
@@ -719,8 +719,21 @@ def _new_keeper(t: type) -> Callable[[Any, int], Any]:
     if params is not None and params.frozen and dataclasses.is_dataclass(t):
         return _frozen_dataclass_keeper(t)
     if issubclass(t, enum.Enum):
-        return _keep_as_is
+        return _keep_enum_member
     return _keep_never
+
+
+def _keep_enum_member(value: enum.Enum, depth: int) -> Any:
+    """A member itself when its value cannot change (the usual str or int): the member is one
+    object for the whole program, and a value that is a list (``GOLD = ["gold"]``) is that one
+    list, which the handler may change before the writer encodes it; such a member is encoded
+    at once, as it is at the effect."""
+    member_value = value._value_
+    if type(member_value) in _IMMUTABLE or (
+        depth <= _MAX_DEPTH and _immutable(member_value, depth + 1)
+    ):
+        return value
+    return _NOT_KEPT
 
 
 def _frozen_dataclass_keeper(t: type) -> Callable[[Any, int], Any]:
