@@ -16,7 +16,7 @@ from typing import Any
 import pytest
 
 from prodture import DirectorySink, Effect, Interpreter, Recorder, read_trace
-from prodture.trace import Redactor, codec
+from prodture.trace import Redactor, codec, fastpack
 
 SECRET = "hunter2-s22-do-not-leak"
 
@@ -114,3 +114,30 @@ def test_an_enum_member_holding_a_list_is_recorded_as_it_was_at_the_effect(tmp_p
     result = read_trace(data).effects[0].result
     # (a list value cannot be looked up among the members: read back as the recorded value)
     assert (result.type_name, result.fields) == (codec.type_name(Tiers), ["gold"])
+
+
+# -- 3. a pair or key whose name is a memoryview -------------------------------------------------
+
+
+@pytest.mark.parametrize("accelerated", [True, False], ids=["msgspec", "msgpack"])
+@pytest.mark.parametrize("kind", ["memoryview", "bytes", "bytearray"])
+def test_a_secret_pair_or_key_named_by_a_memoryview_is_redacted(
+    tmp_path, kind, accelerated, monkeypatch
+):
+    """Redacted values never reach the file: a ``(name, value)`` pair (a tuple, a list) and a
+    map key whose name is a ``memoryview`` of ``b"password"`` lose their value, as they do with a
+    ``bytes`` or ``bytearray`` name (headers read from a buffer). Before, a memoryview name was
+    not looked at and the secret was written."""
+    monkeypatch.setattr(fastpack, "enabled", accelerated and fastpack.encode is not None)
+    name = {"memoryview": memoryview, "bytes": bytes, "bytearray": bytearray}[kind](b"password")
+    value: Any = {
+        "tuple": (name, SECRET),
+        "list": [name, SECRET],
+        "headers": [(b"accept", b"text/html"), (name, SECRET.encode())],
+    }
+    if kind != "bytearray":  # (a bytearray is not hashable: never a key)
+        value["map"] = {name: SECRET}
+    outcome, data = _record(tmp_path, value, redact=Redactor())
+    assert outcome.ok
+    assert SECRET.encode() not in data
+    assert read_trace(data).effects[0].result["headers"][0] == (b"accept", b"text/html")

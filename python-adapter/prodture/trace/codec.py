@@ -433,13 +433,13 @@ class Redactor:
     """Removes secrets before encoding, so that they never reach a trace.
 
     Redacted: dataclass fields declared with :func:`prodture.secret`, every dataclass field,
-    named-tuple field or map key (a ``str``, ``str`` subclass or ``bytes`` one: its text) whose
-    name matches a pattern (case-insensitive regular expression search, see
-    :meth:`is_secret_name`), and the second item of every ``(name, value)`` pair whose name
-    matches one: a tuple or list (or other sequence) of exactly two items whose first item is
-    such a name (see :meth:`is_secret_key`), wherever it is — HTTP headers as ASGI's
-    ``scope["headers"]`` (``[(b"authorization", b"Bearer ...")]``), WSGI's ``start_response``
-    and ``http.client`` give them. ``patterns`` **extend** :data:`DEFAULT_SECRET_PATTERNS`; pass
+    named-tuple field or map key (a ``str``, ``str`` subclass, ``bytes``, ``bytearray`` or
+    ``memoryview`` one: its text) whose name matches a pattern (case-insensitive regular
+    expression search, see :meth:`is_secret_name`), and the second item of every ``(name,
+    value)`` pair whose name matches one: a tuple or list (or other sequence) of exactly two
+    items whose first item is such a name (see :meth:`is_secret_key`), wherever it is — HTTP
+    headers as ASGI's ``scope["headers"]`` (``[(b"authorization", b"Bearer ...")]``), WSGI's
+    ``start_response`` and ``http.client`` give them. ``patterns`` **extend** :data:`DEFAULT_SECRET_PATTERNS`; pass
     ``defaults=False`` to use only the given patterns (``Redactor([], defaults=False)`` redacts
     only ``secret()`` fields).
 
@@ -498,13 +498,21 @@ class Redactor:
     def is_secret_key(self, key: Any) -> bool:
         """Whether ``key`` (a map key, or the first item of a pair) is a name that matches a
         pattern: a ``str``, or a ``str`` subclass (a str enum member, a case-insensitive header
-        name), ``bytes`` or ``bytearray`` (read as Latin-1): its text is what a reader sees."""
+        name), ``bytes``, ``bytearray`` or ``memoryview`` (read as Latin-1; msgpack writes a
+        memoryview as the bytes it shows): its text is what a reader sees. Fails closed: a
+        memoryview that cannot be read (released) is taken for a secret name."""
         if type(key) is str:
             return self.is_secret_name(key)
         if isinstance(key, str):
             return self.is_secret_name(str.__str__(key))
         if isinstance(key, (bytes, bytearray)):
             return self.is_secret_name(key.decode("latin-1"))
+        if isinstance(key, memoryview):
+            try:
+                text = key.tobytes().decode("latin-1")
+            except (ValueError, TypeError):
+                return True
+            return self.is_secret_name(text)
         return False
 
     def _names_a_secret(self, text: str) -> bool:
