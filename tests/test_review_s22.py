@@ -11,6 +11,11 @@ from __future__ import annotations
 
 import dataclasses
 import enum
+import os
+import signal
+import threading
+import time
+import warnings
 from typing import Any
 
 import pytest
@@ -141,3 +146,116 @@ def test_a_secret_pair_or_key_named_by_a_memoryview_is_redacted(
     assert outcome.ok
     assert SECRET.encode() not in data
     assert read_trace(data).effects[0].result["headers"][0] == (b"accept", b"text/html")
+
+
+# -- 4. a fork while another thread holds the codec's opaque-type lock ---------------------------
+
+
+class NeverSeenInTheParent:
+    """A type the codec cannot encode, first recorded in a forked child (so its name is not yet
+    in the codec's set of logged opaque types: the child takes the lock to add it)."""
+
+
+def _wait_for_child(pid: int, seconds: float) -> int | None:
+    """The child's exit code, or None when it has not ended within ``seconds`` (it is then
+    killed: a hung child fails the test instead of hanging it)."""
+    deadline = time.monotonic() + seconds
+    while time.monotonic() < deadline:
+        done, status = os.waitpid(pid, os.WNOHANG)
+        if done:
+            return os.waitstatus_to_exitcode(status)
+        time.sleep(0.02)
+    os.kill(pid, signal.SIGKILL)
+    os.waitpid(pid, 0)
+    return None
+
+
+@pytest.mark.skipif(not hasattr(os, "fork"), reason="needs fork()")
+def test_a_child_forked_while_a_thread_holds_the_opaque_lock_records_opaque_values(tmp_path):
+    """Recording never changes a handler's result (never hangs it): a fork while another thread
+    of the parent holds the codec's lock for opaque type names (logging a new one) left the
+    child a lock held by a thread it does not have; its first opaque value of a new type waited
+    on it for ever. The child's lock is made anew after a fork."""
+    held, release = threading.Event(), threading.Event()
+
+    def hold_the_lock() -> None:
+        with codec._opaque_lock:
+            held.set()
+            release.wait(60)
+
+    holder = threading.Thread(target=hold_the_lock, daemon=True)
+    holder.start()
+    assert held.wait(60)
+    try:
+        with warnings.catch_warnings():  # 3.12+: "use of fork() may lead to deadlocks": this one
+            warnings.simplefilter("ignore", DeprecationWarning)
+            pid = os.fork()
+        if pid == 0:  # the child: report through the exit code only
+            code = 1
+            try:
+                recorder = Recorder(DirectorySink(tmp_path), redact=Redactor(opaque_repr=True))
+                interpreter = Interpreter(
+                    {Carry: lambda e: NeverSeenInTheParent()}, recorder=recorder
+                )
+
+                def handler(arg: Any):
+                    yield Carry("x")
+                    return "done"
+
+                outcome = interpreter.run(handler, None)
+                ok = outcome.ok and recorder.close(timeout=30)
+                code = 0 if ok and recorder.stats.opaque_values == 1 else 1
+            finally:
+                os._exit(code)
+        exit_code = _wait_for_child(pid, 60)
+    finally:
+        release.set()
+        holder.join(60)
+    assert exit_code == 0, "the child hung on the opaque lock (None) or failed its checks"
+    (path,) = tmp_path.glob("*.prodtrace")
+    assert read_trace(path).effects[0].result.type_name.endswith("NeverSeenInTheParent")
+
+
+# -- 5. a value type registered while another thread compiles its dataclass encoder -------------
+
+
+def test_a_value_type_registered_while_its_dataclass_encoder_is_compiled_stays_registered(
+    monkeypatch,
+):
+    """A reader can always read what a writer wrote, as the type's registration says: a thread
+    encoding the first value of a dataclass type compiles its encoder while another thread
+    registers the type (register_value_type, e.g. an integration imported late); the compiled
+    dataclass encoder was then stored over the registered one, and every later value of the type
+    was written as a dataclass, which its from_fields never sees. The interleaving is forced: the
+    registration runs (in another thread) inside the compile."""
+
+    @dataclasses.dataclass
+    class Money:
+        cents: int
+
+    name = "test_review_s22.Money"
+    compile_encoders = codec._object_encoders
+
+    def compile_while_another_thread_registers(t: type) -> Any:
+        compiled = compile_encoders(t)
+        if t is Money:
+            registering = threading.Thread(
+                target=codec.register_value_type,
+                args=(Money, name, lambda m: {"amount": m.cents}, lambda f: Money(f["amount"])),
+            )
+            registering.start()
+            registering.join(60)
+            assert not registering.is_alive()
+        return compiled
+
+    monkeypatch.setattr(codec, "_object_encoders", compile_while_another_thread_registers)
+    try:
+        codec.encode_value(Money(1))  # (the first value: its encoder is compiled for it)
+        later = codec.decode_value(codec.encode_value(Money(2)))
+        assert codec.plain_object_encoder(Money) is None  # registered: not a dataclass's
+    finally:
+        codec._custom_types.pop(Money, None)
+        codec._FIXED_ENCODERS.pop(Money, None)
+        codec._FAST.pop(Money, None)
+        codec._PLAIN_OBJECT.pop(Money, None)
+    assert later == Money(2), "the registration was lost: written as a dataclass"

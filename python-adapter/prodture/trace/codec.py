@@ -18,6 +18,7 @@ import itertools
 import keyword
 import logging
 import operator
+import os
 import re
 import sys
 import threading
@@ -294,11 +295,23 @@ def register_value_type(
     Only this registered ``cls`` is ever rebuilt for ``name``: the trace still names no code."""
     registry.add(cls, name)
     global value_types_version
-    _custom_types[cls] = (name, to_fields, from_fields)
-    _PLAIN_OBJECT.pop(cls, None)  # now encoded by to_fields, not as a dataclass
-    value_types_version += 1  # for the encoders' caches of plain_object_encoder
-    _FAST[cls] = _FIXED_ENCODERS[cls] = lambda o: _ext(ExtCode.OBJECT, _pack([name, to_fields(o)]))
+    encode = lambda o: _ext(ExtCode.OBJECT, _pack([name, to_fields(o)]))  # noqa: E731
+    with _fast_lock:  # (see _fast_lock)
+        _custom_types[cls] = (name, to_fields, from_fields)
+        _PLAIN_OBJECT.pop(cls, None)  # now encoded by to_fields, not as a dataclass
+        value_types_version += 1  # for the encoders' caches of plain_object_encoder
+        _FIXED_ENCODERS[cls] = encode
+        _FAST[cls] = encode
     return cls
+
+
+#: Taken by every writer of ``_FAST`` and ``_FIXED_ENCODERS`` (copy-on-write: readers take one
+#: reference to ``_FAST`` and never lock): a thread that compiled a dataclass encoder for a type
+#: must not store it over the encoder another thread registered for it meanwhile, and a full
+#: cache replaced by a copy of the fixed encoders must not be copied before a registration and
+#: stored after it (the registration was lost: the type's values became dataclass OBJECTs or
+#: OPAQUE). Made anew in a forked child (see _after_fork_in_child).
+_fast_lock = threading.Lock()
 
 
 # ---------------------------------------------------------------------------------------------
@@ -777,6 +790,19 @@ _opaque_logged: set[str] = set()
 _opaque_lock = threading.Lock()
 
 
+def _after_fork_in_child() -> None:
+    """A child forked while another thread held one of the codec's locks gets it held by a
+    thread it does not have: its next opaque type or dataclass type waited for ever. The child
+    has one thread; it starts with its locks free."""
+    global _opaque_lock, _fast_lock
+    _opaque_lock = threading.Lock()
+    _fast_lock = threading.Lock()
+
+
+if hasattr(os, "register_at_fork"):
+    os.register_at_fork(after_in_child=_after_fork_in_child)
+
+
 UNSUPPORTED_TYPE = "its type is not one the trace format can carry"
 _FIX_TYPE = (
     "make {short} a dataclass, Enum or exception and register it with @prodture.register, "
@@ -1127,9 +1153,14 @@ def plain_object_encoder(t: type, fast: bool = False) -> Callable[..., Any] | No
         encoders = None
         if not _is_special(t):
             encode, *encoders = _object_encoders(t)
-            if t not in _FAST:
-                _remember_encoder(t, encode)
-        remember(_PLAIN_OBJECT, t, encoders, MAX_CACHED_TYPES)
+            with _fast_lock:
+                if t in _custom_types:  # registered while it was compiled: not a dataclass's
+                    return None
+                if t not in _FAST:
+                    _store_encoder(t, encode)
+                remember(_PLAIN_OBJECT, t, encoders, MAX_CACHED_TYPES)
+        else:
+            remember(_PLAIN_OBJECT, t, encoders, MAX_CACHED_TYPES)
     return encoders[fast] if encoders is not None else None  # type: ignore[index]
 
 
@@ -1284,10 +1315,21 @@ _FAST: dict[type, Callable[[Any], Any]] = dict(_FIXED_ENCODERS)
 def _remember_encoder(t: type, encode: Callable[[Any], Any]) -> Callable[[Any], Any]:
     """``_FAST[t] = encode``, bounded: beyond MAX_CACHED_TYPES dataclass types, the cache goes
     back to its fixed encoders (the others are compiled again at their next value). Replaced,
-    not emptied in place: another thread reading it meanwhile still finds the fixed ones."""
+    not emptied in place: another thread reading it meanwhile still finds the fixed ones. A type
+    registered (register_value_type) while ``encode`` was compiled keeps its registered encoder,
+    which is returned."""
+    with _fast_lock:
+        registered = _FIXED_ENCODERS.get(t)
+        if registered is not None:
+            return registered
+        _store_encoder(t, encode)
+    return encode
+
+
+def _store_encoder(t: type, encode: Callable[[Any], Any]) -> None:
+    """_remember_encoder's store, under ``_fast_lock``."""
     global _FAST
     _FAST = remember_beside(_FAST, _FIXED_ENCODERS, t, encode)
-    return encode
 
 
 def encode_value(value: Any) -> bytes:
