@@ -11,8 +11,12 @@ from __future__ import annotations
 
 import dataclasses
 import enum
+import json
 import os
 import signal
+import subprocess
+import sys
+import textwrap
 import threading
 import time
 import warnings
@@ -259,3 +263,108 @@ def test_a_value_type_registered_while_its_dataclass_encoder_is_compiled_stays_r
         codec._FAST.pop(Money, None)
         codec._PLAIN_OBJECT.pop(Money, None)
     assert later == Money(2), "the registration was lost: written as a dataclass"
+
+
+# -- 6. a daemon thread recording during the exit flush ------------------------------------------
+
+EXIT_WHILE_A_DAEMON_THREAD_RECORDS = textwrap.dedent(
+    """
+    import atexit, dataclasses, json, sys, threading, time
+    import prodture
+
+    directory, report = sys.argv[1], sys.argv[2]
+
+    @dataclasses.dataclass(frozen=True)
+    class Step(prodture.Effect, name="exiting.Step"):
+        n: int
+
+    @prodture.handler(name="exiting:steps")
+    def steps(count):
+        total = 0
+        for n in range(count):
+            total += yield Step(n)
+        return total
+
+    finished = []  # the trace ids of the executions that returned, in order
+    exit_began = []  # [the ids finished before the exit began], once it has
+
+    class SlowDisk(prodture.DirectorySink):
+        '''A disk that takes 2 ms a write, and stalls for half a second on the write of a
+        trace that finished once the exit began (the interpreter ends the process meanwhile).'''
+
+        def open(self, info):
+            return SlowStream(super().open(info), info.trace_id)
+
+    class SlowStream:
+        def __init__(self, stream, trace_id):
+            self.stream, self.trace_id = stream, trace_id
+            self.close, self.abort = stream.close, stream.abort
+
+        def write(self, data):
+            stalls = exit_began and self.trace_id not in exit_began[0]
+            time.sleep(0.5 if stalls else 0.002)
+            self.stream.write(data)
+
+    recorder = prodture.Recorder(SlowDisk(directory), writer_cpu_budget=None)
+    interpreter = prodture.Interpreter({Step: lambda e: e.n}, recorder=recorder)
+
+    def record_for_ever():
+        while True:
+            finished.append(interpreter.run(steps, 3).trace_id)
+            time.sleep(0.001)
+
+    @atexit.register  # after prodture's: runs before its exit flush
+    def the_exit_begins():
+        exit_began.append(frozenset(finished))
+        with open(report, "w") as f:
+            json.dump(sorted(exit_began[0]), f)
+
+    threading.Thread(target=record_for_ever, daemon=True).start()
+    while len(finished) < 100:
+        time.sleep(0.01)
+    """
+)
+
+
+def test_a_trace_finished_before_the_exit_flush_is_written_and_no_file_is_cut_at_exit(tmp_path):
+    """Nothing a user recorded is lost, and a reader can read every file: a process exits while a
+    daemon thread records without pause. Every trace finished before the exit flush began is on
+    disk, complete; a trace finished after may be lost (counted and logged), but no file is left
+    cut short or empty by the exit. Before, the writer went on after the exit flush, taking
+    traces the interpreter's end then cut off (an empty file, which no reader can read)."""
+    directory, report = tmp_path / "traces", tmp_path / "finished.json"
+    directory.mkdir()
+    done = subprocess.run(
+        [sys.executable, "-c", EXIT_WHILE_A_DAEMON_THREAD_RECORDS, str(directory), str(report)],
+        capture_output=True,
+        text=True,
+        timeout=120,
+    )
+    assert done.returncode == 0, done.stderr
+    finished_before_exit = set(json.loads(report.read_text()))
+    assert len(finished_before_exit) >= 100
+    written = {}
+    for path in directory.glob("*.prodtrace"):
+        trace = read_trace(path)  # raises for an empty or unreadable file
+        written[trace.header.trace_id] = trace
+    assert finished_before_exit <= set(written), "a trace finished before the exit was lost"
+    assert all(written[i].complete and written[i].outcome.value == 3 for i in finished_before_exit)
+    # A trace finished after the exit flush is counted (dropped), in the process's stats.
+    recorder = Recorder(DirectorySink(tmp_path), writer_cpu_budget=None)
+    interpreter = Interpreter({Carry: lambda e: "ok"}, recorder=recorder)
+
+    def handler(arg: Any):
+        yield Carry(arg)
+        return arg
+
+    assert interpreter.run(handler, "before the exit").ok
+    writer = recorder._writer
+    assert writer.stop(60, at_exit=True) and writer.thread is None
+    assert interpreter.run(handler, "after the exit flush").ok
+    assert writer.thread is None  # none started for it: the interpreter would cut it off
+    assert writer.give_up_at_exit() == 1
+    stats = recorder.stats
+    assert (stats.traces_started, stats.traces_written, stats.traces_dropped) == (2, 1, 1)
+    assert stats.queue_depth == 0 and stats.queue_bytes == 0
+    (path,) = tmp_path.glob("*.prodtrace")
+    assert read_trace(path).input == "before the exit"
