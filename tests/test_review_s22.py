@@ -264,6 +264,50 @@ def test_a_value_type_registered_while_its_dataclass_encoder_is_compiled_stays_r
         codec._PLAIN_OBJECT.pop(Money, None)
     assert later == Money(2), "the registration was lost: written as a dataclass"
 
+    # A full cache is replaced by a copy of the fixed encoders: a registration made between the
+    # copy and the store of the copy was lost (the registered type's values became OPAQUE).
+    # Forced: the cache is always full, and the registration starts (in another thread) after
+    # the copy; it runs there and then unless a lock keeps it until the store.
+    class Cents:
+        def __init__(self, amount: int) -> None:
+            self.amount = amount
+
+        def __eq__(self, other: object) -> bool:
+            return isinstance(other, Cents) and other.amount == self.amount
+
+    @dataclasses.dataclass
+    class Seen:
+        n: int
+
+    copy_cache = codec.remember_beside
+    registering: list[threading.Thread] = []
+
+    def copy_then_another_thread_registers(*args: Any) -> Any:
+        copied = copy_cache(*args)
+        if not registering:
+            thread = threading.Thread(
+                target=codec.register_value_type,
+                args=(Cents, "test_review_s22.Cents", vars, lambda f: Cents(f["amount"])),
+            )
+            registering.append(thread)
+            thread.start()
+            lock = getattr(codec, "_fast_lock", None)
+            if lock is None or not lock.locked():  # nothing keeps it: let it run to its end
+                thread.join(60)
+        return copied
+
+    monkeypatch.setattr(codec, "_object_encoders", compile_encoders)
+    monkeypatch.setattr(codec, "MAX_CACHED_TYPES", 0)
+    monkeypatch.setattr(codec, "remember_beside", copy_then_another_thread_registers)
+    try:
+        codec.encode_value(Seen(1))  # a new dataclass type: its encoder is stored, in a copy
+        registering[0].join(60)
+        assert not registering[0].is_alive()
+        assert codec.decode_value(codec.encode_value(Cents(5))) == Cents(5), "registration lost"
+    finally:
+        for cache in (codec._custom_types, codec._FIXED_ENCODERS, codec._FAST):
+            cache.pop(Cents, None)
+
 
 # -- 6. a daemon thread recording during the exit flush ------------------------------------------
 
