@@ -103,10 +103,10 @@ def test_a_ctrl_c_during_a_repr_still_interrupts_the_program(tmp_path):
 
 
 class Tiers(enum.Enum):
-    """An enum whose members' values are lists: the list can change after the member is used."""
+    """An enum with a member whose value is a list: the list can change after the member is used."""
 
     GOLD = ["gold"]
-    SILVER = ["silver"]
+    BRONZE = "bronze"
 
 
 def test_an_enum_member_holding_a_list_is_recorded_as_it_was_at_the_effect(tmp_path):
@@ -123,6 +123,10 @@ def test_an_enum_member_holding_a_list_is_recorded_as_it_was_at_the_effect(tmp_p
     result = read_trace(data).effects[0].result
     # (a list value cannot be looked up among the members: read back as the recorded value)
     assert (result.type_name, result.fields) == (codec.type_name(Tiers), ["gold"])
+    # A member whose value cannot change is still kept as itself (encoded by the writer).
+    from prodture.recorder import _kept
+
+    assert _kept(Tiers.BRONZE) is Tiers.BRONZE
 
 
 # -- 3. a pair or key whose name is a memoryview -------------------------------------------------

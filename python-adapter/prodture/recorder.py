@@ -719,15 +719,21 @@ def _new_keeper(t: type) -> Callable[[Any, int], Any]:
     if params is not None and params.frozen and dataclasses.is_dataclass(t):
         return _frozen_dataclass_keeper(t)
     if issubclass(t, enum.Enum):
+        # A member is one object for the whole program, and so is its value: a list
+        # (``GOLD = ["gold"]``) is that one list, which the handler may change before the writer
+        # encodes it. An enum whose members all hold immutable scalars (the usual str or int:
+        # decided once) is kept as is; any other, member by member.
+        members = list(t.__members__.values())
+        if all(type(m._value_) in _IMMUTABLE for m in members):
+            return _keep_as_is
         return _keep_enum_member
     return _keep_never
 
 
 def _keep_enum_member(value: enum.Enum, depth: int) -> Any:
-    """A member itself when its value cannot change (the usual str or int): the member is one
-    object for the whole program, and a value that is a list (``GOLD = ["gold"]``) is that one
-    list, which the handler may change before the writer encodes it; such a member is encoded
-    at once, as it is at the effect."""
+    """A member of an enum some of whose members hold values that could change: the member
+    itself when its value cannot change, else ``_NOT_KEPT`` (encoded at once, as it is at the
+    effect)."""
     member_value = value._value_
     if type(member_value) in _IMMUTABLE or (
         depth <= _MAX_DEPTH and _immutable(member_value, depth + 1)
