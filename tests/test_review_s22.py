@@ -83,6 +83,38 @@ def test_a_repr_raising_a_base_exception_gives_a_marked_placeholder(tmp_path, er
     assert result.repr == f"<ReprExits (repr failed: {type(error).__name__})>"
 
 
+class StrExits(Exception):
+    """An error whose ``__str__`` (the message a trace records) raises SystemExit."""
+
+    def __str__(self) -> str:
+        raise SystemExit(4)
+
+
+def test_an_error_whose_str_raises_system_exit_is_recorded_by_its_repr(tmp_path):
+    """Recording never changes a handler's result: an effect fails with an error whose
+    ``__str__`` raises SystemExit, and the handler handles the error; the recorder, which makes
+    the error's message, recorded it with its repr instead. Before, the SystemExit came out of
+    the recorder into the handler."""
+
+    def fail(effect: Carry) -> Any:
+        raise StrExits("boom")
+
+    def handler(arg: Any):
+        try:
+            yield Carry("x")
+        except StrExits:
+            return "handled"
+        return "not raised"
+
+    recorder = Recorder(DirectorySink(tmp_path))
+    outcome = Interpreter({Carry: fail}, recorder=recorder).run(handler, None)
+    assert recorder.close(timeout=60)
+    assert outcome.ok and outcome.value == "handled"
+    (path,) = tmp_path.glob("*.prodtrace")
+    error = read_trace(path).effects[0].error
+    assert error is not None and "StrExits('boom')" in str(error)
+
+
 def test_a_ctrl_c_during_a_repr_still_interrupts_the_program(tmp_path):
     """Recording must not swallow the user's Ctrl-C: a KeyboardInterrupt raised while a repr is
     made (the signal arrived then: the handler's thread would have raised it at its next

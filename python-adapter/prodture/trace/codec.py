@@ -1237,7 +1237,9 @@ def _error_payload(error: BaseException) -> list[Any]:
     attrs = {k: v for k, v in vars(error).items() if not k.startswith("_")}
     try:
         message = str(error)
-    except Exception:
+    except KeyboardInterrupt:  # the user's Ctrl-C goes on (see text.safe_repr)
+        raise
+    except BaseException:  # a __str__ raising SystemExit must not reach the handler either
         message = _safe_repr(error)
     return [type_name(type(error)), list(error.args), attrs, message]
 
