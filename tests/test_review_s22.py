@@ -259,6 +259,21 @@ def test_a_child_forked_while_a_thread_holds_the_opaque_lock_records_opaque_valu
 # -- 5. a value type registered while another thread compiles its dataclass encoder -------------
 
 
+def _held(lock: Any) -> bool:
+    """Whether ``lock`` (a Lock or an RLock) is held, as another thread finds it."""
+    free: list[bool] = []
+
+    def try_it() -> None:
+        free.append(lock.acquire(blocking=False))
+        if free[0]:
+            lock.release()
+
+    probe = threading.Thread(target=try_it)
+    probe.start()
+    probe.join(60)
+    return free == [False]
+
+
 def test_a_value_type_registered_while_its_dataclass_encoder_is_compiled_stays_registered(
     monkeypatch,
 ):
@@ -328,7 +343,7 @@ def test_a_value_type_registered_while_its_dataclass_encoder_is_compiled_stays_r
             registering.append(thread)
             thread.start()
             lock = getattr(codec, "_fast_lock", None)
-            if lock is None or not lock.locked():  # nothing keeps it: let it run to its end
+            if lock is None or not _held(lock):  # nothing keeps it: let it run to its end
                 thread.join(60)
         return copied
 

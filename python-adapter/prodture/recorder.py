@@ -600,9 +600,9 @@ _NOT_KEPT: Any = object()
 def _kept(value: Any, depth: int = 0) -> Any:
     """What may be kept of ``value`` to encode later, or ``_NOT_KEPT``: the value itself when it
     cannot change (immutable scalars, enum members whose value cannot, and tuples, frozensets
-    and frozen dataclasses holding only such values); a private copy of a plain dict or list (and a new
-    tuple for a tuple holding one) whose contents can be kept (nothing else holds the copy, so
-    nothing can change it); ``_NOT_KEPT`` for anything else (an object that could change, a
+    and frozen dataclasses holding only such values); a private copy of a plain dict or list
+    (and a new tuple for a tuple holding one) whose contents can be kept (nothing else holds the
+    copy, so nothing can change it); ``_NOT_KEPT`` for anything else (an object that could change, a
     subclass, too deep), which is then encoded at once.
 
     Each type's keeper is chosen (for a frozen dataclass: compiled) once, in ``_keepers``; the

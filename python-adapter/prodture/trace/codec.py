@@ -310,8 +310,9 @@ def register_value_type(
 #: must not store it over the encoder another thread registered for it meanwhile, and a full
 #: cache replaced by a copy of the fixed encoders must not be copied before a registration and
 #: stored after it (the registration was lost: the type's values became dataclass OBJECTs or
-#: OPAQUE). Made anew in a forked child (see _after_fork_in_child).
-_fast_lock = threading.Lock()
+#: OPAQUE). Reentrant: a type's hash or equality is the program's code, which may record (and
+#: meet a new type) while the lock is held. Made anew in a forked child (_after_fork_in_child).
+_fast_lock = threading.RLock()
 
 
 # ---------------------------------------------------------------------------------------------
@@ -452,9 +453,9 @@ class Redactor:
     value)`` pair whose name matches one: a tuple or list (or other sequence) of exactly two
     items whose first item is such a name (see :meth:`is_secret_key`), wherever it is — HTTP
     headers as ASGI's ``scope["headers"]`` (``[(b"authorization", b"Bearer ...")]``), WSGI's
-    ``start_response`` and ``http.client`` give them. ``patterns`` **extend** :data:`DEFAULT_SECRET_PATTERNS`; pass
-    ``defaults=False`` to use only the given patterns (``Redactor([], defaults=False)`` redacts
-    only ``secret()`` fields).
+    ``start_response`` and ``http.client`` give them. ``patterns`` **extend**
+    :data:`DEFAULT_SECRET_PATTERNS`; pass ``defaults=False`` to use only the given patterns
+    (``Redactor([], defaults=False)`` redacts only ``secret()`` fields).
 
     It fails closed: every ``Mapping``, ``Sequence`` and ``Set`` (subclasses and other
     implementations included), every dataclass and every enum member's value is walked, each
@@ -796,7 +797,7 @@ def _after_fork_in_child() -> None:
     has one thread; it starts with its locks free."""
     global _opaque_lock, _fast_lock
     _opaque_lock = threading.Lock()
-    _fast_lock = threading.Lock()
+    _fast_lock = threading.RLock()
 
 
 if hasattr(os, "register_at_fork"):
