@@ -601,10 +601,10 @@ _NOTHING_SEEN: dict[Any, Any] = {}
 
 def _kept(value: Any, depth: int = 0) -> Any:
     """What may be kept of ``value`` to encode later, or ``_NOT_KEPT``: the value itself when it
-    cannot change (immutable scalars, enum members, and tuples, frozensets and frozen
-    dataclasses holding only such values); a private copy of a plain dict or list (and a new
-    tuple for a tuple holding one) whose contents can be kept (nothing else holds the copy, so
-    nothing can change it); ``_NOT_KEPT`` for anything else (an object that could change, a
+    cannot change (immutable scalars, enum members whose value cannot, and tuples, frozensets
+    and frozen dataclasses holding only such values); a private copy of a plain dict or list
+    (and a new tuple for a tuple holding one) whose contents can be kept (nothing else holds the
+    copy, so nothing can change it); ``_NOT_KEPT`` for anything else (an object that could change, a
     subclass, too deep), which is then encoded at once.
 
     Each type's keeper is chosen (for a frozen dataclass: compiled) once, in ``_keepers``; the
@@ -721,8 +721,27 @@ def _new_keeper(t: type) -> Callable[[Any, int], Any]:
     if params is not None and params.frozen and dataclasses.is_dataclass(t):
         return _frozen_dataclass_keeper(t)
     if issubclass(t, enum.Enum):
-        return _keep_as_is
+        # A member is one object for the whole program, and so is its value: a list
+        # (``GOLD = ["gold"]``) is that one list, which the handler may change before the writer
+        # encodes it. An enum whose members all hold immutable scalars (the usual str or int:
+        # decided once) is kept as is; any other, member by member.
+        members = list(t.__members__.values())
+        if all(type(m._value_) in _IMMUTABLE for m in members):
+            return _keep_as_is
+        return _keep_enum_member
     return _keep_never
+
+
+def _keep_enum_member(value: enum.Enum, depth: int) -> Any:
+    """A member of an enum some of whose members hold values that could change: the member
+    itself when its value cannot change, else ``_NOT_KEPT`` (encoded at once, as it is at the
+    effect)."""
+    member_value = value._value_
+    if type(member_value) in _IMMUTABLE or (
+        depth <= _MAX_DEPTH and _immutable(member_value, depth + 1)
+    ):
+        return value
+    return _NOT_KEPT
 
 
 def _frozen_dataclass_keeper(t: type) -> Callable[[Any, int], Any]:
@@ -957,7 +976,7 @@ class Recorder:
         """:meth:`flush`, then stop the writer thread (a later trace starts it again). When
         traces finished after the call keep the writer busy, this returns without waiting for
         them: the writer goes on writing them, as for any later trace (and the exit flush
-        writes whatever is left at exit)."""
+        writes whatever finished before exit began)."""
         return self._writer.stop(timeout)
 
     # -- what the interpreter calls ----------------------------------------------------------
@@ -1710,9 +1729,10 @@ class _FailureSession:
 class _Marker(threading.Event):
     """A flush() waiting in the writer's queue for what was handed over before it: set once
     those are written; ``taken``: the writer's ``taken`` then (what it takes later was handed
-    over after the flush)."""
+    over after the flush). ``last``: the exit flush's, after which the writer takes nothing."""
 
     taken = -1
+    last = False
 
 
 _writers: weakref.WeakSet[_Writer] = weakref.WeakSet()
@@ -1805,6 +1825,9 @@ class _Writer:
         self.sleeping = True
         self.thread: threading.Thread | None = None
         self.stopping = False
+        #: The exit flush is answered: the thread has ended or is ending, and none starts again
+        #: (see _close_all_at_exit).
+        self.exited = False
         #: Traces taken from ``done`` so far (a flush's marker notes it when answered).
         self.taken = 0
         #: flush() calls waiting: the budget is ignored until they are answered.
@@ -1838,6 +1861,9 @@ class _Writer:
 
     def _ensure_thread(self) -> None:
         with self._lock:
+            if self.exited:  # (see _close_all_at_exit) what is handed over now stays queued
+                self.sleeping = True
+                return
             self.stopping = False  # new work: a thread about to stop goes on instead
             if self.thread is not None:
                 return
@@ -1860,10 +1886,11 @@ class _Writer:
             return True  # nothing was ever handed over, or the thread ended with nothing left
         return self._flush(timeout)[0]
 
-    def _flush(self, timeout: float | None) -> tuple[bool, _Marker]:
+    def _flush(self, timeout: float | None, last: bool = False) -> tuple[bool, _Marker]:
         """flush(), and its marker, which tells how many traces the
-        writer had taken from its queue when it answered (see stop())."""
+        writer had taken from its queue when it answered (see stop()); ``last``: the exit's."""
         marker = _Marker()
+        marker.last = last
         with self._lock:
             self.urgent += 1  # answered (and counted down) by _drain_done
         self.done.append(marker)
@@ -1876,15 +1903,17 @@ class _Writer:
                     self._drain_done(until=marker)
         return marker.wait(timeout), marker
 
-    def stop(self, timeout: float | None) -> bool:
+    def stop(self, timeout: float | None, at_exit: bool = False) -> bool:
         """flush(), then end the thread, unless traces handed over after this call keep it
         busy: they are not waited for (under a load that never ends, waiting for them never
         ended either); the thread goes on for them, asked to end once it runs dry (a later
-        trace's hand-off cancels that, or starts a new thread)."""
+        trace's hand-off cancels that, or starts a new thread). ``at_exit``: the thread ends
+        once the flush is answered, whatever was handed over since, and none starts again."""
         deadline = None if timeout is None else time.monotonic() + timeout
         if self.thread is None and not (self.done or self.running or self.dropped):
+            self.exited = self.exited or at_exit
             return True
-        flushed, marker = self._flush(timeout)
+        flushed, marker = self._flush(timeout, last=at_exit)
         # Asked again until it ends: a trace finished meanwhile wakes the writer, and the wake
         # clears ``stopping`` (new work: see _ensure_thread), or starts a new thread; one
         # request then one join(None) waited for ever on a writer asleep with nothing to do.
@@ -1892,7 +1921,9 @@ class _Writer:
             thread = self.thread
             if thread is None:
                 return flushed
-            if flushed and (self.taken != marker.taken or self.done or self.dropped):
+            if flushed and at_exit:
+                self.exited = True  # (already, when the writer thread answered the marker)
+            elif flushed and (self.taken != marker.taken or self.done or self.dropped):
                 # Work handed over after the flush: the writer goes on for it (stopping once
                 # it runs dry, as asked below); this close is done.
                 self.request_stop()
@@ -1911,6 +1942,11 @@ class _Writer:
         self.next_stream = time.monotonic() + self.interval
         while True:
             drained = self._drain_done()
+            if self.exited:  # the exit flush is answered: nothing more is taken or written
+                with self._lock:
+                    self.thread = None
+                    self._end_segment()
+                return
             self._stream_due()
             if drained:
                 if drained < LINGER_BELOW and self.linger and not self.stopping:
@@ -1927,11 +1963,7 @@ class _Writer:
                     self.sleeping = True
                     if self.stopping and not self.done and not self.dropped:
                         self.thread = None
-                        if self.append is not None:  # a segment sink: close this thread's
-                            try:
-                                self.sink.end_segment()  # type: ignore[attr-defined]
-                            except BaseException:
-                                pass
+                        self._end_segment()
                         return
                     self.sleeping = False
                 continue
@@ -1943,6 +1975,14 @@ class _Writer:
             timeout = max(self.next_stream - time.monotonic(), 0.0) if self.running else -1
             self._bell.acquire(timeout=timeout)
             self.sleeping = False
+
+    def _end_segment(self) -> None:
+        """The thread is ending: a segment sink closes this thread's segment."""
+        if self.append is not None:
+            try:
+                self.sink.end_segment()  # type: ignore[attr-defined]
+            except BaseException:
+                pass
 
     def _drain_done(self, until: _Marker | None = None) -> int:
         """Write every finished trace waiting. The counts (written, queued bytes) are published
@@ -1980,8 +2020,10 @@ class _Writer:
                     with self._lock:
                         self.urgent -= 1
                     item.taken = self.taken
+                    if item.last:
+                        self.exited = True  # (before it is answered: stop() then sees it)
                     item.set()
-                if item is until:
+                if item is until or item.last:
                     return drained
                 continue
             self.taken += 1  # (see stop())
@@ -2132,6 +2174,27 @@ class _Writer:
                 except BaseException:
                     self._sink_failed(session, session.stream)
 
+    def give_up_at_exit(self) -> int:
+        """After the exit flush: the traces still queued (finished after it began) are counted
+        as dropped and let go; how many."""
+        lost = freed = 0
+        done = self.done
+        while True:
+            try:
+                item = done.popleft()
+            except IndexError:
+                break
+            if isinstance(item, _Pending):
+                item.broken = True
+                lost += 1
+                freed += item.size
+                next(self.counts.drops)
+            else:
+                item.set()  # a flush() waiting in another thread: nothing more is written
+        if lost:
+            self._publish(0, freed)
+        return lost
+
     def write_now(self, trace: _Pending) -> None:
         """Write a finished trace in the calling thread (a memory sink: in the handler's)."""
         if self.write_trace(trace):
@@ -2249,11 +2312,14 @@ def _abort(stream: TraceStream) -> None:
 
 
 def _close_all_at_exit() -> None:
-    """A normal exit loses nothing: every writer writes what is pending (each within
-    ``EXIT_FLUSH_TIMEOUT_S``: a stuck sink must not hang the exit)."""
+    """A normal exit loses nothing finished before it: every writer writes what was handed over
+    before this began (each within ``EXIT_FLUSH_TIMEOUT_S``: a stuck sink must not hang the
+    exit), then its thread ends and none starts again. A trace finished after (a daemon thread
+    still recording) is not written but counted as dropped and logged: a writer going on would
+    be stopped by the interpreter's end wherever it was, leaving a file empty or cut short."""
     for writer in list(_writers):
         try:
-            if not writer.stop(EXIT_FLUSH_TIMEOUT_S):
+            if not writer.stop(EXIT_FLUSH_TIMEOUT_S, at_exit=True):
                 log.warning(
                     "prodture: the trace writer for %r did not finish within %.0f s at exit; "
                     "%d traces were not written",
@@ -2261,6 +2327,14 @@ def _close_all_at_exit() -> None:
                     EXIT_FLUSH_TIMEOUT_S,
                     len(writer.done),
                 )
+            elif writer.thread is None:
+                lost = writer.give_up_at_exit()
+                if lost:
+                    log.warning(
+                        "prodture: %d traces finished during the exit flush (threads still "
+                        "recording) were not written, nor are any finished later",
+                        lost,
+                    )
         except Exception:
             log.exception("prodture: writing pending traces at exit failed")
 

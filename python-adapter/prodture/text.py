@@ -13,10 +13,18 @@ __all__ = ["clip", "safe_repr", "short_repr"]
 
 
 def safe_repr(value: Any) -> str:
-    """``repr(value)`` that never raises: a broken ``__repr__`` must not break recording or display."""
+    """``repr(value)`` that never raises: a broken ``__repr__`` must not break recording or display.
+
+    Whatever a ``__repr__`` raises gives the marked placeholder, every ``BaseException`` too (a
+    ``sys.exit()``, a ``GeneratorExit`` or ``CancelledError`` raised by the repr itself: from the
+    recorder it would reach the handler, which never called repr). Except ``KeyboardInterrupt``:
+    the user's Ctrl-C, raised wherever the signal found the thread (here only by chance; the
+    program would have raised it at its next instruction anyway), must still stop the program."""
     try:
         return repr(value)
-    except Exception as e:
+    except KeyboardInterrupt:
+        raise
+    except BaseException as e:
         return f"<{type(value).__name__} (repr failed: {type(e).__name__})>"
 
 

@@ -18,6 +18,7 @@ import itertools
 import keyword
 import logging
 import operator
+import os
 import re
 import sys
 import threading
@@ -294,11 +295,24 @@ def register_value_type(
     Only this registered ``cls`` is ever rebuilt for ``name``: the trace still names no code."""
     registry.add(cls, name)
     global value_types_version
-    _custom_types[cls] = (name, to_fields, from_fields)
-    _PLAIN_OBJECT.pop(cls, None)  # now encoded by to_fields, not as a dataclass
-    value_types_version += 1  # for the encoders' caches of plain_object_encoder
-    _FAST[cls] = _FIXED_ENCODERS[cls] = lambda o: _ext(ExtCode.OBJECT, _pack([name, to_fields(o)]))
+    encode = lambda o: _ext(ExtCode.OBJECT, _pack([name, to_fields(o)]))  # noqa: E731
+    with _fast_lock:  # (see _fast_lock)
+        _custom_types[cls] = (name, to_fields, from_fields)
+        _PLAIN_OBJECT.pop(cls, None)  # now encoded by to_fields, not as a dataclass
+        value_types_version += 1  # for the encoders' caches of plain_object_encoder
+        _FIXED_ENCODERS[cls] = encode
+        _FAST[cls] = encode
     return cls
+
+
+#: Taken by every writer of ``_FAST`` and ``_FIXED_ENCODERS`` (copy-on-write: readers take one
+#: reference to ``_FAST`` and never lock): a thread that compiled a dataclass encoder for a type
+#: must not store it over the encoder another thread registered for it meanwhile, and a full
+#: cache replaced by a copy of the fixed encoders must not be copied before a registration and
+#: stored after it (the registration was lost: the type's values became dataclass OBJECTs or
+#: OPAQUE). Reentrant: a type's hash or equality is the program's code, which may record (and
+#: meet a new type) while the lock is held. Made anew in a forked child (_after_fork_in_child).
+_fast_lock = threading.RLock()
 
 
 # ---------------------------------------------------------------------------------------------
@@ -433,15 +447,15 @@ class Redactor:
     """Removes secrets before encoding, so that they never reach a trace.
 
     Redacted: dataclass fields declared with :func:`prodture.secret`, every dataclass field,
-    named-tuple field or map key (a ``str``, ``str`` subclass or ``bytes`` one: its text) whose
-    name matches a pattern (case-insensitive regular expression search, see
-    :meth:`is_secret_name`), and the second item of every ``(name, value)`` pair whose name
-    matches one: a tuple or list (or other sequence) of exactly two items whose first item is
-    such a name (see :meth:`is_secret_key`), wherever it is — HTTP headers as ASGI's
-    ``scope["headers"]`` (``[(b"authorization", b"Bearer ...")]``), WSGI's ``start_response``
-    and ``http.client`` give them. ``patterns`` **extend** :data:`DEFAULT_SECRET_PATTERNS`; pass
-    ``defaults=False`` to use only the given patterns (``Redactor([], defaults=False)`` redacts
-    only ``secret()`` fields).
+    named-tuple field or map key (a ``str``, ``str`` subclass, ``bytes``, ``bytearray`` or
+    ``memoryview`` one: its text) whose name matches a pattern (case-insensitive regular
+    expression search, see :meth:`is_secret_name`), and the second item of every ``(name,
+    value)`` pair whose name matches one: a tuple or list (or other sequence) of exactly two
+    items whose first item is such a name (see :meth:`is_secret_key`), wherever it is — HTTP
+    headers as ASGI's ``scope["headers"]`` (``[(b"authorization", b"Bearer ...")]``), WSGI's
+    ``start_response`` and ``http.client`` give them. ``patterns`` **extend**
+    :data:`DEFAULT_SECRET_PATTERNS`; pass ``defaults=False`` to use only the given patterns
+    (``Redactor([], defaults=False)`` redacts only ``secret()`` fields).
 
     It fails closed: every ``Mapping``, ``Sequence`` and ``Set`` (subclasses and other
     implementations included), every dataclass and every enum member's value is walked, each
@@ -498,13 +512,21 @@ class Redactor:
     def is_secret_key(self, key: Any) -> bool:
         """Whether ``key`` (a map key, or the first item of a pair) is a name that matches a
         pattern: a ``str``, or a ``str`` subclass (a str enum member, a case-insensitive header
-        name), ``bytes`` or ``bytearray`` (read as Latin-1): its text is what a reader sees."""
+        name), ``bytes``, ``bytearray`` or ``memoryview`` (read as Latin-1; msgpack writes a
+        memoryview as the bytes it shows): its text is what a reader sees. Fails closed: a
+        memoryview that cannot be read (released) is taken for a secret name."""
         if type(key) is str:
             return self.is_secret_name(key)
         if isinstance(key, str):
             return self.is_secret_name(str.__str__(key))
         if isinstance(key, (bytes, bytearray)):
             return self.is_secret_name(key.decode("latin-1"))
+        if isinstance(key, memoryview):
+            try:
+                text = key.tobytes().decode("latin-1")
+            except (ValueError, TypeError):
+                return True
+            return self.is_secret_name(text)
         return False
 
     def _names_a_secret(self, text: str) -> bool:
@@ -767,6 +789,19 @@ log = logging.getLogger("prodture.codec")
 #: Type names already logged as opaque (one warning per type and process).
 _opaque_logged: set[str] = set()
 _opaque_lock = threading.Lock()
+
+
+def _after_fork_in_child() -> None:
+    """A child forked while another thread held one of the codec's locks gets it held by a
+    thread it does not have: its next opaque type or dataclass type waited for ever. The child
+    has one thread; it starts with its locks free."""
+    global _opaque_lock, _fast_lock
+    _opaque_lock = threading.Lock()
+    _fast_lock = threading.RLock()
+
+
+if hasattr(os, "register_at_fork"):
+    os.register_at_fork(after_in_child=_after_fork_in_child)
 
 
 UNSUPPORTED_TYPE = "its type is not one the trace format can carry"
@@ -1119,9 +1154,14 @@ def plain_object_encoder(t: type, fast: bool = False) -> Callable[..., Any] | No
         encoders = None
         if not _is_special(t):
             encode, *encoders = _object_encoders(t)
-            if t not in _FAST:
-                _remember_encoder(t, encode)
-        remember(_PLAIN_OBJECT, t, encoders, MAX_CACHED_TYPES)
+            with _fast_lock:
+                if t in _custom_types:  # registered while it was compiled: not a dataclass's
+                    return None
+                if t not in _FAST:
+                    _store_encoder(t, encode)
+                remember(_PLAIN_OBJECT, t, encoders, MAX_CACHED_TYPES)
+        else:
+            remember(_PLAIN_OBJECT, t, encoders, MAX_CACHED_TYPES)
     return encoders[fast] if encoders is not None else None  # type: ignore[index]
 
 
@@ -1198,7 +1238,9 @@ def _error_payload(error: BaseException) -> list[Any]:
     attrs = {k: v for k, v in vars(error).items() if not k.startswith("_")}
     try:
         message = str(error)
-    except Exception:
+    except KeyboardInterrupt:  # the user's Ctrl-C goes on (see text.safe_repr)
+        raise
+    except BaseException:  # a __str__ raising SystemExit must not reach the handler either
         message = _safe_repr(error)
     return [type_name(type(error)), list(error.args), attrs, message]
 
@@ -1276,10 +1318,21 @@ _FAST: dict[type, Callable[[Any], Any]] = dict(_FIXED_ENCODERS)
 def _remember_encoder(t: type, encode: Callable[[Any], Any]) -> Callable[[Any], Any]:
     """``_FAST[t] = encode``, bounded: beyond MAX_CACHED_TYPES dataclass types, the cache goes
     back to its fixed encoders (the others are compiled again at their next value). Replaced,
-    not emptied in place: another thread reading it meanwhile still finds the fixed ones."""
+    not emptied in place: another thread reading it meanwhile still finds the fixed ones. A type
+    registered (register_value_type) while ``encode`` was compiled keeps its registered encoder,
+    which is returned."""
+    with _fast_lock:
+        registered = _FIXED_ENCODERS.get(t)
+        if registered is not None:
+            return registered
+        _store_encoder(t, encode)
+    return encode
+
+
+def _store_encoder(t: type, encode: Callable[[Any], Any]) -> None:
+    """_remember_encoder's store, under ``_fast_lock``."""
     global _FAST
     _FAST = remember_beside(_FAST, _FIXED_ENCODERS, t, encode)
-    return encode
 
 
 def encode_value(value: Any) -> bytes:
