@@ -635,7 +635,8 @@ def test_records_with_nothing_to_redact_take_one_compiled_call_and_the_others_th
 def test_a_result_class_registered_again_is_written_under_its_new_name_by_the_fast_path(
     monkeypatch,
 ):
-    """The compiled record encoder reads the result type's registered name at each record."""
+    """The compiled record encoder's baked-in name of the result type is refreshed when the
+    class is registered again."""
     monkeypatch.setattr(fastpack, "enabled", True)
 
     @dataclasses.dataclass(frozen=True)
@@ -650,6 +651,32 @@ def test_a_result_class_registered_again_is_written_under_its_new_name_by_the_fa
     data = b"".join(parts)
     assert b"test_fastpack.ReceiptNow" in data
     assert data.count(b"Receipt") == 2  # the old name once, the new one once
+
+
+def test_a_result_class_renamed_in_the_registry_table_is_written_under_each_name_in_turn(
+    monkeypatch,
+):
+    """However the registry's table changes (an entry set, then taken away again, as a test's
+    monkeypatch does): each fast record carries the result class's name at that moment, the
+    one the msgpack path writes."""
+    monkeypatch.setattr(fastpack, "enabled", True)
+
+    @dataclasses.dataclass(frozen=True)
+    class Voucher:
+        number: int
+
+    default = f"{Voucher.__module__}.{Voucher.__qualname__}".encode()
+    encoder = TraceEncoder(Redactor())
+    encoder.header("tests:fastpack", trace_id="v" * 32)
+    first = encoder.effect(1, Probe("v"), True, Voucher(1), 1, 1, SITE)
+    with monkeypatch.context() as patch:
+        patch.setitem(prodture.effects.registry._by_type, Voucher, "test_fastpack.VoucherNow")
+        renamed = encoder.effect(2, Probe("v"), True, Voucher(2), 2, 1, SITE)
+    again = encoder.effect(3, Probe("v"), True, Voucher(3), 3, 1, SITE)  # its entry deleted
+    assert default in first and b"VoucherNow" not in first
+    assert b"test_fastpack.VoucherNow" in renamed and default not in renamed
+    assert default in again and b"VoucherNow" not in again
+    assert encoder.common_records()  # these were the compiled record encoder's
 
 
 _leaves = st.one_of(

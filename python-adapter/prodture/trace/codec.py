@@ -22,6 +22,7 @@ import re
 import sys
 import threading
 import uuid
+import weakref
 from collections.abc import (
     Callable,
     ItemsView,
@@ -883,7 +884,7 @@ def compilable_names(names: tuple[str, ...]) -> bool:
 
 #: The exact types that msgpack (as :func:`new_packer` packs) and msgspec both write as
 #: themselves, byte for byte: values of these types need no hook and no conversion.
-NATIVE_TYPES = frozenset({str, int, float, bool, type(None), bytes})
+NATIVE_TYPES: frozenset[type] = frozenset({str, int, float, bool, type(None), bytes})
 
 
 def _leaf_encoders(
@@ -914,7 +915,10 @@ def packing_env(fast: bool) -> dict[str, Any]:
         )
     else:
         env.update(LEAF=_LEAF_EXT, new=_new_tuple, ExtType=_ExtType, REDACTED_EXT=_REDACTED_EXT)
-    # Each leaf type and its encoder by name, for code that tests for one type (leaf_convert_source)
+    # Each native type, and each leaf type and its encoder, by name: for code that tests for one
+    # type (leaf_source's likely type, leaf_convert_source)
+    for native in NATIVE_TYPES:
+        env[f"NATIVE_{native.__name__}"] = native
     for t, leaf in env["LEAF"].items():
         env[f"LEAF_{t.__name__}"] = t
         env[f"TO_{t.__name__}"] = leaf
@@ -955,8 +959,9 @@ def leaf_source(
     gives, without a call from C back into Python per value.
 
     ``likely`` is the type the value is expected to have (the one seen when the code is
-    compiled): when it is a plain type that is not native, it is tested for first (one type
-    test for such a value instead of two). The code is right for a value of any type."""
+    compiled): it is tested for first (one identity test for such a value instead of a set
+    look-up, or two tests, for a plain type that is not native). The code is right for a
+    value of any type."""
     ext = ext_source(fast, str(ExtCode.DECIMAL), f"str({var}).encode()")
     general = (
         f"    if type({var}) is Decimal:",
@@ -967,11 +972,18 @@ def leaf_source(
         f"            {otherwise}",
         f"        {var} = leaf({var})",
     )
+    # Any other type: by its encoder (the likely plain type, tested for first, is not met)
+    by_leaf = general[3:]
     if likely is not None and likely in _LEAF_EXT and likely not in NATIVE_TYPES:
         lines: tuple[str, ...] = (
             f"if type({var}) is LEAF_{likely.__name__}:",
             f"    {leaf_convert_source(var, likely, fast)}",
             f"elif type({var}) not in NATIVE:",
+            *(line[4:] for line in by_leaf),
+        )
+    elif likely is not None and likely in NATIVE_TYPES:
+        lines = (
+            f"if type({var}) is not NATIVE_{likely.__name__} and type({var}) not in NATIVE:",
             *general,
         )
     else:
@@ -997,8 +1009,43 @@ def _object_encoders(
         lines, value, benv = plain_object_source(t, "o", fast, "", "pack")
         source = f"def encode_plain(o{'' if fast else ', pack'}):\n{lines}    return {value}\n"
         exec(source, benv)  # noqa: S102 -- as above
+        if fast:
+            bake_registered_name(benv["encode_plain"], "")
         plain.append(benv["encode_plain"])
     return encode, plain[0], plain[1] if len(plain) > 1 else None
+
+
+#: Functions compiled with a class's registered name as a global (see :func:`_object_source`):
+#: function -> the prefix of its names (``<prefix>name``, ``<prefix>t``...). Weak, and nothing
+#: of the class's held: they go with their caches, a class made per request is freed.
+_baked_names: weakref.WeakKeyDictionary[Callable[..., Any], str] = weakref.WeakKeyDictionary()
+_baked_lock = threading.Lock()
+
+
+def _refresh_baked_names() -> None:
+    """Set every baked name to the class's name now: called after any change of the registry's
+    table (registering a class names or renames it; registering another class under its name
+    takes the name back from it)."""
+    with _baked_lock:
+        for function, prefix in list(_baked_names.items()):
+            _bake(function.__globals__, prefix)
+
+
+def _bake(env: dict[str, Any], prefix: str) -> None:
+    env[prefix + "name"] = registry._by_type.get(env[prefix + "t"], env[prefix + "default_name"])
+
+
+registry._by_type.watchers.append(_refresh_baked_names)  # type: ignore[attr-defined]
+
+
+def bake_registered_name(function: Callable[..., Any], prefix: str) -> None:
+    """Keep the global ``<prefix>name`` of ``function``, compiled from :func:`_object_source`'s
+    fast code, the registered name of its class (``<prefix>t``), now and after every change of
+    the registry: the name without a look-up per value. Must be called before ``function``
+    is first called (its global is set here)."""
+    with _baked_lock:  # (a change made meanwhile is seen: set under the lock the refresh takes)
+        _baked_names[function] = prefix
+        _bake(function.__globals__, prefix)
 
 
 def _head_source(prefix: str) -> str:
@@ -1092,8 +1139,8 @@ def _object_source(
                 + f"        {fields}[{prefix}n] = v\n"
             )
     if fast:  # (name, fields) in one encode (an array, as a list): cheaper than head + encode
-        name = f"registered_name({prefix}t, {prefix}default_name)"
-        value = ext_source(fast, "OBJECT", f"encode_fast(({name}, {fields}))")
+        # The registered name, baked in: the caller calls bake_registered_name on the function.
+        value = ext_source(fast, "OBJECT", f"encode_fast(({prefix}name, {fields}))")
     else:
         value = ext_source(fast, "OBJECT", f"{head} + {pack}({fields})")
     return lines, value, env
