@@ -759,3 +759,38 @@ def test_result_dataclasses_encoded_through_a_fields_struct_are_byte_equal(names
     assert data[True] == data[False]
     decoded = msgpack.unpackb(data[True], raw=False, strict_map_key=False)
     assert decoded[0] == 4 and decoded[1] == 2
+
+
+EVERY_KIND_OF_DECIMAL = [
+    Decimal("58.99"),
+    Decimal("58.990"),
+    Decimal("-0"),
+    Decimal("0E-7"),
+    Decimal("NaN"),
+    Decimal("-sNaN123"),
+    Decimal("Infinity"),
+    Decimal("-Infinity"),
+    Decimal("1E+10"),
+    Decimal("1.5e-30"),
+    Decimal("123456789012345678901234567890.123456789012345678901234567890"),
+    Decimal(2) ** 200,
+]
+
+
+@pytest.mark.parametrize("amount", EVERY_KIND_OF_DECIMAL, ids=str)
+def test_every_kind_of_decimal_is_written_as_its_str_on_both_paths(amount, monkeypatch):
+    """A Decimal's ext data is ``str(d).encode()``, byte for byte, in the request and in the
+    result's OBJECT (the compiled record encoder's own code, tried first with a likely
+    Decimal) as on the msgpack path: two Decimals equal in value keep their own digits."""
+    data = {}
+    for enabled in (True, False):
+        monkeypatch.setattr(fastpack, "enabled", enabled)
+        encoder = TraceEncoder(Redactor())
+        encoder.header("tests:fastpack", trace_id="d" * 32)
+        encoder.effect(1, Probe("v", Decimal("1")), True, Line("s", Decimal("1")), 1, 1, SITE)
+        data[enabled] = encoder.effect(2, Probe("v", amount), True, Line("s", amount), 2, 1, SITE)
+        assert encoder.common_records() or not enabled  # the compiled encoder wrote it
+    assert data[True] == data[False]
+    assert data[True].count(str(amount).encode()) == 2
+    record = msgpack.unpackb(data[True], strict_map_key=False, ext_hook=lambda c, d: (c, d))
+    assert record[3][1] == (codec.ExtCode.DECIMAL, str(amount).encode())

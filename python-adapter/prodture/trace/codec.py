@@ -930,6 +930,13 @@ def ext_source(fast: bool, code: str, data: str) -> str:
     return f"Ext({code}, {data})" if fast else f"new(ExtType, ({code}, {data}))"
 
 
+def decimal_data_source(var: str) -> str:
+    """Source of a ``Decimal``'s ext data, ``str(var).encode()``: written ``f"{var!s}"``, one
+    bytecode that calls ``str`` (``PyObject_Str``, as ``str()`` does) instead of four for the
+    call of the builtin ``str`` (~40 instructions fewer per value)."""
+    return f'f"{{{var}!s}}".encode()'
+
+
 def likely_type(sample: object | None, name: str) -> type | None:
     """The type of ``sample``'s attribute ``name`` (a hint for :func:`leaf_source`), or None
     when there is no sample or it cannot be read."""
@@ -946,7 +953,7 @@ def leaf_convert_source(var: str, t: type, fast: bool) -> str:
     into its ext value (for :func:`packing_env`'s names): a ``Decimal`` inline, the others by
     their encoder in :func:`_leaf_encoders`."""
     if t is Decimal:
-        return f"{var} = {ext_source(fast, str(ExtCode.DECIMAL), f'str({var}).encode()')}"
+        return f"{var} = {ext_source(fast, str(ExtCode.DECIMAL), decimal_data_source(var))}"
     return f"{var} = TO_{t.__name__}({var})"
 
 
@@ -962,7 +969,7 @@ def leaf_source(
     compiled): it is tested for first (one identity test for such a value instead of a set
     look-up, or two tests, for a plain type that is not native). The code is right for a
     value of any type."""
-    ext = ext_source(fast, str(ExtCode.DECIMAL), f"str({var}).encode()")
+    ext = ext_source(fast, str(ExtCode.DECIMAL), decimal_data_source(var))
     general = (
         f"    if type({var}) is Decimal:",
         f"        {var} = {ext}",
