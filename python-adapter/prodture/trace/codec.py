@@ -1026,7 +1026,7 @@ def _object_encoders(
 #: function -> the prefix of its names (``<prefix>name``, ``<prefix>t``...). Weak, and nothing
 #: of the class's held: they go with their caches, a class made per request is freed.
 _baked_names: weakref.WeakKeyDictionary[Callable[..., Any], str] = weakref.WeakKeyDictionary()
-_baked_lock = threading.Lock()
+_baked_lock = threading.RLock()  # (re-entered if a change is made while baking: a finalizer)
 
 
 def _refresh_baked_names() -> None:
