@@ -1083,9 +1083,8 @@ def _object_env(t: type, prefix: str) -> dict[str, Any]:
     }
     return {
         **{prefix + k: v for k, v in own.items()},
-        # registry.name_of without its Python call (its dict is only ever changed in place)
+        # (_head_source reads its dict: only ever changed in place)
         "registry": registry,
-        "registered_name": registry._by_type.get,
         "new": _new_tuple,
         "ExtType": _ExtType,
         "OBJECT": ExtCode.OBJECT,
@@ -1107,7 +1106,8 @@ def plain_object_source(
     inlines it into its per-type record encoders.
 
     The payload is ``[name, {field: value}]``; its ``[name,`` head is packed once per name the
-    type is registered under. When its field names are identifiers (not keywords) this is
+    type is registered under (with ``fast``, the name is the global ``<prefix>name``: the
+    caller passes the compiled function to :func:`bake_registered_name`). When its field names are identifiers (not keywords) this is
     straight-line code: a dict display, one type test per field; otherwise fields are read by
     name. ``sample``, an instance seen when the code is compiled, gives each field's likely
     type (see :func:`leaf_source`)."""
