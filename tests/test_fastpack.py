@@ -635,7 +635,8 @@ def test_records_with_nothing_to_redact_take_one_compiled_call_and_the_others_th
 def test_a_result_class_registered_again_is_written_under_its_new_name_by_the_fast_path(
     monkeypatch,
 ):
-    """The compiled record encoder reads the result type's registered name at each record."""
+    """The compiled record encoder's baked-in name of the result type is refreshed when the
+    class is registered again."""
     monkeypatch.setattr(fastpack, "enabled", True)
 
     @dataclasses.dataclass(frozen=True)
@@ -650,6 +651,32 @@ def test_a_result_class_registered_again_is_written_under_its_new_name_by_the_fa
     data = b"".join(parts)
     assert b"test_fastpack.ReceiptNow" in data
     assert data.count(b"Receipt") == 2  # the old name once, the new one once
+
+
+def test_a_result_class_renamed_in_the_registry_table_is_written_under_each_name_in_turn(
+    monkeypatch,
+):
+    """However the registry's table changes (an entry set, then taken away again, as a test's
+    monkeypatch does): each fast record carries the result class's name at that moment, the
+    one the msgpack path writes."""
+    monkeypatch.setattr(fastpack, "enabled", True)
+
+    @dataclasses.dataclass(frozen=True)
+    class Voucher:
+        number: int
+
+    default = f"{Voucher.__module__}.{Voucher.__qualname__}".encode()
+    encoder = TraceEncoder(Redactor())
+    encoder.header("tests:fastpack", trace_id="v" * 32)
+    first = encoder.effect(1, Probe("v"), True, Voucher(1), 1, 1, SITE)
+    with monkeypatch.context() as patch:
+        patch.setitem(prodture.effects.registry._by_type, Voucher, "test_fastpack.VoucherNow")
+        renamed = encoder.effect(2, Probe("v"), True, Voucher(2), 2, 1, SITE)
+    again = encoder.effect(3, Probe("v"), True, Voucher(3), 3, 1, SITE)  # its entry deleted
+    assert default in first and b"VoucherNow" not in first
+    assert b"test_fastpack.VoucherNow" in renamed and default not in renamed
+    assert default in again and b"VoucherNow" not in again
+    assert encoder.common_records()  # these were the compiled record encoder's
 
 
 _leaves = st.one_of(
@@ -732,3 +759,38 @@ def test_result_dataclasses_encoded_through_a_fields_struct_are_byte_equal(names
     assert data[True] == data[False]
     decoded = msgpack.unpackb(data[True], raw=False, strict_map_key=False)
     assert decoded[0] == 4 and decoded[1] == 2
+
+
+EVERY_KIND_OF_DECIMAL = [
+    Decimal("58.99"),
+    Decimal("58.990"),
+    Decimal("-0"),
+    Decimal("0E-7"),
+    Decimal("NaN"),
+    Decimal("-sNaN123"),
+    Decimal("Infinity"),
+    Decimal("-Infinity"),
+    Decimal("1E+10"),
+    Decimal("1.5e-30"),
+    Decimal("123456789012345678901234567890.123456789012345678901234567890"),
+    Decimal(2) ** 200,
+]
+
+
+@pytest.mark.parametrize("amount", EVERY_KIND_OF_DECIMAL, ids=str)
+def test_every_kind_of_decimal_is_written_as_its_str_on_both_paths(amount, monkeypatch):
+    """A Decimal's ext data is ``str(d).encode()``, byte for byte, in the request and in the
+    result's OBJECT (the compiled record encoder's own code, tried first with a likely
+    Decimal) as on the msgpack path: two Decimals equal in value keep their own digits."""
+    data = {}
+    for enabled in (True, False):
+        monkeypatch.setattr(fastpack, "enabled", enabled)
+        encoder = TraceEncoder(Redactor())
+        encoder.header("tests:fastpack", trace_id="d" * 32)
+        encoder.effect(1, Probe("v", Decimal("1")), True, Line("s", Decimal("1")), 1, 1, SITE)
+        data[enabled] = encoder.effect(2, Probe("v", amount), True, Line("s", amount), 2, 1, SITE)
+        assert encoder.common_records() or not enabled  # the compiled encoder wrote it
+    assert data[True] == data[False]
+    assert data[True].count(str(amount).encode()) == 2
+    record = msgpack.unpackb(data[True], strict_map_key=False, ext_hook=lambda c, d: (c, d))
+    assert record[3][1] == (codec.ExtCode.DECIMAL, str(amount).encode())

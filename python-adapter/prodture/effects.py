@@ -35,6 +35,64 @@ __all__ = [
 ]
 
 
+class _WatchedNames(dict):  # type: ignore[type-arg]
+    """The registry's class -> name table: a dict (its ``get`` is dict's own, bound by compiled
+    trace encoders) that calls each of ``watchers`` after any change, however made (``add``, a
+    test's ``monkeypatch.setitem``...): code compiled with a class's name baked in refreshes it
+    (see ``prodture.trace.codec``)."""
+
+    __slots__ = ("watchers",)
+
+    def __init__(self) -> None:
+        super().__init__()
+        self.watchers: list[Callable[[], None]] = []
+
+    def _changed(self) -> None:
+        for watcher in self.watchers:
+            watcher()
+
+    def __setitem__(self, key: Any, value: Any) -> None:
+        super().__setitem__(key, value)
+        self._changed()
+
+    def __delitem__(self, key: Any) -> None:
+        super().__delitem__(key)
+        self._changed()
+
+    def __ior__(self, other: Any) -> Any:  # type: ignore[misc]
+        super().__ior__(other)
+        self._changed()
+        return self
+
+    def pop(self, *args: Any) -> Any:
+        try:
+            return super().pop(*args)
+        finally:
+            self._changed()
+
+    def popitem(self) -> Any:
+        try:
+            return super().popitem()
+        finally:
+            self._changed()
+
+    def setdefault(self, *args: Any) -> Any:
+        try:
+            return super().setdefault(*args)
+        finally:
+            self._changed()
+
+    def update(self, *args: Any, **kwargs: Any) -> None:
+        try:
+            super().update(*args, **kwargs)
+        finally:
+            self._changed()
+
+    def clear(self) -> None:
+        super().clear()
+        self._changed()
+
+
 class TypeRegistry:
     """Names <-> classes for everything a trace may reconstruct.
 
@@ -45,8 +103,9 @@ class TypeRegistry:
 
     def __init__(self) -> None:
         self._by_name: dict[str, type] = {}
-        #: Changed in place only, never replaced: compiled trace encoders bind its ``get``.
-        self._by_type: dict[type, str] = {}
+        #: Changed in place only, never replaced: compiled trace encoders bind its ``get``, and
+        #: some bake a class's name in (refreshed by its watchers).
+        self._by_type: dict[type, str] = _WatchedNames()
         self._aliases: dict[str, type] = {}
         self._lock = threading.Lock()
 

@@ -23,6 +23,7 @@ import re
 import sys
 import threading
 import uuid
+import weakref
 from collections.abc import (
     Callable,
     ItemsView,
@@ -918,7 +919,7 @@ def compilable_names(names: tuple[str, ...]) -> bool:
 
 #: The exact types that msgpack (as :func:`new_packer` packs) and msgspec both write as
 #: themselves, byte for byte: values of these types need no hook and no conversion.
-NATIVE_TYPES = frozenset({str, int, float, bool, type(None), bytes})
+NATIVE_TYPES: frozenset[type] = frozenset({str, int, float, bool, type(None), bytes})
 
 
 def _leaf_encoders(
@@ -949,7 +950,10 @@ def packing_env(fast: bool) -> dict[str, Any]:
         )
     else:
         env.update(LEAF=_LEAF_EXT, new=_new_tuple, ExtType=_ExtType, REDACTED_EXT=_REDACTED_EXT)
-    # Each leaf type and its encoder by name, for code that tests for one type (leaf_convert_source)
+    # Each native type, and each leaf type and its encoder, by name: for code that tests for one
+    # type (leaf_source's likely type, leaf_convert_source)
+    for native in NATIVE_TYPES:
+        env[f"NATIVE_{native.__name__}"] = native
     for t, leaf in env["LEAF"].items():
         env[f"LEAF_{t.__name__}"] = t
         env[f"TO_{t.__name__}"] = leaf
@@ -959,6 +963,13 @@ def packing_env(fast: bool) -> dict[str, Any]:
 def ext_source(fast: bool, code: str, data: str) -> str:
     """Source of an ext value (for :func:`packing_env`'s names)."""
     return f"Ext({code}, {data})" if fast else f"new(ExtType, ({code}, {data}))"
+
+
+def decimal_data_source(var: str) -> str:
+    """Source of a ``Decimal``'s ext data, ``str(var).encode()``: written ``f"{var!s}"``, one
+    bytecode that calls ``str`` (``PyObject_Str``, as ``str()`` does) instead of four for the
+    call of the builtin ``str`` (~40 instructions fewer per value)."""
+    return f'f"{{{var}!s}}".encode()'
 
 
 def likely_type(sample: object | None, name: str) -> type | None:
@@ -977,7 +988,7 @@ def leaf_convert_source(var: str, t: type, fast: bool) -> str:
     into its ext value (for :func:`packing_env`'s names): a ``Decimal`` inline, the others by
     their encoder in :func:`_leaf_encoders`."""
     if t is Decimal:
-        return f"{var} = {ext_source(fast, str(ExtCode.DECIMAL), f'str({var}).encode()')}"
+        return f"{var} = {ext_source(fast, str(ExtCode.DECIMAL), decimal_data_source(var))}"
     return f"{var} = TO_{t.__name__}({var})"
 
 
@@ -990,9 +1001,10 @@ def leaf_source(
     gives, without a call from C back into Python per value.
 
     ``likely`` is the type the value is expected to have (the one seen when the code is
-    compiled): when it is a plain type that is not native, it is tested for first (one type
-    test for such a value instead of two). The code is right for a value of any type."""
-    ext = ext_source(fast, str(ExtCode.DECIMAL), f"str({var}).encode()")
+    compiled): it is tested for first (one identity test for such a value instead of a set
+    look-up, or two tests, for a plain type that is not native). The code is right for a
+    value of any type."""
+    ext = ext_source(fast, str(ExtCode.DECIMAL), decimal_data_source(var))
     general = (
         f"    if type({var}) is Decimal:",
         f"        {var} = {ext}",
@@ -1002,11 +1014,18 @@ def leaf_source(
         f"            {otherwise}",
         f"        {var} = leaf({var})",
     )
+    # Any other type: by its encoder (the likely plain type, tested for first, is not met)
+    by_leaf = general[3:]
     if likely is not None and likely in _LEAF_EXT and likely not in NATIVE_TYPES:
         lines: tuple[str, ...] = (
             f"if type({var}) is LEAF_{likely.__name__}:",
             f"    {leaf_convert_source(var, likely, fast)}",
             f"elif type({var}) not in NATIVE:",
+            *(line[4:] for line in by_leaf),
+        )
+    elif likely is not None and likely in NATIVE_TYPES:
+        lines = (
+            f"if type({var}) is not NATIVE_{likely.__name__} and type({var}) not in NATIVE:",
             *general,
         )
     else:
@@ -1032,8 +1051,43 @@ def _object_encoders(
         lines, value, benv = plain_object_source(t, "o", fast, "", "pack")
         source = f"def encode_plain(o{'' if fast else ', pack'}):\n{lines}    return {value}\n"
         exec(source, benv)  # noqa: S102 -- as above
+        if fast:
+            bake_registered_name(benv["encode_plain"], "")
         plain.append(benv["encode_plain"])
     return encode, plain[0], plain[1] if len(plain) > 1 else None
+
+
+#: Functions compiled with a class's registered name as a global (see :func:`_object_source`):
+#: function -> the prefix of its names (``<prefix>name``, ``<prefix>t``...). Weak, and nothing
+#: of the class's held: they go with their caches, a class made per request is freed.
+_baked_names: weakref.WeakKeyDictionary[Callable[..., Any], str] = weakref.WeakKeyDictionary()
+_baked_lock = threading.RLock()  # (re-entered if a change is made while baking: a finalizer)
+
+
+def _refresh_baked_names() -> None:
+    """Set every baked name to the class's name now: called after any change of the registry's
+    table (registering a class names or renames it; registering another class under its name
+    takes the name back from it)."""
+    with _baked_lock:
+        for function, prefix in list(_baked_names.items()):
+            _bake(function.__globals__, prefix)
+
+
+def _bake(env: dict[str, Any], prefix: str) -> None:
+    env[prefix + "name"] = registry._by_type.get(env[prefix + "t"], env[prefix + "default_name"])
+
+
+registry._by_type.watchers.append(_refresh_baked_names)  # type: ignore[attr-defined]
+
+
+def bake_registered_name(function: Callable[..., Any], prefix: str) -> None:
+    """Keep the global ``<prefix>name`` of ``function``, compiled from :func:`_object_source`'s
+    fast code, the registered name of its class (``<prefix>t``), now and after every change of
+    the registry: the name without a look-up per value. Must be called before ``function``
+    is first called (its global is set here)."""
+    with _baked_lock:  # (a change made meanwhile is seen: set under the lock the refresh takes)
+        _baked_names[function] = prefix
+        _bake(function.__globals__, prefix)
 
 
 def _head_source(prefix: str) -> str:
@@ -1064,9 +1118,8 @@ def _object_env(t: type, prefix: str) -> dict[str, Any]:
     }
     return {
         **{prefix + k: v for k, v in own.items()},
-        # registry.name_of without its Python call (its dict is only ever changed in place)
+        # (_head_source reads its dict: only ever changed in place)
         "registry": registry,
-        "registered_name": registry._by_type.get,
         "new": _new_tuple,
         "ExtType": _ExtType,
         "OBJECT": ExtCode.OBJECT,
@@ -1088,7 +1141,8 @@ def plain_object_source(
     inlines it into its per-type record encoders.
 
     The payload is ``[name, {field: value}]``; its ``[name,`` head is packed once per name the
-    type is registered under. When its field names are identifiers (not keywords) this is
+    type is registered under (with ``fast``, the name is the global ``<prefix>name``: the
+    caller passes the compiled function to :func:`bake_registered_name`). When its field names are identifiers (not keywords) this is
     straight-line code: a dict display, one type test per field; otherwise fields are read by
     name. ``sample``, an instance seen when the code is compiled, gives each field's likely
     type (see :func:`leaf_source`)."""
@@ -1127,8 +1181,8 @@ def _object_source(
                 + f"        {fields}[{prefix}n] = v\n"
             )
     if fast:  # (name, fields) in one encode (an array, as a list): cheaper than head + encode
-        name = f"registered_name({prefix}t, {prefix}default_name)"
-        value = ext_source(fast, "OBJECT", f"encode_fast(({name}, {fields}))")
+        # The registered name, baked in: the caller calls bake_registered_name on the function.
+        value = ext_source(fast, "OBJECT", f"encode_fast(({prefix}name, {fields}))")
     else:
         value = ext_source(fast, "OBJECT", f"{head} + {pack}({fields})")
     return lines, value, env

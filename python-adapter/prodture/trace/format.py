@@ -41,6 +41,7 @@ from .codec import (
     _enc,
     _flat_size,
     _sizeof,
+    bake_registered_name,
     compilable_names,
     leaf_convert_source,
     leaf_source,
@@ -314,6 +315,8 @@ def _fast_record_encoder(
     )
     exec(source, env)  # noqa: S102 -- field names checked to be identifiers, once per effect type, result type and redactor
     record: Callable[..., bytes | None] = env["record"]
+    if "r_t" in env:  # an OBJECT result: its registered name is baked in
+        bake_registered_name(record, "r_")
     return record
 
 
