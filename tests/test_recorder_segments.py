@@ -9,6 +9,7 @@ a file of its own. No test depends on timing.
 from __future__ import annotations
 
 import dataclasses
+import datetime as _dt
 import glob
 import os
 import stat
@@ -17,8 +18,16 @@ from pathlib import Path
 
 import pytest
 
-from prodture import DirectorySink, Effect, Interpreter, Recorder, Success, read_trace
-from prodture.recorder import segment_traces
+from prodture import (
+    DirectorySink,
+    Effect,
+    Interpreter,
+    MemorySink,
+    Recorder,
+    Success,
+    read_trace,
+)
+from prodture.recorder import TraceInfo, segment_traces
 from prodture.trace.codec import TraceFormatError
 from test_recorder_writer import _descriptors_into, small_disk  # noqa: F401 -- a fixture
 
@@ -90,6 +99,38 @@ def test_segments_hold_whole_traces_that_read_back_one_by_one(tmp_path: Path):
     # Traces that share a segment are each self-contained: type records are not shared.
     ids = [read_trace(d).header.trace_id for p in segments for d in segment_traces(p)]
     assert len(set(ids)) == 320
+
+
+def test_a_batch_handed_over_at_once_fills_segments_of_about_segment_bytes(tmp_path: Path):
+    """A writer that fell behind (a busy machine, its CPU budget) hands the sink hundreds of
+    finished traces in one batch: they are split into segments of about ``segment_bytes``
+    (each closed once the next trace would not fit; a bigger trace alone), not one segment of
+    them all, and every trace reads back whole, in order."""
+    memory = MemorySink()
+    recorder = Recorder(memory)
+    interpreter = Interpreter({Fetch: fetch}, recorder=recorder)
+    for i in range(100):
+        assert interpreter.run(two_fetches, [f"batch-{i:03d}", "b"]).ok
+    big = interpreter.run(two_fetches, ["x" * 60, "b"])  # a trace over 8 KiB: its own segment
+    assert big.ok and recorder.close(timeout=60)
+    traces = [read_trace(data) for data in memory.traces]
+    sizes = [len(data) for data in memory.traces]
+    assert max(sizes) > 8 * 1024 > sorted(sizes)[-2] > 0
+    start = _dt.datetime(2026, 12, 1, tzinfo=_dt.timezone.utc)
+    batch = [
+        (TraceInfo(t.handler, t.header.trace_id, start + _dt.timedelta(seconds=i)), data)
+        for i, (t, data) in enumerate(zip(traces, memory.traces, strict=True))
+    ]
+    sink = DirectorySink(tmp_path, segment_bytes=8 * 1024)
+    assert sink.append_traces(batch) == [None] * len(batch)
+    segments = sorted(glob.glob(str(tmp_path / "*.prodtraces")))  # (named by their first's start)
+    assert len(segments) >= sum(sizes) // (8 * 1024)
+    read_back = []
+    for path in segments:
+        held = segment_traces(path)
+        assert os.path.getsize(path) <= 8 * 1024 or len(held) == 1, (path, len(held))
+        read_back += held
+    assert read_back == [bytes(data) for data in memory.traces]
 
 
 def test_a_full_disk_leaves_segments_of_whole_traces_only(small_disk):  # noqa: F811 -- fixture

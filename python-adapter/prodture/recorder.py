@@ -240,28 +240,51 @@ class DirectorySink:
     def append_traces(
         self, traces: list[tuple[TraceInfo, bytes | bytearray]]
     ) -> list[OSError | None]:
-        """Append whole finished traces to the current segment (``segment_bytes`` set), in one
-        write when they fit; per trace, ``None`` when it is on disk or the error that lost it.
-        Called from the recorder's writer thread only."""
+        """Append whole finished traces to segments of about ``segment_bytes`` each, in one
+        write per segment when they fit; per trace, ``None`` when it is on disk or the error
+        that lost it. Called from the recorder's writer thread only.
+
+        A batch is split where a segment fills up: a writer that fell behind (a busy machine,
+        its CPU budget) hands over hundreds of traces at once, which must not make one segment
+        of them all. A trace bigger than ``segment_bytes`` gets a segment of its own."""
+        limit = self.segment_bytes or 0
+        results: list[OSError | None] = []
+        start = 0
+        while start < len(traces):
+            segment = self._current(traces[start][0])
+            size = len(traces[start][1])
+            if segment.size and segment.size + size > limit:
+                self.end_segment()  # full for this one: it starts the next segment
+                segment = self._current(traces[start][0])
+            end = start + 1
+            while end < len(traces) and segment.size + size + len(traces[end][1]) <= limit:
+                size += len(traces[end][1])
+                end += 1
+            results += self._append_group(segment, traces[start:end])
+            start = end
+            current = self._segments.get(threading.get_ident())
+            if current is not None and (
+                current.size == 0 or current.size >= limit or current.spoiled
+            ):
+                self.end_segment()  # full; or empty (every append failed): never left behind empty
+        return results
+
+    def _append_group(
+        self, segment: _Segment, traces: list[tuple[TraceInfo, bytes | bytearray]]
+    ) -> list[OSError | None]:
+        """Append traces that fit in ``segment``, in one write; one by one after a failure."""
         try:
-            self._current(traces[0][0]).append(
-                traces[0][1] if len(traces) == 1 else b"".join([data for _, data in traces])
-            )
-            results: list[OSError | None] = [None] * len(traces)
+            segment.append(traces[0][1] if len(traces) == 1 else b"".join([d for _, d in traces]))
+            return [None] * len(traces)
         except OSError:  # a full disk: the batch was cut back; as many as fit, one by one
-            results = []
+            results: list[OSError | None] = []
             for info, data in traces:
                 try:
                     self._current(info).append(data)
                     results.append(None)
                 except OSError as error:
                     results.append(error)
-        segment = self._segments.get(threading.get_ident())
-        if segment is not None and (
-            segment.size == 0 or segment.size >= (self.segment_bytes or 0) or segment.spoiled
-        ):
-            self.end_segment()  # full; or empty (every append failed): never left behind empty
-        return results
+            return results
 
     def _current(self, info: TraceInfo) -> _Segment:
         me = threading.get_ident()
