@@ -1142,10 +1142,10 @@ def plain_object_source(
 
     The payload is ``[name, {field: value}]``; its ``[name,`` head is packed once per name the
     type is registered under (with ``fast``, the name is the global ``<prefix>name``: the
-    caller passes the compiled function to :func:`bake_registered_name`). When its field names are identifiers (not keywords) this is
-    straight-line code: a dict display, one type test per field; otherwise fields are read by
-    name. ``sample``, an instance seen when the code is compiled, gives each field's likely
-    type (see :func:`leaf_source`)."""
+    caller passes the compiled function to :func:`bake_registered_name`). When its field names
+    are identifiers (not keywords) this is straight-line code: a dict display, one type test
+    per field; otherwise fields are read by name. ``sample``, an instance seen when the code is
+    compiled, gives each field's likely type (see :func:`leaf_source`)."""
     return _object_source(t, var, fast, prefix, pack, leaves=True, sample=sample)
 
 
