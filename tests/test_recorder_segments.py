@@ -117,7 +117,7 @@ def test_a_batch_handed_over_at_once_fills_segments_of_about_segment_bytes(tmp_p
     sizes = [len(data) for data in memory.traces]
     assert max(sizes) > 8 * 1024 > sorted(sizes)[-2] > 0
     start = _dt.datetime(2026, 12, 1, tzinfo=_dt.timezone.utc)
-    batch = [
+    batch: list[tuple[TraceInfo, bytes | bytearray]] = [
         (TraceInfo(t.handler, t.header.trace_id, start + _dt.timedelta(seconds=i)), data)
         for i, (t, data) in enumerate(zip(traces, memory.traces, strict=True))
     ]
