@@ -55,7 +55,7 @@ class RaisingMapping(Mapping[str, Any]):
         return iter(["a"])
 
 
-class RaisingList(list):  # type: ignore[type-arg]
+class RaisingList(list[Any]):
     """A list subclass whose iteration raises."""
 
     def __iter__(self) -> Iterator[Any]:
@@ -98,7 +98,7 @@ def _set_amount(self: Any, value: int) -> None:
 
 
 Reading.amount = property(_amount, _set_amount)  # type: ignore[assignment]
-FrozenReading.amount = property(_amount, _set_amount)  # type: ignore[assignment,misc]
+FrozenReading.amount = property(_amount, _set_amount)  # type: ignore[assignment]
 
 
 #: name -> what makes the value (with, for the key case, a list value: a private copy is kept)
@@ -156,7 +156,7 @@ def _run(
     value = SHAPES[shape]()
     ARMED.append(error)
     handler = _handler(fail)
-    performers = {Carry: lambda e: value}
+    performers: dict[type, Any] = {Carry: lambda e: value}
     unrecorded = Interpreter(performers).run(handler, value if where == "input" else None)
 
     kwargs: dict[str, Any] = {"mode": mode}
@@ -209,7 +209,7 @@ def test_a_cancelled_error_from_the_programs_code_under_run_async(tmp_path, shap
     value = SHAPES[shape]()
     ARMED.append(asyncio.CancelledError())
     handler = _handler(False)
-    performers = {Carry: lambda e: value}
+    performers: dict[type, Any] = {Carry: lambda e: value}
     arg = value if where == "input" else None
     kwargs: dict[str, Any] = {} if redact else {"redact": None}
     recorder = Recorder(DirectorySink(tmp_path), **kwargs)
@@ -259,7 +259,8 @@ def test_a_ctrl_c_from_the_programs_code_still_interrupts_the_program(
     ARMED.append(KeyboardInterrupt())
     kwargs: dict[str, Any] = {} if redact else {"redact": None}
     recorder = Recorder(DirectorySink(tmp_path), **kwargs)
-    interpreter = Interpreter({Carry: lambda e: value}, recorder=recorder)
+    performers: dict[type, Any] = {Carry: lambda e: value}
+    interpreter = Interpreter(performers, recorder=recorder)
     with pytest.raises(KeyboardInterrupt):
         interpreter.run(_handler(False), value if where == "input" else None)
     assert recorder.close(timeout=60)
