@@ -618,6 +618,13 @@ _IMMUTABLE: frozenset[type] = frozenset(
 _MAX_DEPTH = 8
 
 _NOT_KEPT: Any = object()
+
+# _PROGRAMS_CODE: keeping and encoding a value calls the program's own code, which the handler
+# never called (a property read as a dataclass field, a dict key's __hash__, a container's
+# iteration, a __repr__). Whatever it raises, a SystemExit, GeneratorExit or CancelledError too,
+# must not reach the handler: the value is encoded at once instead of kept, or marked (REDACTED,
+# OPAQUE), or its record left out and counted as an encode error. Except KeyboardInterrupt: the
+# user's Ctrl-C goes on (see text.safe_repr). Each such ``try`` costs nothing until it catches.
 #: ``_StreamSession.by_site`` when it holds nothing (never written to).
 _NOTHING_SEEN: dict[Any, Any] = {}
 
@@ -1358,7 +1365,12 @@ class _StreamSession(_Pending):
             if t in _SIZED:
                 self.kept_bytes = len(input) - KEPT_VALUE_BYTES
         else:
-            self.input = _kept(input)
+            try:
+                self.input = _kept(input)
+            except KeyboardInterrupt:
+                raise
+            except BaseException:  # (see _PROGRAMS_CODE)
+                self.input = _NOT_KEPT
             if self.input is _NOT_KEPT:
                 self.input = input
                 self._encode_head()
@@ -1393,7 +1405,9 @@ class _StreamSession(_Pending):
         head = recorder._header(encoder, self.info, self.meta)
         try:
             head += encoder.input(self.input)
-        except Exception:
+        except KeyboardInterrupt:
+            raise
+        except BaseException:  # (see _PROGRAMS_CODE)
             recorder._encode_failed("the input", self.handler)
         self.input = None
         self.records += head  # (one C call: see _Pending)
@@ -1417,7 +1431,9 @@ class _StreamSession(_Pending):
         self.common = encoder.common_records()
         try:
             data = encoder.effect(seq, effect, ok, value, start - self.t0, dur, site)
-        except Exception:
+        except KeyboardInterrupt:
+            raise
+        except BaseException:  # (see _PROGRAMS_CODE)
             self.recorder._encode_failed(f"effect #{seq}", self.handler)
             return
         self.records += data
@@ -1440,20 +1456,25 @@ class _StreamSession(_Pending):
         # (A kept effect of a trace the writer has given up on, ``broken``, is let go at finish.)
         if ok and seq <= MAX_KEPT and start_ns < self.defer_until:
             effect = call.effect
-            if _keepers.get(type(effect), _first_keep)(effect, 0) is effect:
-                t = type(value)
-                if t in _IMMUTABLE:
-                    kept = value
-                    if t in _SIZED:
-                        self.kept_bytes += len(value) - KEPT_VALUE_BYTES
-                else:
-                    kept = _keepers.get(t, _first_keep)(value, 0)
-                if kept is not _NOT_KEPT:
-                    # (seq, effect, site, value, start, duration): see _DEFERRED
-                    self.deferred += (seq, effect, call.site, kept, start_ns, duration_ns)
-                    self.common = None  # (set again once what is kept is encoded)
-                    self.by_site = _NOTHING_SEEN
-                    return
+            try:
+                if _keepers.get(type(effect), _first_keep)(effect, 0) is effect:
+                    t = type(value)
+                    if t in _IMMUTABLE:
+                        kept = value
+                        if t in _SIZED:
+                            self.kept_bytes += len(value) - KEPT_VALUE_BYTES
+                    else:
+                        kept = _keepers.get(t, _first_keep)(value, 0)
+                    if kept is not _NOT_KEPT:
+                        # (seq, effect, site, value, start, duration): see _DEFERRED
+                        self.deferred += (seq, effect, call.site, kept, start_ns, duration_ns)
+                        self.common = None  # (set again once what is kept is encoded)
+                        self.by_site = _NOTHING_SEEN
+                        return
+            except KeyboardInterrupt:
+                raise
+            except BaseException:  # (see _PROGRAMS_CODE) encoded at once, below
+                pass
         if self.broken:
             return
         # Every effect's path once the first MAX_KEPT are kept: TraceEncoder.ok_effect's common
@@ -1507,7 +1528,9 @@ class _StreamSession(_Pending):
                 data = self.encoder._effect(  # type: ignore[union-attr]
                     seq, effect, True, value, start_ns - self.t0, duration_ns, site, not refused
                 )
-            except Exception:
+            except KeyboardInterrupt:
+                raise
+            except BaseException:  # (see _PROGRAMS_CODE)
                 self.recorder._encode_failed(f"effect #{seq}", self.handler)
                 return
         self.records += data  # (one C call, the same object stored back: see _Pending)
@@ -1537,7 +1560,12 @@ class _StreamSession(_Pending):
             kept = outcome.value
             t = type(kept)
             if t not in _IMMUTABLE:
-                kept = _keepers.get(t, _first_keep)(kept, 0)
+                try:
+                    kept = _keepers.get(t, _first_keep)(kept, 0)
+                except KeyboardInterrupt:
+                    raise
+                except BaseException:  # (see _PROGRAMS_CODE) encoded here, below
+                    kept = _NOT_KEPT
             elif t in _SIZED:
                 self.kept_bytes += len(kept) - KEPT_VALUE_BYTES
         else:
@@ -1548,7 +1576,9 @@ class _StreamSession(_Pending):
         else:  # an outcome record does not depend on the others: encoded here, written last
             try:
                 self.tail = _encode_outcome(recorder._scratch_encoder(), outcome, duration)
-            except Exception:
+            except KeyboardInterrupt:
+                raise
+            except BaseException:  # (see _PROGRAMS_CODE)
                 recorder._encode_failed("the outcome", self.handler)
         self.done = True
         if in_memory:
@@ -1590,7 +1620,9 @@ class _StreamSession(_Pending):
             value, self.result, self.result_ns = self.result, None, None
             try:
                 tail = self.recorder._scratch_encoder().outcome(True, value, "", None, duration)
-            except Exception:
+            except KeyboardInterrupt:
+                raise
+            except BaseException:  # (see _PROGRAMS_CODE)
                 self.recorder._encode_failed("the outcome", self.handler)
                 return
         if tail is not None:
@@ -1651,7 +1683,12 @@ class _FailureSession:
         self.records: list[bytes] = []
         self._info: TraceInfo | None = None
         self.input_record: bytes | None = None
-        self.input = _kept(input)
+        try:
+            self.input = _kept(input)
+        except KeyboardInterrupt:
+            raise
+        except BaseException:  # (see _PROGRAMS_CODE)
+            self.input = _NOT_KEPT
         if self.input is _NOT_KEPT:
             self.input = input
             self.input_record = self._input_record()
@@ -1687,7 +1724,9 @@ class _FailureSession:
     def _input_record(self) -> bytes:
         try:
             return self.recorder._scratch_encoder().input(self.input)
-        except Exception:
+        except KeyboardInterrupt:
+            raise
+        except BaseException:  # (see _PROGRAMS_CODE)
             self.recorder._encode_failed("the input", self.handler)
             return b""
 
@@ -1697,7 +1736,9 @@ class _FailureSession:
             encoder = self._encoder()
         try:
             data = encoder.effect(call.seq, call.effect, ok, value, start - self.t0, dur, call.site)
-        except Exception:
+        except KeyboardInterrupt:
+            raise
+        except BaseException:  # (see _PROGRAMS_CODE)
             self.recorder._encode_failed(f"effect #{call.seq}", self.handler)
             return
         self.records.append(data)
@@ -1710,11 +1751,16 @@ class _FailureSession:
     def effect(
         self, call: EffectCall, ok: bool, value: Any, start_ns: int, duration_ns: int
     ) -> None:
-        if ok and _immutable(call.effect):
-            kept = _kept(value)
-            if kept is not _NOT_KEPT:
-                self.deferred.append((call, ok, kept, start_ns, duration_ns))
-                return
+        try:
+            if ok and _immutable(call.effect):
+                kept = _kept(value)
+                if kept is not _NOT_KEPT:
+                    self.deferred.append((call, ok, kept, start_ns, duration_ns))
+                    return
+        except KeyboardInterrupt:
+            raise
+        except BaseException:  # (see _PROGRAMS_CODE) encoded at once, below
+            pass
         if self.deferred:
             self._encode_deferred()
         self._encode(call, ok, value, start_ns, duration_ns)
@@ -1738,7 +1784,9 @@ class _FailureSession:
         self._encode_deferred()
         try:
             tail = _encode_outcome(scratch, outcome, duration)
-        except Exception:
+        except KeyboardInterrupt:
+            raise
+        except BaseException:  # (see _PROGRAMS_CODE)
             recorder._encode_failed("the outcome", self.handler)
             tail = b""
         info = self.info

@@ -603,9 +603,12 @@ class Redactor:
             return value
         try:
             return self._scrub(value, 0)
-        except Exception:
-            # A container whose iteration raised, or a walk too deep for the interpreter's stack:
-            # nothing of it was checked, so none of it is written.
+        except KeyboardInterrupt:  # the user's Ctrl-C goes on (see text.safe_repr)
+            raise
+        except BaseException:
+            # A container whose iteration raised (a SystemExit or CancelledError too: the
+            # program's code, which the handler never called), or a walk too deep for the
+            # interpreter's stack: nothing of it was checked, so none of it is written.
             return REDACTED
 
     def scrub_each(self, values: list[Any]) -> list[Any]:
@@ -615,7 +618,9 @@ class Redactor:
         try:
             scrubbed: list[Any] = self._scrub_sequence(values, values, 1, list)
             return scrubbed
-        except Exception:
+        except KeyboardInterrupt:
+            raise
+        except BaseException:  # (as scrub: each value on its own then)
             return [self.scrub(v) for v in values]
 
     def _scrub(self, value: Any, depth: int) -> Any:
@@ -882,6 +887,14 @@ def _default(obj: Any) -> Any:
         return _opaque_ext(obj, "it holds an int beyond 64 bits")
     except (TypeError, ValueError, RecursionError) as e:
         return _opaque_ext(obj, f"{type(e).__name__}: {_clip_reason(e)}")
+    except KeyboardInterrupt:  # the user's Ctrl-C goes on (see text.safe_repr)
+        raise
+    except BaseException as e:
+        # The program's code (a container's iteration, a property read as a field) raised a
+        # SystemExit, a CancelledError...: the value is marked, the exception never reaches
+        # the handler, which did not call that code. (Any other Exception is a bug: it goes on
+        # to the recorder, which counts an encode error.)
+        return _opaque_ext(obj, f"{type(e).__name__} raised while it was read")
 
 
 def _clip_reason(e: BaseException) -> str:
@@ -979,7 +992,9 @@ def likely_type(sample: object | None, name: str) -> type | None:
         return None
     try:
         return type(getattr(sample, name))
-    except Exception:  # a hint only: the compiled code tests every value anyway
+    except KeyboardInterrupt:
+        raise
+    except BaseException:  # a hint only (a property's SystemExit too): the code tests every value
         return None
 
 

@@ -310,7 +310,10 @@ def _fast_record_encoder(
         # tuples: msgspec writes them as the arrays lists are, and they are cheaper to make
         + f"        return encode(({RecordKind.EFFECT}, seq, type_id, ({items}{',' if len(names) == 1 else ''}), "
         f"True, {result}, start, duration, site))\n"
-        "    except Exception:  # an int beyond 64 bits...: the msgpack path marks it\n"
+        "    except KeyboardInterrupt:\n"
+        "        raise\n"
+        # (a property read as a field raising SystemExit too: the program's code)
+        "    except BaseException:  # an int beyond 64 bits...: the msgpack path marks it\n"
         "        return None\n"
     )
     exec(source, env)  # noqa: S102 -- field names checked to be identifiers, once per effect type, result type and redactor
@@ -801,7 +804,9 @@ class TraceEncoder:
         packer = self._packer  # idle: the record is packed after this
         try:
             ext = plain(value, packer.pack)
-        except Exception:  # an int beyond 64 bits: left to the general way
+        except KeyboardInterrupt:
+            raise
+        except BaseException:  # an int beyond 64 bits, a property's SystemExit: the general way
             packer.reset()
             return _WALK
         return _WALK if ext is None else ext
@@ -1008,7 +1013,9 @@ class TraceEncoder:
                 packer = self._packer
                 try:
                     result = plain(value, packer.pack)
-                except Exception:  # left to the packer's hook, which marks it as opaque
+                except KeyboardInterrupt:
+                    raise
+                except BaseException:  # left to the packer's hook, which marks it as opaque
                     packer.reset()
                     del self._pending_opaque[pending:]
                     result = None
