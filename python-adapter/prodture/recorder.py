@@ -644,6 +644,17 @@ def _kept(value: Any, depth: int = 0) -> Any:
     return _keepers.get(type(value), _first_keep)(value, depth)
 
 
+def _kept_or_not(value: Any) -> Any:
+    """:func:`_kept`, and ``_NOT_KEPT`` when the program's code it calls raises (see
+    _PROGRAMS_CODE): the value is then encoded at once, and marked there."""
+    try:
+        return _kept(value)
+    except KeyboardInterrupt:
+        raise
+    except BaseException:
+        return _NOT_KEPT
+
+
 def _immutable(value: Any, depth: int = 0) -> bool:
     """Whether ``value`` (and everything it holds) cannot change, so that a reference to it may
     be kept: what :func:`_kept` keeps as itself."""
@@ -1365,12 +1376,7 @@ class _StreamSession(_Pending):
             if t in _SIZED:
                 self.kept_bytes = len(input) - KEPT_VALUE_BYTES
         else:
-            try:
-                self.input = _kept(input)
-            except KeyboardInterrupt:
-                raise
-            except BaseException:  # (see _PROGRAMS_CODE)
-                self.input = _NOT_KEPT
+            self.input = _kept_or_not(input)
             if self.input is _NOT_KEPT:
                 self.input = input
                 self._encode_head()
@@ -1694,12 +1700,7 @@ class _FailureSession:
         self.records: list[bytes] = []
         self._info: TraceInfo | None = None
         self.input_record: bytes | None = None
-        try:
-            self.input = _kept(input)
-        except KeyboardInterrupt:
-            raise
-        except BaseException:  # (see _PROGRAMS_CODE)
-            self.input = _NOT_KEPT
+        self.input = _kept_or_not(input)
         if self.input is _NOT_KEPT:
             self.input = input
             self.input_record = self._input_record()
