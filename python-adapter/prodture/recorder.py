@@ -624,7 +624,9 @@ _NOT_KEPT: Any = object()
 # iteration, a __repr__). Whatever it raises, a SystemExit, GeneratorExit or CancelledError too,
 # must not reach the handler: the value is encoded at once instead of kept, or marked (REDACTED,
 # OPAQUE), or its record left out and counted as an encode error. Except KeyboardInterrupt: the
-# user's Ctrl-C goes on (see text.safe_repr). Each such ``try`` costs nothing until it catches.
+# user's Ctrl-C goes on (see text.safe_repr). A ``try`` itself costs nothing until it catches,
+# but on the per-effect path keep such code out of effect() (see _StreamSession._keep).
+
 #: ``_StreamSession.by_site`` when it holds nothing (never written to).
 _NOTHING_SEEN: dict[Any, Any] = {}
 
